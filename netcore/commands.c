@@ -1,0 +1,161 @@
+/* commands.c: see commands.h. */
+#include "commands.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "daemon.h"
+#include "errors.h"
+#include "handler.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+#include "socket.h"
+#include "wire.h"
+
+static char errmsg[512];
+
+void ncd_set_errmsg(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+  va_end(ap);
+}
+
+const char *ncd_take_errmsg(void) {
+  static char taken[sizeof errmsg];
+  snprintf(taken, sizeof taken, "%s", errmsg);
+  errmsg[0] = '\0';
+  return taken;
+}
+
+/* Sends Error{err} about cmd to its sender. */
+static void reject(const void *rid, size_t rid_len, ncd_handler *h, const ncd_cmd *cmd, int err) {
+  const char *detail = ncd_take_errmsg();
+  ncd_event ev = {.kind = NCD_EV_ERROR,
+                  .code = ncd_err_name(err),
+                  .message = *detail ? detail : ncd_err_message(err),
+                  .ref = cmd->ref,
+                  .command = cmd->name};
+  if (cmd->kind == NCD_CMD_LISTEN || cmd->kind == NCD_CMD_SERVER_PAUSE ||
+      cmd->kind == NCD_CMD_SERVER_CLOSE || cmd->kind == NCD_CMD_SERVER_SET_MAX)
+    ev.server_id = cmd->id;
+  else
+    ev.socket_id = cmd->id;
+  ncd_debug("rejected %s from %s: %s %s", cmd->name, h ? h->name : "unknown", ev.code, ev.message);
+  if (h) ncd_router_send(h, &ev, NULL);
+  else ncd_router_send_rid(rid, rid_len, &ev);
+}
+
+/* Carries out a command from a known handler. Returns 0 or an error to reject with. */
+static int run(ncd_handler *h, const ncd_cmd *cmd, zmq_msg_t *payload) {
+  ncd_socket *s;
+  ncd_server *srv;
+  int rc;
+  switch (cmd->kind) {
+  case NCD_CMD_BYE:
+    ncd_handler_gone(h, "said Bye");
+    return 0;
+  case NCD_CMD_PING: {
+    ncd_event ev = {.kind = NCD_EV_PONG, .nonce = cmd->nonce};
+    ncd_router_send(h, &ev, NULL);
+    return 0;
+  }
+  case NCD_CMD_LISTEN:
+    if (ncd.shutting_down) return NCD_ERR_NETCORE_SHUTDOWN;
+    if ((rc = ncd_handler_claim_id(h, cmd->id)) != 0) return rc;
+    return ncd_server_listen(h, cmd);
+  case NCD_CMD_CONNECT:
+    if (ncd.shutting_down) return NCD_ERR_NETCORE_SHUTDOWN;
+    if ((rc = ncd_handler_claim_id(h, cmd->id)) != 0) return rc;
+    return ncd_socket_connect(h, cmd);
+  case NCD_CMD_SERVER_PAUSE:
+  case NCD_CMD_SERVER_CLOSE:
+  case NCD_CMD_SERVER_SET_MAX:
+    if ((rc = ncd_handler_server(h, cmd->id, &srv)) != 0) return rc;
+    if (cmd->kind == NCD_CMD_SERVER_CLOSE) return ncd_server_close(srv);
+    if (cmd->kind == NCD_CMD_SERVER_PAUSE) ncd_server_pause(srv, cmd->msecs);
+    else ncd_server_set_max_connections(srv, cmd->max_connections);
+    return 0;
+  default:
+    break;
+  }
+  if ((rc = ncd_handler_socket(h, cmd->id, &s)) != 0) return rc;
+  switch (cmd->kind) {
+  case NCD_CMD_WRITE:
+    ncd_socket_write(s, payload, cmd->fd_socket_id);
+    return 0;
+  case NCD_CMD_END:
+    ncd_socket_end(s, payload);
+    return 0;
+  case NCD_CMD_DESTROY:
+    ncd_socket_destroy(s, 1);
+    return 0;
+  case NCD_CMD_PAUSE:
+    ncd_socket_pause(s);
+    return 0;
+  case NCD_CMD_RESUME:
+    ncd_socket_resume(s);
+    return 0;
+  case NCD_CMD_CREDIT:
+    ncd_socket_credit(s, cmd->bytes);
+    return 0;
+  case NCD_CMD_SET_TIMEOUT:
+    return ncd_socket_set_timeout(s, cmd->msecs);
+  case NCD_CMD_SET_NO_DELAY:
+    return ncd_socket_set_nodelay(s, cmd->enable);
+  case NCD_CMD_SET_KEEP_ALIVE:
+    return ncd_socket_set_keepalive(s, cmd->enable, cmd->initial_delay_ms);
+  default:
+    return NCD_ERR_UNKNOWN_COMMAND;
+  }
+}
+
+void ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, zmq_msg_t *payload,
+                           int nframes) {
+  ncd_cmd cmd = {.name = "unknown"};
+  ncd_handler *h = ncd_handler_find(rid, rid_len);
+  int rc = 0;
+  if (!env) {
+    ncd_set_errmsg("a message needs an envelope frame");
+    rc = NCD_EPROTO;
+  } else if (zmq_msg_size(env) > ncd.cfg.max_frame ||
+             (payload && zmq_msg_size(payload) > ncd.cfg.max_frame)) {
+    ncd_set_errmsg("frame of %zu bytes is over the limit of %u bytes",
+                   payload && zmq_msg_size(payload) > zmq_msg_size(env) ? zmq_msg_size(payload)
+                                                                        : zmq_msg_size(env),
+                   ncd.cfg.max_frame);
+    rc = NCD_EMSGSIZE;
+    /* Still name the command if it parses, so the sender can match the error. */
+    if (zmq_msg_size(env) <= ncd.cfg.max_frame) ncd_wire_cmd_unpack(zmq_msg_data(env), zmq_msg_size(env), &cmd);
+  } else if ((rc = ncd_wire_cmd_unpack(zmq_msg_data(env), zmq_msg_size(env), &cmd)) != 0) {
+    ncd_set_errmsg(rc == NCD_EPROTO ? "the envelope is not a netcore.v1.Command"
+                                    : "the envelope holds no command this netcore knows");
+  } else if (nframes > 2) {
+    ncd_set_errmsg("%s: %d frames; at most an envelope and one payload", cmd.name, nframes);
+    rc = NCD_ERR_PAYLOAD;
+  } else if (cmd.kind == NCD_CMD_HELLO) {
+    if (payload) {
+      ncd_set_errmsg("hello takes no payload frame");
+      rc = NCD_ERR_PAYLOAD;
+    } else {
+      rc = ncd_handler_hello(rid, rid_len, &cmd);
+      h = NULL; /* a failed Hello is answered to the routing id */
+    }
+  } else if (!h) {
+    ncd_set_errmsg("%s before hello: the first command must be Hello", cmd.name);
+    rc = NCD_ERR_NO_HELLO;
+  } else {
+    int rule = ncd_wire_payload_rule(cmd.kind);
+    if ((rule == NCD_PAYLOAD_NEVER && payload) || (rule == NCD_PAYLOAD_REQUIRED && !payload)) {
+      ncd_set_errmsg(payload ? "%s takes no payload frame" : "%s needs a payload frame", cmd.name);
+      rc = NCD_ERR_PAYLOAD;
+    } else {
+      ncd_handler_touch(h);
+      rc = run(h, &cmd, payload);
+    }
+  }
+  if (h) ncd_handler_touch(h);
+  if (rc != 0) reject(rid, rid_len, h, &cmd, rc);
+  ncd_wire_cmd_release();
+}

@@ -1,0 +1,158 @@
+/* config.c: see config.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#ifndef NCD_VERSION
+#define NCD_VERSION "0.0.0"
+#endif
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "Usage: netcore [options]\n"
+          "The netcore daemon: owns TCP and UNIX sockets on one event loop and serves\n"
+          "handler actors over ZeroMQ (protocol netcore.v1, see proto/PROTOCOL.md).\n\n"
+          "  --bind ENDPOINT         ZeroMQ endpoint for handlers; repeatable\n"
+          "                          (default " NCD_DEFAULT_ENDPOINT ")\n"
+          "  --listen-fd N           adopt inherited listening fd N (repeatable; systemd's\n"
+          "                          LISTEN_FDS/LISTEN_PID are honoured too)\n"
+          "  --credit-window BYTES   initial read credit per socket (default 262144)\n"
+          "  --lease-ms MS           handler lease: silence this long = gone (default 10000)\n"
+          "  --max-frame BYTES       largest accepted frame (default 16777216)\n"
+          "  --max-write-queue BYTES per-socket write queue limit (default 16777216)\n"
+          "  --max-connections N     total sockets held; 0 = unlimited (default 0)\n"
+          "  --shutdown-ms MS        SIGTERM: time given to queued writes (default 2000)\n"
+          "  --hwm N                 ZeroMQ send high-water mark, messages (default 100000)\n"
+          "  --log-level LEVEL       error, warn, info or debug (default info)\n"
+          "  --help, --version\n");
+}
+
+static int parse_u32(const char *opt, const char *s, uint32_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || *s == '\0' || *end != '\0' || *s == '-' || v > UINT32_MAX) {
+    fprintf(stderr, "netcore: %s needs a number from 0 to %u, not '%s'\n", opt, UINT32_MAX, s);
+    return -1;
+  }
+  *out = (uint32_t)v;
+  return 0;
+}
+
+static int add_listen_fd(ncd_config *cfg, int fd) {
+  if (cfg->nlisten_fds == NCD_MAX_LISTEN_FDS) {
+    fprintf(stderr, "netcore: at most %d listening fds\n", NCD_MAX_LISTEN_FDS);
+    return -1;
+  }
+  cfg->listen_fds[cfg->nlisten_fds++] = fd;
+  return 0;
+}
+
+/* systemd socket activation: fds 3 .. 3+LISTEN_FDS-1, meant for us if
+ * LISTEN_PID is our pid (or absent). */
+static int take_systemd_fds(ncd_config *cfg) {
+  const char *n = getenv("LISTEN_FDS"), *pid = getenv("LISTEN_PID");
+  if (!n) return 0;
+  if (pid && strtol(pid, NULL, 10) != (long)getpid()) return 0;
+  long count = strtol(n, NULL, 10);
+  for (long i = 0; i < count; i++)
+    if (add_listen_fd(cfg, 3 + (int)i) != 0) return -1;
+  return 0;
+}
+
+int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->credit_window = 256 * 1024;
+  cfg->max_credit = 64 * 1024 * 1024;
+  cfg->lease_ms = 10000;
+  cfg->max_frame = 16 * 1024 * 1024;
+  cfg->max_write_queue = 16 * 1024 * 1024;
+  cfg->shutdown_ms = 2000;
+  cfg->hwm = 100000;
+  cfg->log_level = NCD_LOG_INFO;
+
+  static const struct option opts[] = {
+      {"bind", required_argument, 0, 'b'},        {"listen-fd", required_argument, 0, 'f'},
+      {"credit-window", required_argument, 0, 'c'}, {"lease-ms", required_argument, 0, 'l'},
+      {"max-frame", required_argument, 0, 'F'},    {"max-write-queue", required_argument, 0, 'q'},
+      {"max-connections", required_argument, 0, 'm'}, {"shutdown-ms", required_argument, 0, 's'},
+      {"hwm", required_argument, 0, 'w'},           {"log-level", required_argument, 0, 'L'},
+      {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
+      {0, 0, 0, 0}};
+  int c;
+  uint32_t v;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (c) {
+    case 'b':
+      if (cfg->nbinds == NCD_MAX_BINDS) {
+        fprintf(stderr, "netcore: at most %d --bind endpoints\n", NCD_MAX_BINDS);
+        return -1;
+      }
+      cfg->binds[cfg->nbinds++] = optarg;
+      break;
+    case 'f':
+      if (parse_u32("--listen-fd", optarg, &v) != 0 || add_listen_fd(cfg, (int)v) != 0) return -1;
+      break;
+    case 'c':
+      if (parse_u32("--credit-window", optarg, &cfg->credit_window) != 0) return -1;
+      if (cfg->credit_window == 0) {
+        fprintf(stderr, "netcore: --credit-window must be at least 1\n");
+        return -1;
+      }
+      if (cfg->credit_window > cfg->max_credit) cfg->max_credit = cfg->credit_window;
+      break;
+    case 'l':
+      if (parse_u32("--lease-ms", optarg, &cfg->lease_ms) != 0) return -1;
+      break;
+    case 'F':
+      if (parse_u32("--max-frame", optarg, &cfg->max_frame) != 0) return -1;
+      break;
+    case 'q':
+      if (parse_u32("--max-write-queue", optarg, &cfg->max_write_queue) != 0) return -1;
+      break;
+    case 'm':
+      if (parse_u32("--max-connections", optarg, &cfg->max_connections) != 0) return -1;
+      break;
+    case 's':
+      if (parse_u32("--shutdown-ms", optarg, &cfg->shutdown_ms) != 0) return -1;
+      break;
+    case 'w':
+      if (parse_u32("--hwm", optarg, &cfg->hwm) != 0) return -1;
+      break;
+    case 'L':
+      if ((cfg->log_level = ncd_log_level_parse(optarg)) < 0) {
+        fprintf(stderr, "netcore: --log-level is error, warn, info or debug, not '%s'\n", optarg);
+        return -1;
+      }
+      break;
+    case 'h':
+      usage(stdout);
+      return 1;
+    case 'V':
+      printf("netcore %s (protocol netcore.v1)\n", NCD_VERSION);
+      return 1;
+    default:
+      usage(stderr);
+      return -1;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "netcore: unexpected argument '%s'\n", argv[optind]);
+    usage(stderr);
+    return -1;
+  }
+  if (cfg->nbinds == 0) {
+    const char *env = getenv("NETCORE_ENDPOINT");
+    cfg->binds[cfg->nbinds++] = env && *env ? env : NCD_DEFAULT_ENDPOINT;
+  }
+  if (cfg->lease_ms < 50) cfg->lease_ms = 50;
+  return take_systemd_fds(cfg);
+}

@@ -1,0 +1,35 @@
+/* config.h: the daemon's settings, from defaults and the command line.
+ *
+ * Filled once by ncd_config_parse() in main before the loop starts, then only
+ * read. Every limit of the daemon lives here so --help can list it.
+ */
+#ifndef NCD_CONFIG_H
+#define NCD_CONFIG_H
+
+#include <stdint.h>
+
+#define NCD_MAX_BINDS 16
+#define NCD_MAX_LISTEN_FDS 64
+#define NCD_DEFAULT_ENDPOINT "ipc:///tmp/netcore.sock"
+
+typedef struct ncd_config {
+  const char *binds[NCD_MAX_BINDS]; /* ZeroMQ endpoints; point into argv */
+  int nbinds;
+  int listen_fds[NCD_MAX_LISTEN_FDS]; /* inherited listening fds (--listen-fd, LISTEN_FDS) */
+  int nlisten_fds;
+  uint32_t credit_window;   /* default initial read credit per socket, bytes */
+  uint32_t max_credit;      /* largest window a handler may ask for in Hello */
+  uint32_t lease_ms;        /* default handler lease */
+  uint32_t max_frame;       /* largest accepted ZeroMQ frame */
+  uint32_t max_write_queue; /* per-socket write queue limit, bytes */
+  uint32_t max_connections; /* total sockets netcore holds; 0 = unlimited */
+  uint32_t shutdown_ms;     /* how long SIGTERM waits for queued writes */
+  uint32_t hwm;             /* ZeroMQ send high-water mark per handler, messages */
+  int log_level;
+} ncd_config;
+
+/* Parses argv into cfg. Returns 0 to run, 1 when --help/--version was
+ * printed (exit 0), or -1 after printing a usage error (exit 2). */
+int ncd_config_parse(ncd_config *cfg, int argc, char **argv);
+
+#endif

@@ -1,0 +1,157 @@
+/* daemon.h: the daemon's state and the objects it owns.
+ *
+ * One process, one libuv loop, one thread: everything here is touched only from
+ * that loop. `ncd` is the single daemon instance (like Redis's `server`).
+ * Ownership: a handler owns its sockets and servers (lists in the handler); a
+ * listener is the real listening socket shared by one or more servers (its
+ * members); a socket is owned by exactly one handler and may point at the
+ * server that accepted it. Memory of a socket is freed in its uv_close callback,
+ * after its Closed event; a handler is freed once it is gone and owns nothing.
+ */
+#ifndef NCD_DAEMON_H
+#define NCD_DAEMON_H
+
+#include <stdint.h>
+#include <uv.h>
+#include <zmq.h>
+
+#include "addr.h"
+#include "config.h"
+#include "idmap.h"
+#include "list.h"
+
+typedef struct ncd_handler ncd_handler;
+typedef struct ncd_server ncd_server;
+typedef struct ncd_listener ncd_listener;
+typedef struct ncd_socket ncd_socket;
+
+/* An event that could not be handed to ZeroMQ because the handler's pipe was
+ * full; sent in order once the pipe drains. */
+typedef struct ncd_outmsg {
+  struct ncd_outmsg *next;
+  zmq_msg_t env, payload;
+  int has_payload;
+} ncd_outmsg;
+
+struct ncd_handler {
+  ncd_list link;             /* in ncd.handlers */
+  unsigned char rid[256];    /* ZeroMQ routing id of its DEALER */
+  size_t rid_len;
+  uint32_t prefix;           /* high 32 bits of the ids it creates */
+  uint64_t last_id;          /* every new id must exceed this */
+  char name[64];
+  uint32_t credit_window;
+  uint32_t lease_ms;
+  uint64_t last_seen;        /* uv_now() of its last command */
+  ncd_list sockets;          /* ncd_socket.owner_link */
+  ncd_list servers;          /* ncd_server.owner_link */
+  ncd_outmsg *outq_head, *outq_tail;
+  size_t outq_len;
+  int blocked;               /* its pipe is full: its sockets are not read */
+  int gone;                  /* lease expired, Bye, or unreachable: sends are dropped */
+};
+
+struct ncd_listener {
+  ncd_list link;        /* in ncd.listeners */
+  uv_poll_t poll;
+  uv_timer_t resume_timer; /* ends a server.pause() */
+  int fd;
+  int is_unix;
+  int polling;
+  int closing;
+  char key[160];        /* "tcp:ADDR:PORT" or "unix:PATH": what sharing compares */
+  char group[64];       /* "" = not shareable */
+  char unlink_path[sizeof(((ncd_addr *)0)->address)]; /* "" = nothing to unlink */
+  ncd_addr address;
+  ncd_list members;     /* ncd_server.member_link, round-robin order */
+};
+
+struct ncd_server {
+  uint64_t id;
+  uint64_t seq;
+  ncd_handler *owner;
+  ncd_list owner_link;
+  ncd_listener *listener; /* NULL once closed */
+  ncd_list member_link;
+  int allow_half_open;
+  int closing;
+  uint32_t max_connections;
+  uint32_t connections;
+  uint64_t paused_until;  /* uv_now() value; 0 = not paused */
+};
+
+struct ncd_socket {
+  uint64_t id;
+  uint64_t seq;
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;
+  ncd_handler *owner;
+  ncd_list owner_link;
+  ncd_server *server;     /* the server that accepted it, or NULL */
+  ncd_list dirty_link;    /* in ncd.dirty while an ack waits to be sent */
+  ncd_list pending;       /* writes/end queued while connecting (ncd_wreq.link) */
+  uint32_t credit;        /* bytes it may still read and forward */
+  uint32_t ack_writes;    /* completed writes not yet acknowledged */
+  uint64_t ack_bytes;
+  uint64_t bytes_read, bytes_written, queued_bytes;
+  uv_timer_t *timer;      /* idle timeout, allocated on first SetTimeout */
+  uint32_t timeout_ms;
+  uint64_t last_active;
+  uv_getaddrinfo_t *gai;  /* name resolution in flight (outlives a destroy) */
+  struct addrinfo *ai_list, *ai_next;
+  uint32_t connect_port;
+  uv_connect_t connect_req;
+  uv_shutdown_t shutdown_req;
+  unsigned is_unix : 1;
+  unsigned connecting : 1;
+  unsigned allow_half_open : 1;
+  unsigned paused : 1;
+  unsigned reading : 1;
+  unsigned eof : 1;           /* the peer's FIN arrived */
+  unsigned ended : 1;         /* the handler sent End */
+  unsigned shutdown_done : 1; /* our FIN is out */
+  unsigned closing : 1;
+  unsigned notify : 1;        /* send Closed to the owner when the close completes */
+  unsigned had_error : 1;
+  unsigned initialized : 1;   /* h was uv_*_init'ed */
+  unsigned reconnecting : 1;  /* h is closing to try the next address */
+};
+
+typedef struct ncd_daemon {
+  ncd_config cfg;
+  uv_loop_t *loop;
+  void *zctx;
+  void *router;
+  void *monitor;
+  uv_poll_t router_poll, monitor_poll;
+  uv_idle_t router_idle;     /* keeps the loop spinning while ZeroMQ has input queued */
+  uv_prepare_t router_prepare;
+  uv_check_t ack_check;      /* sends batched WriteAcks once per loop turn */
+  uv_timer_t retry_timer;    /* retries blocked handlers' queues */
+  uv_timer_t lease_timer;
+  uv_timer_t probe_timer;    /* finds handlers whose connection dropped */
+  uv_timer_t shutdown_timer;
+  uv_signal_t sigint, sigterm;
+  char instance_id[40];
+  uint32_t next_prefix;
+  uint64_t next_socket_id;   /* prefix 0 ids of accepted sockets */
+  uint32_t nsockets;         /* all live sockets, for --max-connections */
+  ncd_idmap sockets, servers;
+  ncd_list handlers, listeners, dirty;
+  int inherited_used[NCD_MAX_LISTEN_FDS];
+  int shutting_down;
+} ncd_daemon;
+
+extern ncd_daemon ncd;
+
+/* A detail for the next command error, shown instead of the default message.
+ * Set by a module just before it returns an error; read and cleared by the
+ * command dispatcher. */
+void ncd_set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *ncd_take_errmsg(void);
+
+#endif

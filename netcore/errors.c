@@ -1,0 +1,44 @@
+/* errors.c: see errors.h. */
+#include "errors.h"
+
+#include <uv.h>
+
+static int canonical(int err) {
+  switch (err) {
+  case UV_EAI_NONAME:
+  case UV_EAI_NODATA:
+  case UV_EAI_FAMILY:
+  case UV_EAI_SERVICE:
+    return NCD_ENOTFOUND;
+  case UV_EAI_AGAIN:
+    return NCD_EAI_AGAIN;
+  case UV_EAI_FAIL:
+    return NCD_EAI_FAIL;
+  default:
+    return err;
+  }
+}
+
+const char *ncd_err_name(int err) {
+  switch (canonical(err)) {
+#define XX(name, code, msg) \
+  case (code):              \
+    return #name;
+    NC_ERRNO_MAP(XX)
+#undef XX
+  default:
+    return uv_err_name(err);
+  }
+}
+
+const char *ncd_err_message(int err) {
+  switch (canonical(err)) {
+#define XX(name, code, msg) \
+  case (code):              \
+    return msg;
+    NC_ERRNO_MAP(XX)
+#undef XX
+  default:
+    return uv_strerror(err);
+  }
+}

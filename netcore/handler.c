@@ -1,0 +1,180 @@
+/* handler.c: see handler.h. */
+#include "handler.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+#include "socket.h"
+
+#define LEASE_CHECK_MS 50
+
+ncd_handler *ncd_handler_find(const void *rid, size_t rid_len) {
+  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
+    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    if (!h->gone && h->rid_len == rid_len && memcmp(h->rid, rid, rid_len) == 0) {
+      /* Move to front: the busiest handlers are found first. */
+      if (ncd.handlers.next != l) {
+        ncd_list_remove(l);
+        l->next = ncd.handlers.next;
+        l->prev = &ncd.handlers;
+        ncd.handlers.next->prev = l;
+        ncd.handlers.next = l;
+      }
+      return h;
+    }
+  }
+  return NULL;
+}
+
+static uint32_t clamp_credit(uint32_t asked) {
+  if (asked == 0) return ncd.cfg.credit_window;
+  return asked > ncd.cfg.max_credit ? ncd.cfg.max_credit : asked;
+}
+
+int ncd_handler_hello(const void *rid, size_t rid_len, const ncd_cmd *cmd) {
+  if (cmd->version != NCD_PROTOCOL_VERSION) {
+    ncd_set_errmsg("protocol version %u is not supported; netcore speaks %d", cmd->version,
+                   NCD_PROTOCOL_VERSION);
+    return NCD_ERR_UNSUPPORTED_VERSION;
+  }
+  if (ncd.shutting_down) return NCD_ERR_NETCORE_SHUTDOWN;
+  ncd_handler *old = ncd_handler_find(rid, rid_len);
+  if (old) ncd_handler_gone(old, "said Hello again");
+  ncd_handler *h = calloc(1, sizeof *h);
+  if (!h) return NCD_ENOMEM;
+  memcpy(h->rid, rid, rid_len);
+  h->rid_len = rid_len;
+  h->prefix = ncd.next_prefix++;
+  h->last_id = (uint64_t)h->prefix << 32;
+  snprintf(h->name, sizeof h->name, "%s", cmd->hello_name && *cmd->hello_name ? cmd->hello_name : "handler");
+  h->credit_window = clamp_credit(cmd->credit_window);
+  h->lease_ms = cmd->lease_ms ? cmd->lease_ms : ncd.cfg.lease_ms;
+  if (h->lease_ms < 50) h->lease_ms = 50;
+  ncd_list_init(&h->sockets);
+  ncd_list_init(&h->servers);
+  ncd_list_init(&h->link);
+  ncd_list_push(&ncd.handlers, &h->link);
+  ncd_handler_touch(h);
+
+  ncd_welcome w = {.instance_id = ncd.instance_id,
+                   .server_version = NCD_VERSION,
+                   .id_prefix = h->prefix,
+                   .credit_window = h->credit_window,
+                   .lease_ms = h->lease_ms,
+                   .max_frame = ncd.cfg.max_frame,
+                   .max_write_queue = ncd.cfg.max_write_queue};
+  ncd_event ev = {.kind = NCD_EV_WELCOME, .welcome = &w};
+  ncd_router_send(h, &ev, NULL);
+  ncd_info("handler %s (prefix %u) joined", h->name, h->prefix);
+  return 0;
+}
+
+void ncd_handler_gone(ncd_handler *h, const char *reason) {
+  if (h->gone) return;
+  h->gone = 1;
+  ncd_info("handler %s (prefix %u) gone: %s", h->name, h->prefix, reason);
+  while (h->outq_head) {
+    ncd_outmsg *m = h->outq_head;
+    h->outq_head = m->next;
+    zmq_msg_close(&m->env);
+    zmq_msg_close(&m->payload);
+    free(m);
+  }
+  h->outq_tail = NULL;
+  h->outq_len = 0;
+  h->blocked = 0;
+  /* Servers first, so no new connection lands on a handler being emptied. */
+  ncd_list *l, *next;
+  for (l = h->servers.next; l != &h->servers; l = next) {
+    next = l->next;
+    ncd_server_close(ncd_container_of(l, ncd_server, owner_link));
+  }
+  for (l = h->sockets.next; l != &h->sockets; l = next) {
+    next = l->next;
+    ncd_socket_destroy(ncd_container_of(l, ncd_socket, owner_link), 0);
+  }
+}
+
+void ncd_handler_touch(ncd_handler *h) { h->last_seen = uv_now(ncd.loop); }
+
+void ncd_handler_update_reading(ncd_handler *h) {
+  for (ncd_list *l = h->sockets.next; l != &h->sockets; l = l->next)
+    ncd_socket_update_reading(ncd_container_of(l, ncd_socket, owner_link));
+}
+
+int ncd_handler_claim_id(ncd_handler *h, uint64_t id) {
+  if ((uint32_t)(id >> 32) != h->prefix) {
+    ncd_set_errmsg("id %llu does not carry this handler's prefix %u", (unsigned long long)id,
+                   h->prefix);
+    return NCD_ERR_INVALID_ARG_VALUE;
+  }
+  if (id <= h->last_id) {
+    ncd_set_errmsg("id %llu is not greater than the last id used (%llu)",
+                   (unsigned long long)id, (unsigned long long)h->last_id);
+    return NCD_ERR_INVALID_ARG_VALUE;
+  }
+  h->last_id = id;
+  return 0;
+}
+
+int ncd_handler_socket(ncd_handler *h, uint64_t id, ncd_socket **out) {
+  ncd_socket *s = ncd_idmap_get(&ncd.sockets, id);
+  if (!s) {
+    ncd_set_errmsg("no socket with id %llu", (unsigned long long)id);
+    return NCD_EBADF;
+  }
+  if (s->owner != h) {
+    ncd_set_errmsg("socket %llu belongs to another handler", (unsigned long long)id);
+    return NCD_EPERM;
+  }
+  *out = s;
+  return 0;
+}
+
+int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out) {
+  ncd_server *s = ncd_idmap_get(&ncd.servers, id);
+  if (!s) {
+    ncd_set_errmsg("no server with id %llu", (unsigned long long)id);
+    return NCD_EBADF;
+  }
+  if (s->owner != h) {
+    ncd_set_errmsg("server %llu belongs to another handler", (unsigned long long)id);
+    return NCD_EPERM;
+  }
+  *out = s;
+  return 0;
+}
+
+static void lease_cb(uv_timer_t *t) {
+  uint64_t now = uv_now(ncd.loop);
+  ncd_list *l, *next;
+  for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
+    next = l->next;
+    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    if (!h->gone && now - h->last_seen > h->lease_ms) ncd_handler_gone(h, "lease expired");
+  }
+  ncd_handler_reap();
+}
+
+void ncd_handler_start(void) {
+  uv_timer_init(ncd.loop, &ncd.lease_timer);
+  uv_timer_start(&ncd.lease_timer, lease_cb, LEASE_CHECK_MS, LEASE_CHECK_MS);
+}
+
+void ncd_handler_stop(void) { uv_close((uv_handle_t *)&ncd.lease_timer, NULL); }
+
+void ncd_handler_reap(void) {
+  ncd_list *l, *next;
+  for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
+    next = l->next;
+    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    if (h->gone && ncd_list_empty(&h->sockets) && ncd_list_empty(&h->servers)) {
+      ncd_list_remove(&h->link);
+      free(h);
+    }
+  }
+}

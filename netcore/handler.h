@@ -1,0 +1,51 @@
+/* handler.h: the registry of handler actors, their ids, ownership and lease.
+ *
+ * A handler is one DEALER connection that said Hello. It owns the sockets and
+ * servers it created or accepted; this module answers "who is this" and "may
+ * this handler touch that id" for the command dispatcher, and tears a
+ * handler's objects down when it goes away (Bye, lease expiry, unreachable).
+ * A gone handler's memory is freed later, by ncd_handler_reap(), once its
+ * sockets' close callbacks have run, so callers may keep using it for the rest
+ * of the current callback. Loop thread only.
+ */
+#ifndef NCD_HANDLER_H
+#define NCD_HANDLER_H
+
+#include "daemon.h"
+#include "wire.h"
+
+/* The live handler with routing id rid, or NULL. */
+ncd_handler *ncd_handler_find(const void *rid, size_t rid_len);
+
+/* Handles Hello from rid: checks the version, resets an existing handler or
+ * makes a new one, and sends Welcome. Returns 0 or a negative error for the
+ * dispatcher to report (the handler then does not exist). */
+int ncd_handler_hello(const void *rid, size_t rid_len, const ncd_cmd *cmd);
+
+/* The handler is gone: destroys its sockets (without events), closes its
+ * servers, leaves shared listeners to their other members. Idempotent. */
+void ncd_handler_gone(ncd_handler *h, const char *reason);
+
+/* Renews the lease. */
+void ncd_handler_touch(ncd_handler *h);
+
+/* Re-evaluates reading on all of h's sockets (after h blocked or unblocked). */
+void ncd_handler_update_reading(ncd_handler *h);
+
+/* Checks a handler-chosen id for a new object (prefix, strictly increasing)
+ * and records it. Returns 0 or NCD_ERR_INVALID_ARG_VALUE. */
+int ncd_handler_claim_id(ncd_handler *h, uint64_t id);
+
+/* Finds a socket/server by id for a command from h. Returns 0, NCD_EBADF
+ * (no such id) or NCD_EPERM (owned by another handler). */
+int ncd_handler_socket(ncd_handler *h, uint64_t id, ncd_socket **out);
+int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out);
+
+/* Starts the lease timer. */
+void ncd_handler_start(void);
+void ncd_handler_stop(void);
+
+/* Frees gone handlers that own nothing any more. */
+void ncd_handler_reap(void);
+
+#endif

@@ -1,0 +1,138 @@
+/* main.c: netcore's entry point: configuration, start, signals, shutdown.
+ *
+ * Startup binds the ROUTER before anything else so a handler started right
+ * after netcore finds it. Shutdown (SIGINT/SIGTERM) is staged so that nothing
+ * written by a handler is lost when it can be helped: tell handlers, stop
+ * accepting and reading, let queued writes reach the kernel for at most
+ * --shutdown-ms, then close every socket (Closed events go out), and exit 0.
+ * A second signal skips the wait.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "handler.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+#include "socket.h"
+
+ncd_daemon ncd;
+
+#define SHUTDOWN_POLL_MS 10
+
+static uint64_t shutdown_started;
+
+static void check_cb(uv_check_t *c) {
+  ncd_socket_flush_acks();
+  ncd_handler_reap();
+}
+
+static void close_all_sockets(void) {
+  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
+    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    ncd_list *e, *next;
+    for (e = h->sockets.next; e != &h->sockets; e = next) {
+      next = e->next;
+      ncd_socket_destroy(ncd_container_of(e, ncd_socket, owner_link), 1);
+    }
+  }
+}
+
+static void walk_close(uv_handle_t *h, void *arg) {
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+/* Last stage: the Closed events have been handed to ZeroMQ; stop everything. */
+static void finish_cb(uv_timer_t *t) {
+  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
+    ncd_router_flush(ncd_container_of(l, ncd_handler, link));
+  ncd_router_stop();
+  ncd_handler_stop();
+  uv_close((uv_handle_t *)&ncd.ack_check, NULL);
+  uv_close((uv_handle_t *)&ncd.shutdown_timer, NULL);
+  uv_close((uv_handle_t *)&ncd.sigint, NULL);
+  uv_close((uv_handle_t *)&ncd.sigterm, NULL);
+  uv_stop(ncd.loop);
+}
+
+static void drain_cb(uv_timer_t *t) {
+  uint64_t waited = uv_now(ncd.loop) - shutdown_started;
+  if (ncd_socket_total_queued() > 0 && waited < ncd.cfg.shutdown_ms) return;
+  if (ncd_socket_total_queued() > 0)
+    ncd_warn("shutdown: %llu queued bytes not flushed after %u ms",
+             (unsigned long long)ncd_socket_total_queued(), ncd.cfg.shutdown_ms);
+  close_all_sockets();
+  uv_timer_start(t, finish_cb, 50, 0);
+}
+
+static void signal_cb(uv_signal_t *s, int signum) {
+  if (ncd.shutting_down) {
+    ncd_warn("second signal: closing at once");
+    close_all_sockets();
+    uv_timer_start(&ncd.shutdown_timer, finish_cb, 10, 0);
+    return;
+  }
+  ncd.shutting_down = 1;
+  shutdown_started = uv_now(ncd.loop);
+  ncd_info("%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+  ncd_event ev = {.kind = NCD_EV_SHUTDOWN, .reason = signum == SIGINT ? "SIGINT" : "SIGTERM"};
+  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
+    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    ncd_router_send(h, &ev, NULL);
+    ncd_handler_update_reading(h);
+  }
+  ncd_server_close_all();
+  uv_timer_start(&ncd.shutdown_timer, drain_cb, 0, SHUTDOWN_POLL_MS);
+}
+
+static void make_instance_id(void) {
+  unsigned char r[16];
+  if (uv_random(NULL, NULL, r, sizeof r, 0, NULL) != 0) {
+    uint64_t t = uv_hrtime();
+    memcpy(r, &t, sizeof t);
+    memcpy(r + 8, &t, sizeof t);
+  }
+  for (size_t i = 0; i < sizeof r; i++) sprintf(ncd.instance_id + 2 * i, "%02x", r[i]);
+}
+
+int main(int argc, char **argv) {
+  int rc = ncd_config_parse(&ncd.cfg, argc, argv);
+  if (rc != 0) return rc > 0 ? 0 : 2;
+  ncd_log_set_level(ncd.cfg.log_level);
+  signal(SIGPIPE, SIG_IGN);
+
+  ncd.loop = uv_default_loop();
+  ncd.next_prefix = 1;
+  ncd_idmap_init(&ncd.sockets);
+  ncd_idmap_init(&ncd.servers);
+  ncd_list_init(&ncd.handlers);
+  ncd_list_init(&ncd.listeners);
+  ncd_list_init(&ncd.dirty);
+  make_instance_id();
+
+  if (ncd_router_start() != 0) return 1;
+  ncd_handler_start();
+  uv_check_init(ncd.loop, &ncd.ack_check);
+  uv_check_start(&ncd.ack_check, check_cb);
+  uv_timer_init(ncd.loop, &ncd.shutdown_timer);
+  uv_signal_init(ncd.loop, &ncd.sigint);
+  uv_signal_init(ncd.loop, &ncd.sigterm);
+  uv_signal_start(&ncd.sigint, signal_cb, SIGINT);
+  uv_signal_start(&ncd.sigterm, signal_cb, SIGTERM);
+  ncd_info("netcore %s ready (instance %s)", NCD_VERSION, ncd.instance_id);
+
+  uv_run(ncd.loop, UV_RUN_DEFAULT);
+
+  /* Whatever is still open (listeners mid-close, resolver requests) ends here. */
+  uv_walk(ncd.loop, walk_close, NULL);
+  uv_run(ncd.loop, UV_RUN_DEFAULT);
+  ncd_handler_reap();
+  ncd_idmap_free(&ncd.sockets);
+  ncd_idmap_free(&ncd.servers);
+  uv_loop_close(ncd.loop);
+  ncd_info("bye");
+  return 0;
+}

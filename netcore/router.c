@@ -1,0 +1,286 @@
+/* router.c: see router.h. */
+#include "router.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "handler.h"
+#include "log.h"
+#include "socket.h"
+
+#define RECV_BATCH 1024
+#define RETRY_MS 2
+
+static void retry_cb(uv_timer_t *t);
+
+/* Receives one whole multipart message and dispatches it. Returns 0, or -1 when
+ * nothing is waiting. */
+static int recv_one(void) {
+  zmq_msg_t rid, env, payload, extra;
+  zmq_msg_init(&rid);
+  if (zmq_msg_recv(&rid, ncd.router, ZMQ_DONTWAIT) < 0) {
+    zmq_msg_close(&rid);
+    return -1;
+  }
+  int nframes = 0, has_payload = 0;
+  zmq_msg_init(&env);
+  zmq_msg_init(&payload);
+  if (zmq_msg_more(&rid) && zmq_msg_recv(&env, ncd.router, 0) >= 0) {
+    nframes = 1;
+    if (zmq_msg_more(&env) && zmq_msg_recv(&payload, ncd.router, 0) >= 0) {
+      nframes = 2;
+      has_payload = 1;
+      /* More frames than the protocol allows: drain them and report. */
+      int more = zmq_msg_more(&payload);
+      while (more) {
+        zmq_msg_init(&extra);
+        if (zmq_msg_recv(&extra, ncd.router, 0) < 0) more = 0;
+        else more = zmq_msg_more(&extra), nframes++;
+        zmq_msg_close(&extra);
+      }
+    }
+  }
+  ncd_commands_dispatch(zmq_msg_data(&rid), zmq_msg_size(&rid), nframes ? &env : NULL,
+                        has_payload ? &payload : NULL, nframes);
+  zmq_msg_close(&rid);
+  zmq_msg_close(&env);
+  zmq_msg_close(&payload);
+  return 0;
+}
+
+static int input_pending(void) {
+  int events = 0;
+  size_t len = sizeof events;
+  if (zmq_getsockopt(ncd.router, ZMQ_EVENTS, &events, &len) != 0) return 0;
+  return events & ZMQ_POLLIN;
+}
+
+/* ZMQ_FD is edge-triggered and any send may consume the edge, so input is
+ * always drained while ZMQ_EVENTS says so, and re-checked before the loop
+ * blocks (prepare). A batch limit keeps sockets fair against a chatty handler. */
+static void process_input(void) {
+  int n = 0;
+  while (n < RECV_BATCH && recv_one() == 0) n++;
+  ncd_socket_flush_acks();
+  if (n == RECV_BATCH || input_pending()) uv_idle_start(&ncd.router_idle, (uv_idle_cb)process_input);
+  else uv_idle_stop(&ncd.router_idle);
+}
+
+static void poll_cb(uv_poll_t *p, int status, int events) { process_input(); }
+
+static void prepare_cb(uv_prepare_t *p) {
+  if (input_pending()) uv_idle_start(&ncd.router_idle, (uv_idle_cb)process_input);
+}
+
+/* A handler's connection dropped somewhere: find which by sending each handler
+ * a Pong{nonce: 0} probe (PROTOCOL.md: handlers ignore it); ROUTER_MANDATORY
+ * answers EHOSTUNREACH for the dead ones. The pipe is torn down a little after
+ * the monitor event, hence a delayed probe. */
+static void probe_cb(uv_timer_t *t) {
+  ncd_event ev = {.kind = NCD_EV_PONG};
+  ncd_list *l, *next;
+  for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
+    next = l->next;
+    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    if (!h->gone && !h->outq_head) ncd_router_send(h, &ev, NULL);
+  }
+}
+
+static void monitor_cb(uv_poll_t *p, int status, int events) {
+  for (;;) {
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, ncd.monitor, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&m);
+      break;
+    }
+    uint16_t event = 0;
+    if (zmq_msg_size(&m) >= 2) memcpy(&event, zmq_msg_data(&m), 2);
+    int more = zmq_msg_more(&m);
+    zmq_msg_close(&m);
+    while (more) { /* second frame: the endpoint */
+      zmq_msg_init(&m);
+      if (zmq_msg_recv(&m, ncd.monitor, 0) < 0) more = 0;
+      else more = zmq_msg_more(&m);
+      zmq_msg_close(&m);
+    }
+    if (event == ZMQ_EVENT_DISCONNECTED) {
+      uv_timer_start(&ncd.probe_timer, probe_cb, 20, 0);
+    }
+  }
+}
+
+int ncd_router_start(void) {
+  ncd.zctx = zmq_ctx_new();
+  ncd.router = zmq_socket(ncd.zctx, ZMQ_ROUTER);
+  if (!ncd.router) {
+    ncd_error("zmq_socket: %s", zmq_strerror(errno));
+    return -1;
+  }
+  int one = 1, hwm = (int)ncd.cfg.hwm, linger = 0, ivl = 1000, ttl = 3000;
+  zmq_setsockopt(ncd.router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+  zmq_setsockopt(ncd.router, ZMQ_SNDHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(ncd.router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(ncd.router, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+  zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
+  for (int i = 0; i < ncd.cfg.nbinds; i++) {
+    if (zmq_bind(ncd.router, ncd.cfg.binds[i]) != 0) {
+      ncd_error("cannot bind %s: %s", ncd.cfg.binds[i], zmq_strerror(errno));
+      return -1;
+    }
+    ncd_info("handlers connect to %s", ncd.cfg.binds[i]);
+  }
+  char mon[64];
+  snprintf(mon, sizeof mon, "inproc://netcore-monitor-%p", (void *)&ncd);
+  if (zmq_socket_monitor(ncd.router, mon, ZMQ_EVENT_DISCONNECTED) == 0) {
+    ncd.monitor = zmq_socket(ncd.zctx, ZMQ_PAIR);
+    zmq_setsockopt(ncd.monitor, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(ncd.monitor, mon) != 0) {
+      zmq_close(ncd.monitor);
+      ncd.monitor = NULL;
+    }
+  }
+
+  int fd;
+  size_t len = sizeof fd;
+  zmq_getsockopt(ncd.router, ZMQ_FD, &fd, &len);
+  uv_poll_init(ncd.loop, &ncd.router_poll, fd);
+  uv_poll_start(&ncd.router_poll, UV_READABLE, poll_cb);
+  uv_idle_init(ncd.loop, &ncd.router_idle);
+  uv_prepare_init(ncd.loop, &ncd.router_prepare);
+  uv_prepare_start(&ncd.router_prepare, prepare_cb);
+  uv_timer_init(ncd.loop, &ncd.retry_timer);
+  uv_timer_init(ncd.loop, &ncd.probe_timer);
+  if (ncd.monitor) {
+    zmq_getsockopt(ncd.monitor, ZMQ_FD, &fd, &len);
+    uv_poll_init(ncd.loop, &ncd.monitor_poll, fd);
+    uv_poll_start(&ncd.monitor_poll, UV_READABLE, monitor_cb);
+  }
+  return 0;
+}
+
+void ncd_router_stop(void) {
+  uv_close((uv_handle_t *)&ncd.router_poll, NULL);
+  uv_close((uv_handle_t *)&ncd.router_idle, NULL);
+  uv_close((uv_handle_t *)&ncd.router_prepare, NULL);
+  uv_close((uv_handle_t *)&ncd.retry_timer, NULL);
+  uv_close((uv_handle_t *)&ncd.probe_timer, NULL);
+  if (ncd.monitor) {
+    uv_close((uv_handle_t *)&ncd.monitor_poll, NULL);
+    zmq_socket_monitor(ncd.router, NULL, 0);
+    zmq_close(ncd.monitor);
+  }
+  /* Give the last events (Closed, Shutdown) a moment to leave. */
+  int linger = 500;
+  zmq_setsockopt(ncd.router, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_close(ncd.router);
+  zmq_ctx_term(ncd.zctx);
+}
+
+/* Tries to hand one message to ZeroMQ. Returns 0 when sent (payload moved),
+ * EAGAIN when the pipe is full (nothing sent), or EHOSTUNREACH. */
+static int try_send(ncd_handler *h, zmq_msg_t *env, zmq_msg_t *payload) {
+  if (zmq_send(ncd.router, h->rid, h->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return errno;
+  /* Once the routing frame is accepted, the rest of the message is too. */
+  zmq_msg_send(env, ncd.router, payload ? ZMQ_SNDMORE : 0);
+  if (payload) zmq_msg_send(payload, ncd.router, 0);
+  return 0;
+}
+
+static void enqueue(ncd_handler *h, zmq_msg_t *env, zmq_msg_t *payload) {
+  ncd_outmsg *m = malloc(sizeof *m);
+  if (!m) {
+    /* Out of memory: the stream to this handler can no longer be exact. */
+    ncd_error("out of memory queueing for handler %s; dropping it", h->name);
+    zmq_msg_close(env);
+    if (payload) zmq_msg_close(payload);
+    ncd_handler_gone(h, "out of memory");
+    return;
+  }
+  m->next = NULL;
+  zmq_msg_init(&m->env);
+  zmq_msg_move(&m->env, env);
+  m->has_payload = payload != NULL;
+  zmq_msg_init(&m->payload);
+  if (payload) zmq_msg_move(&m->payload, payload);
+  if (h->outq_tail) h->outq_tail->next = m;
+  else h->outq_head = m;
+  h->outq_tail = m;
+  h->outq_len++;
+  if (!h->blocked) {
+    h->blocked = 1;
+    ncd_debug("handler %s: pipe full, pausing its sockets", h->name);
+    ncd_handler_update_reading(h);
+    if (!uv_is_active((uv_handle_t *)&ncd.retry_timer))
+      uv_timer_start(&ncd.retry_timer, retry_cb, RETRY_MS, RETRY_MS);
+  }
+}
+
+void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
+  zmq_msg_t env;
+  if (h->gone || ncd_wire_event_pack(ev, &env) != 0) {
+    if (payload) zmq_msg_close(payload);
+    return;
+  }
+  if (h->outq_head) {
+    enqueue(h, &env, payload);
+    return;
+  }
+  int rc = try_send(h, &env, payload);
+  if (rc == 0) return;
+  if (rc == EAGAIN) {
+    enqueue(h, &env, payload);
+    return;
+  }
+  zmq_msg_close(&env);
+  if (payload) zmq_msg_close(payload);
+  ncd_handler_gone(h, "unreachable");
+}
+
+void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev) {
+  zmq_msg_t env;
+  if (ncd_wire_event_pack(ev, &env) != 0) return;
+  if (zmq_send(ncd.router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+    zmq_msg_send(&env, ncd.router, 0);
+  zmq_msg_close(&env);
+}
+
+void ncd_router_flush(ncd_handler *h) {
+  while (h->outq_head && !h->gone) {
+    ncd_outmsg *m = h->outq_head;
+    int rc = try_send(h, &m->env, m->has_payload ? &m->payload : NULL);
+    if (rc == EAGAIN) return;
+    if (rc != 0) {
+      ncd_handler_gone(h, "unreachable");
+      return;
+    }
+    h->outq_head = m->next;
+    if (!h->outq_head) h->outq_tail = NULL;
+    h->outq_len--;
+    zmq_msg_close(&m->env);
+    zmq_msg_close(&m->payload);
+    free(m);
+  }
+  if (h->blocked && !h->outq_head) {
+    h->blocked = 0;
+    ncd_debug("handler %s: pipe drained, reading its sockets again", h->name);
+    ncd_handler_update_reading(h);
+  }
+}
+
+static void retry_cb(uv_timer_t *t) {
+  int still_blocked = 0;
+  ncd_list *l, *next;
+  for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
+    next = l->next;
+    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    if (h->blocked) {
+      ncd_router_flush(h);
+      still_blocked |= h->blocked;
+    }
+  }
+  if (!still_blocked) uv_timer_stop(t);
+}

@@ -1,0 +1,432 @@
+/* server.c: see server.h. */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "log.h"
+#include "router.h"
+#include "socket.h"
+
+#define ACCEPT_BATCH 128
+#define DEFAULT_BACKLOG 511
+
+static void emit(ncd_server *srv, ncd_event *ev) {
+  ev->seq = ++srv->seq;
+  ev->server_id = srv->id;
+  ncd_router_send(srv->owner, ev, NULL);
+}
+
+static void server_free(ncd_server *srv) {
+  ncd_idmap_del(&ncd.servers, srv->id);
+  ncd_list_remove(&srv->owner_link);
+  free(srv);
+}
+
+/* Sends ServerError with Node's message form ("listen EADDRINUSE: address
+ * already in use 127.0.0.1:8124") and frees the server. */
+static void listen_failed(ncd_server *srv, int err, const char *where) {
+  char msg[300];
+  snprintf(msg, sizeof msg, "listen %s: %s %s", ncd_err_name(err), ncd_err_message(err), where);
+  ncd_event ev = {.kind = NCD_EV_SERVER_ERROR, .code = ncd_err_name(err), .message = msg};
+  emit(srv, &ev);
+  ncd_debug("server %llu: %s", (unsigned long long)srv->id, msg);
+  server_free(srv);
+}
+
+/* ------------------------------------------------------------- accepting */
+
+static int member_can_take(ncd_server *m, uint64_t now) {
+  return !m->closing && (!m->paused_until || m->paused_until <= now) &&
+         (!m->max_connections || m->connections < m->max_connections);
+}
+
+static ncd_server *pick_member(ncd_listener *l) {
+  uint64_t now = uv_now(ncd.loop);
+  for (ncd_list *e = l->members.next; e != &l->members; e = e->next) {
+    ncd_server *m = ncd_container_of(e, ncd_server, member_link);
+    if (member_can_take(m, now)) {
+      ncd_list_remove(e); /* round robin: to the back of the line */
+      ncd_list_push(&l->members, e);
+      return m;
+    }
+  }
+  return NULL;
+}
+
+static void accept_one(ncd_listener *l, int fd) {
+  ncd_server *m = pick_member(l);
+  if (!m || ncd.shutting_down || (ncd.cfg.max_connections && ncd.nsockets >= ncd.cfg.max_connections)) {
+    close(fd); /* maxConnections: accepted and closed at once, unseen */
+    return;
+  }
+  ncd_socket *s = ncd_socket_adopt(m->owner, fd, l->is_unix);
+  if (!s) return;
+  s->server = m;
+  s->allow_half_open = m->allow_half_open;
+  m->connections++;
+  ncd_addr local, remote;
+  ncd_addr_of_fd(fd, 0, &local);
+  ncd_addr_of_fd(fd, 1, &remote);
+  ncd_event ev = {.kind = NCD_EV_CONNECTION,
+                  .server_id = m->id,
+                  .local = &local,
+                  .remote = &remote,
+                  .flag = m->allow_half_open,
+                  .count = m->connections};
+  ncd_socket_emit(s, &ev, NULL);
+  ncd_socket_update_reading(s);
+}
+
+static void poll_cb(uv_poll_t *p, int status, int events) {
+  ncd_listener *l = p->data;
+  for (int i = 0; i < ACCEPT_BATCH && l->polling; i++) {
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        ncd_warn("accept on %s: %s", l->key, strerror(errno));
+      return;
+    }
+    accept_one(l, fd);
+  }
+}
+
+static void resume_cb(uv_timer_t *t);
+
+/* Polls while some member accepts; while all are paused, clients wait in the
+ * backlog and a timer wakes the listener at the end of the earliest pause. */
+static void listener_update(ncd_listener *l) {
+  if (l->closing) return;
+  uint64_t now = uv_now(ncd.loop), wake = 0;
+  int active = 0;
+  for (ncd_list *e = l->members.next; e != &l->members; e = e->next) {
+    ncd_server *m = ncd_container_of(e, ncd_server, member_link);
+    if (m->paused_until && m->paused_until <= now) m->paused_until = 0;
+    if (m->paused_until) {
+      if (!wake || m->paused_until < wake) wake = m->paused_until;
+    } else if (!m->closing) {
+      active = 1;
+    }
+  }
+  if (active && !l->polling && !ncd.shutting_down) {
+    uv_poll_start(&l->poll, UV_READABLE, poll_cb);
+    l->polling = 1;
+  } else if (!active && l->polling) {
+    uv_poll_stop(&l->poll);
+    l->polling = 0;
+  }
+  if (wake) uv_timer_start(&l->resume_timer, resume_cb, wake - now, 0);
+  else uv_timer_stop(&l->resume_timer);
+}
+
+static void resume_cb(uv_timer_t *t) { listener_update(t->data); }
+
+/* --------------------------------------------------------------- closing */
+
+static void listener_closed_cb(uv_handle_t *h) {
+  ncd_listener *l = h->data;
+  if (l->fd >= 0) close(l->fd);
+  free(l);
+}
+
+static void timer_closed_cb(uv_handle_t *h) {
+  ncd_listener *l = h->data;
+  uv_close((uv_handle_t *)&l->poll, listener_closed_cb);
+}
+
+static void listener_close(ncd_listener *l) {
+  if (l->closing) return;
+  l->closing = 1;
+  l->polling = 0;
+  ncd_list_remove(&l->link);
+  if (l->unlink_path[0]) unlink(l->unlink_path);
+  uv_close((uv_handle_t *)&l->resume_timer, timer_closed_cb);
+}
+
+static void maybe_closed(ncd_server *srv) {
+  if (!srv->closing || srv->connections) return;
+  ncd_event ev = {.kind = NCD_EV_SERVER_CLOSED};
+  emit(srv, &ev);
+  server_free(srv);
+}
+
+int ncd_server_close(ncd_server *srv) {
+  if (srv->closing) return NCD_ERR_SERVER_NOT_RUNNING;
+  srv->closing = 1;
+  ncd_listener *l = srv->listener;
+  if (l) {
+    ncd_list_remove(&srv->member_link);
+    srv->listener = NULL;
+    if (ncd_list_empty(&l->members)) listener_close(l);
+    else listener_update(l);
+  }
+  maybe_closed(srv);
+  return 0;
+}
+
+void ncd_server_connection_closed(ncd_server *srv) {
+  srv->connections--;
+  if (srv->closing) maybe_closed(srv);
+  else if (srv->listener) listener_update(srv->listener);
+}
+
+void ncd_server_close_all(void) {
+  while (!ncd_list_empty(&ncd.listeners)) {
+    ncd_listener *l = ncd_container_of(ncd.listeners.next, ncd_listener, link);
+    while (!ncd_list_empty(&l->members))
+      ncd_server_close(ncd_container_of(l->members.next, ncd_server, member_link));
+  }
+}
+
+void ncd_server_pause(ncd_server *srv, uint32_t msecs) {
+  srv->paused_until = uv_now(ncd.loop) + (msecs ? msecs : 1000);
+  if (srv->listener) listener_update(srv->listener);
+}
+
+void ncd_server_set_max_connections(ncd_server *srv, uint32_t max) {
+  srv->max_connections = max;
+}
+
+/* -------------------------------------------------------------- listening */
+
+static void join(ncd_server *srv, ncd_listener *l) {
+  srv->listener = l;
+  ncd_list_push(&l->members, &srv->member_link);
+  listener_update(l);
+  ncd_event ev = {.kind = NCD_EV_LISTENING, .local = &l->address};
+  emit(srv, &ev);
+}
+
+static ncd_listener *find_listener(const char *key) {
+  for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next) {
+    ncd_listener *l = ncd_container_of(e, ncd_listener, link);
+    if (strcmp(l->key, key) == 0) return l;
+  }
+  return NULL;
+}
+
+/* Makes a listener around a bound, listening fd and makes srv its first member. */
+static void start_listener(ncd_server *srv, int fd, int is_unix, const char *key,
+                           const char *group, const char *unlink_path) {
+  ncd_listener *l = calloc(1, sizeof *l);
+  if (!l) {
+    close(fd);
+    listen_failed(srv, NCD_ENOMEM, key);
+    return;
+  }
+  l->fd = fd;
+  l->is_unix = is_unix;
+  snprintf(l->key, sizeof l->key, "%s", key);
+  snprintf(l->group, sizeof l->group, "%s", group);
+  snprintf(l->unlink_path, sizeof l->unlink_path, "%s", unlink_path ? unlink_path : "");
+  ncd_addr_of_fd(fd, 0, &l->address);
+  if (is_unix && unlink_path) snprintf(l->address.address, sizeof l->address.address, "%s", unlink_path);
+  ncd_list_init(&l->members);
+  uv_poll_init(ncd.loop, &l->poll, fd);
+  uv_timer_init(ncd.loop, &l->resume_timer);
+  l->poll.data = l;
+  l->resume_timer.data = l;
+  ncd_list_push(&ncd.listeners, &l->link);
+  /* A port-0 listener's key is only known once bound. */
+  if (!is_unix && !unlink_path && strncmp(key, "fd:", 3) != 0)
+    snprintf(l->key, sizeof l->key, "tcp:%s:%u", l->address.address, l->address.port);
+  join(srv, l);
+}
+
+/* Sharing rule (DESIGN.md 5): same endpoint and same non-empty group joins;
+ * otherwise an endpoint in use is EADDRINUSE, as in Node. Returns 1 when the
+ * request was settled here (joined or failed). */
+static int try_share(ncd_server *srv, const char *key, const char *group, const char *where) {
+  ncd_listener *l = find_listener(key);
+  if (!l) return 0;
+  if (group[0] && strcmp(group, l->group) == 0 && !l->closing) join(srv, l);
+  else listen_failed(srv, NCD_EADDRINUSE, where);
+  return 1;
+}
+
+static int bind_listen(int fd, const struct sockaddr *sa, socklen_t len, int backlog) {
+  if (bind(fd, sa, len) != 0 || listen(fd, backlog) != 0) return -errno;
+  return 0;
+}
+
+static void listen_tcp_addr(ncd_server *srv, const struct sockaddr *sa, socklen_t len, int backlog,
+                            const char *group) {
+  ncd_addr a;
+  ncd_addr_from_sockaddr(sa, len, &a);
+  char key[160], where[140];
+  snprintf(where, sizeof where, a.family == NCD_FAMILY_IPV6 ? "[%s]:%u" : "%s:%u", a.address, a.port);
+  snprintf(key, sizeof key, "tcp:%s:%u", a.address, a.port);
+  if (a.port != 0 && try_share(srv, key, group, where)) return;
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    listen_failed(srv, -errno, where);
+    return;
+  }
+  int one = 1; /* Node sets SO_REUSEADDR on every listening socket */
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  int rc = bind_listen(fd, sa, len, backlog);
+  if (rc != 0) {
+    close(fd);
+    listen_failed(srv, rc, where);
+    return;
+  }
+  start_listener(srv, fd, 0, key, group, NULL);
+}
+
+/* State of a Listen waiting for its host name to resolve. */
+typedef struct pending_listen {
+  uv_getaddrinfo_t req;
+  uint64_t server_id;
+  uint32_t port;
+  int backlog;
+  char group[64];
+  char host[256];
+} pending_listen;
+
+static void listen_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  pending_listen *p = ncd_container_of(req, pending_listen, req);
+  /* The server may have been closed (or its handler gone) meanwhile. */
+  ncd_server *srv = ncd_idmap_get(&ncd.servers, p->server_id);
+  if (srv && !srv->closing) {
+    if (status < 0) {
+      char where[300];
+      snprintf(where, sizeof where, "%s", p->host);
+      listen_failed(srv, status, where);
+    } else {
+      /* Prefer IPv4, as Node's listen(port, 'localhost') does in practice. */
+      struct addrinfo *ai = res, *pick = NULL;
+      for (; ai; ai = ai->ai_next)
+        if (ai->ai_family == AF_INET) { pick = ai; break; }
+      if (!pick) pick = res;
+      struct sockaddr_storage ss;
+      memcpy(&ss, pick->ai_addr, pick->ai_addrlen);
+      if (ss.ss_family == AF_INET) ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)p->port);
+      else ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)p->port);
+      listen_tcp_addr(srv, (struct sockaddr *)&ss, pick->ai_addrlen, p->backlog, p->group);
+    }
+  } else if (srv) {
+    server_free(srv);
+  }
+  if (res) uv_freeaddrinfo(res);
+  free(p);
+}
+
+static void listen_tcp(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
+  int rc = ncd_addr_check_port(cmd->ep.port, 1);
+  if (rc != 0) {
+    char where[64];
+    snprintf(where, sizeof where, "(port %lld; it should be >= 0 and < 65536)", (long long)cmd->ep.port);
+    listen_failed(srv, rc, where);
+    return;
+  }
+  const char *host = *cmd->ep.host ? cmd->ep.host : "0.0.0.0";
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (ncd_addr_parse_ip(host, (uint32_t)cmd->ep.port, &ss, &len) == 0) {
+    listen_tcp_addr(srv, (struct sockaddr *)&ss, len, backlog, cmd->group);
+    return;
+  }
+  pending_listen *p = calloc(1, sizeof *p);
+  if (!p) {
+    listen_failed(srv, NCD_ENOMEM, host);
+    return;
+  }
+  p->server_id = srv->id;
+  p->port = (uint32_t)cmd->ep.port;
+  p->backlog = backlog;
+  snprintf(p->group, sizeof p->group, "%s", cmd->group);
+  snprintf(p->host, sizeof p->host, "%s", host);
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  rc = uv_getaddrinfo(ncd.loop, &p->req, listen_resolved, host, NULL, &hints);
+  if (rc != 0) {
+    free(p);
+    listen_failed(srv, rc, host);
+  }
+}
+
+static void listen_unix(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
+  struct sockaddr_un sun;
+  socklen_t len;
+  const char *path = cmd->ep.path;
+  int rc = ncd_addr_unix(path, &sun, &len);
+  if (rc != 0) {
+    listen_failed(srv, rc, path);
+    return;
+  }
+  char key[160];
+  snprintf(key, sizeof key, "unix:%s", path);
+  if (try_share(srv, key, cmd->group, path)) return;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    listen_failed(srv, -errno, path);
+    return;
+  }
+  if ((rc = bind_listen(fd, (struct sockaddr *)&sun, len, backlog)) != 0) {
+    close(fd);
+    listen_failed(srv, rc, path);
+    return;
+  }
+  start_listener(srv, fd, 1, key, cmd->group, path);
+}
+
+static void listen_fd(ncd_server *srv, const ncd_cmd *cmd) {
+  int idx = -1;
+  for (int i = 0; i < ncd.cfg.nlisten_fds; i++)
+    if (ncd.cfg.listen_fds[i] == cmd->ep.fd && !ncd.inherited_used[i]) idx = i;
+  char where[64];
+  snprintf(where, sizeof where, "fd %d", cmd->ep.fd);
+  int accepting = 0;
+  socklen_t len = sizeof accepting;
+  if (idx < 0 || getsockopt(cmd->ep.fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 ||
+      !accepting) {
+    listen_failed(srv, NCD_EBADF, where);
+    return;
+  }
+  ncd.inherited_used[idx] = 1;
+  int fd = cmd->ep.fd;
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  ncd_addr a;
+  ncd_addr_of_fd(fd, 0, &a);
+  char key[160];
+  snprintf(key, sizeof key, "fd:%d", fd);
+  start_listener(srv, fd, a.family == NCD_FAMILY_UNIX, key, "", NULL);
+}
+
+int ncd_server_listen(ncd_handler *h, const ncd_cmd *cmd) {
+  ncd_server *srv = calloc(1, sizeof *srv);
+  if (!srv) return NCD_ENOMEM;
+  srv->id = cmd->id;
+  srv->owner = h;
+  srv->allow_half_open = cmd->allow_half_open;
+  srv->max_connections = cmd->max_connections;
+  ncd_list_init(&srv->member_link);
+  ncd_list_init(&srv->owner_link);
+  if (ncd_idmap_put(&ncd.servers, srv->id, srv) != 0) {
+    free(srv);
+    return NCD_ENOMEM;
+  }
+  ncd_list_push(&h->servers, &srv->owner_link);
+  int backlog = cmd->backlog > 0 ? cmd->backlog : DEFAULT_BACKLOG;
+  switch (cmd->ep.kind) {
+  case NCD_EP_TCP:
+    listen_tcp(srv, cmd, backlog);
+    break;
+  case NCD_EP_PATH:
+    listen_unix(srv, cmd, backlog);
+    break;
+  case NCD_EP_FD:
+    listen_fd(srv, cmd);
+    break;
+  default:
+    listen_failed(srv, NCD_ERR_INVALID_ARG_VALUE, "(no tcp endpoint, path or fd given)");
+  }
+  return 0;
+}

@@ -1,0 +1,651 @@
+/* socket.c: see socket.h. */
+#include "socket.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+
+#define READ_MAX (64 * 1024)
+/* Reads up to this size are copied into a small ZeroMQ message and the read
+ * buffer is reused; larger reads hand the buffer itself to ZeroMQ (no copy). */
+#define COPY_MAX 2048
+
+/* One queued write: the ZeroMQ payload frame stays alive until the kernel has
+ * the bytes, so they are never copied. Recycled through a free list. */
+typedef struct ncd_wreq {
+  uv_write_t req;
+  zmq_msg_t payload;
+  ncd_list link;        /* in ncd_socket.pending while connecting */
+  size_t offset;        /* bytes already written by try_write */
+  uint64_t fd_socket_id;
+  unsigned counts : 1;  /* a Write command (1) or End's payload (0) */
+  unsigned is_end : 1;  /* an End marker queued while connecting */
+  struct ncd_wreq *next_free;
+} ncd_wreq;
+
+static ncd_wreq *free_wreqs;
+static size_t nfree_wreqs;
+static char *spare;     /* the next read buffer */
+static uint64_t total_queued;
+
+static void start_shutdown(ncd_socket *s);
+static void try_next_address(ncd_socket *s);
+
+static ncd_wreq *wreq_new(void) {
+  ncd_wreq *w = free_wreqs;
+  if (w) {
+    free_wreqs = w->next_free;
+    nfree_wreqs--;
+  } else if (!(w = malloc(sizeof *w))) {
+    return NULL;
+  }
+  memset(w, 0, sizeof *w);
+  zmq_msg_init(&w->payload);
+  ncd_list_init(&w->link);
+  return w;
+}
+
+static void wreq_free(ncd_wreq *w) {
+  zmq_msg_close(&w->payload);
+  if (nfree_wreqs < 1024) {
+    w->next_free = free_wreqs;
+    free_wreqs = w;
+    nfree_wreqs++;
+  } else {
+    free(w);
+  }
+}
+
+void ncd_socket_emit(ncd_socket *s, ncd_event *ev, zmq_msg_t *payload) {
+  ev->seq = ++s->seq;
+  ev->socket_id = s->id;
+  ncd_router_send(s->owner, ev, payload);
+}
+
+static void send_ack(ncd_socket *s) {
+  if (!s->ack_writes && !s->ack_bytes) return;
+  ncd_event ev = {.kind = NCD_EV_WRITE_ACK,
+                  .count = s->ack_writes,
+                  .bytes = s->ack_bytes,
+                  .bytes_written = s->bytes_written,
+                  .queued_bytes = s->queued_bytes};
+  s->ack_writes = 0;
+  s->ack_bytes = 0;
+  ncd_list_remove(&s->dirty_link);
+  ncd_socket_emit(s, &ev, NULL);
+}
+
+void ncd_socket_flush_acks(void) {
+  while (!ncd_list_empty(&ncd.dirty))
+    send_ack(ncd_container_of(ncd.dirty.next, ncd_socket, dirty_link));
+}
+
+uint64_t ncd_socket_total_queued(void) { return total_queued; }
+
+static void ack(ncd_socket *s, uint32_t writes, uint64_t bytes) {
+  s->ack_writes += writes;
+  s->ack_bytes += bytes;
+  if (ncd_list_empty(&s->dirty_link)) ncd_list_push(&ncd.dirty, &s->dirty_link);
+}
+
+/* ------------------------------------------------------------ idle timeout */
+
+static void timer_cb(uv_timer_t *t) {
+  ncd_socket *s = t->data;
+  uint64_t idle = uv_now(ncd.loop) - s->last_active;
+  if (idle < s->timeout_ms) {
+    uv_timer_start(t, timer_cb, s->timeout_ms - idle, 0);
+    return;
+  }
+  /* Fires once per idle period; the next activity re-arms it (Node's rule). */
+  ncd_event ev = {.kind = NCD_EV_TIMEOUT};
+  ncd_socket_emit(s, &ev, NULL);
+}
+
+/* Reads and writes count as activity. Restarting a libuv timer on every read
+ * would cost more than the read, so only the time is noted; the timer checks it. */
+static void activity(ncd_socket *s) {
+  if (!s->timeout_ms) return;
+  s->last_active = uv_now(ncd.loop);
+  if (!uv_is_active((uv_handle_t *)s->timer)) uv_timer_start(s->timer, timer_cb, s->timeout_ms, 0);
+}
+
+int ncd_socket_set_timeout(ncd_socket *s, uint32_t msecs) {
+  s->timeout_ms = msecs;
+  if (msecs == 0) {
+    if (s->timer) uv_timer_stop(s->timer);
+    return 0;
+  }
+  if (!s->timer) {
+    if (!(s->timer = malloc(sizeof *s->timer))) return NCD_ENOMEM;
+    uv_timer_init(ncd.loop, s->timer);
+    s->timer->data = s;
+  }
+  s->last_active = uv_now(ncd.loop);
+  uv_timer_start(s->timer, timer_cb, msecs, 0);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- lifetime */
+
+static ncd_socket *socket_new(ncd_handler *owner, uint64_t id, int is_unix) {
+  ncd_socket *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->id = id;
+  s->owner = owner;
+  s->is_unix = is_unix;
+  s->credit = owner->credit_window;
+  ncd_list_init(&s->owner_link);
+  ncd_list_init(&s->dirty_link);
+  ncd_list_init(&s->pending);
+  int rc = is_unix ? uv_pipe_init(ncd.loop, &s->h.pipe, 1) : uv_tcp_init(ncd.loop, &s->h.tcp);
+  if (rc != 0 || ncd_idmap_put(&ncd.sockets, id, s) != 0) {
+    free(s);
+    return NULL;
+  }
+  s->initialized = 1;
+  s->h.handle.data = s;
+  ncd_list_push(&owner->sockets, &s->owner_link);
+  ncd.nsockets++;
+  return s;
+}
+
+ncd_socket *ncd_socket_adopt(ncd_handler *owner, int fd, int is_unix) {
+  ncd_socket *s = socket_new(owner, ++ncd.next_socket_id, is_unix);
+  if (!s) {
+    close(fd);
+    return NULL;
+  }
+  int rc = is_unix ? uv_pipe_open(&s->h.pipe, fd) : uv_tcp_open(&s->h.tcp, fd);
+  if (rc != 0) {
+    close(fd);
+    ncd_socket_destroy(s, 0);
+    return NULL;
+  }
+  return s;
+}
+
+static void timer_close_cb(uv_handle_t *h) { free(h); }
+
+static void close_cb(uv_handle_t *handle) {
+  ncd_socket *s = handle->data;
+  if (s->notify && !s->owner->gone) {
+    send_ack(s);
+    ncd_event ev = {.kind = NCD_EV_CLOSED,
+                    .flag = s->had_error,
+                    .bytes_read = s->bytes_read,
+                    .bytes_written = s->bytes_written};
+    ncd_socket_emit(s, &ev, NULL);
+  }
+  ncd_list_remove(&s->dirty_link);
+  ncd_list_remove(&s->owner_link);
+  if (s->ai_list) uv_freeaddrinfo(s->ai_list);
+  ncd.nsockets--;
+  if (s->server) ncd_server_connection_closed(s->server);
+  free(s);
+}
+
+void ncd_socket_destroy(ncd_socket *s, int notify) {
+  if (s->closing) return;
+  s->closing = 1;
+  s->notify = notify;
+  ncd_idmap_del(&ncd.sockets, s->id);
+  if (s->gai) {
+    /* The resolver callback frees the request; it must not find the socket. */
+    s->gai->data = NULL;
+    uv_cancel((uv_req_t *)s->gai);
+    s->gai = NULL;
+  }
+  while (!ncd_list_empty(&s->pending)) {
+    ncd_wreq *w = ncd_container_of(s->pending.next, ncd_wreq, link);
+    ncd_list_remove(&w->link);
+    wreq_free(w);
+  }
+  if (s->timer) {
+    uv_close((uv_handle_t *)s->timer, timer_close_cb);
+    s->timer = NULL;
+  }
+  if (!s->reconnecting) uv_close(&s->h.handle, close_cb);
+}
+
+void ncd_socket_fail(ncd_socket *s, int err, const char *syscall) {
+  if (s->closing) return;
+  s->had_error = 1;
+  send_ack(s);
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s %s: %s", syscall, ncd_err_name(err), ncd_err_message(err));
+  ncd_event ev = {.kind = NCD_EV_SOCKET_ERROR, .code = ncd_err_name(err), .message = msg};
+  ncd_socket_emit(s, &ev, NULL);
+  ncd_debug("socket %llu: %s", (unsigned long long)s->id, msg);
+  ncd_socket_destroy(s, 1);
+}
+
+/* Both directions are finished: close without error. */
+static void maybe_finish(ncd_socket *s) {
+  if (s->eof && s->shutdown_done && !s->closing) ncd_socket_destroy(s, 1);
+}
+
+/* ----------------------------------------------------------------- reading */
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  ncd_socket *s = handle->data;
+  if (!spare) spare = malloc(READ_MAX);
+  size_t n = s->credit < READ_MAX ? s->credit : READ_MAX;
+  *buf = uv_buf_init(spare, spare ? (unsigned)n : 0);
+}
+
+static void free_read_buffer(void *data, void *hint) { free(data); }
+
+/* fds that arrived with data on a UNIX socket become sockets of the same
+ * owner, announced before the data (PROTOCOL.md 7). */
+static void take_passed_fds(ncd_socket *s) {
+  while (uv_pipe_pending_count(&s->h.pipe) > 0) {
+    uv_handle_type type = uv_pipe_pending_type(&s->h.pipe);
+    int is_unix = type != UV_TCP;
+    ncd_socket *n = socket_new(s->owner, ++ncd.next_socket_id, is_unix);
+    if (!n) break;
+    if (uv_accept(&s->h.stream, &n->h.stream) != 0 || (type != UV_TCP && type != UV_NAMED_PIPE)) {
+      ncd_socket_destroy(n, 0);
+      continue;
+    }
+    ncd_addr local, remote;
+    uv_os_fd_t fd = -1;
+    uv_fileno(&n->h.handle, &fd);
+    ncd_addr_of_fd(fd, 0, &local);
+    ncd_addr_of_fd(fd, 1, &remote);
+    ncd_event ev = {.kind = NCD_EV_FD, .new_socket_id = n->id, .local = &local, .remote = &remote};
+    ncd_socket_emit(s, &ev, NULL);
+    ncd_socket_update_reading(n);
+  }
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  ncd_socket *s = stream->data;
+  if (nread > 0) {
+    if (s->is_unix) take_passed_fds(s);
+    zmq_msg_t payload;
+    if (nread <= COPY_MAX) {
+      zmq_msg_init_size(&payload, (size_t)nread);
+      memcpy(zmq_msg_data(&payload), buf->base, (size_t)nread);
+    } else {
+      char *data = realloc(spare, (size_t)nread); /* shrinks in place */
+      if (!data) data = spare;
+      spare = NULL;
+      zmq_msg_init_data(&payload, data, (size_t)nread, free_read_buffer, NULL);
+    }
+    s->credit -= (uint32_t)nread;
+    s->bytes_read += (uint64_t)nread;
+    activity(s);
+    ncd_event ev = {.kind = NCD_EV_DATA};
+    ncd_socket_emit(s, &ev, &payload);
+    if (s->credit == 0) ncd_socket_update_reading(s);
+  } else if (nread == UV_EOF) {
+    s->eof = 1;
+    ncd_socket_update_reading(s);
+    ncd_event ev = {.kind = NCD_EV_ENDED};
+    ncd_socket_emit(s, &ev, NULL);
+    maybe_finish(s);
+  } else if (nread == UV_ENOBUFS) {
+    ncd_socket_update_reading(s);
+  } else if (nread < 0) {
+    ncd_socket_fail(s, (int)nread, "read");
+  }
+}
+
+void ncd_socket_update_reading(ncd_socket *s) {
+  int want = !s->closing && !s->connecting && !s->eof && !s->paused && s->credit > 0 &&
+             !s->owner->blocked && !s->owner->gone && !ncd.shutting_down;
+  if (want && !s->reading) {
+    int rc = uv_read_start(&s->h.stream, alloc_cb, read_cb);
+    if (rc != 0) {
+      ncd_socket_fail(s, rc, "read");
+      return;
+    }
+    s->reading = 1;
+  } else if (!want && s->reading) {
+    uv_read_stop(&s->h.stream);
+    s->reading = 0;
+  }
+}
+
+void ncd_socket_pause(ncd_socket *s) {
+  s->paused = 1;
+  ncd_socket_update_reading(s);
+}
+
+void ncd_socket_resume(ncd_socket *s) {
+  s->paused = 0;
+  ncd_socket_update_reading(s);
+}
+
+void ncd_socket_credit(ncd_socket *s, uint32_t bytes) {
+  uint64_t c = (uint64_t)s->credit + bytes;
+  s->credit = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+  ncd_socket_update_reading(s);
+}
+
+/* ----------------------------------------------------------------- writing */
+
+static void write_cb(uv_write_t *req, int status) {
+  ncd_wreq *w = ncd_container_of(req, ncd_wreq, req);
+  ncd_socket *s = req->handle->data;
+  size_t len = zmq_msg_size(&w->payload) - w->offset;
+  unsigned counts = w->counts;
+  s->queued_bytes -= len;
+  total_queued -= len;
+  wreq_free(w);
+  if (status == UV_ECANCELED || s->closing) return;
+  if (status < 0) {
+    ncd_socket_fail(s, status, "write");
+    return;
+  }
+  s->bytes_written += len;
+  ack(s, counts, len);
+  activity(s);
+}
+
+/* Hands w to the kernel: at once if nothing is queued ahead of it, else behind
+ * the queue. Takes w. */
+static void do_write(ncd_socket *s, ncd_wreq *w) {
+  size_t size = zmq_msg_size(&w->payload);
+  uv_buf_t buf = uv_buf_init(zmq_msg_data(&w->payload), (unsigned)size);
+  int rc;
+  if (w->fd_socket_id) {
+    ncd_socket *fs = ncd_idmap_get(&ncd.sockets, w->fd_socket_id);
+    if (!fs || fs->owner != s->owner) {
+      wreq_free(w);
+      ncd_socket_fail(s, fs ? NCD_EPERM : NCD_EBADF, "write");
+      return;
+    }
+    rc = uv_write2(&w->req, &s->h.stream, &buf, 1, &fs->h.stream, write_cb);
+  } else {
+    if (s->queued_bytes == 0) {
+      int n = uv_try_write(&s->h.stream, &buf, 1);
+      if (n == (int)size) {
+        s->bytes_written += size;
+        ack(s, w->counts, size);
+        activity(s);
+        wreq_free(w);
+        return;
+      }
+      if (n > 0) {
+        w->offset = (size_t)n;
+        s->bytes_written += (uint64_t)n;
+        ack(s, 0, (uint64_t)n);
+        buf = uv_buf_init(buf.base + n, (unsigned)(size - (size_t)n));
+      } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+        wreq_free(w);
+        ncd_socket_fail(s, n, "write");
+        return;
+      }
+    }
+    rc = uv_write(&w->req, &s->h.stream, &buf, 1, write_cb);
+  }
+  if (rc != 0) {
+    wreq_free(w);
+    ncd_socket_fail(s, rc, "write");
+    return;
+  }
+  s->queued_bytes += buf.len;
+  total_queued += buf.len;
+}
+
+/* Queues (while connecting) or writes w. Takes w. */
+static void submit(ncd_socket *s, ncd_wreq *w) {
+  if (s->connecting) ncd_list_push(&s->pending, &w->link);
+  else if (w->is_end) {
+    wreq_free(w);
+    start_shutdown(s);
+  } else do_write(s, w);
+}
+
+static uint64_t pending_bytes(ncd_socket *s) {
+  uint64_t n = 0;
+  for (ncd_list *l = s->pending.next; l != &s->pending; l = l->next)
+    n += zmq_msg_size(&ncd_container_of(l, ncd_wreq, link)->payload);
+  return n;
+}
+
+/* Checks a write of len bytes against the state and the queue limit. */
+static int write_allowed(ncd_socket *s, size_t len) {
+  if (s->ended) return NCD_EPIPE;
+  uint64_t queued = s->queued_bytes + (s->connecting ? pending_bytes(s) : 0);
+  if (queued + len > ncd.cfg.max_write_queue) return NCD_ENOBUFS;
+  return 0;
+}
+
+void ncd_socket_write(ncd_socket *s, zmq_msg_t *payload, uint64_t fd_socket_id) {
+  size_t len = zmq_msg_size(payload);
+  int rc = write_allowed(s, len);
+  if (rc == 0 && fd_socket_id && (!s->is_unix || len == 0)) rc = NCD_EINVAL;
+  ncd_wreq *w = rc == 0 ? wreq_new() : NULL;
+  if (rc == 0 && !w) rc = NCD_ENOMEM;
+  if (rc != 0) {
+    zmq_msg_close(payload);
+    ncd_socket_fail(s, rc, "write");
+    return;
+  }
+  zmq_msg_move(&w->payload, payload);
+  w->counts = 1;
+  w->fd_socket_id = fd_socket_id;
+  submit(s, w);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+  ncd_socket *s = req->handle->data;
+  if (status == UV_ECANCELED || s->closing) return;
+  if (status < 0) {
+    ncd_socket_fail(s, status, "shutdown");
+    return;
+  }
+  s->shutdown_done = 1;
+  ack(s, 1, 0);
+  maybe_finish(s);
+}
+
+static void start_shutdown(ncd_socket *s) {
+  int rc = uv_shutdown(&s->shutdown_req, &s->h.stream, shutdown_cb);
+  if (rc != 0) ncd_socket_fail(s, rc, "shutdown");
+}
+
+void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload) {
+  size_t len = payload ? zmq_msg_size(payload) : 0;
+  if (s->ended) {
+    /* Node: a second end() does nothing. It still completes as a write. */
+    if (payload) zmq_msg_close(payload);
+    ack(s, 1, 0);
+    return;
+  }
+  int rc = len ? write_allowed(s, len) : 0;
+  if (rc != 0) {
+    zmq_msg_close(payload);
+    ncd_socket_fail(s, rc, "write");
+    return;
+  }
+  if (len) {
+    ncd_wreq *w = wreq_new();
+    if (!w) {
+      zmq_msg_close(payload);
+      ncd_socket_fail(s, NCD_ENOMEM, "write");
+      return;
+    }
+    zmq_msg_move(&w->payload, payload);
+    submit(s, w);
+    if (s->closing) return;
+  } else if (payload) {
+    zmq_msg_close(payload);
+  }
+  s->ended = 1;
+  ncd_wreq *end = wreq_new();
+  if (!end) {
+    ncd_socket_fail(s, NCD_ENOMEM, "end");
+    return;
+  }
+  end->is_end = 1;
+  submit(s, end);
+}
+
+/* ------------------------------------------------------------- connecting */
+
+static void connected(ncd_socket *s) {
+  s->connecting = 0;
+  uv_os_fd_t fd = -1;
+  uv_fileno(&s->h.handle, &fd);
+  ncd_addr local, remote;
+  ncd_addr_of_fd(fd, 0, &local);
+  ncd_addr_of_fd(fd, 1, &remote);
+  ncd_event ev = {.kind = NCD_EV_CONNECTED, .local = &local, .remote = &remote};
+  ncd_socket_emit(s, &ev, NULL);
+  while (!ncd_list_empty(&s->pending) && !s->closing) {
+    ncd_wreq *w = ncd_container_of(s->pending.next, ncd_wreq, link);
+    ncd_list_remove(&w->link);
+    submit(s, w);
+  }
+  if (!s->closing) ncd_socket_update_reading(s);
+}
+
+static void reconnect_close_cb(uv_handle_t *handle);
+
+static void connect_cb(uv_connect_t *req, int status) {
+  ncd_socket *s = req->handle->data;
+  if (status == UV_ECANCELED || s->closing) return;
+  if (status == 0) {
+    connected(s);
+  } else if (s->ai_next) {
+    /* Another address of the name is left: a fresh handle tries it, as Node's
+     * autoSelectFamily does. The socket keeps its id and queued writes. */
+    s->reconnecting = 1;
+    uv_close(&s->h.handle, reconnect_close_cb);
+  } else {
+    ncd_socket_fail(s, status, "connect");
+  }
+}
+
+/* Connects to the next resolved address that libuv accepts. */
+static void try_next_address(ncd_socket *s) {
+  int rc = UV_EAI_NONAME;
+  while (s->ai_next) {
+    struct addrinfo *ai = s->ai_next;
+    s->ai_next = ai->ai_next;
+    if (ai->ai_family == AF_INET) ((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)s->connect_port);
+    else if (ai->ai_family == AF_INET6) ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons((uint16_t)s->connect_port);
+    else continue;
+    rc = uv_tcp_connect(&s->connect_req, &s->h.tcp, ai->ai_addr, connect_cb);
+    if (rc == 0) return;
+  }
+  ncd_socket_fail(s, rc, "connect");
+}
+
+static void reconnect_close_cb(uv_handle_t *handle) {
+  ncd_socket *s = handle->data;
+  s->reconnecting = 0;
+  if (s->closing) { /* destroyed meanwhile: finish that close now */
+    close_cb(handle);
+    return;
+  }
+  uv_tcp_init(ncd.loop, &s->h.tcp);
+  s->h.handle.data = s;
+  try_next_address(s);
+}
+
+static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  ncd_socket *s = req->data;
+  free(req);
+  if (!s) { /* destroyed while resolving */
+    if (res) uv_freeaddrinfo(res);
+    return;
+  }
+  s->gai = NULL;
+  if (status < 0) {
+    ncd_socket_fail(s, status, "getaddrinfo");
+    return;
+  }
+  s->ai_list = s->ai_next = res;
+  try_next_address(s);
+}
+
+int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd) {
+  int rc;
+  if (cmd->ep.kind == NCD_EP_TCP) {
+    if ((rc = ncd_addr_check_port(cmd->ep.port, 0)) != 0) {
+      ncd_set_errmsg("connect: port should be > 0 and < 65536, received %lld", (long long)cmd->ep.port);
+      return rc;
+    }
+  } else if (cmd->ep.kind == NCD_EP_PATH) {
+    struct sockaddr_un sun;
+    socklen_t len;
+    if ((rc = ncd_addr_unix(cmd->ep.path, &sun, &len)) != 0) {
+      ncd_set_errmsg("connect: bad UNIX socket path '%s'", cmd->ep.path);
+      return rc;
+    }
+  } else {
+    ncd_set_errmsg("connect needs a tcp endpoint or a path");
+    return NCD_ERR_INVALID_ARG_VALUE;
+  }
+  ncd_socket *s = socket_new(h, cmd->id, cmd->ep.kind == NCD_EP_PATH);
+  if (!s) return NCD_ENOMEM;
+  s->connecting = 1;
+  s->allow_half_open = cmd->allow_half_open;
+  if (ncd.cfg.max_connections && ncd.nsockets > ncd.cfg.max_connections) {
+    ncd_socket_fail(s, NCD_EMFILE, "connect");
+    return 0;
+  }
+  if (s->is_unix) {
+    uv_pipe_connect(&s->connect_req, &s->h.pipe, cmd->ep.path, connect_cb);
+    return 0;
+  }
+  s->connect_port = (uint32_t)cmd->ep.port;
+  const char *host = *cmd->ep.host ? cmd->ep.host : "localhost";
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  if (ncd_addr_parse_ip(host, s->connect_port, &ss, &sslen) == 0) {
+    rc = uv_tcp_connect(&s->connect_req, &s->h.tcp, (struct sockaddr *)&ss, connect_cb);
+    if (rc != 0) ncd_socket_fail(s, rc, "connect");
+    return 0;
+  }
+  uv_getaddrinfo_t *req = malloc(sizeof *req);
+  if (!req) {
+    ncd_socket_fail(s, NCD_ENOMEM, "getaddrinfo");
+    return 0;
+  }
+  req->data = s;
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  rc = uv_getaddrinfo(ncd.loop, req, getaddrinfo_cb, host, NULL, &hints);
+  if (rc != 0) {
+    free(req);
+    ncd_socket_fail(s, rc, "getaddrinfo");
+    return 0;
+  }
+  s->gai = req;
+  return 0;
+}
+
+/* ---------------------------------------------------------------- options */
+
+int ncd_socket_set_nodelay(ncd_socket *s, int enable) {
+  if (s->is_unix) return 0; /* Node ignores it on pipes */
+  return uv_tcp_nodelay(&s->h.tcp, enable);
+}
+
+int ncd_socket_set_keepalive(ncd_socket *s, int enable, uint32_t initial_delay_ms) {
+  if (s->is_unix) return 0;
+  uv_os_fd_t fd;
+  int rc = uv_fileno(&s->h.handle, &fd);
+  if (rc != 0) return rc;
+  int on = enable ? 1 : 0;
+  if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) != 0) return uv_translate_sys_error(errno);
+  if (enable && initial_delay_ms) {
+    int secs = (int)((initial_delay_ms + 999) / 1000);
+    if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof secs) != 0)
+      return uv_translate_sys_error(errno);
+  }
+  return 0;
+}

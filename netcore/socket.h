@@ -1,0 +1,56 @@
+/* socket.h: stream sockets (TCP and UNIX), accepted or outbound.
+ *
+ * A socket reads only while its owner has granted credit, has not paused it,
+ * and can take events (its ZeroMQ pipe is not full); it writes the payload
+ * frames of Write commands straight from the ZeroMQ message (no copy) and
+ * acknowledges them in batches once the kernel has them. A socket is closed
+ * asynchronously: after ncd_socket_destroy() its id is gone at once, its
+ * memory stays valid until the uv_close callback, which sends Closed (the
+ * last event, exactly once). Loop thread only.
+ */
+#ifndef NCD_SOCKET_H
+#define NCD_SOCKET_H
+
+#include "daemon.h"
+#include "wire.h"
+
+/* Wraps an accepted (or inherited) connected fd in a new socket owned by
+ * owner with a netcore-chosen id. Returns the socket (not yet reading, no
+ * event sent) or NULL after closing fd. */
+ncd_socket *ncd_socket_adopt(ncd_handler *owner, int fd, int is_unix);
+
+/* Sends ev as the next event of s (fills seq and socket_id). Takes *payload. */
+void ncd_socket_emit(ncd_socket *s, ncd_event *ev, zmq_msg_t *payload);
+
+/* Connect command; cmd->id was already claimed. Always creates the socket;
+ * failures arrive as SocketError + Closed. Returns 0, or an error for the
+ * dispatcher when the arguments are invalid (no socket is created). */
+int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd);
+
+/* Write command: takes *payload. Failures arrive as SocketError + Closed. */
+void ncd_socket_write(ncd_socket *s, zmq_msg_t *payload, uint64_t fd_socket_id);
+/* End command: optional payload (taken), then FIN after queued writes. */
+void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload);
+
+/* Closes s now, dropping queued writes. notify: send Closed to the owner. */
+void ncd_socket_destroy(ncd_socket *s, int notify);
+/* Sends SocketError{err} then closes with had_error. */
+void ncd_socket_fail(ncd_socket *s, int err, const char *syscall);
+
+void ncd_socket_pause(ncd_socket *s);
+void ncd_socket_resume(ncd_socket *s);
+void ncd_socket_credit(ncd_socket *s, uint32_t bytes);
+int ncd_socket_set_timeout(ncd_socket *s, uint32_t msecs);
+int ncd_socket_set_nodelay(ncd_socket *s, int enable);
+int ncd_socket_set_keepalive(ncd_socket *s, int enable, uint32_t initial_delay_ms);
+
+/* Starts or stops reading as credit, pause, owner and state say. */
+void ncd_socket_update_reading(ncd_socket *s);
+
+/* Sends the WriteAcks batched since the last call. */
+void ncd_socket_flush_acks(void);
+
+/* Bytes still queued for the kernel on every socket (shutdown waits for 0). */
+uint64_t ncd_socket_total_queued(void);
+
+#endif

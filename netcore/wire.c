@@ -1,0 +1,329 @@
+/* wire.c: see wire.h. */
+#include "wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "netcore.pb-c.h"
+
+/* Unpacking a command allocates a few small objects. A bump arena reset after
+ * every command keeps malloc off the hot path; oversized requests fall back to
+ * malloc and are freed individually. */
+#define ARENA_SIZE (16 * 1024)
+static _Alignas(16) unsigned char arena[ARENA_SIZE];
+static size_t arena_used;
+static Netcore__V1__Command *current;
+
+static void *arena_alloc(void *data, size_t size) {
+  size_t need = (size + 15) & ~(size_t)15;
+  if (need <= ARENA_SIZE - arena_used) {
+    void *p = arena + arena_used;
+    arena_used += need;
+    return p;
+  }
+  return malloc(size);
+}
+
+static void arena_free(void *data, void *p) {
+  if ((unsigned char *)p >= arena && (unsigned char *)p < arena + ARENA_SIZE) return;
+  free(p);
+}
+
+static ProtobufCAllocator arena_allocator = {arena_alloc, arena_free, NULL};
+
+void ncd_wire_cmd_release(void) {
+  if (current) protobuf_c_message_free_unpacked(&current->base, &arena_allocator);
+  current = NULL;
+  arena_used = 0;
+}
+
+static void take_endpoint(ncd_endpoint *ep, int is_tcp, Netcore__V1__TcpEndpoint *tcp,
+                          const char *path) {
+  if (is_tcp && tcp) {
+    ep->kind = NCD_EP_TCP;
+    ep->host = tcp->host ? tcp->host : "";
+    ep->port = tcp->port;
+  } else if (is_tcp) {
+    ep->kind = NCD_EP_TCP; /* empty sub-message: port 0 on any address */
+    ep->host = "";
+  } else if (path) {
+    ep->kind = NCD_EP_PATH;
+    ep->path = path;
+  }
+}
+
+int ncd_wire_cmd_unpack(const void *data, size_t len, ncd_cmd *c) {
+  ncd_wire_cmd_release();
+  memset(c, 0, sizeof *c);
+  c->name = "unknown";
+  current = netcore__v1__command__unpack(&arena_allocator, len, data);
+  if (!current) return NCD_EPROTO;
+  Netcore__V1__Command *m = current;
+  c->ref = m->ref;
+  switch (m->command_case) {
+  case NETCORE__V1__COMMAND__COMMAND_HELLO:
+    c->kind = NCD_CMD_HELLO, c->name = "hello";
+    c->version = m->hello->version;
+    c->hello_name = m->hello->name;
+    c->credit_window = m->hello->credit_window;
+    c->lease_ms = m->hello->lease_ms;
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_BYE:
+    c->kind = NCD_CMD_BYE, c->name = "bye";
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_PING:
+    c->kind = NCD_CMD_PING, c->name = "ping";
+    c->nonce = m->ping->nonce;
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_LISTEN: {
+    Netcore__V1__Listen *l = m->listen;
+    c->kind = NCD_CMD_LISTEN, c->name = "listen";
+    c->id = l->server_id;
+    if (l->endpoint_case == NETCORE__V1__LISTEN__ENDPOINT_FD) {
+      c->ep.kind = NCD_EP_FD;
+      c->ep.fd = l->fd;
+    } else {
+      take_endpoint(&c->ep, l->endpoint_case == NETCORE__V1__LISTEN__ENDPOINT_TCP, l->tcp,
+                    l->endpoint_case == NETCORE__V1__LISTEN__ENDPOINT_PATH ? l->path : NULL);
+    }
+    c->allow_half_open = l->allow_half_open;
+    c->backlog = l->backlog;
+    c->max_connections = l->max_connections;
+    c->group = l->group ? l->group : "";
+    break;
+  }
+  case NETCORE__V1__COMMAND__COMMAND_SERVER_PAUSE:
+    c->kind = NCD_CMD_SERVER_PAUSE, c->name = "server_pause";
+    c->id = m->server_pause->server_id;
+    c->msecs = m->server_pause->msecs;
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_SERVER_CLOSE:
+    c->kind = NCD_CMD_SERVER_CLOSE, c->name = "server_close";
+    c->id = m->server_close->server_id;
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_SERVER_SET_MAX_CONNECTIONS:
+    c->kind = NCD_CMD_SERVER_SET_MAX, c->name = "server_set_max_connections";
+    c->id = m->server_set_max_connections->server_id;
+    c->max_connections = m->server_set_max_connections->max_connections;
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_CONNECT: {
+    Netcore__V1__Connect *k = m->connect;
+    c->kind = NCD_CMD_CONNECT, c->name = "connect";
+    c->id = k->socket_id;
+    take_endpoint(&c->ep, k->endpoint_case == NETCORE__V1__CONNECT__ENDPOINT_TCP, k->tcp,
+                  k->endpoint_case == NETCORE__V1__CONNECT__ENDPOINT_PATH ? k->path : NULL);
+    c->allow_half_open = k->allow_half_open;
+    break;
+  }
+  case NETCORE__V1__COMMAND__COMMAND_WRITE:
+    c->kind = NCD_CMD_WRITE, c->name = "write";
+    c->id = m->write->socket_id;
+    c->fd_socket_id = m->write->fd_socket_id;
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_END:
+    c->kind = NCD_CMD_END, c->name = "end";
+    c->id = m->end->socket_id;
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_DESTROY:
+    c->kind = NCD_CMD_DESTROY, c->name = "destroy";
+    c->id = m->destroy->socket_id;
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_PAUSE:
+    c->kind = NCD_CMD_PAUSE, c->name = "pause";
+    c->id = m->pause->socket_id;
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_RESUME:
+    c->kind = NCD_CMD_RESUME, c->name = "resume";
+    c->id = m->resume->socket_id;
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_CREDIT:
+    c->kind = NCD_CMD_CREDIT, c->name = "credit";
+    c->id = m->credit->socket_id;
+    c->bytes = m->credit->bytes;
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_SET_TIMEOUT:
+    c->kind = NCD_CMD_SET_TIMEOUT, c->name = "set_timeout";
+    c->id = m->set_timeout->socket_id;
+    c->msecs = m->set_timeout->msecs;
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_SET_NO_DELAY:
+    c->kind = NCD_CMD_SET_NO_DELAY, c->name = "set_no_delay";
+    c->id = m->set_no_delay->socket_id;
+    c->enable = m->set_no_delay->enable;
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_SET_KEEP_ALIVE:
+    c->kind = NCD_CMD_SET_KEEP_ALIVE, c->name = "set_keep_alive";
+    c->id = m->set_keep_alive->socket_id;
+    c->enable = m->set_keep_alive->enable;
+    c->initial_delay_ms = m->set_keep_alive->initial_delay_ms;
+    break;
+  default:
+    return NCD_ERR_UNKNOWN_COMMAND;
+  }
+  return 0;
+}
+
+int ncd_wire_payload_rule(ncd_cmd_kind kind) {
+  if (kind == NCD_CMD_WRITE) return NCD_PAYLOAD_REQUIRED;
+  if (kind == NCD_CMD_END) return NCD_PAYLOAD_OPTIONAL;
+  return NCD_PAYLOAD_NEVER;
+}
+
+/* Wire form of an address; a and buf live on the caller's stack. */
+static Netcore__V1__Address *address(const ncd_addr *a, Netcore__V1__Address *buf) {
+  if (!a) return NULL;
+  netcore__v1__address__init(buf);
+  buf->family = (Netcore__V1__Family)a->family;
+  buf->address = (char *)a->address;
+  buf->port = a->port;
+  return buf;
+}
+
+#define STR(s) ((char *)((s) ? (s) : ""))
+
+int ncd_wire_event_pack(const ncd_event *ev, zmq_msg_t *msg) {
+  Netcore__V1__Event e = NETCORE__V1__EVENT__INIT;
+  Netcore__V1__Address a1, a2;
+  union {
+    Netcore__V1__Welcome welcome;
+    Netcore__V1__Error error;
+    Netcore__V1__Pong pong;
+    Netcore__V1__Listening listening;
+    Netcore__V1__ServerError server_error;
+    Netcore__V1__ServerClosed server_closed;
+    Netcore__V1__Connection connection;
+    Netcore__V1__Connected connected;
+    Netcore__V1__Data data;
+    Netcore__V1__Ended ended;
+    Netcore__V1__WriteAck write_ack;
+    Netcore__V1__Timeout timeout;
+    Netcore__V1__SocketError socket_error;
+    Netcore__V1__Closed closed;
+    Netcore__V1__Fd fd;
+    Netcore__V1__Shutdown shutdown;
+  } u;
+  e.seq = ev->seq;
+  switch (ev->kind) {
+  case NCD_EV_WELCOME: {
+    const ncd_welcome *w = ev->welcome;
+    netcore__v1__welcome__init(&u.welcome);
+    u.welcome.version = NCD_PROTOCOL_VERSION;
+    u.welcome.instance_id = STR(w->instance_id);
+    u.welcome.id_prefix = w->id_prefix;
+    u.welcome.credit_window = w->credit_window;
+    u.welcome.lease_ms = w->lease_ms;
+    u.welcome.max_frame = w->max_frame;
+    u.welcome.max_write_queue = w->max_write_queue;
+    u.welcome.server_version = STR(w->server_version);
+    e.event_case = NETCORE__V1__EVENT__EVENT_WELCOME, e.welcome = &u.welcome;
+    break;
+  }
+  case NCD_EV_ERROR:
+    netcore__v1__error__init(&u.error);
+    u.error.code = STR(ev->code);
+    u.error.message = STR(ev->message);
+    u.error.ref = ev->ref;
+    u.error.command = STR(ev->command);
+    u.error.socket_id = ev->socket_id;
+    u.error.server_id = ev->server_id;
+    e.event_case = NETCORE__V1__EVENT__EVENT_ERROR, e.error = &u.error;
+    break;
+  case NCD_EV_PONG:
+    netcore__v1__pong__init(&u.pong);
+    u.pong.nonce = ev->nonce;
+    e.event_case = NETCORE__V1__EVENT__EVENT_PONG, e.pong = &u.pong;
+    break;
+  case NCD_EV_LISTENING:
+    netcore__v1__listening__init(&u.listening);
+    u.listening.server_id = ev->server_id;
+    u.listening.address = address(ev->local, &a1);
+    e.event_case = NETCORE__V1__EVENT__EVENT_LISTENING, e.listening = &u.listening;
+    break;
+  case NCD_EV_SERVER_ERROR:
+    netcore__v1__server_error__init(&u.server_error);
+    u.server_error.server_id = ev->server_id;
+    u.server_error.code = STR(ev->code);
+    u.server_error.message = STR(ev->message);
+    e.event_case = NETCORE__V1__EVENT__EVENT_SERVER_ERROR, e.server_error = &u.server_error;
+    break;
+  case NCD_EV_SERVER_CLOSED:
+    netcore__v1__server_closed__init(&u.server_closed);
+    u.server_closed.server_id = ev->server_id;
+    e.event_case = NETCORE__V1__EVENT__EVENT_SERVER_CLOSED, e.server_closed = &u.server_closed;
+    break;
+  case NCD_EV_CONNECTION:
+    netcore__v1__connection__init(&u.connection);
+    u.connection.server_id = ev->server_id;
+    u.connection.socket_id = ev->socket_id;
+    u.connection.local = address(ev->local, &a1);
+    u.connection.remote = address(ev->remote, &a2);
+    u.connection.allow_half_open = ev->flag;
+    u.connection.server_connections = ev->count;
+    e.event_case = NETCORE__V1__EVENT__EVENT_CONNECTION, e.connection = &u.connection;
+    break;
+  case NCD_EV_CONNECTED:
+    netcore__v1__connected__init(&u.connected);
+    u.connected.socket_id = ev->socket_id;
+    u.connected.local = address(ev->local, &a1);
+    u.connected.remote = address(ev->remote, &a2);
+    e.event_case = NETCORE__V1__EVENT__EVENT_CONNECTED, e.connected = &u.connected;
+    break;
+  case NCD_EV_DATA:
+    netcore__v1__data__init(&u.data);
+    u.data.socket_id = ev->socket_id;
+    e.event_case = NETCORE__V1__EVENT__EVENT_DATA, e.data = &u.data;
+    break;
+  case NCD_EV_ENDED:
+    netcore__v1__ended__init(&u.ended);
+    u.ended.socket_id = ev->socket_id;
+    e.event_case = NETCORE__V1__EVENT__EVENT_ENDED, e.ended = &u.ended;
+    break;
+  case NCD_EV_WRITE_ACK:
+    netcore__v1__write_ack__init(&u.write_ack);
+    u.write_ack.socket_id = ev->socket_id;
+    u.write_ack.writes = ev->count;
+    u.write_ack.bytes = ev->bytes;
+    u.write_ack.bytes_written = ev->bytes_written;
+    u.write_ack.queued_bytes = ev->queued_bytes;
+    e.event_case = NETCORE__V1__EVENT__EVENT_WRITE_ACK, e.write_ack = &u.write_ack;
+    break;
+  case NCD_EV_TIMEOUT:
+    netcore__v1__timeout__init(&u.timeout);
+    u.timeout.socket_id = ev->socket_id;
+    e.event_case = NETCORE__V1__EVENT__EVENT_TIMEOUT, e.timeout = &u.timeout;
+    break;
+  case NCD_EV_SOCKET_ERROR:
+    netcore__v1__socket_error__init(&u.socket_error);
+    u.socket_error.socket_id = ev->socket_id;
+    u.socket_error.code = STR(ev->code);
+    u.socket_error.message = STR(ev->message);
+    e.event_case = NETCORE__V1__EVENT__EVENT_SOCKET_ERROR, e.socket_error = &u.socket_error;
+    break;
+  case NCD_EV_CLOSED:
+    netcore__v1__closed__init(&u.closed);
+    u.closed.socket_id = ev->socket_id;
+    u.closed.had_error = ev->flag;
+    u.closed.bytes_read = ev->bytes_read;
+    u.closed.bytes_written = ev->bytes_written;
+    e.event_case = NETCORE__V1__EVENT__EVENT_CLOSED, e.closed = &u.closed;
+    break;
+  case NCD_EV_FD:
+    netcore__v1__fd__init(&u.fd);
+    u.fd.socket_id = ev->socket_id;
+    u.fd.new_socket_id = ev->new_socket_id;
+    u.fd.local = address(ev->local, &a1);
+    u.fd.remote = address(ev->remote, &a2);
+    e.event_case = NETCORE__V1__EVENT__EVENT_FD, e.fd = &u.fd;
+    break;
+  case NCD_EV_SHUTDOWN:
+    netcore__v1__shutdown__init(&u.shutdown);
+    u.shutdown.reason = STR(ev->reason);
+    e.event_case = NETCORE__V1__EVENT__EVENT_SHUTDOWN, e.shutdown = &u.shutdown;
+    break;
+  }
+  size_t len = netcore__v1__event__get_packed_size(&e);
+  if (zmq_msg_init_size(msg, len) != 0) return NCD_ENOMEM;
+  netcore__v1__event__pack(&e, zmq_msg_data(msg));
+  return 0;
+}

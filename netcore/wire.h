@@ -1,0 +1,97 @@
+/* wire.h: the protobuf-c glue, the only module that sees Netcore__V1__* names.
+ *
+ * Commands are unpacked into ncd_cmd, a flat view whose strings point into a
+ * per-command arena: they stay valid until ncd_wire_cmd_release(). Events are
+ * described by ncd_event (pointers borrowed from the caller for the call only)
+ * and packed straight into a zmq_msg_t. Loop thread only (the arena is static).
+ */
+#ifndef NCD_WIRE_H
+#define NCD_WIRE_H
+
+#include <stdint.h>
+#include <zmq.h>
+
+#include "addr.h"
+
+#define NCD_PROTOCOL_VERSION 1
+
+typedef enum ncd_cmd_kind {
+  NCD_CMD_NONE = 0,
+  NCD_CMD_HELLO, NCD_CMD_BYE, NCD_CMD_PING,
+  NCD_CMD_LISTEN, NCD_CMD_SERVER_PAUSE, NCD_CMD_SERVER_CLOSE, NCD_CMD_SERVER_SET_MAX,
+  NCD_CMD_CONNECT, NCD_CMD_WRITE, NCD_CMD_END, NCD_CMD_DESTROY, NCD_CMD_PAUSE,
+  NCD_CMD_RESUME, NCD_CMD_CREDIT, NCD_CMD_SET_TIMEOUT, NCD_CMD_SET_NO_DELAY,
+  NCD_CMD_SET_KEEP_ALIVE
+} ncd_cmd_kind;
+
+enum { NCD_EP_NONE, NCD_EP_TCP, NCD_EP_PATH, NCD_EP_FD };
+
+/* Whether a command carries a payload frame. */
+enum { NCD_PAYLOAD_NEVER, NCD_PAYLOAD_REQUIRED, NCD_PAYLOAD_OPTIONAL };
+
+typedef struct ncd_endpoint {
+  int kind;         /* NCD_EP_* */
+  const char *host; /* TCP; "" when omitted */
+  int64_t port;     /* TCP */
+  const char *path; /* UNIX */
+  int fd;           /* inherited listening fd */
+} ncd_endpoint;
+
+typedef struct ncd_cmd {
+  ncd_cmd_kind kind;
+  const char *name; /* "write", "listen", ...: for errors and logs */
+  uint64_t ref;
+  uint64_t id;           /* socket_id or server_id */
+  uint64_t fd_socket_id; /* Write */
+  ncd_endpoint ep;       /* Listen, Connect */
+  uint32_t version, credit_window, lease_ms; /* Hello */
+  const char *hello_name;
+  uint64_t nonce;             /* Ping */
+  int allow_half_open;        /* Listen, Connect */
+  int32_t backlog;            /* Listen */
+  uint32_t max_connections;   /* Listen, ServerSetMaxConnections */
+  const char *group;          /* Listen */
+  uint32_t msecs;             /* ServerPause, SetTimeout */
+  uint32_t bytes;             /* Credit */
+  int enable;                 /* SetNoDelay, SetKeepAlive */
+  uint32_t initial_delay_ms;  /* SetKeepAlive */
+} ncd_cmd;
+
+/* Unpacks an envelope. Returns 0, NCD_EPROTO if it does not parse, or
+ * NCD_ERR_UNKNOWN_COMMAND if no command case is set (cmd->ref is still filled). */
+int ncd_wire_cmd_unpack(const void *data, size_t len, ncd_cmd *cmd);
+/* Frees what the last unpack allocated; cmd's strings die here. */
+void ncd_wire_cmd_release(void);
+/* NCD_PAYLOAD_* for a command kind. */
+int ncd_wire_payload_rule(ncd_cmd_kind kind);
+
+typedef enum ncd_event_kind {
+  NCD_EV_WELCOME, NCD_EV_ERROR, NCD_EV_PONG, NCD_EV_LISTENING, NCD_EV_SERVER_ERROR,
+  NCD_EV_SERVER_CLOSED, NCD_EV_CONNECTION, NCD_EV_CONNECTED, NCD_EV_DATA, NCD_EV_ENDED,
+  NCD_EV_WRITE_ACK, NCD_EV_TIMEOUT, NCD_EV_SOCKET_ERROR, NCD_EV_CLOSED, NCD_EV_FD,
+  NCD_EV_SHUTDOWN
+} ncd_event_kind;
+
+typedef struct ncd_welcome {
+  const char *instance_id, *server_version;
+  uint32_t id_prefix, credit_window, lease_ms, max_frame, max_write_queue;
+} ncd_welcome;
+
+typedef struct ncd_event {
+  ncd_event_kind kind;
+  uint64_t seq;
+  uint64_t socket_id, server_id, new_socket_id;
+  uint64_t ref, nonce;
+  const char *code, *message, *command, *reason;
+  const ncd_addr *local, *remote; /* Connection, Connected, Fd; local = address for Listening */
+  int flag;                       /* Connection: allow_half_open; Closed: had_error */
+  uint32_t count;                 /* Connection: server_connections; WriteAck: writes */
+  uint64_t bytes, bytes_read, bytes_written, queued_bytes;
+  const ncd_welcome *welcome;
+} ncd_event;
+
+/* Packs ev into msg (initialised here; the caller sends or closes it).
+ * Returns 0 or NCD_ENOMEM. */
+int ncd_wire_event_pack(const ncd_event *ev, zmq_msg_t *msg);
+
+#endif

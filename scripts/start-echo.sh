@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# README command 1: install what is missing, build, then run netcore with the seed's
+# echo example on localhost:8124 (try: nc localhost 8124). Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh
+endpoint=${NETCORE_ENDPOINT:-ipc:///tmp/netcore.sock}
+export NETCORE_ENDPOINT=$endpoint
+build/netcore/netcore --bind "$endpoint" &
+netcore_pid=$!
+trap 'kill $echo_pid $netcore_pid 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+build/actors/echo "$@" &
+echo_pid=$!
+wait $echo_pid

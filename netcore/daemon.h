@@ -104,6 +104,7 @@ struct ncd_socket {
   uv_getaddrinfo_t *gai;  /* name resolution in flight (outlives a destroy) */
   struct addrinfo *ai_list, *ai_next;
   uint32_t connect_port;
+  char *target;           /* "host:port" or path while connecting, for errors */
   uv_connect_t connect_req;
   uv_shutdown_t shutdown_req;
   unsigned is_unix : 1;

@@ -188,6 +188,7 @@ static void close_cb(uv_handle_t *handle) {
   ncd_list_remove(&s->dirty_link);
   ncd_list_remove(&s->owner_link);
   if (s->ai_list) uv_freeaddrinfo(s->ai_list);
+  free(s->target);
   ncd.nsockets--;
   if (s->server) ncd_server_connection_closed(s->server);
   free(s);
@@ -220,8 +221,15 @@ void ncd_socket_fail(ncd_socket *s, int err, const char *syscall) {
   if (s->closing) return;
   s->had_error = 1;
   send_ack(s);
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s %s: %s", syscall, ncd_err_name(err), ncd_err_message(err));
+  /* Node's form: "connect ECONNREFUSED 127.0.0.1:1", "write EPIPE (...)". */
+  char msg[400];
+  if (s->target) snprintf(msg, sizeof msg, "%s %s %s", syscall, ncd_err_name(err), s->target);
+  else if (err == NCD_ENOBUFS)
+    snprintf(msg, sizeof msg, "%s %s (write queue over its limit of %u bytes)", syscall,
+             ncd_err_name(err), ncd.cfg.max_write_queue);
+  else if (err == NCD_EPIPE && s->ended)
+    snprintf(msg, sizeof msg, "%s %s (write after end)", syscall, ncd_err_name(err));
+  else snprintf(msg, sizeof msg, "%s %s (%s)", syscall, ncd_err_name(err), ncd_err_message(err));
   ncd_event ev = {.kind = NCD_EV_SOCKET_ERROR, .code = ncd_err_name(err), .message = msg};
   ncd_socket_emit(s, &ev, NULL);
   ncd_debug("socket %llu: %s", (unsigned long long)s->id, msg);
@@ -497,6 +505,8 @@ void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload) {
 
 static void connected(ncd_socket *s) {
   s->connecting = 0;
+  free(s->target); /* only connect errors name the target */
+  s->target = NULL;
   uv_os_fd_t fd = -1;
   uv_fileno(&s->h.handle, &fd);
   ncd_addr local, remote;
@@ -565,6 +575,9 @@ static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *r
   }
   s->gai = NULL;
   if (status < 0) {
+    /* Node names just the host here: "getaddrinfo ENOTFOUND example.invalid". */
+    char *colon = s->target ? strrchr(s->target, ':') : NULL;
+    if (colon) *colon = '\0';
     ncd_socket_fail(s, status, "getaddrinfo");
     return;
   }
@@ -593,6 +606,11 @@ int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd) {
   ncd_socket *s = socket_new(h, cmd->id, cmd->ep.kind == NCD_EP_PATH);
   if (!s) return NCD_ENOMEM;
   s->connecting = 1;
+  char target[300];
+  if (cmd->ep.kind == NCD_EP_PATH) snprintf(target, sizeof target, "%s", cmd->ep.path);
+  else snprintf(target, sizeof target, strchr(cmd->ep.host, ':') ? "[%s]:%lld" : "%s:%lld",
+                *cmd->ep.host ? cmd->ep.host : "localhost", (long long)cmd->ep.port);
+  s->target = strdup(target);
   s->allow_half_open = cmd->allow_half_open;
   if (ncd.cfg.max_connections && ncd.nsockets > ncd.cfg.max_connections) {
     ncd_socket_fail(s, NCD_EMFILE, "connect");

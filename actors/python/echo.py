@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""echo: the seed's echo server (c.write('hello\\r\\n'); c.pipe(c)) as a Python handler.
+
+usage: echo.py [--port N] [--host H] [--path P] [--endpoint E]
+Prints one line once listening, e.g.
+  echo server listening on {"address":"127.0.0.1","port":8124}
+SIGINT/SIGTERM close the server and exit 0; an error (listen failed, netcore
+gone) is printed to stderr with its Node code and exits 1.
+"""
+
+import argparse
+import json
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "client", "python"))
+import netcore_net as net  # noqa: E402
+
+
+def main(status):
+    p = argparse.ArgumentParser(prog="echo", description="netcore echo example")
+    p.add_argument("--port", type=int, default=8124)
+    p.add_argument("--host", default="localhost")
+    p.add_argument("--path", help="listen on this UNIX socket path instead")
+    p.add_argument("--endpoint", help="netcore endpoint (default: $NETCORE_ENDPOINT, "
+                   "else " + net.DEFAULT_ENDPOINT + ")")
+    args = p.parse_args()
+    handler = net.Netcore(args.endpoint, name="echo")
+    conns = set()
+
+    def on_connection(c):
+        conns.add(c)
+        c.on("close", lambda had_error: conns.discard(c))
+        c.on("error", lambda err: print("echo: connection: %s" % err, file=sys.stderr))
+        c.write("hello\r\n")
+        c.pipe(c)
+
+    server = net.create_server(on_connection, netcore=handler)
+
+    def on_listening():
+        a = server.address()
+        shown = {"address": a["address"]} if args.path else \
+            {"address": a["address"], "port": a["port"]}
+        print("echo server listening on " + json.dumps(shown, separators=(",", ":")),
+              flush=True)
+
+    def on_error(err):
+        print("echo: %s" % err, file=sys.stderr)
+        status[0] = 1
+        stop()
+
+    def stop():
+        server.close()
+        for c in list(conns):
+            c.destroy()
+
+    server.on("error", on_error)
+    loop = net.get_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    if args.path:
+        server.listen(args.path, on_listening)
+    else:
+        server.listen(args.port, args.host, on_listening)
+
+
+if __name__ == "__main__":
+    status = [0]
+    try:
+        net.run(main, status)
+    except net.NetcoreError as e:
+        print("echo: %s" % e, file=sys.stderr)
+        sys.exit(1)
+    sys.exit(status[0])

@@ -1,0 +1,66 @@
+"""Errors with Node's code names (EADDRINUSE, ECONNREFUSED, ERR_NETCORE_GONE, ...).
+
+The names, numbers and default messages come from the project's one table,
+client/include/nc/nc_errors.h, read once at import, so Python surfaces exactly
+the names libnc and netcore use. Numbers are libnc's: -errno for POSIX names,
+below -4000 for the others.
+"""
+
+import errno as _errno
+import os
+import re
+
+_HEADER = os.path.normpath(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "include", "nc", "nc_errors.h"))
+
+# name -> (number, message)
+TABLE = {}
+
+
+def _load_table():
+    try:
+        with open(_HEADER, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return
+    for name, num, msg in re.findall(r'XX\((\w+),\s*(-?\w+),\s*"([^"]*)"\)', text):
+        if num.lstrip("-").isdigit():
+            value = int(num)
+        else:
+            value = -getattr(_errno, num.lstrip("-"), 0)
+        TABLE[name] = (value, msg)
+
+
+_load_table()
+
+
+def errno_of(code):
+    """libnc's negative number for a code name (0 if the name is unknown)."""
+    if code in TABLE:
+        return TABLE[code][0]
+    return -getattr(_errno, code, 0)
+
+
+def message_of(code):
+    if code in TABLE:
+        return TABLE[code][1]
+    num = getattr(_errno, code, None)
+    return os.strerror(num) if num else code
+
+
+class NetcoreError(Exception):
+    """An error as Node reports it: .code is the name ("ECONNREFUSED"), .errno
+    libnc's negative number, .syscall the operation ("connect", "listen",
+    "write", ...) when known, plus .address/.port for connect and listen errors."""
+
+    def __init__(self, code, message=None, syscall=None, address=None, port=None):
+        self.code = code
+        self.errno = errno_of(code)
+        self.syscall = syscall
+        self.address = address
+        self.port = port
+        detail = message or message_of(code)
+        text = "%s %s" % (syscall, code) if syscall else code
+        if address is not None:
+            text += " %s" % address + (":%d" % port if port else "")
+        super().__init__("%s: %s" % (text, detail) if detail != code else text)

@@ -1,0 +1,501 @@
+"""Netcore: one handler's connection to the netcore daemon (one DEALER socket).
+
+It owns the ZeroMQ socket and everything the protocol needs below the Server
+and Socket objects: the Hello/Welcome handshake, the ids this handler gives its
+objects ((id_prefix << 32) | ++n), routing each event to the object it belongs
+to, Ping when idle, and noticing that netcore is gone. It runs on an asyncio
+event loop: the DEALER's file descriptor is watched with loop.add_reader, so
+nothing blocks the loop and other asyncio code can share it.
+
+Objects created before Welcome wait in a queue and are started once it arrives
+(their ids need the prefix). If netcore never answers, or goes away later, every
+live server and socket gets 'error' (ERR_NETCORE_UNAVAILABLE / ERR_NETCORE_GONE)
+then 'close', the connection closes, and run() returns: nothing hangs.
+
+A process normally uses the default instance (default_netcore(), endpoint from
+the NETCORE_ENDPOINT environment variable, else ipc:///tmp/netcore.sock);
+several instances are several independent handlers.
+"""
+
+import asyncio
+import collections
+import logging
+import os
+import time
+
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+from ._proto import pb
+from .emitter import EventEmitter
+from .errors import NetcoreError
+
+DEFAULT_ENDPOINT = "ipc:///tmp/netcore.sock"
+PROTOCOL_VERSION = 1
+_RECV_BATCH = 256  # messages handled per loop turn before yielding to other callbacks
+
+log = logging.getLogger("netcore_net")
+
+_instances = []
+_default = None
+_default_loop = None
+_run = None  # while run() is active: {"wake": future, "error": exception or None}
+
+
+def get_loop():
+    """The running asyncio loop, else the module's own loop that run() will run."""
+    global _default_loop
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    if _default_loop is None or _default_loop.is_closed():
+        _default_loop = asyncio.new_event_loop()
+    return _default_loop
+
+
+def default_netcore():
+    """The process's default handler connection (created on first use)."""
+    global _default
+    if _default is None or _default.state == "closed":
+        _default = Netcore()
+    return _default
+
+
+def _wake_run():
+    if _run is not None and not _run["wake"].done():
+        _run["wake"].set_result(None)
+
+
+def fatal(exc):
+    """An exception escaped a listener: end run() with it (Node would crash),
+    or, outside run(), hand it to the loop's exception handler."""
+    if _run is not None and _run["error"] is None:
+        _run["error"] = exc
+        _wake_run()
+    else:
+        get_loop().call_exception_handler({"message": "netcore_net listener failed",
+                                           "exception": exc})
+
+
+def call(fn, *args):
+    """Calls a listener; an exception from it becomes fatal()."""
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001 - every listener failure is reported
+        fatal(e)
+
+
+class Netcore(EventEmitter):
+    """One handler: a DEALER connection to netcore.
+
+    Events: 'welcome' (the Welcome message), 'shutdown' (reason), 'error'
+    (NetcoreError; only emitted when someone listens), 'close'.
+    """
+
+    def __init__(self, endpoint=None, name="python", credit_window=0, lease_ms=0,
+                 connect_timeout_ms=10000):
+        super().__init__()
+        self.endpoint = endpoint or os.environ.get("NETCORE_ENDPOINT") or DEFAULT_ENDPOINT
+        self.name = name
+        self.state = "new"  # new -> connecting -> ready -> closed
+        self.welcome = None
+        self._hello_credit = credit_window
+        self._hello_lease = lease_ms
+        self._connect_timeout = connect_timeout_ms / 1000.0
+        self._loop = None
+        self._zs = None
+        self._mon = None
+        self._outq = collections.deque()
+        self._poll_scheduled = False
+        self._waiting = []       # objects to start once Welcome arrives
+        self._sockets = {}       # id -> Socket
+        self._servers = {}       # id -> Server
+        self._live = set()       # objects that keep run() going
+        self._idle_waiters = []
+        self._n = 0
+        self._ref = 0
+        self._last_send = 0.0
+        self._ping_sent = None
+        self._timer = None
+        self.instance_id = None
+        _instances.append(self)
+
+    # -------------------------------------------------------------- lifecycle
+
+    @property
+    def loop(self):
+        if self._loop is None:
+            self._loop = get_loop()
+        return self._loop
+
+    def _start(self):
+        self.state = "connecting"
+        ctx = zmq.Context.instance()
+        self._zs = ctx.socket(zmq.DEALER)
+        self._zs.setsockopt(zmq.LINGER, 0)
+        self._mon = self._zs.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        loop = self.loop
+        try:
+            self._zs.connect(self.endpoint)
+        except zmq.ZMQError as e:
+            loop.call_soon(self._lost, NetcoreError(
+                "ERR_NETCORE_UNAVAILABLE", "%s: %s" % (self.endpoint, e), syscall="connect"))
+            return
+        loop.add_reader(self._zs.getsockopt(zmq.FD), self._poll)
+        loop.add_reader(self._mon.getsockopt(zmq.FD), self._poll_monitor)
+        # ZMQ_FD only signals after a read found the socket empty: look once now.
+        loop.call_soon(self._poll_monitor)
+        hello = pb.Command()
+        hello.hello.version = PROTOCOL_VERSION
+        hello.hello.name = self.name
+        hello.hello.credit_window = self._hello_credit
+        hello.hello.lease_ms = self._hello_lease
+        self._send_raw([hello.SerializeToString()])
+        self._timer = loop.call_later(self._connect_timeout, self._connect_timed_out)
+
+    def when_ready(self, obj):
+        """Starts obj (calls obj._start_io()) now if Welcome came, else once it does."""
+        if self.state == "closed":
+            raise NetcoreError("ERR_NETCORE_GONE", syscall="connect")
+        self._live.add(obj)
+        if self.state == "ready":
+            obj._start_io()
+            return
+        self._waiting.append(obj)
+        if self.state == "new":
+            self._start()
+
+    def cancel_waiting(self, obj):
+        """Forgets obj if it still waits for Welcome; True if it did."""
+        if obj in self._waiting:
+            self._waiting.remove(obj)
+            return True
+        return False
+
+    def hold(self, obj):
+        """obj keeps run() going until release(obj)."""
+        self._live.add(obj)
+
+    def release(self, obj):
+        self._live.discard(obj)
+        if not self._live:
+            self.loop.call_soon(self._check_idle)
+
+    def _check_idle(self):
+        if self._live:
+            return
+        _wake_run()
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for f in waiters:
+            if not f.done():
+                f.set_result(None)
+
+    def idle(self):
+        """A future that completes when this handler has no live server or socket."""
+        f = self.loop.create_future()
+        self._idle_waiters.append(f)
+        if not self._live:
+            self.loop.call_soon(self._check_idle)
+        return f
+
+    def close(self):
+        """Says Bye (if connected) and closes the connection. Live objects are
+        not told: use it once they are closed (run() does it at its end)."""
+        if self.state in ("new", "closed"):
+            self.state = "closed"
+            return
+        if self.state == "ready":
+            bye = pb.Command()
+            bye.bye.SetInParent()
+            self._zs.setsockopt(zmq.LINGER, 1000)
+            self._flush_outq()
+            try:
+                self._zs.send(bye.SerializeToString(), zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+        self._teardown()
+
+    def _teardown(self):
+        self.state = "closed"
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._zs is not None:
+            loop = self.loop
+            if not loop.is_closed():
+                loop.remove_reader(self._zs.getsockopt(zmq.FD))
+                loop.remove_reader(self._mon.getsockopt(zmq.FD))
+            self._zs.disable_monitor()
+            self._mon.close(0)
+            self._zs.close()
+            self._zs = None
+        self._outq.clear()
+        self.emit("close")
+        self.loop.call_soon(self._check_idle)
+
+    def _lost(self, err):
+        """netcore is unreachable or gone: every object fails, then we close."""
+        if self.state == "closed":
+            return
+        log.debug("netcore lost: %s", err)
+        self._teardown_objects(err)
+        self._teardown()
+        if self.listener_count("error"):
+            call(self.emit, "error", err)
+
+    def _teardown_objects(self, err):
+        waiting, self._waiting = self._waiting, []
+        objs = waiting + list(self._servers.values()) + list(self._sockets.values())
+        self._servers.clear()
+        self._sockets.clear()
+        for obj in objs:
+            obj._lost(err)
+        self._live.clear()
+
+    def _connect_timed_out(self):
+        self._timer = None
+        if self.state == "connecting":
+            self._lost(NetcoreError("ERR_NETCORE_UNAVAILABLE",
+                                    "no Welcome from netcore at %s" % self.endpoint,
+                                    syscall="connect"))
+
+    def _tick(self):
+        """Every lease/3: Ping if we said nothing for that long; declare netcore
+        gone if a Ping stayed unanswered for a whole lease."""
+        self._timer = None
+        if self.state != "ready":
+            return
+        lease = self.welcome.lease_ms / 1000.0 or 15.0
+        now = time.monotonic()
+        if self._ping_sent is not None and now - self._ping_sent > lease:
+            self._lost(NetcoreError("ERR_NETCORE_GONE", "no Pong within the lease"))
+            return
+        if now - self._last_send >= lease / 3 * 0.9:
+            cmd = pb.Command()
+            cmd.ping.nonce = int(now * 1000)
+            if self._ping_sent is None:
+                self._ping_sent = now
+            self.send(cmd)
+        self._timer = self.loop.call_later(lease / 3, self._tick)
+
+    # -------------------------------------------------------------------- ids
+
+    def next_id(self):
+        self._n += 1
+        return (self.welcome.id_prefix << 32) | self._n
+
+    def register_socket(self, sock):
+        self._sockets[sock._id] = sock
+
+    def unregister_socket(self, sock):
+        if self._sockets.get(sock._id) is sock:
+            del self._sockets[sock._id]
+
+    def register_server(self, srv):
+        self._servers[srv._id] = srv
+
+    def unregister_server(self, srv):
+        if self._servers.get(srv._id) is srv:
+            del self._servers[srv._id]
+
+    # ---------------------------------------------------------------- sending
+
+    def send(self, cmd, payload=None):
+        """Sends a Command (with an optional payload frame); returns its ref."""
+        self._ref += 1
+        cmd.ref = self._ref
+        frames = [cmd.SerializeToString()]
+        if payload is not None:
+            frames.append(payload)
+        self._send_raw(frames)
+        return cmd.ref
+
+    def _send_raw(self, frames):
+        if self._zs is None:
+            return
+        self._last_send = time.monotonic()
+        if not self._outq:
+            try:
+                self._zs.send_multipart(frames, zmq.NOBLOCK, copy=len(frames[-1]) < 65536)
+                self._schedule_poll()
+                return
+            except zmq.Again:
+                pass
+        self._outq.append(frames)
+        self._schedule_poll()
+
+    def _flush_outq(self):
+        while self._outq:
+            try:
+                frames = self._outq[0]
+                self._zs.send_multipart(frames, zmq.NOBLOCK, copy=len(frames[-1]) < 65536)
+            except zmq.Again:
+                return
+            self._outq.popleft()
+
+    def _schedule_poll(self):
+        # ZMQ_FD is edge-triggered and any send may consume the edge, so
+        # whoever sends makes sure the socket is looked at again.
+        if not self._poll_scheduled:
+            self._poll_scheduled = True
+            self.loop.call_soon(self._poll)
+
+    # -------------------------------------------------------------- receiving
+
+    def _poll(self):
+        self._poll_scheduled = False
+        n = 0
+        while self._zs is not None:
+            try:
+                events = self._zs.getsockopt(zmq.EVENTS)
+            except zmq.ZMQError as e:
+                self._lost(NetcoreError("ERR_NETCORE_GONE", str(e)))
+                return
+            if self._outq and events & zmq.POLLOUT:
+                self._flush_outq()
+            if not events & zmq.POLLIN:
+                return
+            if n >= _RECV_BATCH:
+                self._schedule_poll()
+                return
+            frames = self._zs.recv_multipart(zmq.NOBLOCK)
+            n += 1
+            try:
+                self._dispatch(frames)
+            except Exception as e:  # noqa: BLE001 - a listener failed: fatal, as in Node
+                fatal(e)
+
+    def _poll_monitor(self):
+        while self._mon is not None and self._mon.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            msg = parse_monitor_message(self._mon.recv_multipart(zmq.NOBLOCK))
+            if msg["event"] == zmq.EVENT_DISCONNECTED:
+                # Read what netcore sent before it went (its last Closed events).
+                self._poll()
+                self._lost(NetcoreError("ERR_NETCORE_GONE", "netcore closed the connection"))
+                return
+
+    def _dispatch(self, frames):
+        ev = pb.Event()
+        ev.ParseFromString(frames[0])
+        kind = ev.WhichOneof("event")
+        payload = frames[1] if len(frames) > 1 else None
+        self._ping_sent = None
+        msg = getattr(ev, kind) if kind else None
+        if kind == "welcome":
+            self._on_welcome(msg)
+        elif kind in _SOCKET_EVENTS:
+            sock = self._sockets.get(msg.socket_id)
+            if sock is None:
+                log.debug("%s for unknown socket %d", kind, msg.socket_id)
+                return
+            getattr(sock, "_on_" + kind)(msg, payload, ev.seq)
+        elif kind in _SERVER_EVENTS:
+            srv = self._servers.get(msg.server_id)
+            if srv is None:
+                log.debug("%s for unknown server %d", kind, msg.server_id)
+                return
+            if kind == "connection":
+                srv._on_connection(msg, ev.seq)
+            else:
+                getattr(srv, "_on_" + kind)(msg)
+        elif kind == "error":
+            self._on_error(msg)
+        elif kind == "shutdown":
+            self._on_shutdown(msg)
+        elif kind == "pong":
+            pass
+        else:
+            log.warning("unknown event from netcore: %s", kind)
+
+    def _on_welcome(self, w):
+        if self.welcome is not None and w.instance_id != self.instance_id:
+            self._lost(NetcoreError("ERR_NETCORE_GONE", "netcore restarted"))
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self.welcome = w
+        self.instance_id = w.instance_id
+        self.state = "ready"
+        lease = w.lease_ms / 1000.0 or 15.0
+        self._timer = self.loop.call_later(lease / 3, self._tick)
+        if self.listener_count("welcome"):
+            self.emit("welcome", w)
+        waiting, self._waiting = self._waiting, []
+        for obj in waiting:
+            obj._start_io()
+
+    def _on_error(self, m):
+        err = NetcoreError(m.code, m.message or None, syscall=m.command or None)
+        if self.state == "connecting":
+            # The handshake itself was refused (ERR_UNSUPPORTED_VERSION, ...).
+            self._lost(err)
+            return
+        if m.code == "ERR_NO_HELLO":
+            # netcore forgot us (our lease ran out while this process was
+            # blocked): everything we had there is gone.
+            self._lost(NetcoreError("ERR_NETCORE_GONE", "netcore dropped this handler: %s"
+                                    % (m.message or "lease expired")))
+            return
+        target = self._sockets.get(m.socket_id) if m.socket_id else None
+        if target is None and m.server_id:
+            target = self._servers.get(m.server_id)
+        if target is not None:
+            target._on_command_error(err, m)
+        elif m.code == "EBADF" and (m.socket_id or m.server_id):
+            # About an object that netcore already closed; its last event came.
+            log.debug("netcore: %s", err)
+        elif self.listener_count("error"):
+            self.emit("error", err)
+        else:
+            log.warning("netcore rejected a command: %s", err)
+
+    def _on_shutdown(self, m):
+        if self.listener_count("shutdown"):
+            self.emit("shutdown", m.reason)
+        err = NetcoreError("ERR_NETCORE_SHUTDOWN", m.reason or None)
+        for srv in list(self._servers.values()):
+            srv._on_shutdown(err)
+
+
+_SOCKET_EVENTS = frozenset(("connected", "data", "ended", "write_ack", "timeout",
+                            "socket_error", "closed", "fd"))
+_SERVER_EVENTS = frozenset(("listening", "server_error", "server_closed", "connection"))
+
+
+def run(main=None, *args):
+    """Runs the event loop until no server or socket is left (Node's rule for
+    when a program ends), then closes the handler connections.
+
+    main, if given, is called first inside the loop (a plain function or a
+    coroutine function). An exception that escapes any listener ends run()
+    and is raised here, as an uncaught exception ends a Node program.
+    """
+    global _run, _default
+    loop = get_loop()
+
+    async def body():
+        if main is not None:
+            r = main(*args)
+            if asyncio.iscoroutine(r):
+                await r
+        while True:
+            if _run["error"] is not None:
+                raise _run["error"]
+            # Done when nothing is live (a listener of the last 'close' may
+            # have started something new: then we keep going).
+            if not any(nc._live for nc in _instances):
+                return
+            _run["wake"] = loop.create_future()
+            await _run["wake"]
+
+    _run = {"wake": loop.create_future(), "error": None}
+    try:
+        loop.run_until_complete(body())
+    finally:
+        _run = None
+        for nc in list(_instances):
+            if nc.state != "closed":
+                nc.close()
+        _instances.clear()
+        _default = None

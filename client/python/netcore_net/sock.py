@@ -1,0 +1,656 @@
+"""Socket: Node's net.Socket over netcore (one TCP or UNIX connection).
+
+The real socket lives in netcore; this object keeps what Node's socket knows
+and turns method calls into commands and events into Node's events:
+'connect', 'data', 'end', 'drain', 'timeout', 'error', 'close' (had_error),
+plus 'finish' (our FIN was sent), 'fd' (a socket received by fd passing) and
+'lookup'-free connects (netcore resolves names).
+
+Backpressure, both ways:
+- reads: netcore sends at most credit_window unconsumed bytes. Data handed to
+  'data' listeners is consumed; credit goes back in batches of a quarter window.
+  pause() sends Pause and stops granting; data already on its way is kept and
+  given out on resume(), which sends Resume and the credit owed.
+- writes: buffer_size is the bytes written but not yet acknowledged by
+  WriteAck (acks are cumulative: `writes` Write/End commands completed, in
+  order, so callbacks wait in a FIFO). write() returns False once buffer_size
+  reaches high_water_mark (16 KiB, Node's default); 'drain' follows when it
+  is back to 0.
+
+Like the seed (Node v0.4), data is emitted whether or not a 'data' listener is
+attached. Without allow_half_open, the peer's FIN ('end') makes this side end()
+too once the 'end' listeners ran (netcore leaves that decision to handlers).
+"""
+
+import collections
+
+from ._proto import pb
+from . import codec
+from .emitter import EventEmitter
+from .errors import NetcoreError
+from .handler import call, default_netcore, log
+
+HIGH_WATER_MARK = 16 * 1024
+
+_FAMILY = {pb.FAMILY_IPV4: "IPv4", pb.FAMILY_IPV6: "IPv6", pb.FAMILY_UNIX: "unix"}
+
+
+def address_dict(a):
+    """Node's address(): {address, family, port} for TCP, {address} for UNIX."""
+    if a is None:
+        return {}
+    if a.family == pb.FAMILY_UNIX:
+        return {"address": a.address}
+    return {"address": a.address, "family": _FAMILY.get(a.family, ""), "port": a.port}
+
+
+class _Write:
+    __slots__ = ("ref", "nbytes", "callback", "is_end")
+
+    def __init__(self, nbytes, callback, is_end):
+        self.ref = 0
+        self.nbytes = nbytes
+        self.callback = callback
+        self.is_end = is_end
+
+
+class Socket(EventEmitter):
+    """A TCP or UNIX stream socket (Node's net.Socket)."""
+
+    def __init__(self, allow_half_open=False, netcore=None, high_water_mark=HIGH_WATER_MARK):
+        super().__init__()
+        self._nc = netcore or default_netcore()
+        self.allow_half_open = allow_half_open
+        self.high_water_mark = high_water_mark
+        self.server = None
+        self._id = None
+        self._state = "new"          # new -> connecting -> open -> closed
+        self._endpoint = None        # (port, host) or path for connect
+        self._pre = []               # commands waiting for our id: (cmd, payload, entry)
+        self._connect_ref = 0
+        self._local = None
+        self._remote = None
+        self._seq = 0
+        # reading
+        self._readable = True
+        self._paused = False
+        self._rbuf = collections.deque()
+        self._eof_pending = False
+        self._close_pending = None
+        self._consumed = 0
+        self._bytes_read = 0
+        self._decoder = None
+        # writing
+        self._writable = True
+        self._ended = False
+        self._wq = collections.deque()
+        self._buffer_size = 0
+        self._need_drain = False
+        self._acked_written = 0
+        self._final_written = None
+        self._error = None
+        self._close_emitted = False
+        self.destroyed = False
+
+    @classmethod
+    def _adopt(cls, nc, socket_id, local, remote, allow_half_open, server=None):
+        """A socket netcore created (accepted, or received as an fd)."""
+        s = cls(allow_half_open=allow_half_open, netcore=nc)
+        s._id = socket_id
+        s._state = "open"
+        s._local = local
+        s._remote = remote
+        s.server = server
+        nc.register_socket(s)
+        nc.hold(s)
+        return s
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def connecting(self):
+        return self._state in ("new", "connecting") and self._endpoint is not None
+
+    @property
+    def pending(self):
+        return self._state != "open"
+
+    @property
+    def ready_state(self):
+        if self._state == "closed":
+            return "closed"
+        if self._state != "open":
+            return "opening"
+        if self._readable and self._writable:
+            return "open"
+        return "readOnly" if self._readable else ("writeOnly" if self._writable else "closed")
+
+    @property
+    def buffer_size(self):
+        """Bytes written but not yet handed to the kernel by netcore."""
+        return self._buffer_size
+
+    @property
+    def writable_length(self):
+        return self._buffer_size
+
+    @property
+    def bytes_read(self):
+        return self._bytes_read
+
+    @property
+    def bytes_written(self):
+        if self._final_written is not None:
+            return self._final_written
+        return self._acked_written + self._buffer_size
+
+    @property
+    def remote_address(self):
+        return self._remote.address if self._remote is not None and self._remote.family != pb.FAMILY_UNIX else None
+
+    @property
+    def remote_port(self):
+        return self._remote.port if self._remote is not None and self._remote.family != pb.FAMILY_UNIX else None
+
+    @property
+    def remote_family(self):
+        return _FAMILY.get(self._remote.family) if self._remote is not None else None
+
+    @property
+    def local_address(self):
+        return self._local.address if self._local is not None else None
+
+    @property
+    def local_port(self):
+        return self._local.port if self._local is not None and self._local.family != pb.FAMILY_UNIX else None
+
+    @property
+    def id(self):
+        """netcore's id of this socket (None until it is known)."""
+        return self._id
+
+    def address(self):
+        return address_dict(self._local)
+
+    # --------------------------------------------------------------- connect
+
+    def connect(self, *args, **kw):
+        """connect(port, [host], [callback]) or connect(path, [callback]);
+        also keywords port=, host=, path=. 'connect' follows, or 'error' and
+        'close'. Raises ERR_SOCKET_BAD_PORT at once for a bad port, as Node."""
+        port, host, path, callback = _parse_endpoint(args, kw, "localhost")
+        if self._state != "new":
+            raise NetcoreError("EISCONN", syscall="connect")
+        if path is None:
+            _check_port(port)
+            self._endpoint = (port, host)
+        else:
+            self._endpoint = path
+        if callback is not None:
+            self.once("connect", callback)
+        self._state = "connecting"
+        self._nc.when_ready(self)
+        return self
+
+    def _start_io(self):
+        """Called by Netcore once Welcome came: name the socket and send Connect."""
+        nc = self._nc
+        self._id = nc.next_id()
+        nc.register_socket(self)
+        cmd = pb.Command()
+        cmd.connect.socket_id = self._id
+        cmd.connect.allow_half_open = self.allow_half_open
+        if isinstance(self._endpoint, tuple):
+            cmd.connect.tcp.port = self._endpoint[0]
+            cmd.connect.tcp.host = self._endpoint[1]
+        else:
+            cmd.connect.path = self._endpoint
+        self._connect_ref = nc.send(cmd)
+        pre, self._pre = self._pre, []
+        for cmd, payload, entry in pre:
+            self._send(cmd, payload, entry)
+
+    def _send(self, cmd, payload=None, entry=None):
+        """Sends a socket command, or keeps it until our id is known. cmd's
+        socket_id is filled in here."""
+        if self._id is None:
+            self._pre.append((cmd, payload, entry))
+            return
+        getattr(cmd, cmd.WhichOneof("command")).socket_id = self._id
+        ref = self._nc.send(cmd, payload)
+        if entry is not None:
+            entry.ref = ref
+
+    def _command(self, name, **fields):
+        cmd = pb.Command()
+        sub = getattr(cmd, name)
+        sub.SetInParent()
+        for k, v in fields.items():
+            setattr(sub, k, v)
+        return cmd
+
+    # ----------------------------------------------------------------- write
+
+    def write(self, data, encoding=None, callback=None, fd=None):
+        """Queues data (bytes, or str in encoding, default utf8); returns False
+        once buffer_size reached the high-water mark (wait for 'drain').
+        callback(err) runs when netcore handed the bytes to the kernel.
+        fd: another Socket of this handler whose descriptor is sent with the
+        data (UNIX sockets only)."""
+        if callable(encoding) and callback is None:
+            encoding, callback = None, encoding
+        buf = codec.encode(data, encoding)
+        if self._state == "closed" or self.destroyed:
+            self._fail_write(callback, NetcoreError("ERR_SOCKET_CLOSED", syscall="write"), False)
+            return False
+        if self._ended:
+            self._fail_write(callback, NetcoreError("EPIPE", "This socket has been ended",
+                                                    syscall="write"), True)
+            return False
+        if fd is not None:
+            if fd._id is None:
+                raise NetcoreError("EBADF", "the fd's socket is not open", syscall="write")
+            entry = _Write(len(buf), callback, False)
+            self._queue(entry)
+            self._send(self._command("write", fd_socket_id=fd._id), buf, entry)
+        else:
+            self._write_chunks(buf, callback, is_end=False)
+        if self._buffer_size >= self.high_water_mark:
+            self._need_drain = True
+            return False
+        return True
+
+    def _max_frame(self):
+        w = self._nc.welcome
+        return w.max_frame if w is not None and w.max_frame else 1 << 20
+
+    def _write_chunks(self, buf, callback, is_end):
+        """One Write per max_frame bytes; the callback rides on the last."""
+        limit = self._max_frame()
+        view = memoryview(buf)
+        start = 0
+        while len(buf) - start > limit:
+            entry = _Write(limit, None, False)
+            self._queue(entry)
+            self._send(self._command("write"), bytes(view[start:start + limit]), entry)
+            start += limit
+        rest = buf[start:] if start else buf
+        entry = _Write(len(rest), callback, is_end)
+        self._queue(entry)
+        if is_end:
+            self._send(self._command("end"), rest if rest else None, entry)
+        else:
+            self._send(self._command("write"), rest, entry)
+
+    def _queue(self, entry):
+        self._wq.append(entry)
+        self._buffer_size += entry.nbytes
+
+    def _fail_write(self, callback, err, emit):
+        loop = self._nc.loop
+        if callback is not None:
+            loop.call_soon(call, callback, err)
+        if emit:
+            loop.call_soon(call, self.emit, "error", err)
+
+    def end(self, data=None, encoding=None, callback=None):
+        """Half-closes: FIN after everything queued (Node's end([data])).
+        callback runs on 'finish', once the FIN was sent."""
+        if callable(data) and encoding is None and callback is None:
+            data, callback = None, data
+        elif callable(encoding) and callback is None:
+            encoding, callback = None, encoding
+        if self._ended or self._state == "closed" or self.destroyed:
+            return self
+        if callback is not None:
+            self.once("finish", callback)
+        buf = codec.encode(data, encoding) if data is not None else b""
+        self._ended = True
+        self._writable = False
+        self._write_chunks(buf, None, is_end=True)
+        return self
+
+    def destroy(self, error=None):
+        """Closes now, dropping queued writes. With error: 'error' then
+        'close'(True); without: 'close'(False)."""
+        if self.destroyed or self._state == "closed":
+            return self
+        self.destroyed = True
+        self._readable = self._writable = False
+        if error is not None:
+            self._error = error
+            self._nc.loop.call_soon(call, self.emit, "error", error)
+        if self._id is not None:
+            self._send(self._command("destroy"))
+        else:
+            self._nc.cancel_waiting(self)
+            self._nc.loop.call_soon(self._finish_close, error is not None, None, None)
+        return self
+
+    # ------------------------------------------------------------------ read
+
+    def pause(self):
+        """Stops 'data' events; netcore stops reading this socket at once."""
+        if not self._paused:
+            self._paused = True
+            if self._readable and self._state != "closed":
+                self._send(self._command("pause"))
+        return self
+
+    def resume(self):
+        """Starts 'data' again: what arrived meanwhile first, in order."""
+        if not self._paused:
+            return self
+        self._paused = False
+        if self._readable and self._state != "closed":
+            self._send(self._command("resume"))
+        while self._rbuf and not self._paused:
+            self._deliver(self._rbuf.popleft())
+        if not self._paused:
+            self._grant(force=True)
+            if self._eof_pending:
+                self._eof_pending = False
+                self._emit_end()
+            if self._close_pending is not None and not self._eof_pending:
+                args, self._close_pending = self._close_pending, None
+                self._finish_close(*args)
+        return self
+
+    @property
+    def is_paused(self):
+        return self._paused
+
+    def set_encoding(self, encoding=None):
+        """'data' gives str in this encoding (utf8, ascii, latin1, base64,
+        hex, utf16le), or bytes with None."""
+        self._decoder = codec.Decoder(encoding) if encoding is not None else None
+        return self
+
+    def _deliver(self, chunk):
+        n = len(chunk)
+        if self._decoder is not None:
+            text = self._decoder.write(chunk)
+            if text:
+                self.emit("data", text)
+        else:
+            self.emit("data", chunk)
+        self._consumed += n
+        self._grant()
+
+    def _grant(self, force=False):
+        """Gives consumed bytes back as read credit (a quarter window at a time)."""
+        if self._paused or not self._consumed or not self._readable or self._id is None:
+            return
+        w = self._nc.welcome
+        window = w.credit_window if w is not None else 0
+        if force or self._consumed >= max(window // 4, 1):
+            self._send(self._command("credit", bytes=self._consumed))
+            self._consumed = 0
+
+    def _emit_end(self):
+        if self._decoder is not None:
+            rest = self._decoder.end()
+            if rest:
+                self.emit("data", rest)
+        self.emit("end")
+        if not self.allow_half_open:
+            self.end()
+
+    # --------------------------------------------------------------- options
+
+    def set_timeout(self, msecs, callback=None):
+        """'timeout' after msecs idle (0 disables); the socket stays open."""
+        if callback is not None:
+            if msecs == 0:
+                self.off("timeout", callback)
+            else:
+                self.once("timeout", callback)
+        if self._state != "closed" and not self.destroyed:
+            self._send(self._command("set_timeout", msecs=int(msecs)))
+        return self
+
+    def set_no_delay(self, no_delay=True):
+        if self._state != "closed" and not self.destroyed:
+            self._send(self._command("set_no_delay", enable=bool(no_delay)))
+        return self
+
+    def set_keep_alive(self, enable=False, initial_delay=0):
+        if self._state != "closed" and not self.destroyed:
+            self._send(self._command("set_keep_alive", enable=bool(enable),
+                                     initial_delay_ms=int(initial_delay)))
+        return self
+
+    # ------------------------------------------------------------------ pipe
+
+    def pipe(self, dest, end=True):
+        """Sends everything read here to dest, pausing while dest is full
+        (its write() returned False) until its 'drain'. end: dest.end() on 'end'."""
+        def ondata(chunk):
+            if dest.write(chunk) is False:
+                self.pause()
+
+        def ondrain():
+            self.resume()
+
+        def cleanup(*_):
+            self.off("data", ondata)
+            dest.off("drain", ondrain)
+
+        self.on("data", ondata)
+        dest.on("drain", ondrain)
+        if end:
+            self.once("end", dest.end)
+        self.once("close", cleanup)
+        if dest.listener_count("pipe"):
+            dest.emit("pipe", self)
+        return dest
+
+    # ---------------------------------------------------------------- events
+
+    def _check_seq(self, seq):
+        if seq and seq != self._seq + 1:
+            log.error("socket %d: event seq %d after %d (a gap)", self._id, seq, self._seq)
+        self._seq = seq
+
+    def _on_connected(self, m, payload, seq):
+        self._check_seq(seq)
+        self._local = m.local
+        self._remote = m.remote
+        self._state = "open"
+        self.emit("connect")
+        if self.listener_count("ready"):
+            self.emit("ready")
+
+    def _on_data(self, m, payload, seq):
+        self._check_seq(seq)
+        self._bytes_read += len(payload)
+        if self._paused or self._rbuf:
+            self._rbuf.append(payload)
+        else:
+            self._deliver(payload)
+
+    def _on_ended(self, m, payload, seq):
+        self._check_seq(seq)
+        self._readable = False
+        if self._paused:
+            # Node gives 'end' only once everything before it was read.
+            self._eof_pending = True
+            return
+        self._emit_end()
+
+    def _on_write_ack(self, m, payload, seq):
+        self._check_seq(seq)
+        done = []
+        for _ in range(m.writes):
+            if not self._wq:
+                break
+            e = self._wq.popleft()
+            self._buffer_size -= e.nbytes
+            done.append(e)
+        self._acked_written = m.bytes_written
+        for e in done:
+            if e.callback is not None:
+                e.callback(None)
+            if e.is_end:
+                self.emit("finish")
+        if self._need_drain and self._buffer_size == 0:
+            self._need_drain = False
+            self.emit("drain")
+
+    def _on_timeout(self, m, payload, seq):
+        self._check_seq(seq)
+        self.emit("timeout")
+
+    def _on_socket_error(self, m, payload, seq):
+        self._check_seq(seq)
+        ep = self._endpoint
+        address = port = None
+        syscall = "connect" if self._state == "connecting" else None
+        if syscall and isinstance(ep, tuple):
+            port, address = ep
+        elif syscall:
+            address = ep
+        err = NetcoreError(m.code, m.message or None, syscall=syscall, address=address,
+                           port=port)
+        self._error = err
+        self._readable = self._writable = False
+        self.emit("error", err)
+
+    def _on_fd(self, m, payload, seq):
+        self._check_seq(seq)
+        s = Socket._adopt(self._nc, m.new_socket_id, m.local, m.remote, self.allow_half_open)
+        self.emit("fd", s)
+
+    def _on_closed(self, m, payload, seq):
+        self._check_seq(seq)
+        self._nc.unregister_socket(self)
+        if (self._rbuf or self._eof_pending) and not m.had_error and not self.destroyed:
+            # Paused with data still unread: 'close' waits until it was read.
+            self._close_pending = (m.had_error, m.bytes_read, m.bytes_written)
+            self._state = "closed"
+            return
+        self._finish_close(m.had_error, m.bytes_read, m.bytes_written)
+
+    def _on_command_error(self, err, m):
+        """netcore rejected one of our commands (nothing changed in netcore)."""
+        if err.code == "EBADF":
+            return  # the socket is gone in netcore: its Closed is on the way or came
+        if m.ref and m.ref == self._connect_ref:
+            self._error = err
+            self._nc.unregister_socket(self)
+            self.emit("error", err)
+            self._finish_close(True, None, None)
+            return
+        for e in self._wq:
+            if e.ref == m.ref and m.ref:
+                self._wq.remove(e)
+                self._buffer_size -= e.nbytes
+                if e.callback is not None:
+                    e.callback(err)
+                break
+        self.emit("error", err)
+
+    def _finish_close(self, had_error, bytes_read, bytes_written):
+        if self._close_emitted:
+            return
+        self._close_emitted = True
+        self._state = "closed"
+        self._readable = self._writable = False
+        self._final_written = bytes_written if bytes_written is not None else self.bytes_written
+        if bytes_read is not None:
+            self._bytes_read = bytes_read
+        self._rbuf.clear()
+        err = self._error or NetcoreError("ERR_SOCKET_CLOSED", syscall="write")
+        pending, self._wq = self._wq, collections.deque()
+        self._buffer_size = 0
+        for e in pending:
+            if e.callback is not None:
+                call(e.callback, err)
+        if self.server is not None:
+            self.server._socket_closed(self)
+        self._nc.release(self)
+        self.emit("close", bool(had_error))
+
+    def _lost(self, err):
+        """netcore is gone (or never answered): 'error' then 'close'(True)."""
+        if self._close_emitted:
+            return
+        self._error = err
+        call(self.emit, "error", err)
+        self._finish_close(True, None, None)
+
+    # Node's names, for code ported line by line.
+    setEncoding = set_encoding
+    setTimeout = set_timeout
+    setNoDelay = set_no_delay
+    setKeepAlive = set_keep_alive
+
+    @property
+    def bufferSize(self):
+        return self._buffer_size
+
+    @property
+    def bytesRead(self):
+        return self.bytes_read
+
+    @property
+    def bytesWritten(self):
+        return self.bytes_written
+
+    @property
+    def remoteAddress(self):
+        return self.remote_address
+
+    @property
+    def remotePort(self):
+        return self.remote_port
+
+    @property
+    def readyState(self):
+        return self.ready_state
+
+
+def _check_port(port):
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise NetcoreError("ERR_SOCKET_BAD_PORT",
+                           "Port should be >= 0 and < 65536. Received %r." % (port,))
+
+
+def _parse_endpoint(args, kw, default_host):
+    """Node's overloads: (port, [host], [cb]), (path, [cb]), (cb) or keywords,
+    or an options dict first. Returns (port, host, path, callback)."""
+    args = list(args)
+    callback = kw.pop("callback", None)
+    if args and isinstance(args[0], dict):
+        kw = dict(args.pop(0), **kw)
+    if args and callable(args[-1]):
+        callback = args.pop()
+    port = kw.pop("port", None)
+    host = kw.pop("host", None)
+    path = kw.pop("path", None)
+    if args:
+        first = args.pop(0)
+        if isinstance(first, str) and not first.isdigit():
+            path = first
+        elif isinstance(first, str):
+            port = int(first)
+        else:
+            port = first
+    if args and isinstance(args[0], str):
+        host = args.pop(0)
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    if host is None:
+        host = default_host
+    return port, host, path, callback
+
+
+def create_connection(*args, allow_half_open=False, netcore=None, **kw):
+    """Node's net.createConnection(port, [host], [callback]) /
+    (path, [callback]): a new Socket, connecting."""
+    if args and isinstance(args[0], dict):
+        opts = dict(args[0])
+        allow_half_open = opts.pop("allow_half_open", opts.pop("allowHalfOpen", allow_half_open))
+        args = (opts,) + tuple(args[1:])
+    s = Socket(allow_half_open=allow_half_open, netcore=netcore)
+    return s.connect(*args, **kw)

@@ -1,0 +1,681 @@
+#!/usr/bin/python3
+"""netcore_net against the real netcore: Node's net behaviours through the Python API.
+
+usage: test_net.py --netcore PATH [unittest args]
+Each test starts its own netcore on an ipc endpoint in a temp dir, runs a
+handler with net.run(), and talks to it with real TCP/UNIX sockets (netcore_net
+clients or the standard library's). Bound by a guard timer: a test that would
+hang fails instead.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+import netcore_net as net  # noqa: E402
+from netcore_net import handler as _handler  # noqa: E402
+
+NETCORE = None
+ACTORS = os.path.normpath(os.path.join(HERE, "..", "..", "..", "actors", "python"))
+GUARD_S = 30
+
+
+class NetcoreCase(unittest.TestCase):
+    """Starts netcore for each test; self.nc is a handler connected to it."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="nc-pytest-")
+        self.endpoint = "ipc://%s/nc.sock" % self.tmp
+        self.daemon = subprocess.Popen([NETCORE, "--bind", self.endpoint, "--log-level", "warn"])
+        deadline = time.monotonic() + 10
+        while not os.path.exists(os.path.join(self.tmp, "nc.sock")):
+            self.assertIsNone(self.daemon.poll(), "netcore exited")
+            self.assertLess(time.monotonic(), deadline, "netcore did not start")
+            time.sleep(0.01)
+        self.nc = net.Netcore(self.endpoint, name="test")
+
+    def tearDown(self):
+        if self.daemon.poll() is None:
+            self.daemon.send_signal(signal.SIGTERM)
+            try:
+                self.daemon.wait(10)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def run_loop(self, main):
+        """net.run(main) with a guard: past GUARD_S the test fails."""
+        loop = net.get_loop()
+        guard = loop.call_later(GUARD_S, _handler.fatal,
+                                AssertionError("test still running after %d s" % GUARD_S))
+        try:
+            net.run(main)
+        finally:
+            guard.cancel()
+
+    def server(self, on_conn=None, **kw):
+        return net.create_server(on_conn, netcore=self.nc, **kw)
+
+    def connect(self, *args, **kw):
+        return net.create_connection(*args, netcore=self.nc, **kw)
+
+
+class TestServer(NetcoreCase):
+    def test_server_listen_port0_and_close(self):
+        seen = {}
+
+        def main():
+            srv = self.server()
+
+            def listening():
+                seen["addr"] = srv.address()
+                seen["listening"] = srv.listening
+                srv.close(lambda err: seen.setdefault("close_err", err))
+            srv.listen(0, "127.0.0.1", listening)
+        self.run_loop(main)
+        self.assertEqual(seen["addr"]["address"], "127.0.0.1")
+        self.assertGreater(seen["addr"]["port"], 0)
+        self.assertEqual(seen["addr"]["family"], "IPv4")
+        self.assertTrue(seen["listening"])
+        self.assertIsNone(seen["close_err"])
+
+    def test_server_eaddrinuse_then_other_port(self):
+        seen = []
+
+        def main():
+            a = self.server()
+            b = self.server()
+            b.on("listening", lambda: seen.append(("b listening", b.address()["port"])))
+
+            def b_error(err):
+                seen.append(("b error", err.code, err.syscall))
+                b.listen(0, "127.0.0.1", lambda: (a.close(), b.close()))
+            b.once("error", b_error)
+            a.listen(0, "127.0.0.1", lambda: b.listen(a.address()["port"], "127.0.0.1",
+                                                       lambda: seen.append("wrong cb")))
+        self.run_loop(main)
+        self.assertEqual(seen[0], ("b error", "EADDRINUSE", "listen"))
+        self.assertEqual(seen[1][0], "b listening")
+        self.assertNotIn("wrong cb", seen)
+
+    def test_server_unix_path_unlinked_on_close(self):
+        path = os.path.join(self.tmp, "s.sock")
+        seen = {}
+
+        def main():
+            srv = self.server(lambda c: c.end("hi"))
+
+            def client():
+                c = socket.socket(socket.AF_UNIX)
+                c.connect(path)
+                seen["got"] = c.recv(10)
+                c.close()
+
+            def listening():
+                seen["addr"] = srv.address()
+                seen["exists"] = os.path.exists(path)
+                t = threading.Thread(target=client, daemon=True)
+                t.start()
+                srv.on("connection", lambda c: c.on("close", lambda e: srv.close()))
+            srv.listen(path, listening)
+        self.run_loop(main)
+        self.assertEqual(seen["addr"], {"address": path})
+        self.assertTrue(seen["exists"])
+        self.assertEqual(seen["got"], b"hi")
+        self.assertFalse(os.path.exists(path))
+
+    def test_server_close_waits_for_connections(self):
+        order = []
+
+        def main():
+            srv = self.server()
+
+            def on_conn(c):
+                order.append("connection %d" % srv.connections)
+                srv.close(lambda err: order.append("server close"))
+                c.on("close", lambda had_error: order.append("socket close"))
+                net.get_loop().call_later(0.2, c.end)
+            srv.on("connection", on_conn)
+            srv.listen(0, "127.0.0.1", lambda: self.connect(srv.address()["port"],
+                                                            "127.0.0.1").resume())
+        self.run_loop(main)
+        self.assertEqual(order[0], "connection 1")
+        self.assertLess(order.index("socket close"), order.index("server close"))
+        self.assertEqual(order.count("server close"), 1)
+
+
+class TestConnect(NetcoreCase):
+    def test_connect_econnrefused(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        seen = []
+
+        def main():
+            c = self.connect(port, "127.0.0.1")
+            c.on("connect", lambda: seen.append("connect"))
+            c.on("error", lambda err: seen.append((err.code, err.syscall, err.port)))
+            c.on("close", lambda had_error: seen.append(("close", had_error)))
+        self.run_loop(main)
+        self.assertEqual(seen, [("ECONNREFUSED", "connect", port), ("close", True)])
+
+    def test_connect_unix_enoent(self):
+        seen = []
+
+        def main():
+            c = self.connect(os.path.join(self.tmp, "missing.sock"))
+            c.on("error", lambda err: seen.append(err.code))
+            c.on("close", lambda had_error: seen.append(had_error))
+        self.run_loop(main)
+        self.assertEqual(seen, ["ENOENT", True])
+
+    def test_connect_bad_port_raises(self):
+        with self.assertRaises(net.NetcoreError) as cm:
+            self.connect(70000)
+        self.assertEqual(cm.exception.code, "ERR_SOCKET_BAD_PORT")
+
+    def test_connect_addresses_both_sides(self):
+        seen = {}
+
+        def main():
+            srv = self.server()
+
+            def on_conn(c):
+                seen["server_remote_port"] = c.remote_port
+                seen["server_remote_address"] = c.remote_address
+                c.end()
+                srv.close()
+            srv.on("connection", on_conn)
+
+            def listening():
+                port = srv.address()["port"]
+                seen["port"] = port
+                c = self.connect(port, "localhost")
+
+                def on_connect():
+                    seen["client_remote"] = (c.remote_address, c.remote_port)
+                    seen["client_local_port"] = c.address()["port"]
+                c.on("connect", on_connect)
+                c.resume()
+            srv.listen(0, "127.0.0.1", listening)
+        self.run_loop(main)
+        self.assertEqual(seen["client_remote"], ("127.0.0.1", seen["port"]))
+        self.assertEqual(seen["server_remote_port"], seen["client_local_port"])
+        self.assertEqual(seen["server_remote_address"], "127.0.0.1")
+
+
+class TestData(NetcoreCase):
+    def test_pingpong_half_open_counts(self):
+        """allowHalfOpen server: the client's end() still gets the last reply;
+        write callbacks all fire; byte counts are exact; close(had_error=False)."""
+        rounds = 200
+        seen = {"cbs": 0, "pongs": 0}
+
+        def main():
+            def on_conn(c):
+                c.set_encoding("utf8")
+                buf = [""]
+
+                def on_data(d):
+                    buf[0] += d
+                    while buf[0].startswith("PING"):
+                        buf[0] = buf[0][4:]
+                        c.write("PONG", lambda err: seen.__setitem__(
+                            "cbs", seen["cbs"] + (err is None)))
+                c.on("data", on_data)
+
+                def on_end():
+                    seen["server_end"] = True
+                    c.end("BYE")
+                c.on("end", on_end)
+
+                def on_close(had_error):
+                    seen["server_close"] = had_error
+                    seen["server_counts"] = (c.bytes_read, c.bytes_written)
+                    srv.close()
+                c.on("close", on_close)
+            srv = self.server(on_conn, allow_half_open=True)
+
+            def listening():
+                c = self.connect(srv.address()["port"], "127.0.0.1", allow_half_open=True)
+                c.set_encoding("ascii")
+                text = [""]
+
+                def on_data(d):
+                    text[0] += d
+                    n = text[0].count("PONG")
+                    while seen["pongs"] < n:
+                        seen["pongs"] += 1
+                        if seen["pongs"] < rounds:
+                            c.write("PING")
+                        else:
+                            c.end()
+
+                def on_close(had_error):
+                    seen["client_close"] = had_error
+                    seen["client_counts"] = (c.bytes_read, c.bytes_written)
+                c.on("data", on_data)
+                c.on("end", lambda: seen.__setitem__("client_text", text[0]))
+                c.on("close", on_close)
+                c.write("PING")
+            srv.listen(0, "127.0.0.1", listening)
+        self.run_loop(main)
+        self.assertEqual(seen["pongs"], rounds)
+        self.assertTrue(seen["server_end"])
+        self.assertTrue(seen["client_text"].endswith("PONGBYE"))
+        self.assertEqual(seen["cbs"], rounds)
+        self.assertIs(seen["server_close"], False)
+        self.assertIs(seen["client_close"], False)
+        self.assertEqual(seen["server_counts"], (4 * rounds, 4 * rounds + 3))
+        self.assertEqual(seen["client_counts"], (4 * rounds + 3, 4 * rounds))
+
+    def test_binary_all_bytes_both_ways(self):
+        data = bytes(range(256)) * 4
+        seen = {}
+
+        def main():
+            srv = self.server(lambda c: c.pipe(c))
+
+            def listening():
+                c = self.connect(srv.address()["port"], "127.0.0.1")
+                got = bytearray()
+                c.on("data", got.extend)
+                c.on("end", lambda: seen.__setitem__("got", bytes(got)))
+                c.on("close", lambda had_error: srv.close())
+                c.end(data)
+            srv.listen(0, "127.0.0.1", listening)
+        self.run_loop(main)
+        self.assertEqual(seen["got"], data)
+
+    def test_utf8_split_across_reads(self):
+        text = "€𝄞é" * 50
+        raw = text.encode("utf-8")
+        seen = []
+
+        def main():
+            def on_conn(c):
+                c.set_encoding("utf8")
+                c.on("data", seen.append)
+                c.on("close", lambda had_error: srv.close())
+            srv = self.server(on_conn)
+
+            def listening():
+                s = socket.create_connection(("127.0.0.1", srv.address()["port"]))
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for i in range(0, len(raw), 5):
+                    s.sendall(raw[i:i + 5])
+                    time.sleep(0.001)
+                s.close()
+            srv.listen(0, "127.0.0.1", listening)
+        self.run_loop(main)
+        self.assertEqual("".join(seen), text)
+        self.assertTrue(all(isinstance(x, str) and x for x in seen))
+
+    def test_throttle_write_false_then_drain(self):
+        """160 KB to a peer that does not read yet: write() is False,
+        buffer_size > 0; 'drain' once the peer reads."""
+        peer = socket.socket()
+        peer.bind(("127.0.0.1", 0))
+        peer.listen(1)
+        port = peer.getsockname()[1]
+        seen = {"false_at": None}
+        got = bytearray()
+
+        def reader():
+            conn, _ = peer.accept()
+            time.sleep(0.5)
+            while len(got) < 160 * 1024:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                got.extend(chunk)
+            conn.close()
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+
+        def main():
+            c = self.connect(port, "127.0.0.1")
+            chunk = b"x" * 1024
+            for i in range(160):
+                if not c.write(chunk) and seen["false_at"] is None:
+                    seen["false_at"] = i
+                    seen["buffer"] = c.buffer_size
+
+            def drain():
+                seen["drain_buffer"] = c.buffer_size
+                c.destroy()
+            c.once("drain", drain)
+        self.run_loop(main)
+        t.join(10)
+        peer.close()
+        self.assertIsNotNone(seen["false_at"])
+        self.assertGreater(seen["buffer"], 0)
+        self.assertEqual(seen["drain_buffer"], 0)
+        self.assertEqual(len(got), 160 * 1024)
+
+    def test_pause_no_data_until_resume(self):
+        total = 2 * 1024 * 1024
+        seen = {"during_pause": 0, "got": bytearray()}
+
+        def main():
+            def on_conn(c):
+                state = {"paused": False}
+
+                def on_data(d):
+                    if state["paused"]:
+                        seen["during_pause"] += len(d)
+                    seen["got"].extend(d)
+                c.on("data", on_data)
+                c.pause()
+                state["paused"] = True
+
+                def resume():
+                    state["paused"] = False
+                    c.resume()
+                net.get_loop().call_later(0.5, resume)
+                c.on("end", srv.close)
+            srv = self.server(on_conn)
+
+            def listening():
+                def send():
+                    s = socket.create_connection(("127.0.0.1", srv.address()["port"]))
+                    s.sendall(bytes(i % 251 for i in range(total)))
+                    s.close()
+                threading.Thread(target=send, daemon=True).start()
+            srv.listen(0, "127.0.0.1", listening)
+        self.run_loop(main)
+        self.assertEqual(seen["during_pause"], 0)
+        self.assertEqual(bytes(seen["got"]), bytes(i % 251 for i in range(total)))
+
+    def test_write_after_end_epipe(self):
+        seen = []
+
+        def main():
+            srv = self.server(lambda c: c.resume())
+
+            def listening():
+                c = self.connect(srv.address()["port"], "127.0.0.1")
+                c.end()
+                r = c.write(b"late", lambda err: seen.append(("cb", err.code)))
+                seen.append(("returned", r))
+                c.on("error", lambda err: seen.append(("error", err.code)))
+                c.on("close", lambda had_error: srv.close())
+            srv.listen(0, "127.0.0.1", listening)
+        self.run_loop(main)
+        self.assertEqual(seen[0], ("returned", False))
+        self.assertIn(("cb", "EPIPE"), seen)
+        self.assertIn(("error", "EPIPE"), seen)
+
+    def test_without_half_open_peer_fin_ends_us(self):
+        seen = {}
+
+        def main():
+            def on_conn(c):
+                c.on("end", lambda: c.write("after end\n"))
+                c.on("close", lambda had_error: (seen.__setitem__("had_error", had_error),
+                                                 srv.close()))
+            srv = self.server(on_conn)
+
+            def listening():
+                def client():
+                    s = socket.create_connection(("127.0.0.1", srv.address()["port"]))
+                    s.shutdown(socket.SHUT_WR)
+                    s.settimeout(10)
+                    data = b""
+                    while True:
+                        chunk = s.recv(100)
+                        if not chunk:
+                            break
+                        data += chunk
+                    seen["client_got"] = data
+                    s.close()
+                threading.Thread(target=client, daemon=True).start()
+            srv.listen(0, "127.0.0.1", listening)
+        self.run_loop(main)
+        self.assertEqual(seen["client_got"], b"after end\n")
+        self.assertIs(seen["had_error"], False)
+
+    def test_set_timeout_fires_and_keeps_socket(self):
+        seen = []
+
+        def main():
+            def on_conn(c):
+                def on_timeout():
+                    seen.append(("timeout", c.ready_state))
+                    c.end("bye")
+                    srv.close()
+                c.set_timeout(100, on_timeout)
+            srv = self.server(on_conn)
+
+            def listening():
+                c = self.connect(srv.address()["port"], "127.0.0.1")
+                c.set_encoding("utf8")
+                c.on("data", lambda d: seen.append(("data", d)))
+            srv.listen(0, "127.0.0.1", listening)
+        self.run_loop(main)
+        self.assertEqual(seen, [("timeout", "open"), ("data", "bye")])
+
+
+class TestFdPassing(NetcoreCase):
+    def test_fd_passing_over_unix(self):
+        """A socket's fd sent with data over a UNIX connection arrives as an
+        'fd' Socket before the data, and writing to it reaches the original
+        peer; an fd with empty data is an error."""
+        path = os.path.join(self.tmp, "fd.sock")
+        seen = []
+
+        def main():
+            tcp_srv = self.server()
+            unix_srv = self.server()
+            objs = []
+
+            def finish():
+                for o in objs:
+                    o.destroy()
+                tcp_srv.close()
+                unix_srv.close()
+
+            def on_tcp_conn(c):
+                objs.append(c)
+                c.set_encoding("utf8")
+
+                def on_data(d):
+                    seen.append(("tcp peer got", d))
+                    finish()
+                c.on("data", on_data)
+            tcp_srv.on("connection", on_tcp_conn)
+
+            def on_unix_conn(c):
+                objs.append(c)
+
+                def on_fd(s):
+                    objs.append(s)
+                    seen.append("fd")
+                    s.write("via passed fd")
+                c.on("fd", on_fd)
+                c.on("data", lambda d: seen.append(("data", d)))
+            unix_srv.on("connection", on_unix_conn)
+
+            def start():
+                a = self.connect(path)
+                a2 = self.connect(path)
+                b = self.connect(tcp_srv.address()["port"], "127.0.0.1")
+                objs.extend([a, a2, b])
+                a2.on("error", lambda e: seen.append(("a2 error", e.code)))
+                pending = [3]
+
+                def connected():
+                    pending[0] -= 1
+                    if pending[0] == 0:
+                        a2.write(b"", lambda err: seen.append(
+                            ("empty cb", err.code if err else None)), fd=b)
+                        a.write(b"fd", fd=b)
+                for x in (a, a2, b):
+                    x.on("connect", connected)
+            tcp_srv.listen(0, "127.0.0.1", lambda: unix_srv.listen(path, start))
+        self.run_loop(main)
+        self.assertIn(("empty cb", "EINVAL"), seen)
+        self.assertIn(("a2 error", "EINVAL"), seen)
+        self.assertIn("fd", seen)
+        self.assertIn(("data", b"fd"), seen)
+        self.assertLess(seen.index("fd"), seen.index(("data", b"fd")))
+        self.assertIn(("tcp peer got", "via passed fd"), seen)
+
+
+class TestAsyncio(NetcoreCase):
+    def test_inside_asyncio_run(self):
+        import asyncio
+        seen = []
+
+        async def main():
+            srv = net.create_server(lambda c: c.end("hi"), netcore=self.nc)
+            listening = asyncio.get_running_loop().create_future()
+            srv.listen(0, "127.0.0.1", lambda: listening.set_result(srv.address()["port"]))
+            port = await listening
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            seen.append(await reader.read())
+            writer.close()
+            srv.close()
+            await self.nc.idle()
+            self.nc.close()
+        asyncio.run(asyncio.wait_for(main(), GUARD_S))
+        self.assertEqual(seen, [b"hi"])
+
+
+class TestLiveness(NetcoreCase):
+    def test_netcore_gone_errors_and_closes_everything(self):
+        seen = []
+
+        def main():
+            srv = self.server(lambda c: c.on("error", lambda e: seen.append(("sock", e.code))))
+            srv.on("error", lambda e: seen.append(("server", e.code)))
+            srv.on("close", lambda: seen.append("server close"))
+
+            def listening():
+                s = socket.create_connection(("127.0.0.1", srv.address()["port"]))
+                seen.append("connected")
+                net.get_loop().call_later(0.3, self.daemon.kill)
+                self.addCleanup(s.close)
+            srv.listen(0, "127.0.0.1", listening)
+        self.run_loop(main)
+        self.assertIn(("server", "ERR_NETCORE_GONE"), seen)
+        self.assertIn(("sock", "ERR_NETCORE_GONE"), seen)
+        self.assertIn("server close", seen)
+
+    def test_idle_handler_keeps_its_lease(self):
+        """A handler with nothing to say Pings every lease/3, so netcore keeps
+        its server through several leases of silence."""
+        nc = net.Netcore(self.endpoint, lease_ms=600)
+        seen = {}
+
+        def main():
+            srv = net.create_server(lambda c: c.end("still here"), netcore=nc)
+
+            def probe():
+                seen["lease"] = nc.welcome.lease_ms
+                s = socket.create_connection(("127.0.0.1", srv.address()["port"]))
+                s.settimeout(10)
+
+                def read():
+                    seen["got"] = s.recv(100)
+                    s.close()
+                    srv.close()
+                threading.Thread(target=read, daemon=True).start()
+            srv.listen(0, "127.0.0.1", lambda: net.get_loop().call_later(2.5, probe))
+        self.run_loop(main)
+        self.assertEqual(seen["lease"], 600)
+        self.assertEqual(seen["got"], b"still here")
+
+    def test_blocked_past_lease_is_gone(self):
+        """A handler whose loop was blocked longer than its lease learns, at its
+        next command, that netcore dropped it: 'error' ERR_NETCORE_GONE and
+        'close' on its objects, and run() returns."""
+        nc = net.Netcore(self.endpoint, lease_ms=300)
+        seen = []
+
+        def main():
+            srv = net.create_server(netcore=nc)
+            srv.on("error", lambda e: seen.append(e.code))
+            srv.on("close", lambda: seen.append("close"))
+
+            def block():
+                time.sleep(1.5)
+                srv.pause(10)
+            srv.listen(0, "127.0.0.1", block)
+        self.run_loop(main)
+        self.assertEqual(seen, ["ERR_NETCORE_GONE", "close"])
+
+    def test_netcore_unavailable(self):
+        seen = []
+        nc = net.Netcore("ipc://%s/nobody.sock" % self.tmp, connect_timeout_ms=300)
+
+        def main():
+            srv = net.create_server(netcore=nc)
+            srv.on("error", lambda e: seen.append(e.code))
+            srv.listen(0)
+        self.run_loop(main)
+        self.assertEqual(seen, ["ERR_NETCORE_UNAVAILABLE"])
+
+
+class TestActors(NetcoreCase):
+    def test_goodbye_actor(self):
+        p = subprocess.Popen([sys.executable, os.path.join(ACTORS, "goodbye.py"),
+                              "--endpoint", self.endpoint], stdout=subprocess.PIPE)
+        try:
+            line = p.stdout.readline().decode()
+            prefix = 'opened server on {"address":"127.0.0.1","port":'
+            self.assertTrue(line.startswith(prefix), line)
+            port = int(line[len(prefix):].rstrip().rstrip("}"))
+            s = socket.create_connection(("127.0.0.1", port))
+            s.settimeout(10)
+            data = b""
+            while True:
+                chunk = s.recv(100)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            self.assertEqual(data, b"goodbye\n")
+            p.send_signal(signal.SIGINT)
+            self.assertEqual(p.wait(10), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+
+    def test_echo_actor_eaddrinuse(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        try:
+            r = subprocess.run([sys.executable, os.path.join(ACTORS, "echo.py"), "--port",
+                                str(port), "--host", "127.0.0.1", "--endpoint", self.endpoint],
+                               capture_output=True, timeout=20)
+        finally:
+            s.close()
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"EADDRINUSE", r.stderr)
+        self.assertEqual(r.stdout, b"")
+
+
+if __name__ == "__main__":
+    if "--netcore" in sys.argv:
+        i = sys.argv.index("--netcore")
+        NETCORE = sys.argv[i + 1]
+        del sys.argv[i:i + 2]
+    if not NETCORE or not os.access(NETCORE, os.X_OK):
+        sys.exit("test_net.py: give the netcore binary with --netcore PATH (got %r)" % NETCORE)
+    unittest.main(verbosity=2)

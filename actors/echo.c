@@ -1,0 +1,87 @@
+/* echo: the seed's first example as a netcore handler actor.
+ *
+ *   var server = net.createServer(function (c) {
+ *     c.write('hello\r\n');
+ *     c.pipe(c);
+ *   });
+ *   server.listen(8124, 'localhost');
+ *
+ * Usage: echo [--port N] [--host H] [--path P] [--endpoint E]
+ * Prints one line once listening: echo server listening on <address() JSON>.
+ * Errors go to stderr with Node's code; exit 1. SIGINT/SIGTERM: exit 0. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nc/nc.h"
+
+static int exit_code;
+
+static void on_connection(nc_server_t *server, nc_socket_t *c) {
+  (void)server;
+  nc_socket_write(c, "hello\r\n", 7, NULL, NULL);
+  nc_socket_pipe(c, c);
+}
+
+static void on_listening(nc_server_t *server) {
+  nc_address_t addr;
+  char json[256];
+  nc_server_address(server, &addr);
+  nc_address_json(&addr, json, sizeof(json));
+  printf("echo server listening on %s\n", json);
+  fflush(stdout);
+}
+
+static void on_error(nc_server_t *server, int err, const char *message) {
+  fprintf(stderr, "echo: %s: %s\n", nc_err_name(err), message);
+  exit_code = 1;
+  nc_server_close(server, NULL);
+}
+
+static void on_signal(nc_loop_t *loop, int signum, void *server) {
+  (void)signum;
+  nc_server_close(server, NULL);
+  nc_loop_stop(loop); /* nc_loop_free's Bye drops the open connections */
+}
+
+int main(int argc, char **argv) {
+  int port = 8124;
+  const char *host = "localhost", *path = NULL, *endpoint = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(argv[i], "--port") == 0 && val) port = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--host") == 0 && val) host = argv[++i];
+    else if (strcmp(argv[i], "--path") == 0 && val) path = argv[++i];
+    else if (strcmp(argv[i], "--endpoint") == 0 && val) endpoint = argv[++i];
+    else {
+      fprintf(stderr, "usage: echo [--port N] [--host H] [--path P] [--endpoint E]\n");
+      return 1;
+    }
+  }
+
+  nc_loop_t *loop;
+  nc_server_t *server;
+  char err[512];
+  nc_loop_options_t opts = {.endpoint = endpoint, .name = "echo"};
+  int rv = nc_loop_new(&loop, &opts, err, sizeof(err));
+  if (rv != 0) {
+    fprintf(stderr, "echo: %s: %s\n", nc_err_name(rv), err);
+    return 1;
+  }
+  nc_server_new(loop, NULL, on_connection, &server);
+  nc_server_events_t events = {.on_connection = on_connection, .on_listening = on_listening,
+                               .on_error = on_error};
+  nc_server_set_events(server, &events);
+  nc_loop_signal(loop, SIGINT, on_signal, server);
+  nc_loop_signal(loop, SIGTERM, on_signal, server);
+
+  rv = path ? nc_server_listen_path(server, path, NULL) : nc_server_listen(server, port, host, NULL);
+  if (rv == 0) rv = nc_loop_run(loop);
+  if (rv != 0) {
+    fprintf(stderr, "echo: %s: %s\n", nc_err_name(rv), nc_loop_error_message(loop));
+    exit_code = 1;
+  }
+  nc_loop_free(loop);
+  return exit_code;
+}

@@ -1,0 +1,454 @@
+/* nc.h: libnc, Node's `net` module in C for netcore handler actors.
+ *
+ * netcore owns every real TCP/UNIX socket; a handler actor talks to it over
+ * one ZeroMQ DEALER socket. libnc hides that conversation behind the API of
+ * Node's `net` module (the seed), with libuv's conventions:
+ *
+ *   - Handles (nc_loop_t, nc_server_t, nc_socket_t, nc_timer_t) are opaque and
+ *     allocated by libnc. Each carries a user data pointer (…_set_data).
+ *   - Functions return 0 (or a documented non-negative value) on success and a
+ *     negative error on failure. The error numbers are NC_<NAME>, where NAME is
+ *     Node's error code ("EADDRINUSE", "ECONNREFUSED", ...), from the one table
+ *     in nc_errors.h; nc_err_name() gives the name, nc_strerror() a message.
+ *     A call that returns an error never calls its callback.
+ *   - Events are callbacks. A server's and a socket's callbacks are set with
+ *     one struct (nc_server_events_t, nc_socket_events_t); unset ones are
+ *     ignored. Callbacks run only from nc_loop_run() / nc_loop_process(),
+ *     never from inside another libnc call, so any libnc function (closing
+ *     included) may be called from any callback.
+ *
+ * Ownership and lifetime (the rules every handle follows):
+ *   - A socket stays valid until its close callback has returned; libnc then
+ *     frees it. The one exception: calling nc_socket_connect() from inside the
+ *     close callback reuses the socket (Node's socket.connect() on a closed
+ *     socket), and it lives on until its next close callback.
+ *   - A server stays valid until the close callback that follows
+ *     nc_server_close() (or the loss of netcore) has returned.
+ *   - A timer stays valid until nc_timer_close(); it is freed at once if idle
+ *     or after its running callback returns.
+ *   - nc_loop_free() frees every handle still alive, without callbacks.
+ *   - Buffers given to libnc (write data, host names, paths) are copied before
+ *     the call returns; the caller keeps ownership. Buffers libnc hands to a
+ *     callback (received data, error messages, addresses) belong to libnc and
+ *     are valid only until that callback returns; copy what you keep.
+ *
+ * Threads: a loop and all its handles belong to the thread that runs the loop.
+ * Only nc_loop_stop() may be called from another thread or a signal handler.
+ */
+#ifndef NC_NC_H
+#define NC_NC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nc_errors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ errors */
+
+/* NC_EADDRINUSE, NC_ECONNREFUSED, ..., NC_ERR_NETCORE_GONE: all negative. */
+typedef enum {
+#define NC_ERRNO_ENUM_(name, value, message) NC_##name = (value),
+  NC_ERRNO_MAP(NC_ERRNO_ENUM_)
+#undef NC_ERRNO_ENUM_
+} nc_errno_t;
+
+/* Node's code name of err ("EADDRINUSE"); "UNKNOWN" for a number not in the
+ * table. The string is static. */
+const char *nc_err_name(int err);
+
+/* A short static description of err ("address already in use"). */
+const char *nc_strerror(int err);
+
+/* The number for a code name as netcore sends it; NC_EIO for a name that is
+ * not in the table (the callback's message then still names it). */
+int nc_err_from_name(const char *name);
+
+/* --------------------------------------------------------------- addresses */
+
+typedef enum {
+  NC_FAMILY_NONE = 0, /* not known (not connected yet, or unnamed) */
+  NC_FAMILY_UNIX = 1,
+  NC_FAMILY_IPV4 = 4,
+  NC_FAMILY_IPV6 = 6
+} nc_family_t;
+
+/* One end of a socket or a listener as the OS reports it: Node's address(),
+ * remoteAddress and remotePort. Plain value type: copy it freely. */
+typedef struct nc_address_s {
+  nc_family_t family;
+  char address[108]; /* "127.0.0.1", "::1", or a UNIX path ("" if unnamed) */
+  int port;          /* TCP port; 0 for UNIX sockets */
+} nc_address_t;
+
+/* Writes Node's JSON of an address into buf (always NUL-terminated):
+ * {"address":"127.0.0.1","port":8124} for TCP and {"address":"/tmp/x.sock"}
+ * for UNIX, as the seed's examples print it. Returns the length it needed
+ * (like snprintf): a value >= size means buf was too small. */
+int nc_address_json(const nc_address_t *addr, char *buf, size_t size);
+
+/* Node's net.isIP(): 4, 6 or 0. NULL and "" give 0. A zone ("fe80::1%eth0")
+ * is allowed on IPv6. */
+int nc_is_ip(const char *input);
+int nc_is_ipv4(const char *input); /* 1 or 0 */
+int nc_is_ipv6(const char *input); /* 1 or 0 */
+
+/* -------------------------------------------------------------------- loop */
+
+typedef struct nc_loop_s nc_loop_t;
+typedef struct nc_server_s nc_server_t;
+typedef struct nc_socket_s nc_socket_t;
+typedef struct nc_timer_s nc_timer_t;
+
+#define NC_DEFAULT_ENDPOINT "ipc:///tmp/netcore.sock"
+
+typedef struct nc_loop_options_s {
+  /* netcore's ZeroMQ endpoint. NULL: the environment variable
+   * NETCORE_ENDPOINT, else NC_DEFAULT_ENDPOINT. Copied. */
+  const char *endpoint;
+  const char *name;           /* this handler's name in netcore's logs; NULL = "libnc" */
+  uint32_t credit_window;     /* read window per socket, bytes; 0 = netcore's default */
+  uint32_t lease_ms;          /* netcore's lease for this handler; 0 = netcore's default */
+  uint32_t hello_timeout_ms;  /* how long nc_loop_new waits for netcore; 0 = 2000 */
+} nc_loop_options_t;
+
+/* Connects to netcore and says Hello; blocks until netcore answers Welcome or
+ * hello_timeout_ms have passed. opts may be NULL (all defaults).
+ * On success *loop is a new loop (free it with nc_loop_free()).
+ * Errors: NC_ERR_NETCORE_UNAVAILABLE (netcore did not answer: not running, or
+ * a wrong endpoint), NC_ERR_UNSUPPORTED_VERSION, NC_EINVAL (bad endpoint),
+ * NC_ENOMEM. On error *loop is NULL; if errmsg is not NULL, a clear message
+ * (naming the endpoint) is written into it (errmsg_size bytes, NUL-terminated). */
+int nc_loop_new(nc_loop_t **loop, const nc_loop_options_t *opts, char *errmsg,
+                size_t errmsg_size);
+
+/* Says Bye to netcore (which then drops everything this handler owns), frees
+ * every handle still alive without calling its callbacks, and frees the loop.
+ * Must not be called from a callback of this loop. NULL is ignored. */
+void nc_loop_free(nc_loop_t *loop);
+
+/* Runs callbacks until nothing is left to wait for (no listening or pending
+ * server, no socket that is connecting or open, no active timer), until
+ * nc_loop_stop(), or until netcore is gone. Returns 0, or
+ * NC_ERR_NETCORE_GONE / NC_ERR_NETCORE_SHUTDOWN once netcore disappeared or
+ * announced its shutdown (every socket and server has then had its error and
+ * close callbacks). */
+int nc_loop_run(nc_loop_t *loop);
+
+/* Makes nc_loop_run() return after the current callback. Async-signal-safe and
+ * thread-safe. */
+void nc_loop_stop(nc_loop_t *loop);
+
+/* For driving libnc from another event loop: a file descriptor that becomes
+ * readable when libnc has work; watch it for POLLIN (level-triggered is
+ * fine). Valid until nc_loop_free(). */
+int nc_loop_fd(const nc_loop_t *loop);
+
+/* Does all the work that is ready now (events from netcore, expired timers,
+ * deferred callbacks) without blocking. Returns 1 while the loop has things
+ * to wait for, 0 when nothing is left (what ends nc_loop_run), or
+ * NC_ERR_NETCORE_GONE / NC_ERR_NETCORE_SHUTDOWN. */
+int nc_loop_process(nc_loop_t *loop);
+
+/* Milliseconds the caller's loop may sleep on nc_loop_fd() before calling
+ * nc_loop_process() again: 0 if work is already pending, -1 for no limit. */
+int nc_loop_timeout(nc_loop_t *loop);
+
+/* The loop's clock: milliseconds from an arbitrary start (CLOCK_MONOTONIC),
+ * updated once per loop iteration. */
+uint64_t nc_loop_now(const nc_loop_t *loop);
+
+/* Text of the loop's last loop-level failure (why netcore is considered
+ * gone, or an error netcore reported about no object). Static to the loop;
+ * never NULL. */
+const char *nc_loop_error_message(const nc_loop_t *loop);
+
+/* What Welcome said: netcore's instance id (changes on every start) and
+ * release. Valid until nc_loop_free(). */
+const char *nc_loop_instance_id(const nc_loop_t *loop);
+const char *nc_loop_server_version(const nc_loop_t *loop);
+
+/* Calls cb from the loop (not from the signal handler) when signum arrives.
+ * One callback per signal number; cb == NULL removes it and restores the
+ * default disposition. A signal watch does not keep nc_loop_run() running. */
+typedef void (*nc_signal_cb)(nc_loop_t *loop, int signum, void *arg);
+int nc_loop_signal(nc_loop_t *loop, int signum, nc_signal_cb cb, void *arg);
+
+void nc_loop_set_data(nc_loop_t *loop, void *data);
+void *nc_loop_get_data(const nc_loop_t *loop);
+
+/* ------------------------------------------------------------------ timers */
+
+typedef void (*nc_timer_cb)(nc_timer_t *timer);
+
+/* A new, idle timer. Free it with nc_timer_close(). */
+int nc_timer_new(nc_loop_t *loop, nc_timer_t **timer);
+
+/* Calls cb after timeout_ms, then every repeat_ms if repeat_ms > 0
+ * (restarting an active timer reschedules it). An active timer keeps
+ * nc_loop_run() running. */
+int nc_timer_start(nc_timer_t *timer, nc_timer_cb cb, uint64_t timeout_ms,
+                   uint64_t repeat_ms);
+void nc_timer_stop(nc_timer_t *timer);
+
+/* Stops and frees the timer (after its callback returns, if it is running). */
+void nc_timer_close(nc_timer_t *timer);
+
+void nc_timer_set_data(nc_timer_t *timer, void *data);
+void *nc_timer_get_data(const nc_timer_t *timer);
+
+/* ----------------------------------------------------------------- servers */
+
+typedef struct nc_server_options_s {
+  int allow_half_open; /* copied to every accepted socket (see 'end') */
+  int backlog;         /* listen(2) backlog; 0 = 511 like Node */
+  /* Non-NULL, non-empty: share the listener with every handler that listens
+   * on the same address with the same group (connections are spread over
+   * them, Node's cluster). NULL: a second listen is EADDRINUSE. Copied. */
+  const char *group;
+} nc_server_options_t;
+
+/* Server events (Node's net.Server events). 'error' is a listen failure
+ * (EADDRINUSE, EADDRNOTAVAIL, EACCES, ENOENT, ...) or the loss of netcore
+ * (NC_ERR_NETCORE_GONE, followed by 'close'). After a listen failure the
+ * server is not listening and may listen again (the seed's retry example). */
+typedef struct nc_server_events_s {
+  void (*on_listening)(nc_server_t *server);
+  /* socket is new, open, and the application's: set its events here. */
+  void (*on_connection)(nc_server_t *server, nc_socket_t *socket);
+  void (*on_close)(nc_server_t *server);
+  /* message: detail from netcore, valid during the callback. */
+  void (*on_error)(nc_server_t *server, int err, const char *message);
+} nc_server_events_t;
+
+/* Node's net.createServer([options], [connectionListener]). opts may be NULL
+ * (defaults). on_connection may be NULL (set events later). */
+int nc_server_new(nc_loop_t *loop, const nc_server_options_t *opts,
+                  void (*on_connection)(nc_server_t *, nc_socket_t *),
+                  nc_server_t **server);
+
+/* Replaces all of the server's callbacks (copied). */
+void nc_server_set_events(nc_server_t *server, const nc_server_events_t *events);
+
+typedef void (*nc_server_cb)(nc_server_t *server);
+
+/* server.listen(port, [host], [cb]). port 0 = OS-assigned (Node's listen()
+ * with no port). host NULL or "" = any IPv4 address; names such as
+ * "localhost" are resolved by netcore. cb (may be NULL) runs once with
+ * 'listening'. Errors returned here: NC_ERR_SOCKET_BAD_PORT,
+ * NC_ERR_SERVER_ALREADY_LISTEN, NC_ERR_NETCORE_GONE; the rest come as
+ * 'error'. */
+int nc_server_listen(nc_server_t *server, int port, const char *host,
+                     nc_server_cb cb);
+
+/* server.listen(path, [cb]): a UNIX socket server; the path is unlinked on
+ * close. */
+int nc_server_listen_path(nc_server_t *server, const char *path, nc_server_cb cb);
+
+/* server.listenFD(fd): adopt a listening fd that netcore inherited at start
+ * (netcore --listen-fd N, or systemd's LISTEN_FDS). fd is netcore's number,
+ * not one of this process. */
+int nc_server_listen_fd(nc_server_t *server, int fd, nc_server_cb cb);
+
+/* server.pause(msecs): accept nothing for msecs (0 = 1000); clients wait in
+ * the backlog. Returns NC_ERR_SERVER_NOT_RUNNING if not listening. */
+int nc_server_pause(nc_server_t *server, unsigned msecs);
+
+/* server.close([cb]): stop accepting now; 'close' (and cb, if not NULL) once
+ * every connection of the server has closed; then the server is freed. A
+ * server that is not listening closes on the next loop turn. Calling it
+ * twice is harmless (the second cb is ignored). */
+int nc_server_close(nc_server_t *server, nc_server_cb cb);
+
+/* server.address(): the bound address. NC_ERR_SERVER_NOT_RUNNING if the
+ * server is not listening. */
+int nc_server_address(const nc_server_t *server, nc_address_t *addr);
+
+/* server.maxConnections = n (0 = unlimited): connections past n are accepted
+ * and closed at once by netcore, unseen here. Applies now and to later
+ * listens. */
+int nc_server_set_max_connections(nc_server_t *server, unsigned n);
+unsigned nc_server_max_connections(const nc_server_t *server);
+
+/* server.connections: live connections of this server. */
+unsigned nc_server_connections(const nc_server_t *server);
+
+nc_loop_t *nc_server_loop(const nc_server_t *server);
+void nc_server_set_data(nc_server_t *server, void *data);
+void *nc_server_get_data(const nc_server_t *server);
+
+/* ----------------------------------------------------------------- sockets */
+
+typedef struct nc_socket_options_s {
+  /* Do not end our side when the peer ends (Node's allowHalfOpen): after
+   * 'end' the socket stays writable until nc_socket_end(). */
+  int allow_half_open;
+} nc_socket_options_t;
+
+/* Socket events (Node's net.Socket events). */
+typedef struct nc_socket_events_s {
+  /* 'connect': an outbound connection is established (never for accepted
+   * sockets, as in today's Node). */
+  void (*on_connect)(nc_socket_t *socket);
+  /* 'data': len bytes at data, owned by libnc and valid only during the
+   * callback. Without an encoding these are the raw bytes. With one
+   * (nc_socket_set_encoding) they are the decoded text, followed by a NUL
+   * (data[len] == '\0'); a character split across reads is delivered whole.
+   * Returning from the callback consumes the data (read credit goes back to
+   * netcore); call nc_socket_pause() to stop the flow. */
+  void (*on_data)(nc_socket_t *socket, const char *data, size_t len);
+  /* 'end': the peer sent FIN. Unless allow_half_open, libnc then ends our
+   * side itself (after the writes already queued). */
+  void (*on_end)(nc_socket_t *socket);
+  /* 'timeout': idle for the time given to nc_socket_set_timeout(). The
+   * socket stays open. */
+  void (*on_timeout)(nc_socket_t *socket);
+  /* 'drain': every byte written has reached the kernel, after a write()
+   * returned 0 (false). */
+  void (*on_drain)(nc_socket_t *socket);
+  /* 'error': err is NC_<CODE>; message (valid during the callback) has the
+   * detail. 'close' with had_error = 1 follows. */
+  void (*on_error)(nc_socket_t *socket, int err, const char *message);
+  /* 'close': the last event, exactly once per connection. had_error is 1 if
+   * the socket closed because of an error. The socket is freed when this
+   * returns, unless nc_socket_connect() was called on it here. */
+  void (*on_close)(nc_socket_t *socket, int had_error);
+  /* 'fd': a file descriptor arrived with data on this UNIX socket. netcore
+   * made it a new socket, received, open and now the application's (set its
+   * events, or destroy it). Called before the 'data' it came with. */
+  void (*on_fd)(nc_socket_t *socket, nc_socket_t *received);
+} nc_socket_events_t;
+
+/* new net.Socket([options]): a socket that is not connected yet. opts may be
+ * NULL. Connect it with nc_socket_connect*(), or free it with
+ * nc_socket_destroy() (its close callback then runs on the next turn). */
+int nc_socket_new(nc_loop_t *loop, const nc_socket_options_t *opts,
+                  nc_socket_t **socket);
+
+/* Replaces all of the socket's callbacks (copied). */
+void nc_socket_set_events(nc_socket_t *socket, const nc_socket_events_t *events);
+
+typedef void (*nc_socket_cb)(nc_socket_t *socket);
+
+/* socket.connect(port, [host], [cb]): host NULL = "localhost". cb (may be
+ * NULL) runs once with 'connect'. Failures (ECONNREFUSED, ENOTFOUND, ...)
+ * come as 'error' then 'close'(1). Valid on a new socket or from inside the
+ * close callback; else NC_EISCONN (open) or NC_EALREADY (connecting).
+ * Writes may follow at once: they are sent once connected. */
+int nc_socket_connect(nc_socket_t *socket, int port, const char *host,
+                      nc_socket_cb cb);
+
+/* socket.connect(path, [cb]): a UNIX socket connection. */
+int nc_socket_connect_path(nc_socket_t *socket, const char *path, nc_socket_cb cb);
+
+/* net.createConnection(port, [host], [cb]) = nc_socket_new + connect. */
+int nc_create_connection(nc_loop_t *loop, const nc_socket_options_t *opts,
+                         int port, const char *host, nc_socket_cb cb,
+                         nc_socket_t **socket);
+
+/* net.createConnection(path, [cb]). */
+int nc_create_connection_path(nc_loop_t *loop, const nc_socket_options_t *opts,
+                              const char *path, nc_socket_cb cb,
+                              nc_socket_t **socket);
+
+/* Called once per write, when its bytes have reached the kernel (status 0) or
+ * failed (status < 0: NC_EPIPE for a write after end, NC_ECANCELED if the
+ * socket was destroyed first, or the socket's error). arg is the caller's. */
+typedef void (*nc_write_cb)(nc_socket_t *socket, int status, void *arg);
+
+/* socket.write(data, [cb]). The len bytes are copied before it returns.
+ * Returns 1 (Node's true) while bufferSize stays below the high-water mark,
+ * 0 (false) when the data was queued past it: stop writing until 'drain'.
+ * After nc_socket_end(): returns 0, cb gets NC_EPIPE and 'error' (EPIPE)
+ * follows on the next loop turn, then 'close'(1) (today's Node).
+ * Errors (cb not called): NC_ERR_SOCKET_CLOSED (never connected, destroyed
+ * or closed), NC_EINVAL (data NULL with len > 0). Writes larger than
+ * netcore's frame limit are split transparently. */
+int nc_socket_write(nc_socket_t *socket, const void *data, size_t len,
+                    nc_write_cb cb, void *arg);
+
+/* socket.write(data, fd): also sends, over this UNIX socket, the file
+ * descriptor of fd_socket (another socket of this handler; fds never leave
+ * netcore). fd_socket stays open. data must not be empty (NC_EINVAL). The
+ * receiver gets an 'fd' event. */
+int nc_socket_write_fd(nc_socket_t *socket, const void *data, size_t len,
+                       nc_socket_t *fd_socket, nc_write_cb cb, void *arg);
+
+/* socket.end([data]): write data (may be NULL/0) then send FIN once every
+ * queued write has reached the kernel. Further writes fail with EPIPE (see
+ * nc_socket_write). A second end() is a no-op. */
+int nc_socket_end(nc_socket_t *socket, const void *data, size_t len);
+
+/* socket.destroy(): close now, dropping queued writes (their callbacks get
+ * NC_ECANCELED). 'close' follows; no other event does. Safe to call more than
+ * once and from any callback. */
+void nc_socket_destroy(nc_socket_t *socket);
+
+/* socket.pause() / resume(): stop and restart 'data' (and 'end'). While
+ * paused no read credit is granted and netcore stops reading the socket, so
+ * the peer is pushed back by TCP. */
+void nc_socket_pause(nc_socket_t *socket);
+void nc_socket_resume(nc_socket_t *socket);
+int nc_socket_is_paused(const nc_socket_t *socket);
+
+/* socket.setTimeout(msecs, [cb]): 'timeout' after msecs without reads or
+ * writes; 0 disables it. cb (may be NULL) is called at the next timeout
+ * only (Node's once listener). */
+int nc_socket_set_timeout(nc_socket_t *socket, unsigned msecs, nc_socket_cb cb);
+
+/* socket.setNoDelay(enable): TCP_NODELAY. */
+int nc_socket_set_no_delay(nc_socket_t *socket, int enable);
+
+/* socket.setKeepAlive(enable, initialDelay): SO_KEEPALIVE and its idle time
+ * in ms (0 = leave unchanged). */
+int nc_socket_set_keep_alive(nc_socket_t *socket, int enable,
+                             unsigned initial_delay_ms);
+
+/* socket.setEncoding(NULL | "utf8" | "ascii" | "base64"): how 'data' is
+ * delivered (see on_data). "utf-8" is accepted too. NC_EINVAL otherwise. */
+int nc_socket_set_encoding(nc_socket_t *socket, const char *encoding);
+
+/* src.pipe(dst): every byte read from src is written to dst; when dst's
+ * write() returns 0, src is paused until dst's 'drain'; when src ends, dst is
+ * ended. src's own callbacks still run. src may be dst (the seed's
+ * c.pipe(c)). If dst closes first, src is unpiped and resumed. */
+int nc_socket_pipe(nc_socket_t *src, nc_socket_t *dst);
+void nc_socket_unpipe(nc_socket_t *src);
+
+/* socket.bufferSize: bytes written but not yet handed to the kernel. */
+size_t nc_socket_buffer_size(const nc_socket_t *socket);
+
+/* The high-water mark for write()'s return value, bytes (default 16384). */
+void nc_socket_set_high_water_mark(nc_socket_t *socket, size_t bytes);
+
+/* socket.bytesRead: bytes received so far (delivered or queued while
+ * paused). socket.bytesWritten: bytes accepted by write()/end() so far,
+ * queued ones included (today's Node); after 'close', exactly the bytes
+ * that reached the kernel. */
+uint64_t nc_socket_bytes_read(const nc_socket_t *socket);
+uint64_t nc_socket_bytes_written(const nc_socket_t *socket);
+
+/* socket.address(): the local end. NC_ENOTCONN before 'connect'. */
+int nc_socket_address(const nc_socket_t *socket, nc_address_t *addr);
+
+/* socket.remoteAddress / remotePort: "" and 0 before 'connect'. The string
+ * is valid as long as the socket. */
+const char *nc_socket_remote_address(const nc_socket_t *socket);
+int nc_socket_remote_port(const nc_socket_t *socket);
+
+/* The server that accepted this socket, or NULL (outbound, received fd, or
+ * the server is gone). */
+nc_server_t *nc_socket_server(const nc_socket_t *socket);
+
+nc_loop_t *nc_socket_loop(const nc_socket_t *socket);
+void nc_socket_set_data(nc_socket_t *socket, void *data);
+void *nc_socket_get_data(const nc_socket_t *socket);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NC_NC_H */

@@ -1,0 +1,596 @@
+/* loop.c: the loop. It owns the ZeroMQ DEALER connected to netcore (and a
+ * monitor on it that reports a lost connection), says Hello, waits on one
+ * epoll fd (the DEALER's ZMQ_FD, the monitor's, and a self-pipe for signals
+ * and nc_loop_stop) and dispatches every event to its server or socket.
+ *
+ * ZMQ_FD is edge-triggered in disguise: it only says "look at ZMQ_EVENTS",
+ * and a send may consume the notification of a message that has already
+ * arrived. So the loop drains while ZMQ_EVENTS has POLLIN and re-checks
+ * ZMQ_EVENTS right before it sleeps (nc_loop_timeout).
+ *
+ * Callbacks never run inside a user's call: work found there (a write after
+ * end, a close of a never-connected socket, a failed send) is queued on
+ * loop->pending and done at the next turn, which makes closing from any
+ * callback safe. Called only from the loop's thread, except nc_loop_stop. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2 */
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nc_int.h"
+
+#define DEFAULT_HELLO_TIMEOUT_MS 2000
+#define RECV_BUDGET 4096 /* events per turn, so timers and signals get a turn */
+
+uint64_t nc__clock_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int zsock_fd(void *sock) {
+  int fd = -1;
+  size_t sz = sizeof(fd);
+  zmq_getsockopt(sock, ZMQ_FD, &fd, &sz);
+  return fd;
+}
+
+static int zsock_readable(void *sock) {
+  int events = 0;
+  size_t sz = sizeof(events);
+  if (sock == NULL || zmq_getsockopt(sock, ZMQ_EVENTS, &events, &sz) != 0) return 0;
+  return (events & ZMQ_POLLIN) != 0;
+}
+
+/* ------------------------------------------------------------- sending */
+
+int nc__send(nc_loop_t *loop, const nc__cmd_t *cmd, const void *payload, size_t len,
+             zmq_msg_t *payload_msg) {
+  uint8_t stackbuf[512], *buf = stackbuf;
+  int rv = NC_ERR_NETCORE_GONE;
+  if (loop->gone || loop->gone_pending || loop->dealer == NULL) goto out;
+  int n = nc__wire_pack(cmd, buf, sizeof(stackbuf));
+  if (n < 0) {
+    rv = n;
+    goto out;
+  }
+  if ((size_t)n > sizeof(stackbuf)) {
+    if ((buf = malloc((size_t)n)) == NULL) {
+      rv = NC_ENOMEM;
+      goto out;
+    }
+    nc__wire_pack(cmd, buf, (size_t)n);
+  }
+  int more = (payload != NULL || payload_msg != NULL) ? ZMQ_SNDMORE : 0;
+  if (zmq_send(loop->dealer, buf, (size_t)n, more | ZMQ_DONTWAIT) < 0) goto failed;
+  if (payload_msg != NULL) {
+    if (zmq_msg_send(payload_msg, loop->dealer, ZMQ_DONTWAIT) < 0) goto failed;
+  } else if (payload != NULL) {
+    /* The one copy of the data: into the frame ZeroMQ will send. */
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, len) != 0) goto failed;
+    if (len > 0) memcpy(zmq_msg_data(&m), payload, len);
+    if (zmq_msg_send(&m, loop->dealer, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&m);
+      goto failed;
+    }
+  }
+  loop->last_send = loop->now;
+  rv = 0;
+  goto out;
+failed:
+  /* With an unlimited send queue this only happens when the link is dead;
+   * the loss is reported at the next turn, not inside the user's call. */
+  snprintf(loop->errmsg, sizeof(loop->errmsg), "sending to netcore at %s failed: %s",
+           loop->endpoint, zmq_strerror(errno));
+  loop->gone_pending = NC_ERR_NETCORE_GONE;
+  rv = NC_ERR_NETCORE_GONE;
+out:
+  if (buf != stackbuf) free(buf);
+  if (rv != 0 && payload_msg != NULL) zmq_msg_close(payload_msg);
+  return rv;
+}
+
+uint64_t nc__next_id(nc_loop_t *loop) {
+  return (uint64_t)loop->id_prefix << 32 | ++loop->next_id;
+}
+
+void nc__ref(nc__handle_t *h) {
+  if (!h->refd) {
+    h->refd = 1;
+    h->loop->refs++;
+  }
+}
+
+void nc__unref(nc__handle_t *h) {
+  if (h->refd) {
+    h->refd = 0;
+    h->loop->refs--;
+  }
+}
+
+void nc__pend(nc__handle_t *h, unsigned flags) {
+  if (h->pending_flags == 0) nc__list_push(&h->loop->pending, &h->pend);
+  h->pending_flags |= flags;
+}
+
+char *nc__scratch(nc_loop_t *loop, size_t n) {
+  if (n > loop->scratch_cap) {
+    size_t cap = loop->scratch_cap ? loop->scratch_cap : 4096;
+    while (cap < n) cap *= 2;
+    char *p = realloc(loop->scratch, cap);
+    if (p == NULL) return NULL;
+    loop->scratch = p;
+    loop->scratch_cap = cap;
+  }
+  return loop->scratch;
+}
+
+/* ------------------------------------------------------------ creation */
+
+static int set_int(void *sock, int opt, int value) {
+  return zmq_setsockopt(sock, opt, &value, sizeof(value));
+}
+
+/* Waits for Welcome; returns 0, or an error with loop->errmsg set. */
+static int hello(nc_loop_t *loop, const nc_loop_options_t *o) {
+  nc__cmd_t cmd = {.type = NC__CMD_HELLO,
+                   .name = o->name ? o->name : "libnc",
+                   .u32 = o->credit_window,
+                   .u32b = o->lease_ms};
+  int rv = nc__send(loop, &cmd, NULL, 0, NULL);
+  if (rv != 0) return NC_ERR_NETCORE_UNAVAILABLE;
+  uint32_t wait_ms = o->hello_timeout_ms ? o->hello_timeout_ms : DEFAULT_HELLO_TIMEOUT_MS;
+  uint64_t deadline = nc__clock_ms() + wait_ms;
+  for (;;) {
+    uint64_t now = nc__clock_ms();
+    if (now >= deadline) break;
+    zmq_pollitem_t item = {loop->dealer, 0, ZMQ_POLLIN, 0};
+    int n = zmq_poll(&item, 1, (long)(deadline - now));
+    if (n < 0 && errno != EINTR) break;
+    if (n <= 0) continue;
+    zmq_msg_t env;
+    zmq_msg_init(&env);
+    if (zmq_msg_recv(&env, loop->dealer, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&env);
+      continue;
+    }
+    int more = zmq_msg_more(&env);
+    while (more) { /* a payload frame here would be a protocol error: skip it */
+      zmq_msg_t extra;
+      zmq_msg_init(&extra);
+      if (zmq_msg_recv(&extra, loop->dealer, 0) < 0) more = 0;
+      else more = zmq_msg_more(&extra);
+      zmq_msg_close(&extra);
+    }
+    nc__event_t ev;
+    rv = nc__wire_unpack(zmq_msg_data(&env), zmq_msg_size(&env), &ev, &loop->arena);
+    zmq_msg_close(&env);
+    if (rv != 0) continue;
+    if (ev.type == NC__EV_WELCOME) {
+      loop->welcomed = 1;
+      loop->id_prefix = ev.id_prefix;
+      loop->credit_window = ev.credit_window;
+      loop->lease_ms = ev.lease_ms;
+      loop->max_frame = ev.max_frame;
+      loop->max_write_queue = ev.max_write_queue;
+      snprintf(loop->instance_id, sizeof(loop->instance_id), "%s", ev.instance_id);
+      snprintf(loop->server_version, sizeof(loop->server_version), "%s", ev.server_version);
+      return 0;
+    }
+    if (ev.type == NC__EV_ERROR) {
+      snprintf(loop->errmsg, sizeof(loop->errmsg), "netcore at %s refused Hello: %s: %s",
+               loop->endpoint, ev.code, ev.message);
+      int err = nc__err_code(ev.code);
+      return err == NC_EIO ? NC_EPROTO : err;
+    }
+  }
+  snprintf(loop->errmsg, sizeof(loop->errmsg),
+           "netcore is not reachable at %s: no answer to Hello within %u ms "
+           "(is netcore running there?)",
+           loop->endpoint, (unsigned)wait_ms);
+  return NC_ERR_NETCORE_UNAVAILABLE;
+}
+
+static int open_link(nc_loop_t *loop) {
+  char mon[64];
+  if ((loop->zctx = zmq_ctx_new()) == NULL) return NC_ENOMEM;
+  if ((loop->dealer = zmq_socket(loop->zctx, ZMQ_DEALER)) == NULL) return NC_ENOMEM;
+  /* Unlimited send queue: memory is bounded by write()'s high-water mark
+   * and by read credits, not by dropping or blocking here. */
+  set_int(loop->dealer, ZMQ_SNDHWM, 0);
+  set_int(loop->dealer, ZMQ_LINGER, 0);
+  /* ZMTP heartbeats find a dead TCP link; for ipc the kernel tells at once. */
+  set_int(loop->dealer, ZMQ_HEARTBEAT_IVL, 1000);
+  set_int(loop->dealer, ZMQ_HEARTBEAT_TIMEOUT, 3000);
+  snprintf(mon, sizeof(mon), "inproc://nc-monitor-%p", (void *)loop);
+  if (zmq_socket_monitor(loop->dealer, mon, ZMQ_EVENT_DISCONNECTED) != 0) return NC_ENOMEM;
+  if ((loop->monitor = zmq_socket(loop->zctx, ZMQ_PAIR)) == NULL) return NC_ENOMEM;
+  set_int(loop->monitor, ZMQ_LINGER, 0);
+  if (zmq_connect(loop->monitor, mon) != 0) return NC_ENOMEM;
+  if (zmq_connect(loop->dealer, loop->endpoint) != 0) {
+    snprintf(loop->errmsg, sizeof(loop->errmsg), "bad netcore endpoint '%s': %s",
+             loop->endpoint, zmq_strerror(errno));
+    return NC_EINVAL;
+  }
+  return 0;
+}
+
+static int add_fd(nc_loop_t *loop, int fd) {
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+  return epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+}
+
+int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
+                size_t errmsg_size) {
+  nc_loop_options_t o = {0};
+  int rv;
+  if (out == NULL) return NC_EINVAL;
+  *out = NULL;
+  if (opts != NULL) o = *opts;
+  const char *ep = o.endpoint;
+  if (ep == NULL || *ep == '\0') ep = getenv("NETCORE_ENDPOINT");
+  if (ep == NULL || *ep == '\0') ep = NC_DEFAULT_ENDPOINT;
+
+  nc_loop_t *loop = calloc(1, sizeof(*loop));
+  if (loop == NULL) return NC_ENOMEM;
+  loop->wake[0] = loop->wake[1] = loop->epfd = -1;
+  nc__list_init(&loop->servers);
+  nc__list_init(&loop->sockets);
+  nc__list_init(&loop->timers);
+  nc__list_init(&loop->all_timers);
+  nc__list_init(&loop->pending);
+  nc__idmap_init(&loop->socket_ids);
+  nc__idmap_init(&loop->server_ids);
+  loop->now = loop->last_send = loop->last_recv = nc__clock_ms();
+  snprintf(loop->errmsg, sizeof(loop->errmsg), "no error");
+  if (strlen(ep) >= sizeof(loop->endpoint)) {
+    snprintf(loop->errmsg, sizeof(loop->errmsg), "netcore endpoint too long");
+    rv = NC_EINVAL;
+    goto fail;
+  }
+  strcpy(loop->endpoint, ep);
+  if (pipe2(loop->wake, O_NONBLOCK | O_CLOEXEC) != 0 ||
+      (loop->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+    snprintf(loop->errmsg, sizeof(loop->errmsg), "cannot create the loop: %s",
+             strerror(errno));
+    rv = errno == EMFILE ? NC_EMFILE : NC_ENOMEM;
+    goto fail;
+  }
+  if ((rv = open_link(loop)) != 0) goto fail;
+  if ((rv = hello(loop, &o)) != 0) goto fail;
+  loop->dealer_fd = zsock_fd(loop->dealer);
+  loop->monitor_fd = zsock_fd(loop->monitor);
+  if ((rv = add_fd(loop, loop->dealer_fd)) != 0 || (rv = add_fd(loop, loop->monitor_fd)) != 0 ||
+      (rv = add_fd(loop, loop->wake[0])) != 0) {
+    snprintf(loop->errmsg, sizeof(loop->errmsg), "epoll: %s", strerror(-rv));
+    rv = NC_ENOMEM;
+    goto fail;
+  }
+  loop->now = loop->last_recv = nc__clock_ms();
+  *out = loop;
+  return 0;
+fail:
+  if (errmsg != NULL && errmsg_size > 0) snprintf(errmsg, errmsg_size, "%s", loop->errmsg);
+  nc_loop_free(loop);
+  return rv;
+}
+
+void nc_loop_free(nc_loop_t *loop) {
+  if (loop == NULL) return;
+  nc__signals_reset(loop);
+  if (loop->dealer != NULL && loop->welcomed && !loop->gone && !loop->gone_pending) {
+    nc__cmd_t bye = {.type = NC__CMD_BYE};
+    /* Give the Bye a moment to leave; netcore would find us gone anyway. */
+    set_int(loop->dealer, ZMQ_LINGER, 200);
+    nc__send(loop, &bye, NULL, 0, NULL);
+  }
+  while (!nc__list_empty(&loop->sockets))
+    nc__socket_free(NC__CONTAINER(loop->sockets.next, nc_socket_t, h.all));
+  while (!nc__list_empty(&loop->servers))
+    nc__server_free(NC__CONTAINER(loop->servers.next, nc_server_t, h.all));
+  nc__timers_free(loop);
+  if (loop->monitor != NULL) zmq_close(loop->monitor);
+  if (loop->dealer != NULL) {
+    zmq_socket_monitor(loop->dealer, NULL, 0);
+    zmq_close(loop->dealer);
+  }
+  if (loop->zctx != NULL) zmq_ctx_term(loop->zctx);
+  if (loop->epfd >= 0) close(loop->epfd);
+  if (loop->wake[0] >= 0) close(loop->wake[0]);
+  if (loop->wake[1] >= 0) close(loop->wake[1]);
+  nc__idmap_free(&loop->socket_ids);
+  nc__idmap_free(&loop->server_ids);
+  nc__arena_reset(&loop->arena);
+  free(loop->scratch);
+  free(loop);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+/* netcore is gone: every live socket gets 'error' then 'close'(1), every
+ * server that listens or closes gets 'error' (unless closing) then 'close'.
+ * Handles are looked up afresh after every callback, since callbacks may
+ * create or destroy handles. */
+static void netcore_gone(nc_loop_t *loop, int err) {
+  char msg[sizeof(loop->errmsg)];
+  loop->gone = err;
+  loop->gone_pending = 0;
+  snprintf(msg, sizeof(msg), "%s", loop->errmsg);
+  for (;;) {
+    nc_socket_t *victim = NULL;
+    for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+      nc_socket_t *s = NC__CONTAINER(l, nc_socket_t, h.all);
+      if (s->state == NC__SK_CONNECTING || s->state == NC__SK_OPEN) {
+        victim = s;
+        break;
+      }
+    }
+    if (victim == NULL) break;
+    nc__socket_gone(victim, err, msg);
+  }
+  for (;;) {
+    nc_server_t *victim = NULL;
+    for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next) {
+      nc_server_t *s = NC__CONTAINER(l, nc_server_t, h.all);
+      if (s->state != NC__SV_IDLE || s->close_requested) {
+        victim = s;
+        break;
+      }
+    }
+    if (victim == NULL) break;
+    nc__server_gone(victim, err, msg);
+  }
+  loop->gone_done = 1;
+}
+
+static void on_error_event(nc_loop_t *loop, const nc__event_t *ev) {
+  int err = nc__err_code(ev->code);
+  if (strcmp(ev->code, "ERR_NO_HELLO") == 0) {
+    /* netcore restarted and our link reconnected to a stranger. */
+    snprintf(loop->errmsg, sizeof(loop->errmsg),
+             "netcore at %s restarted: it no longer knows this handler", loop->endpoint);
+    loop->gone_pending = NC_ERR_NETCORE_GONE;
+    return;
+  }
+  nc_socket_t *s = nc__idmap_get(&loop->socket_ids, ev->socket_id);
+  if (s != NULL) {
+    nc__socket_fail(s, err, ev->message);
+    return;
+  }
+  nc_server_t *sv = nc__idmap_get(&loop->server_ids, ev->server_id);
+  if (sv != NULL) {
+    nc__server_error_event(sv, err, ev->message);
+    return;
+  }
+  /* About an object that is already closed (a Credit racing with Closed, for
+   * one) or about none: nothing to tell, but keep it for diagnosis. */
+  snprintf(loop->errmsg, sizeof(loop->errmsg), "netcore: %s: %s (command %s)", ev->code,
+           ev->message, ev->command);
+}
+
+static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload) {
+  switch (ev->type) {
+  case NC__EV_ERROR:
+    on_error_event(loop, ev);
+    break;
+  case NC__EV_SHUTDOWN:
+    loop->shutdown = 1;
+    snprintf(loop->errmsg, sizeof(loop->errmsg), "netcore is shutting down: %s",
+             ev->message[0] ? ev->message : "no reason given");
+    break;
+  case NC__EV_LISTENING:
+  case NC__EV_SERVER_ERROR:
+  case NC__EV_SERVER_CLOSED: {
+    nc_server_t *s = nc__idmap_get(&loop->server_ids, ev->server_id);
+    if (s != NULL) nc__server_event(s, ev);
+    break;
+  }
+  case NC__EV_CONNECTION:
+    nc__socket_accepted(loop, ev);
+    break;
+  case NC__EV_CONNECTED:
+  case NC__EV_DATA:
+  case NC__EV_ENDED:
+  case NC__EV_WRITE_ACK:
+  case NC__EV_TIMEOUT:
+  case NC__EV_SOCKET_ERROR:
+  case NC__EV_CLOSED:
+  case NC__EV_FD: {
+    nc_socket_t *s = nc__idmap_get(&loop->socket_ids, ev->socket_id);
+    if (s != NULL) nc__socket_event(s, ev, payload);
+    break;
+  }
+  default: /* Welcome again, Pong, or an event newer than this library */
+    break;
+  }
+}
+
+static void read_events(nc_loop_t *loop) {
+  int budget = RECV_BUDGET;
+  loop->more = 0;
+  while (!loop->gone && !loop->gone_pending) {
+    if (budget-- == 0) {
+      loop->more = 1;
+      break;
+    }
+    zmq_msg_t env, payload;
+    zmq_msg_init(&env);
+    if (zmq_msg_recv(&env, loop->dealer, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&env);
+      break;
+    }
+    int has_payload = 0, more = zmq_msg_more(&env);
+    zmq_msg_init(&payload);
+    if (more) {
+      has_payload = zmq_msg_recv(&payload, loop->dealer, 0) >= 0;
+      more = has_payload && zmq_msg_more(&payload);
+      while (more) { /* more than one payload frame: not ours to guess */
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        more = zmq_msg_recv(&extra, loop->dealer, 0) >= 0 && zmq_msg_more(&extra);
+        zmq_msg_close(&extra);
+      }
+    }
+    loop->last_recv = loop->now;
+    loop->ping_outstanding = 0;
+    nc__event_t ev;
+    if (nc__wire_unpack(zmq_msg_data(&env), zmq_msg_size(&env), &ev, &loop->arena) == 0)
+      dispatch(loop, &ev, has_payload ? &payload : NULL);
+    zmq_msg_close(&env);
+    zmq_msg_close(&payload);
+  }
+}
+
+static void read_monitor(nc_loop_t *loop) {
+  while (zsock_readable(loop->monitor)) {
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, loop->monitor, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&m);
+      break;
+    }
+    uint16_t event = 0;
+    int first = zmq_msg_size(&m) >= 6;
+    if (first) memcpy(&event, zmq_msg_data(&m), sizeof(event));
+    int more = zmq_msg_more(&m);
+    zmq_msg_close(&m);
+    while (more) {
+      zmq_msg_init(&m);
+      more = zmq_msg_recv(&m, loop->monitor, 0) >= 0 && zmq_msg_more(&m);
+      zmq_msg_close(&m);
+    }
+    if (first && event == ZMQ_EVENT_DISCONNECTED && !loop->gone_pending) {
+      snprintf(loop->errmsg, sizeof(loop->errmsg),
+               loop->shutdown ? "netcore at %s shut down" : "netcore at %s went away",
+               loop->endpoint);
+      loop->gone_pending = loop->shutdown ? NC_ERR_NETCORE_SHUTDOWN : NC_ERR_NETCORE_GONE;
+    }
+  }
+}
+
+static void run_pending(nc_loop_t *loop) {
+  nc__link_t batch;
+  nc__list_init(&batch);
+  if (nc__list_empty(&loop->pending)) return;
+  /* Work queued by this batch waits for the next turn. */
+  batch.next = loop->pending.next;
+  batch.prev = loop->pending.prev;
+  batch.next->prev = &batch;
+  batch.prev->next = &batch;
+  nc__list_init(&loop->pending);
+  while (!nc__list_empty(&batch)) {
+    nc__link_t *l = batch.next;
+    nc__list_remove(l);
+    nc__handle_t *h = NC__CONTAINER(l, nc__handle_t, pend);
+    unsigned flags = h->pending_flags;
+    h->pending_flags = 0;
+    if (h->type == NC__H_SOCKET)
+      nc__socket_pending((nc_socket_t *)h, flags);
+    else
+      nc__server_pending((nc_server_t *)h, flags);
+  }
+}
+
+/* Keeps our lease (a Ping when we have been silent for lease/3) and finds a
+ * netcore that stopped answering (nothing received for a whole lease). */
+static void liveness(nc_loop_t *loop) {
+  if (loop->gone || loop->gone_pending || loop->lease_ms == 0) return;
+  uint64_t third = loop->lease_ms / 3 ? loop->lease_ms / 3 : 1;
+  if (loop->now - loop->last_recv >= loop->lease_ms) {
+    snprintf(loop->errmsg, sizeof(loop->errmsg),
+             "netcore at %s did not answer for %u ms", loop->endpoint, loop->lease_ms);
+    loop->gone_pending = NC_ERR_NETCORE_GONE;
+    return;
+  }
+  if (loop->now - loop->last_send >= third ||
+      (loop->now - loop->last_recv >= third && !loop->ping_outstanding)) {
+    nc__cmd_t ping = {.type = NC__CMD_PING, .id2 = ++loop->ping_nonce};
+    if (nc__send(loop, &ping, NULL, 0, NULL) == 0) loop->ping_outstanding = 1;
+  }
+}
+
+static int liveness_timeout(nc_loop_t *loop) {
+  if (loop->gone || loop->lease_ms == 0) return -1;
+  uint64_t third = loop->lease_ms / 3 ? loop->lease_ms / 3 : 1;
+  uint64_t due = loop->last_send + third;
+  uint64_t recv_due = loop->last_recv + (loop->ping_outstanding ? loop->lease_ms : third);
+  if (recv_due < due) due = recv_due;
+  return due <= loop->now ? 0 : (int)(due - loop->now);
+}
+
+static int alive(const nc_loop_t *loop) {
+  return loop->refs > 0 || !nc__list_empty(&loop->pending);
+}
+
+int nc_loop_process(nc_loop_t *loop) {
+  loop->now = nc__clock_ms();
+  nc__signals_dispatch(loop);
+  if (!loop->gone && !loop->gone_pending) {
+    read_events(loop);
+    read_monitor(loop);
+  }
+  run_pending(loop);
+  loop->now = nc__clock_ms();
+  nc__timers_run(loop);
+  liveness(loop);
+  if (loop->gone_pending && !loop->gone) netcore_gone(loop, loop->gone_pending);
+  if (loop->gone) return loop->gone;
+  if (!alive(loop) && loop->shutdown) return NC_ERR_NETCORE_SHUTDOWN;
+  return alive(loop) ? 1 : 0;
+}
+
+int nc_loop_timeout(nc_loop_t *loop) {
+  if (!nc__list_empty(&loop->pending) || loop->more || (loop->gone_pending && !loop->gone))
+    return 0;
+  if (!loop->gone && (zsock_readable(loop->dealer) || zsock_readable(loop->monitor))) return 0;
+  loop->now = nc__clock_ms();
+  int t = nc__timers_next(loop);
+  int l = liveness_timeout(loop);
+  if (t < 0 || (l >= 0 && l < t)) t = l;
+  return t;
+}
+
+int nc_loop_run(nc_loop_t *loop) {
+  for (;;) {
+    int rv = nc_loop_process(loop);
+    if (rv <= 0) return rv;
+    if (loop->stop) {
+      loop->stop = 0;
+      return 0;
+    }
+    int t = nc_loop_timeout(loop);
+    if (t != 0) {
+      struct epoll_event evs[4];
+      epoll_wait(loop->epfd, evs, 4, t);
+    }
+    if (loop->stop) {
+      loop->stop = 0;
+      return 0;
+    }
+  }
+}
+
+void nc_loop_stop(nc_loop_t *loop) {
+  int saved = errno;
+  loop->stop = 1;
+  char b = 0;
+  ssize_t n = write(loop->wake[1], &b, 1);
+  (void)n; /* a full pipe already wakes the loop */
+  errno = saved;
+}
+
+int nc_loop_fd(const nc_loop_t *loop) { return loop->epfd; }
+uint64_t nc_loop_now(const nc_loop_t *loop) { return loop->now; }
+const char *nc_loop_error_message(const nc_loop_t *loop) { return loop->errmsg; }
+const char *nc_loop_instance_id(const nc_loop_t *loop) { return loop->instance_id; }
+const char *nc_loop_server_version(const nc_loop_t *loop) { return loop->server_version; }
+void nc_loop_set_data(nc_loop_t *loop, void *data) { loop->data = data; }
+void *nc_loop_get_data(const nc_loop_t *loop) { return loop->data; }

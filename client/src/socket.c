@@ -1,0 +1,784 @@
+/* socket.c: nc_socket_*, Node's net.Socket over netcore's socket commands.
+ *
+ * Writes: each Write/End gets a number (write_seq); WriteAck says how many
+ * completed, in order, so a FIFO of (number, callback) gives the callbacks
+ * and bufferSize is bytes sent minus bytes acknowledged. write() returns 0
+ * at the high-water mark and 'drain' follows when bufferSize is back to 0.
+ *
+ * Reads: data consumed by the application (its 'data' callback returned) is
+ * granted back to netcore as credit in batches of a quarter window. pause()
+ * sends Pause and stops granting; what is already on its way is queued here
+ * (moved, not copied, in its ZeroMQ frame) and delivered after resume().
+ *
+ * Lifetime: a socket is freed right after its close callback, which only
+ * ever runs from the loop (an event, the pending queue, or netcore's loss).
+ * Loop thread only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nc_int.h"
+
+#define DEFAULT_HWM 16384
+
+/* ------------------------------------------------------------------ rings */
+
+static int wring_push(nc__wring_t *r, uint64_t seq, nc_write_cb cb, void *arg) {
+  if (r->len == r->cap) {
+    size_t ncap = r->cap ? r->cap * 2 : 16;
+    nc__wreq_t *v = malloc(ncap * sizeof(*v));
+    if (v == NULL) return NC_ENOMEM;
+    for (size_t i = 0; i < r->len; i++) v[i] = r->v[(r->head + i) % r->cap];
+    free(r->v);
+    r->v = v;
+    r->cap = ncap;
+    r->head = 0;
+  }
+  nc__wreq_t *w = &r->v[(r->head + r->len) % r->cap];
+  w->seq = seq;
+  w->cb = cb;
+  w->arg = arg;
+  r->len++;
+  return 0;
+}
+
+static int wring_reserve(nc__wring_t *r) {
+  if (r->len < r->cap) return 0;
+  if (wring_push(r, 0, NULL, NULL) != 0) return NC_ENOMEM;
+  r->len--;
+  return 0;
+}
+
+static nc__wreq_t wring_pop(nc__wring_t *r) {
+  nc__wreq_t w = r->v[r->head];
+  r->head = (r->head + 1) % r->cap;
+  r->len--;
+  return w;
+}
+
+static int inring_push(nc__inring_t *r, nc__in_kind_t kind, int had_error, zmq_msg_t *msg) {
+  if (r->len == r->cap) {
+    size_t ncap = r->cap ? r->cap * 2 : 8;
+    nc__input_t *v = malloc(ncap * sizeof(*v));
+    if (v == NULL) return NC_ENOMEM;
+    for (size_t i = 0; i < r->len; i++) {
+      nc__input_t *from = &r->v[(r->head + i) % r->cap];
+      v[i].kind = from->kind;
+      v[i].had_error = from->had_error;
+      zmq_msg_init(&v[i].msg);
+      zmq_msg_move(&v[i].msg, &from->msg);
+      zmq_msg_close(&from->msg);
+    }
+    free(r->v);
+    r->v = v;
+    r->cap = ncap;
+    r->head = 0;
+  }
+  nc__input_t *in = &r->v[(r->head + r->len) % r->cap];
+  in->kind = kind;
+  in->had_error = had_error;
+  zmq_msg_init(&in->msg);
+  if (msg != NULL) zmq_msg_move(&in->msg, msg);
+  r->len++;
+  return 0;
+}
+
+/* Moves the oldest input out; the caller closes out->msg. */
+static void inring_pop(nc__inring_t *r, nc__input_t *out) {
+  nc__input_t *in = &r->v[r->head];
+  out->kind = in->kind;
+  out->had_error = in->had_error;
+  zmq_msg_init(&out->msg);
+  zmq_msg_move(&out->msg, &in->msg);
+  zmq_msg_close(&in->msg);
+  r->head = (r->head + 1) % r->cap;
+  r->len--;
+}
+
+static void inring_clear(nc__inring_t *r) {
+  while (r->len > 0) {
+    nc__input_t in;
+    inring_pop(r, &in);
+    zmq_msg_close(&in.msg);
+  }
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static int live(const nc_socket_t *s) {
+  return (s->state == NC__SK_CONNECTING || s->state == NC__SK_OPEN) && !s->destroyed;
+}
+
+static int send_simple(nc_socket_t *s, nc__cmd_type_t type) {
+  nc__cmd_t cmd = {.type = type, .id = s->id};
+  return nc__send(s->h.loop, &cmd, NULL, 0, NULL);
+}
+
+static void sock_init(nc_socket_t *s, nc_loop_t *loop, int allow_half_open) {
+  s->h.type = NC__H_SOCKET;
+  s->h.loop = loop;
+  nc__list_init(&s->h.pend);
+  nc__list_push(&loop->sockets, &s->h.all);
+  s->state = NC__SK_NEW;
+  s->allow_half_open = allow_half_open != 0;
+  s->hwm = DEFAULT_HWM;
+  s->nodelay = s->keepalive = -1;
+  nc__decoder_set(&s->dec, NULL);
+}
+
+/* Fresh per-connection state; the socket's settings (events, encoding,
+ * timeout, options, high-water mark) carry over to a reconnect. */
+static void reset_connection(nc_socket_t *s) {
+  s->ended_local = s->ended_remote = s->destroyed = s->had_error = 0;
+  s->paused = s->pipe_paused = s->need_drain = s->error_emitted = s->local_err = 0;
+  s->bytes_read = s->bytes_sent = s->kernel_written = 0;
+  s->buffer_size = 0;
+  s->write_seq = s->acked_seq = 0;
+  s->unacked_credit = 0;
+  s->closed_final = 0;
+  memset(&s->local, 0, sizeof(s->local));
+  memset(&s->remote, 0, sizeof(s->remote));
+  nc__decoder_t d = s->dec;
+  nc__decoder_set(&s->dec, NULL);
+  s->dec.enc = d.enc;
+}
+
+static void send_options(nc_socket_t *s) {
+  nc_loop_t *loop = s->h.loop;
+  if (s->timeout_ms > 0) {
+    nc__cmd_t c = {.type = NC__CMD_SET_TIMEOUT, .id = s->id, .u32 = s->timeout_ms};
+    nc__send(loop, &c, NULL, 0, NULL);
+  }
+  if (s->nodelay >= 0) {
+    nc__cmd_t c = {.type = NC__CMD_SET_NO_DELAY, .id = s->id, .flag = s->nodelay};
+    nc__send(loop, &c, NULL, 0, NULL);
+  }
+  if (s->keepalive >= 0) {
+    nc__cmd_t c = {.type = NC__CMD_SET_KEEP_ALIVE, .id = s->id, .flag = s->keepalive,
+                   .u32b = s->keepalive_delay};
+    nc__send(loop, &c, NULL, 0, NULL);
+  }
+}
+
+/* ------------------------------------------------------------ creation */
+
+int nc_socket_new(nc_loop_t *loop, const nc_socket_options_t *opts, nc_socket_t **out) {
+  if (loop == NULL || out == NULL) return NC_EINVAL;
+  nc_socket_t *s = calloc(1, sizeof(*s));
+  *out = NULL;
+  if (s == NULL) return NC_ENOMEM;
+  sock_init(s, loop, opts != NULL && opts->allow_half_open);
+  *out = s;
+  return 0;
+}
+
+nc_socket_t *nc__socket_adopt(nc_loop_t *loop, uint64_t id, const nc_address_t *local,
+                              const nc_address_t *remote, int allow_half_open) {
+  nc_socket_t *s = calloc(1, sizeof(*s));
+  if (s == NULL) return NULL;
+  sock_init(s, loop, allow_half_open);
+  if (nc__idmap_put(&loop->socket_ids, id, s) != 0) {
+    nc__list_remove(&s->h.all);
+    free(s);
+    return NULL;
+  }
+  s->id = id;
+  s->state = NC__SK_OPEN;
+  s->local = *local;
+  s->remote = *remote;
+  nc__ref(&s->h);
+  return s;
+}
+
+void nc__socket_accepted(nc_loop_t *loop, const nc__event_t *ev) {
+  nc_server_t *server = nc__idmap_get(&loop->server_ids, ev->server_id);
+  nc_socket_t *s = nc__socket_adopt(loop, ev->socket_id, &ev->local, &ev->remote, ev->flag);
+  if (s == NULL) { /* out of memory: refuse the connection rather than lose track */
+    nc__cmd_t cmd = {.type = NC__CMD_DESTROY, .id = ev->socket_id};
+    nc__send(loop, &cmd, NULL, 0, NULL);
+    return;
+  }
+  s->server = server;
+  if (server == NULL) {
+    nc_socket_destroy(s);
+    return;
+  }
+  server->connections = ev->count;
+  if (server->ev.on_connection != NULL) server->ev.on_connection(server, s);
+}
+
+void nc_socket_set_events(nc_socket_t *s, const nc_socket_events_t *events) {
+  if (events != NULL)
+    s->ev = *events;
+  else
+    memset(&s->ev, 0, sizeof(s->ev));
+}
+
+static int connect_common(nc_socket_t *s, nc__cmd_t *cmd, nc_socket_cb cb) {
+  nc_loop_t *loop = s->h.loop;
+  int rv;
+  if (s->state == NC__SK_OPEN) return NC_EISCONN;
+  if (s->state == NC__SK_CONNECTING) return NC_EALREADY;
+  if (s->h.pending_flags & NC__P_CLOSE) return NC_ERR_SOCKET_CLOSED; /* destroyed */
+  if (loop->gone || loop->gone_pending) return loop->gone ? loop->gone : loop->gone_pending;
+  if (loop->shutdown) return NC_ERR_NETCORE_SHUTDOWN; /* netcore accepts nothing new */
+  uint64_t id = nc__next_id(loop);
+  if ((rv = nc__idmap_put(&loop->socket_ids, id, s)) != 0) return rv;
+  cmd->type = NC__CMD_CONNECT;
+  cmd->id = id;
+  cmd->flag = s->allow_half_open;
+  if ((rv = nc__send(loop, cmd, NULL, 0, NULL)) != 0) {
+    nc__idmap_del(&loop->socket_ids, id);
+    return rv;
+  }
+  reset_connection(s);
+  s->server = NULL;
+  s->id = id;
+  s->state = NC__SK_CONNECTING;
+  s->connect_cb = cb;
+  nc__ref(&s->h);
+  send_options(s);
+  return 0;
+}
+
+int nc_socket_connect(nc_socket_t *s, int port, const char *host, nc_socket_cb cb) {
+  if (s == NULL) return NC_EINVAL;
+  if (port <= 0 || port > 65535) return NC_ERR_SOCKET_BAD_PORT;
+  nc__cmd_t cmd = {.ep = NC__EP_TCP, .port = port, .host = host ? host : "localhost"};
+  return connect_common(s, &cmd, cb);
+}
+
+int nc_socket_connect_path(nc_socket_t *s, const char *path, nc_socket_cb cb) {
+  if (s == NULL || path == NULL || path[0] == '\0') return NC_EINVAL;
+  nc__cmd_t cmd = {.ep = NC__EP_PATH, .path = path};
+  return connect_common(s, &cmd, cb);
+}
+
+int nc_create_connection(nc_loop_t *loop, const nc_socket_options_t *opts, int port,
+                         const char *host, nc_socket_cb cb, nc_socket_t **out) {
+  nc_socket_t *s;
+  int rv;
+  if (out == NULL) return NC_EINVAL;
+  *out = NULL;
+  if ((rv = nc_socket_new(loop, opts, &s)) != 0) return rv;
+  if ((rv = nc_socket_connect(s, port, host, cb)) != 0) {
+    nc__socket_free(s);
+    return rv;
+  }
+  *out = s;
+  return 0;
+}
+
+int nc_create_connection_path(nc_loop_t *loop, const nc_socket_options_t *opts,
+                              const char *path, nc_socket_cb cb, nc_socket_t **out) {
+  nc_socket_t *s;
+  int rv;
+  if (out == NULL) return NC_EINVAL;
+  *out = NULL;
+  if ((rv = nc_socket_new(loop, opts, &s)) != 0) return rv;
+  if ((rv = nc_socket_connect_path(s, path, cb)) != 0) {
+    nc__socket_free(s);
+    return rv;
+  }
+  *out = s;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ write */
+
+/* Sends one write (split at netcore's frame limit); msg, if given, holds the
+ * bytes already (a pipe forwarding a received frame without copying). */
+static int write_common(nc_socket_t *s, const void *data, size_t len, zmq_msg_t *msg,
+                        uint64_t fd_id, nc_write_cb cb, void *arg) {
+  nc_loop_t *loop = s->h.loop;
+  int rv;
+  if (!live(s)) {
+    if (msg != NULL) zmq_msg_close(msg);
+    return NC_ERR_SOCKET_CLOSED;
+  }
+  if (s->ended_local) {
+    /* Write after end: fail it locally and asynchronously (today's Node). */
+    if (msg != NULL) zmq_msg_close(msg);
+    if (wring_push(&s->failed, 0, cb, arg) != 0) return NC_ENOMEM;
+    nc__pend(&s->h, NC__P_FAILED_WRITES);
+    return 0;
+  }
+  if (cb != NULL && (rv = wring_reserve(&s->wreqs)) != 0) {
+    if (msg != NULL) zmq_msg_close(msg);
+    return rv;
+  }
+  size_t chunk = loop->max_frame ? loop->max_frame : len;
+  const char *p = data;
+  size_t left = len;
+  nc__cmd_t cmd = {.type = NC__CMD_WRITE, .id = s->id, .id2 = fd_id};
+  if (msg != NULL) {
+    if ((rv = nc__send(loop, &cmd, NULL, 0, msg)) != 0) return rv;
+    s->write_seq++;
+  } else {
+    do {
+      size_t n = left < chunk ? left : chunk;
+      if ((rv = nc__send(loop, &cmd, p, n, NULL)) != 0) return rv;
+      cmd.id2 = 0; /* the fd goes with the first part only */
+      s->write_seq++;
+      p += n;
+      left -= n;
+    } while (left > 0);
+  }
+  if (cb != NULL) wring_push(&s->wreqs, s->write_seq, cb, arg);
+  s->buffer_size += len;
+  s->bytes_sent += len;
+  if (s->buffer_size >= s->hwm) {
+    s->need_drain = 1;
+    return 0;
+  }
+  return 1;
+}
+
+int nc_socket_write(nc_socket_t *s, const void *data, size_t len, nc_write_cb cb, void *arg) {
+  if (s == NULL || (data == NULL && len > 0)) return NC_EINVAL;
+  return write_common(s, data, len, NULL, 0, cb, arg);
+}
+
+int nc_socket_write_fd(nc_socket_t *s, const void *data, size_t len, nc_socket_t *fd_socket,
+                       nc_write_cb cb, void *arg) {
+  if (s == NULL || data == NULL || len == 0 || fd_socket == NULL) return NC_EINVAL;
+  if (fd_socket->id == 0 || !live(fd_socket)) return NC_EBADF;
+  return write_common(s, data, len, NULL, fd_socket->id, cb, arg);
+}
+
+int nc_socket_end(nc_socket_t *s, const void *data, size_t len) {
+  if (s == NULL || (data == NULL && len > 0)) return NC_EINVAL;
+  if (!live(s)) return NC_ERR_SOCKET_CLOSED;
+  if (s->ended_local) {
+    if (len > 0) write_common(s, data, len, NULL, 0, NULL, NULL);
+    return 0;
+  }
+  nc_loop_t *loop = s->h.loop;
+  int rv;
+  if (loop->max_frame && len > loop->max_frame) {
+    if ((rv = write_common(s, data, len, NULL, 0, NULL, NULL)) < 0) return rv;
+    data = NULL;
+    len = 0;
+  }
+  nc__cmd_t cmd = {.type = NC__CMD_END, .id = s->id};
+  if ((rv = nc__send(loop, &cmd, len > 0 ? data : NULL, len, NULL)) != 0) return rv;
+  s->write_seq++;
+  s->buffer_size += len;
+  s->bytes_sent += len;
+  s->ended_local = 1;
+  return 0;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static void grant(nc_socket_t *s) {
+  nc__cmd_t cmd = {.type = NC__CMD_CREDIT, .id = s->id, .u32 = s->unacked_credit};
+  if (s->unacked_credit == 0) return;
+  s->unacked_credit = 0;
+  nc__send(s->h.loop, &cmd, NULL, 0, NULL);
+}
+
+static void consumed(nc_socket_t *s, size_t n) {
+  uint32_t window = s->h.loop->credit_window;
+  s->unacked_credit += (uint32_t)n;
+  if (!s->paused && live(s) && s->unacked_credit >= window / 4) grant(s);
+}
+
+static void pipe_detach(nc_socket_t *src) {
+  nc_socket_t *dst = src->pipe_dst;
+  if (dst == NULL) return;
+  for (nc_socket_t **pp = &dst->pipe_srcs; *pp != NULL; pp = &(*pp)->pipe_next) {
+    if (*pp == src) {
+      *pp = src->pipe_next;
+      break;
+    }
+  }
+  src->pipe_dst = NULL;
+  src->pipe_next = NULL;
+}
+
+static void pipe_write(nc_socket_t *src, zmq_msg_t *msg) {
+  nc_socket_t *dst = src->pipe_dst;
+  if (!live(dst)) {
+    nc_socket_unpipe(src);
+    return;
+  }
+  zmq_msg_t copy; /* shares the received frame: no byte is copied */
+  zmq_msg_init(&copy);
+  zmq_msg_copy(&copy, msg);
+  if (write_common(dst, NULL, zmq_msg_size(&copy), &copy, 0, NULL, NULL) == 0 && !src->paused) {
+    nc_socket_pause(src);
+    src->pipe_paused = 1;
+  }
+}
+
+static void deliver_data(nc_socket_t *s, zmq_msg_t *msg) {
+  const char *p = zmq_msg_data(msg);
+  size_t n = zmq_msg_size(msg);
+  if (s->ev.on_data != NULL) {
+    if (s->dec.enc == NC__ENC_NONE) {
+      s->ev.on_data(s, p, n);
+    } else {
+      char *out = nc__scratch(s->h.loop, nc__decoder_max_out(&s->dec, n));
+      if (out == NULL) {
+        nc__socket_fail(s, NC_ENOMEM, "no memory to decode data");
+        return;
+      }
+      size_t m = nc__decoder_write(&s->dec, (const uint8_t *)p, n, out);
+      if (m > 0) s->ev.on_data(s, out, m);
+    }
+  }
+  if (s->pipe_dst != NULL && !s->destroyed) pipe_write(s, msg);
+  consumed(s, n);
+}
+
+static void deliver_end(nc_socket_t *s) {
+  s->ended_remote = 1;
+  if (s->dec.enc != NC__ENC_NONE && s->ev.on_data != NULL) {
+    char *out = nc__scratch(s->h.loop, 8);
+    size_t m = out ? nc__decoder_end(&s->dec, out) : 0;
+    if (m > 0 && !s->destroyed) s->ev.on_data(s, out, m);
+  }
+  if (!s->destroyed && s->ev.on_end != NULL) s->ev.on_end(s);
+  if (!s->destroyed && s->pipe_dst != NULL) {
+    nc_socket_t *dst = s->pipe_dst;
+    nc_socket_unpipe(s);
+    if (live(dst)) nc_socket_end(dst, NULL, 0);
+  }
+  /* Without allowHalfOpen the peer's FIN ends our side too, after the
+   * writes already queued (Node's behaviour; netcore leaves it to us). */
+  if (!s->destroyed && !s->allow_half_open && !s->ended_local) nc_socket_end(s, NULL, 0);
+}
+
+/* ------------------------------------------------------------------ close */
+
+static void fail_writes(nc_socket_t *s) {
+  int err = s->local_err ? s->local_err : NC_ECANCELED;
+  while (s->wreqs.len > 0) {
+    nc__wreq_t w = wring_pop(&s->wreqs);
+    w.cb(s, err, w.arg);
+  }
+  while (s->failed.len > 0) {
+    nc__wreq_t w = wring_pop(&s->failed);
+    if (w.cb != NULL) w.cb(s, NC_EPIPE, w.arg);
+  }
+}
+
+static void unpipe_all(nc_socket_t *s, int resume) {
+  pipe_detach(s);
+  while (s->pipe_srcs != NULL) {
+    nc_socket_t *src = s->pipe_srcs;
+    pipe_detach(src);
+    if (src->pipe_paused) {
+      src->pipe_paused = 0;
+      if (resume) nc_socket_resume(src);
+    }
+  }
+}
+
+/* The socket's 'close': everything pending fails, the close callback runs,
+ * and the socket is freed unless that callback connected it again. */
+static void finish_close(nc_socket_t *s, int had_error) {
+  nc_loop_t *loop = s->h.loop;
+  if (s->id != 0) nc__idmap_del(&loop->socket_ids, s->id);
+  s->id = 0;
+  s->state = NC__SK_CLOSED;
+  if (s->h.pending_flags) {
+    nc__list_remove(&s->h.pend);
+    s->h.pending_flags = 0;
+  }
+  unpipe_all(s, 1);
+  inring_clear(&s->input);
+  fail_writes(s);
+  if (s->server != NULL && s->server->connections > 0) s->server->connections--;
+  if (s->ev.on_close != NULL) s->ev.on_close(s, had_error);
+  if (s->state == NC__SK_CLOSED) nc__socket_free(s);
+}
+
+void nc__socket_free(nc_socket_t *s) {
+  nc_loop_t *loop = s->h.loop;
+  if (s->id != 0) nc__idmap_del(&loop->socket_ids, s->id);
+  nc__list_remove(&s->h.all);
+  if (s->h.pending_flags) nc__list_remove(&s->h.pend);
+  unpipe_all(s, 0);
+  inring_clear(&s->input);
+  free(s->input.v);
+  free(s->wreqs.v);
+  free(s->failed.v);
+  nc__unref(&s->h);
+  free(s);
+}
+
+void nc_socket_destroy(nc_socket_t *s) {
+  if (s == NULL) return;
+  if (s->state == NC__SK_NEW) {
+    nc__pend(&s->h, NC__P_CLOSE);
+    return;
+  }
+  if (!live(s)) return;
+  s->destroyed = 1;
+  send_simple(s, NC__CMD_DESTROY); /* if netcore is gone, its loss closes us */
+}
+
+/* A failure found by libnc or reported by an Error event: 'error', then
+ * destroy; 'close'(1) follows. */
+void nc__socket_fail(nc_socket_t *s, int err, const char *msg) {
+  if (!live(s)) return;
+  s->had_error = 1;
+  s->local_err = err;
+  if (!s->error_emitted) {
+    s->error_emitted = 1;
+    if (s->ev.on_error != NULL) s->ev.on_error(s, err, msg);
+  }
+  nc_socket_destroy(s);
+}
+
+void nc__socket_gone(nc_socket_t *s, int err, const char *msg) {
+  if (!s->destroyed && !s->error_emitted) {
+    s->error_emitted = 1;
+    s->local_err = err;
+    if (s->ev.on_error != NULL) s->ev.on_error(s, err, msg);
+  }
+  if (!s->destroyed) s->had_error = 1;
+  finish_close(s, s->had_error);
+}
+
+/* --------------------------------------------------------------- events */
+
+static void flush_input(nc_socket_t *s) {
+  while (!s->paused && s->input.len > 0 && s->state == NC__SK_OPEN) {
+    nc__input_t in;
+    inring_pop(&s->input, &in);
+    switch (in.kind) {
+    case NC__IN_DATA:
+      if (!s->destroyed) deliver_data(s, &in.msg);
+      zmq_msg_close(&in.msg);
+      break;
+    case NC__IN_END:
+      zmq_msg_close(&in.msg);
+      if (!s->destroyed) deliver_end(s);
+      break;
+    case NC__IN_CLOSE:
+      zmq_msg_close(&in.msg);
+      finish_close(s, in.had_error || s->had_error);
+      return; /* s may be freed */
+    }
+  }
+}
+
+static void on_ack(nc_socket_t *s, const nc__event_t *ev) {
+  s->acked_seq += ev->count;
+  s->buffer_size -= ev->bytes < s->buffer_size ? (size_t)ev->bytes : s->buffer_size;
+  s->kernel_written = ev->bytes_written;
+  while (s->wreqs.len > 0 && s->wreqs.v[s->wreqs.head].seq <= s->acked_seq) {
+    nc__wreq_t w = wring_pop(&s->wreqs);
+    w.cb(s, 0, w.arg);
+  }
+  if (s->need_drain && s->buffer_size == 0 && live(s)) {
+    s->need_drain = 0;
+    for (nc_socket_t *src = s->pipe_srcs; src != NULL; src = src->pipe_next) {
+      if (src->pipe_paused) {
+        src->pipe_paused = 0;
+        nc_socket_resume(src);
+      }
+    }
+    if (s->ev.on_drain != NULL && live(s)) s->ev.on_drain(s);
+  }
+}
+
+void nc__socket_event(nc_socket_t *s, const nc__event_t *ev, zmq_msg_t *payload) {
+  switch (ev->type) {
+  case NC__EV_CONNECTED: {
+    if (s->state != NC__SK_CONNECTING) break;
+    s->state = NC__SK_OPEN;
+    s->local = ev->local;
+    s->remote = ev->remote;
+    nc_socket_cb cb = s->connect_cb;
+    s->connect_cb = NULL;
+    if (s->destroyed) break;
+    if (cb != NULL) cb(s);
+    if (live(s) && s->ev.on_connect != NULL) s->ev.on_connect(s);
+    break;
+  }
+  case NC__EV_DATA:
+    if (payload == NULL) break;
+    s->bytes_read += zmq_msg_size(payload);
+    if (s->destroyed) break;
+    if (s->paused || s->input.len > 0) {
+      if (inring_push(&s->input, NC__IN_DATA, 0, payload) != 0)
+        nc__socket_fail(s, NC_ENOMEM, "no memory to queue data while paused");
+    } else {
+      deliver_data(s, payload);
+    }
+    break;
+  case NC__EV_ENDED:
+    if (s->destroyed) break;
+    if (s->paused || s->input.len > 0) {
+      if (inring_push(&s->input, NC__IN_END, 0, NULL) != 0)
+        nc__socket_fail(s, NC_ENOMEM, "no memory to queue end while paused");
+    } else {
+      deliver_end(s);
+    }
+    break;
+  case NC__EV_WRITE_ACK:
+    on_ack(s, ev);
+    break;
+  case NC__EV_TIMEOUT: {
+    if (!live(s)) break;
+    nc_socket_cb cb = s->timeout_cb;
+    s->timeout_cb = NULL;
+    if (cb != NULL) cb(s);
+    if (live(s) && s->ev.on_timeout != NULL) s->ev.on_timeout(s);
+    break;
+  }
+  case NC__EV_SOCKET_ERROR: {
+    int err = nc__err_code(ev->code);
+    int quiet = s->destroyed; /* after destroy(), only 'close' */
+    s->had_error = 1;
+    s->local_err = err;
+    s->destroyed = 1;
+    if (!quiet && !s->error_emitted) {
+      char msg[512];
+      s->error_emitted = 1;
+      snprintf(msg, sizeof(msg), "%s%s%s", ev->code, ev->message[0] ? ": " : "", ev->message);
+      if (s->ev.on_error != NULL) s->ev.on_error(s, err, msg);
+    }
+    break;
+  }
+  case NC__EV_CLOSED: {
+    int had_error = ev->flag || s->had_error;
+    s->kernel_written = ev->bytes_written;
+    s->closed_final = 1;
+    if (!had_error && !s->destroyed && (s->paused || s->input.len > 0)) {
+      /* A clean close waits behind the input the application has not
+       * read yet, as Node's 'close' waits for 'end'. */
+      if (inring_push(&s->input, NC__IN_CLOSE, 0, NULL) == 0) break;
+    }
+    finish_close(s, had_error);
+    break;
+  }
+  case NC__EV_FD: {
+    nc_loop_t *loop = s->h.loop;
+    nc_socket_t *n =
+        nc__socket_adopt(loop, ev->new_socket_id, &ev->local, &ev->remote, s->allow_half_open);
+    if (n == NULL) {
+      nc__cmd_t cmd = {.type = NC__CMD_DESTROY, .id = ev->new_socket_id};
+      nc__send(loop, &cmd, NULL, 0, NULL);
+      break;
+    }
+    if (live(s) && s->ev.on_fd != NULL)
+      s->ev.on_fd(s, n);
+    else
+      nc_socket_destroy(n);
+    break;
+  }
+  default:
+    break;
+  }
+}
+
+void nc__socket_pending(nc_socket_t *s, unsigned flags) {
+  if (flags & NC__P_CLOSE) {
+    if (s->state == NC__SK_NEW) finish_close(s, 0);
+    return; /* s is freed (or reconnected, with nothing else pending) */
+  }
+  if (flags & NC__P_FAILED_WRITES) {
+    while (s->failed.len > 0) {
+      nc__wreq_t w = wring_pop(&s->failed);
+      if (w.cb != NULL) w.cb(s, NC_EPIPE, w.arg);
+    }
+    nc__socket_fail(s, NC_EPIPE, "EPIPE: write after end");
+  }
+  if (flags & NC__P_FLUSH_INPUT) flush_input(s);
+}
+
+/* ------------------------------------------------------- flow and options */
+
+void nc_socket_pause(nc_socket_t *s) {
+  if (s == NULL || s->paused) return;
+  s->paused = 1;
+  if (live(s)) send_simple(s, NC__CMD_PAUSE);
+}
+
+void nc_socket_resume(nc_socket_t *s) {
+  if (s == NULL || !s->paused) return;
+  s->paused = 0;
+  s->pipe_paused = 0;
+  if (!live(s)) return;
+  send_simple(s, NC__CMD_RESUME);
+  grant(s);
+  if (s->input.len > 0) nc__pend(&s->h, NC__P_FLUSH_INPUT);
+}
+
+int nc_socket_is_paused(const nc_socket_t *s) { return s->paused; }
+
+int nc_socket_set_timeout(nc_socket_t *s, unsigned msecs, nc_socket_cb cb) {
+  if (s == NULL) return NC_EINVAL;
+  s->timeout_ms = msecs;
+  s->timeout_cb = msecs > 0 ? cb : NULL;
+  if (!live(s)) return 0;
+  nc__cmd_t c = {.type = NC__CMD_SET_TIMEOUT, .id = s->id, .u32 = msecs};
+  return nc__send(s->h.loop, &c, NULL, 0, NULL);
+}
+
+int nc_socket_set_no_delay(nc_socket_t *s, int enable) {
+  if (s == NULL) return NC_EINVAL;
+  s->nodelay = enable != 0;
+  if (!live(s)) return 0;
+  nc__cmd_t c = {.type = NC__CMD_SET_NO_DELAY, .id = s->id, .flag = s->nodelay};
+  return nc__send(s->h.loop, &c, NULL, 0, NULL);
+}
+
+int nc_socket_set_keep_alive(nc_socket_t *s, int enable, unsigned initial_delay_ms) {
+  if (s == NULL) return NC_EINVAL;
+  s->keepalive = enable != 0;
+  s->keepalive_delay = initial_delay_ms;
+  if (!live(s)) return 0;
+  nc__cmd_t c = {.type = NC__CMD_SET_KEEP_ALIVE, .id = s->id, .flag = s->keepalive,
+                 .u32b = initial_delay_ms};
+  return nc__send(s->h.loop, &c, NULL, 0, NULL);
+}
+
+int nc_socket_set_encoding(nc_socket_t *s, const char *encoding) {
+  if (s == NULL) return NC_EINVAL;
+  return nc__decoder_set(&s->dec, encoding);
+}
+
+int nc_socket_pipe(nc_socket_t *src, nc_socket_t *dst) {
+  if (src == NULL || dst == NULL) return NC_EINVAL;
+  if (src->pipe_dst == dst) return 0;
+  nc_socket_unpipe(src);
+  src->pipe_dst = dst;
+  src->pipe_next = dst->pipe_srcs;
+  dst->pipe_srcs = src;
+  nc_socket_resume(src); /* pipe() starts the flow, as in Node */
+  return 0;
+}
+
+void nc_socket_unpipe(nc_socket_t *src) {
+  if (src == NULL || src->pipe_dst == NULL) return;
+  pipe_detach(src);
+  if (src->pipe_paused) nc_socket_resume(src);
+}
+
+size_t nc_socket_buffer_size(const nc_socket_t *s) { return s->buffer_size; }
+void nc_socket_set_high_water_mark(nc_socket_t *s, size_t bytes) { s->hwm = bytes ? bytes : 1; }
+uint64_t nc_socket_bytes_read(const nc_socket_t *s) { return s->bytes_read; }
+
+uint64_t nc_socket_bytes_written(const nc_socket_t *s) {
+  return s->closed_final ? s->kernel_written : s->bytes_sent;
+}
+
+int nc_socket_address(const nc_socket_t *s, nc_address_t *addr) {
+  if (s == NULL || addr == NULL) return NC_EINVAL;
+  if (s->local.family == NC_FAMILY_NONE && s->state != NC__SK_OPEN) return NC_ENOTCONN;
+  *addr = s->local;
+  return 0;
+}
+
+const char *nc_socket_remote_address(const nc_socket_t *s) { return s->remote.address; }
+int nc_socket_remote_port(const nc_socket_t *s) { return s->remote.port; }
+nc_server_t *nc_socket_server(const nc_socket_t *s) { return s->server; }
+nc_loop_t *nc_socket_loop(const nc_socket_t *s) { return s->h.loop; }
+void nc_socket_set_data(nc_socket_t *s, void *data) { s->h.data = data; }
+void *nc_socket_get_data(const nc_socket_t *s) { return s->h.data; }

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/build.sh
+NC_TARGETS="netcore echo" scripts/build.sh
 endpoint=${NETCORE_ENDPOINT:-ipc:///tmp/netcore.sock}
 export NETCORE_ENDPOINT=$endpoint
 build/netcore/netcore --bind "$endpoint" &

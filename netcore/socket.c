@@ -586,34 +586,27 @@ static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *r
 }
 
 int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd) {
-  int rc;
-  if (cmd->ep.kind == NCD_EP_TCP) {
-    if ((rc = ncd_addr_check_port(cmd->ep.port, 0)) != 0) {
-      ncd_set_errmsg("connect: port should be > 0 and < 65536, received %lld", (long long)cmd->ep.port);
-      return rc;
-    }
-  } else if (cmd->ep.kind == NCD_EP_PATH) {
-    struct sockaddr_un sun;
-    socklen_t len;
-    if ((rc = ncd_addr_unix(cmd->ep.path, &sun, &len)) != 0) {
-      ncd_set_errmsg("connect: bad UNIX socket path '%s'", cmd->ep.path);
-      return rc;
-    }
-  } else {
-    ncd_set_errmsg("connect needs a tcp endpoint or a path");
-    return NCD_ERR_INVALID_ARG_VALUE;
-  }
   ncd_socket *s = socket_new(h, cmd->id, cmd->ep.kind == NCD_EP_PATH);
   if (!s) return NCD_ENOMEM;
   s->connecting = 1;
+  s->allow_half_open = cmd->allow_half_open;
   char target[300];
   if (cmd->ep.kind == NCD_EP_PATH) snprintf(target, sizeof target, "%s", cmd->ep.path);
-  else snprintf(target, sizeof target, strchr(cmd->ep.host, ':') ? "[%s]:%lld" : "%s:%lld",
-                *cmd->ep.host ? cmd->ep.host : "localhost", (long long)cmd->ep.port);
+  else if (cmd->ep.kind == NCD_EP_TCP)
+    snprintf(target, sizeof target, strchr(cmd->ep.host, ':') ? "[%s]:%lld" : "%s:%lld",
+             *cmd->ep.host ? cmd->ep.host : "localhost", (long long)cmd->ep.port);
+  else snprintf(target, sizeof target, "(no tcp endpoint or path given)");
   s->target = strdup(target);
-  s->allow_half_open = cmd->allow_half_open;
-  if (ncd.cfg.max_connections && ncd.nsockets > ncd.cfg.max_connections) {
-    ncd_socket_fail(s, NCD_EMFILE, "connect");
+  /* Every outcome of a Connect is an event of the socket it names (PROTOCOL.md 4). */
+  int rc = 0;
+  struct sockaddr_un sun;
+  socklen_t len;
+  if (cmd->ep.kind == NCD_EP_TCP) rc = ncd_addr_check_port(cmd->ep.port, 0);
+  else if (cmd->ep.kind == NCD_EP_PATH) rc = ncd_addr_unix(cmd->ep.path, &sun, &len);
+  else rc = NCD_ERR_INVALID_ARG_VALUE;
+  if (rc == 0 && ncd.cfg.max_connections && ncd.nsockets > ncd.cfg.max_connections) rc = NCD_EMFILE;
+  if (rc != 0) {
+    ncd_socket_fail(s, rc, "connect");
     return 0;
   }
   if (s->is_unix) {

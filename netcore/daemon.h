@@ -59,6 +59,7 @@ struct ncd_listener {
   int is_unix;
   int polling;
   int closing;
+  int open_handles;     /* handles whose close callback is still due */
   char key[160];        /* "tcp:ADDR:PORT" or "unix:PATH": what sharing compares */
   char group[64];       /* "" = not shareable */
   char unlink_path[sizeof(((ncd_addr *)0)->address)]; /* "" = nothing to unlink */

@@ -130,24 +130,25 @@ static void resume_cb(uv_timer_t *t) { listener_update(t->data); }
 
 /* --------------------------------------------------------------- closing */
 
-static void listener_closed_cb(uv_handle_t *h) {
+static void listener_handle_closed_cb(uv_handle_t *h) {
   ncd_listener *l = h->data;
-  if (l->fd >= 0) close(l->fd);
-  free(l);
+  if (--l->open_handles == 0) free(l);
 }
 
-static void timer_closed_cb(uv_handle_t *h) {
-  ncd_listener *l = h->data;
-  uv_close((uv_handle_t *)&l->poll, listener_closed_cb);
-}
-
+/* The fd is closed here, not in a close callback: once ServerClosed is out the
+ * port must be free (Node's promise), and uv_close() has already taken the fd
+ * out of epoll synchronously, so its number can be reused at once. */
 static void listener_close(ncd_listener *l) {
   if (l->closing) return;
   l->closing = 1;
   l->polling = 0;
   ncd_list_remove(&l->link);
   if (l->unlink_path[0]) unlink(l->unlink_path);
-  uv_close((uv_handle_t *)&l->resume_timer, timer_closed_cb);
+  l->open_handles = 2;
+  uv_close((uv_handle_t *)&l->poll, listener_handle_closed_cb);
+  uv_close((uv_handle_t *)&l->resume_timer, listener_handle_closed_cb);
+  close(l->fd);
+  l->fd = -1;
 }
 
 static void maybe_closed(ncd_server *srv) {

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+'use strict';
+// echo.js: the seed's echo server (c.write('hello\r\n'); c.pipe(c)) as a
+// netcore handler actor in JavaScript.
+//
+//   node actors/node/echo.js [--port N] [--host H] [--path P] [--endpoint E]
+//
+// Prints one line once listening ("echo server listening on <address()>"),
+// errors to stderr with their Node code (exit 1); SIGINT/SIGTERM close the
+// server and exit 0.
+
+const net = require('../../client/node');
+const { parseArgs } = require('./args');
+
+const opts = parseArgs('echo', process.argv.slice(2), { port: 8124, host: 'localhost', path: null, endpoint: null });
+const sockets = new Set();
+
+const server = net.createServer({ endpoint: opts.endpoint || undefined }, (c) => {
+  sockets.add(c);
+  c.on('close', () => sockets.delete(c));
+  c.on('error', () => {}); // a peer's reset ends that connection only
+  c.write('hello\r\n');
+  c.pipe(c);
+});
+
+server.on('error', (err) => {
+  process.stderr.write(`echo: ${err.code}: ${err.message}\n`);
+  process.exit(1);
+});
+
+const onListening = () => {
+  const a = server.address();
+  const shown = typeof a === 'string' ? { address: a } : { address: a.address, port: a.port };
+  process.stdout.write(`echo server listening on ${JSON.stringify(shown)}\n`);
+};
+if (opts.path !== null) server.listen(opts.path, onListening);
+else server.listen(opts.port, opts.host, onListening);
+
+function stop() {
+  // Exit once the server and its connections are closed; the link to
+  // netcore then says Bye and the event loop empties. Never wait forever.
+  const fallback = setTimeout(() => process.exit(0), 3000);
+  server.close(() => {
+    clearTimeout(fallback);
+    process.exitCode = 0;
+  });
+  for (const c of sockets) c.destroy();
+}
+process.once('SIGINT', stop);
+process.once('SIGTERM', stop);

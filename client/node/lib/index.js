@@ -1,0 +1,38 @@
+'use strict';
+// netcore-net: Node's `net` module, with the sockets owned by the netcore
+// daemon and driven over ZeroMQ. Use it where you would use require('net'):
+//
+//   const net = require('netcore-net');
+//   net.createServer((c) => { c.write('hello\r\n'); c.pipe(c); }).listen(8124, 'localhost');
+//
+// The connection to netcore is made on first use: the `endpoint` option of
+// createServer/Socket/createConnection, else NETCORE_ENDPOINT, else
+// ipc:///tmp/netcore.sock.
+
+const nodeNet = require('net');
+const { Server } = require('./server');
+const { Socket, normalizeConnectArgs } = require('./socket');
+
+function createServer(options, connectionListener) {
+  return new Server(options, connectionListener);
+}
+
+// createConnection(port, [host], [cb]) | (path, [cb]) | (options, [cb])
+function createConnection(...args) {
+  const [opts, cb] = normalizeConnectArgs(args);
+  const socket = new Socket(opts);
+  return cb ? socket.connect(opts, cb) : socket.connect(opts);
+}
+
+module.exports = {
+  createServer,
+  createConnection,
+  connect: createConnection,
+  Server,
+  Socket,
+  Stream: Socket, // Node's legacy alias
+  // Node's own implementation: the ACCEPTANCE table is today's Node.
+  isIP: nodeNet.isIP,
+  isIPv4: nodeNet.isIPv4,
+  isIPv6: nodeNet.isIPv6,
+};

@@ -1,0 +1,58 @@
+'use strict';
+// protocol.js: the netcore.v1 messages, loaded at run time from
+// proto/netcore.proto (the contract; no generated code is kept), plus the
+// conversions between protobuf's 64-bit integers and BigInt.
+//
+// Field names keep the .proto spelling (socket_id, not socketId) so code can
+// be read side by side with PROTOCOL.md. Ids are BigInt everywhere in this
+// library: uint64 ids round-trip exactly, which Number cannot promise.
+
+const path = require('path');
+const protobuf = require('protobufjs');
+
+const Long = protobuf.util.Long;
+const PROTO_PATH = process.env.NETCORE_PROTO || path.join(__dirname, '..', '..', '..', 'proto', 'netcore.proto');
+
+const root = new protobuf.Root();
+root.loadSync(PROTO_PATH, { keepCase: true });
+const Command = root.lookupType('netcore.v1.Command');
+const Event = root.lookupType('netcore.v1.Event');
+const Family = root.lookupEnum('netcore.v1.Family').values;
+
+const MASK32 = 0xffffffffn;
+
+// uint64 from a decoded message (Long or number) -> BigInt.
+function toBig(v) {
+  if (v === undefined || v === null) return 0n;
+  if (typeof v === 'number') return BigInt(v);
+  if (typeof v === 'bigint') return v;
+  return (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
+}
+
+// BigInt -> unsigned Long for encoding.
+function toLong(b) {
+  return Long.fromBits(Number(b & MASK32), Number((b >> 32n) & MASK32), true);
+}
+
+// Serializes one Command given as a plain object ({ listen: {...} }).
+function encodeCommand(obj) {
+  return Command.encode(Command.fromObject(obj)).finish();
+}
+
+// Parses one Event envelope; throws on a frame that does not parse.
+function decodeEvent(buf) {
+  return Event.decode(buf);
+}
+
+// Address message -> { address, family, port } the way Node reports it.
+function nodeAddress(a) {
+  if (!a) return null;
+  if (a.family === Family.FAMILY_UNIX) return { address: a.address, family: 'unix', port: undefined };
+  return {
+    address: a.address,
+    family: a.family === Family.FAMILY_IPV6 ? 'IPv6' : 'IPv4',
+    port: a.port,
+  };
+}
+
+module.exports = { toBig, toLong, encodeCommand, decodeEvent, nodeAddress };

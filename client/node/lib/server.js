@@ -1,0 +1,258 @@
+'use strict';
+// server.js: net.Server over netcore. An EventEmitter with Node's events
+// ('listening', 'connection', 'error', 'close') and methods; the listening
+// socket itself lives in netcore (Listen / Listening / ServerClose).
+//
+// States: idle -> pending (Listen sent) -> listening -> closing -> idle.
+// A failed listen returns to idle, so the same server can listen again, as
+// in Node.
+
+const { EventEmitter } = require('events');
+const { Link } = require('./link');
+const { Socket, validatePort } = require('./socket');
+const { toLong, nodeAddress } = require('./protocol');
+const { ncError, argError } = require('./errors');
+
+class Server extends EventEmitter {
+  constructor(options, connectionListener) {
+    super();
+    if (typeof options === 'function') {
+      connectionListener = options;
+      options = {};
+    }
+    options = options || {};
+    this.allowHalfOpen = Boolean(options.allowHalfOpen);
+    this.pauseOnConnect = Boolean(options.pauseOnConnect);
+    this._endpoint = options.endpoint;
+    this._state = 'idle';
+    this._link = null;
+    this._id = null;
+    this._address = null;
+    this._connections = 0;
+    this._maxConnections = undefined;
+    this._listenCb = null;
+    this._request = null;
+    if (connectionListener) this.on('connection', connectionListener);
+  }
+
+  // listen([port[, host[, backlog]]][, cb]) | listen(path[, backlog][, cb])
+  // | listen(options[, cb]) | listen({ fd })[, cb]
+  listen(...args) {
+    const a = [...args];
+    const cb = typeof a[a.length - 1] === 'function' ? a.pop() : null;
+    let opts;
+    if (a[0] !== null && typeof a[0] === 'object') {
+      opts = { ...a[0] };
+    } else if (typeof a[0] === 'string' && !/^\s*\d+\s*$/.test(a[0])) {
+      opts = { path: a[0], backlog: a[1] };
+    } else {
+      opts = { port: a[0] === undefined || a[0] === null ? 0 : a[0] };
+      if (typeof a[1] === 'string' || a[1] === undefined || a[1] === null) {
+        opts.host = a[1] || undefined;
+        opts.backlog = a[2];
+      } else {
+        opts.backlog = a[1];
+      }
+    }
+    if (this._state === 'pending' || this._state === 'listening') {
+      throw argError(Error, 'ERR_SERVER_ALREADY_LISTEN', 'Listen method has been called more than once without closing.');
+    }
+
+    const req = {
+      allow_half_open: this.allowHalfOpen,
+      backlog: Number(opts.backlog) || 0,
+      max_connections: this._maxConnections || 0,
+      group: opts.group ? String(opts.group) : '',
+    };
+    if (opts.fd !== undefined && opts.fd !== null) {
+      req.fd = Number(opts.fd);
+      this._request = { fd: req.fd };
+    } else if (opts.path !== undefined && opts.path !== null) {
+      req.path = String(opts.path);
+      this._request = { path: req.path };
+    } else {
+      const port = validatePort(opts.port === undefined ? 0 : opts.port);
+      req.tcp = { host: opts.host ? String(opts.host) : '', port };
+      this._request = { host: opts.host || '0.0.0.0', port };
+    }
+    if (opts.endpoint) this._endpoint = opts.endpoint;
+    if (cb) {
+      this._listenCb = cb;
+      this.once('listening', cb);
+    }
+
+    this._state = 'pending';
+    const link = Link.get(this._endpoint);
+    this._link = link;
+    link.hold(this);
+    link.run(() => {
+      if (this._state !== 'pending' || this._link !== link) return;
+      this._id = link.newId();
+      link.servers.set(this._id, this);
+      link.send({ listen: { server_id: toLong(this._id), ...req } });
+    });
+    return this;
+  }
+
+  // The seed's listenFD(fd): adopt a listening fd netcore was started with.
+  listenFD(fd, cb) {
+    return this.listen({ fd }, cb);
+  }
+
+  _onEvent(kind, ev) {
+    switch (kind) {
+      case 'listening':
+        if (this._state !== 'pending') return;
+        this._state = 'listening';
+        this._address = nodeAddress(ev.address);
+        this._listenCb = null;
+        this.emit('listening');
+        return;
+      case 'server_error':
+        return this._onServerError(ev);
+      case 'server_closed':
+        return this._finish();
+      case 'connection':
+        return this._onConnection(ev);
+      default:
+    }
+  }
+
+  _onConnection(ev) {
+    const sock = Socket._accepted(this._link, ev, this);
+    this._connections += 1;
+    if (this._state !== 'listening') {
+      // close() was called: Node accepts nothing after it.
+      sock.destroy();
+      return;
+    }
+    if (this.pauseOnConnect) sock.pause();
+    this.emit('connection', sock);
+  }
+
+  _onServerError(ev) {
+    const wasClosing = this._state === 'closing';
+    const req = this._request || {};
+    this._forget();
+    if (this._listenCb) {
+      // Node never runs the callback of a failed listen; a later successful
+      // listen must not run it either.
+      this.removeListener('listening', this._listenCb);
+      this._listenCb = null;
+    }
+    if (wasClosing) {
+      this.emit('close');
+      return;
+    }
+    let err;
+    if (req.path !== undefined) err = ncError(ev.code, { syscall: 'listen', message: ev.message, address: req.path });
+    else if (req.fd !== undefined) err = ncError(ev.code, { syscall: 'listen', message: ev.message });
+    else err = ncError(ev.code, { syscall: 'listen', message: ev.message, address: req.host, port: req.port });
+    this.emit('error', err);
+  }
+
+  _onShutdown() {
+    if (this._state === 'listening' || this._state === 'pending') {
+      this.emit('error', ncError('ERR_NETCORE_SHUTDOWN'));
+    }
+  }
+
+  _onCommandError(err) {
+    this.emit('error', err);
+  }
+
+  _onLinkGone(err) {
+    const active = this._state !== 'idle';
+    const wasClosing = this._state === 'closing';
+    this._forget();
+    if (!active) return;
+    if (!wasClosing) this.emit('error', err);
+    this.emit('close');
+  }
+
+  // ServerClosed: every connection is gone; the server may listen again.
+  _finish() {
+    this._forget();
+    this.emit('close');
+  }
+
+  _forget() {
+    const link = this._link;
+    if (link && this._id !== null) link.servers.delete(this._id);
+    this._state = 'idle';
+    this._id = null;
+    this._address = null;
+    this._link = null;
+    if (link) link.release(this);
+  }
+
+  close(cb) {
+    if (typeof cb === 'function') {
+      if (this._state === 'idle') {
+        this.once('close', () => cb(argError(Error, 'ERR_SERVER_NOT_RUNNING', 'Server is not running.')));
+      } else {
+        this.once('close', cb);
+      }
+    }
+    if (this._state === 'pending' || this._state === 'listening') {
+      this._state = 'closing';
+      if (this._listenCb) {
+        this.removeListener('listening', this._listenCb);
+        this._listenCb = null;
+      }
+      if (this._id !== null) {
+        this._link.send({ server_close: { server_id: toLong(this._id) } });
+      } else {
+        // Still waiting for Welcome: netcore never heard of this server.
+        this._forget();
+        process.nextTick(() => this.emit('close'));
+      }
+    } else if (this._state === 'idle') {
+      process.nextTick(() => this.emit('close'));
+    }
+    return this;
+  }
+
+  // Node: { address, family, port } for TCP, the path string for UNIX.
+  address() {
+    if (this._state !== 'listening' || !this._address) return null;
+    if (this._address.family === 'unix') return this._address.address;
+    return { address: this._address.address, family: this._address.family, port: this._address.port };
+  }
+
+  get listening() {
+    return this._state === 'listening';
+  }
+
+  get connections() {
+    return this._connections;
+  }
+
+  getConnections(cb) {
+    process.nextTick(cb, null, this._connections);
+    return this;
+  }
+
+  get maxConnections() {
+    return this._maxConnections;
+  }
+
+  set maxConnections(n) {
+    this._maxConnections = n;
+    if (this._id !== null && (this._state === 'pending' || this._state === 'listening')) {
+      this._link.send({
+        server_set_max_connections: { server_id: toLong(this._id), max_connections: Math.max(0, Number(n) || 0) },
+      });
+    }
+  }
+
+  // The seed's server.pause(msecs): accept nothing for msecs (default 1000).
+  pause(msecs) {
+    if (this._id !== null && this._state === 'listening') {
+      this._link.send({ server_pause: { server_id: toLong(this._id), msecs: Number(msecs) || 0 } });
+    }
+    return this;
+  }
+}
+
+module.exports = { Server };

@@ -1,0 +1,255 @@
+'use strict';
+// Backpressure both ways and timers: write() returning false and 'drain'
+// with a peer that does not read, pause()/resume(), setTimeout.
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert');
+const crypto = require('crypto');
+const nodeNet = require('net');
+const net = require('..');
+const { startNetcore, once, until, delay } = require('../test-support/netcore');
+
+let nc;
+before(async () => {
+  nc = await startNetcore();
+  process.env.NETCORE_ENDPOINT = nc.endpoint;
+});
+after(async () => {
+  await nc.stop();
+});
+
+// A Node server whose connections do not read until told to.
+async function stalledPeer() {
+  const peer = { socket: null, received: 0, hash: crypto.createHash('sha256') };
+  peer.server = nodeNet.createServer((c) => {
+    peer.socket = c;
+    c.pause();
+    c.on('data', (d) => {
+      peer.received += d.length;
+      peer.hash.update(d);
+    });
+  });
+  await new Promise((r) => peer.server.listen(0, '127.0.0.1', r));
+  return peer;
+}
+
+test('write() returns false to a peer that does not read; drain once it reads', async () => {
+  const peer = await stalledPeer();
+  const client = net.createConnection(peer.server.address().port, '127.0.0.1');
+  await once(client, 'connect');
+  // More than any kernel buffers on loopback can take: the acks must stop.
+  const total = 64 * 1024 * 1024;
+  const data = crypto.randomBytes(total);
+  let drained = false;
+  let callbackErr = 'not called';
+  client.on('drain', () => {
+    drained = true;
+  });
+  const ok = client.write(data, (err) => {
+    callbackErr = err;
+  });
+  assert.strictEqual(ok, false);
+  assert.ok(client.bufferSize > 0);
+  await until(() => peer.socket, 'peer connection');
+  // Give netcore time to hand the kernel all it will take; with the peer
+  // not reading it can never take 64 MB, so nothing may drain yet.
+  await delay(300);
+  assert.strictEqual(drained, false);
+  assert.ok(client.bufferSize > 0, 'bytes stay unacknowledged while the peer does not read');
+  assert.strictEqual(callbackErr, 'not called');
+  peer.socket.resume();
+  await until(() => drained, 'drain');
+  assert.strictEqual(client.bufferSize, 0);
+  assert.strictEqual(callbackErr, null);
+  await until(() => peer.received === total, 'all bytes at the peer');
+  assert.strictEqual(peer.hash.digest('hex'), crypto.createHash('sha256').update(data).digest('hex'));
+  assert.strictEqual(client.bytesWritten, total);
+  client.end();
+  await once(client, 'finish');
+  client.destroy();
+  peer.server.close();
+});
+
+test('160 KB in small writes: write() turns false, drain follows, every callback runs', async () => {
+  const peer = await stalledPeer();
+  const client = net.createConnection(peer.server.address().port, '127.0.0.1');
+  await once(client, 'connect');
+  const chunk = Buffer.alloc(1024, 'q');
+  let sawFalse = false;
+  let callbacks = 0;
+  for (let i = 0; i < 160; i++) {
+    if (!client.write(chunk, () => callbacks++)) sawFalse = true;
+  }
+  assert.strictEqual(sawFalse, true);
+  assert.ok(client.bufferSize > 0);
+  await until(() => peer.socket, 'peer connection');
+  peer.socket.resume();
+  await once(client, 'drain');
+  await until(() => callbacks === 160, 'write callbacks');
+  await until(() => peer.received === 160 * 1024, 'all bytes');
+  client.destroy();
+  peer.server.close();
+});
+
+test('pause(): no data while paused, everything in order after resume()', async () => {
+  let serverSock;
+  const server = net.createServer((c) => {
+    serverSock = c;
+  });
+  await once(server.listen(0, '127.0.0.1'), 'listening');
+  const client = nodeNet.createConnection(server.address().port, '127.0.0.1');
+  await until(() => serverSock, 'connection');
+  let paused = false;
+  let dataWhilePaused = 0;
+  const hash = crypto.createHash('sha256');
+  let got = 0;
+  serverSock.on('data', (d) => {
+    if (paused) dataWhilePaused += 1;
+    hash.update(d);
+    got += d.length;
+  });
+  const data = crypto.randomBytes(4 * 1024 * 1024);
+  serverSock.pause();
+  paused = true;
+  const bytesAtPause = serverSock.bytesRead;
+  client.write(data);
+  // The peer keeps sending; netcore must not read past a window.
+  await delay(300);
+  assert.strictEqual(dataWhilePaused, 0);
+  assert.ok(serverSock.bytesRead - bytesAtPause < data.length, 'reading stopped while paused');
+  paused = false;
+  serverSock.resume();
+  await until(() => got === data.length, 'all data after resume');
+  assert.strictEqual(hash.digest('hex'), crypto.createHash('sha256').update(data).digest('hex'));
+  client.destroy();
+  await once(serverSock, 'close');
+  await new Promise((r) => server.close(r));
+});
+
+test('pipe() between two netcore sockets carries a large stream with backpressure', async () => {
+  // source -> relay server (pipes to an upstream) -> sink
+  const sinkHash = crypto.createHash('sha256');
+  let sinkGot = 0;
+  const sink = nodeNet.createServer((c) => {
+    c.on('data', (d) => {
+      sinkHash.update(d);
+      sinkGot += d.length;
+    });
+  });
+  await new Promise((r) => sink.listen(0, '127.0.0.1', r));
+  const relay = net.createServer((c) => {
+    const up = net.createConnection(sink.address().port, '127.0.0.1');
+    c.pipe(up);
+  });
+  await once(relay.listen(0, '127.0.0.1'), 'listening');
+  const data = crypto.randomBytes(8 * 1024 * 1024);
+  const src = nodeNet.createConnection(relay.address().port, '127.0.0.1');
+  src.end(data);
+  await until(() => sinkGot === data.length, 'all data through the relay', 40000);
+  assert.strictEqual(sinkHash.digest('hex'), crypto.createHash('sha256').update(data).digest('hex'));
+  relay.close();
+  sink.close();
+});
+
+test('setTimeout fires once on idleness, keeps the socket open, 0 disables it', async () => {
+  let serverSock;
+  const server = net.createServer((c) => {
+    serverSock = c;
+  });
+  await once(server.listen(0, '127.0.0.1'), 'listening');
+  const client = nodeNet.createConnection(server.address().port, '127.0.0.1');
+  const got = [];
+  client.on('data', (d) => got.push(d.toString()));
+  await until(() => serverSock, 'connection');
+  let timeouts = 0;
+  serverSock.setTimeout(100, () => {
+    timeouts += 1;
+  });
+  await until(() => timeouts === 1, 'timeout');
+  assert.strictEqual(serverSock.destroyed, false);
+  // Still usable after the timeout.
+  serverSock.write('still open');
+  await until(() => got.join('') === 'still open', 'write after timeout');
+  serverSock.setTimeout(0);
+  const before = timeouts;
+  await delay(350);
+  assert.strictEqual(timeouts, before, 'setTimeout(0) disabled it');
+  // No timeout after destroy().
+  serverSock.setTimeout(50);
+  serverSock.on('timeout', () => {
+    timeouts += 100;
+  });
+  serverSock.destroy();
+  await once(serverSock, 'close');
+  await delay(150);
+  assert.ok(timeouts < 100);
+  await new Promise((r) => server.close(r));
+  client.destroy();
+});
+
+// The kernel's timer field ("tr") of our end of a TCP connection, from
+// /proc/net/tcp: 0 = no timer, 2 = keepalive timer armed.
+function tcpTimer(localPort, remotePort) {
+  const hex = (n) => n.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of require('fs').readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 5 && f[1].endsWith(`:${hex(localPort)}`) && f[2].endsWith(`:${hex(remotePort)}`)) {
+      return Number.parseInt(f[5].split(':')[0], 16);
+    }
+  }
+  return null;
+}
+
+test('setKeepAlive reaches the real socket; setNoDelay is accepted', async () => {
+  const nodeServer = nodeNet.createServer((c) => c.pipe(c));
+  await new Promise((r) => nodeServer.listen(0, '127.0.0.1', r));
+  const port = nodeServer.address().port;
+  const client = net.createConnection(port, '127.0.0.1');
+  await once(client, 'connect');
+  client.setEncoding('utf8');
+  const roundTrip = async (text) => {
+    client.write(text);
+    const [d] = await once(client, 'data');
+    assert.strictEqual(d, text);
+  };
+  await roundTrip('a');
+  assert.strictEqual(tcpTimer(client.localPort, port), 0, 'no keepalive timer yet');
+  assert.strictEqual(client.setKeepAlive(true, 1000), client);
+  assert.strictEqual(client.setNoDelay(true), client);
+  await roundTrip('b'); // commands are handled in order: the options are set
+  assert.strictEqual(tcpTimer(client.localPort, port), 2, 'keepalive timer armed');
+  client.setKeepAlive(false);
+  await roundTrip('c');
+  assert.strictEqual(tcpTimer(client.localPort, port), 0, 'keepalive off again');
+  client.end();
+  const [hadError] = await once(client, 'close');
+  assert.strictEqual(hadError, false);
+  nodeServer.close();
+});
+
+test('50 clients x 5 sequential connections x 40 KB through a netcore echo server', async () => {
+  const server = net.createServer((c) => c.pipe(c));
+  await once(server.listen(0, '127.0.0.1'), 'listening');
+  const port = server.address().port;
+  const payload = crypto.randomBytes(40 * 1024);
+  let connections = 0;
+  let errors = 0;
+  const client = async () => {
+    for (let round = 0; round < 5; round++) {
+      const c = net.createConnection(port, '127.0.0.1');
+      const parts = [];
+      c.on('data', (d) => parts.push(d));
+      c.on('error', () => errors++);
+      c.end(payload);
+      const [hadError] = await once(c, 'close');
+      assert.strictEqual(hadError, false);
+      assert.ok(Buffer.concat(parts).equals(payload));
+      connections += 1;
+    }
+  };
+  await Promise.all(Array.from({ length: 50 }, client));
+  assert.strictEqual(connections, 250);
+  assert.strictEqual(errors, 0);
+  assert.strictEqual(server.connections, 0);
+  await new Promise((r) => server.close(r));
+});

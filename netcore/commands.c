@@ -83,10 +83,10 @@ static int run(ncd_handler *h, const ncd_cmd *cmd, zmq_msg_t *payload) {
   if ((rc = ncd_handler_socket(h, cmd->id, &s)) != 0) return rc;
   switch (cmd->kind) {
   case NCD_CMD_WRITE:
-    ncd_socket_write(s, payload, cmd->fd_socket_id);
+    ncd_socket_write(s, payload, cmd->fd_socket_id, cmd->ack_now);
     return 0;
   case NCD_CMD_END:
-    ncd_socket_end(s, payload);
+    ncd_socket_end(s, payload, cmd->ack_now);
     return 0;
   case NCD_CMD_DESTROY:
     ncd_socket_destroy(s, 1);

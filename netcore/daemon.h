@@ -48,6 +48,7 @@ struct ncd_handler {
   ncd_outmsg *outq_head, *outq_tail;
   size_t outq_len;
   int blocked;               /* its pipe is full: its sockets are not read */
+  int lazy_acks;             /* Hello.lazy_acks: acks wait unless asked for */
   int gone;                  /* lease expired, Bye, or unreachable: sends are dropped */
 };
 
@@ -120,7 +121,8 @@ struct ncd_socket {
   unsigned notify : 1;        /* send Closed to the owner when the close completes */
   unsigned had_error : 1;
   unsigned initialized : 1;   /* h was uv_*_init'ed */
-  unsigned reconnecting : 1;  /* h is closing to try the next address */
+  unsigned reconnecting : 1;
+  unsigned end_ack_now : 1;   /* the End asked for a prompt ack */  /* h is closing to try the next address */
 };
 
 typedef struct ncd_daemon {

@@ -52,6 +52,7 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const ncd_cmd *cmd) {
   h->last_id = (uint64_t)h->prefix << 32;
   snprintf(h->name, sizeof h->name, "%s", cmd->hello_name && *cmd->hello_name ? cmd->hello_name : "handler");
   h->credit_window = clamp_credit(cmd->credit_window);
+  h->lazy_acks = cmd->lazy_acks;
   h->lease_ms = cmd->lease_ms ? cmd->lease_ms : ncd.cfg.lease_ms;
   if (h->lease_ms < 50) h->lease_ms = 50;
   ncd_list_init(&h->sockets);

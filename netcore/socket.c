@@ -28,6 +28,7 @@ typedef struct ncd_wreq {
   uint64_t fd_socket_id;
   unsigned counts : 1;  /* a Write command (1) or End's payload (0) */
   unsigned is_end : 1;  /* an End marker queued while connecting */
+  unsigned ack_now : 1; /* acknowledge promptly on completion (lazy acks) */
   struct ncd_wreq *next_free;
 } ncd_wreq;
 
@@ -67,6 +68,17 @@ static void wreq_free(ncd_wreq *w) {
 void ncd_socket_emit(ncd_socket *s, ncd_event *ev, zmq_msg_t *payload) {
   ev->seq = ++s->seq;
   ev->socket_id = s->id;
+  /* Lazy acks ride along with whatever the socket says next (PROTOCOL.md 7). */
+  if (s->owner->lazy_acks && ev->kind != NCD_EV_WRITE_ACK && (s->ack_writes || s->ack_bytes)) {
+    ev->has_ack = 1;
+    ev->ack_writes = s->ack_writes;
+    ev->ack_bytes = s->ack_bytes;
+    ev->ack_bytes_written = s->bytes_written;
+    ev->ack_queued_bytes = s->queued_bytes;
+    s->ack_writes = 0;
+    s->ack_bytes = 0;
+    ncd_list_remove(&s->dirty_link);
+  }
   ncd_router_send(s->owner, ev, payload);
 }
 
@@ -90,10 +102,13 @@ void ncd_socket_flush_acks(void) {
 
 uint64_t ncd_socket_total_queued(void) { return total_queued; }
 
-static void ack(ncd_socket *s, uint32_t writes, uint64_t bytes) {
+/* Notes completed writes; prompt ones (or all, without lazy acks) are sent at
+ * the end of this loop turn. */
+static void ack(ncd_socket *s, uint32_t writes, uint64_t bytes, int prompt) {
   s->ack_writes += writes;
   s->ack_bytes += bytes;
-  if (ncd_list_empty(&s->dirty_link)) ncd_list_push(&ncd.dirty, &s->dirty_link);
+  if ((prompt || !s->owner->lazy_acks) && ncd_list_empty(&s->dirty_link))
+    ncd_list_push(&ncd.dirty, &s->dirty_link);
 }
 
 /* ------------------------------------------------------------ idle timeout */
@@ -346,7 +361,7 @@ static void write_cb(uv_write_t *req, int status) {
   ncd_wreq *w = ncd_container_of(req, ncd_wreq, req);
   ncd_socket *s = req->handle->data;
   size_t len = zmq_msg_size(&w->payload) - w->offset;
-  unsigned counts = w->counts;
+  unsigned counts = w->counts, prompt = w->ack_now;
   s->queued_bytes -= len;
   total_queued -= len;
   wreq_free(w);
@@ -356,7 +371,7 @@ static void write_cb(uv_write_t *req, int status) {
     return;
   }
   s->bytes_written += len;
-  ack(s, counts, len);
+  ack(s, counts, len, prompt);
   activity(s);
 }
 
@@ -379,7 +394,7 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
       int n = uv_try_write(&s->h.stream, &buf, 1);
       if (n == (int)size) {
         s->bytes_written += size;
-        ack(s, w->counts, size);
+        ack(s, w->counts, size, w->ack_now);
         activity(s);
         wreq_free(w);
         return;
@@ -387,7 +402,7 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
       if (n > 0) {
         w->offset = (size_t)n;
         s->bytes_written += (uint64_t)n;
-        ack(s, 0, (uint64_t)n);
+        ack(s, 0, (uint64_t)n, 0);
         buf = uv_buf_init(buf.base + n, (unsigned)(size - (size_t)n));
       } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
         wreq_free(w);
@@ -430,7 +445,7 @@ static int write_allowed(ncd_socket *s, size_t len) {
   return 0;
 }
 
-void ncd_socket_write(ncd_socket *s, zmq_msg_t *payload, uint64_t fd_socket_id) {
+void ncd_socket_write(ncd_socket *s, zmq_msg_t *payload, uint64_t fd_socket_id, int ack_now) {
   size_t len = zmq_msg_size(payload);
   int rc = write_allowed(s, len);
   if (rc == 0 && fd_socket_id && (!s->is_unix || len == 0)) rc = NCD_EINVAL;
@@ -443,6 +458,7 @@ void ncd_socket_write(ncd_socket *s, zmq_msg_t *payload, uint64_t fd_socket_id) 
   }
   zmq_msg_move(&w->payload, payload);
   w->counts = 1;
+  w->ack_now = ack_now != 0;
   w->fd_socket_id = fd_socket_id;
   submit(s, w);
 }
@@ -455,7 +471,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
     return;
   }
   s->shutdown_done = 1;
-  ack(s, 1, 0);
+  ack(s, 1, 0, s->end_ack_now);
   maybe_finish(s);
 }
 
@@ -464,12 +480,12 @@ static void start_shutdown(ncd_socket *s) {
   if (rc != 0) ncd_socket_fail(s, rc, "shutdown");
 }
 
-void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload) {
+void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload, int ack_now) {
   size_t len = payload ? zmq_msg_size(payload) : 0;
   if (s->ended) {
     /* Node: a second end() does nothing. It still completes as a write. */
     if (payload) zmq_msg_close(payload);
-    ack(s, 1, 0);
+    ack(s, 1, 0, ack_now);
     return;
   }
   int rc = len ? write_allowed(s, len) : 0;
@@ -492,6 +508,7 @@ void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload) {
     zmq_msg_close(payload);
   }
   s->ended = 1;
+  s->end_ack_now = ack_now != 0;
   ncd_wreq *end = wreq_new();
   if (!end) {
     ncd_socket_fail(s, NCD_ENOMEM, "end");

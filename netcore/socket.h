@@ -27,10 +27,11 @@ void ncd_socket_emit(ncd_socket *s, ncd_event *ev, zmq_msg_t *payload);
  * dispatcher when the arguments are invalid (no socket is created). */
 int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd);
 
-/* Write command: takes *payload. Failures arrive as SocketError + Closed. */
-void ncd_socket_write(ncd_socket *s, zmq_msg_t *payload, uint64_t fd_socket_id);
+/* Write command: takes *payload. Failures arrive as SocketError + Closed.
+ * ack_now: acknowledge promptly even if the owner asked for lazy acks. */
+void ncd_socket_write(ncd_socket *s, zmq_msg_t *payload, uint64_t fd_socket_id, int ack_now);
 /* End command: optional payload (taken), then FIN after queued writes. */
-void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload);
+void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload, int ack_now);
 
 /* Closes s now, dropping queued writes. notify: send Closed to the owner. */
 void ncd_socket_destroy(ncd_socket *s, int notify);

@@ -68,6 +68,7 @@ int ncd_wire_cmd_unpack(const void *data, size_t len, ncd_cmd *c) {
     c->hello_name = m->hello->name;
     c->credit_window = m->hello->credit_window;
     c->lease_ms = m->hello->lease_ms;
+    c->lazy_acks = m->hello->lazy_acks;
     break;
   case NETCORE__V1__COMMAND__COMMAND_BYE:
     c->kind = NCD_CMD_BYE, c->name = "bye";
@@ -120,10 +121,12 @@ int ncd_wire_cmd_unpack(const void *data, size_t len, ncd_cmd *c) {
     c->kind = NCD_CMD_WRITE, c->name = "write";
     c->id = m->write->socket_id;
     c->fd_socket_id = m->write->fd_socket_id;
+    c->ack_now = m->write->ack_now;
     break;
   case NETCORE__V1__COMMAND__COMMAND_END:
     c->kind = NCD_CMD_END, c->name = "end";
     c->id = m->end->socket_id;
+    c->ack_now = m->end->ack_now;
     break;
   case NETCORE__V1__COMMAND__COMMAND_DESTROY:
     c->kind = NCD_CMD_DESTROY, c->name = "destroy";
@@ -185,6 +188,7 @@ static Netcore__V1__Address *address(const ncd_addr *a, Netcore__V1__Address *bu
 int ncd_wire_event_pack(const ncd_event *ev, zmq_msg_t *msg) {
   Netcore__V1__Event e = NETCORE__V1__EVENT__INIT;
   Netcore__V1__Address a1, a2;
+  Netcore__V1__WriteAck piggyback;
   union {
     Netcore__V1__Welcome welcome;
     Netcore__V1__Error error;
@@ -204,6 +208,15 @@ int ncd_wire_event_pack(const ncd_event *ev, zmq_msg_t *msg) {
     Netcore__V1__Shutdown shutdown;
   } u;
   e.seq = ev->seq;
+  if (ev->has_ack) {
+    netcore__v1__write_ack__init(&piggyback);
+    piggyback.socket_id = ev->socket_id;
+    piggyback.writes = ev->ack_writes;
+    piggyback.bytes = ev->ack_bytes;
+    piggyback.bytes_written = ev->ack_bytes_written;
+    piggyback.queued_bytes = ev->ack_queued_bytes;
+    e.ack = &piggyback;
+  }
   switch (ev->kind) {
   case NCD_EV_WELCOME: {
     const ncd_welcome *w = ev->welcome;

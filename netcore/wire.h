@@ -45,6 +45,8 @@ typedef struct ncd_cmd {
   uint64_t fd_socket_id; /* Write */
   ncd_endpoint ep;       /* Listen, Connect */
   uint32_t version, credit_window, lease_ms; /* Hello */
+  int lazy_acks;                              /* Hello */
+  int ack_now;                                /* Write, End */
   const char *hello_name;
   uint64_t nonce;             /* Ping */
   int allow_half_open;        /* Listen, Connect */
@@ -88,6 +90,10 @@ typedef struct ncd_event {
   uint32_t count;                 /* Connection: server_connections; WriteAck: writes */
   uint64_t bytes, bytes_read, bytes_written, queued_bytes;
   const ncd_welcome *welcome;
+  /* Lazy acks riding along with a socket event (Event.ack), when has_ack. */
+  int has_ack;
+  uint32_t ack_writes;
+  uint64_t ack_bytes, ack_bytes_written, ack_queued_bytes;
 } ncd_event;
 
 /* Packs ev into msg (initialised here; the caller sends or closes it).

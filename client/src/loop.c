@@ -144,7 +144,8 @@ static int hello(nc_loop_t *loop, const nc_loop_options_t *o) {
   nc__cmd_t cmd = {.type = NC__CMD_HELLO,
                    .name = o->name ? o->name : "libnc",
                    .u32 = o->credit_window,
-                   .u32b = o->lease_ms};
+                   .u32b = o->lease_ms,
+                   .flag = 1 /* lazy acks: see write_common() */};
   int rv = nc__send(loop, &cmd, NULL, 0, NULL);
   if (rv != 0) return NC_ERR_NETCORE_UNAVAILABLE;
   uint32_t wait_ms = o->hello_timeout_ms ? o->hello_timeout_ms : DEFAULT_HELLO_TIMEOUT_MS;

@@ -81,7 +81,7 @@ typedef struct {
   uint64_t id2;       /* Write.fd_socket_id, Ping.nonce */
   uint32_t u32;       /* Credit.bytes, msecs, max_connections, Hello.credit_window */
   uint32_t u32b;      /* SetKeepAlive.initial_delay_ms, Hello.lease_ms */
-  int flag;           /* enable, allow_half_open */
+  int flag;           /* enable, allow_half_open, Write/End.ack_now, Hello.lazy_acks */
   nc__ep_kind_t ep;   /* Listen / Connect endpoint */
   const char *host;
   int port;
@@ -127,6 +127,10 @@ typedef struct {
   /* Welcome */
   uint32_t version, id_prefix, credit_window, lease_ms, max_frame, max_write_queue;
   const char *instance_id, *server_version;
+  /* Event.ack: acknowledgements riding along with a socket event (lazy acks) */
+  int has_ack;
+  uint32_t ack_writes;
+  uint64_t ack_bytes, ack_bytes_written;
 } nc__event_t;
 
 /* Bump allocator for unpacking events without a malloc per event. */

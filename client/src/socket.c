@@ -311,12 +311,17 @@ static int write_common(nc_socket_t *s, const void *data, size_t len, zmq_msg_t 
   const char *p = data;
   size_t left = len;
   nc__cmd_t cmd = {.type = NC__CMD_WRITE, .id = s->id, .id2 = fd_id};
+  /* Lazy acks (PROTOCOL.md 7): ask for a prompt one only when something waits
+   * for it, a write callback or a 'drain' this write makes due. */
+  int prompt = cb != NULL || s->buffer_size + len >= s->hwm;
   if (msg != NULL) {
+    cmd.flag = prompt;
     if ((rv = nc__send(loop, &cmd, NULL, 0, msg)) != 0) return rv;
     s->write_seq++;
   } else {
     do {
       size_t n = left < chunk ? left : chunk;
+      cmd.flag = prompt && n == left; /* the last part's ack covers the rest */
       if ((rv = nc__send(loop, &cmd, p, n, NULL)) != 0) return rv;
       cmd.id2 = 0; /* the fd goes with the first part only */
       s->write_seq++;
@@ -360,7 +365,7 @@ int nc_socket_end(nc_socket_t *s, const void *data, size_t len) {
     data = NULL;
     len = 0;
   }
-  nc__cmd_t cmd = {.type = NC__CMD_END, .id = s->id};
+  nc__cmd_t cmd = {.type = NC__CMD_END, .id = s->id, .flag = 1};
   if ((rv = nc__send(loop, &cmd, len > 0 ? data : NULL, len, NULL)) != 0) return rv;
   s->write_seq++;
   s->buffer_size += len;
@@ -587,6 +592,11 @@ static void on_ack(nc_socket_t *s, const nc__event_t *ev) {
 }
 
 void nc__socket_event(nc_socket_t *s, const nc__event_t *ev, zmq_msg_t *payload) {
+  if (ev->has_ack) { /* acks that waited for this event come first */
+    nc__event_t ack = {.count = ev->ack_writes, .bytes = ev->ack_bytes,
+                       .bytes_written = ev->ack_bytes_written};
+    on_ack(s, &ack);
+  }
   switch (ev->type) {
   case NC__EV_CONNECTED: {
     if (s->state != NC__SK_CONNECTING) break;

@@ -80,6 +80,7 @@ int nc__wire_pack(const nc__cmd_t *c, uint8_t *buf, size_t cap) {
     hello.name = str(c->name);
     hello.credit_window = c->u32;
     hello.lease_ms = c->u32b;
+    hello.lazy_acks = c->flag != 0;
     cmd.command_case = NETCORE__V1__COMMAND__COMMAND_HELLO;
     cmd.hello = &hello;
     break;
@@ -144,11 +145,13 @@ int nc__wire_pack(const nc__cmd_t *c, uint8_t *buf, size_t cap) {
   case NC__CMD_WRITE:
     write.socket_id = c->id;
     write.fd_socket_id = c->id2;
+    write.ack_now = c->flag != 0;
     cmd.command_case = NETCORE__V1__COMMAND__COMMAND_WRITE;
     cmd.write = &write;
     break;
   case NC__CMD_END:
     end.socket_id = c->id;
+    end.ack_now = c->flag != 0;
     cmd.command_case = NETCORE__V1__COMMAND__COMMAND_END;
     cmd.end = &end;
     break;
@@ -236,6 +239,12 @@ int nc__wire_unpack(const void *data, size_t len, nc__event_t *ev, nc__arena_t *
   Netcore__V1__Event *e = netcore__v1__event__unpack(&alloc, len, data);
   if (e == NULL) return NC_EPROTO;
   ev->seq = e->seq;
+  if (e->ack != NULL) {
+    ev->has_ack = 1;
+    ev->ack_writes = e->ack->writes;
+    ev->ack_bytes = e->ack->bytes;
+    ev->ack_bytes_written = e->ack->bytes_written;
+  }
   switch (e->event_case) {
   case NETCORE__V1__EVENT__EVENT_WELCOME: {
     const Netcore__V1__Welcome *w = e->welcome;

@@ -770,6 +770,7 @@ void nct_hello_at(const char *file, int line, nct_client *c, uint32_t credit_win
   hello.name = c->name;
   hello.credit_window = credit_window;
   hello.lease_ms = lease_ms;
+  hello.lazy_acks = c->lazy_acks;
   nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
   cmd.command_case = NETCORE__V1__COMMAND__COMMAND_HELLO;
   cmd.hello = &hello;
@@ -913,6 +914,7 @@ void nct_cmd_write_fd(nct_client *c, uint64_t socket_id, uint64_t fd_socket_id, 
   Netcore__V1__Write m = NETCORE__V1__WRITE__INIT;
   m.socket_id = socket_id;
   m.fd_socket_id = fd_socket_id;
+  m.ack_now = c->ack_now;
   nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
   cmd.command_case = NETCORE__V1__COMMAND__COMMAND_WRITE;
   cmd.write = &m;

@@ -126,6 +126,8 @@ typedef struct nct_client {
   char instance_id[64];
   char server_version[64];
   uint64_t last_id;
+  int lazy_acks; /* set before Hello: Hello.lazy_acks */
+  int ack_now;   /* Write.ack_now of the writes sent while set */
 } nct_client;
 
 /* A DEALER connected to endpoint; rcvhwm 0 keeps ZeroMQ's default. */

@@ -328,6 +328,59 @@ static void test_sockets_write_ack_counts(void **state) {
   nct_env_finish(e);
 }
 
+/* Lazy acks (Hello.lazy_acks, PROTOCOL.md 7): a write without ack_now gets no
+ * WriteAck of its own; its ack rides on the socket's next event (Event.ack);
+ * a write with ack_now is acknowledged promptly, with everything before it. */
+static void test_sockets_lazy_acks(void **state) {
+  nct_env *e = *state;
+  nct_env_start(e, NULL);
+  nct_client *h = nct_client_new(e->d.endpoint, "lazy", 0);
+  nct_env_adopt(e, h);
+  h->lazy_acks = 1;
+  nct_hello(h, 0, 60000);
+  uint16_t port;
+  uint64_t srv = nct_listen_local(h, &port, 0);
+  int peer;
+  uint64_t id = nct_accept_peer(h, srv, port, &peer);
+
+  nct_cmd_write(h, id, "abc", 3);
+  nct_peer_expect(peer, "abc", 3);
+  nct_expect_none(h, id, 300);
+  nct_peer_write(peer, "x", 1);
+  nct_event *ev = nct_expect(h, DATA, id);
+  if (!ev->ev->ack) nct_fail("the Data event after a lazy write carries no ack");
+  assert_int_equal(ev->ev->ack->writes, 1);
+  assert_int_equal(ev->ev->ack->bytes, 3);
+  assert_int_equal(ev->ev->ack->bytes_written, 3);
+  nct_event_free(ev);
+
+  nct_cmd_write(h, id, "de", 2);
+  h->ack_now = 1;
+  nct_cmd_write(h, id, "fgh", 3);
+  h->ack_now = 0;
+  nct_peer_expect(peer, "defgh", 5);
+  ev = nct_expect(h, WRITE_ACK, id);
+  assert_int_equal(ev->ev->write_ack->writes, 2);
+  assert_int_equal(ev->ev->write_ack->bytes, 5);
+  assert_int_equal(ev->ev->write_ack->bytes_written, 8);
+  nct_event_free(ev);
+
+  /* Acks still waiting when the socket closes come before Closed. */
+  nct_cmd_write(h, id, "i", 1);
+  nct_peer_expect(peer, "i", 1);
+  nct_cmd_destroy(h, id);
+  ev = nct_expect(h, WRITE_ACK, id);
+  assert_int_equal(ev->ev->write_ack->writes, 1);
+  nct_event_free(ev);
+  ev = nct_expect(h, CLOSED, id);
+  assert_int_equal(ev->ev->closed->bytes_written, 9);
+  nct_event_free(ev);
+  close(peer);
+  nct_cmd_server_close(h, srv);
+  nct_expect_drop(h, SERVER_CLOSED, srv);
+  nct_env_finish(e);
+}
+
 /* End sends the FIN only after every queued byte. */
 static void test_sockets_end_flushes_queued_data(void **state) {
   nct_env *e = *state;
@@ -621,6 +674,7 @@ int main(int argc, char **argv) {
       T(test_sockets_hello_credit_window),
       T(test_sockets_pause_resume),
       T(test_sockets_write_ack_counts),
+      T(test_sockets_lazy_acks),
       T(test_sockets_end_flushes_queued_data),
       T(test_sockets_half_open_peer_ends_first),
       T(test_sockets_half_open_handler_ends_first),

@@ -151,15 +151,21 @@ class Rig:
         self.netcore = None
         self.procs = []
 
-    def start_netcore(self):
-        if not os.access(self.netcore_bin, os.X_OK):
-            raise Failure("netcore binary %s does not exist" % self.netcore_bin)
-        # Under AddressSanitizer, freed memory waits in a 256 MiB quarantine and
-        # would read as growth: keep it small so RSS still means buffering.
-        env = dict(os.environ)
+    @staticmethod
+    def child_env(**extra):
+        """Under AddressSanitizer, freed memory waits in a 256 MiB quarantine and
+        would read as growth: keep it small so RSS still means buffering. Applies
+        to netcore and to sanitized actors alike."""
+        env = dict(os.environ, **extra)
         env["ASAN_OPTIONS"] = ":".join(filter(None, [
             "quarantine_size_mb=8", "allocator_release_to_os_interval_ms=100",
             env.get("ASAN_OPTIONS", "")]))
+        return env
+
+    def start_netcore(self):
+        if not os.access(self.netcore_bin, os.X_OK):
+            raise Failure("netcore binary %s does not exist" % self.netcore_bin)
+        env = self.child_env()
         self.netcore = Proc("netcore", [self.netcore_bin, "--bind", self.endpoint,
                                         "--log-level", "warn"], self.tmp, env)
         self.procs.append(self.netcore)
@@ -174,7 +180,7 @@ class Rig:
 
     def start_actor(self, name, extra):
         argv = list(self.actor) + list(extra) + ["--endpoint", self.endpoint]
-        env = dict(os.environ, NETCORE_ENDPOINT=self.endpoint)
+        env = self.child_env(NETCORE_ENDPOINT=self.endpoint)
         proc = Proc(name, argv, self.tmp, env)
         self.procs.append(proc)
         line = proc.readline(START_TIMEOUT)

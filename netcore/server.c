@@ -60,7 +60,8 @@ static ncd_server *pick_member(ncd_listener *l) {
   return NULL;
 }
 
-static void accept_one(ncd_listener *l, int fd) {
+static void accept_one(ncd_listener *l, int fd, const struct sockaddr_storage *peer,
+                       socklen_t peer_len) {
   ncd_server *m = pick_member(l);
   if (!m || ncd.shutting_down || (ncd.cfg.max_connections && ncd.nsockets >= ncd.cfg.max_connections)) {
     close(fd); /* maxConnections: accepted and closed at once, unseen */
@@ -73,7 +74,9 @@ static void accept_one(ncd_listener *l, int fd) {
   m->connections++;
   ncd_addr local, remote;
   ncd_addr_of_fd(fd, 0, &local);
-  ncd_addr_of_fd(fd, 1, &remote);
+  /* accept4() already said who the peer is: one getpeername() less per connection. */
+  if (ncd_addr_from_sockaddr((const struct sockaddr *)peer, peer_len, &remote) != 0)
+    ncd_addr_of_fd(fd, 1, &remote);
   ncd_event ev = {.kind = NCD_EV_CONNECTION,
                   .server_id = m->id,
                   .local = &local,
@@ -87,14 +90,16 @@ static void accept_one(ncd_listener *l, int fd) {
 static void poll_cb(uv_poll_t *p, int status, int events) {
   ncd_listener *l = p->data;
   for (int i = 0; i < ACCEPT_BATCH && l->polling; i++) {
-    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof peer;
+    int fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK)
         ncd_warn("accept on %s: %s", l->key, strerror(errno));
       return;
     }
-    accept_one(l, fd);
+    accept_one(l, fd, &peer, peer_len);
   }
 }
 

@@ -365,7 +365,9 @@ int nc_socket_end(nc_socket_t *s, const void *data, size_t len) {
     data = NULL;
     len = 0;
   }
-  nc__cmd_t cmd = {.type = NC__CMD_END, .id = s->id, .flag = 1};
+  /* No ack_now: nothing waits for the FIN's ack (no drain after end), and it
+   * rides along with Closed, which follows as soon as the peer has ended too. */
+  nc__cmd_t cmd = {.type = NC__CMD_END, .id = s->id};
   if ((rv = nc__send(loop, &cmd, len > 0 ? data : NULL, len, NULL)) != 0) return rv;
   s->write_seq++;
   s->buffer_size += len;

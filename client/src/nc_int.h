@@ -283,6 +283,7 @@ struct nc_socket_s {
                          events but 'close' */
   int had_error;
   int paused, pipe_paused, need_drain;
+  int soft_paused; /* paused by pipe() without a Pause command: credit alone stops netcore */
   int error_emitted;
   int closed_final;   /* Closed arrived: kernel_written is final */
   int local_err;      /* NC__P_ERROR: the error to emit */

@@ -131,6 +131,7 @@ static void sock_init(nc_socket_t *s, nc_loop_t *loop, int allow_half_open) {
 static void reset_connection(nc_socket_t *s) {
   s->ended_local = s->ended_remote = s->destroyed = s->had_error = 0;
   s->paused = s->pipe_paused = s->need_drain = s->error_emitted = s->local_err = 0;
+  s->soft_paused = 0;
   s->bytes_read = s->bytes_sent = s->kernel_written = 0;
   s->buffer_size = 0;
   s->write_seq = s->acked_seq = 0;
@@ -414,7 +415,10 @@ static void pipe_write(nc_socket_t *src, zmq_msg_t *msg) {
   zmq_msg_init(&copy);
   zmq_msg_copy(&copy, msg);
   if (write_common(dst, NULL, zmq_msg_size(&copy), &copy, 0, NULL, NULL) == 0 && !src->paused) {
-    nc_socket_pause(src);
+    /* A soft pause: withholding credit stops netcore within one window, with no
+     * Pause/Resume round of commands on every high-water crossing. */
+    src->paused = 1;
+    src->soft_paused = 1;
     src->pipe_paused = 1;
   }
 }
@@ -707,17 +711,20 @@ void nc__socket_pending(nc_socket_t *s, unsigned flags) {
 /* ------------------------------------------------------- flow and options */
 
 void nc_socket_pause(nc_socket_t *s) {
-  if (s == NULL || s->paused) return;
+  if (s == NULL || (s->paused && !s->soft_paused)) return;
   s->paused = 1;
+  s->soft_paused = 0; /* the application's pause stops reading at once */
   if (live(s)) send_simple(s, NC__CMD_PAUSE);
 }
 
 void nc_socket_resume(nc_socket_t *s) {
   if (s == NULL || !s->paused) return;
+  int soft = s->soft_paused;
   s->paused = 0;
+  s->soft_paused = 0;
   s->pipe_paused = 0;
   if (!live(s)) return;
-  send_simple(s, NC__CMD_RESUME);
+  if (!soft) send_simple(s, NC__CMD_RESUME);
   grant(s);
   if (s->input.len > 0) nc__pend(&s->h, NC__P_FLUSH_INPUT);
 }

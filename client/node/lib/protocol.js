@@ -29,6 +29,14 @@ function toBig(v) {
   return (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
 }
 
+// uint64 byte count from a decoded message (Long or number) -> Number
+// (exact up to 2^53 bytes).
+function toNum(v) {
+  if (v === undefined || v === null) return 0;
+  if (typeof v === 'number') return v;
+  return v.toNumber();
+}
+
 // BigInt -> unsigned Long for encoding.
 function toLong(b) {
   return Long.fromBits(Number(b & MASK32), Number((b >> 32n) & MASK32), true);
@@ -55,4 +63,4 @@ function nodeAddress(a) {
   };
 }
 
-module.exports = { toBig, toLong, encodeCommand, decodeEvent, nodeAddress };
+module.exports = { toBig, toLong, toNum, encodeCommand, decodeEvent, nodeAddress };

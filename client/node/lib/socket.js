@@ -4,11 +4,12 @@
 // allowHalfOpen and stream.pipeline() behave exactly like Node's: they are
 // Node's code. This file only maps the Duplex hooks onto the protocol:
 //
-//   _writev -> Write commands; the callback runs when netcore's WriteAcks
-//              say the bytes reached the kernel (so bufferSize, write()'s
-//              return value and 'drain' follow the real socket);
+//   _writev -> Write commands, pipelined (a write never waits for the ack
+//              of the one before); each write's callback runs when netcore's
+//              WriteAcks say its bytes reached the kernel, and bufferSize,
+//              write()'s return value and 'drain' follow those acks;
 //   _final  -> End; 'finish' once its ack arrives (the FIN was sent);
-//   _read   -> read credit given back as the application consumes data;
+//   read()  -> read credit given back as the application consumes data;
 //   pause() / resume() -> Pause / Resume (reading stops at once);
 //   _destroy -> Destroy; 'close' when netcore's Closed arrives.
 //
@@ -16,10 +17,19 @@
 
 const { Duplex } = require('stream');
 const { Link } = require('./link');
-const { toBig, toLong, nodeAddress } = require('./protocol');
+const { toBig, toLong, toNum, nodeAddress } = require('./protocol');
 const { ncError, argError } = require('./errors');
 
 const HIGH_WATER_MARK = 16 * 1024; // Node's default for sockets
+// The Writable's own high-water mark. The library keeps write()'s return
+// value and 'drain' itself, from the acknowledged bytes (see write()), so
+// the Writable must never decide them from its own count.
+const NO_LIMIT = Number.MAX_SAFE_INTEGER;
+// Pieces smaller than SMALL_PIECE that are queued together go in one Write
+// of at most MERGE_MAX bytes.
+const SMALL_PIECE = 16 * 1024;
+const MERGE_MAX = 64 * 1024;
+const isSmall = (p) => !p.end && !p.fd && p.buf.length < SMALL_PIECE;
 
 // Buffers written with write(data, fd): the netcore socket whose fd goes
 // with them. Keyed by the Buffer object handed to the Writable.
@@ -51,8 +61,10 @@ class Socket extends Duplex {
       emitClose: false, // 'close' carries had_error and waits for netcore's Closed
       autoDestroy: true,
       decodeStrings: true,
-      highWaterMark: options.highWaterMark || HIGH_WATER_MARK,
+      readableHighWaterMark: options.highWaterMark || HIGH_WATER_MARK,
+      writableHighWaterMark: NO_LIMIT,
     });
+    this._hwm = options.highWaterMark || HIGH_WATER_MARK; // for writes
     this._endpoint = options.endpoint;
     this._link = null;
     this._id = null; // BigInt once netcore knows the socket
@@ -65,14 +77,24 @@ class Socket extends Duplex {
     this._hadError = false;
     this._closeEmitted = false;
     this._counted = false; // counted in server.connections
-    this._owed = 0; // bytes received and not yet given back as credit
-    this._readWanted = true; // the Readable wants more (push() returned true or _read ran)
+    this._credited = 0; // bytes read and given back to netcore as credit
     this._ncPaused = false; // Pause sent (or to send once connected)
-    this._wq = []; // pieces to send: { buf, fd, end, batch }
-    this._fifo = []; // pieces sent, awaiting WriteAck, in order
-    this._inflight = 0;
+    // Writes. Byte counts are offsets in the stream of bytes written: a
+    // write's callback runs once the acknowledged bytes reach its end.
+    this._recs = []; // writes given to write(), not yet handed to _writev, in order
+    this._waits = []; // writes with a callback, handed to _writev, awaiting their ack
+    this._wq = []; // pieces to send: { buf, fd, end }
+    this._pumpQueued = false;
+    this._held = null; // { cb, bytes }: a batch the Writable waits for (over the limit)
+    this._queuedBytes = 0; // bytes handed to _writev
+    this._sentBytes = 0; // bytes sent to netcore in Write/End
+    this._ackedBytes = 0; // bytes netcore acknowledged
+    this._sentCmds = 0; // Write/End commands sent
+    this._ackedCmds = 0; // Write/End commands acknowledged
+    this._endCmd = 0; // number of our End command (0: not sent)
+    this._finalCb = null; // _final's callback, until the End is acknowledged
+    this._needDrain = false;
     this._bytesRead = 0;
-    this._bytesAccepted = 0; // bytes handed to _writev
     this._local = null;
     this._remote = null;
     this._timeoutMs = 0;
@@ -154,7 +176,7 @@ class Socket extends Duplex {
         }
         return undefined;
       case 'write_ack':
-        return this._onAck(ev.writes);
+        return this._onAck(ev);
       case 'timeout':
         if (!this.destroyed) this.emit('timeout');
         return undefined;
@@ -182,21 +204,41 @@ class Socket extends Duplex {
 
   _onData(buf) {
     this._bytesRead += buf.length;
-    this._owed += buf.length;
     if (this.destroyed) return;
-    if (!this.push(buf)) this._readWanted = false;
+    this.push(buf); // straight to 'data' listeners when flowing with nothing buffered
     this._maybeGrant();
   }
 
-  _onAck(writes) {
-    for (let n = writes; n > 0 && this._fifo.length > 0; n--) {
-      const p = this._fifo.shift();
-      this._inflight -= p.buf ? p.buf.length : 0;
-      if (p.end) this._endAcked = true;
-      p.batch.left -= 1;
-      if (p.batch.left === 0) p.batch.cb();
+  // A WriteAck: its sums say how far the kernel has taken our bytes and
+  // Write/End commands (cumulative, in order; bytes may run ahead).
+  _onAck(ack) {
+    this._ackedCmds = Math.min(this._sentCmds, this._ackedCmds + ack.writes);
+    this._ackedBytes = Math.min(this._sentBytes, this._ackedBytes + toNum(ack.bytes));
+    this._settle();
+    if (this._finalCb && this._endCmd !== 0 && this._ackedCmds >= this._endCmd) {
+      const cb = this._finalCb;
+      this._finalCb = null;
+      this._endAcked = true;
+      cb();
     }
     this._pump();
+    // Node's 'drain': everything written so far reached the kernel.
+    if (this._needDrain && this.bufferSize === 0 && !this.destroyed && !this.writableEnded) {
+      this._needDrain = false;
+      this.emit('drain');
+    }
+  }
+
+  // Runs the callbacks of the writes whose bytes are all acknowledged.
+  _settle() {
+    const w = this._waits;
+    while (w.length > 0 && w[0].end <= this._ackedBytes) {
+      const rec = w.shift();
+      if (!rec.done) {
+        rec.done = true;
+        rec.cb(null);
+      }
+    }
   }
 
   _onSocketError(ev) {
@@ -273,76 +315,142 @@ class Socket extends Duplex {
   // --------------------------------------------------------- Duplex hooks
 
   _read() {
-    this._readWanted = true;
     this._maybeGrant();
   }
 
-  // Credit goes back in batches of a quarter window, only while the
-  // application wants data: a full Readable buffer or pause() withholds it,
-  // which stops netcore reading and lets TCP push back on the peer.
-  _maybeGrant(force) {
-    if (this._id === null || (this._nc !== 'open' && this._nc !== 'pending')) return;
-    if (this._ncPaused || !this._readWanted || this._owed === 0) return;
-    if (!force && this._owed < Math.max(1, this._link.creditWindow >>> 2)) return;
-    this._link.send({ credit: { socket_id: toLong(this._id), bytes: this._owed } });
-    this._owed = 0;
+  // Every way the application takes data out of the Readable buffer
+  // ('data' in flowing mode, read(), 'readable', async iteration) goes
+  // through read(): that is where bytes count as consumed.
+  read(n) {
+    const chunk = super.read(n);
+    if (chunk !== null) this._maybeGrant();
+    return chunk;
+  }
+
+  // Credit goes back for consumed bytes only (read, minus what still waits
+  // in the Readable buffer), in batches of a quarter window, and not while
+  // paused. So netcore never has more than one window on its way or waiting
+  // here, whatever the application does: a pipe() waiting for 'drain' holds
+  // at most a window, and TCP pushes back on the peer. Granting for bytes
+  // on arrival instead would let the buffer grow without bound. (With
+  // setEncoding the buffer counts characters, which only moves a grant a
+  // little earlier or later; an empty buffer makes the count exact.)
+  _maybeGrant() {
+    if (this._id === null || (this._nc !== 'open' && this._nc !== 'pending') || this._ncPaused) return;
+    const owed = this._bytesRead - this.readableLength - this._credited;
+    if (owed < Math.max(1, this._link.creditWindow >>> 2)) return;
+    this._link.send({ credit: { socket_id: toLong(this._id), bytes: owed } });
+    this._credited += owed;
   }
 
   _write(chunk, encoding, cb) {
     this._writev([{ chunk, encoding }], cb);
   }
 
+  // The Writable hands over what was written, in order. The pieces join the
+  // send queue, which goes out on the next tick (so the writes of one tick
+  // share Write commands, see _pump), and the Writable has its callback at
+  // once unless this socket already holds its limit unacknowledged: the
+  // next write never waits for a round trip. The writes' own callbacks wait
+  // for the acks (_settle).
   _writev(chunks, cb) {
-    const batch = { cb, left: 0 };
+    let bytes = 0;
     for (const { chunk } of chunks) {
-      this._bytesAccepted += chunk.length;
-      if (chunk.length === 0) continue;
-      this._wq.push({ buf: chunk, fd: fdOf.get(chunk), end: false, batch });
-      batch.left += 1;
+      // write() made a record for each chunk, in the same order.
+      const rec = this._recs.length > 0 && this._recs[0].chunk === chunk ? this._recs.shift() : null;
+      this._queuedBytes += chunk.length;
+      bytes += chunk.length;
+      if (rec) {
+        rec.chunk = null;
+        if (rec.cb) {
+          rec.end = this._queuedBytes;
+          this._waits.push(rec);
+        }
+      }
+      // An empty write goes out only when its callback waits for the
+      // writes before it: its ack then covers them.
+      if (chunk.length === 0 && !(rec && rec.cb && rec.end > this._ackedBytes)) continue;
+      this._wq.push({ buf: chunk, fd: fdOf.get(chunk), end: false });
     }
-    if (batch.left === 0) {
-      process.nextTick(cb);
-      return;
-    }
-    this._pump();
+    if (this._waits.length > 0 && this._waits[0].end <= this._ackedBytes) process.nextTick(() => this._settle());
+    this._schedulePump();
+    if (bytes === 0 || (this._id !== null && this._queuedBytes - this._ackedBytes < this._writeLimit())) cb();
+    else this._held = { cb, bytes };
   }
 
   _final(cb) {
-    this._wq.push({ buf: null, end: true, batch: { cb, left: 1 } });
-    this._pump();
+    this._finalCb = cb;
+    this._wq.push({ buf: null, fd: undefined, end: true });
+    this._schedulePump();
   }
 
-  // Sends queued data while netcore holds less than half its write queue
-  // limit for this socket; the rest goes as acks come back. Each Write's
-  // payload fits in max_frame (netcore refuses bigger frames).
+  // Bytes this socket may have queued or unacknowledged in netcore: half of
+  // netcore's per-socket limit, far above any high-water mark.
+  _writeLimit() {
+    const w = this._link && this._link.welcome;
+    return w ? Math.max(1, w.max_write_queue >>> 1) : 0;
+  }
+
+  _schedulePump() {
+    if (this._pumpQueued) return;
+    this._pumpQueued = true;
+    process.nextTick(() => {
+      this._pumpQueued = false;
+      this._pump();
+    });
+  }
+
+  // Sends queued pieces while netcore holds less than the write limit for
+  // this socket; the rest goes as acks come back. Small pieces in a row
+  // travel in one Write (a ZeroMQ message costs far more than copying a few
+  // KiB); big ones go alone, uncopied. Acks count bytes, so callbacks do not
+  // care how writes were cut. Each payload fits in max_frame.
   _pump() {
     if (this._id === null || (this._nc !== 'open' && this._nc !== 'pending')) return;
-    const w = this._link.welcome;
-    const limit = Math.max(1, w.max_write_queue >>> 1);
-    const maxPiece = Math.max(1, Math.min(w.max_frame, limit));
+    const limit = this._writeLimit();
+    const maxPiece = Math.max(1, Math.min(this._link.welcome.max_frame, limit));
+    const mergeMax = Math.min(MERGE_MAX, maxPiece);
     const id = toLong(this._id);
-    while (this._wq.length > 0 && (this._inflight < limit || this._fifo.length === 0)) {
-      let p = this._wq[0];
+    const q = this._wq;
+    while (q.length > 0 && (this._sentBytes - this._ackedBytes < limit || this._sentCmds === this._ackedCmds)) {
+      const p = q[0];
       if (p.end) {
-        this._wq.shift();
+        q.shift();
         this._link.send({ end: { socket_id: id } });
-      } else {
-        if (p.buf.length > maxPiece) {
-          // Split: the head goes now as its own Write, the rest stays queued.
-          const head = { buf: p.buf.subarray(0, maxPiece), fd: p.fd, end: false, batch: p.batch };
-          p.buf = p.buf.subarray(maxPiece);
-          p.fd = undefined;
-          p.batch.left += 1;
-          p = head;
-        } else {
-          this._wq.shift();
-        }
-        const write = { socket_id: id };
-        if (p.fd) write.fd_socket_id = toLong(p.fd._id);
-        this._link.send({ write }, p.buf);
-        this._inflight += p.buf.length;
+        this._sentCmds += 1;
+        this._endCmd = this._sentCmds;
+        continue;
       }
-      this._fifo.push(p);
+      let buf = p.buf;
+      const write = { socket_id: id };
+      if (p.fd) {
+        write.fd_socket_id = toLong(p.fd._id);
+        p.fd = undefined; // the fd goes with the first piece only
+      }
+      if (buf.length > maxPiece) {
+        // Split: the head goes now as its own Write, the rest stays queued.
+        buf = p.buf.subarray(0, maxPiece);
+        p.buf = p.buf.subarray(maxPiece);
+      } else {
+        q.shift();
+        let n = buf.length;
+        let k = 0;
+        if (!write.fd_socket_id && n < SMALL_PIECE) {
+          while (k < q.length && isSmall(q[k]) && n + q[k].buf.length <= mergeMax) {
+            n += q[k].buf.length;
+            k += 1;
+          }
+        }
+        if (k > 0) buf = Buffer.concat([buf, ...q.splice(0, k).map((x) => x.buf)], n);
+      }
+      this._link.send({ write }, buf);
+      this._sentCmds += 1;
+      this._sentBytes += buf.length;
+    }
+    if (this._held && this._queuedBytes - this._ackedBytes < limit) {
+      const { cb } = this._held;
+      this._held = null;
+      cb(); // the Writable may hand over what it buffered meanwhile
     }
   }
 
@@ -352,11 +460,24 @@ class Socket extends Duplex {
     this._uncount();
     // Callbacks of writes that will never be acknowledged.
     const failed = err || ncError('ERR_SOCKET_CLOSED', { message: 'socket is closed' });
-    const batches = new Set([...this._fifo, ...this._wq].map((p) => p.batch));
-    this._fifo = [];
+    const held = this._held;
+    const waits = this._waits;
+    const finalCb = this._finalCb;
     this._wq = [];
-    this._inflight = 0;
-    for (const b of batches) b.cb(failed);
+    this._held = null;
+    this._waits = [];
+    this._finalCb = null;
+    this._sentBytes = this._ackedBytes = this._queuedBytes;
+    this._ackedCmds = this._sentCmds;
+    this._needDrain = false;
+    for (const rec of waits) {
+      if (!rec.done) {
+        rec.done = true;
+        rec.cb(failed);
+      }
+    }
+    if (held) held.cb(failed);
+    if (finalCb) finalCb(failed);
 
     if (this._id === null) {
       // netcore never heard of it (not connected, or still waiting for Welcome).
@@ -398,14 +519,64 @@ class Socket extends Duplex {
       this.destroy(er);
       return false;
     }
+    let chunk = data;
     if (fd) {
       if (fd._id === null) throw argError(TypeError, 'EBADF', 'the socket whose fd is sent is not open');
-      const buf = Buffer.isBuffer(data) ? Buffer.from(data) : Buffer.from(String(data), encoding || 'utf8');
-      if (buf.length === 0) throw argError(TypeError, 'EINVAL', 'an fd must be sent with at least one byte of data');
-      fdOf.set(buf, fd);
-      return super.write(buf, cb);
+      chunk = Buffer.isBuffer(data) ? Buffer.from(data) : Buffer.from(String(data), encoding || 'utf8');
+      if (chunk.length === 0) throw argError(TypeError, 'EINVAL', 'an fd must be sent with at least one byte of data');
+      fdOf.set(chunk, fd);
+    } else if (typeof data === 'string') {
+      // Encoded here rather than by the Writable so that _writev can match
+      // the Buffer it receives with this write's record.
+      chunk = Buffer.from(data, encoding || this._writableState.defaultEncoding);
+    } else if (data instanceof Uint8Array && !Buffer.isBuffer(data)) {
+      chunk = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     }
-    return encoding === undefined ? super.write(data, cb) : super.write(data, encoding, cb);
+    // The Writable calls its callback once the bytes are on their way to
+    // netcore, or with an error if they never will be; the write's own
+    // callback waits for the ack (_settle).
+    const rec = { chunk, cb, end: 0, done: false };
+    this._recs.push(rec);
+    let ok;
+    try {
+      ok = super.write(chunk, (err) => {
+        if (err) this._writeFailed(rec, err);
+      });
+    } catch (err) {
+      this._recs.pop();
+      throw err;
+    }
+    if (!ok) return false; // refused (destroyed): the error follows
+    if (this.bufferSize >= this._hwm) {
+      this._needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  // A write that will never reach netcore (the socket was destroyed first).
+  _writeFailed(rec, err) {
+    for (const list of [this._recs, this._waits]) {
+      const i = list.lastIndexOf(rec);
+      if (i >= 0) list.splice(i, 1);
+    }
+    if (!rec.done) {
+      rec.done = true;
+      if (rec.cb) rec.cb(err);
+    }
+  }
+
+  // end([data], [encoding], [cb]): the data goes through write() like any
+  // other, so its callback and bufferSize follow the acks too.
+  end(data, encoding, cb) {
+    if (typeof data === 'function') return super.end(data);
+    if (typeof encoding === 'function') return this.end(data, undefined, encoding);
+    if (data === undefined || data === null || this.writableEnded || this.destroyed) {
+      return super.end(data, encoding, cb); // the Writable reports what is wrong
+    }
+    if (encoding === undefined) this.write(data);
+    else this.write(data, encoding);
+    return super.end(cb);
   }
 
   pause() {
@@ -423,8 +594,7 @@ class Socket extends Duplex {
       this._deferred.delete('pause');
       if (this._nc === 'open') {
         this._link.send({ resume: { socket_id: toLong(this._id) } });
-        this._readWanted = true;
-        this._maybeGrant(true);
+        this._maybeGrant();
       }
     }
     return super.resume();
@@ -515,10 +685,24 @@ class Socket extends Duplex {
     return this._local && this._local.family !== 'unix' ? this._local.family : undefined;
   }
 
-  // Bytes not yet handed to the kernel: buffered here plus sent to netcore
-  // and not acknowledged (Node: writableLength + the handle's queue).
+  // Bytes not yet handed to the kernel: still in the Writable, in the send
+  // queue, or sent to netcore and not acknowledged (Node: writableLength +
+  // the handle's queue). A held batch is in both counts: once here.
   get bufferSize() {
-    return this.writableLength;
+    return super.writableLength - (this._held ? this._held.bytes : 0) + (this._queuedBytes - this._ackedBytes);
+  }
+
+  // As in Node, the bytes whose write callbacks have not run yet.
+  get writableLength() {
+    return this.bufferSize;
+  }
+
+  get writableHighWaterMark() {
+    return this._hwm;
+  }
+
+  get writableNeedDrain() {
+    return this._needDrain && !this.destroyed && !this.writableEnded;
   }
 
   get bytesRead() {
@@ -527,7 +711,7 @@ class Socket extends Duplex {
 
   // Node's definition: bytes given to the socket to write, queued ones included.
   get bytesWritten() {
-    let n = this._bytesAccepted;
+    let n = this._queuedBytes;
     for (const { chunk } of this.writableBuffer) n += chunk.length;
     return n;
   }

@@ -1,6 +1,7 @@
 'use strict';
 // Backpressure both ways and timers: write() returning false and 'drain'
-// with a peer that does not read, pause()/resume(), setTimeout.
+// with a peer that does not read, pause()/resume(), a slow reader of a pipe,
+// write callbacks and bufferSize against the acks, setTimeout.
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert');
@@ -82,9 +83,13 @@ test('160 KB in small writes: write() turns false, drain follows, every callback
   }
   assert.strictEqual(sawFalse, true);
   assert.ok(client.bufferSize > 0);
+  // Loopback kernel buffers may take all 160 KB before the peer reads:
+  // 'drain' can come at any time from here on.
+  const drained = once(client, 'drain');
   await until(() => peer.socket, 'peer connection');
   peer.socket.resume();
-  await once(client, 'drain');
+  await drained;
+  assert.strictEqual(client.bufferSize, 0);
   await until(() => callbacks === 160, 'write callbacks');
   await until(() => peer.received === 160 * 1024, 'all bytes');
   client.destroy();
@@ -149,6 +154,129 @@ test('pipe() between two netcore sockets carries a large stream with backpressur
   assert.strictEqual(sinkHash.digest('hex'), crypto.createHash('sha256').update(data).digest('hex'));
   relay.close();
   sink.close();
+});
+
+test('a pipe() echo with a slow reader buffers at most about one read window', async () => {
+  // The conformance suite's slow_reader, in small: the peer sends fast and
+  // reads slowly, so the echo's write() keeps returning false and its pipe()
+  // pauses and resumes. Credit must follow what the application consumed,
+  // not what arrived, or the echo's read buffer grows with the stream.
+  let maxBuffered = 0;
+  const server = net.createServer((c) => {
+    c.on('data', () => {
+      maxBuffered = Math.max(maxBuffered, c.readableLength);
+    });
+    c.pipe(c);
+  });
+  await once(server.listen(0, '127.0.0.1'), 'listening');
+  const data = crypto.randomBytes(12 * 1024 * 1024);
+  const client = nodeNet.createConnection(server.address().port, '127.0.0.1');
+  await once(client, 'connect');
+  client.write(data);
+  client.pause();
+  const hash = crypto.createHash('sha256');
+  let got = 0;
+  await new Promise((resolve, reject) => {
+    client.on('error', reject);
+    const timer = setInterval(() => {
+      const chunk = client.read(16 * 1024) || client.read();
+      if (!chunk) return;
+      hash.update(chunk);
+      got += chunk.length;
+      if (got === data.length) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 1);
+  });
+  assert.strictEqual(hash.digest('hex'), crypto.createHash('sha256').update(data).digest('hex'));
+  // The default window is 256 KiB; the buffer may hold it plus a few
+  // chunks, never megabytes.
+  assert.ok(maxBuffered <= 1024 * 1024, `the echo buffered ${maxBuffered} bytes`);
+  client.destroy();
+  await new Promise((r) => server.close(r));
+});
+
+test('many small writes: callbacks once each, in order, after their bytes; bufferSize exact', async () => {
+  const peer = await stalledPeer();
+  const client = net.createConnection(peer.server.address().port, '127.0.0.1');
+  await once(client, 'connect');
+  // Buffers, strings with encodings, a Uint8Array and empty writes, all in
+  // one tick: they share Write commands, and every callback still waits for
+  // its own bytes.
+  const rnd = crypto.randomBytes(3000 * 2000);
+  const pieces = [];
+  for (let i = 0, off = 0; i < 2000; i++) {
+    const n = i % 97 === 0 ? 0 : 1 + (rnd[i] % 2999);
+    if (i % 50 === 1) pieces.push({ data: rnd.subarray(off, off + n).toString('hex'), enc: 'hex', bytes: n });
+    else if (i % 50 === 2) pieces.push({ data: new Uint8Array(rnd.subarray(off, off + n)), bytes: n });
+    else pieces.push({ data: rnd.subarray(off, off + n), bytes: n });
+    off += n;
+  }
+  const expected = Buffer.concat(pieces.map((p) => (p.enc ? Buffer.from(p.data, p.enc) : Buffer.from(p.data))));
+  const total = expected.length;
+  const order = [];
+  const problems = [];
+  let end = 0;
+  pieces.forEach((p, i) => {
+    end += p.bytes;
+    const writeEnd = end;
+    const cb = (err) => {
+      const last = order.length > 0 ? order[order.length - 1] : -1;
+      if (err) problems.push(`write ${i}: ${err.code}`);
+      if (last >= i) problems.push(`write ${i} called back after ${last}`);
+      // Its bytes were acknowledged: at most what follows it is pending.
+      const pending = client.bufferSize;
+      if (pending > total - writeEnd) problems.push(`write ${i}: bufferSize ${pending} > ${total - writeEnd}`);
+      order.push(i);
+    };
+    if (p.enc) client.write(p.data, p.enc, cb);
+    else client.write(p.data, cb);
+  });
+  assert.strictEqual(client.bufferSize, total, 'nothing acknowledged before the next tick');
+  assert.strictEqual(client.bytesWritten, total);
+  await until(() => peer.socket, 'peer connection');
+  peer.socket.resume();
+  let finished = -1;
+  client.end(() => {
+    finished = order.length;
+  });
+  await until(() => finished >= 0, "'finish'");
+  assert.deepStrictEqual(problems, []);
+  assert.strictEqual(finished, pieces.length, 'every write callback ran before finish');
+  assert.strictEqual(client.bufferSize, 0);
+  await until(() => peer.received === total, 'all bytes at the peer');
+  assert.strictEqual(peer.hash.digest('hex'), crypto.createHash('sha256').update(expected).digest('hex'));
+  client.destroy();
+  peer.server.close();
+});
+
+test('destroy() with writes unacknowledged: every callback exactly once, errors after successes', async () => {
+  const peer = await stalledPeer();
+  const client = net.createConnection(peer.server.address().port, '127.0.0.1');
+  await once(client, 'connect');
+  client.on('error', () => {});
+  const calls = new Array(64).fill(0);
+  const results = [];
+  const chunk = crypto.randomBytes(1024 * 1024);
+  for (let i = 0; i < 64; i++) {
+    client.write(chunk, (err) => {
+      calls[i] += 1;
+      results.push(err ? 'error' : 'ok');
+    });
+  }
+  await until(() => peer.socket, 'peer connection');
+  // 64 MB cannot fit in loopback buffers: most writes stay unacknowledged.
+  await delay(300);
+  client.destroy();
+  await once(client, 'close');
+  await delay(50);
+  assert.deepStrictEqual(calls, new Array(64).fill(1));
+  const firstError = results.indexOf('error');
+  assert.ok(firstError >= 0, 'writes that never reached the kernel fail');
+  assert.ok(results.slice(firstError).every((r) => r === 'error'), results.join(','));
+  peer.socket.destroy();
+  peer.server.close();
 });
 
 test('setTimeout fires once on idleness, keeps the socket open, 0 disables it', async () => {

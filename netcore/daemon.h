@@ -120,7 +120,6 @@ struct ncd_socket {
   unsigned closing : 1;
   unsigned notify : 1;        /* send Closed to the owner when the close completes */
   unsigned had_error : 1;
-  unsigned initialized : 1;   /* h was uv_*_init'ed */
   unsigned reconnecting : 1;
   unsigned end_ack_now : 1;   /* the End asked for a prompt ack */  /* h is closing to try the next address */
 };

@@ -151,6 +151,9 @@ int ncd_socket_set_timeout(ncd_socket *s, uint32_t msecs) {
 
 /* ---------------------------------------------------------------- lifetime */
 
+/* Close callback of a socket that never got registered. */
+static void free_unregistered(uv_handle_t *handle) { free(handle->data); }
+
 static ncd_socket *socket_new(ncd_handler *owner, uint64_t id, int is_unix) {
   ncd_socket *s = calloc(1, sizeof *s);
   if (!s) return NULL;
@@ -162,12 +165,15 @@ static ncd_socket *socket_new(ncd_handler *owner, uint64_t id, int is_unix) {
   ncd_list_init(&s->dirty_link);
   ncd_list_init(&s->pending);
   int rc = is_unix ? uv_pipe_init(ncd.loop, &s->h.pipe, 1) : uv_tcp_init(ncd.loop, &s->h.tcp);
-  if (rc != 0 || ncd_idmap_put(&ncd.sockets, id, s) != 0) {
+  if (rc != 0) {
     free(s);
     return NULL;
   }
-  s->initialized = 1;
   s->h.handle.data = s;
+  if (ncd_idmap_put(&ncd.sockets, id, s) != 0) {
+    uv_close(&s->h.handle, free_unregistered);
+    return NULL;
+  }
   ncd_list_push(&owner->sockets, &s->owner_link);
   ncd.nsockets++;
   return s;

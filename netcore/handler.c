@@ -122,32 +122,32 @@ int ncd_handler_claim_id(ncd_handler *h, uint64_t id) {
   return 0;
 }
 
-int ncd_handler_socket(ncd_handler *h, uint64_t id, ncd_socket **out) {
-  ncd_socket *s = ncd_idmap_get(&ncd.sockets, id);
-  if (!s) {
-    ncd_set_errmsg("no socket with id %llu", (unsigned long long)id);
+/* The rule both lookups share: an unknown id is EBADF, another handler's EPERM. */
+static int check_owned(const void *obj, const ncd_handler *owner, const ncd_handler *h,
+                       const char *what, uint64_t id) {
+  if (!obj) {
+    ncd_set_errmsg("no %s with id %llu", what, (unsigned long long)id);
     return NCD_EBADF;
   }
-  if (s->owner != h) {
-    ncd_set_errmsg("socket %llu belongs to another handler", (unsigned long long)id);
+  if (owner != h) {
+    ncd_set_errmsg("%s %llu belongs to another handler", what, (unsigned long long)id);
     return NCD_EPERM;
   }
-  *out = s;
   return 0;
 }
 
+int ncd_handler_socket(ncd_handler *h, uint64_t id, ncd_socket **out) {
+  ncd_socket *s = ncd_idmap_get(&ncd.sockets, id);
+  int rc = check_owned(s, s ? s->owner : NULL, h, "socket", id);
+  if (rc == 0) *out = s;
+  return rc;
+}
+
 int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out) {
-  ncd_server *s = ncd_idmap_get(&ncd.servers, id);
-  if (!s) {
-    ncd_set_errmsg("no server with id %llu", (unsigned long long)id);
-    return NCD_EBADF;
-  }
-  if (s->owner != h) {
-    ncd_set_errmsg("server %llu belongs to another handler", (unsigned long long)id);
-    return NCD_EPERM;
-  }
-  *out = s;
-  return 0;
+  ncd_server *srv = ncd_idmap_get(&ncd.servers, id);
+  int rc = check_owned(srv, srv ? srv->owner : NULL, h, "server", id);
+  if (rc == 0) *out = srv;
+  return rc;
 }
 
 static void lease_cb(uv_timer_t *t) {

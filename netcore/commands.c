@@ -111,49 +111,102 @@ static int run(ncd_handler *h, const ncd_cmd *cmd, zmq_msg_t *payload) {
   }
 }
 
-void ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, zmq_msg_t *payload,
-                           int nframes) {
+/* Checks a command's payload frame against its kind (alone, End may have one). */
+static int check_payload(const ncd_cmd *cmd, zmq_msg_t *payload) {
+  if (payload && zmq_msg_size(payload) > ncd.cfg.max_frame) {
+    ncd_set_errmsg("frame of %zu bytes is over the limit of %u bytes", zmq_msg_size(payload),
+                   ncd.cfg.max_frame);
+    return NCD_EMSGSIZE;
+  }
+  int rule = ncd_wire_payload_rule(cmd->kind);
+  if ((rule == NCD_PAYLOAD_NEVER && payload) || (rule == NCD_PAYLOAD_REQUIRED && !payload)) {
+    ncd_set_errmsg(payload ? "%s takes no payload frame" : "%s needs a payload frame", cmd->name);
+    return NCD_ERR_PAYLOAD;
+  }
+  return 0;
+}
+
+/* Carries out the commands of a CommandBatch in order, each as if alone; one
+ * payload frame per Write. h is the sender, known (it said Hello). */
+static void run_batch(const void *rid, size_t rid_len, ncd_handler *h, size_t count,
+                      ncd_frames *rest) {
+  for (size_t i = 0; i < count; i++) {
+    ncd_cmd cmd;
+    zmq_msg_t payload;
+    int has_payload = 0, took_frame = 0;
+    int rc = ncd_wire_batch_cmd(i, &cmd);
+    if (rc == 0 && cmd.kind == NCD_CMD_WRITE) {
+      took_frame = 1;
+      has_payload = ncd_frames_next(rest, &payload) == 0;
+    }
+    if (h && h->gone) h = NULL; /* after a Bye in the same batch */
+    if (rc != 0) {
+      ncd_set_errmsg("command %zu of the batch holds no command this netcore knows", i);
+    } else if (cmd.kind == NCD_CMD_HELLO || cmd.kind == NCD_CMD_BATCH) {
+      ncd_set_errmsg("%s cannot be inside a batch", cmd.name);
+      rc = NCD_ERR_INVALID_ARG_VALUE;
+    } else if (!h) {
+      ncd_set_errmsg("%s after bye: the first command must be Hello", cmd.name);
+      rc = NCD_ERR_NO_HELLO;
+    } else if ((rc = check_payload(&cmd, has_payload ? &payload : NULL)) == 0) {
+      rc = run(h, &cmd, has_payload ? &payload : NULL);
+    }
+    if (took_frame) zmq_msg_close(&payload);
+    if (rc != 0) reject(rid, rid_len, h, &cmd, rc);
+  }
+  int extra = ncd_frames_drain(rest);
+  if (extra > 0 && h && !h->gone) {
+    ncd_cmd batch = {.kind = NCD_CMD_BATCH, .name = "batch"};
+    ncd_set_errmsg("batch: %d payload frame%s more than its writes", extra, extra == 1 ? "" : "s");
+    reject(rid, rid_len, h, &batch, NCD_ERR_PAYLOAD);
+  }
+}
+
+void ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, ncd_frames *rest) {
   ncd_cmd cmd = {.name = "unknown"};
   ncd_handler *h = ncd_handler_find(rid, rid_len);
-  int rc = 0;
+  zmq_msg_t payload;
+  int has_payload = 0, extra = 0, rc = 0;
   if (!env) {
     ncd_set_errmsg("a message needs an envelope frame");
     rc = NCD_EPROTO;
-  } else if (zmq_msg_size(env) > ncd.cfg.max_frame ||
-             (payload && zmq_msg_size(payload) > ncd.cfg.max_frame)) {
-    ncd_set_errmsg("frame of %zu bytes is over the limit of %u bytes",
-                   payload && zmq_msg_size(payload) > zmq_msg_size(env) ? zmq_msg_size(payload)
-                                                                        : zmq_msg_size(env),
+  } else if (zmq_msg_size(env) > ncd.cfg.max_frame) {
+    ncd_set_errmsg("frame of %zu bytes is over the limit of %u bytes", zmq_msg_size(env),
                    ncd.cfg.max_frame);
     rc = NCD_EMSGSIZE;
-    /* Still name the command if it parses, so the sender can match the error. */
-    if (zmq_msg_size(env) <= ncd.cfg.max_frame) ncd_wire_cmd_unpack(zmq_msg_data(env), zmq_msg_size(env), &cmd);
   } else if ((rc = ncd_wire_cmd_unpack(zmq_msg_data(env), zmq_msg_size(env), &cmd)) != 0) {
     ncd_set_errmsg(rc == NCD_EPROTO ? "the envelope is not a netcore.v1.Command"
                                     : "the envelope holds no command this netcore knows");
-  } else if (nframes > 2) {
-    ncd_set_errmsg("%s: %d frames; at most an envelope and one payload", cmd.name, nframes);
-    rc = NCD_ERR_PAYLOAD;
-  } else if (cmd.kind == NCD_CMD_HELLO) {
-    if (payload) {
-      ncd_set_errmsg("hello takes no payload frame");
-      rc = NCD_ERR_PAYLOAD;
-    } else {
-      rc = ncd_handler_hello(rid, rid_len, &cmd);
-      h = NULL; /* a failed Hello is answered to the routing id */
-    }
-  } else if (!h) {
-    ncd_set_errmsg("%s before hello: the first command must be Hello", cmd.name);
+  } else if (cmd.kind == NCD_CMD_BATCH && h) {
+    ncd_handler_touch(h);
+    run_batch(rid, rid_len, h, cmd.batch_count, rest);
+    ncd_wire_cmd_release();
+    return;
+  } else if (cmd.kind == NCD_CMD_BATCH) {
+    ncd_set_errmsg("batch before hello: the first command must be Hello");
     rc = NCD_ERR_NO_HELLO;
   } else {
-    int rule = ncd_wire_payload_rule(cmd.kind);
-    if ((rule == NCD_PAYLOAD_NEVER && payload) || (rule == NCD_PAYLOAD_REQUIRED && !payload)) {
-      ncd_set_errmsg(payload ? "%s takes no payload frame" : "%s needs a payload frame", cmd.name);
+    has_payload = ncd_frames_next(rest, &payload) == 0;
+    extra = ncd_frames_drain(rest);
+    if (extra > 0) {
+      ncd_set_errmsg("%s: %d frames; at most an envelope and one payload", cmd.name, 2 + extra);
       rc = NCD_ERR_PAYLOAD;
-    } else {
+    } else if (cmd.kind == NCD_CMD_HELLO) {
+      if (has_payload) {
+        ncd_set_errmsg("hello takes no payload frame");
+        rc = NCD_ERR_PAYLOAD;
+      } else {
+        rc = ncd_handler_hello(rid, rid_len, &cmd);
+        h = NULL; /* a failed Hello is answered to the routing id */
+      }
+    } else if (!h) {
+      ncd_set_errmsg("%s before hello: the first command must be Hello", cmd.name);
+      rc = NCD_ERR_NO_HELLO;
+    } else if ((rc = check_payload(&cmd, has_payload ? &payload : NULL)) == 0) {
       ncd_handler_touch(h);
-      rc = run(h, &cmd, payload);
+      rc = run(h, &cmd, has_payload ? &payload : NULL);
     }
+    zmq_msg_close(&payload);
   }
   if (h) ncd_handler_touch(h);
   if (rc != 0) reject(rid, rid_len, h, &cmd, rc);

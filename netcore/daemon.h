@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "addr.h"
+#include "msgbatch.h"
 #include "config.h"
 #include "idmap.h"
 #include "list.h"
@@ -29,8 +30,8 @@ typedef struct ncd_socket ncd_socket;
  * full; sent in order once the pipe drains. */
 typedef struct ncd_outmsg {
   struct ncd_outmsg *next;
-  zmq_msg_t env, payload;
-  int has_payload;
+  size_t nframes;
+  zmq_msg_t frames[]; /* envelope, then payload frames */
 } ncd_outmsg;
 
 struct ncd_handler {
@@ -49,6 +50,8 @@ struct ncd_handler {
   size_t outq_len;
   int blocked;               /* its pipe is full: its sockets are not read */
   int lazy_acks;             /* Hello.lazy_acks: acks wait unless asked for */
+  int batch_events;          /* Hello.batch_events: events go out in batches */
+  nc__msgbatch_t batch;      /* events of this loop turn, when batch_events */
   int gone;                  /* lease expired, Bye, or unreachable: sends are dropped */
 };
 

@@ -53,6 +53,7 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const ncd_cmd *cmd) {
   snprintf(h->name, sizeof h->name, "%s", cmd->hello_name && *cmd->hello_name ? cmd->hello_name : "handler");
   h->credit_window = clamp_credit(cmd->credit_window);
   h->lazy_acks = cmd->lazy_acks;
+  h->batch_events = cmd->batch_events;
   h->lease_ms = cmd->lease_ms ? cmd->lease_ms : ncd.cfg.lease_ms;
   if (h->lease_ms < 50) h->lease_ms = 50;
   ncd_list_init(&h->sockets);
@@ -81,13 +82,13 @@ void ncd_handler_gone(ncd_handler *h, const char *reason) {
   while (h->outq_head) {
     ncd_outmsg *m = h->outq_head;
     h->outq_head = m->next;
-    zmq_msg_close(&m->env);
-    zmq_msg_close(&m->payload);
+    for (size_t i = 0; i < m->nframes; i++) zmq_msg_close(&m->frames[i]);
     free(m);
   }
   h->outq_tail = NULL;
   h->outq_len = 0;
   h->blocked = 0;
+  nc__msgbatch_clear(&h->batch);
   /* Servers first, so no new connection lands on a handler being emptied. */
   ncd_list *l, *next;
   for (l = h->servers.next; l != &h->servers; l = next) {
@@ -175,6 +176,7 @@ void ncd_handler_reap(void) {
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);
     if (h->gone && ncd_list_empty(&h->sockets) && ncd_list_empty(&h->servers)) {
       ncd_list_remove(&h->link);
+      nc__msgbatch_free(&h->batch);
       free(h);
     }
   }

@@ -12,41 +12,50 @@
 
 #define RECV_BATCH 1024
 #define RETRY_MS 2
+/* A batch of events leaves early once it is this big (PROTOCOL.md 1.1). */
+#define BATCH_MAX_EVENTS 256
+#define BATCH_MAX_PAYLOAD (1u << 20)
 
 static void retry_cb(uv_timer_t *t);
 
-/* Receives one whole multipart message and dispatches it. Returns 0, or -1 when
- * nothing is waiting. */
+int ncd_frames_next(ncd_frames *f, zmq_msg_t *out) {
+  zmq_msg_init(out);
+  if (!f->more) return -1;
+  if (zmq_msg_recv(out, ncd.router, 0) < 0) {
+    f->more = 0;
+    return -1;
+  }
+  f->more = zmq_msg_more(out);
+  return 0;
+}
+
+int ncd_frames_drain(ncd_frames *f) {
+  int n = 0;
+  zmq_msg_t m;
+  while (ncd_frames_next(f, &m) == 0) {
+    zmq_msg_close(&m);
+    n++;
+  }
+  zmq_msg_close(&m);
+  return n;
+}
+
+/* Receives one whole multipart message and dispatches it; the dispatcher
+ * receives the frames after the envelope as it needs them. Returns 0, or -1
+ * when nothing is waiting. */
 static int recv_one(void) {
-  zmq_msg_t rid, env, payload, extra;
+  zmq_msg_t rid, env;
   zmq_msg_init(&rid);
   if (zmq_msg_recv(&rid, ncd.router, ZMQ_DONTWAIT) < 0) {
     zmq_msg_close(&rid);
     return -1;
   }
-  int nframes = 0, has_payload = 0;
-  zmq_msg_init(&env);
-  zmq_msg_init(&payload);
-  if (zmq_msg_more(&rid) && zmq_msg_recv(&env, ncd.router, 0) >= 0) {
-    nframes = 1;
-    if (zmq_msg_more(&env) && zmq_msg_recv(&payload, ncd.router, 0) >= 0) {
-      nframes = 2;
-      has_payload = 1;
-      /* More frames than the protocol allows: drain them and report. */
-      int more = zmq_msg_more(&payload);
-      while (more) {
-        zmq_msg_init(&extra);
-        if (zmq_msg_recv(&extra, ncd.router, 0) < 0) more = 0;
-        else more = zmq_msg_more(&extra), nframes++;
-        zmq_msg_close(&extra);
-      }
-    }
-  }
-  ncd_commands_dispatch(zmq_msg_data(&rid), zmq_msg_size(&rid), nframes ? &env : NULL,
-                        has_payload ? &payload : NULL, nframes);
+  ncd_frames rest = {.more = zmq_msg_more(&rid)};
+  int has_env = ncd_frames_next(&rest, &env) == 0;
+  ncd_commands_dispatch(zmq_msg_data(&rid), zmq_msg_size(&rid), has_env ? &env : NULL, &rest);
+  ncd_frames_drain(&rest);
   zmq_msg_close(&rid);
   zmq_msg_close(&env);
-  zmq_msg_close(&payload);
   return 0;
 }
 
@@ -70,7 +79,11 @@ static void process_input(void) {
 
 static void poll_cb(uv_poll_t *p, int status, int events) { process_input(); }
 
+/* The end of a loop turn: the events collected for batching handlers leave
+ * now, before the loop blocks. Sending may consume ZMQ_FD's edge, so input is
+ * checked after. */
 static void prepare_cb(uv_prepare_t *p) {
+  ncd_router_flush_batches();
   if (input_pending()) uv_idle_start(&ncd.router_idle, (uv_idle_cb)process_input);
 }
 
@@ -180,32 +193,30 @@ void ncd_router_stop(void) {
   zmq_ctx_term(ncd.zctx);
 }
 
-/* Tries to hand one message to ZeroMQ. Returns 0 when sent (payload moved),
- * EAGAIN when the pipe is full (nothing sent), or EHOSTUNREACH. */
-static int try_send(ncd_handler *h, zmq_msg_t *env, zmq_msg_t *payload) {
+/* Tries to hand one message (frames[0..n)) to ZeroMQ. Returns 0 when sent
+ * (frames moved), EAGAIN when the pipe is full (nothing sent), or EHOSTUNREACH. */
+static int try_send(ncd_handler *h, zmq_msg_t *frames, size_t n) {
   if (zmq_send(ncd.router, h->rid, h->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return errno;
   /* Once the routing frame is accepted, the rest of the message is too. */
-  zmq_msg_send(env, ncd.router, payload ? ZMQ_SNDMORE : 0);
-  if (payload) zmq_msg_send(payload, ncd.router, 0);
+  for (size_t i = 0; i < n; i++) zmq_msg_send(&frames[i], ncd.router, i + 1 < n ? ZMQ_SNDMORE : 0);
   return 0;
 }
 
-static void enqueue(ncd_handler *h, zmq_msg_t *env, zmq_msg_t *payload) {
-  ncd_outmsg *m = malloc(sizeof *m);
+static void enqueue(ncd_handler *h, zmq_msg_t *frames, size_t n) {
+  ncd_outmsg *m = malloc(sizeof *m + n * sizeof m->frames[0]);
   if (!m) {
     /* Out of memory: the stream to this handler can no longer be exact. */
     ncd_error("out of memory queueing for handler %s; dropping it", h->name);
-    zmq_msg_close(env);
-    if (payload) zmq_msg_close(payload);
+    for (size_t i = 0; i < n; i++) zmq_msg_close(&frames[i]);
     ncd_handler_gone(h, "out of memory");
     return;
   }
   m->next = NULL;
-  zmq_msg_init(&m->env);
-  zmq_msg_move(&m->env, env);
-  m->has_payload = payload != NULL;
-  zmq_msg_init(&m->payload);
-  if (payload) zmq_msg_move(&m->payload, payload);
+  m->nframes = n;
+  for (size_t i = 0; i < n; i++) {
+    zmq_msg_init(&m->frames[i]);
+    zmq_msg_move(&m->frames[i], &frames[i]);
+  }
   if (h->outq_tail) h->outq_tail->next = m;
   else h->outq_head = m;
   h->outq_tail = m;
@@ -219,25 +230,62 @@ static void enqueue(ncd_handler *h, zmq_msg_t *env, zmq_msg_t *payload) {
   }
 }
 
+/* Sends a whole message to h, or queues it behind what is already queued.
+ * Every frame is moved or closed. */
+static void deliver(ncd_handler *h, zmq_msg_t *frames, size_t n) {
+  int rc = h->outq_head ? EAGAIN : try_send(h, frames, n);
+  if (rc == 0) return;
+  if (rc == EAGAIN) {
+    enqueue(h, frames, n);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) zmq_msg_close(&frames[i]);
+  ncd_handler_gone(h, "unreachable");
+}
+
+/* Sends the events h collected this turn as one message. */
+static void send_batch(ncd_handler *h) {
+  zmq_msg_t *frames;
+  size_t n;
+  if (nc__msgbatch_seal(&h->batch, &frames, &n) != 0) {
+    ncd_error("out of memory sending to handler %s; dropping it", h->name);
+    nc__msgbatch_clear(&h->batch);
+    ncd_handler_gone(h, "out of memory");
+    return;
+  }
+  deliver(h, frames, n);
+  nc__msgbatch_clear(&h->batch);
+}
+
 void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
-  zmq_msg_t env;
-  if (h->gone || ncd_wire_event_pack(ev, &env) != 0) {
+  if (h->gone) {
     if (payload) zmq_msg_close(payload);
     return;
   }
-  if (h->outq_head) {
-    enqueue(h, &env, payload);
+  if (h->batch_events) {
+    if (ncd_wire_batch_append(&h->batch, ev) != 0 ||
+        (payload && nc__msgbatch_frame(&h->batch, payload) != 0)) {
+      if (payload) zmq_msg_close(payload);
+      ncd_error("out of memory batching for handler %s; dropping it", h->name);
+      ncd_handler_gone(h, "out of memory");
+    } else if (h->batch.count >= BATCH_MAX_EVENTS || h->batch.payload_bytes >= BATCH_MAX_PAYLOAD) {
+      send_batch(h);
+    }
     return;
   }
-  int rc = try_send(h, &env, payload);
-  if (rc == 0) return;
-  if (rc == EAGAIN) {
-    enqueue(h, &env, payload);
+  zmq_msg_t frames[2];
+  size_t n = 1;
+  if (ncd_wire_event_pack(ev, &frames[0]) != 0) {
+    if (payload) zmq_msg_close(payload);
     return;
   }
-  zmq_msg_close(&env);
-  if (payload) zmq_msg_close(payload);
-  ncd_handler_gone(h, "unreachable");
+  if (payload) {
+    zmq_msg_init(&frames[1]);
+    zmq_msg_move(&frames[1], payload);
+    zmq_msg_close(payload);
+    n = 2;
+  }
+  deliver(h, frames, n);
 }
 
 void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev) {
@@ -251,8 +299,8 @@ void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev) {
 void ncd_router_flush(ncd_handler *h) {
   while (h->outq_head && !h->gone) {
     ncd_outmsg *m = h->outq_head;
-    int rc = try_send(h, &m->env, m->has_payload ? &m->payload : NULL);
-    if (rc == EAGAIN) return;
+    int rc = try_send(h, m->frames, m->nframes);
+    if (rc == EAGAIN) break;
     if (rc != 0) {
       ncd_handler_gone(h, "unreachable");
       return;
@@ -260,14 +308,22 @@ void ncd_router_flush(ncd_handler *h) {
     h->outq_head = m->next;
     if (!h->outq_head) h->outq_tail = NULL;
     h->outq_len--;
-    zmq_msg_close(&m->env);
-    zmq_msg_close(&m->payload);
     free(m);
   }
+  if (!h->gone && !nc__msgbatch_empty(&h->batch)) send_batch(h);
   if (h->blocked && !h->outq_head) {
     h->blocked = 0;
     ncd_debug("handler %s: pipe drained, reading its sockets again", h->name);
     ncd_handler_update_reading(h);
+  }
+}
+
+void ncd_router_flush_batches(void) {
+  ncd_list *l, *next;
+  for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
+    next = l->next;
+    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    if (!h->gone && !nc__msgbatch_empty(&h->batch)) send_batch(h);
   }
 }
 

@@ -5,7 +5,10 @@
  * never blocks: an event for a handler whose pipe is full goes to that
  * handler's queue, the handler is marked blocked (its sockets stop reading,
  * see socket.h) and the queue is retried on a short timer. A send that finds
- * the handler's connection gone marks the handler gone. Loop thread only.
+ * the handler's connection gone marks the handler gone. Events for a handler
+ * that said Hello.batch_events are collected in its batch (batch.h) and sent
+ * once per loop turn, from the prepare callback, or when the batch is full.
+ * Loop thread only.
  */
 #ifndef NCD_ROUTER_H
 #define NCD_ROUTER_H
@@ -28,7 +31,11 @@ void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload);
  * Best effort: dropped if the peer's pipe is full. */
 void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev);
 
-/* Tries to send h's queued events; unblocks h when its queue is empty. */
+/* Tries to send h's queued events, then its batch; unblocks h when its queue
+ * is empty. */
 void ncd_router_flush(ncd_handler *h);
+
+/* Sends every handler's collected batch (called at the end of each loop turn). */
+void ncd_router_flush_batches(void);
 
 #endif

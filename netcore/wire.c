@@ -10,7 +10,7 @@
 /* Unpacking a command allocates a few small objects. A bump arena reset after
  * every command keeps malloc off the hot path; oversized requests fall back to
  * malloc and are freed individually. */
-#define ARENA_SIZE (16 * 1024)
+#define ARENA_SIZE (64 * 1024)
 static _Alignas(16) unsigned char arena[ARENA_SIZE];
 static size_t arena_used;
 static Netcore__V1__Command *current;
@@ -53,13 +53,10 @@ static void take_endpoint(ncd_endpoint *ep, int is_tcp, Netcore__V1__TcpEndpoint
   }
 }
 
-int ncd_wire_cmd_unpack(const void *data, size_t len, ncd_cmd *c) {
-  ncd_wire_cmd_release();
+/* The flat view of one unpacked command. */
+static int convert(const Netcore__V1__Command *m, ncd_cmd *c) {
   memset(c, 0, sizeof *c);
   c->name = "unknown";
-  current = netcore__v1__command__unpack(&arena_allocator, len, data);
-  if (!current) return NCD_EPROTO;
-  Netcore__V1__Command *m = current;
   c->ref = m->ref;
   switch (m->command_case) {
   case NETCORE__V1__COMMAND__COMMAND_HELLO:
@@ -69,6 +66,7 @@ int ncd_wire_cmd_unpack(const void *data, size_t len, ncd_cmd *c) {
     c->credit_window = m->hello->credit_window;
     c->lease_ms = m->hello->lease_ms;
     c->lazy_acks = m->hello->lazy_acks;
+    c->batch_events = m->hello->batch_events;
     break;
   case NETCORE__V1__COMMAND__COMMAND_BYE:
     c->kind = NCD_CMD_BYE, c->name = "bye";
@@ -161,10 +159,33 @@ int ncd_wire_cmd_unpack(const void *data, size_t len, ncd_cmd *c) {
     c->enable = m->set_keep_alive->enable;
     c->initial_delay_ms = m->set_keep_alive->initial_delay_ms;
     break;
+  case NETCORE__V1__COMMAND__COMMAND_BATCH:
+    c->kind = NCD_CMD_BATCH, c->name = "batch";
+    c->batch_count = m->batch->n_commands;
+    break;
   default:
     return NCD_ERR_UNKNOWN_COMMAND;
   }
   return 0;
+}
+
+int ncd_wire_cmd_unpack(const void *data, size_t len, ncd_cmd *c) {
+  ncd_wire_cmd_release();
+  memset(c, 0, sizeof *c);
+  c->name = "unknown";
+  current = netcore__v1__command__unpack(&arena_allocator, len, data);
+  if (!current) return NCD_EPROTO;
+  return convert(current, c);
+}
+
+int ncd_wire_batch_cmd(size_t i, ncd_cmd *c) {
+  if (!current || current->command_case != NETCORE__V1__COMMAND__COMMAND_BATCH ||
+      i >= current->batch->n_commands) {
+    memset(c, 0, sizeof *c);
+    c->name = "unknown";
+    return NCD_ERR_UNKNOWN_COMMAND;
+  }
+  return convert(current->batch->commands[i], c);
 }
 
 int ncd_wire_payload_rule(ncd_cmd_kind kind) {
@@ -185,8 +206,9 @@ static Netcore__V1__Address *address(const ncd_addr *a, Netcore__V1__Address *bu
 
 #define STR(s) ((char *)((s) ? (s) : ""))
 
-int ncd_wire_event_pack(const ncd_event *ev, zmq_msg_t *msg) {
-  Netcore__V1__Event e = NETCORE__V1__EVENT__INIT;
+/* An Event and the sub-messages it points to, all on the caller's stack. */
+typedef struct event_parts {
+  Netcore__V1__Event e;
   Netcore__V1__Address a1, a2;
   Netcore__V1__WriteAck piggyback;
   union {
@@ -207,136 +229,157 @@ int ncd_wire_event_pack(const ncd_event *ev, zmq_msg_t *msg) {
     Netcore__V1__Fd fd;
     Netcore__V1__Shutdown shutdown;
   } u;
+} event_parts;
+
+/* Fills p->e (and what it points to) from ev. */
+static void fill_event(const ncd_event *ev, event_parts *p) {
+  Netcore__V1__Event e = NETCORE__V1__EVENT__INIT;
   e.seq = ev->seq;
   if (ev->has_ack) {
-    netcore__v1__write_ack__init(&piggyback);
-    piggyback.socket_id = ev->socket_id;
-    piggyback.writes = ev->ack_writes;
-    piggyback.bytes = ev->ack_bytes;
-    piggyback.bytes_written = ev->ack_bytes_written;
-    piggyback.queued_bytes = ev->ack_queued_bytes;
-    e.ack = &piggyback;
+    netcore__v1__write_ack__init(&p->piggyback);
+    p->piggyback.socket_id = ev->socket_id;
+    p->piggyback.writes = ev->ack_writes;
+    p->piggyback.bytes = ev->ack_bytes;
+    p->piggyback.bytes_written = ev->ack_bytes_written;
+    p->piggyback.queued_bytes = ev->ack_queued_bytes;
+    e.ack = &p->piggyback;
   }
   switch (ev->kind) {
   case NCD_EV_WELCOME: {
     const ncd_welcome *w = ev->welcome;
-    netcore__v1__welcome__init(&u.welcome);
-    u.welcome.version = NCD_PROTOCOL_VERSION;
-    u.welcome.instance_id = STR(w->instance_id);
-    u.welcome.id_prefix = w->id_prefix;
-    u.welcome.credit_window = w->credit_window;
-    u.welcome.lease_ms = w->lease_ms;
-    u.welcome.max_frame = w->max_frame;
-    u.welcome.max_write_queue = w->max_write_queue;
-    u.welcome.server_version = STR(w->server_version);
-    e.event_case = NETCORE__V1__EVENT__EVENT_WELCOME, e.welcome = &u.welcome;
+    netcore__v1__welcome__init(&p->u.welcome);
+    p->u.welcome.version = NCD_PROTOCOL_VERSION;
+    p->u.welcome.instance_id = STR(w->instance_id);
+    p->u.welcome.id_prefix = w->id_prefix;
+    p->u.welcome.credit_window = w->credit_window;
+    p->u.welcome.lease_ms = w->lease_ms;
+    p->u.welcome.max_frame = w->max_frame;
+    p->u.welcome.max_write_queue = w->max_write_queue;
+    p->u.welcome.server_version = STR(w->server_version);
+    e.event_case = NETCORE__V1__EVENT__EVENT_WELCOME, e.welcome = &p->u.welcome;
     break;
   }
   case NCD_EV_ERROR:
-    netcore__v1__error__init(&u.error);
-    u.error.code = STR(ev->code);
-    u.error.message = STR(ev->message);
-    u.error.ref = ev->ref;
-    u.error.command = STR(ev->command);
-    u.error.socket_id = ev->socket_id;
-    u.error.server_id = ev->server_id;
-    e.event_case = NETCORE__V1__EVENT__EVENT_ERROR, e.error = &u.error;
+    netcore__v1__error__init(&p->u.error);
+    p->u.error.code = STR(ev->code);
+    p->u.error.message = STR(ev->message);
+    p->u.error.ref = ev->ref;
+    p->u.error.command = STR(ev->command);
+    p->u.error.socket_id = ev->socket_id;
+    p->u.error.server_id = ev->server_id;
+    e.event_case = NETCORE__V1__EVENT__EVENT_ERROR, e.error = &p->u.error;
     break;
   case NCD_EV_PONG:
-    netcore__v1__pong__init(&u.pong);
-    u.pong.nonce = ev->nonce;
-    e.event_case = NETCORE__V1__EVENT__EVENT_PONG, e.pong = &u.pong;
+    netcore__v1__pong__init(&p->u.pong);
+    p->u.pong.nonce = ev->nonce;
+    e.event_case = NETCORE__V1__EVENT__EVENT_PONG, e.pong = &p->u.pong;
     break;
   case NCD_EV_LISTENING:
-    netcore__v1__listening__init(&u.listening);
-    u.listening.server_id = ev->server_id;
-    u.listening.address = address(ev->local, &a1);
-    e.event_case = NETCORE__V1__EVENT__EVENT_LISTENING, e.listening = &u.listening;
+    netcore__v1__listening__init(&p->u.listening);
+    p->u.listening.server_id = ev->server_id;
+    p->u.listening.address = address(ev->local, &p->a1);
+    e.event_case = NETCORE__V1__EVENT__EVENT_LISTENING, e.listening = &p->u.listening;
     break;
   case NCD_EV_SERVER_ERROR:
-    netcore__v1__server_error__init(&u.server_error);
-    u.server_error.server_id = ev->server_id;
-    u.server_error.code = STR(ev->code);
-    u.server_error.message = STR(ev->message);
-    e.event_case = NETCORE__V1__EVENT__EVENT_SERVER_ERROR, e.server_error = &u.server_error;
+    netcore__v1__server_error__init(&p->u.server_error);
+    p->u.server_error.server_id = ev->server_id;
+    p->u.server_error.code = STR(ev->code);
+    p->u.server_error.message = STR(ev->message);
+    e.event_case = NETCORE__V1__EVENT__EVENT_SERVER_ERROR, e.server_error = &p->u.server_error;
     break;
   case NCD_EV_SERVER_CLOSED:
-    netcore__v1__server_closed__init(&u.server_closed);
-    u.server_closed.server_id = ev->server_id;
-    e.event_case = NETCORE__V1__EVENT__EVENT_SERVER_CLOSED, e.server_closed = &u.server_closed;
+    netcore__v1__server_closed__init(&p->u.server_closed);
+    p->u.server_closed.server_id = ev->server_id;
+    e.event_case = NETCORE__V1__EVENT__EVENT_SERVER_CLOSED, e.server_closed = &p->u.server_closed;
     break;
   case NCD_EV_CONNECTION:
-    netcore__v1__connection__init(&u.connection);
-    u.connection.server_id = ev->server_id;
-    u.connection.socket_id = ev->socket_id;
-    u.connection.local = address(ev->local, &a1);
-    u.connection.remote = address(ev->remote, &a2);
-    u.connection.allow_half_open = ev->flag;
-    u.connection.server_connections = ev->count;
-    e.event_case = NETCORE__V1__EVENT__EVENT_CONNECTION, e.connection = &u.connection;
+    netcore__v1__connection__init(&p->u.connection);
+    p->u.connection.server_id = ev->server_id;
+    p->u.connection.socket_id = ev->socket_id;
+    p->u.connection.local = address(ev->local, &p->a1);
+    p->u.connection.remote = address(ev->remote, &p->a2);
+    p->u.connection.allow_half_open = ev->flag;
+    p->u.connection.server_connections = ev->count;
+    e.event_case = NETCORE__V1__EVENT__EVENT_CONNECTION, e.connection = &p->u.connection;
     break;
   case NCD_EV_CONNECTED:
-    netcore__v1__connected__init(&u.connected);
-    u.connected.socket_id = ev->socket_id;
-    u.connected.local = address(ev->local, &a1);
-    u.connected.remote = address(ev->remote, &a2);
-    e.event_case = NETCORE__V1__EVENT__EVENT_CONNECTED, e.connected = &u.connected;
+    netcore__v1__connected__init(&p->u.connected);
+    p->u.connected.socket_id = ev->socket_id;
+    p->u.connected.local = address(ev->local, &p->a1);
+    p->u.connected.remote = address(ev->remote, &p->a2);
+    e.event_case = NETCORE__V1__EVENT__EVENT_CONNECTED, e.connected = &p->u.connected;
     break;
   case NCD_EV_DATA:
-    netcore__v1__data__init(&u.data);
-    u.data.socket_id = ev->socket_id;
-    e.event_case = NETCORE__V1__EVENT__EVENT_DATA, e.data = &u.data;
+    netcore__v1__data__init(&p->u.data);
+    p->u.data.socket_id = ev->socket_id;
+    e.event_case = NETCORE__V1__EVENT__EVENT_DATA, e.data = &p->u.data;
     break;
   case NCD_EV_ENDED:
-    netcore__v1__ended__init(&u.ended);
-    u.ended.socket_id = ev->socket_id;
-    e.event_case = NETCORE__V1__EVENT__EVENT_ENDED, e.ended = &u.ended;
+    netcore__v1__ended__init(&p->u.ended);
+    p->u.ended.socket_id = ev->socket_id;
+    e.event_case = NETCORE__V1__EVENT__EVENT_ENDED, e.ended = &p->u.ended;
     break;
   case NCD_EV_WRITE_ACK:
-    netcore__v1__write_ack__init(&u.write_ack);
-    u.write_ack.socket_id = ev->socket_id;
-    u.write_ack.writes = ev->count;
-    u.write_ack.bytes = ev->bytes;
-    u.write_ack.bytes_written = ev->bytes_written;
-    u.write_ack.queued_bytes = ev->queued_bytes;
-    e.event_case = NETCORE__V1__EVENT__EVENT_WRITE_ACK, e.write_ack = &u.write_ack;
+    netcore__v1__write_ack__init(&p->u.write_ack);
+    p->u.write_ack.socket_id = ev->socket_id;
+    p->u.write_ack.writes = ev->count;
+    p->u.write_ack.bytes = ev->bytes;
+    p->u.write_ack.bytes_written = ev->bytes_written;
+    p->u.write_ack.queued_bytes = ev->queued_bytes;
+    e.event_case = NETCORE__V1__EVENT__EVENT_WRITE_ACK, e.write_ack = &p->u.write_ack;
     break;
   case NCD_EV_TIMEOUT:
-    netcore__v1__timeout__init(&u.timeout);
-    u.timeout.socket_id = ev->socket_id;
-    e.event_case = NETCORE__V1__EVENT__EVENT_TIMEOUT, e.timeout = &u.timeout;
+    netcore__v1__timeout__init(&p->u.timeout);
+    p->u.timeout.socket_id = ev->socket_id;
+    e.event_case = NETCORE__V1__EVENT__EVENT_TIMEOUT, e.timeout = &p->u.timeout;
     break;
   case NCD_EV_SOCKET_ERROR:
-    netcore__v1__socket_error__init(&u.socket_error);
-    u.socket_error.socket_id = ev->socket_id;
-    u.socket_error.code = STR(ev->code);
-    u.socket_error.message = STR(ev->message);
-    e.event_case = NETCORE__V1__EVENT__EVENT_SOCKET_ERROR, e.socket_error = &u.socket_error;
+    netcore__v1__socket_error__init(&p->u.socket_error);
+    p->u.socket_error.socket_id = ev->socket_id;
+    p->u.socket_error.code = STR(ev->code);
+    p->u.socket_error.message = STR(ev->message);
+    e.event_case = NETCORE__V1__EVENT__EVENT_SOCKET_ERROR, e.socket_error = &p->u.socket_error;
     break;
   case NCD_EV_CLOSED:
-    netcore__v1__closed__init(&u.closed);
-    u.closed.socket_id = ev->socket_id;
-    u.closed.had_error = ev->flag;
-    u.closed.bytes_read = ev->bytes_read;
-    u.closed.bytes_written = ev->bytes_written;
-    e.event_case = NETCORE__V1__EVENT__EVENT_CLOSED, e.closed = &u.closed;
+    netcore__v1__closed__init(&p->u.closed);
+    p->u.closed.socket_id = ev->socket_id;
+    p->u.closed.had_error = ev->flag;
+    p->u.closed.bytes_read = ev->bytes_read;
+    p->u.closed.bytes_written = ev->bytes_written;
+    e.event_case = NETCORE__V1__EVENT__EVENT_CLOSED, e.closed = &p->u.closed;
     break;
   case NCD_EV_FD:
-    netcore__v1__fd__init(&u.fd);
-    u.fd.socket_id = ev->socket_id;
-    u.fd.new_socket_id = ev->new_socket_id;
-    u.fd.local = address(ev->local, &a1);
-    u.fd.remote = address(ev->remote, &a2);
-    e.event_case = NETCORE__V1__EVENT__EVENT_FD, e.fd = &u.fd;
+    netcore__v1__fd__init(&p->u.fd);
+    p->u.fd.socket_id = ev->socket_id;
+    p->u.fd.new_socket_id = ev->new_socket_id;
+    p->u.fd.local = address(ev->local, &p->a1);
+    p->u.fd.remote = address(ev->remote, &p->a2);
+    e.event_case = NETCORE__V1__EVENT__EVENT_FD, e.fd = &p->u.fd;
     break;
   case NCD_EV_SHUTDOWN:
-    netcore__v1__shutdown__init(&u.shutdown);
-    u.shutdown.reason = STR(ev->reason);
-    e.event_case = NETCORE__V1__EVENT__EVENT_SHUTDOWN, e.shutdown = &u.shutdown;
+    netcore__v1__shutdown__init(&p->u.shutdown);
+    p->u.shutdown.reason = STR(ev->reason);
+    e.event_case = NETCORE__V1__EVENT__EVENT_SHUTDOWN, e.shutdown = &p->u.shutdown;
     break;
   }
-  size_t len = netcore__v1__event__get_packed_size(&e);
+  p->e = e;
+}
+
+int ncd_wire_event_pack(const ncd_event *ev, zmq_msg_t *msg) {
+  event_parts p;
+  fill_event(ev, &p);
+  size_t len = netcore__v1__event__get_packed_size(&p.e);
   if (zmq_msg_init_size(msg, len) != 0) return NCD_ENOMEM;
-  netcore__v1__event__pack(&e, zmq_msg_data(msg));
+  netcore__v1__event__pack(&p.e, zmq_msg_data(msg));
+  return 0;
+}
+
+int ncd_wire_batch_append(nc__msgbatch_t *batch, const ncd_event *ev) {
+  event_parts p;
+  fill_event(ev, &p);
+  size_t len = netcore__v1__event__get_packed_size(&p.e);
+  unsigned char *at = nc__msgbatch_entry(batch, len);
+  if (!at) return NCD_ENOMEM;
+  netcore__v1__event__pack(&p.e, at);
   return 0;
 }

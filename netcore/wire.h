@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "addr.h"
+#include "msgbatch.h"
 
 #define NCD_PROTOCOL_VERSION 1
 
@@ -21,7 +22,7 @@ typedef enum ncd_cmd_kind {
   NCD_CMD_LISTEN, NCD_CMD_SERVER_PAUSE, NCD_CMD_SERVER_CLOSE, NCD_CMD_SERVER_SET_MAX,
   NCD_CMD_CONNECT, NCD_CMD_WRITE, NCD_CMD_END, NCD_CMD_DESTROY, NCD_CMD_PAUSE,
   NCD_CMD_RESUME, NCD_CMD_CREDIT, NCD_CMD_SET_TIMEOUT, NCD_CMD_SET_NO_DELAY,
-  NCD_CMD_SET_KEEP_ALIVE
+  NCD_CMD_SET_KEEP_ALIVE, NCD_CMD_BATCH
 } ncd_cmd_kind;
 
 enum { NCD_EP_NONE, NCD_EP_TCP, NCD_EP_PATH, NCD_EP_FD };
@@ -45,7 +46,7 @@ typedef struct ncd_cmd {
   uint64_t fd_socket_id; /* Write */
   ncd_endpoint ep;       /* Listen, Connect */
   uint32_t version, credit_window, lease_ms; /* Hello */
-  int lazy_acks;                              /* Hello */
+  int lazy_acks, batch_events;                /* Hello */
   int ack_now;                                /* Write, End */
   const char *hello_name;
   uint64_t nonce;             /* Ping */
@@ -57,11 +58,15 @@ typedef struct ncd_cmd {
   uint32_t bytes;             /* Credit */
   int enable;                 /* SetNoDelay, SetKeepAlive */
   uint32_t initial_delay_ms;  /* SetKeepAlive */
+  size_t batch_count;         /* CommandBatch: how many commands it holds */
 } ncd_cmd;
 
 /* Unpacks an envelope. Returns 0, NCD_EPROTO if it does not parse, or
  * NCD_ERR_UNKNOWN_COMMAND if no command case is set (cmd->ref is still filled). */
 int ncd_wire_cmd_unpack(const void *data, size_t len, ncd_cmd *cmd);
+/* The i-th command of the CommandBatch last unpacked, as ncd_wire_cmd_unpack
+ * would give it alone. Valid until ncd_wire_cmd_release(). */
+int ncd_wire_batch_cmd(size_t i, ncd_cmd *cmd);
 /* Frees what the last unpack allocated; cmd's strings die here. */
 void ncd_wire_cmd_release(void);
 /* NCD_PAYLOAD_* for a command kind. */
@@ -99,5 +104,9 @@ typedef struct ncd_event {
 /* Packs ev into msg (initialised here; the caller sends or closes it).
  * Returns 0 or NCD_ENOMEM. */
 int ncd_wire_event_pack(const ncd_event *ev, zmq_msg_t *msg);
+
+/* Appends ev to an EventBatch being collected. Returns 0 or NCD_ENOMEM
+ * (batch unchanged). */
+int ncd_wire_batch_append(nc__msgbatch_t *batch, const ncd_event *ev);
 
 #endif

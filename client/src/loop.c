@@ -51,11 +51,81 @@ static int zsock_readable(void *sock) {
 
 /* ------------------------------------------------------------- sending */
 
+/* A batch of commands leaves early once it is this big. */
+#define BATCH_MAX_COMMANDS 256
+#define BATCH_MAX_PAYLOAD (1u << 20)
+
+static void link_failed(nc_loop_t *loop) {
+  /* With an unlimited send queue this only happens when the link is dead;
+   * the loss is reported at the next turn, not inside the user's call. */
+  snprintf(loop->errmsg, sizeof(loop->errmsg), "sending to netcore at %s failed: %s",
+           loop->endpoint, zmq_strerror(errno));
+  loop->gone_pending = NC_ERR_NETCORE_GONE;
+}
+
+/* Sends the commands collected this turn as one message. */
+static void flush_batch(nc_loop_t *loop) {
+  zmq_msg_t *frames;
+  size_t n;
+  if (nc__msgbatch_empty(&loop->out_batch)) return;
+  if (loop->gone || loop->gone_pending || loop->dealer == NULL) {
+    nc__msgbatch_clear(&loop->out_batch);
+    return;
+  }
+  if (nc__msgbatch_seal(&loop->out_batch, &frames, &n) != 0) {
+    errno = ENOMEM;
+    link_failed(loop);
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      if (zmq_msg_send(&frames[i], loop->dealer, (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
+        link_failed(loop);
+        break;
+      }
+    }
+  }
+  nc__msgbatch_clear(&loop->out_batch);
+}
+
+/* nc__send inside a turn of the loop: cmd joins the batch. Only Write carries
+ * a payload frame in a batch (nc_socket_end sends its data as a Write). */
+static int send_batched(nc_loop_t *loop, const nc__cmd_t *cmd, const void *payload, size_t len,
+                        zmq_msg_t *payload_msg) {
+  nc__msgbatch_t *b = &loop->out_batch;
+  int rv = nc__wire_pack_batched(cmd, b);
+  if (rv == 0 && cmd->type == NC__CMD_WRITE) {
+    zmq_msg_t m;
+    if (payload_msg != NULL) {
+      zmq_msg_init(&m);
+      zmq_msg_move(&m, payload_msg);
+      payload_msg = NULL;
+    } else if (zmq_msg_init_size(&m, len) == 0) {
+      if (len > 0) memcpy(zmq_msg_data(&m), payload, len); /* the one copy of the data */
+    } else {
+      rv = NC_ENOMEM;
+    }
+    if (rv == 0 && nc__msgbatch_frame(b, &m) != 0) rv = NC_ENOMEM;
+  }
+  if (payload_msg != NULL) zmq_msg_close(payload_msg);
+  if (rv != 0) {
+    /* The batch may now hold a Write without its frame: it cannot go. */
+    errno = ENOMEM;
+    link_failed(loop);
+    nc__msgbatch_clear(b);
+    return NC_ERR_NETCORE_GONE;
+  }
+  loop->last_send = loop->now;
+  if (b->count >= BATCH_MAX_COMMANDS || b->payload_bytes >= BATCH_MAX_PAYLOAD) flush_batch(loop);
+  return 0;
+}
+
 int nc__send(nc_loop_t *loop, const nc__cmd_t *cmd, const void *payload, size_t len,
              zmq_msg_t *payload_msg) {
   uint8_t stackbuf[512], *buf = stackbuf;
   int rv = NC_ERR_NETCORE_GONE;
   if (loop->gone || loop->gone_pending || loop->dealer == NULL) goto out;
+  if (loop->batching && (cmd->type == NC__CMD_WRITE || (payload == NULL && payload_msg == NULL)))
+    return send_batched(loop, cmd, payload, len, payload_msg);
+  flush_batch(loop); /* keep the order */
   int n = nc__wire_pack(cmd, buf, sizeof(stackbuf));
   if (n < 0) {
     rv = n;
@@ -86,11 +156,7 @@ int nc__send(nc_loop_t *loop, const nc__cmd_t *cmd, const void *payload, size_t 
   rv = 0;
   goto out;
 failed:
-  /* With an unlimited send queue this only happens when the link is dead;
-   * the loss is reported at the next turn, not inside the user's call. */
-  snprintf(loop->errmsg, sizeof(loop->errmsg), "sending to netcore at %s failed: %s",
-           loop->endpoint, zmq_strerror(errno));
-  loop->gone_pending = NC_ERR_NETCORE_GONE;
+  link_failed(loop);
   rv = NC_ERR_NETCORE_GONE;
 out:
   if (buf != stackbuf) free(buf);
@@ -145,7 +211,8 @@ static int hello(nc_loop_t *loop, const nc_loop_options_t *o) {
                    .name = o->name ? o->name : "libnc",
                    .u32 = o->credit_window,
                    .u32b = o->lease_ms,
-                   .flag = 1 /* lazy acks: see write_common() */};
+                   .flag = 1, /* lazy acks: see write_common() */
+                   .flag2 = 1 /* batched events: see read_events() */};
   int rv = nc__send(loop, &cmd, NULL, 0, NULL);
   if (rv != 0) return NC_ERR_NETCORE_UNAVAILABLE;
   uint32_t wait_ms = o->hello_timeout_ms ? o->hello_timeout_ms : DEFAULT_HELLO_TIMEOUT_MS;
@@ -287,6 +354,8 @@ fail:
 void nc_loop_free(nc_loop_t *loop) {
   if (loop == NULL) return;
   nc__signals_reset(loop);
+  flush_batch(loop);
+  loop->batching = 0;
   if (loop->dealer != NULL && loop->welcomed && !loop->gone && !loop->gone_pending) {
     nc__cmd_t bye = {.type = NC__CMD_BYE};
     /* Give the Bye a moment to leave; netcore would find us gone anyway. */
@@ -310,6 +379,7 @@ void nc_loop_free(nc_loop_t *loop) {
   nc__idmap_free(&loop->socket_ids);
   nc__idmap_free(&loop->server_ids);
   nc__arena_reset(&loop->arena);
+  nc__msgbatch_free(&loop->out_batch);
   free(loop->scratch);
   free(loop);
 }
@@ -414,6 +484,47 @@ static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload)
   }
 }
 
+/* Receives the next frame of the message being read into *m (initialised
+ * here either way). Returns 1 if there was one; *more tells if others follow. */
+static int next_frame(nc_loop_t *loop, zmq_msg_t *m, int *more) {
+  zmq_msg_init(m);
+  if (!*more) return 0;
+  if (zmq_msg_recv(m, loop->dealer, 0) < 0) {
+    *more = 0;
+    return 0;
+  }
+  *more = zmq_msg_more(m);
+  return 1;
+}
+
+/* The events of an EventBatch, in order; one payload frame per Data event,
+ * the first already received (first, or NULL), the rest still waiting. */
+static void dispatch_batch(nc_loop_t *loop, uint32_t count, zmq_msg_t *first, int more) {
+  for (uint32_t i = 0; i < count; i++) {
+    nc__event_t ev;
+    if (nc__wire_batch_event(&loop->arena, i, &ev) != 0) break;
+    if (ev.type != NC__EV_DATA) {
+      dispatch(loop, &ev, NULL);
+      continue;
+    }
+    zmq_msg_t payload;
+    int has_payload;
+    if (first != NULL) {
+      zmq_msg_init(&payload);
+      zmq_msg_move(&payload, first);
+      has_payload = 1;
+      first = NULL;
+    } else {
+      has_payload = next_frame(loop, &payload, &more);
+    }
+    if (has_payload) dispatch(loop, &ev, &payload);
+    zmq_msg_close(&payload);
+  }
+  zmq_msg_t extra; /* frames the batch did not account for: not ours to guess */
+  while (next_frame(loop, &extra, &more)) zmq_msg_close(&extra);
+  zmq_msg_close(&extra);
+}
+
 static void read_events(nc_loop_t *loop) {
   int budget = RECV_BUDGET;
   loop->more = 0;
@@ -433,18 +544,19 @@ static void read_events(nc_loop_t *loop) {
     if (more) {
       has_payload = zmq_msg_recv(&payload, loop->dealer, 0) >= 0;
       more = has_payload && zmq_msg_more(&payload);
-      while (more) { /* more than one payload frame: not ours to guess */
-        zmq_msg_t extra;
-        zmq_msg_init(&extra);
-        more = zmq_msg_recv(&extra, loop->dealer, 0) >= 0 && zmq_msg_more(&extra);
-        zmq_msg_close(&extra);
-      }
     }
     loop->last_recv = loop->now;
     loop->ping_outstanding = 0;
     nc__event_t ev;
-    if (nc__wire_unpack(zmq_msg_data(&env), zmq_msg_size(&env), &ev, &loop->arena) == 0)
-      dispatch(loop, &ev, has_payload ? &payload : NULL);
+    int rv = nc__wire_unpack(zmq_msg_data(&env), zmq_msg_size(&env), &ev, &loop->arena);
+    if (rv == 0 && ev.type == NC__EV_BATCH) {
+      dispatch_batch(loop, ev.count, has_payload ? &payload : NULL, more);
+    } else {
+      zmq_msg_t extra; /* more than one payload frame: not ours to guess */
+      while (next_frame(loop, &extra, &more)) zmq_msg_close(&extra);
+      zmq_msg_close(&extra);
+      if (rv == 0) dispatch(loop, &ev, has_payload ? &payload : NULL);
+    }
     zmq_msg_close(&env);
     zmq_msg_close(&payload);
   }
@@ -532,6 +644,10 @@ static int alive(const nc_loop_t *loop) {
 }
 
 int nc_loop_process(nc_loop_t *loop) {
+  /* Commands issued from here to the end of the turn leave as one batch
+   * (nested calls from callbacks keep the outer turn's batch). */
+  int outer = !loop->batching;
+  loop->batching = 1;
   loop->now = nc__clock_ms();
   nc__signals_dispatch(loop);
   if (!loop->gone && !loop->gone_pending) {
@@ -542,6 +658,10 @@ int nc_loop_process(nc_loop_t *loop) {
   loop->now = nc__clock_ms();
   nc__timers_run(loop);
   liveness(loop);
+  if (outer) {
+    flush_batch(loop);
+    loop->batching = 0;
+  }
   if (loop->gone_pending && !loop->gone) netcore_gone(loop, loop->gone_pending);
   if (loop->gone) return loop->gone;
   if (!alive(loop) && loop->shutdown) return NC_ERR_NETCORE_SHUTDOWN;

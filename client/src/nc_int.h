@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "msgbatch.h"
 #include "nc/nc.h"
 
 #define NC__HIDDEN __attribute__((visibility("hidden")))
@@ -82,6 +83,7 @@ typedef struct {
   uint32_t u32;       /* Credit.bytes, msecs, max_connections, Hello.credit_window */
   uint32_t u32b;      /* SetKeepAlive.initial_delay_ms, Hello.lease_ms */
   int flag;           /* enable, allow_half_open, Write/End.ack_now, Hello.lazy_acks */
+  int flag2;          /* Hello.batch_events */
   nc__ep_kind_t ep;   /* Listen / Connect endpoint */
   const char *host;
   int port;
@@ -109,7 +111,8 @@ typedef enum {
   NC__EV_SOCKET_ERROR,
   NC__EV_CLOSED,
   NC__EV_FD,
-  NC__EV_SHUTDOWN
+  NC__EV_SHUTDOWN,
+  NC__EV_BATCH /* an EventBatch: count events, see nc__wire_batch_event() */
 } nc__ev_type_t;
 
 /* One event in plain C. Strings point into the decoder's arena and are valid
@@ -122,7 +125,7 @@ typedef struct {
                                   Connected and Fd */
   const char *code, *message, *command;
   int flag;                    /* allow_half_open (Connection), had_error (Closed) */
-  uint32_t count;              /* server_connections, WriteAck.writes */
+  uint32_t count;              /* server_connections, WriteAck.writes, batch size */
   uint64_t bytes, bytes_written, queued_bytes, bytes_read, nonce;
   /* Welcome */
   uint32_t version, id_prefix, credit_window, lease_ms, max_frame, max_write_queue;
@@ -138,6 +141,7 @@ typedef struct nc__arena_s {
   char block[8192];
   size_t used;
   void *overflow; /* list of malloc'd blocks when one event is large */
+  const void *batch; /* the EventBatch last unpacked, or NULL */
 } nc__arena_t;
 
 /* Packs cmd into buf (cap bytes). Returns the packed length, or the length
@@ -150,6 +154,12 @@ NC__HIDDEN int nc__wire_pack(const nc__cmd_t *cmd, uint8_t *buf, size_t cap);
 NC__HIDDEN int nc__wire_unpack(const void *data, size_t len, nc__event_t *ev,
                                nc__arena_t *arena);
 NC__HIDDEN void nc__arena_reset(nc__arena_t *arena);
+/* The i-th event of the EventBatch last unpacked into arena (ev->type was
+ * NC__EV_BATCH), as nc__wire_unpack would give it alone. NC_EPROTO if there
+ * is no such event. */
+NC__HIDDEN int nc__wire_batch_event(nc__arena_t *arena, size_t i, nc__event_t *ev);
+/* Packs cmd as the next command of a CommandBatch. 0 or NC_ENOMEM. */
+NC__HIDDEN int nc__wire_pack_batched(const nc__cmd_t *cmd, nc__msgbatch_t *batch);
 
 /* ------------------------------------------------------------------ idmap */
 
@@ -336,6 +346,8 @@ struct nc_loop_s {
   nc__link_t servers, sockets, timers, all_timers, pending;
   uint64_t timer_gen;
   nc__arena_t arena;
+  int batching;       /* inside nc_loop_process: commands wait in out_batch */
+  nc__msgbatch_t out_batch; /* commands of this turn (PROTOCOL.md 1.1) */
   char *scratch;      /* decoded text for 'data' */
   size_t scratch_cap;
   nc_signal_cb sig_cb[65];

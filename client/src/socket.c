@@ -361,19 +361,16 @@ int nc_socket_end(nc_socket_t *s, const void *data, size_t len) {
   }
   nc_loop_t *loop = s->h.loop;
   int rv;
-  if (loop->max_frame && len > loop->max_frame) {
-    if ((rv = write_common(s, data, len, NULL, 0, NULL, NULL)) < 0) return rv;
-    data = NULL;
-    len = 0;
-  }
+  /* end(data) is write(data) then end(), as in Node; End itself never carries
+   * data, so it can ride in a batch (PROTOCOL.md 1.1). */
+  if (len > 0 && (rv = write_common(s, data, len, NULL, 0, NULL, NULL)) < 0) return rv;
   /* No ack_now: nothing waits for the FIN's ack (no drain after end), and it
    * rides along with Closed, which follows as soon as the peer has ended too. */
   nc__cmd_t cmd = {.type = NC__CMD_END, .id = s->id};
-  if ((rv = nc__send(loop, &cmd, len > 0 ? data : NULL, len, NULL)) != 0) return rv;
+  if ((rv = nc__send(loop, &cmd, NULL, 0, NULL)) != 0) return rv;
   s->write_seq++;
-  s->buffer_size += len;
-  s->bytes_sent += len;
   s->ended_local = 1;
+  s->need_drain = 0; /* no 'drain' once ending, as in Node's Writable */
   return 0;
 }
 

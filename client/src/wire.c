@@ -45,6 +45,7 @@ void nc__arena_reset(nc__arena_t *a) {
   }
   a->overflow = NULL;
   a->used = 0;
+  a->batch = NULL;
 }
 
 /* ---------------------------------------------------------------- packing */
@@ -81,6 +82,7 @@ int nc__wire_pack(const nc__cmd_t *c, uint8_t *buf, size_t cap) {
     hello.credit_window = c->u32;
     hello.lease_ms = c->u32b;
     hello.lazy_acks = c->flag != 0;
+    hello.batch_events = c->flag2 != 0;
     cmd.command_case = NETCORE__V1__COMMAND__COMMAND_HELLO;
     cmd.hello = &hello;
     break;
@@ -231,6 +233,17 @@ static void addr(const Netcore__V1__Address *in, nc_address_t *out) {
   out->port = (int)in->port;
 }
 
+int nc__wire_pack_batched(const nc__cmd_t *c, nc__msgbatch_t *batch) {
+  int n = nc__wire_pack(c, NULL, 0);
+  if (n < 0) return n;
+  uint8_t *at = nc__msgbatch_entry(batch, (size_t)n);
+  if (at == NULL) return NC_ENOMEM;
+  nc__wire_pack(c, at, (size_t)n);
+  return 0;
+}
+
+static void convert(const Netcore__V1__Event *e, nc__event_t *ev);
+
 int nc__wire_unpack(const void *data, size_t len, nc__event_t *ev, nc__arena_t *arena) {
   ProtobufCAllocator alloc = {arena_alloc, arena_free, arena};
   nc__arena_reset(arena);
@@ -238,6 +251,29 @@ int nc__wire_unpack(const void *data, size_t len, nc__event_t *ev, nc__arena_t *
   ev->code = ev->message = ev->command = "";
   Netcore__V1__Event *e = netcore__v1__event__unpack(&alloc, len, data);
   if (e == NULL) return NC_EPROTO;
+  if (e->event_case == NETCORE__V1__EVENT__EVENT_BATCH) {
+    ev->type = NC__EV_BATCH;
+    ev->count = (uint32_t)e->batch->n_events;
+    arena->batch = e->batch;
+    return 0;
+  }
+  convert(e, ev);
+  /* The unpacked message lives in the arena until the next reset. */
+  return 0;
+}
+
+int nc__wire_batch_event(nc__arena_t *arena, size_t i, nc__event_t *ev) {
+  const Netcore__V1__EventBatch *b = arena->batch;
+  memset(ev, 0, sizeof(*ev));
+  ev->code = ev->message = ev->command = "";
+  if (b == NULL || i >= b->n_events) return NC_EPROTO;
+  /* Batches do not nest (PROTOCOL.md 1.1): one inside is not understood. */
+  if (b->events[i]->event_case == NETCORE__V1__EVENT__EVENT_BATCH) return 0;
+  convert(b->events[i], ev);
+  return 0;
+}
+
+static void convert(const Netcore__V1__Event *e, nc__event_t *ev) {
   ev->seq = e->seq;
   if (e->ack != NULL) {
     ev->has_ack = 1;
@@ -353,6 +389,4 @@ int nc__wire_unpack(const void *data, size_t len, nc__event_t *ev, nc__arena_t *
   if (ev->code == NULL) ev->code = "";
   if (ev->message == NULL) ev->message = "";
   if (ev->command == NULL) ev->command = "";
-  /* The unpacked message lives in the arena until the next reset. */
-  return 0;
 }

@@ -14,9 +14,15 @@
 #define RETRY_MS 2
 /* A batch of events leaves early once it is this big (PROTOCOL.md 1.1). */
 #define BATCH_MAX_EVENTS 256
-#define BATCH_MAX_PAYLOAD (1u << 20)
+#define BATCH_MAX_PAYLOAD (64u * 1024) /* big payloads gain nothing by waiting */
 
 static void retry_cb(uv_timer_t *t);
+
+/* ZMQ_FD only signals new input once ZeroMQ has seen, while receiving, that
+ * there is none; a send may process the commands that announce input and so
+ * consume the signal. Input must be looked for after sends, but each look
+ * costs libzmq a poll(2) and a getpid(2): this says whether one is needed. */
+static int sent_since_drain = 1;
 
 int ncd_frames_next(ncd_frames *f, zmq_msg_t *out) {
   zmq_msg_init(out);
@@ -48,6 +54,7 @@ static int recv_one(void) {
   zmq_msg_init(&rid);
   if (zmq_msg_recv(&rid, ncd.router, ZMQ_DONTWAIT) < 0) {
     zmq_msg_close(&rid);
+    sent_since_drain = 0;
     return -1;
   }
   ncd_frames rest = {.more = zmq_msg_more(&rid)};
@@ -62,7 +69,9 @@ static int recv_one(void) {
 static int input_pending(void) {
   int events = 0;
   size_t len = sizeof events;
+  if (!sent_since_drain) return 0;
   if (zmq_getsockopt(ncd.router, ZMQ_EVENTS, &events, &len) != 0) return 0;
+  if (!(events & ZMQ_POLLIN)) sent_since_drain = 0;
   return events & ZMQ_POLLIN;
 }
 
@@ -196,6 +205,7 @@ void ncd_router_stop(void) {
 /* Tries to hand one message (frames[0..n)) to ZeroMQ. Returns 0 when sent
  * (frames moved), EAGAIN when the pipe is full (nothing sent), or EHOSTUNREACH. */
 static int try_send(ncd_handler *h, zmq_msg_t *frames, size_t n) {
+  sent_since_drain = 1;
   if (zmq_send(ncd.router, h->rid, h->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return errno;
   /* Once the routing frame is accepted, the rest of the message is too. */
   for (size_t i = 0; i < n; i++) zmq_msg_send(&frames[i], ncd.router, i + 1 < n ? ZMQ_SNDMORE : 0);
@@ -291,6 +301,7 @@ void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
 void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev) {
   zmq_msg_t env;
   if (ncd_wire_event_pack(ev, &env) != 0) return;
+  sent_since_drain = 1;
   if (zmq_send(ncd.router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
     zmq_msg_send(&env, ncd.router, 0);
   zmq_msg_close(&env);

@@ -42,6 +42,19 @@ static int zsock_fd(void *sock) {
   return fd;
 }
 
+/* Whether the dealer may hold input that ZMQ_FD will not announce: ZeroMQ
+ * signals new input only once a receive found none, and a send may consume
+ * that signal. Looking costs libzmq a poll(2) and a getpid(2), so libnc looks
+ * only after sends. */
+static int dealer_unsure(nc_loop_t *loop) {
+  if (!loop->sent_since_drain) return 0;
+  int events = 0;
+  size_t sz = sizeof(events);
+  if (zmq_getsockopt(loop->dealer, ZMQ_EVENTS, &events, &sz) != 0) return 0;
+  if (!(events & ZMQ_POLLIN)) loop->sent_since_drain = 0;
+  return (events & ZMQ_POLLIN) != 0;
+}
+
 static int zsock_readable(void *sock) {
   int events = 0;
   size_t sz = sizeof(events);
@@ -53,7 +66,7 @@ static int zsock_readable(void *sock) {
 
 /* A batch of commands leaves early once it is this big. */
 #define BATCH_MAX_COMMANDS 256
-#define BATCH_MAX_PAYLOAD (1u << 20)
+#define BATCH_MAX_PAYLOAD (64u * 1024) /* big payloads gain nothing by waiting */
 
 static void link_failed(nc_loop_t *loop) {
   /* With an unlimited send queue this only happens when the link is dead;
@@ -76,6 +89,7 @@ static void flush_batch(nc_loop_t *loop) {
     errno = ENOMEM;
     link_failed(loop);
   } else {
+    loop->sent_since_drain = 1;
     for (size_t i = 0; i < n; i++) {
       if (zmq_msg_send(&frames[i], loop->dealer, (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
         link_failed(loop);
@@ -139,6 +153,7 @@ int nc__send(nc_loop_t *loop, const nc__cmd_t *cmd, const void *payload, size_t 
     nc__wire_pack(cmd, buf, (size_t)n);
   }
   int more = (payload != NULL || payload_msg != NULL) ? ZMQ_SNDMORE : 0;
+  loop->sent_since_drain = 1;
   if (zmq_send(loop->dealer, buf, (size_t)n, more | ZMQ_DONTWAIT) < 0) goto failed;
   if (payload_msg != NULL) {
     if (zmq_msg_send(payload_msg, loop->dealer, ZMQ_DONTWAIT) < 0) goto failed;
@@ -537,6 +552,7 @@ static void read_events(nc_loop_t *loop) {
     zmq_msg_init(&env);
     if (zmq_msg_recv(&env, loop->dealer, ZMQ_DONTWAIT) < 0) {
       zmq_msg_close(&env);
+      loop->sent_since_drain = 0;
       break;
     }
     int has_payload = 0, more = zmq_msg_more(&env);
@@ -652,7 +668,10 @@ int nc_loop_process(nc_loop_t *loop) {
   nc__signals_dispatch(loop);
   if (!loop->gone && !loop->gone_pending) {
     read_events(loop);
-    read_monitor(loop);
+    /* Under nc_loop_run, the monitor is read only when epoll saw its fd:
+     * its ZMQ_FD stays readable while it has something to say. */
+    if (!loop->in_run || loop->monitor_ready) read_monitor(loop);
+    loop->monitor_ready = 0;
   }
   run_pending(loop);
   loop->now = nc__clock_ms();
@@ -671,7 +690,9 @@ int nc_loop_process(nc_loop_t *loop) {
 int nc_loop_timeout(nc_loop_t *loop) {
   if (!nc__list_empty(&loop->pending) || loop->more || (loop->gone_pending && !loop->gone))
     return 0;
-  if (!loop->gone && (zsock_readable(loop->dealer) || zsock_readable(loop->monitor))) return 0;
+  /* Readable ZMQ_FDs wake the epoll fd by themselves; only input a send may
+   * have hidden needs a look (see dealer_unsure). */
+  if (!loop->gone && dealer_unsure(loop)) return 0;
   loop->now = nc__clock_ms();
   int t = nc__timers_next(loop);
   int l = liveness_timeout(loop);
@@ -679,7 +700,18 @@ int nc_loop_timeout(nc_loop_t *loop) {
   return t;
 }
 
+static int run(nc_loop_t *loop);
+
 int nc_loop_run(nc_loop_t *loop) {
+  int outer = !loop->in_run;
+  loop->in_run = 1;
+  loop->monitor_ready = 1;
+  int rv = run(loop);
+  if (outer) loop->in_run = 0;
+  return rv;
+}
+
+static int run(nc_loop_t *loop) {
   for (;;) {
     int rv = nc_loop_process(loop);
     if (rv <= 0) return rv;
@@ -690,8 +722,10 @@ int nc_loop_run(nc_loop_t *loop) {
     int t = nc_loop_timeout(loop);
     if (t != 0) {
       struct epoll_event evs[4];
-      epoll_wait(loop->epfd, evs, 4, t);
-    }
+      int n = epoll_wait(loop->epfd, evs, 4, t);
+      for (int i = 0; i < n; i++)
+        if (evs[i].data.fd == loop->monitor_fd) loop->monitor_ready = 1;
+    } /* not waited: a readable monitor fd is seen at the next wait */
     if (loop->stop) {
       loop->stop = 0;
       return 0;

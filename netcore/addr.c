@@ -96,3 +96,9 @@ int ncd_addr_of_fd(int fd, int peer, ncd_addr *out) {
   if (rc != 0) return -errno;
   return ncd_addr_from_sockaddr((struct sockaddr *)&ss, len, out);
 }
+
+int ncd_addr_is_wildcard(const ncd_addr *a) {
+  if (a->family == NCD_FAMILY_IPV4) return strcmp(a->address, "0.0.0.0") == 0;
+  if (a->family == NCD_FAMILY_IPV6) return strcmp(a->address, "::") == 0;
+  return a->family != NCD_FAMILY_UNIX;
+}

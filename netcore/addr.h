@@ -34,6 +34,10 @@ int ncd_addr_unix(const char *path, struct sockaddr_un *sun, socklen_t *len);
 /* Converts a kernel address to its wire form. Returns 0 or NCD_EAFNOSUPPORT. */
 int ncd_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, ncd_addr *out);
 
+/* Whether a listening address accepts on every local address (0.0.0.0, ::),
+ * so its connections' local addresses must be asked of each one. */
+int ncd_addr_is_wildcard(const ncd_addr *a);
+
 /* getsockname (peer = 0) or getpeername (peer = 1) of fd, in wire form. On
  * failure out is an unspecified address and the negative errno is returned. */
 int ncd_addr_of_fd(int fd, int peer, ncd_addr *out);

@@ -73,7 +73,9 @@ static void accept_one(ncd_listener *l, int fd, const struct sockaddr_storage *p
   s->allow_half_open = m->allow_half_open;
   m->connections++;
   ncd_addr local, remote;
-  ncd_addr_of_fd(fd, 0, &local);
+  /* A listener on one address accepts on that address: one getsockname() less. */
+  if (ncd_addr_is_wildcard(&l->address)) ncd_addr_of_fd(fd, 0, &local);
+  else local = l->address;
   /* accept4() already said who the peer is: one getpeername() less per connection. */
   if (ncd_addr_from_sockaddr((const struct sockaddr *)peer, peer_len, &remote) != 0)
     ncd_addr_of_fd(fd, 1, &remote);

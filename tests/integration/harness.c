@@ -546,6 +546,8 @@ nct_client *nct_client_new(const char *endpoint, const char *name, int rcvhwm) {
   zmq_setsockopt(c->dealer, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(c->dealer, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
   if (rcvhwm > 0) zmq_setsockopt(c->dealer, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+  const char *batch = getenv("NCT_BATCH_EVENTS");
+  c->batch_events = batch && *batch == '1';
   if (zmq_connect(c->dealer, endpoint) != 0)
     FAIL("zmq_connect(%s): %s", endpoint, zmq_strerror(zmq_errno()));
   return c;
@@ -622,6 +624,93 @@ void nct_send_at(const char *file, int line, nct_client *c, const nct_cmd *cmd, 
   if (buf != stackbuf) free(buf);
 }
 
+void nct_send_batch_at(const char *file, int line, nct_client *c, nct_cmd *const *cmds, size_t n,
+                       int npayload, const void *const *payloads, const size_t *lens) {
+  AT(file, line);
+  Netcore__V1__CommandBatch batch = NETCORE__V1__COMMAND_BATCH__INIT;
+  batch.n_commands = n;
+  batch.commands = (Netcore__V1__Command **)cmds;
+  nct_cmd outer = NETCORE__V1__COMMAND__INIT;
+  outer.command_case = NETCORE__V1__COMMAND__COMMAND_BATCH;
+  outer.batch = &batch;
+  size_t len = netcore__v1__command__get_packed_size(&outer);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (!buf) abort();
+  netcore__v1__command__pack(&outer, buf);
+  nct_send_frames(c, buf, len, npayload, payloads, lens);
+  free(buf);
+}
+
+/* Receives one message within timeout_ms into the inbox. Returns 1 if one
+ * arrived, 0 on timeout. Protocol violations fail the test here. */
+static void inbox_push(nct_client *c, nct_event *e) {
+  check_order(c, e);
+  if (c->inbox_tail)
+    c->inbox_tail->next = e;
+  else
+    c->inbox_head = e;
+  c->inbox_tail = e;
+  c->inbox_len++;
+}
+
+/* Receives the next frame of a message into a fresh buffer. */
+static uint8_t *recv_frame(nct_client *c, size_t *len, int *more) {
+  zmq_msg_t pay;
+  zmq_msg_init(&pay);
+  if (zmq_msg_recv(&pay, c->dealer, 0) < 0)
+    FAIL("[%s] zmq_msg_recv(payload): %s", c->name, zmq_strerror(zmq_errno()));
+  *len = zmq_msg_size(&pay);
+  uint8_t *data = malloc(*len ? *len : 1);
+  if (!data) abort();
+  memcpy(data, zmq_msg_data(&pay), *len);
+  *more = zmq_msg_more(&pay);
+  zmq_msg_close(&pay);
+  return data;
+}
+
+static void check_event(nct_client *c, const nct_event *e) {
+  char s[512];
+  if (e->ev->event_case == EV(DATA) && !e->has_payload)
+    FAIL("[%s] %s without its payload frame", c->name, nct_event_str(e, s, sizeof s));
+  if (e->ev->event_case != EV(DATA) && e->has_payload)
+    FAIL("[%s] %s carries a payload frame (only Data may)", c->name, nct_event_str(e, s, sizeof s));
+  if (e->ev->event_case == NETCORE__V1__EVENT__EVENT__NOT_SET)
+    FAIL("[%s] netcore sent an Event with no event set", c->name);
+}
+
+/* An EventBatch (PROTOCOL.md 1.1): only after Hello.batch_events, never
+ * nested, no seq or ack of its own, one payload frame per Data event. Each
+ * event goes to the inbox as if it had come alone, marked with the batch. */
+static void unbatch(nct_client *c, Netcore__V1__Event *outer, int more) {
+  if (!c->batch_events) FAIL("[%s] an EventBatch without Hello.batch_events", c->name);
+  if (outer->seq != 0 || outer->ack) FAIL("[%s] an EventBatch with a seq or an ack", c->name);
+  if (outer->batch->n_events < 2)
+    FAIL("[%s] an EventBatch of %zu events (one goes alone)", c->name, outer->batch->n_events);
+  c->batches++;
+  for (size_t i = 0; i < outer->batch->n_events; i++) {
+    Netcore__V1__Event *in = outer->batch->events[i];
+    if (in->event_case == NETCORE__V1__EVENT__EVENT_BATCH)
+      FAIL("[%s] an EventBatch inside an EventBatch", c->name);
+    nct_event *e = calloc(1, sizeof *e);
+    if (!e) abort();
+    size_t n = netcore__v1__event__get_packed_size(in);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) abort();
+    netcore__v1__event__pack(in, buf);
+    e->ev = netcore__v1__event__unpack(NULL, n, buf);
+    free(buf);
+    e->batch = c->batches;
+    if (in->event_case == EV(DATA)) {
+      if (!more) FAIL("[%s] an EventBatch with fewer payload frames than Data events", c->name);
+      e->data = recv_frame(c, &e->len, &more);
+      e->has_payload = 1;
+    }
+    check_event(c, e);
+    inbox_push(c, e);
+  }
+  if (more) FAIL("[%s] an EventBatch with more payload frames than Data events", c->name);
+}
+
 /* Receives one message within timeout_ms into the inbox. Returns 1 if one
  * arrived, 0 on timeout. Protocol violations fail the test here. */
 static int recv_one(nct_client *c, int timeout_ms) {
@@ -632,51 +721,41 @@ static int recv_one(nct_client *c, int timeout_ms) {
     FAIL("[%s] zmq_poll: %s", c->name, zmq_strerror(zmq_errno()));
   }
   if (r == 0) return 0;
-  zmq_msg_t env, pay;
+  zmq_msg_t env;
   zmq_msg_init(&env);
   if (zmq_msg_recv(&env, c->dealer, 0) < 0)
     FAIL("[%s] zmq_msg_recv: %s", c->name, zmq_strerror(zmq_errno()));
-  nct_event *e = calloc(1, sizeof *e);
-  if (!e) abort();
-  e->ev = netcore__v1__event__unpack(NULL, zmq_msg_size(&env), zmq_msg_data(&env));
+  Netcore__V1__Event *ev = netcore__v1__event__unpack(NULL, zmq_msg_size(&env), zmq_msg_data(&env));
   int more = zmq_msg_more(&env);
   size_t envlen = zmq_msg_size(&env);
   zmq_msg_close(&env);
+  if (!ev) FAIL("[%s] netcore sent an envelope of %zu bytes that is not an Event", c->name, envlen);
+  if (ev->event_case == NETCORE__V1__EVENT__EVENT_BATCH) {
+    unbatch(c, ev, more);
+    netcore__v1__event__free_unpacked(ev, NULL);
+    return 1;
+  }
+  nct_event *e = calloc(1, sizeof *e);
+  if (!e) abort();
+  e->ev = ev;
   int extra = 0;
   while (more) {
-    zmq_msg_init(&pay);
-    if (zmq_msg_recv(&pay, c->dealer, 0) < 0)
-      FAIL("[%s] zmq_msg_recv(payload): %s", c->name, zmq_strerror(zmq_errno()));
-    if (extra == 0) {
+    size_t len;
+    uint8_t *data = recv_frame(c, &len, &more);
+    if (extra++ == 0) {
       e->has_payload = 1;
-      e->len = zmq_msg_size(&pay);
-      e->data = malloc(e->len ? e->len : 1);
-      if (!e->data) abort();
-      memcpy(e->data, zmq_msg_data(&pay), e->len);
+      e->len = len;
+      e->data = data;
+    } else {
+      free(data);
     }
-    extra++;
-    more = zmq_msg_more(&pay);
-    zmq_msg_close(&pay);
   }
-  if (!e->ev)
-    FAIL("[%s] netcore sent an envelope of %zu bytes that is not an Event", c->name, envlen);
   char s[512];
   if (extra > 1)
     FAIL("[%s] %s came with %d payload frames (at most 1 allowed)", c->name,
          nct_event_str(e, s, sizeof s), extra);
-  if (e->ev->event_case == EV(DATA) && !e->has_payload)
-    FAIL("[%s] %s without its payload frame", c->name, nct_event_str(e, s, sizeof s));
-  if (e->ev->event_case != EV(DATA) && e->has_payload)
-    FAIL("[%s] %s carries a payload frame (only Data may)", c->name, nct_event_str(e, s, sizeof s));
-  if (e->ev->event_case == NETCORE__V1__EVENT__EVENT__NOT_SET)
-    FAIL("[%s] netcore sent an Event with no event set", c->name);
-  check_order(c, e);
-  if (c->inbox_tail)
-    c->inbox_tail->next = e;
-  else
-    c->inbox_head = e;
-  c->inbox_tail = e;
-  c->inbox_len++;
+  check_event(c, e);
+  inbox_push(c, e);
   return 1;
 }
 
@@ -771,6 +850,7 @@ void nct_hello_at(const char *file, int line, nct_client *c, uint32_t credit_win
   hello.credit_window = credit_window;
   hello.lease_ms = lease_ms;
   hello.lazy_acks = c->lazy_acks;
+  hello.batch_events = c->batch_events;
   nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
   cmd.command_case = NETCORE__V1__COMMAND__COMMAND_HELLO;
   cmd.hello = &hello;

@@ -108,6 +108,7 @@ typedef struct nct_event {
   uint8_t *data;    /* payload frame (Data), NULL if none */
   size_t len;
   int has_payload;
+  int batch;              /* number of the EventBatch it came in; 0 = alone */
   struct nct_event *next; /* inbox link */
 } nct_event;
 
@@ -128,6 +129,8 @@ typedef struct nct_client {
   uint64_t last_id;
   int lazy_acks; /* set before Hello: Hello.lazy_acks */
   int ack_now;   /* Write.ack_now of the writes sent while set */
+  int batch_events; /* set before Hello: Hello.batch_events (default: $NCT_BATCH_EVENTS=1) */
+  int batches;      /* EventBatches received so far */
 } nct_client;
 
 /* A DEALER connected to endpoint; rcvhwm 0 keeps ZeroMQ's default. */
@@ -153,6 +156,11 @@ void nct_send_at(const char *file, int line, nct_client *c, const nct_cmd *cmd, 
  * (npayload of them, each given as pointer + length). */
 void nct_send_frames(nct_client *c, const void *env, size_t env_len, int npayload,
                      const void *const *payloads, const size_t *lens);
+
+/* Sends a CommandBatch of the n commands, then the payload frames. */
+void nct_send_batch_at(const char *file, int line, nct_client *c, nct_cmd *const *cmds, size_t n,
+                       int npayload, const void *const *payloads, const size_t *lens);
+#define nct_send_batch(c, cmds, n, np, p, l) nct_send_batch_at(__FILE__, __LINE__, c, cmds, n, np, p, l)
 
 /* Command helpers; each only sends (answers are awaited with nct_expect*). */
 void nct_cmd_ping(nct_client *c, uint64_t nonce);

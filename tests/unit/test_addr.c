@@ -79,6 +79,19 @@ static void test_addr_wire_form(void **state) {
   assert_int_equal(a.port, 0);
 }
 
+static void test_addr_wildcard(void **state) {
+  ncd_addr any4 = {.family = NCD_FAMILY_IPV4, .address = "0.0.0.0"};
+  ncd_addr any6 = {.family = NCD_FAMILY_IPV6, .address = "::"};
+  ncd_addr lo4 = {.family = NCD_FAMILY_IPV4, .address = "127.0.0.1"};
+  ncd_addr lo6 = {.family = NCD_FAMILY_IPV6, .address = "::1"};
+  ncd_addr path = {.family = NCD_FAMILY_UNIX, .address = "/tmp/x.sock"};
+  assert_true(ncd_addr_is_wildcard(&any4));
+  assert_true(ncd_addr_is_wildcard(&any6));
+  assert_false(ncd_addr_is_wildcard(&lo4));
+  assert_false(ncd_addr_is_wildcard(&lo6));
+  assert_false(ncd_addr_is_wildcard(&path));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_addr_port_range),
@@ -86,6 +99,7 @@ int main(void) {
       cmocka_unit_test(test_addr_parse_ip_rejects_names),
       cmocka_unit_test(test_addr_unix_path_limits),
       cmocka_unit_test(test_addr_wire_form),
+      cmocka_unit_test(test_addr_wildcard),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,6 +118,92 @@ static void test_wire_encodes_error_and_ack(void **state) {
   zmq_msg_close(&msg);
 }
 
+/* EventBatch packed by hand (msgbatch.c) must read back with protobuf-c, and a
+ * batch of one must be the plain event. */
+static void test_wire_event_batch(void **state) {
+  nc__msgbatch_t b = {0};
+  zmq_msg_t *frames, data;
+  size_t n;
+  ncd_event d = {.kind = NCD_EV_DATA, .seq = 2, .socket_id = 5};
+  assert_int_equal(ncd_wire_batch_append(&b, &d), 0);
+  zmq_msg_init_size(&data, 3);
+  memcpy(zmq_msg_data(&data), "abc", 3);
+  assert_int_equal(nc__msgbatch_frame(&b, &data), 0);
+  assert_int_equal(nc__msgbatch_seal(&b, &frames, &n), 0);
+  assert_int_equal(n, 2);
+  Netcore__V1__Event *e = netcore__v1__event__unpack(NULL, zmq_msg_size(&frames[0]),
+                                                     zmq_msg_data(&frames[0]));
+  assert_non_null(e);
+  assert_int_equal(e->event_case, NETCORE__V1__EVENT__EVENT_DATA);
+  assert_int_equal(e->data->socket_id, 5);
+  assert_memory_equal(zmq_msg_data(&frames[1]), "abc", 3);
+  netcore__v1__event__free_unpacked(e, NULL);
+  nc__msgbatch_clear(&b);
+
+  /* 300 events (a body longer than one varint byte can say) and 2 payloads */
+  for (uint64_t i = 1; i <= 300; i++) {
+    ncd_event ev = {.kind = i % 150 == 0 ? NCD_EV_DATA : NCD_EV_ENDED, .seq = i, .socket_id = i,
+                    .has_ack = i == 7, .ack_writes = 2, .ack_bytes = 64};
+    assert_int_equal(ncd_wire_batch_append(&b, &ev), 0);
+    if (ev.kind == NCD_EV_DATA) {
+      zmq_msg_init_size(&data, 1);
+      *(char *)zmq_msg_data(&data) = (char)i;
+      assert_int_equal(nc__msgbatch_frame(&b, &data), 0);
+    }
+  }
+  assert_int_equal(nc__msgbatch_seal(&b, &frames, &n), 0);
+  assert_int_equal(n, 3);
+  e = netcore__v1__event__unpack(NULL, zmq_msg_size(&frames[0]), zmq_msg_data(&frames[0]));
+  assert_non_null(e);
+  assert_int_equal(e->event_case, NETCORE__V1__EVENT__EVENT_BATCH);
+  assert_int_equal(e->seq, 0);
+  assert_int_equal(e->batch->n_events, 300);
+  for (size_t i = 0; i < 300; i++) {
+    assert_int_equal(e->batch->events[i]->seq, i + 1);
+    assert_int_equal(e->batch->events[i]->event_case, (i + 1) % 150 == 0
+                                                          ? NETCORE__V1__EVENT__EVENT_DATA
+                                                          : NETCORE__V1__EVENT__EVENT_ENDED);
+  }
+  assert_non_null(e->batch->events[6]->ack);
+  assert_int_equal(e->batch->events[6]->ack->writes, 2);
+  assert_null(e->batch->events[7]->ack);
+  assert_int_equal(*(char *)zmq_msg_data(&frames[2]), (char)300);
+  netcore__v1__event__free_unpacked(e, NULL);
+  nc__msgbatch_free(&b);
+}
+
+/* A CommandBatch unpacks into its commands, each as it would come alone. */
+static void test_wire_command_batch(void **state) {
+  Netcore__V1__Command outer = NETCORE__V1__COMMAND__INIT, c1 = NETCORE__V1__COMMAND__INIT,
+                       c2 = NETCORE__V1__COMMAND__INIT, *cmds[] = {&c1, &c2};
+  Netcore__V1__CommandBatch batch = NETCORE__V1__COMMAND_BATCH__INIT;
+  Netcore__V1__Write w = NETCORE__V1__WRITE__INIT;
+  Netcore__V1__Credit cr = NETCORE__V1__CREDIT__INIT;
+  w.socket_id = 11;
+  w.ack_now = 1;
+  c1.ref = 1, c1.command_case = NETCORE__V1__COMMAND__COMMAND_WRITE, c1.write = &w;
+  cr.socket_id = 12, cr.bytes = 4096;
+  c2.ref = 2, c2.command_case = NETCORE__V1__COMMAND__COMMAND_CREDIT, c2.credit = &cr;
+  batch.n_commands = 2, batch.commands = cmds;
+  outer.command_case = NETCORE__V1__COMMAND__COMMAND_BATCH, outer.batch = &batch;
+  uint8_t buf[256];
+  size_t n = pack_cmd(&outer, buf);
+  ncd_cmd cmd;
+  assert_int_equal(ncd_wire_cmd_unpack(buf, n, &cmd), 0);
+  assert_int_equal(cmd.kind, NCD_CMD_BATCH);
+  assert_int_equal(cmd.batch_count, 2);
+  assert_int_equal(ncd_wire_batch_cmd(0, &cmd), 0);
+  assert_int_equal(cmd.kind, NCD_CMD_WRITE);
+  assert_int_equal(cmd.id, 11);
+  assert_true(cmd.ack_now);
+  assert_int_equal(cmd.ref, 1);
+  assert_int_equal(ncd_wire_batch_cmd(1, &cmd), 0);
+  assert_int_equal(cmd.kind, NCD_CMD_CREDIT);
+  assert_int_equal(cmd.bytes, 4096);
+  assert_int_equal(ncd_wire_batch_cmd(2, &cmd), NCD_ERR_UNKNOWN_COMMAND);
+  ncd_wire_cmd_release();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_wire_decodes_listen),
@@ -126,6 +212,8 @@ int main(void) {
       cmocka_unit_test(test_wire_payload_rules),
       cmocka_unit_test(test_wire_encodes_connection),
       cmocka_unit_test(test_wire_encodes_error_and_ack),
+      cmocka_unit_test(test_wire_event_batch),
+      cmocka_unit_test(test_wire_command_batch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

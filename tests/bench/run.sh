@@ -8,7 +8,7 @@
 #                      [--quiet-wait S]
 #
 # servers: netcore-c node libuv netcore-python netcore-node (a missing one is "n/a")
-# loads:   pingpong pipelined bulk churn idle
+# loads:   pingpong pipelined bulk churn churn8 idle
 # Defaults: 3 runs of 5 s per load, 10,000 idle connections, build dir build-bench/.
 # --quick: 1 run of 1 s, 1,000 idle connections. Before each load it waits up to S
 # seconds (--quiet-wait, default 30, 0 = never) for the machine to be idle (< 20 % of a
@@ -22,7 +22,7 @@ root=$(cd "$here/../.." && pwd)
 
 runs="" seconds="" idle="" bdir="$root/build-bench" out="" BENCH_UNIX=0
 servers="netcore-c,node,libuv,netcore-python,netcore-node"
-loads="pingpong,pipelined,bulk,churn,idle"
+loads="pingpong,pipelined,bulk,churn,churn8,idle"
 quick=0 quiet_wait=30
 cmdline="tests/bench/run.sh $*"
 while [ $# -gt 0 ]; do
@@ -119,7 +119,8 @@ load_args() {
     pingpong) echo "--conns 100 --depth 1 --size 64 --seconds $seconds" ;;
     pipelined) echo "--conns 100 --depth 16 --size 64 --seconds $seconds" ;;
     bulk) echo "--conns 10 --depth 4 --size 65536 --seconds $seconds" ;;
-    churn) echo "--churn --conns 8 --size 64 --seconds $seconds" ;;
+    churn) echo "--churn --conns 32 --size 64 --seconds $seconds" ;;
+    churn8) echo "--churn --conns 8 --size 64 --seconds $seconds" ;;
     idle) echo "--idle $idle --conns 256 --size 64 --settle-ms 2000" ;;
   esac
 }

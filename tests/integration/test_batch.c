@@ -60,7 +60,7 @@ static void test_batch_commands_in_order(void **state) {
   assert_int_equal(nct_peer_expect_eof(peer), 0);
   nct_wait_acks(h, id, 4, 13);
   close(peer);
-  nct_expect_skip(h, ENDED, id, NCT_SKIP(WRITE_ACK));
+  nct_event_free(nct_expect_skip(h, ENDED, id, NCT_SKIP(WRITE_ACK)));
   nct_event *closed = nct_expect_skip(h, CLOSED, id, NCT_SKIP(WRITE_ACK));
   assert_false(closed->ev->closed->had_error);
   nct_event_free(closed);
@@ -145,8 +145,8 @@ static void test_batch_bad_entries(void **state) {
   nct_event_free(err);
   assert_int_equal(nct_peer_expect_eof(peer), 0);
   close(peer);
-  nct_expect_skip(h, ENDED, id, NCT_SKIP(WRITE_ACK));
-  nct_expect_skip(h, CLOSED, id, NCT_SKIP(WRITE_ACK));
+  nct_event_free(nct_expect_skip(h, ENDED, id, NCT_SKIP(WRITE_ACK)));
+  nct_event_free(nct_expect_skip(h, CLOSED, id, NCT_SKIP(WRITE_ACK)));
   nct_env_bystander_check(e);
   nct_env_finish(e);
 }
@@ -239,9 +239,9 @@ static void test_batch_events_one_turn(void **state) {
     close(peers[i]);
   }
   for (int i = 0; i < NPEERS; i++) {
-    nct_expect_skip(h, ENDED, ids[i], NCT_SKIP(WRITE_ACK));
+    nct_event_free(nct_expect_skip(h, ENDED, ids[i], NCT_SKIP(WRITE_ACK)));
     nct_cmd_end(h, ids[i], NULL, 0);
-    nct_expect_skip(h, CLOSED, ids[i], NCT_SKIP(WRITE_ACK));
+    nct_event_free(nct_expect_skip(h, CLOSED, ids[i], NCT_SKIP(WRITE_ACK)));
   }
   assert_true(h->batches >= 2);
 
@@ -265,7 +265,7 @@ static void test_batch_events_one_turn(void **state) {
     close(peers[i]);
     nct_expect_drop(plain, ENDED, ids[i]);
     nct_cmd_end(plain, ids[i], NULL, 0);
-    nct_expect_skip(plain, CLOSED, ids[i], NCT_SKIP(WRITE_ACK));
+    nct_event_free(nct_expect_skip(plain, CLOSED, ids[i], NCT_SKIP(WRITE_ACK)));
   }
   assert_int_equal(plain->batches, 0);
   nct_env_finish(e);

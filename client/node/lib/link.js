@@ -79,6 +79,7 @@ class Link {
         name: path.basename(process.argv[1] || 'node'),
         credit_window: Number(process.env.NETCORE_CREDIT_WINDOW) || 0,
         lease_ms: 0,
+        batch_events: true, // several events per message; see dispatch()
       },
     });
     this.recvLoop();
@@ -161,9 +162,21 @@ class Link {
     }
     this.lastRecv = Date.now();
     this.pingSentAt = 0;
-    const kind = ev.event;
+    if (ev.event !== 'batch') {
+      this.routeSafely(ev.event, ev, frames[1]);
+      return;
+    }
+    // An EventBatch (PROTOCOL.md 1.1): its events in order, one payload
+    // frame per Data event.
+    let next = 1;
+    for (const inner of ev.batch.events) {
+      this.routeSafely(inner.event, inner, inner.event === 'data' ? frames[next++] : undefined);
+    }
+  }
+
+  routeSafely(kind, ev, payload) {
     try {
-      this.route(kind, ev, frames[1]);
+      this.route(kind, ev, payload);
     } catch (err) {
       // An exception thrown by an application listener: let it surface as an
       // uncaught exception, like a throw inside a Node 'data' handler, rather

@@ -151,6 +151,7 @@ class Netcore(EventEmitter):
         hello.hello.name = self.name
         hello.hello.credit_window = self._hello_credit
         hello.hello.lease_ms = self._hello_lease
+        hello.hello.batch_events = True  # several events per message; see _dispatch
         self._send_raw([hello.SerializeToString()])
         self._timer = loop.call_later(self._connect_timeout, self._connect_timed_out)
 
@@ -378,9 +379,19 @@ class Netcore(EventEmitter):
     def _dispatch(self, frames):
         ev = pb.Event()
         ev.ParseFromString(frames[0])
-        kind = ev.WhichOneof("event")
-        payload = frames[1] if len(frames) > 1 else None
         self._ping_sent = None
+        if ev.WhichOneof("event") != "batch":
+            self._dispatch_event(ev, frames[1] if len(frames) > 1 else None)
+            return
+        # An EventBatch (PROTOCOL.md 1.1): its events in order, one payload
+        # frame per Data event.
+        payloads = iter(frames[1:])
+        for inner in ev.batch.events:
+            is_data = inner.WhichOneof("event") == "data"
+            self._dispatch_event(inner, next(payloads, None) if is_data else None)
+
+    def _dispatch_event(self, ev, payload):
+        kind = ev.WhichOneof("event")
         msg = getattr(ev, kind) if kind else None
         if kind == "welcome":
             self._on_welcome(msg)

@@ -289,6 +289,7 @@ static int open_link(nc_loop_t *loop) {
   /* Unlimited send queue: memory is bounded by write()'s high-water mark
    * and by read credits, not by dropping or blocking here. */
   set_int(loop->dealer, ZMQ_SNDHWM, 0);
+  set_int(loop->dealer, ZMQ_SNDBUF, 1 << 20); /* as netcore's: fewer, larger bulk writes */
   set_int(loop->dealer, ZMQ_LINGER, 0);
   /* ZMTP heartbeats find a dead TCP link; for ipc the kernel tells at once. */
   set_int(loop->dealer, ZMQ_HEARTBEAT_IVL, 1000);

@@ -146,7 +146,7 @@ typedef struct ncd_daemon {
   uint32_t next_prefix;
   uint64_t next_socket_id;   /* prefix 0 ids of accepted sockets */
   uint32_t nsockets;         /* all live sockets, for --max-connections */
-  ncd_idmap sockets, servers;
+  nc__idmap_t sockets, servers;
   ncd_list handlers, listeners, dirty;
   int inherited_used[NCD_MAX_LISTEN_FDS];
   int shutting_down;

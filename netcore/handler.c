@@ -138,14 +138,14 @@ static int check_owned(const void *obj, const ncd_handler *owner, const ncd_hand
 }
 
 int ncd_handler_socket(ncd_handler *h, uint64_t id, ncd_socket **out) {
-  ncd_socket *s = ncd_idmap_get(&ncd.sockets, id);
+  ncd_socket *s = nc__idmap_get(&ncd.sockets, id);
   int rc = check_owned(s, s ? s->owner : NULL, h, "socket", id);
   if (rc == 0) *out = s;
   return rc;
 }
 
 int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out) {
-  ncd_server *srv = ncd_idmap_get(&ncd.servers, id);
+  ncd_server *srv = nc__idmap_get(&ncd.servers, id);
   int rc = check_owned(srv, srv ? srv->owner : NULL, h, "server", id);
   if (rc == 0) *out = srv;
   return rc;

@@ -106,8 +106,8 @@ int main(int argc, char **argv) {
 
   ncd.loop = uv_default_loop();
   ncd.next_prefix = 1;
-  ncd_idmap_init(&ncd.sockets);
-  ncd_idmap_init(&ncd.servers);
+  nc__idmap_init(&ncd.sockets);
+  nc__idmap_init(&ncd.servers);
   ncd_list_init(&ncd.handlers);
   ncd_list_init(&ncd.listeners);
   ncd_list_init(&ncd.dirty);
@@ -130,8 +130,8 @@ int main(int argc, char **argv) {
   uv_walk(ncd.loop, walk_close, NULL);
   uv_run(ncd.loop, UV_RUN_DEFAULT);
   ncd_handler_reap();
-  ncd_idmap_free(&ncd.sockets);
-  ncd_idmap_free(&ncd.servers);
+  nc__idmap_free(&ncd.sockets);
+  nc__idmap_free(&ncd.servers);
   uv_loop_close(ncd.loop);
   ncd_info("bye");
   return 0;

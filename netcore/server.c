@@ -24,7 +24,7 @@ static void emit(ncd_server *srv, ncd_event *ev) {
 }
 
 static void server_free(ncd_server *srv) {
-  ncd_idmap_del(&ncd.servers, srv->id);
+  nc__idmap_del(&ncd.servers, srv->id);
   ncd_list_remove(&srv->owner_link);
   free(srv);
 }
@@ -301,7 +301,7 @@ typedef struct pending_listen {
 static void listen_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   pending_listen *p = ncd_container_of(req, pending_listen, req);
   /* The server may have been closed (or its handler gone) meanwhile. */
-  ncd_server *srv = ncd_idmap_get(&ncd.servers, p->server_id);
+  ncd_server *srv = nc__idmap_get(&ncd.servers, p->server_id);
   if (srv && !srv->closing) {
     if (status < 0) {
       char where[300];
@@ -417,7 +417,7 @@ int ncd_server_listen(ncd_handler *h, const ncd_cmd *cmd) {
   srv->max_connections = cmd->max_connections;
   ncd_list_init(&srv->member_link);
   ncd_list_init(&srv->owner_link);
-  if (ncd_idmap_put(&ncd.servers, srv->id, srv) != 0) {
+  if (nc__idmap_put(&ncd.servers, srv->id, srv) != 0) {
     free(srv);
     return NCD_ENOMEM;
   }

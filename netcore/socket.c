@@ -170,7 +170,7 @@ static ncd_socket *socket_new(ncd_handler *owner, uint64_t id, int is_unix) {
     return NULL;
   }
   s->h.handle.data = s;
-  if (ncd_idmap_put(&ncd.sockets, id, s) != 0) {
+  if (nc__idmap_put(&ncd.sockets, id, s) != 0) {
     uv_close(&s->h.handle, free_unregistered);
     return NULL;
   }
@@ -219,7 +219,7 @@ void ncd_socket_destroy(ncd_socket *s, int notify) {
   if (s->closing) return;
   s->closing = 1;
   s->notify = notify;
-  ncd_idmap_del(&ncd.sockets, s->id);
+  nc__idmap_del(&ncd.sockets, s->id);
   if (s->gai) {
     /* The resolver callback frees the request; it must not find the socket. */
     s->gai->data = NULL;
@@ -388,7 +388,7 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
   uv_buf_t buf = uv_buf_init(zmq_msg_data(&w->payload), (unsigned)size);
   int rc;
   if (w->fd_socket_id) {
-    ncd_socket *fs = ncd_idmap_get(&ncd.sockets, w->fd_socket_id);
+    ncd_socket *fs = nc__idmap_get(&ncd.sockets, w->fd_socket_id);
     if (!fs || fs->owner != s->owner) {
       wreq_free(w);
       ncd_socket_fail(s, fs ? NCD_EPERM : NCD_EBADF, "write");

@@ -9,7 +9,7 @@
  *             commands and unpacks events into the plain structs below
  *   encoding.c  setEncoding decoders (utf8, ascii, base64)
  *   address.c   isIP and address JSON;  errors.c  the error table;
- *   idmap.c     wire id -> handle hash map
+ *   ../../common/idmap.c  wire id -> handle hash map (shared with netcore)
  *
  * Everything here runs on the loop's thread. "nc__" names are internal and
  * not exported from the shared library.
@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "idmap.h"
 #include "msgbatch.h"
 #include "nc/nc.h"
 
@@ -161,20 +162,6 @@ NC__HIDDEN int nc__wire_batch_event(nc__arena_t *arena, size_t i, nc__event_t *e
 /* Packs cmd as the next command of a CommandBatch. 0 or NC_ENOMEM. */
 NC__HIDDEN int nc__wire_pack_batched(const nc__cmd_t *cmd, nc__msgbatch_t *batch);
 
-/* ------------------------------------------------------------------ idmap */
-
-/* Open-addressing map from a 64-bit wire id to a handle; 0 is not a key. */
-typedef struct nc__idmap_s {
-  uint64_t *keys;
-  void **vals;
-  size_t cap, count;
-} nc__idmap_t;
-
-NC__HIDDEN void nc__idmap_init(nc__idmap_t *m);
-NC__HIDDEN void nc__idmap_free(nc__idmap_t *m);
-NC__HIDDEN int nc__idmap_put(nc__idmap_t *m, uint64_t key, void *val);
-NC__HIDDEN void *nc__idmap_get(const nc__idmap_t *m, uint64_t key);
-NC__HIDDEN void nc__idmap_del(nc__idmap_t *m, uint64_t key);
 
 /* --------------------------------------------------------------- encoding */
 

@@ -1,4 +1,4 @@
-/* Unit tests of netcore/idmap.c, including deletion inside probe runs. */
+/* Unit tests of common/idmap.c, including deletion inside probe runs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,48 +10,48 @@
 #include "idmap.h"
 
 static void test_idmap_put_get_del(void **state) {
-  ncd_idmap m;
-  ncd_idmap_init(&m);
+  nc__idmap_t m;
+  nc__idmap_init(&m);
   int a, b;
-  assert_null(ncd_idmap_get(&m, 1));
-  assert_int_equal(ncd_idmap_put(&m, 1, &a), 0);
-  assert_int_equal(ncd_idmap_put(&m, (5ULL << 32) | 7, &b), 0);
-  assert_ptr_equal(ncd_idmap_get(&m, 1), &a);
-  assert_ptr_equal(ncd_idmap_get(&m, (5ULL << 32) | 7), &b);
+  assert_null(nc__idmap_get(&m, 1));
+  assert_int_equal(nc__idmap_put(&m, 1, &a), 0);
+  assert_int_equal(nc__idmap_put(&m, (5ULL << 32) | 7, &b), 0);
+  assert_ptr_equal(nc__idmap_get(&m, 1), &a);
+  assert_ptr_equal(nc__idmap_get(&m, (5ULL << 32) | 7), &b);
   assert_int_equal(m.count, 2);
-  ncd_idmap_put(&m, 1, &b);
+  nc__idmap_put(&m, 1, &b);
   assert_int_equal(m.count, 2);
-  ncd_idmap_del(&m, 1);
-  assert_null(ncd_idmap_get(&m, 1));
-  ncd_idmap_del(&m, 1);
+  nc__idmap_del(&m, 1);
+  assert_null(nc__idmap_get(&m, 1));
+  nc__idmap_del(&m, 1);
   assert_int_equal(m.count, 1);
-  ncd_idmap_free(&m);
+  nc__idmap_free(&m);
 }
 
 /* Random inserts and deletes checked against a plain array. */
 static void test_idmap_matches_reference(void **state) {
   enum { N = 20000 };
   static void *ref[N];
-  ncd_idmap m;
-  ncd_idmap_init(&m);
+  nc__idmap_t m;
+  nc__idmap_init(&m);
   srand(42);
   for (int round = 0; round < 200000; round++) {
     int k = 1 + rand() % (N - 1);
     if (rand() % 3) {
       ref[k] = &ref[k];
-      ncd_idmap_put(&m, (uint64_t)k * 0x100000001ULL, ref[k]);
+      nc__idmap_put(&m, (uint64_t)k * 0x100000001ULL, ref[k]);
     } else {
       ref[k] = NULL;
-      ncd_idmap_del(&m, (uint64_t)k * 0x100000001ULL);
+      nc__idmap_del(&m, (uint64_t)k * 0x100000001ULL);
     }
   }
   size_t count = 0;
   for (int k = 1; k < N; k++) {
-    assert_ptr_equal(ncd_idmap_get(&m, (uint64_t)k * 0x100000001ULL), ref[k]);
+    assert_ptr_equal(nc__idmap_get(&m, (uint64_t)k * 0x100000001ULL), ref[k]);
     count += ref[k] != NULL;
   }
   assert_int_equal(m.count, count);
-  ncd_idmap_free(&m);
+  nc__idmap_free(&m);
 }
 
 int main(void) {

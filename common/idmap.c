@@ -1,9 +1,8 @@
-/* idmap.c: wire id -> handle, open addressing with linear probing and
- * backward-shift deletion (no tombstones, so lookups stay short however many
- * sockets come and go). Owned by one loop; not thread-safe. */
-#include <stdlib.h>
+/* idmap.c: see idmap.h. */
+#include "idmap.h"
 
-#include "nc_int.h"
+#include <errno.h>
+#include <stdlib.h>
 
 static size_t slot(uint64_t key, size_t cap) {
   /* splitmix64 finaliser: ids are sequential, so spread them. */
@@ -34,7 +33,7 @@ static int grow(nc__idmap_t *m) {
   if (keys == NULL || vals == NULL) {
     free(keys);
     free(vals);
-    return NC_ENOMEM;
+    return -ENOMEM;
   }
   for (size_t i = 0; i < m->cap; i++) {
     if (m->keys[i] == 0) continue;

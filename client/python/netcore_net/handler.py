@@ -33,6 +33,18 @@ from .errors import NetcoreError
 DEFAULT_ENDPOINT = "ipc:///tmp/netcore.sock"
 PROTOCOL_VERSION = 1
 _RECV_BATCH = 256  # messages handled per loop turn before yielding to other callbacks
+_BATCH_MAX_COMMANDS = 256  # a CommandBatch leaves early at this many commands
+_BATCH_MAX_PAYLOAD = 64 * 1024  # or this many payload bytes
+
+
+def _varint(n):
+    """Protobuf's base-128 varint of a non-negative int."""
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 log = logging.getLogger("netcore_net")
 
@@ -107,6 +119,10 @@ class Netcore(EventEmitter):
         self._zs = None
         self._mon = None
         self._outq = collections.deque()
+        self._batch = []         # serialized commands of this loop turn (PROTOCOL.md 1.1)
+        self._batch_frames = []  # their Write payloads, in order
+        self._batch_bytes = 0
+        self._batch_scheduled = False
         self._poll_scheduled = False
         self._waiting = []       # objects to start once Welcome arrives
         self._sockets = {}       # id -> Socket
@@ -210,6 +226,7 @@ class Netcore(EventEmitter):
             bye = pb.Command()
             bye.bye.SetInParent()
             self._zs.setsockopt(zmq.LINGER, 1000)
+            self._flush_batch()
             self._flush_outq()
             try:
                 self._zs.send(bye.SerializeToString(), zmq.NOBLOCK)
@@ -232,6 +249,7 @@ class Netcore(EventEmitter):
             self._zs.close()
             self._zs = None
         self._outq.clear()
+        self._batch, self._batch_frames, self._batch_bytes = [], [], 0
         self.emit("close")
         self.loop.call_soon(self._check_idle)
 
@@ -303,14 +321,43 @@ class Netcore(EventEmitter):
     # ---------------------------------------------------------------- sending
 
     def send(self, cmd, payload=None):
-        """Sends a Command (with an optional payload frame); returns its ref."""
+        """Sends a Command (with an optional payload frame); returns its ref.
+
+        Commands sent during one turn of the asyncio loop leave together, as
+        one CommandBatch (PROTOCOL.md 1.1), at the end of the turn. Inside a
+        batch only Write carries a payload frame: any other command with one
+        goes alone, after the batch."""
         self._ref += 1
         cmd.ref = self._ref
-        frames = [cmd.SerializeToString()]
+        if payload is not None and cmd.WhichOneof("command") != "write":
+            self._flush_batch()
+            self._send_raw([cmd.SerializeToString(), payload])
+            return cmd.ref
+        self._batch.append(cmd.SerializeToString())
         if payload is not None:
-            frames.append(payload)
-        self._send_raw(frames)
+            self._batch_frames.append(payload)
+            self._batch_bytes += len(payload)
+        if len(self._batch) >= _BATCH_MAX_COMMANDS or self._batch_bytes >= _BATCH_MAX_PAYLOAD:
+            self._flush_batch()
+        elif not self._batch_scheduled:
+            self._batch_scheduled = True
+            self.loop.call_soon(self._flush_batch)
         return cmd.ref
+
+    def _flush_batch(self):
+        self._batch_scheduled = False
+        if not self._batch:
+            return
+        cmds, frames = self._batch, self._batch_frames
+        self._batch, self._batch_frames, self._batch_bytes = [], [], 0
+        if len(cmds) == 1:
+            env = cmds[0]
+        else:
+            # Command{batch = 50: CommandBatch{repeated Command commands = 1}},
+            # assembled from the commands already serialized.
+            body = b"".join(b"\x0a" + _varint(len(c)) + c for c in cmds)
+            env = b"\x92\x03" + _varint(len(body)) + body
+        self._send_raw([env] + frames)
 
     def _send_raw(self, frames):
         if self._zs is None:

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Unit tests of netcore_net's pure parts: isIP, encodings, errors, EventEmitter.
+"""Unit tests of netcore_net's pure parts: isIP, encodings, errors, EventEmitter,
+the CommandBatch envelope.
 
 usage: test_units.py [--netcore PATH]   (the path is accepted and unused)
 """
@@ -11,6 +12,8 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import netcore_net as net  # noqa: E402
 from netcore_net import codec  # noqa: E402
+from netcore_net import handler as _handler  # noqa: E402
+from netcore_net._proto import pb  # noqa: E402
 
 IP4 = ["127.0.0.1"]
 IP6 = """0000:0000:0000:0000:0000:0000:0000:0000 1050:0:0:0:5:600:300c:326b
@@ -23,6 +26,69 @@ NOT_IP = ["x127.0.0.1", "example.com", "0000:0000:0000:0000:0000:0000:0000:0000:
           "2001:252::1::2008:6", "::2001:252:1:255.255.255.255.76", "::anything",
           "0000:0000:0000:0000:0000:0000:12345:0000", "0", "", None, "127.000.000.001",
           "01.2.3.4", "1.2.3", "256.0.0.0", " 127.0.0.1", "0x7f.0.0.1", "1.2.3.4.5"]
+
+
+class TestCommandBatch(unittest.TestCase):
+    """Commands sent in one loop turn leave as one CommandBatch that protobuf
+    parses back into the same commands, with the Write payloads in order."""
+
+    def capture(self):
+        nc = net.Netcore("ipc:///nonexistent", name="unit")
+        sent = []
+        nc._send_raw = sent.append
+        return nc, sent
+
+    def test_batch_envelope_parses(self):
+        nc, sent = self.capture()
+        big = b"y" * 300  # a command longer than one varint byte
+        cmds = []
+        for i in range(3):
+            c = pb.Command()
+            c.write.socket_id = 1000 + i
+            cmds.append(c)
+        credit = pb.Command()
+        credit.credit.socket_id = 7
+        credit.credit.bytes = 65536
+        nc.send(cmds[0], b"a")
+        nc.send(credit)
+        nc.send(cmds[1], big)
+        nc.send(cmds[2], b"")
+        self.assertEqual(sent, [])  # nothing leaves before the end of the turn
+        nc._flush_batch()
+        self.assertEqual(len(sent), 1)
+        frames = sent[0]
+        self.assertEqual(frames[1:], [b"a", big, b""])
+        env = pb.Command()
+        env.ParseFromString(frames[0])
+        self.assertEqual(env.WhichOneof("command"), "batch")
+        got = env.batch.commands
+        self.assertEqual([c.WhichOneof("command") for c in got], ["write", "credit", "write", "write"])
+        self.assertEqual([c.ref for c in got], [1, 2, 3, 4])
+        self.assertEqual(got[1].credit.bytes, 65536)
+        self.assertEqual(got[3].write.socket_id, 1002)
+
+    def test_single_command_goes_alone_and_end_with_data_after_batch(self):
+        nc, sent = self.capture()
+        w = pb.Command()
+        w.write.socket_id = 5
+        nc.send(w, b"x")
+        end = pb.Command()
+        end.end.socket_id = 5
+        nc.send(end, b"last")  # a payload on End: not allowed in a batch
+        self.assertEqual(len(sent), 2)
+        first = pb.Command()
+        first.ParseFromString(sent[0][0])
+        self.assertEqual(first.WhichOneof("command"), "write")
+        self.assertEqual(sent[0][1:], [b"x"])
+        second = pb.Command()
+        second.ParseFromString(sent[1][0])
+        self.assertEqual(second.WhichOneof("command"), "end")
+        self.assertEqual(sent[1][1:], [b"last"])
+
+    def test_varint(self):
+        self.assertEqual(_handler._varint(0), b"\x00")
+        self.assertEqual(_handler._varint(127), b"\x7f")
+        self.assertEqual(_handler._varint(300), b"\xac\x02")
 
 
 class TestIsIP(unittest.TestCase):

@@ -107,3 +107,25 @@ void nc__msgbatch_free(nc__msgbatch_t *b) {
   free(b->data);
   memset(b, 0, sizeof(*b));
 }
+
+int nc__frame_next(void *zsock, zmq_msg_t *out, int *more) {
+  zmq_msg_init(out);
+  if (!*more) return 0;
+  if (zmq_msg_recv(out, zsock, 0) < 0) {
+    *more = 0;
+    return 0;
+  }
+  *more = zmq_msg_more(out);
+  return 1;
+}
+
+int nc__frames_drain(void *zsock, int *more) {
+  int n = 0;
+  zmq_msg_t m;
+  while (nc__frame_next(zsock, &m, more)) {
+    zmq_msg_close(&m);
+    n++;
+  }
+  zmq_msg_close(&m);
+  return n;
+}

@@ -7,7 +7,8 @@
  * packed `field 1` entry as soon as it is known, keeps the payload frames that
  * go with them in order, and at the end wraps the entries into the envelope:
  * a batch of one is sent as that message alone, so batching never changes
- * what a single message looks like. Knows the protobuf wire format, not the
+ * what a single message looks like; the receiving side reads the frames that
+ * follow an envelope one by one. Knows the protobuf wire format, not the
  * schema. Not thread-safe; each batch belongs to one loop.
  */
 #ifndef NC_MSGBATCH_H
@@ -50,6 +51,13 @@ NC__HIDDEN_MB void nc__msgbatch_clear(nc__msgbatch_t *b);
 
 /* Empties the batch and frees its memory. */
 NC__HIDDEN_MB void nc__msgbatch_free(nc__msgbatch_t *b);
+
+/* Receiving: the frames after the envelope of a message on zsock, one at a
+ * time. *more says whether one is waiting (zmq_msg_more of the last frame);
+ * *out is initialised either way (close it). Returns 1 if a frame was read. */
+NC__HIDDEN_MB int nc__frame_next(void *zsock, zmq_msg_t *out, int *more);
+/* Receives and drops the frames left; returns how many there were. */
+NC__HIDDEN_MB int nc__frames_drain(void *zsock, int *more);
 
 static inline int nc__msgbatch_empty(const nc__msgbatch_t *b) { return b->count == 0; }
 

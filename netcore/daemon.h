@@ -123,8 +123,8 @@ struct ncd_socket {
   unsigned closing : 1;
   unsigned notify : 1;        /* send Closed to the owner when the close completes */
   unsigned had_error : 1;
-  unsigned reconnecting : 1;
-  unsigned end_ack_now : 1;   /* the End asked for a prompt ack */  /* h is closing to try the next address */
+  unsigned reconnecting : 1;  /* h is closing to try the next address */
+  unsigned end_ack_now : 1;   /* the End asked for a prompt ack */
 };
 
 typedef struct ncd_daemon {

@@ -25,26 +25,10 @@ static void retry_cb(uv_timer_t *t);
 static int sent_since_drain = 1;
 
 int ncd_frames_next(ncd_frames *f, zmq_msg_t *out) {
-  zmq_msg_init(out);
-  if (!f->more) return -1;
-  if (zmq_msg_recv(out, ncd.router, 0) < 0) {
-    f->more = 0;
-    return -1;
-  }
-  f->more = zmq_msg_more(out);
-  return 0;
+  return nc__frame_next(ncd.router, out, &f->more) ? 0 : -1;
 }
 
-int ncd_frames_drain(ncd_frames *f) {
-  int n = 0;
-  zmq_msg_t m;
-  while (ncd_frames_next(f, &m) == 0) {
-    zmq_msg_close(&m);
-    n++;
-  }
-  zmq_msg_close(&m);
-  return n;
-}
+int ncd_frames_drain(ncd_frames *f) { return nc__frames_drain(ncd.router, &f->more); }
 
 /* Receives one whole multipart message and dispatches it; the dispatcher
  * receives the frames after the envelope as it needs them. Returns 0, or -1

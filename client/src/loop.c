@@ -42,24 +42,22 @@ static int zsock_fd(void *sock) {
   return fd;
 }
 
+static int zsock_readable(void *sock) {
+  int events = 0;
+  size_t sz = sizeof(events);
+  if (sock == NULL || zmq_getsockopt(sock, ZMQ_EVENTS, &events, &sz) != 0) return 0;
+  return (events & ZMQ_POLLIN) != 0;
+}
+
 /* Whether the dealer may hold input that ZMQ_FD will not announce: ZeroMQ
  * signals new input only once a receive found none, and a send may consume
  * that signal. Looking costs libzmq a poll(2) and a getpid(2), so libnc looks
  * only after sends. */
 static int dealer_unsure(nc_loop_t *loop) {
   if (!loop->sent_since_drain) return 0;
-  int events = 0;
-  size_t sz = sizeof(events);
-  if (zmq_getsockopt(loop->dealer, ZMQ_EVENTS, &events, &sz) != 0) return 0;
-  if (!(events & ZMQ_POLLIN)) loop->sent_since_drain = 0;
-  return (events & ZMQ_POLLIN) != 0;
-}
-
-static int zsock_readable(void *sock) {
-  int events = 0;
-  size_t sz = sizeof(events);
-  if (sock == NULL || zmq_getsockopt(sock, ZMQ_EVENTS, &events, &sz) != 0) return 0;
-  return (events & ZMQ_POLLIN) != 0;
+  int readable = zsock_readable(loop->dealer);
+  if (!readable) loop->sent_since_drain = 0;
+  return readable;
 }
 
 /* ------------------------------------------------------------- sending */
@@ -246,13 +244,7 @@ static int hello(nc_loop_t *loop, const nc_loop_options_t *o) {
       continue;
     }
     int more = zmq_msg_more(&env);
-    while (more) { /* a payload frame here would be a protocol error: skip it */
-      zmq_msg_t extra;
-      zmq_msg_init(&extra);
-      if (zmq_msg_recv(&extra, loop->dealer, 0) < 0) more = 0;
-      else more = zmq_msg_more(&extra);
-      zmq_msg_close(&extra);
-    }
+    nc__frames_drain(loop->dealer, &more); /* a payload frame here would be a protocol error */
     nc__event_t ev;
     rv = nc__wire_unpack(zmq_msg_data(&env), zmq_msg_size(&env), &ev, &loop->arena);
     zmq_msg_close(&env);
@@ -500,19 +492,6 @@ static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload)
   }
 }
 
-/* Receives the next frame of the message being read into *m (initialised
- * here either way). Returns 1 if there was one; *more tells if others follow. */
-static int next_frame(nc_loop_t *loop, zmq_msg_t *m, int *more) {
-  zmq_msg_init(m);
-  if (!*more) return 0;
-  if (zmq_msg_recv(m, loop->dealer, 0) < 0) {
-    *more = 0;
-    return 0;
-  }
-  *more = zmq_msg_more(m);
-  return 1;
-}
-
 /* The events of an EventBatch, in order; one payload frame per Data event,
  * the first already received (first, or NULL), the rest still waiting. */
 static void dispatch_batch(nc_loop_t *loop, uint32_t count, zmq_msg_t *first, int more) {
@@ -531,14 +510,12 @@ static void dispatch_batch(nc_loop_t *loop, uint32_t count, zmq_msg_t *first, in
       has_payload = 1;
       first = NULL;
     } else {
-      has_payload = next_frame(loop, &payload, &more);
+      has_payload = nc__frame_next(loop->dealer, &payload, &more);
     }
     if (has_payload) dispatch(loop, &ev, &payload);
     zmq_msg_close(&payload);
   }
-  zmq_msg_t extra; /* frames the batch did not account for: not ours to guess */
-  while (next_frame(loop, &extra, &more)) zmq_msg_close(&extra);
-  zmq_msg_close(&extra);
+  nc__frames_drain(loop->dealer, &more); /* frames the batch did not account for */
 }
 
 static void read_events(nc_loop_t *loop) {
@@ -556,12 +533,8 @@ static void read_events(nc_loop_t *loop) {
       loop->sent_since_drain = 0;
       break;
     }
-    int has_payload = 0, more = zmq_msg_more(&env);
-    zmq_msg_init(&payload);
-    if (more) {
-      has_payload = zmq_msg_recv(&payload, loop->dealer, 0) >= 0;
-      more = has_payload && zmq_msg_more(&payload);
-    }
+    int more = zmq_msg_more(&env);
+    int has_payload = nc__frame_next(loop->dealer, &payload, &more);
     loop->last_recv = loop->now;
     loop->ping_outstanding = 0;
     nc__event_t ev;
@@ -569,9 +542,7 @@ static void read_events(nc_loop_t *loop) {
     if (rv == 0 && ev.type == NC__EV_BATCH) {
       dispatch_batch(loop, ev.count, has_payload ? &payload : NULL, more);
     } else {
-      zmq_msg_t extra; /* more than one payload frame: not ours to guess */
-      while (next_frame(loop, &extra, &more)) zmq_msg_close(&extra);
-      zmq_msg_close(&extra);
+      nc__frames_drain(loop->dealer, &more); /* more than one payload frame: not ours to guess */
       if (rv == 0) dispatch(loop, &ev, has_payload ? &payload : NULL);
     }
     zmq_msg_close(&env);

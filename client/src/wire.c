@@ -52,7 +52,9 @@ void nc__arena_reset(nc__arena_t *a) {
 
 static char *str(const char *s) { return (char *)(s ? s : ""); }
 
-int nc__wire_pack(const nc__cmd_t *c, uint8_t *buf, size_t cap) {
+/* Packs c into buf (cap bytes) or, when batch is not NULL, as the next entry
+ * of batch; see nc__wire_pack and nc__wire_pack_batched for the results. */
+static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, nc__msgbatch_t *batch) {
   Netcore__V1__Command cmd = NETCORE__V1__COMMAND__INIT;
   Netcore__V1__Hello hello = NETCORE__V1__HELLO__INIT;
   Netcore__V1__Bye bye = NETCORE__V1__BYE__INIT;
@@ -202,8 +204,18 @@ int nc__wire_pack(const nc__cmd_t *c, uint8_t *buf, size_t cap) {
   }
   size_t n = netcore__v1__command__get_packed_size(&cmd);
   if (n > (size_t)INT32_MAX) return NC_EMSGSIZE;
+  if (batch != NULL) {
+    uint8_t *at = nc__msgbatch_entry(batch, n);
+    if (at == NULL) return NC_ENOMEM;
+    netcore__v1__command__pack(&cmd, at);
+    return 0;
+  }
   if (n <= cap) netcore__v1__command__pack(&cmd, buf);
   return (int)n;
+}
+
+int nc__wire_pack(const nc__cmd_t *c, uint8_t *buf, size_t cap) {
+  return pack_command(c, buf, cap, NULL);
 }
 
 /* -------------------------------------------------------------- unpacking */
@@ -234,12 +246,7 @@ static void addr(const Netcore__V1__Address *in, nc_address_t *out) {
 }
 
 int nc__wire_pack_batched(const nc__cmd_t *c, nc__msgbatch_t *batch) {
-  int n = nc__wire_pack(c, NULL, 0);
-  if (n < 0) return n;
-  uint8_t *at = nc__msgbatch_entry(batch, (size_t)n);
-  if (at == NULL) return NC_ENOMEM;
-  nc__wire_pack(c, at, (size_t)n);
-  return 0;
+  return pack_command(c, NULL, 0, batch);
 }
 
 static void convert(const Netcore__V1__Event *e, nc__event_t *ev);

@@ -248,3 +248,17 @@ static long status_kib(pid_t pid, const char *key) {
 
 long nct_rss_kib(pid_t pid) { return status_kib(pid, "VmRSS:"); }
 long nct_hwm_kib(pid_t pid) { return status_kib(pid, "VmHWM:"); }
+
+nct_netcore_t nct_daemon;
+
+int nct_setup(void **state) {
+  (void)state;
+  nct_netcore_start(&nct_daemon, NULL);
+  return 0;
+}
+
+int nct_teardown(void **state) {
+  (void)state;
+  nct_netcore_stop(&nct_daemon);
+  return 0;
+}

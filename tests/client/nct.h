@@ -31,6 +31,11 @@ void nct_netcore_start(nct_netcore_t *d, const char *const *flags);
 void nct_netcore_stop(nct_netcore_t *d);
 /* SIGKILL and wait; keeps the directory (call nct_netcore_stop after). */
 void nct_netcore_kill(nct_netcore_t *d);
+/* One netcore for a cmocka test group: nct_setup starts nct_daemon (no
+ * extra flags), nct_teardown stops it. */
+extern nct_netcore_t nct_daemon;
+int nct_setup(void **state);
+int nct_teardown(void **state);
 /* <dir>/<name>, for UNIX socket paths of a test. */
 void nct_path(const nct_netcore_t *d, const char *name, char *out, size_t cap);
 

@@ -12,20 +12,6 @@
 #include "nc_int.h"
 #include "nct.h"
 
-static nct_netcore_t daemon_;
-
-static int setup(void **state) {
-  (void)state;
-  nct_netcore_start(&daemon_, NULL);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  nct_netcore_stop(&daemon_);
-  return 0;
-}
-
 static void fill_pattern(uint8_t *p, size_t n, size_t offset) {
   for (size_t i = 0; i < n; i++) p[i] = (uint8_t)((offset + i) * 7 + ((offset + i) >> 11));
 }
@@ -97,7 +83,7 @@ static void th_close(nc_socket_t *s, int had_error) {
 
 static void test_client_flow_throttle_and_drain(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   throttle_t t = {0};
   int port;
   t.lfd = nct_tcp_listen(&port);
@@ -201,7 +187,7 @@ static void pr_listening(nc_server_t *s) {
 
 static void test_client_flow_pause_resume(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   pause_t t = {0};
   t.buf = malloc(PR_TOTAL);
   nc_timer_new(loop, &t.timer);
@@ -318,7 +304,7 @@ static void wae_listening(nc_server_t *s) {
 
 static void test_client_flow_write_after_end(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   wae_t t[2];
   memset(t, 0, sizeof(t));
   nc_server_events_t ev = {.on_connection = wae_connection, .on_listening = wae_listening};
@@ -411,7 +397,7 @@ static void to_listening(nc_server_t *s) {
 
 static void test_client_flow_set_timeout(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   to_t t = {0};
   nc_timer_new(loop, &t.timer);
   nc_timer_set_data(t.timer, &t);
@@ -507,7 +493,7 @@ static void pipe_listening(nc_server_t *s) {
 
 static void test_client_flow_pipe_backpressure(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   pipe_t t = {0};
   t.echo = malloc(PIPE_TOTAL);
   nc_server_options_t o = {.allow_half_open = 1};
@@ -616,7 +602,7 @@ static void dst_listening(nc_server_t *s) {
 
 static void test_client_flow_destroy_inside_callbacks(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   dst_t t = {0};
   nc_server_events_t ev = {.on_connection = dst_connection, .on_listening = dst_listening};
   assert_int_equal(nc_server_new(loop, NULL, NULL, &t.server), 0);
@@ -640,5 +626,5 @@ int main(void) {
       cmocka_unit_test(test_client_flow_pipe_backpressure),
       cmocka_unit_test(test_client_flow_destroy_inside_callbacks),
   };
-  return cmocka_run_group_tests_name("client_flow", tests, setup, teardown);
+  return cmocka_run_group_tests_name("client_flow", tests, nct_setup, nct_teardown);
 }

@@ -15,20 +15,6 @@
 
 #include "nct.h"
 
-static nct_netcore_t daemon_;
-
-static int setup(void **state) {
-  (void)state;
-  nct_netcore_start(&daemon_, NULL);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  nct_netcore_stop(&daemon_);
-  return 0;
-}
-
 /* ------------------------------------------------------ echo with c.pipe(c) */
 
 #define ECHO_ROUNDS 64
@@ -98,7 +84,7 @@ static void echo_on_listening(nc_server_t *server) {
 
 static void test_client_echo_pipe_binary_half_close(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   echo_t t = {0};
   nc_server_options_t o = {.allow_half_open = 1};
   assert_int_equal(nc_server_new(loop, &o, echo_on_connection, &t.server), 0);
@@ -163,7 +149,7 @@ static void inuse_a_listening(nc_server_t *s) {
 
 static void test_client_server_eaddrinuse_then_retry(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   inuse_t t = {0};
   nc_server_events_t evb = {.on_error = inuse_b_error};
   assert_int_equal(nc_server_new(loop, NULL, NULL, &t.a), 0);
@@ -245,9 +231,9 @@ static void unix_on_connection_track(nc_server_t *s, nc_socket_t *c) {
 
 static void test_client_server_listen_path(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   unixs_t t = {0};
-  nct_path(&daemon_, "echo.sock", t.path, sizeof(t.path));
+  nct_path(&nct_daemon, "echo.sock", t.path, sizeof(t.path));
   nc_server_events_t ev = {.on_connection = unix_on_connection_track,
                            .on_listening = unix_on_listening,
                            .on_close = unix_on_sock_close_server,
@@ -267,7 +253,7 @@ static void test_client_server_listen_path(void **state) {
 
   /* A regular file where the socket should go: an error naming the path. */
   unixs_t f = {0};
-  nct_path(&daemon_, "regular-file", f.path, sizeof(f.path));
+  nct_path(&nct_daemon, "regular-file", f.path, sizeof(f.path));
   FILE *fp = fopen(f.path, "w");
   assert_non_null(fp);
   fclose(fp);
@@ -346,7 +332,7 @@ static void sclose_listening(nc_server_t *s) {
 
 static void test_client_server_close_waits_for_connections(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   sclose_t t = {0};
   nc_server_events_t ev = {.on_connection = sclose_connection,
                            .on_listening = sclose_listening,
@@ -415,7 +401,7 @@ static nc_socket_t *conn_new(nc_loop_t *loop, conn_t *t) {
 
 static void test_client_connect_variants_and_refused(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   conn_t t = {0};
   int lfd = nct_tcp_listen(&t.good_port);
   int dead = nct_tcp_listen(&t.bad_port);
@@ -466,7 +452,7 @@ static void test_client_connect_variants_and_refused(void **state) {
   memset(&t, 0, sizeof(t));
   t.reconnected = 1;
   char path[200];
-  nct_path(&daemon_, "nobody-here.sock", path, sizeof(path));
+  nct_path(&nct_daemon, "nobody-here.sock", path, sizeof(path));
   nc_socket_t *u;
   assert_int_equal(nc_create_connection_path(loop, NULL, path, NULL, &u), 0);
   nc_socket_set_data(u, &t);
@@ -560,7 +546,7 @@ static void enc_on_listening(nc_server_t *s) {
 
 static void test_client_encodings_end_to_end(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   enc_t t = {0};
   nc_server_events_t ev = {.on_connection = enc_on_connection, .on_listening = enc_on_listening};
   assert_int_equal(nc_server_new(loop, NULL, NULL, &t.server), 0);
@@ -660,7 +646,7 @@ static void bw_listening(nc_server_t *s) {
 
 static void test_client_bytes_read_written(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   bw_t t = {0};
   nc_server_events_t ev = {.on_connection = bw_connection, .on_listening = bw_listening};
   assert_int_equal(nc_server_new(loop, NULL, NULL, &t.server), 0);
@@ -772,9 +758,9 @@ static void fdp_unix_listening(nc_server_t *s) {
 
 static void test_client_fd_passing(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   fdp_t t = {0};
-  nct_path(&daemon_, "fd.sock", t.path, sizeof(t.path));
+  nct_path(&nct_daemon, "fd.sock", t.path, sizeof(t.path));
   nc_server_events_t ev = {.on_connection = fdp_unix_connection, .on_listening = fdp_unix_listening};
   assert_int_equal(nc_server_new(loop, NULL, NULL, &t.unix_server), 0);
   nc_server_set_data(t.unix_server, &t);
@@ -820,7 +806,7 @@ static void t_stop(nc_timer_t *tm) {
 
 static void test_client_loop_run_timers_and_stop(void **state) {
   (void)state;
-  nc_loop_t *loop = nct_loop(&daemon_);
+  nc_loop_t *loop = nct_loop(&nct_daemon);
   timers_t t = {0};
   nc_loop_set_data(loop, &t);
   nc_timer_t *a, *b, *r, *forever;
@@ -861,5 +847,5 @@ int main(void) {
       cmocka_unit_test(test_client_fd_passing),
       cmocka_unit_test(test_client_loop_run_timers_and_stop),
   };
-  return cmocka_run_group_tests_name("client_net", tests, setup, teardown);
+  return cmocka_run_group_tests_name("client_net", tests, nct_setup, nct_teardown);
 }

@@ -27,7 +27,7 @@ static void reject(const void *rid, size_t rid_len, ncd_handler *h, const ncd_cm
   else
     ev.socket_id = cmd->id;
   ncd_debug("rejected %s from %s: %s %s", cmd->name, h ? h->name : "unknown", ev.code, ev.message);
-  if (h && h->over_budget) return; /* PROTOCOL.md 12: over its budget, errors go unsent */
+  if (h && h->over_budget) return; /* PROTOCOL.md 10: over its budget, errors go unsent */
   if (h) ncd_router_send(h, &ev, NULL);
   else ncd_router_send_rid(rid, rid_len, &ev);
 }
@@ -149,7 +149,7 @@ static void run_batch(const void *rid, size_t rid_len, ncd_handler *h, size_t co
 }
 
 /* The bounds an envelope must keep before it is decoded at all (PROTOCOL.md
- * 12): known handlers up to --max-envelope, strangers only a small Hello;
+ * 10): known handlers up to --max-envelope, strangers only a small Hello;
  * then the wire walk that refuses nesting and oversized batches. */
 static int check_envelope(const ncd_handler *h, zmq_msg_t *env) {
   size_t len = zmq_msg_size(env);

@@ -15,6 +15,8 @@ Python's (create_server, set_encoding, buffer_size); Node's camelCase names
 are aliases for code ported line by line. See README.md for the whole API.
 """
 
+from __future__ import annotations
+
 import ipaddress as _ipaddress
 
 from .emitter import EventEmitter
@@ -32,7 +34,7 @@ __all__ = [
 connect = create_connection
 
 
-def is_ip(text):
+def is_ip(text: object) -> int:
     """4 for an IPv4 address, 6 for IPv6 (a zone id is allowed), else 0."""
     if not isinstance(text, str) or not text:
         return 0
@@ -48,11 +50,11 @@ def is_ip(text):
         return 0
 
 
-def is_ipv4(text):
+def is_ipv4(text: object) -> bool:
     return is_ip(text) == 4
 
 
-def is_ipv6(text):
+def is_ipv6(text: object) -> bool:
     return is_ip(text) == 6
 
 

@@ -6,11 +6,17 @@ character (or a base64 group) split across two reads is held back until it is
 complete, so the 'data' strings are always whole characters.
 """
 
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+from ._types import Data
+
 import base64
 import binascii
 import codecs
 
-_ALIASES = {
+_ALIASES: Dict[str, str] = {
     "utf8": "utf8", "utf-8": "utf8",
     "ascii": "ascii",
     "latin1": "latin1", "binary": "latin1",
@@ -20,7 +26,7 @@ _ALIASES = {
 }
 
 
-def normalize(encoding):
+def normalize(encoding: Optional[str]) -> Optional[str]:
     """Canonical name of a Node encoding; ValueError if unknown."""
     if encoding is None:
         return None
@@ -30,7 +36,7 @@ def normalize(encoding):
     return name
 
 
-def encode(data, encoding=None):
+def encode(data: Data, encoding: Optional[str] = None) -> bytes:
     """bytes to send for data (bytes-like, or str in encoding, default utf8)."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
@@ -63,17 +69,18 @@ def encode(data, encoding=None):
 class Decoder:
     """Turns a stream of byte chunks into strings (Node's StringDecoder)."""
 
-    def __init__(self, encoding):
+    def __init__(self, encoding: Optional[str]) -> None:
         self.encoding = normalize(encoding)
         self._rest = b""
         if self.encoding == "utf8":
-            self._inc = codecs.getincrementaldecoder("utf-8")("replace")
+            self._inc: Optional[codecs.IncrementalDecoder] = \
+                codecs.getincrementaldecoder("utf-8")("replace")
         elif self.encoding == "utf16le":
             self._inc = codecs.getincrementaldecoder("utf-16-le")("replace")
         else:
             self._inc = None
 
-    def write(self, chunk):
+    def write(self, chunk: bytes) -> str:
         if self._inc is not None:
             return self._inc.decode(chunk)
         if self.encoding == "latin1":
@@ -88,7 +95,7 @@ class Decoder:
         self._rest = buf[n:]
         return base64.b64encode(buf[:n]).decode("ascii")
 
-    def end(self):
+    def end(self) -> str:
         """What is still held back, decoded as far as it goes (at the stream's end)."""
         if self._inc is not None:
             return self._inc.decode(b"", final=True)

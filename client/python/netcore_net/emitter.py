@@ -6,27 +6,35 @@ library turns such a raise inside the event loop into the end of run(),
 re-raised there, so an unhandled error never passes silently.
 """
 
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, TypeVar
+
+from ._types import Listener
+
+E = TypeVar("E", bound="EventEmitter")
+
 
 class EventEmitter:
-    def __init__(self):
-        self._listeners = {}
+    def __init__(self) -> None:
+        self._listeners: Dict[str, List[Listener]] = {}
 
-    def on(self, event, listener):
+    def on(self: E, event: str, listener: Listener) -> E:
         """Adds listener for event; returns self so calls can be chained."""
         self._listeners.setdefault(event, []).append(listener)
         return self
 
     add_listener = on
 
-    def once(self, event, listener):
+    def once(self: E, event: str, listener: Listener) -> E:
         """Adds a listener that is removed before its first call."""
-        def wrapper(*args):
+        def wrapper(*args: Any) -> Any:
             self.off(event, wrapper)
             return listener(*args)
-        wrapper.listener = listener
+        wrapper.listener = listener  # type: ignore[attr-defined]
         return self.on(event, wrapper)
 
-    def off(self, event, listener):
+    def off(self: E, event: str, listener: Listener) -> E:
         """Removes one registration of listener (added by on() or once())."""
         lst = self._listeners.get(event)
         if lst:
@@ -38,20 +46,20 @@ class EventEmitter:
 
     remove_listener = off
 
-    def remove_all_listeners(self, event=None):
+    def remove_all_listeners(self: E, event: Optional[str] = None) -> E:
         if event is None:
             self._listeners.clear()
         else:
             self._listeners.pop(event, None)
         return self
 
-    def listeners(self, event):
+    def listeners(self, event: str) -> List[Listener]:
         return [getattr(fn, "listener", fn) for fn in self._listeners.get(event, ())]
 
-    def listener_count(self, event):
+    def listener_count(self, event: str) -> int:
         return len(self._listeners.get(event, ()))
 
-    def emit(self, event, *args):
+    def emit(self, event: str, *args: Any) -> bool:
         """Calls every listener of event; returns True if there was one."""
         lst = self._listeners.get(event)
         if not lst:

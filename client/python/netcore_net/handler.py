@@ -17,18 +17,26 @@ the NETCORE_ENDPOINT environment variable, else ipc:///tmp/netcore.sock);
 several instances are several independent handlers.
 """
 
+from __future__ import annotations
+
 import asyncio
 import collections
 import logging
 import os
 import time
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Set, Union
 
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from ._proto import pb
+from ._types import Message
 from .emitter import EventEmitter
 from .errors import NetcoreError
+
+if TYPE_CHECKING:
+    from .server import Server
+    from .sock import Socket
 
 DEFAULT_ENDPOINT = "ipc:///tmp/netcore.sock"
 PROTOCOL_VERSION = 1
@@ -37,7 +45,7 @@ _BATCH_MAX_COMMANDS = 256  # a CommandBatch leaves early at this many commands
 _BATCH_MAX_PAYLOAD = 64 * 1024  # or this many payload bytes
 
 
-def _varint(n):
+def _varint(n: int) -> bytes:
     """Protobuf's base-128 varint of a non-negative int."""
     out = bytearray()
     while n >= 0x80:
@@ -48,13 +56,13 @@ def _varint(n):
 
 log = logging.getLogger("netcore_net")
 
-_instances = []
-_default = None
-_default_loop = None
-_run = None  # while run() is active: {"wake": future, "error": exception or None}
+_instances: List[Netcore] = []
+_default: Optional[Netcore] = None
+_default_loop: Optional[asyncio.AbstractEventLoop] = None
+_run: Optional[Dict[str, Any]] = None  # while run() is active: {"wake": future, "error": exception or None}
 
 
-def get_loop():
+def get_loop() -> asyncio.AbstractEventLoop:
     """The running asyncio loop, else the module's own loop that run() will run."""
     global _default_loop
     try:
@@ -66,7 +74,7 @@ def get_loop():
     return _default_loop
 
 
-def default_netcore():
+def default_netcore() -> Netcore:
     """The process's default handler connection (created on first use)."""
     global _default
     if _default is None or _default.state == "closed":
@@ -74,12 +82,12 @@ def default_netcore():
     return _default
 
 
-def _wake_run():
+def _wake_run() -> None:
     if _run is not None and not _run["wake"].done():
         _run["wake"].set_result(None)
 
 
-def fatal(exc):
+def fatal(exc: BaseException) -> None:
     """An exception escaped a listener: end run() with it (Node would crash),
     or, outside run(), hand it to the loop's exception handler."""
     if _run is not None and _run["error"] is None:
@@ -90,7 +98,7 @@ def fatal(exc):
                                            "exception": exc})
 
 
-def call(fn, *args):
+def call(fn: Callable[..., Any], *args: Any) -> None:
     """Calls a listener; an exception from it becomes fatal()."""
     try:
         fn(*args)
@@ -105,47 +113,47 @@ class Netcore(EventEmitter):
     (NetcoreError; only emitted when someone listens), 'close'.
     """
 
-    def __init__(self, endpoint=None, name="python", credit_window=0, lease_ms=0,
-                 connect_timeout_ms=10000):
+    def __init__(self, endpoint: Optional[str] = None, name: str = "python", credit_window: int = 0,
+                 lease_ms: int = 0, connect_timeout_ms: int = 10000) -> None:
         super().__init__()
         self.endpoint = endpoint or os.environ.get("NETCORE_ENDPOINT") or DEFAULT_ENDPOINT
         self.name = name
         self.state = "new"  # new -> connecting -> ready -> closed
-        self.welcome = None
+        self.welcome: Message = None
         self._hello_credit = credit_window
         self._hello_lease = lease_ms
         self._connect_timeout = connect_timeout_ms / 1000.0
-        self._loop = None
-        self._zs = None
-        self._mon = None
-        self._outq = collections.deque()
-        self._batch = []         # serialized commands of this loop turn (PROTOCOL.md 1.1)
-        self._batch_frames = []  # their Write payloads, in order
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._zs: Any = None  # zmq.Socket (DEALER) while connected
+        self._mon: Any = None  # its monitor socket
+        self._outq: Deque[List[bytes]] = collections.deque()
+        self._batch: List[bytes] = []       # serialized commands of this loop turn (PROTOCOL.md 1.1)
+        self._batch_frames: List[bytes] = []  # their Write payloads, in order
         self._batch_bytes = 0
         self._batch_scheduled = False
         self._poll_scheduled = False
-        self._waiting = []       # objects to start once Welcome arrives
-        self._sockets = {}       # id -> Socket
-        self._servers = {}       # id -> Server
-        self._live = set()       # objects that keep run() going
-        self._idle_waiters = []
+        self._waiting: List[Any] = []  # objects to start once Welcome arrives
+        self._sockets: Dict[int, Socket] = {}  # id -> Socket
+        self._servers: Dict[int, Server] = {}  # id -> Server
+        self._live: Set[object] = set()  # objects that keep run() going
+        self._idle_waiters: List[asyncio.Future[None]] = []
         self._n = 0
         self._ref = 0
         self._last_send = 0.0
-        self._ping_sent = None
-        self._timer = None
-        self.instance_id = None
+        self._ping_sent: Optional[float] = None
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self.instance_id: Optional[int] = None
         _instances.append(self)
 
     # -------------------------------------------------------------- lifecycle
 
     @property
-    def loop(self):
+    def loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             self._loop = get_loop()
         return self._loop
 
-    def _start(self):
+    def _start(self) -> None:
         self.state = "connecting"
         ctx = zmq.Context.instance()
         self._zs = ctx.socket(zmq.DEALER)
@@ -158,8 +166,8 @@ class Netcore(EventEmitter):
             loop.call_soon(self._lost, NetcoreError(
                 "ERR_NETCORE_UNAVAILABLE", "%s: %s" % (self.endpoint, e), syscall="connect"))
             return
-        loop.add_reader(self._zs.getsockopt(zmq.FD), self._poll)
-        loop.add_reader(self._mon.getsockopt(zmq.FD), self._poll_monitor)
+        loop.add_reader(int(self._zs.getsockopt(zmq.FD)), self._poll)
+        loop.add_reader(int(self._mon.getsockopt(zmq.FD)), self._poll_monitor)
         # ZMQ_FD only signals after a read found the socket empty: look once now.
         loop.call_soon(self._poll_monitor)
         hello = pb.Command()
@@ -171,7 +179,7 @@ class Netcore(EventEmitter):
         self._send_raw([hello.SerializeToString()])
         self._timer = loop.call_later(self._connect_timeout, self._connect_timed_out)
 
-    def when_ready(self, obj):
+    def when_ready(self, obj: Union[Server, Socket]) -> None:
         """Starts obj (calls obj._start_io()) now if Welcome came, else once it does."""
         if self.state == "closed":
             raise NetcoreError("ERR_NETCORE_GONE", syscall="connect")
@@ -183,23 +191,23 @@ class Netcore(EventEmitter):
         if self.state == "new":
             self._start()
 
-    def cancel_waiting(self, obj):
+    def cancel_waiting(self, obj: object) -> bool:
         """Forgets obj if it still waits for Welcome; True if it did."""
         if obj in self._waiting:
             self._waiting.remove(obj)
             return True
         return False
 
-    def hold(self, obj):
+    def hold(self, obj: object) -> None:
         """obj keeps run() going until release(obj)."""
         self._live.add(obj)
 
-    def release(self, obj):
+    def release(self, obj: object) -> None:
         self._live.discard(obj)
         if not self._live:
             self.loop.call_soon(self._check_idle)
 
-    def _check_idle(self):
+    def _check_idle(self) -> None:
         if self._live:
             return
         _wake_run()
@@ -208,7 +216,7 @@ class Netcore(EventEmitter):
             if not f.done():
                 f.set_result(None)
 
-    def idle(self):
+    def idle(self) -> asyncio.Future[None]:
         """A future that completes when this handler has no live server or socket."""
         f = self.loop.create_future()
         self._idle_waiters.append(f)
@@ -216,7 +224,7 @@ class Netcore(EventEmitter):
             self.loop.call_soon(self._check_idle)
         return f
 
-    def close(self):
+    def close(self) -> None:
         """Says Bye (if connected) and closes the connection. Live objects are
         not told: use it once they are closed (run() does it at its end)."""
         if self.state in ("new", "closed"):
@@ -234,7 +242,7 @@ class Netcore(EventEmitter):
                 pass
         self._teardown()
 
-    def _teardown(self):
+    def _teardown(self) -> None:
         self.state = "closed"
         if self._timer is not None:
             self._timer.cancel()
@@ -253,7 +261,7 @@ class Netcore(EventEmitter):
         self.emit("close")
         self.loop.call_soon(self._check_idle)
 
-    def _lost(self, err):
+    def _lost(self, err: NetcoreError) -> None:
         """netcore is unreachable or gone: every object fails, then we close."""
         if self.state == "closed":
             return
@@ -263,7 +271,7 @@ class Netcore(EventEmitter):
         if self.listener_count("error"):
             call(self.emit, "error", err)
 
-    def _teardown_objects(self, err):
+    def _teardown_objects(self, err: NetcoreError) -> None:
         waiting, self._waiting = self._waiting, []
         objs = waiting + list(self._servers.values()) + list(self._sockets.values())
         self._servers.clear()
@@ -272,14 +280,14 @@ class Netcore(EventEmitter):
             obj._lost(err)
         self._live.clear()
 
-    def _connect_timed_out(self):
+    def _connect_timed_out(self) -> None:
         self._timer = None
         if self.state == "connecting":
             self._lost(NetcoreError("ERR_NETCORE_UNAVAILABLE",
                                     "no Welcome from netcore at %s" % self.endpoint,
                                     syscall="connect"))
 
-    def _tick(self):
+    def _tick(self) -> None:
         """Every lease/3: Ping if we said nothing for that long; declare netcore
         gone if a Ping stayed unanswered for a whole lease."""
         self._timer = None
@@ -300,27 +308,31 @@ class Netcore(EventEmitter):
 
     # -------------------------------------------------------------------- ids
 
-    def next_id(self):
+    def next_id(self) -> int:
         self._n += 1
-        return (self.welcome.id_prefix << 32) | self._n
+        return int(self.welcome.id_prefix << 32) | self._n
 
-    def register_socket(self, sock):
+    def register_socket(self, sock: Socket) -> None:
+        assert sock._id is not None
         self._sockets[sock._id] = sock
 
-    def unregister_socket(self, sock):
+    def unregister_socket(self, sock: Socket) -> None:
+        assert sock._id is not None
         if self._sockets.get(sock._id) is sock:
             del self._sockets[sock._id]
 
-    def register_server(self, srv):
+    def register_server(self, srv: Server) -> None:
+        assert srv._id is not None
         self._servers[srv._id] = srv
 
-    def unregister_server(self, srv):
+    def unregister_server(self, srv: Server) -> None:
+        assert srv._id is not None
         if self._servers.get(srv._id) is srv:
             del self._servers[srv._id]
 
     # ---------------------------------------------------------------- sending
 
-    def send(self, cmd, payload=None):
+    def send(self, cmd: Message, payload: Optional[bytes] = None) -> int:
         """Sends a Command (with an optional payload frame); returns its ref.
 
         Commands sent during one turn of the asyncio loop leave together, as
@@ -344,7 +356,7 @@ class Netcore(EventEmitter):
             self.loop.call_soon(self._flush_batch)
         return cmd.ref
 
-    def _flush_batch(self):
+    def _flush_batch(self) -> None:
         self._batch_scheduled = False
         if not self._batch:
             return
@@ -359,7 +371,7 @@ class Netcore(EventEmitter):
             env = b"\x92\x03" + _varint(len(body)) + body
         self._send_raw([env] + frames)
 
-    def _send_raw(self, frames):
+    def _send_raw(self, frames: List[bytes]) -> None:
         if self._zs is None:
             return
         self._last_send = time.monotonic()
@@ -373,7 +385,7 @@ class Netcore(EventEmitter):
         self._outq.append(frames)
         self._schedule_poll()
 
-    def _flush_outq(self):
+    def _flush_outq(self) -> None:
         while self._outq:
             try:
                 frames = self._outq[0]
@@ -382,7 +394,7 @@ class Netcore(EventEmitter):
                 return
             self._outq.popleft()
 
-    def _schedule_poll(self):
+    def _schedule_poll(self) -> None:
         # ZMQ_FD is edge-triggered and any send may consume the edge, so
         # whoever sends makes sure the socket is looked at again.
         if not self._poll_scheduled:
@@ -391,7 +403,7 @@ class Netcore(EventEmitter):
 
     # -------------------------------------------------------------- receiving
 
-    def _poll(self):
+    def _poll(self) -> None:
         self._poll_scheduled = False
         n = 0
         while self._zs is not None:
@@ -414,7 +426,7 @@ class Netcore(EventEmitter):
             except Exception as e:  # noqa: BLE001 - a listener failed: fatal, as in Node
                 fatal(e)
 
-    def _poll_monitor(self):
+    def _poll_monitor(self) -> None:
         while self._mon is not None and self._mon.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             msg = parse_monitor_message(self._mon.recv_multipart(zmq.NOBLOCK))
             if msg["event"] == zmq.EVENT_DISCONNECTED:
@@ -423,7 +435,7 @@ class Netcore(EventEmitter):
                 self._lost(NetcoreError("ERR_NETCORE_GONE", "netcore closed the connection"))
                 return
 
-    def _dispatch(self, frames):
+    def _dispatch(self, frames: List[bytes]) -> None:
         ev = pb.Event()
         ev.ParseFromString(frames[0])
         self._ping_sent = None
@@ -437,7 +449,7 @@ class Netcore(EventEmitter):
             is_data = inner.WhichOneof("event") == "data"
             self._dispatch_event(inner, next(payloads, None) if is_data else None)
 
-    def _dispatch_event(self, ev, payload):
+    def _dispatch_event(self, ev: Message, payload: Optional[bytes]) -> None:
         kind = ev.WhichOneof("event")
         msg = getattr(ev, kind) if kind else None
         if kind == "welcome":
@@ -466,7 +478,7 @@ class Netcore(EventEmitter):
         else:
             log.warning("unknown event from netcore: %s", kind)
 
-    def _on_welcome(self, w):
+    def _on_welcome(self, w: Message) -> None:
         if self.welcome is not None and w.instance_id != self.instance_id:
             self._lost(NetcoreError("ERR_NETCORE_GONE", "netcore restarted"))
             return
@@ -483,7 +495,7 @@ class Netcore(EventEmitter):
         for obj in waiting:
             obj._start_io()
 
-    def _on_error(self, m):
+    def _on_error(self, m: Message) -> None:
         err = NetcoreError(m.code, m.message or None, syscall=m.command or None)
         if self.state == "connecting":
             # The handshake itself was refused (ERR_UNSUPPORTED_VERSION, ...).
@@ -495,7 +507,7 @@ class Netcore(EventEmitter):
             self._lost(NetcoreError("ERR_NETCORE_GONE", "netcore dropped this handler: %s"
                                     % (m.message or "lease expired")))
             return
-        target = self._sockets.get(m.socket_id) if m.socket_id else None
+        target: Union[Server, Socket, None] = self._sockets.get(m.socket_id) if m.socket_id else None
         if target is None and m.server_id:
             target = self._servers.get(m.server_id)
         if target is not None:
@@ -508,7 +520,7 @@ class Netcore(EventEmitter):
         else:
             log.warning("netcore rejected a command: %s", err)
 
-    def _on_shutdown(self, m):
+    def _on_shutdown(self, m: Message) -> None:
         if self.listener_count("shutdown"):
             self.emit("shutdown", m.reason)
         err = NetcoreError("ERR_NETCORE_SHUTDOWN", m.reason or None)
@@ -521,7 +533,7 @@ _SOCKET_EVENTS = frozenset(("connected", "data", "ended", "write_ack", "timeout"
 _SERVER_EVENTS = frozenset(("listening", "server_error", "server_closed", "connection"))
 
 
-def run(main=None, *args):
+def run(main: Optional[Callable[..., Any]] = None, *args: Any) -> None:
     """Runs the event loop until no server or socket is left (Node's rule for
     when a program ends), then closes the handler connections.
 
@@ -532,7 +544,8 @@ def run(main=None, *args):
     global _run, _default
     loop = get_loop()
 
-    async def body():
+    async def body() -> None:
+        assert _run is not None
         if main is not None:
             r = main(*args)
             if asyncio.iscoroutine(r):

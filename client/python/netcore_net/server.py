@@ -8,10 +8,14 @@ wants); close() stops accepting at once and 'close' comes after the last
 connection is gone.
 """
 
+from __future__ import annotations
+from typing import Any, Callable, Optional, Set, Tuple
+
 from ._proto import pb
 from .emitter import EventEmitter
 from .errors import NetcoreError
-from .handler import call, default_netcore
+from ._types import AddressInfo, ErrorCallback, Message
+from .handler import Netcore, call, default_netcore
 from .sock import Socket, _check_port, address_dict
 
 
@@ -22,52 +26,54 @@ class Server(EventEmitter):
     'close'.
     """
 
-    def __init__(self, connection_listener=None, allow_half_open=False, netcore=None):
+    def __init__(self, connection_listener: Optional[Callable[[Socket], Any]] = None,
+                 allow_half_open: bool = False, netcore: Optional[Netcore] = None) -> None:
         super().__init__()
         self._nc = netcore or default_netcore()
         self.allow_half_open = allow_half_open
-        self._id = None
+        self._id: Optional[int] = None
         self._state = "idle"   # idle -> binding -> listening -> closing -> idle
-        self._listen_args = None
+        self._listen_args: Tuple[Any, str, Optional[str], Optional[int], int] = (0, "", None, None, 0)
         self._listen_ref = 0
-        self._listen_cb = None
-        self._address = None
+        self._listen_cb: Optional[Callable[..., Any]] = None
+        self._address: Message = None
         self._max_connections = 0
-        self._conns = set()
+        self._conns: Set[Socket] = set()
         self._group = ""
         if connection_listener is not None:
             self.on("connection", connection_listener)
 
     # ----------------------------------------------------------------- listen
 
-    def listen(self, *args, backlog=0, group="", fd=None, **kw):
+    def listen(self, *args: Any, backlog: int = 0, group: str = "", fd: Optional[int] = None,
+               **kw: Any) -> Server:
         """listen([port], [host], [backlog], [callback]), listen(path, [callback]),
         listen(callback) (port 0: OS-assigned), or keywords port=, host=,
         path=, fd= (a listening fd netcore inherited: Node's listenFD),
         backlog=, group= (share the listener with handlers of that group).
         Without host, any IPv4 address. callback runs on 'listening'."""
-        args = list(args)
+        rest = list(args)
         callback = kw.pop("callback", None)
-        if args and isinstance(args[0], dict):
-            kw = dict(args.pop(0), **kw)
-        if args and callable(args[-1]):
-            callback = args.pop()
+        if rest and isinstance(rest[0], dict):
+            kw = dict(rest.pop(0), **kw)
+        if rest and callable(rest[-1]):
+            callback = rest.pop()
         port, host, path = kw.pop("port", None), kw.pop("host", None), kw.pop("path", None)
         fd = kw.pop("fd", fd)
         backlog = kw.pop("backlog", backlog)
         group = kw.pop("group", group)
         if kw:
             raise TypeError("unknown listen() options: %s" % ", ".join(kw))
-        if args:
-            first = args.pop(0)
+        if rest:
+            first = rest.pop(0)
             if isinstance(first, str) and not first.isdigit():
                 path = first
             else:
                 port = int(first) if isinstance(first, str) else first
-        if args and (isinstance(args[0], str) or args[0] is None):
-            host = args.pop(0)
-        if args and isinstance(args[0], int):
-            backlog = args.pop(0)
+        if rest and (isinstance(rest[0], str) or rest[0] is None):
+            host = rest.pop(0)
+        if rest and isinstance(rest[0], int):
+            backlog = rest.pop(0)
         if self._state != "idle":
             raise NetcoreError("ERR_SERVER_ALREADY_LISTEN", syscall="listen")
         if path is None and fd is None:
@@ -84,11 +90,11 @@ class Server(EventEmitter):
         self._nc.when_ready(self)
         return self
 
-    def listen_fd(self, fd, callback=None):
+    def listen_fd(self, fd: int, callback: Optional[Callable[[], Any]] = None) -> Server:
         """Node's listenFD(fd): adopt a listening fd netcore was started with."""
         return self.listen(fd=fd, callback=callback)
 
-    def _start_io(self):
+    def _start_io(self) -> None:
         nc = self._nc
         self._id = nc.next_id()
         nc.register_server(self)
@@ -112,20 +118,20 @@ class Server(EventEmitter):
     # ------------------------------------------------------------ properties
 
     @property
-    def listening(self):
+    def listening(self) -> bool:
         return self._state == "listening"
 
     @property
-    def connections(self):
+    def connections(self) -> int:
         """Live connections of this server (Node's server.connections)."""
         return len(self._conns)
 
     @property
-    def max_connections(self):
+    def max_connections(self) -> int:
         return self._max_connections
 
     @max_connections.setter
-    def max_connections(self, n):
+    def max_connections(self, n: int) -> None:
         self._max_connections = int(n)
         if self._id is not None and self._state in ("binding", "listening"):
             cmd = pb.Command()
@@ -136,10 +142,10 @@ class Server(EventEmitter):
     maxConnections = max_connections
 
     @property
-    def id(self):
+    def id(self) -> Optional[int]:
         return self._id
 
-    def address(self):
+    def address(self) -> Optional[AddressInfo]:
         """Node's server.address(): {address, family, port} for TCP, {address}
         (the path) for UNIX; None when not listening."""
         if self._state != "listening" or self._address is None:
@@ -148,7 +154,7 @@ class Server(EventEmitter):
 
     # ------------------------------------------------------------ operations
 
-    def close(self, callback=None):
+    def close(self, callback: Optional[ErrorCallback] = None) -> Server:
         """Stops accepting now; 'close' once the last connection is gone.
         callback(err) runs then (err is ERR_SERVER_NOT_RUNNING if the server
         was not listening)."""
@@ -159,7 +165,8 @@ class Server(EventEmitter):
                                NetcoreError("ERR_SERVER_NOT_RUNNING", syscall="close"))
             return self
         if callback is not None:
-            self.once("close", lambda: callback(None))
+            on_close = callback
+            self.once("close", lambda: on_close(None))
         if self._id is None:
             # Still waiting for Welcome: nothing to undo in netcore.
             self._nc.cancel_waiting(self)
@@ -172,7 +179,7 @@ class Server(EventEmitter):
         self._nc.send(cmd)
         return self
 
-    def pause(self, msecs=1000):
+    def pause(self, msecs: float = 1000) -> Server:
         """Node's server.pause(msecs): accept nothing for msecs."""
         if self._id is not None and self._state == "listening":
             cmd = pb.Command()
@@ -181,32 +188,32 @@ class Server(EventEmitter):
             self._nc.send(cmd)
         return self
 
-    def get_connections(self, callback):
+    def get_connections(self, callback: Callable[[Optional[BaseException], int], Any]) -> Server:
         """Node's server.getConnections(cb): cb(None, count)."""
         self._nc.loop.call_soon(call, callback, None, len(self._conns))
         return self
 
     # ---------------------------------------------------------------- events
 
-    def _on_listening(self, m):
+    def _on_listening(self, m: Message) -> None:
         self._address = m.address
         if self._state == "binding":
             self._state = "listening"
             self.emit("listening")
 
-    def _on_server_error(self, m):
+    def _on_server_error(self, m: Message) -> None:
         self._fail(NetcoreError(m.code, m.message or None, syscall="listen",
                                 address=self._err_address(), port=self._err_port()))
 
-    def _err_address(self):
+    def _err_address(self) -> Optional[str]:
         port, host, path, fd, _ = self._listen_args
         return path if path is not None else (host or None)
 
-    def _err_port(self):
+    def _err_port(self) -> Optional[int]:
         port, host, path, fd, _ = self._listen_args
         return port if path is None and fd is None else None
 
-    def _fail(self, err):
+    def _fail(self, err: NetcoreError) -> None:
         """The listen failed: the id is dead, the server may listen again."""
         self._nc.unregister_server(self)
         self._id = None
@@ -220,28 +227,28 @@ class Server(EventEmitter):
         if closing:
             self.emit("close")
 
-    def _on_server_closed(self, m):
+    def _on_server_closed(self, m: Message) -> None:
         self._nc.unregister_server(self)
         self._closed()
 
-    def _closed(self):
+    def _closed(self) -> None:
         self._id = None
         self._state = "idle"
         self._address = None
         self._nc.release(self)
         self.emit("close")
 
-    def _on_connection(self, m, seq=0):
+    def _on_connection(self, m: Message, seq: int = 0) -> None:
         s = Socket._adopt(self._nc, m.socket_id, m.local, m.remote, m.allow_half_open,
                           server=self)
         s._seq = seq
         self._conns.add(s)
         self.emit("connection", s)
 
-    def _socket_closed(self, sock):
+    def _socket_closed(self, sock: Socket) -> None:
         self._conns.discard(sock)
 
-    def _on_command_error(self, err, m):
+    def _on_command_error(self, err: NetcoreError, m: Message) -> None:
         if err.code == "EBADF":
             return
         if m.ref and m.ref == self._listen_ref and self._state in ("binding", "closing"):
@@ -249,11 +256,11 @@ class Server(EventEmitter):
         else:
             self.emit("error", err)
 
-    def _on_shutdown(self, err):
+    def _on_shutdown(self, err: NetcoreError) -> None:
         if self._state == "listening":
             call(self.emit, "error", err)
 
-    def _lost(self, err):
+    def _lost(self, err: NetcoreError) -> None:
         if self._state == "idle":
             return
         self._id = None
@@ -266,13 +273,14 @@ class Server(EventEmitter):
     getConnections = get_connections
 
 
-def create_server(*args, allow_half_open=False, netcore=None):
+def create_server(*args: Any, allow_half_open: bool = False, netcore: Optional[Netcore] = None
+                  ) -> Server:
     """Node's net.createServer([options], [connection_listener])."""
-    args = list(args)
+    rest = list(args)
     listener = None
-    if args and isinstance(args[0], dict):
-        opts = args.pop(0)
+    if rest and isinstance(rest[0], dict):
+        opts = rest.pop(0)
         allow_half_open = opts.get("allow_half_open", opts.get("allowHalfOpen", allow_half_open))
-    if args:
-        listener = args.pop(0)
+    if rest:
+        listener = rest.pop(0)
     return Server(listener, allow_half_open=allow_half_open, netcore=netcore)

@@ -22,20 +22,27 @@ attached. Without allow_half_open, the peer's FIN ('end') makes this side end()
 too once the 'end' listeners ran (netcore leaves that decision to handlers).
 """
 
-import collections
+from __future__ import annotations
 
-from ._proto import pb
+import collections
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union, cast
+
 from . import codec
+from ._proto import pb
 from .emitter import EventEmitter
 from .errors import NetcoreError
-from .handler import call, default_netcore, log
+from ._types import AddressInfo, Data, ErrorCallback, Message
+from .handler import Netcore, call, default_netcore, log
+
+if TYPE_CHECKING:
+    from .server import Server
 
 HIGH_WATER_MARK = 16 * 1024
 
-_FAMILY = {pb.FAMILY_IPV4: "IPv4", pb.FAMILY_IPV6: "IPv6", pb.FAMILY_UNIX: "unix"}
+_FAMILY: Dict[int, str] = {pb.FAMILY_IPV4: "IPv4", pb.FAMILY_IPV6: "IPv6", pb.FAMILY_UNIX: "unix"}
 
 
-def address_dict(a):
+def address_dict(a: Message) -> AddressInfo:
     """Node's address(): {address, family, port} for TCP, {address} for UNIX."""
     if a is None:
         return {}
@@ -47,7 +54,7 @@ def address_dict(a):
 class _Write:
     __slots__ = ("ref", "nbytes", "callback", "is_end")
 
-    def __init__(self, nbytes, callback, is_end):
+    def __init__(self, nbytes: int, callback: Optional[ErrorCallback], is_end: bool) -> None:
         self.ref = 0
         self.nbytes = nbytes
         self.callback = callback
@@ -57,43 +64,45 @@ class _Write:
 class Socket(EventEmitter):
     """A TCP or UNIX stream socket (Node's net.Socket)."""
 
-    def __init__(self, allow_half_open=False, netcore=None, high_water_mark=HIGH_WATER_MARK):
+    def __init__(self, allow_half_open: bool = False, netcore: Optional[Netcore] = None,
+                 high_water_mark: int = HIGH_WATER_MARK) -> None:
         super().__init__()
         self._nc = netcore or default_netcore()
         self.allow_half_open = allow_half_open
         self.high_water_mark = high_water_mark
-        self.server = None
-        self._id = None
+        self.server: Optional[Server] = None
+        self._id: Optional[int] = None
         self._state = "new"          # new -> connecting -> open -> closed
-        self._endpoint = None        # (port, host) or path for connect
-        self._pre = []               # commands waiting for our id: (cmd, payload, entry)
+        self._endpoint: Union[Tuple[int, str], str, None] = None  # (port, host) or path for connect
+        self._pre: List[Tuple[Message, Optional[bytes], Optional[_Write]]] = []  # commands waiting for our id: (cmd, payload, entry)
         self._connect_ref = 0
-        self._local = None
-        self._remote = None
+        self._local: Message = None
+        self._remote: Message = None
         self._seq = 0
         # reading
         self._readable = True
         self._paused = False
-        self._rbuf = collections.deque()
+        self._rbuf: Deque[bytes] = collections.deque()
         self._eof_pending = False
-        self._close_pending = None
+        self._close_pending: Optional[Tuple[bool, Optional[int], Optional[int]]] = None
         self._consumed = 0
         self._bytes_read = 0
-        self._decoder = None
+        self._decoder: Optional[codec.Decoder] = None
         # writing
         self._writable = True
         self._ended = False
-        self._wq = collections.deque()
+        self._wq: Deque[_Write] = collections.deque()
         self._buffer_size = 0
         self._need_drain = False
         self._acked_written = 0
-        self._final_written = None
-        self._error = None
+        self._final_written: Optional[int] = None
+        self._error: Optional[BaseException] = None
         self._close_emitted = False
         self.destroyed = False
 
     @classmethod
-    def _adopt(cls, nc, socket_id, local, remote, allow_half_open, server=None):
+    def _adopt(cls, nc: Netcore, socket_id: int, local: Message, remote: Message,
+               allow_half_open: bool, server: Optional[Server] = None) -> Socket:
         """A socket netcore created (accepted, or received as an fd)."""
         s = cls(allow_half_open=allow_half_open, netcore=nc)
         s._id = socket_id
@@ -108,15 +117,15 @@ class Socket(EventEmitter):
     # ------------------------------------------------------------ properties
 
     @property
-    def connecting(self):
+    def connecting(self) -> bool:
         return self._state in ("new", "connecting") and self._endpoint is not None
 
     @property
-    def pending(self):
+    def pending(self) -> bool:
         return self._state != "open"
 
     @property
-    def ready_state(self):
+    def ready_state(self) -> str:
         if self._state == "closed":
             return "closed"
         if self._state != "open":
@@ -126,55 +135,55 @@ class Socket(EventEmitter):
         return "readOnly" if self._readable else ("writeOnly" if self._writable else "closed")
 
     @property
-    def buffer_size(self):
+    def buffer_size(self) -> int:
         """Bytes written but not yet handed to the kernel by netcore."""
         return self._buffer_size
 
     @property
-    def writable_length(self):
+    def writable_length(self) -> int:
         return self._buffer_size
 
     @property
-    def bytes_read(self):
+    def bytes_read(self) -> int:
         return self._bytes_read
 
     @property
-    def bytes_written(self):
+    def bytes_written(self) -> int:
         if self._final_written is not None:
             return self._final_written
         return self._acked_written + self._buffer_size
 
     @property
-    def remote_address(self):
+    def remote_address(self) -> Optional[str]:
         return self._remote.address if self._remote is not None and self._remote.family != pb.FAMILY_UNIX else None
 
     @property
-    def remote_port(self):
+    def remote_port(self) -> Optional[int]:
         return self._remote.port if self._remote is not None and self._remote.family != pb.FAMILY_UNIX else None
 
     @property
-    def remote_family(self):
+    def remote_family(self) -> Optional[str]:
         return _FAMILY.get(self._remote.family) if self._remote is not None else None
 
     @property
-    def local_address(self):
+    def local_address(self) -> Optional[str]:
         return self._local.address if self._local is not None else None
 
     @property
-    def local_port(self):
+    def local_port(self) -> Optional[int]:
         return self._local.port if self._local is not None and self._local.family != pb.FAMILY_UNIX else None
 
     @property
-    def id(self):
+    def id(self) -> Optional[int]:
         """netcore's id of this socket (None until it is known)."""
         return self._id
 
-    def address(self):
+    def address(self) -> AddressInfo:
         return address_dict(self._local)
 
     # --------------------------------------------------------------- connect
 
-    def connect(self, *args, **kw):
+    def connect(self, *args: Any, **kw: Any) -> Socket:
         """connect(port, [host], [callback]) or connect(path, [callback]);
         also keywords port=, host=, path=. 'connect' follows, or 'error' and
         'close'. Raises ERR_SOCKET_BAD_PORT at once for a bad port, as Node."""
@@ -192,7 +201,7 @@ class Socket(EventEmitter):
         self._nc.when_ready(self)
         return self
 
-    def _start_io(self):
+    def _start_io(self) -> None:
         """Called by Netcore once Welcome came: name the socket and send Connect."""
         nc = self._nc
         self._id = nc.next_id()
@@ -210,7 +219,8 @@ class Socket(EventEmitter):
         for cmd, payload, entry in pre:
             self._send(cmd, payload, entry)
 
-    def _send(self, cmd, payload=None, entry=None):
+    def _send(self, cmd: Message, payload: Optional[bytes] = None,
+              entry: Optional[_Write] = None) -> None:
         """Sends a socket command, or keeps it until our id is known. cmd's
         socket_id is filled in here."""
         if self._id is None:
@@ -221,7 +231,7 @@ class Socket(EventEmitter):
         if entry is not None:
             entry.ref = ref
 
-    def _command(self, name, **fields):
+    def _command(self, name: str, **fields: Any) -> Message:
         cmd = pb.Command()
         sub = getattr(cmd, name)
         sub.SetInParent()
@@ -231,7 +241,8 @@ class Socket(EventEmitter):
 
     # ----------------------------------------------------------------- write
 
-    def write(self, data, encoding=None, callback=None, fd=None):
+    def write(self, data: Data, encoding: Union[str, ErrorCallback, None] = None,
+              callback: Optional[ErrorCallback] = None, fd: Optional[Socket] = None) -> bool:
         """Queues data (bytes, or str in encoding, default utf8); returns False
         once buffer_size reached the high-water mark (wait for 'drain').
         callback(err) runs when netcore handed the bytes to the kernel.
@@ -239,7 +250,7 @@ class Socket(EventEmitter):
         data (UNIX sockets only)."""
         if callable(encoding) and callback is None:
             encoding, callback = None, encoding
-        buf = codec.encode(data, encoding)
+        buf = codec.encode(data, encoding if isinstance(encoding, str) else None)
         if self._state == "closed" or self.destroyed:
             self._fail_write(callback, NetcoreError("ERR_SOCKET_CLOSED", syscall="write"), False)
             return False
@@ -260,11 +271,11 @@ class Socket(EventEmitter):
             return False
         return True
 
-    def _max_frame(self):
+    def _max_frame(self) -> int:
         w = self._nc.welcome
-        return w.max_frame if w is not None and w.max_frame else 1 << 20
+        return int(w.max_frame) if w is not None and w.max_frame else 1 << 20
 
-    def _write_chunks(self, buf, callback, is_end):
+    def _write_chunks(self, buf: bytes, callback: Optional[ErrorCallback], is_end: bool) -> None:
         """One Write per max_frame bytes; the callback rides on the last."""
         limit = self._max_frame()
         view = memoryview(buf)
@@ -282,18 +293,20 @@ class Socket(EventEmitter):
         else:
             self._send(self._command("write"), rest, entry)
 
-    def _queue(self, entry):
+    def _queue(self, entry: _Write) -> None:
         self._wq.append(entry)
         self._buffer_size += entry.nbytes
 
-    def _fail_write(self, callback, err, emit):
+    def _fail_write(self, callback: Optional[ErrorCallback], err: NetcoreError, emit: bool) -> None:
         loop = self._nc.loop
         if callback is not None:
             loop.call_soon(call, callback, err)
         if emit:
             loop.call_soon(call, self.emit, "error", err)
 
-    def end(self, data=None, encoding=None, callback=None):
+    def end(self, data: Union[Data, Callable[[], Any], None] = None,
+            encoding: Union[str, Callable[[], Any], None] = None,
+            callback: Optional[Callable[[], Any]] = None) -> Socket:
         """Half-closes: FIN after everything queued (Node's end([data])).
         callback runs on 'finish', once the FIN was sent."""
         if callable(data) and encoding is None and callback is None:
@@ -304,13 +317,13 @@ class Socket(EventEmitter):
             return self
         if callback is not None:
             self.once("finish", callback)
-        buf = codec.encode(data, encoding) if data is not None else b""
+        buf = codec.encode(cast(Data, data), cast(Optional[str], encoding)) if data is not None else b""
         self._ended = True
         self._writable = False
         self._write_chunks(buf, None, is_end=True)
         return self
 
-    def destroy(self, error=None):
+    def destroy(self, error: Optional[BaseException] = None) -> Socket:
         """Closes now, dropping queued writes. With error: 'error' then
         'close'(True); without: 'close'(False)."""
         if self.destroyed or self._state == "closed":
@@ -329,7 +342,7 @@ class Socket(EventEmitter):
 
     # ------------------------------------------------------------------ read
 
-    def pause(self):
+    def pause(self) -> Socket:
         """Stops 'data' events; netcore stops reading this socket at once."""
         if not self._paused:
             self._paused = True
@@ -337,7 +350,7 @@ class Socket(EventEmitter):
                 self._send(self._command("pause"))
         return self
 
-    def resume(self):
+    def resume(self) -> Socket:
         """Starts 'data' again: what arrived meanwhile first, in order."""
         if not self._paused:
             return self
@@ -357,16 +370,16 @@ class Socket(EventEmitter):
         return self
 
     @property
-    def is_paused(self):
+    def is_paused(self) -> bool:
         return self._paused
 
-    def set_encoding(self, encoding=None):
+    def set_encoding(self, encoding: Optional[str] = None) -> Socket:
         """'data' gives str in this encoding (utf8, ascii, latin1, base64,
         hex, utf16le), or bytes with None."""
         self._decoder = codec.Decoder(encoding) if encoding is not None else None
         return self
 
-    def _deliver(self, chunk):
+    def _deliver(self, chunk: bytes) -> None:
         n = len(chunk)
         if self._decoder is not None:
             text = self._decoder.write(chunk)
@@ -377,7 +390,7 @@ class Socket(EventEmitter):
         self._consumed += n
         self._grant()
 
-    def _grant(self, force=False):
+    def _grant(self, force: bool = False) -> None:
         """Gives consumed bytes back as read credit (a quarter window at a time)."""
         if self._paused or not self._consumed or not self._readable or self._id is None:
             return
@@ -387,7 +400,7 @@ class Socket(EventEmitter):
             self._send(self._command("credit", bytes=self._consumed))
             self._consumed = 0
 
-    def _emit_end(self):
+    def _emit_end(self) -> None:
         if self._decoder is not None:
             rest = self._decoder.end()
             if rest:
@@ -398,7 +411,7 @@ class Socket(EventEmitter):
 
     # --------------------------------------------------------------- options
 
-    def set_timeout(self, msecs, callback=None):
+    def set_timeout(self, msecs: float, callback: Optional[Callable[[], Any]] = None) -> Socket:
         """'timeout' after msecs idle (0 disables); the socket stays open."""
         if callback is not None:
             if msecs == 0:
@@ -409,12 +422,12 @@ class Socket(EventEmitter):
             self._send(self._command("set_timeout", msecs=int(msecs)))
         return self
 
-    def set_no_delay(self, no_delay=True):
+    def set_no_delay(self, no_delay: bool = True) -> Socket:
         if self._state != "closed" and not self.destroyed:
             self._send(self._command("set_no_delay", enable=bool(no_delay)))
         return self
 
-    def set_keep_alive(self, enable=False, initial_delay=0):
+    def set_keep_alive(self, enable: bool = False, initial_delay: float = 0) -> Socket:
         if self._state != "closed" and not self.destroyed:
             self._send(self._command("set_keep_alive", enable=bool(enable),
                                      initial_delay_ms=int(initial_delay)))
@@ -422,17 +435,17 @@ class Socket(EventEmitter):
 
     # ------------------------------------------------------------------ pipe
 
-    def pipe(self, dest, end=True):
+    def pipe(self, dest: Socket, end: bool = True) -> Socket:
         """Sends everything read here to dest, pausing while dest is full
         (its write() returned False) until its 'drain'. end: dest.end() on 'end'."""
-        def ondata(chunk):
+        def ondata(chunk: Data) -> None:
             if dest.write(chunk) is False:
                 self.pause()
 
-        def ondrain():
+        def ondrain() -> None:
             self.resume()
 
-        def cleanup(*_):
+        def cleanup(*_: Any) -> None:
             self.off("data", ondata)
             dest.off("drain", ondrain)
 
@@ -447,12 +460,12 @@ class Socket(EventEmitter):
 
     # ---------------------------------------------------------------- events
 
-    def _check_seq(self, seq):
+    def _check_seq(self, seq: int) -> None:
         if seq and seq != self._seq + 1:
             log.error("socket %d: event seq %d after %d (a gap)", self._id, seq, self._seq)
         self._seq = seq
 
-    def _on_connected(self, m, payload, seq):
+    def _on_connected(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
         self._local = m.local
         self._remote = m.remote
@@ -461,7 +474,7 @@ class Socket(EventEmitter):
         if self.listener_count("ready"):
             self.emit("ready")
 
-    def _on_data(self, m, payload, seq):
+    def _on_data(self, m: Message, payload: bytes, seq: int) -> None:
         self._check_seq(seq)
         self._bytes_read += len(payload)
         if self._paused or self._rbuf:
@@ -469,7 +482,7 @@ class Socket(EventEmitter):
         else:
             self._deliver(payload)
 
-    def _on_ended(self, m, payload, seq):
+    def _on_ended(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
         self._readable = False
         if self._paused:
@@ -478,7 +491,7 @@ class Socket(EventEmitter):
             return
         self._emit_end()
 
-    def _on_write_ack(self, m, payload, seq):
+    def _on_write_ack(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
         done = []
         for _ in range(m.writes):
@@ -497,18 +510,19 @@ class Socket(EventEmitter):
             self._need_drain = False
             self.emit("drain")
 
-    def _on_timeout(self, m, payload, seq):
+    def _on_timeout(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
         self.emit("timeout")
 
-    def _on_socket_error(self, m, payload, seq):
+    def _on_socket_error(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
         ep = self._endpoint
-        address = port = None
+        address: Optional[str] = None
+        port: Optional[int] = None
         syscall = "connect" if self._state == "connecting" else None
         if syscall and isinstance(ep, tuple):
             port, address = ep
-        elif syscall:
+        elif syscall and isinstance(ep, str):
             address = ep
         err = NetcoreError(m.code, m.message or None, syscall=syscall, address=address,
                            port=port)
@@ -516,12 +530,12 @@ class Socket(EventEmitter):
         self._readable = self._writable = False
         self.emit("error", err)
 
-    def _on_fd(self, m, payload, seq):
+    def _on_fd(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
         s = Socket._adopt(self._nc, m.new_socket_id, m.local, m.remote, self.allow_half_open)
         self.emit("fd", s)
 
-    def _on_closed(self, m, payload, seq):
+    def _on_closed(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
         self._nc.unregister_socket(self)
         if (self._rbuf or self._eof_pending) and not m.had_error and not self.destroyed:
@@ -531,7 +545,7 @@ class Socket(EventEmitter):
             return
         self._finish_close(m.had_error, m.bytes_read, m.bytes_written)
 
-    def _on_command_error(self, err, m):
+    def _on_command_error(self, err: NetcoreError, m: Message) -> None:
         """netcore rejected one of our commands (nothing changed in netcore)."""
         if err.code == "EBADF":
             return  # the socket is gone in netcore: its Closed is on the way or came
@@ -550,7 +564,8 @@ class Socket(EventEmitter):
                 break
         self.emit("error", err)
 
-    def _finish_close(self, had_error, bytes_read, bytes_written):
+    def _finish_close(self, had_error: bool, bytes_read: Optional[int],
+                      bytes_written: Optional[int]) -> None:
         if self._close_emitted:
             return
         self._close_emitted = True
@@ -571,7 +586,7 @@ class Socket(EventEmitter):
         self._nc.release(self)
         self.emit("close", bool(had_error))
 
-    def _lost(self, err):
+    def _lost(self, err: NetcoreError) -> None:
         """netcore is gone (or never answered): 'error' then 'close'(True)."""
         if self._close_emitted:
             return
@@ -586,58 +601,59 @@ class Socket(EventEmitter):
     setKeepAlive = set_keep_alive
 
     @property
-    def bufferSize(self):
+    def bufferSize(self) -> int:
         return self._buffer_size
 
     @property
-    def bytesRead(self):
+    def bytesRead(self) -> int:
         return self.bytes_read
 
     @property
-    def bytesWritten(self):
+    def bytesWritten(self) -> int:
         return self.bytes_written
 
     @property
-    def remoteAddress(self):
+    def remoteAddress(self) -> Optional[str]:
         return self.remote_address
 
     @property
-    def remotePort(self):
+    def remotePort(self) -> Optional[int]:
         return self.remote_port
 
     @property
-    def readyState(self):
+    def readyState(self) -> str:
         return self.ready_state
 
 
-def _check_port(port):
+def _check_port(port: object) -> None:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise NetcoreError("ERR_SOCKET_BAD_PORT",
                            "Port should be >= 0 and < 65536. Received %r." % (port,))
 
 
-def _parse_endpoint(args, kw, default_host):
+def _parse_endpoint(args: Sequence[Any], kw: Dict[str, Any], default_host: str
+                    ) -> Tuple[Any, str, Optional[str], Optional[Callable[..., Any]]]:
     """Node's overloads: (port, [host], [cb]), (path, [cb]), (cb) or keywords,
     or an options dict first. Returns (port, host, path, callback)."""
-    args = list(args)
+    rest = list(args)
     callback = kw.pop("callback", None)
-    if args and isinstance(args[0], dict):
-        kw = dict(args.pop(0), **kw)
-    if args and callable(args[-1]):
-        callback = args.pop()
+    if rest and isinstance(rest[0], dict):
+        kw = dict(rest.pop(0), **kw)
+    if rest and callable(rest[-1]):
+        callback = rest.pop()
     port = kw.pop("port", None)
     host = kw.pop("host", None)
     path = kw.pop("path", None)
-    if args:
-        first = args.pop(0)
+    if rest:
+        first = rest.pop(0)
         if isinstance(first, str) and not first.isdigit():
             path = first
         elif isinstance(first, str):
             port = int(first)
         else:
             port = first
-    if args and isinstance(args[0], str):
-        host = args.pop(0)
+    if rest and isinstance(rest[0], str):
+        host = rest.pop(0)
     if isinstance(port, str) and port.isdigit():
         port = int(port)
     if host is None:
@@ -645,7 +661,8 @@ def _parse_endpoint(args, kw, default_host):
     return port, host, path, callback
 
 
-def create_connection(*args, allow_half_open=False, netcore=None, **kw):
+def create_connection(*args: Any, allow_half_open: bool = False, netcore: Optional[Netcore] = None,
+                      **kw: Any) -> Socket:
     """Node's net.createConnection(port, [host], [callback]) /
     (path, [callback]): a new Socket, connecting."""
     if args and isinstance(args[0], dict):

@@ -11,7 +11,10 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
-const TABLE_PATH = path.join(__dirname, '..', '..', 'include', 'nc', 'nc_errors.h');
+// A packed copy (npm pack puts it beside package.json), else the repository's.
+const PACKED_TABLE = path.join(__dirname, '..', 'nc_errors.h');
+const TABLE_PATH = fs.existsSync(PACKED_TABLE) ? PACKED_TABLE
+  : path.join(__dirname, '..', '..', 'include', 'nc', 'nc_errors.h');
 
 // name -> { errno, message }
 const table = new Map();

@@ -1,17 +1,22 @@
 'use strict';
 // protocol.js: the netcore.v1 messages, loaded at run time from
-// proto/netcore.proto (the contract; no generated code is kept), plus the
+// proto/netcore.proto (the contract; no generated code is kept; the npm
+// package ships a copy of it), plus the
 // conversions between protobuf's 64-bit integers and BigInt.
 //
 // Field names keep the .proto spelling (socket_id, not socketId) so code can
 // be read side by side with PROTOCOL.md. Ids are BigInt everywhere in this
 // library: uint64 ids round-trip exactly, which Number cannot promise.
 
+const fs = require('fs');
 const path = require('path');
 const protobuf = require('protobufjs');
 
 const Long = protobuf.util.Long;
-const PROTO_PATH = process.env.NETCORE_PROTO || path.join(__dirname, '..', '..', '..', 'proto', 'netcore.proto');
+// A packed copy (npm pack puts it beside package.json), else the repository's.
+const PACKED_PROTO = path.join(__dirname, '..', 'netcore.proto');
+const PROTO_PATH = process.env.NETCORE_PROTO
+  || (fs.existsSync(PACKED_PROTO) ? PACKED_PROTO : path.join(__dirname, '..', '..', '..', 'proto', 'netcore.proto'));
 
 const root = new protobuf.Root();
 root.loadSync(PROTO_PATH, { keepCase: true });

@@ -42,10 +42,18 @@
 #include <stdint.h>
 
 #include "nc_errors.h"
+#include "nc_version.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ----------------------------------------------------------------- version */
+
+/* The version of the libnc a program runs against: NC_VERSION_HEX's
+ * encoding, and "MAJOR.MINOR.PATCH" (a static string). */
+NC_EXTERN unsigned nc_version(void);
+NC_EXTERN const char *nc_version_string(void);
 
 /* ------------------------------------------------------------------ errors */
 
@@ -58,14 +66,14 @@ typedef enum {
 
 /* Node's code name of err ("EADDRINUSE"); "UNKNOWN" for a number not in the
  * table. The string is static. */
-const char *nc_err_name(int err);
+NC_EXTERN const char *nc_err_name(int err);
 
 /* A short static description of err ("address already in use"). */
-const char *nc_strerror(int err);
+NC_EXTERN const char *nc_strerror(int err);
 
 /* The number for a code name as netcore sends it; NC_EIO for a name that is
  * not in the table (the callback's message then still names it). */
-int nc_err_from_name(const char *name);
+NC_EXTERN int nc_err_from_name(const char *name);
 
 /* --------------------------------------------------------------- addresses */
 
@@ -88,13 +96,13 @@ typedef struct nc_address_s {
  * {"address":"127.0.0.1","port":8124} for TCP and {"address":"/tmp/x.sock"}
  * for UNIX, as the seed's examples print it. Returns the length it needed
  * (like snprintf): a value >= size means buf was too small. */
-int nc_address_json(const nc_address_t *addr, char *buf, size_t size);
+NC_EXTERN int nc_address_json(const nc_address_t *addr, char *buf, size_t size);
 
 /* Node's net.isIP(): 4, 6 or 0. NULL and "" give 0. A zone ("fe80::1%eth0")
  * is allowed on IPv6. */
-int nc_is_ip(const char *input);
-int nc_is_ipv4(const char *input); /* 1 or 0 */
-int nc_is_ipv6(const char *input); /* 1 or 0 */
+NC_EXTERN int nc_is_ip(const char *input);
+NC_EXTERN int nc_is_ipv4(const char *input); /* 1 or 0 */
+NC_EXTERN int nc_is_ipv6(const char *input); /* 1 or 0 */
 
 /* -------------------------------------------------------------------- loop */
 
@@ -122,13 +130,13 @@ typedef struct nc_loop_options_s {
  * a wrong endpoint), NC_ERR_UNSUPPORTED_VERSION, NC_EINVAL (bad endpoint),
  * NC_ENOMEM. On error *loop is NULL; if errmsg is not NULL, a clear message
  * (naming the endpoint) is written into it (errmsg_size bytes, NUL-terminated). */
-int nc_loop_new(nc_loop_t **loop, const nc_loop_options_t *opts, char *errmsg,
+NC_EXTERN int nc_loop_new(nc_loop_t **loop, const nc_loop_options_t *opts, char *errmsg,
                 size_t errmsg_size);
 
 /* Says Bye to netcore (which then drops everything this handler owns), frees
  * every handle still alive without calling its callbacks, and frees the loop.
  * Must not be called from a callback of this loop. NULL is ignored. */
-void nc_loop_free(nc_loop_t *loop);
+NC_EXTERN void nc_loop_free(nc_loop_t *loop);
 
 /* Runs callbacks until nothing is left to wait for (no listening or pending
  * server, no socket that is connecting or open, no active timer), until
@@ -136,69 +144,69 @@ void nc_loop_free(nc_loop_t *loop);
  * NC_ERR_NETCORE_GONE / NC_ERR_NETCORE_SHUTDOWN once netcore disappeared or
  * announced its shutdown (every socket and server has then had its error and
  * close callbacks). */
-int nc_loop_run(nc_loop_t *loop);
+NC_EXTERN int nc_loop_run(nc_loop_t *loop);
 
 /* Makes nc_loop_run() return after the current callback. Async-signal-safe and
  * thread-safe. */
-void nc_loop_stop(nc_loop_t *loop);
+NC_EXTERN void nc_loop_stop(nc_loop_t *loop);
 
 /* For driving libnc from another event loop: a file descriptor that becomes
  * readable when libnc has work; watch it for POLLIN (level-triggered is
  * fine). Valid until nc_loop_free(). */
-int nc_loop_fd(const nc_loop_t *loop);
+NC_EXTERN int nc_loop_fd(const nc_loop_t *loop);
 
 /* Does all the work that is ready now (events from netcore, expired timers,
  * deferred callbacks) without blocking. Returns 1 while the loop has things
  * to wait for, 0 when nothing is left (what ends nc_loop_run), or
  * NC_ERR_NETCORE_GONE / NC_ERR_NETCORE_SHUTDOWN. */
-int nc_loop_process(nc_loop_t *loop);
+NC_EXTERN int nc_loop_process(nc_loop_t *loop);
 
 /* Milliseconds the caller's loop may sleep on nc_loop_fd() before calling
  * nc_loop_process() again: 0 if work is already pending, -1 for no limit. */
-int nc_loop_timeout(nc_loop_t *loop);
+NC_EXTERN int nc_loop_timeout(nc_loop_t *loop);
 
 /* The loop's clock: milliseconds from an arbitrary start (CLOCK_MONOTONIC),
  * updated once per loop iteration. */
-uint64_t nc_loop_now(const nc_loop_t *loop);
+NC_EXTERN uint64_t nc_loop_now(const nc_loop_t *loop);
 
 /* Text of the loop's last loop-level failure (why netcore is considered
  * gone, or an error netcore reported about no object). Static to the loop;
  * never NULL. */
-const char *nc_loop_error_message(const nc_loop_t *loop);
+NC_EXTERN const char *nc_loop_error_message(const nc_loop_t *loop);
 
 /* What Welcome said: netcore's instance id (changes on every start) and
  * release. Valid until nc_loop_free(). */
-const char *nc_loop_instance_id(const nc_loop_t *loop);
-const char *nc_loop_server_version(const nc_loop_t *loop);
+NC_EXTERN const char *nc_loop_instance_id(const nc_loop_t *loop);
+NC_EXTERN const char *nc_loop_server_version(const nc_loop_t *loop);
 
 /* Calls cb from the loop (not from the signal handler) when signum arrives.
  * One callback per signal number; cb == NULL removes it and restores the
  * default disposition. A signal watch does not keep nc_loop_run() running. */
 typedef void (*nc_signal_cb)(nc_loop_t *loop, int signum, void *arg);
-int nc_loop_signal(nc_loop_t *loop, int signum, nc_signal_cb cb, void *arg);
+NC_EXTERN int nc_loop_signal(nc_loop_t *loop, int signum, nc_signal_cb cb, void *arg);
 
-void nc_loop_set_data(nc_loop_t *loop, void *data);
-void *nc_loop_get_data(const nc_loop_t *loop);
+NC_EXTERN void nc_loop_set_data(nc_loop_t *loop, void *data);
+NC_EXTERN void *nc_loop_get_data(const nc_loop_t *loop);
 
 /* ------------------------------------------------------------------ timers */
 
 typedef void (*nc_timer_cb)(nc_timer_t *timer);
 
 /* A new, idle timer. Free it with nc_timer_close(). */
-int nc_timer_new(nc_loop_t *loop, nc_timer_t **timer);
+NC_EXTERN int nc_timer_new(nc_loop_t *loop, nc_timer_t **timer);
 
 /* Calls cb after timeout_ms, then every repeat_ms if repeat_ms > 0
  * (restarting an active timer reschedules it). An active timer keeps
  * nc_loop_run() running. */
-int nc_timer_start(nc_timer_t *timer, nc_timer_cb cb, uint64_t timeout_ms,
+NC_EXTERN int nc_timer_start(nc_timer_t *timer, nc_timer_cb cb, uint64_t timeout_ms,
                    uint64_t repeat_ms);
-void nc_timer_stop(nc_timer_t *timer);
+NC_EXTERN void nc_timer_stop(nc_timer_t *timer);
 
 /* Stops and frees the timer (after its callback returns, if it is running). */
-void nc_timer_close(nc_timer_t *timer);
+NC_EXTERN void nc_timer_close(nc_timer_t *timer);
 
-void nc_timer_set_data(nc_timer_t *timer, void *data);
-void *nc_timer_get_data(const nc_timer_t *timer);
+NC_EXTERN void nc_timer_set_data(nc_timer_t *timer, void *data);
+NC_EXTERN void *nc_timer_get_data(const nc_timer_t *timer);
 
 /* ----------------------------------------------------------------- servers */
 
@@ -226,12 +234,12 @@ typedef struct nc_server_events_s {
 
 /* Node's net.createServer([options], [connectionListener]). opts may be NULL
  * (defaults). on_connection may be NULL (set events later). */
-int nc_server_new(nc_loop_t *loop, const nc_server_options_t *opts,
+NC_EXTERN int nc_server_new(nc_loop_t *loop, const nc_server_options_t *opts,
                   void (*on_connection)(nc_server_t *, nc_socket_t *),
                   nc_server_t **server);
 
 /* Replaces all of the server's callbacks (copied). */
-void nc_server_set_events(nc_server_t *server, const nc_server_events_t *events);
+NC_EXTERN void nc_server_set_events(nc_server_t *server, const nc_server_events_t *events);
 
 typedef void (*nc_server_cb)(nc_server_t *server);
 
@@ -241,44 +249,44 @@ typedef void (*nc_server_cb)(nc_server_t *server);
  * 'listening'. Errors returned here: NC_ERR_SOCKET_BAD_PORT,
  * NC_ERR_SERVER_ALREADY_LISTEN, NC_ERR_NETCORE_GONE; the rest come as
  * 'error'. */
-int nc_server_listen(nc_server_t *server, int port, const char *host,
+NC_EXTERN int nc_server_listen(nc_server_t *server, int port, const char *host,
                      nc_server_cb cb);
 
 /* server.listen(path, [cb]): a UNIX socket server; the path is unlinked on
  * close. */
-int nc_server_listen_path(nc_server_t *server, const char *path, nc_server_cb cb);
+NC_EXTERN int nc_server_listen_path(nc_server_t *server, const char *path, nc_server_cb cb);
 
 /* server.listenFD(fd): adopt a listening fd that netcore inherited at start
  * (netcore --listen-fd N, or systemd's LISTEN_FDS). fd is netcore's number,
  * not one of this process. */
-int nc_server_listen_fd(nc_server_t *server, int fd, nc_server_cb cb);
+NC_EXTERN int nc_server_listen_fd(nc_server_t *server, int fd, nc_server_cb cb);
 
 /* server.pause(msecs): accept nothing for msecs (0 = 1000); clients wait in
  * the backlog. Returns NC_ERR_SERVER_NOT_RUNNING if not listening. */
-int nc_server_pause(nc_server_t *server, unsigned msecs);
+NC_EXTERN int nc_server_pause(nc_server_t *server, unsigned msecs);
 
 /* server.close([cb]): stop accepting now; 'close' (and cb, if not NULL) once
  * every connection of the server has closed; then the server is freed. A
  * server that is not listening closes on the next loop turn. Calling it
  * twice is harmless (the second cb is ignored). */
-int nc_server_close(nc_server_t *server, nc_server_cb cb);
+NC_EXTERN int nc_server_close(nc_server_t *server, nc_server_cb cb);
 
 /* server.address(): the bound address. NC_ERR_SERVER_NOT_RUNNING if the
  * server is not listening. */
-int nc_server_address(const nc_server_t *server, nc_address_t *addr);
+NC_EXTERN int nc_server_address(const nc_server_t *server, nc_address_t *addr);
 
 /* server.maxConnections = n (0 = unlimited): connections past n are accepted
  * and closed at once by netcore, unseen here. Applies now and to later
  * listens. */
-int nc_server_set_max_connections(nc_server_t *server, unsigned n);
-unsigned nc_server_max_connections(const nc_server_t *server);
+NC_EXTERN int nc_server_set_max_connections(nc_server_t *server, unsigned n);
+NC_EXTERN unsigned nc_server_max_connections(const nc_server_t *server);
 
 /* server.connections: live connections of this server. */
-unsigned nc_server_connections(const nc_server_t *server);
+NC_EXTERN unsigned nc_server_connections(const nc_server_t *server);
 
-nc_loop_t *nc_server_loop(const nc_server_t *server);
-void nc_server_set_data(nc_server_t *server, void *data);
-void *nc_server_get_data(const nc_server_t *server);
+NC_EXTERN nc_loop_t *nc_server_loop(const nc_server_t *server);
+NC_EXTERN void nc_server_set_data(nc_server_t *server, void *data);
+NC_EXTERN void *nc_server_get_data(const nc_server_t *server);
 
 /* ----------------------------------------------------------------- sockets */
 
@@ -325,11 +333,11 @@ typedef struct nc_socket_events_s {
 /* new net.Socket([options]): a socket that is not connected yet. opts may be
  * NULL. Connect it with nc_socket_connect*(), or free it with
  * nc_socket_destroy() (its close callback then runs on the next turn). */
-int nc_socket_new(nc_loop_t *loop, const nc_socket_options_t *opts,
+NC_EXTERN int nc_socket_new(nc_loop_t *loop, const nc_socket_options_t *opts,
                   nc_socket_t **socket);
 
 /* Replaces all of the socket's callbacks (copied). */
-void nc_socket_set_events(nc_socket_t *socket, const nc_socket_events_t *events);
+NC_EXTERN void nc_socket_set_events(nc_socket_t *socket, const nc_socket_events_t *events);
 
 typedef void (*nc_socket_cb)(nc_socket_t *socket);
 
@@ -338,19 +346,19 @@ typedef void (*nc_socket_cb)(nc_socket_t *socket);
  * come as 'error' then 'close'(1). Valid on a new socket or from inside the
  * close callback; else NC_EISCONN (open) or NC_EALREADY (connecting).
  * Writes may follow at once: they are sent once connected. */
-int nc_socket_connect(nc_socket_t *socket, int port, const char *host,
+NC_EXTERN int nc_socket_connect(nc_socket_t *socket, int port, const char *host,
                       nc_socket_cb cb);
 
 /* socket.connect(path, [cb]): a UNIX socket connection. */
-int nc_socket_connect_path(nc_socket_t *socket, const char *path, nc_socket_cb cb);
+NC_EXTERN int nc_socket_connect_path(nc_socket_t *socket, const char *path, nc_socket_cb cb);
 
 /* net.createConnection(port, [host], [cb]) = nc_socket_new + connect. */
-int nc_create_connection(nc_loop_t *loop, const nc_socket_options_t *opts,
+NC_EXTERN int nc_create_connection(nc_loop_t *loop, const nc_socket_options_t *opts,
                          int port, const char *host, nc_socket_cb cb,
                          nc_socket_t **socket);
 
 /* net.createConnection(path, [cb]). */
-int nc_create_connection_path(nc_loop_t *loop, const nc_socket_options_t *opts,
+NC_EXTERN int nc_create_connection_path(nc_loop_t *loop, const nc_socket_options_t *opts,
                               const char *path, nc_socket_cb cb,
                               nc_socket_t **socket);
 
@@ -367,85 +375,85 @@ typedef void (*nc_write_cb)(nc_socket_t *socket, int status, void *arg);
  * Errors (cb not called): NC_ERR_SOCKET_CLOSED (never connected, destroyed
  * or closed), NC_EINVAL (data NULL with len > 0). Writes larger than
  * netcore's frame limit are split transparently. */
-int nc_socket_write(nc_socket_t *socket, const void *data, size_t len,
+NC_EXTERN int nc_socket_write(nc_socket_t *socket, const void *data, size_t len,
                     nc_write_cb cb, void *arg);
 
 /* socket.write(data, fd): also sends, over this UNIX socket, the file
  * descriptor of fd_socket (another socket of this handler; fds never leave
  * netcore). fd_socket stays open. data must not be empty (NC_EINVAL). The
  * receiver gets an 'fd' event. */
-int nc_socket_write_fd(nc_socket_t *socket, const void *data, size_t len,
+NC_EXTERN int nc_socket_write_fd(nc_socket_t *socket, const void *data, size_t len,
                        nc_socket_t *fd_socket, nc_write_cb cb, void *arg);
 
 /* socket.end([data]): write data (may be NULL/0) then send FIN once every
  * queued write has reached the kernel. Further writes fail with EPIPE (see
  * nc_socket_write). A second end() is a no-op. */
-int nc_socket_end(nc_socket_t *socket, const void *data, size_t len);
+NC_EXTERN int nc_socket_end(nc_socket_t *socket, const void *data, size_t len);
 
 /* socket.destroy(): close now, dropping queued writes (their callbacks get
  * NC_ECANCELED). 'close' follows; no other event does. Safe to call more than
  * once and from any callback. */
-void nc_socket_destroy(nc_socket_t *socket);
+NC_EXTERN void nc_socket_destroy(nc_socket_t *socket);
 
 /* socket.pause() / resume(): stop and restart 'data' (and 'end'). While
  * paused no read credit is granted and netcore stops reading the socket, so
  * the peer is pushed back by TCP. */
-void nc_socket_pause(nc_socket_t *socket);
-void nc_socket_resume(nc_socket_t *socket);
-int nc_socket_is_paused(const nc_socket_t *socket);
+NC_EXTERN void nc_socket_pause(nc_socket_t *socket);
+NC_EXTERN void nc_socket_resume(nc_socket_t *socket);
+NC_EXTERN int nc_socket_is_paused(const nc_socket_t *socket);
 
 /* socket.setTimeout(msecs, [cb]): 'timeout' after msecs without reads or
  * writes; 0 disables it. cb (may be NULL) is called at the next timeout
  * only (Node's once listener). */
-int nc_socket_set_timeout(nc_socket_t *socket, unsigned msecs, nc_socket_cb cb);
+NC_EXTERN int nc_socket_set_timeout(nc_socket_t *socket, unsigned msecs, nc_socket_cb cb);
 
 /* socket.setNoDelay(enable): TCP_NODELAY. */
-int nc_socket_set_no_delay(nc_socket_t *socket, int enable);
+NC_EXTERN int nc_socket_set_no_delay(nc_socket_t *socket, int enable);
 
 /* socket.setKeepAlive(enable, initialDelay): SO_KEEPALIVE and its idle time
  * in ms (0 = leave unchanged). */
-int nc_socket_set_keep_alive(nc_socket_t *socket, int enable,
+NC_EXTERN int nc_socket_set_keep_alive(nc_socket_t *socket, int enable,
                              unsigned initial_delay_ms);
 
 /* socket.setEncoding(NULL | "utf8" | "ascii" | "base64"): how 'data' is
  * delivered (see on_data). "utf-8" is accepted too. NC_EINVAL otherwise. */
-int nc_socket_set_encoding(nc_socket_t *socket, const char *encoding);
+NC_EXTERN int nc_socket_set_encoding(nc_socket_t *socket, const char *encoding);
 
 /* src.pipe(dst): every byte read from src is written to dst; when dst's
  * write() returns 0, src is paused until dst's 'drain'; when src ends, dst is
  * ended. src's own callbacks still run. src may be dst (the seed's
  * c.pipe(c)). If dst closes first, src is unpiped and resumed. */
-int nc_socket_pipe(nc_socket_t *src, nc_socket_t *dst);
-void nc_socket_unpipe(nc_socket_t *src);
+NC_EXTERN int nc_socket_pipe(nc_socket_t *src, nc_socket_t *dst);
+NC_EXTERN void nc_socket_unpipe(nc_socket_t *src);
 
 /* socket.bufferSize: bytes written but not yet handed to the kernel. */
-size_t nc_socket_buffer_size(const nc_socket_t *socket);
+NC_EXTERN size_t nc_socket_buffer_size(const nc_socket_t *socket);
 
 /* The high-water mark for write()'s return value, bytes (default 16384). */
-void nc_socket_set_high_water_mark(nc_socket_t *socket, size_t bytes);
+NC_EXTERN void nc_socket_set_high_water_mark(nc_socket_t *socket, size_t bytes);
 
 /* socket.bytesRead: bytes received so far (delivered or queued while
  * paused). socket.bytesWritten: bytes accepted by write()/end() so far,
  * queued ones included (today's Node); after 'close', exactly the bytes
  * that reached the kernel. */
-uint64_t nc_socket_bytes_read(const nc_socket_t *socket);
-uint64_t nc_socket_bytes_written(const nc_socket_t *socket);
+NC_EXTERN uint64_t nc_socket_bytes_read(const nc_socket_t *socket);
+NC_EXTERN uint64_t nc_socket_bytes_written(const nc_socket_t *socket);
 
 /* socket.address(): the local end. NC_ENOTCONN before 'connect'. */
-int nc_socket_address(const nc_socket_t *socket, nc_address_t *addr);
+NC_EXTERN int nc_socket_address(const nc_socket_t *socket, nc_address_t *addr);
 
 /* socket.remoteAddress / remotePort: "" and 0 before 'connect'. The string
  * is valid as long as the socket. */
-const char *nc_socket_remote_address(const nc_socket_t *socket);
-int nc_socket_remote_port(const nc_socket_t *socket);
+NC_EXTERN const char *nc_socket_remote_address(const nc_socket_t *socket);
+NC_EXTERN int nc_socket_remote_port(const nc_socket_t *socket);
 
 /* The server that accepted this socket, or NULL (outbound, received fd, or
  * the server is gone). */
-nc_server_t *nc_socket_server(const nc_socket_t *socket);
+NC_EXTERN nc_server_t *nc_socket_server(const nc_socket_t *socket);
 
-nc_loop_t *nc_socket_loop(const nc_socket_t *socket);
-void nc_socket_set_data(nc_socket_t *socket, void *data);
-void *nc_socket_get_data(const nc_socket_t *socket);
+NC_EXTERN nc_loop_t *nc_socket_loop(const nc_socket_t *socket);
+NC_EXTERN void nc_socket_set_data(nc_socket_t *socket, void *data);
+NC_EXTERN void *nc_socket_get_data(const nc_socket_t *socket);
 
 #ifdef __cplusplus
 }

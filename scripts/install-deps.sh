@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libuv1-dev libzmq3-dev libprotobuf-c-dev
       protobuf-c-compiler libcmocka-dev protobuf-compiler python3-zmq python3-protobuf
-      nodejs npm netcat-openbsd socat valgrind procps)
+      nodejs npm netcat-openbsd socat valgrind procps
+      python3-venv python3-setuptools python3-wheel python3-mypy help2man dpkg-dev file)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

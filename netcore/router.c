@@ -17,6 +17,7 @@
 #define TURN_COMMANDS 4096
 #define RETRY_MS 2
 #define STRANGERS_BUDGET (4u * 1024 * 1024)
+#define RECV_HWM 1000
 /* A batch of events leaves early once it is this big (PROTOCOL.md 1.1). */
 #define BATCH_MAX_EVENTS 256
 #define BATCH_MAX_PAYLOAD (64u * 1024) /* big payloads gain nothing by waiting */
@@ -141,7 +142,15 @@ int ncd_router_start(void) {
    * 64 KiB echoed, tests/bench/RESULTS.md). */
   int sndbuf = 1 << 20;
   zmq_setsockopt(ncd.router, ZMQ_SNDBUF, &sndbuf, sizeof sndbuf);
-  zmq_setsockopt(ncd.router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  /* Inbound, ZeroMQ buffers up to RCVHWM whole messages per handler before it
+   * stops reading that handler's connection: keep that small (each holds at
+   * most --max-envelope and its payload frames). A frame over --max-frame is
+   * answered EMSGSIZE (commands.c); one over twice that is not even buffered:
+   * ZeroMQ drops the connection (PROTOCOL.md 10). */
+  int rcvhwm = RECV_HWM;
+  int64_t maxmsg = 2 * (int64_t)ncd.cfg.max_frame;
+  zmq_setsockopt(ncd.router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+  zmq_setsockopt(ncd.router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
   zmq_setsockopt(ncd.router, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
   zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);

@@ -126,7 +126,9 @@ static void run_batch(const void *rid, size_t rid_len, ncd_handler *h, size_t co
       has_payload = ncd_frames_next(rest, &payload) == 0;
     }
     if (h && h->gone) h = NULL; /* after a Bye in the same batch */
-    if (rc != 0) {
+    if (rc == NCD_ERR_INVALID_ARG_VALUE) {
+      ncd_set_errmsg("%s", ncd_wire_error()); /* a string that is not UTF-8 */
+    } else if (rc != 0) {
       ncd_set_errmsg("command %zu of the batch holds no command this netcore knows", i);
     } else if (cmd.kind == NCD_CMD_HELLO || cmd.kind == NCD_CMD_BATCH) {
       ncd_set_errmsg("%s cannot be inside a batch", cmd.name);
@@ -179,8 +181,10 @@ size_t ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, nc
   } else if ((rc = check_envelope(h, env)) != 0) {
     /* refused unread */
   } else if ((rc = ncd_wire_cmd_unpack(zmq_msg_data(env), zmq_msg_size(env), &cmd)) != 0) {
-    ncd_set_errmsg(rc == NCD_EPROTO ? "the envelope is not a netcore.v1.Command"
-                                    : "the envelope holds no command this netcore knows");
+    if (rc == NCD_ERR_INVALID_ARG_VALUE) ncd_set_errmsg("%s", ncd_wire_error());
+    else
+      ncd_set_errmsg(rc == NCD_EPROTO ? "the envelope is not a netcore.v1.Command"
+                                      : "the envelope holds no command this netcore knows");
   } else if (cmd.kind == NCD_CMD_BATCH && h) {
     size_t n = cmd.batch_count;
     ncd_handler_touch(h);

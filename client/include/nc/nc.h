@@ -80,13 +80,15 @@ typedef enum {
  * remoteAddress and remotePort. Plain value type: copy it freely. */
 typedef struct nc_address_s {
   nc_family_t family;
-  char address[108]; /* "127.0.0.1", "::1", or a UNIX path ("" if unnamed) */
+  char address[108]; /* "127.0.0.1", "::1", or a UNIX path ("" if unnamed): the
+                        path's exact bytes, which need not be UTF-8 */
   int port;          /* TCP port; 0 for UNIX sockets */
 } nc_address_t;
 
 /* Writes Node's JSON of an address into buf (always NUL-terminated):
  * {"address":"127.0.0.1","port":8124} for TCP and {"address":"/tmp/x.sock"}
- * for UNIX, as the seed's examples print it. Returns the length it needed
+ * for UNIX, as the seed's examples print it (a path that is not UTF-8 shows
+ * U+FFFD for each invalid sequence, as Node does). Returns the length it needed
  * (like snprintf): a value >= size means buf was too small. */
 int nc_address_json(const nc_address_t *addr, char *buf, size_t size);
 
@@ -245,7 +247,7 @@ int nc_server_listen(nc_server_t *server, int port, const char *host,
                      nc_server_cb cb);
 
 /* server.listen(path, [cb]): a UNIX socket server; the path is unlinked on
- * close. */
+ * close. Any bytes but NUL: a path that is not UTF-8 goes as path_bytes. */
 int nc_server_listen_path(nc_server_t *server, const char *path, nc_server_cb cb);
 
 /* server.listenFD(fd): adopt a listening fd that netcore inherited at start
@@ -341,7 +343,8 @@ typedef void (*nc_socket_cb)(nc_socket_t *socket);
 int nc_socket_connect(nc_socket_t *socket, int port, const char *host,
                       nc_socket_cb cb);
 
-/* socket.connect(path, [cb]): a UNIX socket connection. */
+/* socket.connect(path, [cb]): a UNIX socket connection (any bytes but NUL,
+ * as for nc_server_listen_path). */
 int nc_socket_connect_path(nc_socket_t *socket, const char *path, nc_socket_cb cb);
 
 /* net.createConnection(port, [host], [cb]) = nc_socket_new + connect. */

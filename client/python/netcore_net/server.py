@@ -8,11 +8,13 @@ wants); close() stops accepting at once and 'close' comes after the last
 connection is gone.
 """
 
+import os
+
 from ._proto import pb
 from .emitter import EventEmitter
 from .errors import NetcoreError
 from .handler import call, default_netcore
-from .sock import Socket, _check_port, address_dict
+from .sock import Socket, _check_port, address_dict, is_path, set_path
 
 
 class Server(EventEmitter):
@@ -60,7 +62,7 @@ class Server(EventEmitter):
             raise TypeError("unknown listen() options: %s" % ", ".join(kw))
         if args:
             first = args.pop(0)
-            if isinstance(first, str) and not first.isdigit():
+            if is_path(first):
                 path = first
             else:
                 port = int(first) if isinstance(first, str) else first
@@ -99,7 +101,7 @@ class Server(EventEmitter):
         if fd is not None:
             lst.fd = fd
         elif path is not None:
-            lst.path = path
+            set_path(lst, path)
         else:
             lst.tcp.host = host
             lst.tcp.port = port
@@ -200,7 +202,7 @@ class Server(EventEmitter):
 
     def _err_address(self):
         port, host, path, fd, _ = self._listen_args
-        return path if path is not None else (host or None)
+        return os.fsdecode(path) if path is not None else (host or None)
 
     def _err_port(self):
         port, host, path, fd, _ = self._listen_args

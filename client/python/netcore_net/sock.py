@@ -23,6 +23,7 @@ too once the 'end' listeners ran (netcore leaves that decision to handlers).
 """
 
 import collections
+import os
 
 from ._proto import pb
 from . import codec
@@ -35,12 +36,38 @@ HIGH_WATER_MARK = 16 * 1024
 _FAMILY = {pb.FAMILY_IPV4: "IPv4", pb.FAMILY_IPV6: "IPv6", pb.FAMILY_UNIX: "unix"}
 
 
+def address_text(a):
+    """The address of an Address message as a str. A UNIX path that is not
+    UTF-8 comes as address_bytes (PROTOCOL.md 1.2): os.fsdecode gives it back
+    exactly (surrogateescape), so os.fsencode() of the result is the path."""
+    if a.address_bytes:
+        return os.fsdecode(a.address_bytes)
+    return a.address
+
+
+def set_path(msg, path):
+    """Puts a UNIX path (str, bytes or os.PathLike) into a Listen or Connect:
+    as path when it is UTF-8, else its exact bytes as path_bytes."""
+    raw = os.fsencode(path)
+    try:
+        msg.path = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        msg.path_bytes = raw
+
+
+def is_path(x):
+    """Whether a listen()/connect() argument is a UNIX path (not a port)."""
+    if isinstance(x, str):
+        return not x.isdigit()
+    return isinstance(x, (bytes, os.PathLike))
+
+
 def address_dict(a):
     """Node's address(): {address, family, port} for TCP, {address} for UNIX."""
     if a is None:
         return {}
     if a.family == pb.FAMILY_UNIX:
-        return {"address": a.address}
+        return {"address": address_text(a)}
     return {"address": a.address, "family": _FAMILY.get(a.family, ""), "port": a.port}
 
 
@@ -157,8 +184,14 @@ class Socket(EventEmitter):
         return _FAMILY.get(self._remote.family) if self._remote is not None else None
 
     @property
+    def remote_path(self):
+        """The peer's UNIX path ("" if its socket is unnamed; None for TCP).
+        Not in Node, which cannot see it; netcore reports it."""
+        return address_text(self._remote) if self._remote is not None and self._remote.family == pb.FAMILY_UNIX else None
+
+    @property
     def local_address(self):
-        return self._local.address if self._local is not None else None
+        return address_text(self._local) if self._local is not None else None
 
     @property
     def local_port(self):
@@ -204,7 +237,7 @@ class Socket(EventEmitter):
             cmd.connect.tcp.port = self._endpoint[0]
             cmd.connect.tcp.host = self._endpoint[1]
         else:
-            cmd.connect.path = self._endpoint
+            set_path(cmd.connect, self._endpoint)
         self._connect_ref = nc.send(cmd)
         pre, self._pre = self._pre, []
         for cmd, payload, entry in pre:
@@ -509,7 +542,7 @@ class Socket(EventEmitter):
         if syscall and isinstance(ep, tuple):
             port, address = ep
         elif syscall:
-            address = ep
+            address = os.fsdecode(ep)
         err = NetcoreError(m.code, m.message or None, syscall=syscall, address=address,
                            port=port)
         self._error = err
@@ -630,7 +663,7 @@ def _parse_endpoint(args, kw, default_host):
     path = kw.pop("path", None)
     if args:
         first = args.pop(0)
-        if isinstance(first, str) and not first.isdigit():
+        if is_path(first):
             path = first
         elif isinstance(first, str):
             port = int(first)

@@ -27,7 +27,10 @@ static void usage(FILE *out) {
           "  --lease-ms MS           handler lease: silence this long = gone (default 10000)\n"
           "  --max-frame BYTES       largest accepted frame (default 16777216)\n"
           "  --max-write-queue BYTES per-socket write queue limit (default 16777216)\n"
-          "  --max-connections N     total sockets held; 0 = unlimited (default 0)\n"
+          "  --max-connections N     total sockets held (default and upper bound: the\n"
+          "                          descriptor limit minus --fd-reserve)\n"
+          "  --fd-reserve N          descriptors kept for ZeroMQ and netcore itself, at\n"
+          "                          least 16 (default 64, or 1/32 of the limit if more)\n"
           "  --shutdown-ms MS        SIGTERM: time given to queued writes (default 2000)\n"
           "  --hwm N                 ZeroMQ send high-water mark, messages (default 100000)\n"
           "  --log-level LEVEL       error, warn, info or debug (default info)\n"
@@ -84,6 +87,7 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       {"max-frame", required_argument, 0, 'F'},    {"max-write-queue", required_argument, 0, 'q'},
       {"max-connections", required_argument, 0, 'm'}, {"shutdown-ms", required_argument, 0, 's'},
       {"hwm", required_argument, 0, 'w'},           {"log-level", required_argument, 0, 'L'},
+      {"fd-reserve", required_argument, 0, 'r'},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int c;
@@ -120,6 +124,13 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       break;
     case 'm':
       if (parse_u32("--max-connections", optarg, &cfg->max_connections) != 0) return -1;
+      break;
+    case 'r':
+      if (parse_u32("--fd-reserve", optarg, &cfg->fd_reserve) != 0) return -1;
+      if (cfg->fd_reserve < 16) {
+        fprintf(stderr, "netcore: --fd-reserve must be at least 16 (ZeroMQ and netcore need them)\n");
+        return -1;
+      }
       break;
     case 's':
       if (parse_u32("--shutdown-ms", optarg, &cfg->shutdown_ms) != 0) return -1;

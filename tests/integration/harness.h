@@ -90,6 +90,18 @@ typedef struct nct_daemon {
 void nct_daemon_start_at(const char *file, int line, nct_daemon *d, const char *const *flags,
                          const int *fds);
 #define nct_daemon_start(d, flags, fds) nct_daemon_start_at(__FILE__, __LINE__, d, flags, fds)
+/* How to start netcore beyond its flags. */
+typedef struct nct_daemon_opts {
+  unsigned long nofile_soft, nofile_hard; /* RLIMIT_NOFILE of netcore (as prlimit
+                                             --nofile=S:H); 0 = inherit the test's */
+  int capture_stderr; /* netcore's stderr goes to a file in its directory
+                         (nct_daemon_stderr) instead of the test's */
+} nct_daemon_opts;
+void nct_daemon_start_opts_at(const char *file, int line, nct_daemon *d, const char *const *flags,
+                              const int *fds, const nct_daemon_opts *opts);
+/* What netcore wrote to its stderr so far (capture_stderr), NUL-terminated
+ * in out (cut at cap); returns the number of lines. */
+int nct_daemon_stderr(const nct_daemon *d, char *out, size_t cap);
 /* Sends sig and waits up to timeout_ms for the exit; returns the wait status.
  * Fails (after SIGKILL) if netcore does not exit in time. */
 int nct_daemon_signal_wait(nct_daemon *d, int sig, int timeout_ms);
@@ -306,6 +318,8 @@ long nct_pattern_check(uint64_t offset, const void *buf, size_t n);
 /* ---------------------------------------------------------------- probes */
 
 long nct_rss_kib(pid_t pid);
+/* CPU time (user + system, all threads) the process has used so far, ms. */
+long nct_cpu_ms(pid_t pid);
 int nct_fd_count(pid_t pid);
 /* Writes "fd -> target" lines of /proc/<pid>/fd into out, for messages. */
 void nct_fd_list(pid_t pid, char *out, size_t cap);
@@ -355,6 +369,9 @@ void nct_env_start_at(const char *file, int line, nct_env *e, const char *const 
                       const int *fds);
 #define nct_env_start(e, flags) nct_env_start_at(__FILE__, __LINE__, e, flags, NULL)
 #define nct_env_start_fds(e, flags, fds) nct_env_start_at(__FILE__, __LINE__, e, flags, fds)
+void nct_env_start_opts_at(const char *file, int line, nct_env *e, const char *const *flags,
+                           const nct_daemon_opts *opts);
+#define nct_env_start_opts(e, flags, opts) nct_env_start_opts_at(__FILE__, __LINE__, e, flags, opts)
 /* A new handler that said Hello (lease 60 s unless lease_ms is given),
  * owned by the env until nct_env_bye / teardown. */
 nct_client *nct_env_handler_at(const char *file, int line, nct_env *e, const char *name,

@@ -6,14 +6,15 @@
  * assert):
  *  - the daemon: starts `netcore` as a child on a fresh ipc:// endpoint in a
  *    mkdtemp directory, waits until it answers a Hello, stops it (SIGTERM,
- *    wait, exit status 0) and removes the directory;
+ *    wait, exit status 0) and removes the directory; optionally under a given
+ *    RLIMIT_NOFILE and with its stderr captured in a file;
  *  - a raw protocol client (a ZeroMQ DEALER speaking netcore.v1 with
  *    protobuf-c, no client library): it sends any Command with an optional
  *    payload frame and keeps received events in an inbox, checking on arrival
  *    that per-socket and per-server seq numbers go 1, 2, 3, ... and that
  *    nothing follows Closed / ServerClosed / ServerError;
  *  - real peers: TCP and UNIX sockets of the test process;
- *  - probes of the daemon process: RSS, open fds, a duplicate of one of its
+ *  - probes of the daemon process: RSS, CPU time, open fds, a duplicate of one of its
  *    sockets (pidfd_getfd) and the listen queue of a TCP port (sock_diag).
  * An nct_env bundles a daemon with an observer handler and checks after each
  * test that the observer still works and that netcore's fd count is back to

@@ -75,6 +75,9 @@ static void expect_no_spin(nct_env *e, nct_client *h, long cpu0, uint64_t t0) {
   while (nct_now_ms() < t0 + WATCH_MS) nct_pump(h, 50);
   long used = nct_cpu_ms(e->d.pid) - cpu0;
   uint64_t elapsed = nct_now_ms() - t0;
+  static char buf[65536];
+  print_message("netcore: %ld ms of CPU in %llu ms, %d lines on stderr\n", used,
+                (unsigned long long)elapsed, nct_daemon_stderr(&e->d, buf, sizeof buf));
   if (used * 100 > (long)elapsed * MAX_CPU_PERCENT)
     nct_fail("netcore used %ld ms of CPU in %llu ms (more than %d%% of a core): it spins", used,
              (unsigned long long)elapsed, MAX_CPU_PERCENT);

@@ -76,28 +76,31 @@ static void raise_nofile(void) {
 int ncd_fdlimit_init(ncd_config *cfg) {
   raise_nofile();
   reserve = cfg->fd_reserve;
-  if (!reserve) reserve = limit / RESERVE_FRACTION > RESERVE_MIN ? limit / RESERVE_FRACTION : RESERVE_MIN;
+  if (!reserve)
+    reserve = limit / RESERVE_FRACTION > RESERVE_MIN ? limit / RESERVE_FRACTION : RESERVE_MIN;
   if (reserve >= limit) {
-    ncd_error("RLIMIT_NOFILE is %u: with a reserve of %u descriptors (--fd-reserve) none is left "
-              "for connections; raise the hard limit (ulimit -Hn, systemd's LimitNOFILE=)",
-              limit, reserve);
+    ncd_error(
+        "RLIMIT_NOFILE is %u: with a reserve of %u descriptors (--fd-reserve) none is left "
+        "for connections; raise the hard limit (ulimit -Hn, systemd's LimitNOFILE=)",
+        limit, reserve);
     return -1;
   }
   cfg->fd_reserve = reserve;
   uint32_t room = limit - reserve;
   if (cfg->max_connections > room)
-    ncd_warn("--max-connections %u lowered to %u: RLIMIT_NOFILE is %u and %u descriptors are kept "
-             "in reserve (--fd-reserve)",
-             cfg->max_connections, room, limit, reserve);
+    ncd_warn(
+        "--max-connections %u lowered to %u: RLIMIT_NOFILE is %u and %u descriptors are kept "
+        "in reserve (--fd-reserve)",
+        cfg->max_connections, room, limit, reserve);
   if (!cfg->max_connections || cfg->max_connections > room) cfg->max_connections = room;
   ncd_info("descriptors: limit %u, %u in reserve, at most %u connections", limit, reserve,
            cfg->max_connections);
   return 0;
 }
 
-unsigned ncd_fdlimit_max(void) { return limit; }
-
-int ncd_fdlimit_in_reserve(int fd) { return fd >= 0 && (unsigned)fd >= limit - reserve / 2; }
+int ncd_fdlimit_in_reserve(int fd) {
+  return fd >= 0 && (unsigned)fd >= limit - reserve / 2;
+}
 
 /* ---------------------------------------------------------------- reports */
 
@@ -140,7 +143,9 @@ static void report(void) {
   if (n) ncd_warn("descriptors: %s", line);
 }
 
-static void report_cb(uv_timer_t *t) { report(); }
+static void report_cb(uv_timer_t *t) {
+  report();
+}
 
 /* Reports now if the last line is a second old, else arms the timer so the
  * counts come out at most a second late. */

@@ -33,9 +33,6 @@ enum ncd_fd_refusal {
  * leaves no room for connections. */
 int ncd_fdlimit_init(ncd_config *cfg);
 
-/* The descriptor limit in effect (RLIMIT_NOFILE's soft limit after init). */
-unsigned ncd_fdlimit_max(void);
-
 /* 1 if a descriptor just opened as `fd` leaves fewer than half the reserve
  * free. open() and accept() return the lowest free number, so fd >= limit -
  * reserve/2 proves that at most reserve/2 descriptors are left. */

@@ -22,10 +22,10 @@
 
 enum {
   NOFILE = 200,
-  RESERVE = 64,                /* the default --fd-reserve for limits up to 2048 */
-  ROOM = NOFILE - RESERVE,     /* the default --max-connections */
+  RESERVE = 64,            /* the default --fd-reserve for limits up to 2048 */
+  ROOM = NOFILE - RESERVE, /* the default --max-connections */
   FLOOD = 300,
-  WATCH_MS = 2000,             /* how long CPU use is watched */
+  WATCH_MS = 2000, /* how long CPU use is watched */
   MAX_CPU_PERCENT = 30
 };
 
@@ -91,7 +91,8 @@ static int take_connections(nct_client *h, uint64_t srv, uint64_t *ids, int max,
     nct_pump(h, 0);
     while (nct_count_connections(h, srv) > 0) {
       nct_event *ev = nct_expect_connection(h, srv);
-      if (n >= max) nct_fail("more than %d Connections for server %llu", max, (unsigned long long)srv);
+      if (n >= max)
+        nct_fail("more than %d Connections for server %llu", max, (unsigned long long)srv);
       ids[n++] = ev->ev->connection->socket_id;
       nct_event_free(ev);
     }
@@ -155,7 +156,8 @@ static void test_fds_flood_past_the_limit(void **state) {
   static uint64_t ids[FLOOD];
   int n = take_connections(h, srv, ids, FLOOD, NCT_QUIET);
   /* The bystander's socket counts too: at most ROOM - 1 are seen. */
-  if (n < 1 || n > ROOM - 1) nct_fail("%d of %d clients were accepted, expected 1 to %d", n, FLOOD, ROOM - 1);
+  if (n < 1 || n > ROOM - 1)
+    nct_fail("%d of %d clients were accepted, expected 1 to %d", n, FLOOD, ROOM - 1);
   expect_few_log_lines(e);
   expect_log(e, "connections closed at once (--max-connections 136 reached)");
 
@@ -367,7 +369,8 @@ static void send_with_fds(int sock, const void *data, size_t n, const int *fds, 
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
   memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-  if (sendmsg(sock, &msg, MSG_NOSIGNAL) != (ssize_t)n) nct_fail("sendmsg with fds: %s", strerror(errno));
+  if (sendmsg(sock, &msg, MSG_NOSIGNAL) != (ssize_t)n)
+    nct_fail("sendmsg with fds: %s", strerror(errno));
 }
 
 /* fds received over a UNIX socket past --max-connections are closed unseen;
@@ -430,12 +433,9 @@ static void test_fds_passed_fds_past_the_limit(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-      T(test_fds_flood_past_the_limit),
-      T(test_fds_max_connections_default),
-      T(test_fds_limit_raised_and_max_lowered),
-      T(test_fds_reserve_flag),
-      T(test_fds_emfile_pauses_accepting),
-      T(test_fds_reserve_kept_for_handlers),
+      T(test_fds_flood_past_the_limit),         T(test_fds_max_connections_default),
+      T(test_fds_limit_raised_and_max_lowered), T(test_fds_reserve_flag),
+      T(test_fds_emfile_pauses_accepting),      T(test_fds_reserve_kept_for_handlers),
       T(test_fds_passed_fds_past_the_limit),
   };
   return NCT_RUN(argc, argv, tests);

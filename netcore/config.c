@@ -27,7 +27,10 @@ static void usage(FILE *out) {
           "  --lease-ms MS           handler lease: silence this long = gone (default 10000)\n"
           "  --max-frame BYTES       largest accepted frame (default 16777216)\n"
           "  --max-write-queue BYTES per-socket write queue limit (default 16777216)\n"
-          "  --max-connections N     total sockets held; 0 = unlimited (default 0)\n"
+          "  --max-connections N     total sockets held (default, also for 0, and upper\n"
+          "                          bound: the descriptor limit minus --fd-reserve)\n"
+          "  --fd-reserve N          descriptors kept for ZeroMQ and netcore itself, at\n"
+          "                          least 16 (default 64, or 1/32 of the limit if more)\n"
           "  --shutdown-ms MS        SIGTERM: time given to queued writes (default 2000)\n"
           "  --hwm N                 ZeroMQ send high-water mark, messages (default 100000)\n"
           "  --max-credit BYTES      largest read credit of one socket (default 16777216)\n"
@@ -113,7 +116,7 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       {"max-credit", required_argument, 0, 'C'},    {"max-envelope", required_argument, 0, 'E'},
       {"max-batch", required_argument, 0, 'B'},     {"handler-budget", required_argument, 0, 'H'},
       {"max-memory", required_argument, 0, 'M'},    {"max-handler-sockets", required_argument, 0, 'S'},
-      {"max-handler-servers", required_argument, 0, 'R'},
+      {"max-handler-servers", required_argument, 0, 'R'}, {"fd-reserve", required_argument, 0, 'r'},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int c;
@@ -149,6 +152,13 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       break;
     case 'm':
       if (parse_u32("--max-connections", optarg, &cfg->max_connections) != 0) return -1;
+      break;
+    case 'r':
+      if (parse_u32("--fd-reserve", optarg, &cfg->fd_reserve) != 0) return -1;
+      if (cfg->fd_reserve < 16) {
+        fprintf(stderr, "netcore: --fd-reserve must be at least 16 (ZeroMQ and netcore need them)\n");
+        return -1;
+      }
       break;
     case 's':
       if (parse_u32("--shutdown-ms", optarg, &cfg->shutdown_ms) != 0) return -1;

@@ -22,7 +22,8 @@ typedef struct ncd_config {
   uint32_t lease_ms;        /* default handler lease */
   uint32_t max_frame;       /* largest accepted ZeroMQ frame */
   uint32_t max_write_queue; /* per-socket write queue limit, bytes */
-  uint32_t max_connections; /* total sockets netcore holds; 0 = unlimited */
+  uint32_t max_connections; /* total sockets netcore holds; 0 = RLIMIT_NOFILE - fd_reserve */
+  uint32_t fd_reserve;      /* descriptors kept for ZeroMQ and netcore itself; 0 = default */
   uint32_t shutdown_ms;     /* how long SIGTERM waits for queued writes */
   uint32_t hwm;             /* ZeroMQ send high-water mark per handler, messages */
   uint32_t max_envelope;    /* largest accepted envelope frame of a known handler */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "fdlimit.h"
 #include "handler.h"
 #include "log.h"
 #include "router.h"
@@ -105,6 +106,7 @@ int main(int argc, char **argv) {
   if (rc != 0) return rc > 0 ? 0 : 2;
   ncd_log_set_level(ncd.cfg.log_level);
   signal(SIGPIPE, SIG_IGN);
+  if (ncd_fdlimit_init(&ncd.cfg) != 0) return 1;
 
   ncd.loop = uv_default_loop();
   ncd.next_prefix = 1;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "default_endpoint.h"
 #include "log.h"
 
 #ifndef NCD_VERSION
@@ -20,7 +21,12 @@ static void usage(FILE *out) {
           "The netcore daemon: owns TCP and UNIX sockets on one event loop and serves\n"
           "handler actors over ZeroMQ (protocol netcore.v1, see proto/PROTOCOL.md).\n\n"
           "  --bind ENDPOINT         ZeroMQ endpoint for handlers; repeatable\n"
-          "                          (default " NCD_DEFAULT_ENDPOINT ")\n"
+          "                          (default $NETCORE_ENDPOINT, else\n"
+          "                          ipc://$XDG_RUNTIME_DIR/netcore/netcore.sock, for root\n"
+          "                          ipc:///run/netcore/netcore.sock, else\n"
+          "                          ipc:///tmp/netcore-UID/netcore.sock)\n"
+          "  --group-access          the default endpoint's directory 0750 and ipc socket\n"
+          "                          files 0660: handlers of netcore's group may connect\n"
           "  --listen-fd N           adopt inherited listening fd N (repeatable; systemd's\n"
           "                          LISTEN_FDS/LISTEN_PID are honoured too)\n"
           "  --credit-window BYTES   initial read credit per socket (default 262144)\n"
@@ -117,7 +123,8 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       {"max-batch", required_argument, 0, 'B'},     {"handler-budget", required_argument, 0, 'H'},
       {"max-memory", required_argument, 0, 'M'},    {"max-handler-sockets", required_argument, 0, 'S'},
       {"max-handler-servers", required_argument, 0, 'R'}, {"fd-reserve", required_argument, 0, 'r'},
-      {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
+      {"group-access", no_argument, 0, 'g'},        {"help", no_argument, 0, 'h'},
+      {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int c;
   uint32_t v;
@@ -197,6 +204,9 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
     case 'R':
       if (parse_u32("--max-handler-servers", optarg, &cfg->max_handler_servers) != 0) return -1;
       break;
+    case 'g':
+      cfg->group_access = 1;
+      break;
     case 'h':
       usage(stdout);
       return 1;
@@ -213,9 +223,14 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
     usage(stderr);
     return -1;
   }
+  if (nc__default_endpoint(getenv("XDG_RUNTIME_DIR"), (unsigned long)geteuid(),
+                           cfg->default_endpoint, sizeof cfg->default_endpoint) != 0) {
+    fprintf(stderr, "netcore: ENAMETOOLONG: XDG_RUNTIME_DIR is too long for an endpoint\n");
+    return -1;
+  }
   if (cfg->nbinds == 0) {
     const char *env = getenv("NETCORE_ENDPOINT");
-    cfg->binds[cfg->nbinds++] = env && *env ? env : NCD_DEFAULT_ENDPOINT;
+    cfg->binds[cfg->nbinds++] = env && *env ? env : cfg->default_endpoint;
   }
   if (cfg->lease_ms < 50) cfg->lease_ms = 50;
   if (cfg->credit_window > cfg->max_credit) cfg->max_credit = cfg->credit_window;

@@ -10,11 +10,12 @@
 
 #define NCD_MAX_BINDS 16
 #define NCD_MAX_LISTEN_FDS 64
-#define NCD_DEFAULT_ENDPOINT "ipc:///tmp/netcore.sock"
 
 typedef struct ncd_config {
-  const char *binds[NCD_MAX_BINDS]; /* ZeroMQ endpoints; point into argv */
+  const char *binds[NCD_MAX_BINDS]; /* ZeroMQ endpoints; point into argv, env or below */
   int nbinds;
+  char default_endpoint[256]; /* default_endpoint.h's rule for this process */
+  int group_access;           /* --group-access: endpoint dir 0750, socket files 0660 */
   int listen_fds[NCD_MAX_LISTEN_FDS]; /* inherited listening fds (--listen-fd, LISTEN_FDS) */
   int nlisten_fds;
   uint32_t credit_window;   /* default initial read credit per socket, bytes */

@@ -4,7 +4,8 @@
  * after netcore finds it. Shutdown (SIGINT/SIGTERM) is staged so that nothing
  * written by a handler is lost when it can be helped: tell handlers, stop
  * accepting and reading, let queued writes reach the kernel for at most
- * --shutdown-ms, then close every socket (Closed events go out), and exit 0.
+ * --shutdown-ms, then close every socket (Closed events go out), remove the
+ * ipc socket files (endpoint.h), and exit 0.
  * A second signal skips the wait.
  */
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "endpoint.h"
 #include "fdlimit.h"
 #include "handler.h"
 #include "log.h"
@@ -117,7 +119,11 @@ int main(int argc, char **argv) {
   ncd_list_init(&ncd.dirty);
   make_instance_id();
 
-  if (ncd_router_start() != 0) return 1;
+  /* ipc:// paths are claimed (or refused) before ZeroMQ may touch them. */
+  if (ncd_endpoint_claim(&ncd.cfg) != 0 || ncd_router_start() != 0) {
+    ncd_endpoint_release();
+    return 1;
+  }
   ncd_handler_start();
   uv_check_init(ncd.loop, &ncd.ack_check);
   uv_check_start(&ncd.ack_check, check_cb);
@@ -137,6 +143,7 @@ int main(int argc, char **argv) {
   nc__idmap_free(&ncd.sockets);
   nc__idmap_free(&ncd.servers);
   uv_loop_close(ncd.loop);
+  ncd_endpoint_release();
   ncd_info("bye");
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "endpoint.h"
 #include "handler.h"
 #include "log.h"
 #include "socket.h"
@@ -155,10 +156,7 @@ int ncd_router_start(void) {
   zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
   zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
   for (int i = 0; i < ncd.cfg.nbinds; i++) {
-    if (zmq_bind(ncd.router, ncd.cfg.binds[i]) != 0) {
-      ncd_error("cannot bind %s: %s", ncd.cfg.binds[i], zmq_strerror(errno));
-      return -1;
-    }
+    if (ncd_endpoint_bind(ncd.router, ncd.cfg.binds[i]) != 0) return -1;
     ncd_info("handlers connect to %s", ncd.cfg.binds[i]);
   }
   char mon[64];

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "default_endpoint.h"
 #include "nc_int.h"
 
 #define DEFAULT_HELLO_TIMEOUT_MS 2000
@@ -299,6 +300,13 @@ static int open_link(nc_loop_t *loop) {
   return 0;
 }
 
+int nc_default_endpoint(char *buf, size_t size) {
+  if (buf == NULL) return NC_EINVAL;
+  return nc__default_endpoint(getenv("XDG_RUNTIME_DIR"), (unsigned long)geteuid(), buf, size) == 0
+             ? 0
+             : NC_ENAMETOOLONG;
+}
+
 static int add_fd(nc_loop_t *loop, int fd) {
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
   return epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
@@ -313,7 +321,15 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
   if (opts != NULL) o = *opts;
   const char *ep = o.endpoint;
   if (ep == NULL || *ep == '\0') ep = getenv("NETCORE_ENDPOINT");
-  if (ep == NULL || *ep == '\0') ep = NC_DEFAULT_ENDPOINT;
+  char defep[256];
+  if (ep == NULL || *ep == '\0') {
+    if ((rv = nc_default_endpoint(defep, sizeof(defep))) != 0) {
+      if (errmsg != NULL && errmsg_size > 0)
+        snprintf(errmsg, errmsg_size, "XDG_RUNTIME_DIR is too long for netcore's endpoint");
+      return rv;
+    }
+    ep = defep;
+  }
 
   nc_loop_t *loop = calloc(1, sizeof(*loop));
   if (loop == NULL) return NC_ENOMEM;

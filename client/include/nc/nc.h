@@ -105,11 +105,18 @@ typedef struct nc_server_s nc_server_t;
 typedef struct nc_socket_s nc_socket_t;
 typedef struct nc_timer_s nc_timer_t;
 
-#define NC_DEFAULT_ENDPOINT "ipc:///tmp/netcore.sock"
+/* netcore's default endpoint for this process, the same rule as netcore's
+ * own and every client library's: ipc://$XDG_RUNTIME_DIR/netcore/netcore.sock
+ * when XDG_RUNTIME_DIR is an absolute path, else for root
+ * ipc:///run/netcore/netcore.sock, else ipc:///tmp/netcore-<uid>/netcore.sock.
+ * Writes it into buf (size bytes, NUL-terminated). Returns 0, or
+ * NC_ENAMETOOLONG if it does not fit (buf is then ""). NETCORE_ENDPOINT is
+ * not looked at: it overrides this default, see nc_loop_options_t. */
+int nc_default_endpoint(char *buf, size_t size);
 
 typedef struct nc_loop_options_s {
   /* netcore's ZeroMQ endpoint. NULL: the environment variable
-   * NETCORE_ENDPOINT, else NC_DEFAULT_ENDPOINT. Copied. */
+   * NETCORE_ENDPOINT, else nc_default_endpoint(). Copied. */
   const char *endpoint;
   const char *name;           /* this handler's name in netcore's logs; NULL = "libnc" */
   uint32_t credit_window;     /* read window per socket, bytes; 0 = netcore's default */

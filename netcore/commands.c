@@ -125,7 +125,7 @@ static void run_batch(const void *rid, size_t rid_len, ncd_handler *h, size_t co
       took_frame = 1;
       has_payload = ncd_frames_next(rest, &payload) == 0;
     }
-    if (h && h->gone) h = NULL; /* after a Bye in the same batch */
+    if (h && ncd_handler_dead(h)) h = NULL; /* after a Bye in the same batch */
     if (rc == NCD_ERR_INVALID_ARG_VALUE) {
       ncd_set_errmsg("%s", ncd_wire_error()); /* a string that is not UTF-8 */
     } else if (rc != 0) {

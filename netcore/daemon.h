@@ -54,6 +54,7 @@ struct ncd_handler {
   int batch_events;          /* Hello.batch_events: events go out in batches */
   nc__msgbatch_t batch;      /* events of this loop turn, when batch_events */
   int gone;                  /* lease expired, Bye, or unreachable: sends are dropped */
+  const char *doomed;        /* why it must go at the end of this turn (ncd_handler_doom) */
   ncd_tally *tally;          /* bytes sent toward it that it has not taken (budget.h) */
   int over_budget;           /* tally over --handler-budget: its sockets are not read */
   uint64_t over_since;       /* uv_now() when it went over */
@@ -134,6 +135,9 @@ struct ncd_socket {
   unsigned over_memory : 1;   /* a write failed on --max-memory (for the message) */
   unsigned over_handler_limit : 1; /* a connect failed on --max-handler-sockets */
 };
+
+/* Gone, or doomed to go at the end of this turn: nothing is sent to it. */
+static inline int ncd_handler_dead(const ncd_handler *h) { return h->gone || h->doomed; }
 
 typedef struct ncd_daemon {
   ncd_config cfg;

@@ -15,7 +15,7 @@
 ncd_handler *ncd_handler_find(const void *rid, size_t rid_len) {
   for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    if (!h->gone && h->rid_len == rid_len && memcmp(h->rid, rid, rid_len) == 0) {
+    if (!ncd_handler_dead(h) && h->rid_len == rid_len && memcmp(h->rid, rid, rid_len) == 0) {
       /* Move to front: the busiest handlers are found first. */
       if (ncd.handlers.next != l) {
         ncd_list_remove(l);
@@ -194,8 +194,17 @@ void ncd_handler_start(void) {
 
 void ncd_handler_stop(void) { uv_close((uv_handle_t *)&ncd.lease_timer, NULL); }
 
+void ncd_handler_doom(ncd_handler *h, const char *reason) {
+  if (!h->doomed) h->doomed = reason;
+}
+
 void ncd_handler_reap(void) {
   ncd_list *l, *next;
+  for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
+    next = l->next;
+    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    if (h->doomed && !h->gone) ncd_handler_gone(h, h->doomed);
+  }
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);

@@ -26,6 +26,13 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const ncd_cmd *cmd);
  * servers, leaves shared listeners to their other members. Idempotent. */
 void ncd_handler_gone(ncd_handler *h, const char *reason);
 
+/* A send found h unreachable (or out of memory): from now on nothing more is
+ * sent to it and it is no longer found, but its teardown (ncd_handler_gone)
+ * waits for the end of this loop turn (ncd_handler_reap), so whoever was
+ * sending may go on using the socket or server it was sending about. reason
+ * must be a static string. */
+void ncd_handler_doom(ncd_handler *h, const char *reason);
+
 /* Renews the lease. */
 void ncd_handler_touch(ncd_handler *h);
 
@@ -48,7 +55,8 @@ int ncd_handler_socket_room(const ncd_handler *h);
 void ncd_handler_start(void);
 void ncd_handler_stop(void);
 
-/* Frees gone handlers that own nothing any more. */
+/* Tears doomed handlers down, then frees gone handlers that own nothing any
+ * more. Called at safe points: the end of a loop turn, the lease timer. */
 void ncd_handler_reap(void);
 
 #endif

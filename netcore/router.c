@@ -99,7 +99,7 @@ static void probe_cb(uv_timer_t *t) {
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    if (!h->gone && !h->outq_head) ncd_router_send(h, &ev, NULL);
+    if (!ncd_handler_dead(h) && !h->outq_head) ncd_router_send(h, &ev, NULL);
   }
 }
 
@@ -223,7 +223,7 @@ static void enqueue(ncd_handler *h, zmq_msg_t *frames, size_t n) {
     /* Out of memory: the stream to this handler can no longer be exact. */
     ncd_error("out of memory queueing for handler %s; dropping it", h->name);
     for (size_t i = 0; i < n; i++) zmq_msg_close(&frames[i]);
-    ncd_handler_gone(h, "out of memory");
+    ncd_handler_doom(h, "out of memory");
     return;
   }
   m->next = NULL;
@@ -255,7 +255,7 @@ static void deliver(ncd_handler *h, zmq_msg_t *frames, size_t n) {
     return;
   }
   for (size_t i = 0; i < n; i++) zmq_msg_close(&frames[i]);
-  ncd_handler_gone(h, "unreachable");
+  ncd_handler_doom(h, "unreachable");
 }
 
 /* Sends the events h collected this turn as one message. */
@@ -265,7 +265,7 @@ static void send_batch(ncd_handler *h) {
   if (nc__msgbatch_seal(&h->batch, &frames, &n) != 0) {
     ncd_error("out of memory sending to handler %s; dropping it", h->name);
     nc__msgbatch_clear(&h->batch);
-    ncd_handler_gone(h, "out of memory");
+    ncd_handler_doom(h, "out of memory");
     return;
   }
   deliver(h, frames, n);
@@ -287,7 +287,7 @@ static void check_budget(ncd_handler *h) {
 }
 
 void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
-  if (h->gone) {
+  if (ncd_handler_dead(h)) {
     if (payload) zmq_msg_close(payload);
     return;
   }
@@ -296,11 +296,11 @@ void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
         (payload && nc__msgbatch_frame(&h->batch, payload) != 0)) {
       if (payload) zmq_msg_close(payload);
       ncd_error("out of memory batching for handler %s; dropping it", h->name);
-      ncd_handler_gone(h, "out of memory");
+      ncd_handler_doom(h, "out of memory");
     } else if (h->batch.count >= BATCH_MAX_EVENTS || h->batch.payload_bytes >= BATCH_MAX_PAYLOAD) {
       send_batch(h);
     }
-    if (!h->gone) check_budget(h);
+    if (!ncd_handler_dead(h)) check_budget(h);
     return;
   }
   zmq_msg_t frames[2];
@@ -316,7 +316,7 @@ void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
     n = 2;
   }
   deliver(h, frames, n);
-  if (!h->gone) check_budget(h);
+  if (!ncd_handler_dead(h)) check_budget(h);
 }
 
 void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev) {
@@ -332,12 +332,12 @@ void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev) {
 }
 
 void ncd_router_flush(ncd_handler *h) {
-  while (h->outq_head && !h->gone) {
+  while (h->outq_head && !ncd_handler_dead(h)) {
     ncd_outmsg *m = h->outq_head;
     int rc = try_send(h, m->frames, m->nframes);
     if (rc == EAGAIN) break;
     if (rc != 0) {
-      ncd_handler_gone(h, "unreachable");
+      ncd_handler_doom(h, "unreachable");
       return;
     }
     h->outq_head = m->next;
@@ -345,7 +345,7 @@ void ncd_router_flush(ncd_handler *h) {
     h->outq_len--;
     free(m);
   }
-  if (!h->gone && !nc__msgbatch_empty(&h->batch)) send_batch(h);
+  if (!ncd_handler_dead(h) && !nc__msgbatch_empty(&h->batch)) send_batch(h);
   if (h->blocked && !h->outq_head) {
     h->blocked = 0;
     ncd_debug("handler %s: pipe drained, reading its sockets again", h->name);
@@ -358,7 +358,7 @@ void ncd_router_flush_batches(void) {
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    if (!h->gone && !nc__msgbatch_empty(&h->batch)) send_batch(h);
+    if (!ncd_handler_dead(h) && !nc__msgbatch_empty(&h->batch)) send_batch(h);
   }
 }
 

@@ -241,6 +241,31 @@ static void test_hostile_writes_while_connecting(void **state) {
   nct_env_finish(e);
 }
 
+/* A handler that vanishes right after commands whose answers are about a
+ * server (a Listen that fails, a Listen that works, a ServerClose): the send
+ * that finds it gone must not tear the server down under the code that is
+ * still using it (the live fuzzer found a use-after-free there; ASan checks). */
+static void test_hostile_vanish_after_server_commands(void **state) {
+  nct_env *e = *state;
+  nct_env_start(e, NULL);
+  nct_env_bystander_start(e);
+  char bad[256];
+  nct_daemon_path(&e->d, "no-such-dir/x.sock", bad, sizeof bad);
+  for (int i = 0; i < 200; i++) {
+    nct_client *c = nct_client_new(e->d.endpoint, "vanisher", 0);
+    nct_hello(c, 0, 60000);
+    uint64_t a = nct_new_id(c), b = nct_new_id(c);
+    nct_cmd_listen_path(c, a, bad);                           /* ServerError */
+    nct_cmd_listen_tcp(c, b, "127.0.0.1", 0, 0, 0, 0, NULL); /* Listening */
+    if (i % 2) nct_cmd_server_close(c, b);                   /* ServerClosed */
+    nct_client_free(c); /* gone without Bye, answers still on their way */
+  }
+  nct_client *after = nct_env_handler(e, "after");
+  nct_sync(after);
+  nct_env_bystander_check(e);
+  nct_env_finish(e);
+}
+
 /* ---------------------------------------------------------------- budgets */
 
 /* A handler that sends Pings and never reads: past --handler-budget its
@@ -498,6 +523,7 @@ int main(int argc, char **argv) {
       T(test_hostile_nested_batch_before_hello),
       T(test_hostile_batches_keep_loop_fair),
       T(test_hostile_writes_while_connecting),
+      T(test_hostile_vanish_after_server_commands),
       T(test_hostile_budget_pings_never_read),
       T(test_hostile_budget_credit_flood),
       T(test_hostile_max_memory),

@@ -164,7 +164,9 @@ static void run_batch(const void *rid, size_t rid_len, ncd_handler *h, size_t co
 
 void ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, ncd_frames *rest) {
   ncd_cmd cmd = {.name = "unknown"};
-  ncd_handler *h = ncd_handler_find(rid, rid_len);
+  /* Who sent it is the connection (ZAP's User-Id), not the routing id. */
+  const char *user_id = env ? zmq_msg_gets(env, "User-Id") : NULL;
+  ncd_handler *h = ncd_handler_find(rid, rid_len, user_id);
   zmq_msg_t payload;
   int has_payload = 0, extra = 0, rc = 0;
   if (!env) {
@@ -196,7 +198,7 @@ void ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, ncd_
         ncd_set_errmsg("hello takes no payload frame");
         rc = NCD_ERR_PAYLOAD;
       } else {
-        rc = ncd_handler_hello(rid, rid_len, &cmd);
+        rc = ncd_handler_hello(rid, rid_len, user_id, zmq_msg_get(env, ZMQ_SRCFD), &cmd);
         h = NULL; /* a failed Hello is answered to the routing id */
       }
     } else if (!h) {

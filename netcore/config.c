@@ -31,6 +31,15 @@ static void usage(FILE *out) {
           "  --shutdown-ms MS        SIGTERM: time given to queued writes (default 2000)\n"
           "  --hwm N                 ZeroMQ send high-water mark, messages (default 100000)\n"
           "  --log-level LEVEL       error, warn, info or debug (default info)\n"
+          "  --heartbeat-ms MS       a handler link silent this long is dead (ZMTP\n"
+          "                          heartbeats; default 2000, 0 = off)\n"
+          "  --curve-secret-file F   netcore's CURVE key pair (from netcore keygen): tcp\n"
+          "                          binds use CURVE\n"
+          "  --curve-allow FILE      handler public keys allowed in, 'NAME Z85KEY' a line\n"
+          "  --allow-uid UID         also let this uid in over ipc (repeatable)\n"
+          "  --insecure-tcp          allow a non-loopback tcp bind without CURVE\n"
+          "Subcommand: netcore keygen FILE   writes a new key pair (mode 0600) to FILE\n"
+          "                                  and prints its public key\n"
           "  --help, --version\n");
 }
 
@@ -77,6 +86,7 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
   cfg->shutdown_ms = 2000;
   cfg->hwm = 100000;
   cfg->log_level = NCD_LOG_INFO;
+  cfg->heartbeat_ms = 2000;
 
   static const struct option opts[] = {
       {"bind", required_argument, 0, 'b'},        {"listen-fd", required_argument, 0, 'f'},
@@ -85,6 +95,9 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       {"max-connections", required_argument, 0, 'm'}, {"shutdown-ms", required_argument, 0, 's'},
       {"hwm", required_argument, 0, 'w'},           {"log-level", required_argument, 0, 'L'},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
+      {"heartbeat-ms", required_argument, 0, 'H'}, {"curve-secret-file", required_argument, 0, 'S'},
+      {"curve-allow", required_argument, 0, 'A'},  {"allow-uid", required_argument, 0, 'U'},
+      {"insecure-tcp", no_argument, 0, 'I'},
       {0, 0, 0, 0}};
   int c;
   uint32_t v;
@@ -133,6 +146,26 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
         return -1;
       }
       break;
+    case 'H':
+      if (parse_u32("--heartbeat-ms", optarg, &cfg->heartbeat_ms) != 0) return -1;
+      break;
+    case 'S':
+      cfg->curve_secret_file = optarg;
+      break;
+    case 'A':
+      cfg->curve_allow_file = optarg;
+      break;
+    case 'U':
+      if (cfg->nallow_uids == NCD_MAX_ALLOW_UIDS) {
+        fprintf(stderr, "netcore: at most %d --allow-uid\n", NCD_MAX_ALLOW_UIDS);
+        return -1;
+      }
+      if (parse_u32("--allow-uid", optarg, &cfg->allow_uids[cfg->nallow_uids]) != 0) return -1;
+      cfg->nallow_uids++;
+      break;
+    case 'I':
+      cfg->insecure_tcp = 1;
+      break;
     case 'h':
       usage(stdout);
       return 1;
@@ -154,5 +187,10 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
     cfg->binds[cfg->nbinds++] = env && *env ? env : NCD_DEFAULT_ENDPOINT;
   }
   if (cfg->lease_ms < 50) cfg->lease_ms = 50;
+  if (!cfg->curve_secret_file != !cfg->curve_allow_file) {
+    fprintf(stderr, "netcore: CURVE needs both --curve-secret-file (netcore's key pair) and "
+                    "--curve-allow (the handlers' public keys)\n");
+    return -1;
+  }
   return take_systemd_fds(cfg);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "daemon.h"
 #include "handler.h"
 #include "log.h"
@@ -99,9 +100,11 @@ static void make_instance_id(void) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "keygen") == 0) return ncd_auth_keygen(argc - 1, argv + 1);
   int rc = ncd_config_parse(&ncd.cfg, argc, argv);
   if (rc != 0) return rc > 0 ? 0 : 2;
   ncd_log_set_level(ncd.cfg.log_level);
+  if ((rc = ncd_auth_init()) != 0) return rc;
   signal(SIGPIPE, SIG_IGN);
 
   ncd.loop = uv_default_loop();

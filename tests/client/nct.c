@@ -70,9 +70,13 @@ uint64_t nct_now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-void nct_netcore_start(nct_netcore_t *d, const char *const *flags) {
+const char *nct_netcore_bin(void) {
   const char *bin = getenv("NETCORE_BIN");
-  if (bin == NULL || *bin == '\0') bin = NETCORE_BIN;
+  return bin == NULL || *bin == '\0' ? NETCORE_BIN : bin;
+}
+
+void nct_netcore_start(nct_netcore_t *d, const char *const *flags) {
+  const char *bin = nct_netcore_bin();
   memset(d, 0, sizeof(*d));
   snprintf(d->dir, sizeof(d->dir), "/tmp/nct-XXXXXX");
   if (mkdtemp(d->dir) == NULL) fail_msg("mkdtemp: %s", strerror(errno));

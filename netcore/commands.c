@@ -172,7 +172,9 @@ static int check_envelope(const ncd_handler *h, zmq_msg_t *env) {
 
 size_t ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, ncd_frames *rest) {
   ncd_cmd cmd = {.name = "unknown"};
-  ncd_handler *h = ncd_handler_find(rid, rid_len);
+  /* Who sent it is the connection (ZAP's User-Id), not the routing id. */
+  const char *user_id = env ? zmq_msg_gets(env, "User-Id") : NULL;
+  ncd_handler *h = ncd_handler_find(rid, rid_len, user_id);
   zmq_msg_t payload;
   int has_payload = 0, extra = 0, rc = 0;
   if (!env) {
@@ -205,7 +207,7 @@ size_t ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, nc
         ncd_set_errmsg("hello takes no payload frame");
         rc = NCD_ERR_PAYLOAD;
       } else {
-        rc = ncd_handler_hello(rid, rid_len, &cmd);
+        rc = ncd_handler_hello(rid, rid_len, user_id, zmq_msg_get(env, ZMQ_SRCFD), &cmd);
         h = NULL; /* a failed Hello is answered to the routing id */
       }
     } else if (!h) {

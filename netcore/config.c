@@ -15,6 +15,9 @@
 #define NCD_VERSION "0.0.0"
 #endif
 
+/* Long options without a short letter. */
+enum { OPT_HEARTBEAT = 1000, OPT_CURVE_SECRET, OPT_CURVE_ALLOW, OPT_ALLOW_UID, OPT_INSECURE_TCP };
+
 static void usage(FILE *out) {
   fprintf(out,
           "Usage: netcore [options]\n"
@@ -49,6 +52,15 @@ static void usage(FILE *out) {
           "                          (default 0)\n"
           "  --max-handler-servers N servers one handler may own (default 1024)\n"
           "  --log-level LEVEL       error, warn, info or debug (default info)\n"
+          "  --heartbeat-ms MS       a handler link silent this long is dead (ZMTP\n"
+          "                          heartbeats; default 2000, 0 = off)\n"
+          "  --curve-secret-file F   netcore's CURVE key pair (from netcore keygen): tcp\n"
+          "                          binds use CURVE\n"
+          "  --curve-allow FILE      handler public keys allowed in, 'NAME Z85KEY' a line\n"
+          "  --allow-uid UID         also let this uid in over ipc (repeatable)\n"
+          "  --insecure-tcp          allow a non-loopback tcp bind without CURVE\n"
+          "Subcommand: netcore keygen FILE   writes a new key pair (mode 0600) to FILE\n"
+          "                                  and prints its public key\n"
           "  --help, --version\n");
 }
 
@@ -112,6 +124,7 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
   cfg->shutdown_ms = 2000;
   cfg->hwm = 100000;
   cfg->log_level = NCD_LOG_INFO;
+  cfg->heartbeat_ms = 2000;
 
   static const struct option opts[] = {
       {"bind", required_argument, 0, 'b'},        {"listen-fd", required_argument, 0, 'f'},
@@ -125,6 +138,11 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       {"max-handler-servers", required_argument, 0, 'R'}, {"fd-reserve", required_argument, 0, 'r'},
       {"group-access", no_argument, 0, 'g'},        {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
+      {"heartbeat-ms", required_argument, 0, OPT_HEARTBEAT},
+      {"curve-secret-file", required_argument, 0, OPT_CURVE_SECRET},
+      {"curve-allow", required_argument, 0, OPT_CURVE_ALLOW},
+      {"allow-uid", required_argument, 0, OPT_ALLOW_UID},
+      {"insecure-tcp", no_argument, 0, OPT_INSECURE_TCP},
       {0, 0, 0, 0}};
   int c;
   uint32_t v;
@@ -207,6 +225,26 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
     case 'g':
       cfg->group_access = 1;
       break;
+    case OPT_HEARTBEAT:
+      if (parse_u32("--heartbeat-ms", optarg, &cfg->heartbeat_ms) != 0) return -1;
+      break;
+    case OPT_CURVE_SECRET:
+      cfg->curve_secret_file = optarg;
+      break;
+    case OPT_CURVE_ALLOW:
+      cfg->curve_allow_file = optarg;
+      break;
+    case OPT_ALLOW_UID:
+      if (cfg->nallow_uids == NCD_MAX_ALLOW_UIDS) {
+        fprintf(stderr, "netcore: at most %d --allow-uid\n", NCD_MAX_ALLOW_UIDS);
+        return -1;
+      }
+      if (parse_u32("--allow-uid", optarg, &cfg->allow_uids[cfg->nallow_uids]) != 0) return -1;
+      cfg->nallow_uids++;
+      break;
+    case OPT_INSECURE_TCP:
+      cfg->insecure_tcp = 1;
+      break;
     case 'h':
       usage(stdout);
       return 1;
@@ -234,5 +272,10 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
   }
   if (cfg->lease_ms < 50) cfg->lease_ms = 50;
   if (cfg->credit_window > cfg->max_credit) cfg->max_credit = cfg->credit_window;
+  if (!cfg->curve_secret_file != !cfg->curve_allow_file) {
+    fprintf(stderr, "netcore: CURVE needs both --curve-secret-file (netcore's key pair) and "
+                    "--curve-allow (the handlers' public keys)\n");
+    return -1;
+  }
   return take_systemd_fds(cfg);
 }

@@ -10,6 +10,7 @@
 
 #define NCD_MAX_BINDS 16
 #define NCD_MAX_LISTEN_FDS 64
+#define NCD_MAX_ALLOW_UIDS 64
 
 typedef struct ncd_config {
   const char *binds[NCD_MAX_BINDS]; /* ZeroMQ endpoints; point into argv, env or below */
@@ -34,6 +35,13 @@ typedef struct ncd_config {
   uint32_t max_handler_sockets; /* sockets one handler may own; 0 = no limit of its own */
   uint32_t max_handler_servers; /* servers one handler may own */
   int log_level;
+  /* Who may be a handler (auth.h). */
+  const char *curve_secret_file; /* netcore's CURVE key pair; NULL = no CURVE */
+  const char *curve_allow_file;  /* allowed handler public keys */
+  uint32_t allow_uids[NCD_MAX_ALLOW_UIDS]; /* ipc peers' uids let in besides our own */
+  int nallow_uids;
+  int insecure_tcp;              /* a non-loopback tcp bind without CURVE is allowed */
+  uint32_t heartbeat_ms;         /* ZMTP heartbeat: a silent link is dead after this */
 } ncd_config;
 
 /* Parses argv into cfg. Returns 0 to run, 1 when --help/--version was

@@ -37,8 +37,15 @@ typedef struct ncd_outmsg {
 
 struct ncd_handler {
   ncd_list link;             /* in ncd.handlers */
-  unsigned char rid[256];    /* ZeroMQ routing id of its DEALER */
+  unsigned char rid[256];    /* ZeroMQ routing id of its DEALER: an address, not an identity */
   size_t rid_len;
+  /* Identity (auth.h): a handler is its connection. user_id is the ZAP
+   * User-Id of that connection (unique per connection), principal who
+   * authenticated it: "key:NAME", "uid:N" or "tcp:ADDR". */
+  char user_id[128];
+  char principal[96];
+  int conn_fd;               /* libzmq's fd of that connection: its death is told by fd */
+  uint8_t session_token[16]; /* Welcome.session_token: a secret naming this session */
   uint32_t prefix;           /* high 32 bits of the ids it creates */
   uint64_t last_id;          /* every new id must exceed this */
   char name[64];
@@ -151,7 +158,6 @@ typedef struct ncd_daemon {
   uv_check_t ack_check;      /* sends batched WriteAcks once per loop turn */
   uv_timer_t retry_timer;    /* retries blocked handlers' queues */
   uv_timer_t lease_timer;
-  uv_timer_t probe_timer;    /* finds handlers whose connection dropped */
   uv_timer_t shutdown_timer;
   uv_signal_t sigint, sigterm;
   char instance_id[40];

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "daemon.h"
 #include "endpoint.h"
 #include "fdlimit.h"
@@ -104,9 +105,11 @@ static void make_instance_id(void) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "keygen") == 0) return ncd_auth_keygen(argc - 1, argv + 1);
   int rc = ncd_config_parse(&ncd.cfg, argc, argv);
   if (rc != 0) return rc > 0 ? 0 : 2;
   ncd_log_set_level(ncd.cfg.log_level);
+  if ((rc = ncd_auth_init()) != 0) return rc;
   signal(SIGPIPE, SIG_IGN);
   if (ncd_fdlimit_init(&ncd.cfg) != 0) return 1;
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "commands.h"
 #include "endpoint.h"
 #include "handler.h"
@@ -89,21 +90,14 @@ static void prepare_cb(uv_prepare_t *p) {
   if (input_pending()) uv_idle_start(&ncd.router_idle, (uv_idle_cb)process_input);
 }
 
-/* A handler's connection dropped somewhere: find which by sending each handler
- * a Pong{nonce: 0} probe (PROTOCOL.md: handlers ignore it); ROUTER_MANDATORY
- * answers EHOSTUNREACH for the dead ones. The pipe is torn down a little after
- * the monitor event, hence a delayed probe. */
-static void probe_cb(uv_timer_t *t) {
-  ncd_event ev = {.kind = NCD_EV_PONG};
-  ncd_list *l, *next;
-  for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
-    next = l->next;
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    if (!ncd_handler_dead(h) && !h->outq_head) ncd_router_send(h, &ev, NULL);
-  }
-}
-
-static void monitor_cb(uv_poll_t *p, int status, int events) {
+/* A handler's connection closed (kill -9, close without Bye, a failed
+ * heartbeat): the monitor names the connection's fd, and the handler bound
+ * to that fd is gone at once, idle or busy. The monitor is drained before any
+ * Hello binds a handler to an fd (ncd_router_poll_monitor), so an event about
+ * an earlier connection that had the same fd can never hit a newer handler:
+ * libzmq queues DISCONNECTED before it closes the fd. */
+void ncd_router_poll_monitor(void) {
+  if (!ncd.monitor) return;
   for (;;) {
     zmq_msg_t m;
     zmq_msg_init(&m);
@@ -112,7 +106,11 @@ static void monitor_cb(uv_poll_t *p, int status, int events) {
       break;
     }
     uint16_t event = 0;
-    if (zmq_msg_size(&m) >= 2) memcpy(&event, zmq_msg_data(&m), 2);
+    uint32_t value = 0;
+    if (zmq_msg_size(&m) >= 6) {
+      memcpy(&event, zmq_msg_data(&m), 2);
+      memcpy(&value, (char *)zmq_msg_data(&m) + 2, 4);
+    }
     int more = zmq_msg_more(&m);
     zmq_msg_close(&m);
     while (more) { /* second frame: the endpoint */
@@ -121,21 +119,29 @@ static void monitor_cb(uv_poll_t *p, int status, int events) {
       else more = zmq_msg_more(&m);
       zmq_msg_close(&m);
     }
-    if (event == ZMQ_EVENT_DISCONNECTED) {
-      uv_timer_start(&ncd.probe_timer, probe_cb, 20, 0);
-    }
+    if (event == ZMQ_EVENT_DISCONNECTED) ncd_handler_conn_closed((int)value);
   }
+}
+
+static void monitor_cb(uv_poll_t *p, int status, int events) {
+  ncd_router_poll_monitor();
+  ncd_handler_reap();
 }
 
 int ncd_router_start(void) {
   if (!(ncd.strangers = ncd_tally_new())) return -1;
   ncd.zctx = zmq_ctx_new();
+  /* ZAP first: a connection that arrives before it would not be decided. */
+  if (ncd_auth_start() != 0) return -1;
   ncd.router = zmq_socket(ncd.zctx, ZMQ_ROUTER);
   if (!ncd.router) {
     ncd_error("zmq_socket: %s", zmq_strerror(errno));
     return -1;
   }
-  int one = 1, hwm = (int)ncd.cfg.hwm, linger = 0, ivl = 1000, ttl = 3000;
+  /* --heartbeat-ms bounds how long a silent link lives: a PING every half of
+   * it, and the link is dead half of it after an unanswered PING. */
+  int one = 1, hwm = (int)ncd.cfg.hwm, linger = 0, ivl = (int)(ncd.cfg.heartbeat_ms / 2),
+      ttl = (int)(ncd.cfg.heartbeat_ms - ncd.cfg.heartbeat_ms / 2);
   zmq_setsockopt(ncd.router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
   zmq_setsockopt(ncd.router, ZMQ_SNDHWM, &hwm, sizeof hwm);
   /* 1 MiB of kernel buffer towards each handler: bulk data crosses in fewer,
@@ -155,19 +161,28 @@ int ncd_router_start(void) {
   zmq_setsockopt(ncd.router, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
   zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
-  for (int i = 0; i < ncd.cfg.nbinds; i++) {
-    if (ncd_endpoint_bind(ncd.router, ncd.cfg.binds[i]) != 0) return -1;
-    ncd_info("handlers connect to %s", ncd.cfg.binds[i]);
-  }
+  /* The monitor tells which connection closed (by fd); it is set up before
+   * any bind so no connection escapes it. Unbounded: one small event per
+   * connection, read at once. */
   char mon[64];
+  int unbounded = 0;
   snprintf(mon, sizeof mon, "inproc://netcore-monitor-%p", (void *)&ncd);
-  if (zmq_socket_monitor(ncd.router, mon, ZMQ_EVENT_DISCONNECTED) == 0) {
-    ncd.monitor = zmq_socket(ncd.zctx, ZMQ_PAIR);
-    zmq_setsockopt(ncd.monitor, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_connect(ncd.monitor, mon) != 0) {
-      zmq_close(ncd.monitor);
-      ncd.monitor = NULL;
-    }
+  ncd.monitor = zmq_socket(ncd.zctx, ZMQ_PAIR);
+  if (zmq_socket_monitor(ncd.router, mon, ZMQ_EVENT_DISCONNECTED) != 0 || !ncd.monitor ||
+      zmq_setsockopt(ncd.monitor, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+      zmq_setsockopt(ncd.monitor, ZMQ_RCVHWM, &unbounded, sizeof unbounded) != 0 ||
+      zmq_connect(ncd.monitor, mon) != 0) {
+    ncd_error("cannot monitor the handler socket: %s", zmq_strerror(errno));
+    return -1;
+  }
+  for (int i = 0; i < ncd.cfg.nbinds; i++) {
+    if (ncd_auth_setup_bind(ncd.router, ncd.cfg.binds[i]) != 0) return -1;
+    if (ncd_endpoint_bind(ncd.router, ncd.cfg.binds[i]) != 0) return -1;
+    char last[256];
+    size_t last_len = sizeof last;
+    if (zmq_getsockopt(ncd.router, ZMQ_LAST_ENDPOINT, last, &last_len) != 0) last[0] = '\0';
+    ncd_info("handlers connect to %s (%s)", last[0] ? last : ncd.cfg.binds[i],
+             ncd_auth_describe(ncd.cfg.binds[i]));
   }
 
   int fd;
@@ -179,12 +194,9 @@ int ncd_router_start(void) {
   uv_prepare_init(ncd.loop, &ncd.router_prepare);
   uv_prepare_start(&ncd.router_prepare, prepare_cb);
   uv_timer_init(ncd.loop, &ncd.retry_timer);
-  uv_timer_init(ncd.loop, &ncd.probe_timer);
-  if (ncd.monitor) {
-    zmq_getsockopt(ncd.monitor, ZMQ_FD, &fd, &len);
-    uv_poll_init(ncd.loop, &ncd.monitor_poll, fd);
-    uv_poll_start(&ncd.monitor_poll, UV_READABLE, monitor_cb);
-  }
+  zmq_getsockopt(ncd.monitor, ZMQ_FD, &fd, &len);
+  uv_poll_init(ncd.loop, &ncd.monitor_poll, fd);
+  uv_poll_start(&ncd.monitor_poll, UV_READABLE, monitor_cb);
   return 0;
 }
 
@@ -193,16 +205,14 @@ void ncd_router_stop(void) {
   uv_close((uv_handle_t *)&ncd.router_idle, NULL);
   uv_close((uv_handle_t *)&ncd.router_prepare, NULL);
   uv_close((uv_handle_t *)&ncd.retry_timer, NULL);
-  uv_close((uv_handle_t *)&ncd.probe_timer, NULL);
-  if (ncd.monitor) {
-    uv_close((uv_handle_t *)&ncd.monitor_poll, NULL);
-    zmq_socket_monitor(ncd.router, NULL, 0);
-    zmq_close(ncd.monitor);
-  }
+  uv_close((uv_handle_t *)&ncd.monitor_poll, NULL);
+  zmq_socket_monitor(ncd.router, NULL, 0);
+  zmq_close(ncd.monitor);
   /* Give the last events (Closed, Shutdown) a moment to leave. */
   int linger = 500;
   zmq_setsockopt(ncd.router, ZMQ_LINGER, &linger, sizeof linger);
   zmq_close(ncd.router);
+  ncd_auth_stop();
   zmq_ctx_term(ncd.zctx);
   ncd_tally_drop(ncd.strangers);
 }

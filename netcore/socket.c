@@ -442,7 +442,7 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
     ncd_socket *fs = nc__idmap_get(&ncd.sockets, w->fd_socket_id);
     if (!fs || fs->owner != s->owner) {
       wreq_free(w);
-      ncd_socket_fail(s, fs ? NCD_EPERM : NCD_EBADF, "write");
+      ncd_socket_fail(s, NCD_EBADF, "write"); /* another handler's: as unknown */
       return;
     }
     rc = uv_write2(&w->req, &s->h.stream, &buf, 1, &fs->h.stream, write_cb);

@@ -461,6 +461,8 @@ static void fill_event(const ncd_event *ev, event_parts *p) {
     p->u.welcome.max_frame = w->max_frame;
     p->u.welcome.max_write_queue = w->max_write_queue;
     p->u.welcome.server_version = text(p, w->server_version);
+    p->u.welcome.session_token.data = (uint8_t *)w->session_token;
+    p->u.welcome.session_token.len = w->session_token_len;
     e.event_case = NETCORE__V1__EVENT__EVENT_WELCOME, e.welcome = &p->u.welcome;
     break;
   }

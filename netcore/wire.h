@@ -102,6 +102,8 @@ typedef enum ncd_event_kind {
 typedef struct ncd_welcome {
   const char *instance_id, *server_version;
   uint32_t id_prefix, credit_window, lease_ms, max_frame, max_write_queue;
+  const uint8_t *session_token; /* borrowed */
+  size_t session_token_len;
 } ncd_welcome;
 
 typedef struct ncd_event {

@@ -70,11 +70,15 @@ uint64_t nct_now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+const char *nct_netcore_bin(void) {
+  const char *bin = getenv("NETCORE_BIN");
+  return bin == NULL || *bin == '\0' ? NETCORE_BIN : bin;
+}
+
 /* Starts netcore in d->dir: with --bind d->endpoint, or (use_default) with
  * no --bind, XDG_RUNTIME_DIR=d->dir and NETCORE_ENDPOINT unset. */
 static void start(nct_netcore_t *d, int use_default, const char *const *flags) {
-  const char *bin = getenv("NETCORE_BIN");
-  if (bin == NULL || *bin == '\0') bin = NETCORE_BIN;
+  const char *bin = nct_netcore_bin();
   memset(d, 0, sizeof(*d));
   snprintf(d->dir, sizeof(d->dir), "/tmp/nct-XXXXXX");
   if (mkdtemp(d->dir) == NULL) fail_msg("mkdtemp: %s", strerror(errno));

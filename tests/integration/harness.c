@@ -576,6 +576,12 @@ static void check_order(nct_client *c, const nct_event *e) {
 }
 
 nct_client *nct_client_new(const char *endpoint, const char *name, int rcvhwm) {
+  nct_client_opts o = {.rcvhwm = rcvhwm};
+  return nct_client_new_opts(endpoint, name, &o);
+}
+
+nct_client *nct_client_new_opts(const char *endpoint, const char *name, const nct_client_opts *o) {
+  int rcvhwm = o->rcvhwm;
   nct_client *c = calloc(1, sizeof *c);
   if (!c) abort();
   snprintf(c->name, sizeof c->name, "%s", name);
@@ -586,6 +592,12 @@ nct_client *nct_client_new(const char *endpoint, const char *name, int rcvhwm) {
   zmq_setsockopt(c->dealer, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(c->dealer, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
   if (rcvhwm > 0) zmq_setsockopt(c->dealer, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+  if (o->routing_id) zmq_setsockopt(c->dealer, ZMQ_ROUTING_ID, o->routing_id, strlen(o->routing_id));
+  if (o->server_key &&
+      (zmq_setsockopt(c->dealer, ZMQ_CURVE_SERVERKEY, o->server_key, 41) != 0 ||
+       zmq_setsockopt(c->dealer, ZMQ_CURVE_PUBLICKEY, o->public_key, 41) != 0 ||
+       zmq_setsockopt(c->dealer, ZMQ_CURVE_SECRETKEY, o->secret_key, 41) != 0))
+    FAIL("CURVE options: %s", zmq_strerror(zmq_errno()));
   const char *batch = getenv("NCT_BATCH_EVENTS");
   c->batch_events = batch && *batch == '1';
   if (zmq_connect(c->dealer, endpoint) != 0)
@@ -909,6 +921,9 @@ void nct_hello_at(const char *file, int line, nct_client *c, uint32_t credit_win
   snprintf(c->instance_id, sizeof c->instance_id, "%s", w->instance_id ? w->instance_id : "");
   snprintf(c->server_version, sizeof c->server_version, "%s",
            w->server_version ? w->server_version : "");
+  c->session_token_len = w->session_token.len;
+  if (c->session_token_len > sizeof c->session_token) c->session_token_len = sizeof c->session_token;
+  memcpy(c->session_token, w->session_token.data, c->session_token_len);
   nct_event_free(e);
 }
 

@@ -139,6 +139,8 @@ typedef struct nct_client {
   uint32_t id_prefix, credit_window, lease_ms, max_frame, max_write_queue;
   char instance_id[64];
   char server_version[64];
+  uint8_t session_token[16]; /* Welcome.session_token */
+  size_t session_token_len;
   uint64_t last_id;
   int lazy_acks; /* set before Hello: Hello.lazy_acks */
   int ack_now;   /* Write.ack_now of the writes sent while set */
@@ -148,6 +150,14 @@ typedef struct nct_client {
 
 /* A DEALER connected to endpoint; rcvhwm 0 keeps ZeroMQ's default. */
 nct_client *nct_client_new(const char *endpoint, const char *name, int rcvhwm);
+/* Options for nct_client_new_opts; zero = the default. */
+typedef struct nct_client_opts {
+  int rcvhwm;
+  const char *routing_id;   /* ZMQ_ROUTING_ID of the DEALER */
+  const char *server_key;   /* netcore's CURVE public key (Z85): use CURVE */
+  const char *public_key, *secret_key; /* this client's CURVE key pair (Z85) */
+} nct_client_opts;
+nct_client *nct_client_new_opts(const char *endpoint, const char *name, const nct_client_opts *o);
 /* Closes the DEALER at once (no Bye): for handlers that "die". */
 void nct_client_free(nct_client *c);
 /* Sends Bye, lets ZeroMQ deliver it, then frees. */

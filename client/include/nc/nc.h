@@ -122,14 +122,25 @@ typedef struct nc_loop_options_s {
   uint32_t credit_window;     /* read window per socket, bytes; 0 = netcore's default */
   uint32_t lease_ms;          /* netcore's lease for this handler; 0 = netcore's default */
   uint32_t hello_timeout_ms;  /* how long nc_loop_new waits for netcore; 0 = 2000 */
+  /* CURVE on a tcp:// endpoint (netcore --curve-secret-file). server_key is
+   * netcore's public key (Z85, 40 characters, as `netcore keygen` prints);
+   * NULL: the environment variable NETCORE_SERVER_KEY. secret_file is this
+   * handler's key pair file as `netcore keygen` writes it; NULL: the
+   * environment variable NETCORE_SECRET_FILE. Both or neither. ipc://
+   * endpoints are authenticated by the handler's uid instead and use no keys
+   * (they are still checked). Copied / read during nc_loop_new. */
+  const char *server_key;
+  const char *secret_file;
 } nc_loop_options_t;
 
 /* Connects to netcore and says Hello; blocks until netcore answers Welcome or
  * hello_timeout_ms have passed. opts may be NULL (all defaults).
  * On success *loop is a new loop (free it with nc_loop_free()).
  * Errors: NC_ERR_NETCORE_UNAVAILABLE (netcore did not answer: not running, or
- * a wrong endpoint), NC_ERR_UNSUPPORTED_VERSION, NC_EINVAL (bad endpoint),
- * NC_ENOMEM. On error *loop is NULL; if errmsg is not NULL, a clear message
+ * a wrong endpoint), NC_ERR_UNSUPPORTED_VERSION, NC_EINVAL (bad endpoint, a
+ * bad key or key pair file), NC_EACCES (netcore refused this handler: its key
+ * is not in netcore's --curve-allow file, or its uid may not connect over
+ * ipc), NC_EPROTO (the handshake failed: CURVE on one side only), NC_ENOMEM. On error *loop is NULL; if errmsg is not NULL, a clear message
  * (naming the endpoint) is written into it (errmsg_size bytes, NUL-terminated). */
 int nc_loop_new(nc_loop_t **loop, const nc_loop_options_t *opts, char *errmsg,
                 size_t errmsg_size);

@@ -308,6 +308,50 @@ class Conn:
             self.close()
 
 
+# ------------------------------------------------------------------ the bystander probe
+
+class Probe:
+    """A raw handler that only pings netcore every PING_EVERY seconds: the round trip
+    of its pings shows how long netcore's loop (or the whole machine) stalled."""
+
+    PING_EVERY = 0.2
+
+    def __init__(self, endpoint):
+        self.ctx = zmq.Context()
+        self.s = self.ctx.socket(zmq.DEALER)
+        self.s.setsockopt(zmq.LINGER, 0)
+        self.s.connect(endpoint)
+        self.s.send(pb.Command(hello=pb.Hello(version=1, name="havoc-probe")).SerializeToString())
+        if not self.s.poll(START_TIMEOUT * 1000):
+            raise Fatal("netcore did not answer the probe's Hello")
+        ev = pb.Event.FromString(self.s.recv_multipart()[0])
+        if ev.WhichOneof("event") != "welcome":
+            raise Fatal("the probe's Hello got %s" % ev.WhichOneof("event"))
+        self.nonce = 0
+        self.sent_at = None
+        self.last = 0.0
+        self.rtts = []
+
+    def tick(self, now):
+        while self.s.poll(0):
+            ev = pb.Event.FromString(self.s.recv_multipart()[0])
+            if ev.WhichOneof("event") == "pong" and ev.pong.nonce == self.nonce and self.sent_at:
+                self.rtts.append(now - self.sent_at)
+                self.sent_at = None
+        if self.sent_at is None and now - self.last >= self.PING_EVERY:
+            self.nonce += 1
+            self.sent_at = self.last = now
+            self.s.send(pb.Command(ping=pb.Ping(nonce=self.nonce)).SerializeToString())
+
+    def late(self, now):
+        """Seconds the current ping has been waiting for its Pong (0 if none waits)."""
+        return now - self.sent_at if self.sent_at is not None else 0.0
+
+    def close(self):
+        self.s.close()
+        self.ctx.term()
+
+
 # ------------------------------------------------------------------ the rig
 
 class Rig:
@@ -334,6 +378,7 @@ class Rig:
             self.slots += ["node"] * a.node_actors
         self.slots += ["rogue"] * a.rogues
         self.netcore = None
+        self.probe = None
         self.peak_rss = 0
 
     def fail(self, msg):
@@ -467,6 +512,8 @@ class Rig:
                 if isinstance(obj, Actor):
                     obj.on_stdout()
                     continue
+                if isinstance(obj, Probe):
+                    continue
                 if obj.s.fileno() < 0:
                     continue
                 if ev & selectors.EVENT_READ:
@@ -474,6 +521,7 @@ class Rig:
                 if ev & selectors.EVENT_WRITE and obj.s.fileno() >= 0:
                     obj.on_write()
             now = time.monotonic()
+            self.probe.tick(now)
             if kills and now >= next_kill:
                 victims = [x for x in self.actors if x.ready]
                 if victims:
@@ -484,6 +532,9 @@ class Rig:
             if now >= next_check:
                 next_check = now + 0.2
                 self.check_netcore()
+                if self.probe.late(now) > self.a.lease_ms / 1000.0:
+                    raise Fatal("netcore did not answer the probe's Ping for %.1f s (a lease)"
+                                % self.probe.late(now))
                 self.watch_actors(now, respawn, rogues)
                 for c in list(self.conns):
                     c.check_time(now, self.grace)
@@ -534,6 +585,9 @@ class Rig:
             if actor.p.poll() is None:
                 actor.p.kill()
             actor.reap()
+        if self.probe is not None:
+            self.sel.unregister(self.probe.s.getsockopt(zmq.FD))
+            self.probe.close()
         if self.netcore is not None and self.netcore.poll() is None:
             self.netcore.kill()
             self.netcore.wait(10)
@@ -561,7 +615,7 @@ def main():
     p.add_argument("--seconds", type=float, default=float(os.environ.get("HAVOC_SECONDS", 60)))
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--connections", type=int, default=32)
-    p.add_argument("--lease-ms", type=int, default=1000)
+    p.add_argument("--lease-ms", type=int, default=3000)
     p.add_argument("--c-actors", type=int, default=3)
     p.add_argument("--python-actors", type=int, default=1)
     p.add_argument("--node-actors", type=int, default=1)
@@ -581,6 +635,9 @@ def main():
     status = 1
     try:
         rig.start_netcore()
+        rig.probe = Probe(rig.endpoint)
+        # Its ZeroMQ fd wakes the loop as soon as a Pong may be there (tick() reads it).
+        rig.sel.register(rig.probe.s.getsockopt(zmq.FD), selectors.EVENT_READ, rig.probe)
         for slot in range(len(rig.slots)):
             rig.spawn(slot)
         rig.pump(START_TIMEOUT, traffic=False,
@@ -626,6 +683,10 @@ def main():
               % (s["kills"], ", ".join("%s %d" % kv for kv in sorted(rig.kills_by_kind.items())),
                  s["rogue_exits"], s["opened"], s["complete"], s["cut"], rig.checked,
                  rig.corrupt), flush=True)
+        r = sorted(rig.probe.rtts) or [0.0]
+        print("havoc: a bystander's %d pings: round trip %.1f ms (median), %.1f ms (99th), "
+              "%.1f ms (max)" % (len(r), 1000 * r[len(r) // 2], 1000 * r[len(r) * 99 // 100],
+                                 1000 * r[-1]), flush=True)
         d = sorted(rig.end_delays) or [0.0]
         print("havoc: connections of dead actors ended %.2f s (median), %.2f s (max) after "
               "the death (lease %d ms)" % (d[len(d) // 2], d[-1], a.lease_ms), flush=True)

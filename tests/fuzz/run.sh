@@ -45,15 +45,13 @@ if ! command -v clang >/dev/null || ! can_fuzz; then
 fi
 
 echo "fuzz: building into $bdir"
-CC=clang cmake -S . -B "$bdir" -DNC_FUZZ=ON -DNC_SANITIZE=ON -DNC_WERROR=ON \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link" >"$bdir.cmake.log" 2>&1 \
-  || { cat "$bdir.cmake.log"; die "cmake"; }
-cmake --build "$bdir" -j"$(nproc)" --target netcore fuzz_cmd_decode fuzz_dispatch fuzz_event_decode \
-  >"$bdir.build.log" 2>&1 || { tail -50 "$bdir.build.log"; die "build"; }
-rm -f "$bdir.cmake.log"
-
 art=$bdir/artifacts
 mkdir -p "$art"
+CC=clang cmake -S . -B "$bdir" -DNC_FUZZ=ON -DNC_SANITIZE=ON -DNC_WERROR=ON \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link" >"$art/cmake.log" 2>&1 \
+  || { cat "$art/cmake.log"; die "cmake"; }
+cmake --build "$bdir" -j"$(nproc)" --target netcore fuzz_cmd_decode fuzz_dispatch fuzz_event_decode \
+  >"$art/build.log" 2>&1 || { tail -50 "$art/build.log"; die "build"; }
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 failed=()
@@ -65,21 +63,28 @@ run_harness() {
   local work=$bdir/corpus/$1 log=$art/$1.log
   mkdir -p "$work"
   # Replay: every seed once, whole (a regression suite; no length limit).
-  if ! "$bin" -runs=0 "$seeds" >"$art/$1.replay.log" 2>&1; then
+  if ! "$bin" -runs=0 -artifact_prefix="$art/$1-replay-" "$seeds" >"$art/$1.replay.log" 2>&1; then
     tail -40 "$art/$1.replay.log"
     failed+=("$1 (replaying the corpus)")
     return
   fi
   echo "fuzz: $1 for ${secs}s (corpus $(ls "$seeds" | wc -l) seeds)"
-  if "$bin" -max_total_time="$secs" -max_len="$maxlen" -timeout=20 -print_final_stats=1 \
-       -jobs="$jobs" -workers="$jobs" -artifact_prefix="$art/$1-" \
-       -dict="$root/tests/fuzz/netcore.dict" "$work" "$seeds" >"$log" 2>&1; then
+  local par=()
+  [ "$jobs" -gt 1 ] && par=(-jobs="$jobs" -workers="$jobs")
+  rm -f "$art"/fuzz-*.log
+  # From $art: with -jobs, libFuzzer writes each job's log (fuzz-N.log) into the cwd.
+  if (cd "$art" && "$bin" -max_total_time="$secs" -max_len="$maxlen" -timeout=20 \
+       -print_final_stats=1 "${par[@]}" -artifact_prefix="$art/$1-" \
+       -dict="$root/tests/fuzz/netcore.dict" "$work" "$seeds") >"$log" 2>&1; then
     local execs rate
+    cat "$art"/fuzz-*.log >>"$log" 2>/dev/null
+    rm -f "$art"/fuzz-*.log
     execs=$(grep -h 'stat::number_of_executed_units' "$log" | awk '{s+=$2} END {print s+0}')
     rate=$(grep -h 'stat::average_exec_per_sec' "$log" | awk '{s+=$2} END {print s+0}')
     summary+=("$(printf '%-13s %10s execs  %7s exec/s  corpus %s' "$1" "$execs" "$rate" \
       "$(ls "$work" | wc -l)")")
   else
+    cat "$art"/fuzz-*.log >>"$log" 2>/dev/null
     grep -E -A30 'ERROR: (Address|Leak|libFuzzer)|runtime error|fuzz_dispatch:|==ERROR' "$log" | head -60
     failed+=("$1 (see $log; input: $(ls "$art"/"$1"-* 2>/dev/null | head -1))")
   fi

@@ -70,20 +70,27 @@ int nc__msgbatch_frame(nc__msgbatch_t *b, zmq_msg_t *frame) {
   return 0;
 }
 
+/* The envelope frame of len bytes: where to write them, or NULL. */
+static unsigned char *envelope(nc__msgbatch_t *b, zmq_msg_t *env, size_t len) {
+  if (b->alloc_frame) return b->alloc_frame(b->alloc_ctx, env, len);
+  return zmq_msg_init_size(env, len) == 0 ? zmq_msg_data(env) : NULL;
+}
+
 int nc__msgbatch_seal(nc__msgbatch_t *b, zmq_msg_t **frames, size_t *n) {
   if (reserve_frame(b) != 0) return -1;
   zmq_msg_t *env = &b->frames[0];
+  unsigned char *at;
   if (b->count == 1) { /* one message goes alone, as if never batched */
     size_t len = b->len - b->first_off;
-    if (zmq_msg_init_size(env, len) != 0) return -1;
-    memcpy(zmq_msg_data(env), b->data + b->first_off, len);
+    if ((at = envelope(b, env, len)) == NULL) return -1;
+    memcpy(at, b->data + b->first_off, len);
   } else {
     unsigned char head[2 * VARINT_MAX];
     size_t h = put_varint(head, KEY(NC__BATCH_FIELD));
     h += put_varint(head + h, b->len);
-    if (zmq_msg_init_size(env, h + b->len) != 0) return -1;
-    memcpy(zmq_msg_data(env), head, h);
-    if (b->len > 0) memcpy((unsigned char *)zmq_msg_data(env) + h, b->data, b->len);
+    if ((at = envelope(b, env, h + b->len)) == NULL) return -1;
+    memcpy(at, head, h);
+    if (b->len > 0) memcpy(at + h, b->data, b->len);
   }
   b->sealed = 1;
   *frames = b->frames;
@@ -105,7 +112,9 @@ void nc__msgbatch_free(nc__msgbatch_t *b) {
   nc__msgbatch_clear(b);
   free(b->frames);
   free(b->data);
-  memset(b, 0, sizeof(*b));
+  b->frames = NULL;
+  b->data = NULL;
+  b->len = b->cap = b->frames_cap = 0;
 }
 
 int nc__frame_next(void *zsock, zmq_msg_t *out, int *more) {

@@ -29,6 +29,11 @@ typedef struct nc__msgbatch_s {
   size_t nframes, frames_cap;
   size_t payload_bytes;
   int sealed;
+  /* Optional: makes the envelope frame (msg initialised, len bytes to fill;
+   * returns where, or NULL when out of memory). NULL = zmq_msg_init_size.
+   * netcore charges its frames to the receiving handler this way. */
+  void *(*alloc_frame)(void *ctx, zmq_msg_t *msg, size_t len);
+  void *alloc_ctx;
 } nc__msgbatch_t;
 
 #define NC__HIDDEN_MB __attribute__((visibility("hidden")))

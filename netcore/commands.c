@@ -13,22 +13,6 @@
 #include "socket.h"
 #include "wire.h"
 
-static char errmsg[512];
-
-void ncd_set_errmsg(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(errmsg, sizeof errmsg, fmt, ap);
-  va_end(ap);
-}
-
-const char *ncd_take_errmsg(void) {
-  static char taken[sizeof errmsg];
-  snprintf(taken, sizeof taken, "%s", errmsg);
-  errmsg[0] = '\0';
-  return taken;
-}
-
 /* Sends Error{err} about cmd to its sender. */
 static void reject(const void *rid, size_t rid_len, ncd_handler *h, const ncd_cmd *cmd, int err) {
   const char *detail = ncd_take_errmsg();
@@ -43,6 +27,7 @@ static void reject(const void *rid, size_t rid_len, ncd_handler *h, const ncd_cm
   else
     ev.socket_id = cmd->id;
   ncd_debug("rejected %s from %s: %s %s", cmd->name, h ? h->name : "unknown", ev.code, ev.message);
+  if (h && h->over_budget) return; /* PROTOCOL.md 10: over its budget, errors go unsent */
   if (h) ncd_router_send(h, &ev, NULL);
   else ncd_router_send_rid(rid, rid_len, &ev);
 }
@@ -57,6 +42,7 @@ static int run(ncd_handler *h, const ncd_cmd *cmd, zmq_msg_t *payload) {
     ncd_handler_gone(h, "said Bye");
     return 0;
   case NCD_CMD_PING: {
+    if (h->over_budget) return 0; /* it is not reading: answers wait for nothing */
     ncd_event ev = {.kind = NCD_EV_PONG, .nonce = cmd->nonce};
     ncd_router_send(h, &ev, NULL);
     return 0;
@@ -162,7 +148,27 @@ static void run_batch(const void *rid, size_t rid_len, ncd_handler *h, size_t co
   }
 }
 
-void ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, ncd_frames *rest) {
+/* The bounds an envelope must keep before it is decoded at all (PROTOCOL.md
+ * 10): known handlers up to --max-envelope, strangers only a small Hello;
+ * then the wire walk that refuses nesting and oversized batches. */
+static int check_envelope(const ncd_handler *h, zmq_msg_t *env) {
+  size_t len = zmq_msg_size(env);
+  if (!h && len > NCD_MAX_HELLO_ENVELOPE) {
+    ncd_set_errmsg("before Hello only a Hello of at most %d bytes is accepted, not %zu bytes",
+                   NCD_MAX_HELLO_ENVELOPE, len);
+    return NCD_EMSGSIZE;
+  }
+  uint32_t limit = ncd.cfg.max_envelope < ncd.cfg.max_frame ? ncd.cfg.max_envelope : ncd.cfg.max_frame;
+  if (len > limit) {
+    ncd_set_errmsg("envelope of %zu bytes is over the limit of %u bytes", len, limit);
+    return NCD_EMSGSIZE;
+  }
+  int rc = ncd_wire_cmd_check(zmq_msg_data(env), len, ncd.cfg.max_batch);
+  if (rc == NCD_EPROTO) ncd_set_errmsg("the envelope is not a netcore.v1.Command");
+  return rc;
+}
+
+size_t ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, ncd_frames *rest) {
   ncd_cmd cmd = {.name = "unknown"};
   ncd_handler *h = ncd_handler_find(rid, rid_len);
   zmq_msg_t payload;
@@ -170,18 +176,17 @@ void ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, ncd_
   if (!env) {
     ncd_set_errmsg("a message needs an envelope frame");
     rc = NCD_EPROTO;
-  } else if (zmq_msg_size(env) > ncd.cfg.max_frame) {
-    ncd_set_errmsg("frame of %zu bytes is over the limit of %u bytes", zmq_msg_size(env),
-                   ncd.cfg.max_frame);
-    rc = NCD_EMSGSIZE;
+  } else if ((rc = check_envelope(h, env)) != 0) {
+    /* refused unread */
   } else if ((rc = ncd_wire_cmd_unpack(zmq_msg_data(env), zmq_msg_size(env), &cmd)) != 0) {
     ncd_set_errmsg(rc == NCD_EPROTO ? "the envelope is not a netcore.v1.Command"
                                     : "the envelope holds no command this netcore knows");
   } else if (cmd.kind == NCD_CMD_BATCH && h) {
+    size_t n = cmd.batch_count;
     ncd_handler_touch(h);
-    run_batch(rid, rid_len, h, cmd.batch_count, rest);
+    run_batch(rid, rid_len, h, n, rest);
     ncd_wire_cmd_release();
-    return;
+    return n;
   } else if (cmd.kind == NCD_CMD_BATCH) {
     ncd_set_errmsg("batch before hello: the first command must be Hello");
     rc = NCD_ERR_NO_HELLO;
@@ -211,4 +216,5 @@ void ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, ncd_
   if (h) ncd_handler_touch(h);
   if (rc != 0) reject(rid, rid_len, h, &cmd, rc);
   ncd_wire_cmd_release();
+  return 1;
 }

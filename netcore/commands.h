@@ -24,9 +24,14 @@ int ncd_frames_next(ncd_frames *f, zmq_msg_t *out);
 /* Receives and drops the frames left. Returns how many there were. */
 int ncd_frames_drain(ncd_frames *f);
 
+/* Before Hello, an envelope larger than this is refused unread (a Hello is a
+ * few dozen bytes). */
+#define NCD_MAX_HELLO_ENVELOPE 4096
+
 /* One message from routing id rid: env is the envelope frame (NULL if the
  * message had none), rest the frames after it. The dispatcher may move the
- * payload frames it receives. */
-void ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, ncd_frames *rest);
+ * payload frames it receives. Returns how many commands the message held
+ * (what the router's per-turn budget counts). */
+size_t ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, ncd_frames *rest);
 
 #endif

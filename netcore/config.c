@@ -30,6 +30,15 @@ static void usage(FILE *out) {
           "  --max-connections N     total sockets held; 0 = unlimited (default 0)\n"
           "  --shutdown-ms MS        SIGTERM: time given to queued writes (default 2000)\n"
           "  --hwm N                 ZeroMQ send high-water mark, messages (default 100000)\n"
+          "  --max-credit BYTES      largest read credit of one socket (default 16777216)\n"
+          "  --max-envelope BYTES    largest envelope frame of a handler (default 1048576)\n"
+          "  --max-batch N           most commands in one batch, >= 256 (default 1024)\n"
+          "  --handler-budget BYTES  bytes queued toward one handler before netcore stops\n"
+          "                          reading its sockets (default 67108864)\n"
+          "  --max-memory BYTES      bytes all write queues may hold together (default 1073741824)\n"
+          "  --max-handler-sockets N sockets one handler may own; 0 = only --max-connections\n"
+          "                          (default 0)\n"
+          "  --max-handler-servers N servers one handler may own (default 1024)\n"
           "  --log-level LEVEL       error, warn, info or debug (default info)\n"
           "  --help, --version\n");
 }
@@ -43,6 +52,18 @@ static int parse_u32(const char *opt, const char *s, uint32_t *out) {
     return -1;
   }
   *out = (uint32_t)v;
+  return 0;
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || *s == '\0' || *end != '\0' || *s == '-') {
+    fprintf(stderr, "netcore: %s needs a number of bytes, not '%s'\n", opt, s);
+    return -1;
+  }
+  *out = (uint64_t)v;
   return 0;
 }
 
@@ -70,7 +91,12 @@ static int take_systemd_fds(ncd_config *cfg) {
 int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
   memset(cfg, 0, sizeof *cfg);
   cfg->credit_window = 256 * 1024;
-  cfg->max_credit = 64 * 1024 * 1024;
+  cfg->max_credit = 16 * 1024 * 1024;
+  cfg->max_envelope = 1024 * 1024;
+  cfg->max_batch = 1024;
+  cfg->handler_budget = 64ull * 1024 * 1024;
+  cfg->max_memory = 1024ull * 1024 * 1024;
+  cfg->max_handler_servers = 1024;
   cfg->lease_ms = 10000;
   cfg->max_frame = 16 * 1024 * 1024;
   cfg->max_write_queue = 16 * 1024 * 1024;
@@ -84,6 +110,10 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       {"max-frame", required_argument, 0, 'F'},    {"max-write-queue", required_argument, 0, 'q'},
       {"max-connections", required_argument, 0, 'm'}, {"shutdown-ms", required_argument, 0, 's'},
       {"hwm", required_argument, 0, 'w'},           {"log-level", required_argument, 0, 'L'},
+      {"max-credit", required_argument, 0, 'C'},    {"max-envelope", required_argument, 0, 'E'},
+      {"max-batch", required_argument, 0, 'B'},     {"handler-budget", required_argument, 0, 'H'},
+      {"max-memory", required_argument, 0, 'M'},    {"max-handler-sockets", required_argument, 0, 'S'},
+      {"max-handler-servers", required_argument, 0, 'R'},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int c;
@@ -107,7 +137,6 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
         fprintf(stderr, "netcore: --credit-window must be at least 1\n");
         return -1;
       }
-      if (cfg->credit_window > cfg->max_credit) cfg->max_credit = cfg->credit_window;
       break;
     case 'l':
       if (parse_u32("--lease-ms", optarg, &cfg->lease_ms) != 0) return -1;
@@ -133,6 +162,31 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
         return -1;
       }
       break;
+    case 'C':
+      if (parse_u32("--max-credit", optarg, &cfg->max_credit) != 0) return -1;
+      break;
+    case 'E':
+      if (parse_u32("--max-envelope", optarg, &cfg->max_envelope) != 0) return -1;
+      break;
+    case 'B':
+      if (parse_u32("--max-batch", optarg, &cfg->max_batch) != 0) return -1;
+      if (cfg->max_batch < 256) {
+        fprintf(stderr, "netcore: --max-batch must be at least 256 (client libraries send up to 256)\n");
+        return -1;
+      }
+      break;
+    case 'H':
+      if (parse_u64("--handler-budget", optarg, &cfg->handler_budget) != 0) return -1;
+      break;
+    case 'M':
+      if (parse_u64("--max-memory", optarg, &cfg->max_memory) != 0) return -1;
+      break;
+    case 'S':
+      if (parse_u32("--max-handler-sockets", optarg, &cfg->max_handler_sockets) != 0) return -1;
+      break;
+    case 'R':
+      if (parse_u32("--max-handler-servers", optarg, &cfg->max_handler_servers) != 0) return -1;
+      break;
     case 'h':
       usage(stdout);
       return 1;
@@ -154,5 +208,6 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
     cfg->binds[cfg->nbinds++] = env && *env ? env : NCD_DEFAULT_ENDPOINT;
   }
   if (cfg->lease_ms < 50) cfg->lease_ms = 50;
+  if (cfg->credit_window > cfg->max_credit) cfg->max_credit = cfg->credit_window;
   return take_systemd_fds(cfg);
 }

@@ -25,6 +25,12 @@ typedef struct ncd_config {
   uint32_t max_connections; /* total sockets netcore holds; 0 = unlimited */
   uint32_t shutdown_ms;     /* how long SIGTERM waits for queued writes */
   uint32_t hwm;             /* ZeroMQ send high-water mark per handler, messages */
+  uint32_t max_envelope;    /* largest accepted envelope frame of a known handler */
+  uint32_t max_batch;       /* most commands in one CommandBatch */
+  uint64_t handler_budget;  /* bytes queued toward one handler before it is throttled */
+  uint64_t max_memory;      /* bytes all write queues together may hold */
+  uint32_t max_handler_sockets; /* sockets one handler may own; 0 = no limit of its own */
+  uint32_t max_handler_servers; /* servers one handler may own */
   int log_level;
 } ncd_config;
 

@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "addr.h"
+#include "budget.h"
 #include "msgbatch.h"
 #include "config.h"
 #include "idmap.h"
@@ -53,6 +54,10 @@ struct ncd_handler {
   int batch_events;          /* Hello.batch_events: events go out in batches */
   nc__msgbatch_t batch;      /* events of this loop turn, when batch_events */
   int gone;                  /* lease expired, Bye, or unreachable: sends are dropped */
+  ncd_tally *tally;          /* bytes sent toward it that it has not taken (budget.h) */
+  int over_budget;           /* tally over --handler-budget: its sockets are not read */
+  uint64_t over_since;       /* uv_now() when it went over */
+  uint32_t nsockets, nservers; /* what it owns, for the per-handler limits */
 };
 
 struct ncd_listener {
@@ -103,6 +108,7 @@ struct ncd_socket {
   uint32_t ack_writes;    /* completed writes not yet acknowledged */
   uint64_t ack_bytes;
   uint64_t bytes_read, bytes_written, queued_bytes;
+  uint64_t pending_bytes; /* bytes of writes queued while connecting */
   uv_timer_t *timer;      /* idle timeout, allocated on first SetTimeout */
   uint32_t timeout_ms;
   uint64_t last_active;
@@ -125,6 +131,8 @@ struct ncd_socket {
   unsigned had_error : 1;
   unsigned reconnecting : 1;  /* h is closing to try the next address */
   unsigned end_ack_now : 1;   /* the End asked for a prompt ack */
+  unsigned over_memory : 1;   /* a write failed on --max-memory (for the message) */
+  unsigned over_handler_limit : 1; /* a connect failed on --max-handler-sockets */
 };
 
 typedef struct ncd_daemon {
@@ -146,6 +154,8 @@ typedef struct ncd_daemon {
   uint32_t next_prefix;
   uint64_t next_socket_id;   /* prefix 0 ids of accepted sockets */
   uint32_t nsockets;         /* all live sockets, for --max-connections */
+  uint64_t write_memory;     /* bytes all write queues hold, with overhead (--max-memory) */
+  ncd_tally *strangers;      /* replies to peers that said no Hello (bounded, best effort) */
   nc__idmap_t sockets, servers;
   ncd_list handlers, listeners, dirty;
   int inherited_used[NCD_MAX_LISTEN_FDS];
@@ -153,11 +163,5 @@ typedef struct ncd_daemon {
 } ncd_daemon;
 
 extern ncd_daemon ncd;
-
-/* A detail for the next command error, shown instead of the default message.
- * Set by a module just before it returns an error; read and cleared by the
- * command dispatcher. */
-void ncd_set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-const char *ncd_take_errmsg(void);
 
 #endif

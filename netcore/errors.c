@@ -1,6 +1,8 @@
 /* errors.c: see errors.h. */
 #include "errors.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <uv.h>
 
 static int canonical(int err) {
@@ -41,4 +43,21 @@ const char *ncd_err_message(int err) {
   default:
     return uv_strerror(err);
   }
+}
+
+/* The detail of the next command error (daemon.h); loop thread only. */
+static char errmsg[512];
+
+void ncd_set_errmsg(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+  va_end(ap);
+}
+
+const char *ncd_take_errmsg(void) {
+  static char taken[sizeof errmsg];
+  snprintf(taken, sizeof taken, "%s", errmsg);
+  errmsg[0] = '\0';
+  return taken;
 }

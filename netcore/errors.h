@@ -22,4 +22,10 @@ const char *ncd_err_name(int err);
 /* A default human-readable message for err. Returns a static string. */
 const char *ncd_err_message(int err);
 
+/* A detail for the next command error, shown instead of the default message.
+ * Set by a module just before it returns an error; read and cleared by the
+ * command dispatcher. Loop thread only (one static buffer). */
+void ncd_set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *ncd_take_errmsg(void);
+
 #endif

@@ -45,7 +45,12 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const ncd_cmd *cmd) {
   ncd_handler *old = ncd_handler_find(rid, rid_len);
   if (old) ncd_handler_gone(old, "said Hello again");
   ncd_handler *h = calloc(1, sizeof *h);
-  if (!h) return NCD_ENOMEM;
+  if (!h || !(h->tally = ncd_tally_new())) {
+    free(h);
+    return NCD_ENOMEM;
+  }
+  h->batch.alloc_frame = ncd_tally_alloc_frame;
+  h->batch.alloc_ctx = h->tally;
   memcpy(h->rid, rid, rid_len);
   h->rid_len = rid_len;
   h->prefix = ncd.next_prefix++;
@@ -151,6 +156,25 @@ int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out) {
   return rc;
 }
 
+int ncd_handler_socket_room(const ncd_handler *h) {
+  return !ncd.cfg.max_handler_sockets || h->nsockets < ncd.cfg.max_handler_sockets;
+}
+
+/* A handler over its budget reads again once it has taken half of what was
+ * charged to it; one that stays over for a whole lease is dropped, which
+ * frees all of it (router.c check_budget says why). */
+static void check_budget(ncd_handler *h, uint64_t now) {
+  uint64_t owed = ncd_tally_in_flight(h->tally);
+  if (owed <= ncd.cfg.handler_budget / 2) {
+    h->over_budget = 0;
+    ncd_info("handler %s (prefix %u) caught up (%llu bytes not taken); reading its sockets again",
+             h->name, h->prefix, (unsigned long long)owed);
+    ncd_handler_update_reading(h);
+  } else if (now - h->over_since > h->lease_ms) {
+    ncd_handler_gone(h, "stayed over its memory budget for a lease");
+  }
+}
+
 static void lease_cb(uv_timer_t *t) {
   uint64_t now = uv_now(ncd.loop);
   ncd_list *l, *next;
@@ -158,6 +182,7 @@ static void lease_cb(uv_timer_t *t) {
     next = l->next;
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);
     if (!h->gone && now - h->last_seen > h->lease_ms) ncd_handler_gone(h, "lease expired");
+    if (!h->gone && h->over_budget) check_budget(h, now);
   }
   ncd_handler_reap();
 }
@@ -177,6 +202,7 @@ void ncd_handler_reap(void) {
     if (h->gone && ncd_list_empty(&h->sockets) && ncd_list_empty(&h->servers)) {
       ncd_list_remove(&h->link);
       nc__msgbatch_free(&h->batch);
+      ncd_tally_drop(h->tally);
       free(h);
     }
   }

@@ -41,7 +41,10 @@ int ncd_handler_claim_id(ncd_handler *h, uint64_t id);
 int ncd_handler_socket(ncd_handler *h, uint64_t id, ncd_socket **out);
 int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out);
 
-/* Starts the lease timer. */
+/* Whether h may own one more socket (--max-handler-sockets). */
+int ncd_handler_socket_room(const ncd_handler *h);
+
+/* Starts the lease timer (which also ends or drops over-budget handlers). */
 void ncd_handler_start(void);
 void ncd_handler_stop(void);
 

@@ -30,13 +30,15 @@ static void check_cb(uv_check_t *c) {
   ncd_handler_reap();
 }
 
+/* A socket whose queued bytes are discarded is reset (ncd_socket_cut), so
+ * its TCP peer cannot take the cut stream for a complete one. */
 static void close_all_sockets(void) {
   for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);
     ncd_list *e, *next;
     for (e = h->sockets.next; e != &h->sockets; e = next) {
       next = e->next;
-      ncd_socket_destroy(ncd_container_of(e, ncd_socket, owner_link), 1);
+      ncd_socket_cut(ncd_container_of(e, ncd_socket, owner_link));
     }
   }
 }

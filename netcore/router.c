@@ -10,8 +10,14 @@
 #include "log.h"
 #include "socket.h"
 
-#define RECV_BATCH 1024
+/* One turn of the loop carries out at most this many commands, then lets the
+ * sockets and timers run. ZeroMQ's ROUTER hands out messages round robin over
+ * the handlers that have input, and one message holds at most --max-batch
+ * commands, so no handler's input delays the others by more than that. */
+#define TURN_COMMANDS 4096
 #define RETRY_MS 2
+#define STRANGERS_BUDGET (4u * 1024 * 1024)
+#define RECV_HWM 1000
 /* A batch of events leaves early once it is this big (PROTOCOL.md 1.1). */
 #define BATCH_MAX_EVENTS 256
 #define BATCH_MAX_PAYLOAD (64u * 1024) /* big payloads gain nothing by waiting */
@@ -31,9 +37,9 @@ int ncd_frames_next(ncd_frames *f, zmq_msg_t *out) {
 int ncd_frames_drain(ncd_frames *f) { return nc__frames_drain(ncd.router, &f->more); }
 
 /* Receives one whole multipart message and dispatches it; the dispatcher
- * receives the frames after the envelope as it needs them. Returns 0, or -1
- * when nothing is waiting. */
-static int recv_one(void) {
+ * receives the frames after the envelope as it needs them. Returns how many
+ * commands it held, or -1 when nothing is waiting. */
+static long recv_one(void) {
   zmq_msg_t rid, env;
   zmq_msg_init(&rid);
   if (zmq_msg_recv(&rid, ncd.router, ZMQ_DONTWAIT) < 0) {
@@ -43,11 +49,12 @@ static int recv_one(void) {
   }
   ncd_frames rest = {.more = zmq_msg_more(&rid)};
   int has_env = ncd_frames_next(&rest, &env) == 0;
-  ncd_commands_dispatch(zmq_msg_data(&rid), zmq_msg_size(&rid), has_env ? &env : NULL, &rest);
+  size_t n = ncd_commands_dispatch(zmq_msg_data(&rid), zmq_msg_size(&rid), has_env ? &env : NULL,
+                                   &rest);
   ncd_frames_drain(&rest);
   zmq_msg_close(&rid);
   zmq_msg_close(&env);
-  return 0;
+  return n ? (long)n : 1;
 }
 
 static int input_pending(void) {
@@ -61,12 +68,13 @@ static int input_pending(void) {
 
 /* ZMQ_FD is edge-triggered and any send may consume the edge, so input is
  * always drained while ZMQ_EVENTS says so, and re-checked before the loop
- * blocks (prepare). A batch limit keeps sockets fair against a chatty handler. */
+ * blocks (prepare). The per-turn budget keeps sockets and timers fair against
+ * chatty handlers. */
 static void process_input(void) {
-  int n = 0;
-  while (n < RECV_BATCH && recv_one() == 0) n++;
+  long done = 0, n = 0;
+  while (done < TURN_COMMANDS && (n = recv_one()) >= 0) done += n;
   ncd_socket_flush_acks();
-  if (n == RECV_BATCH || input_pending()) uv_idle_start(&ncd.router_idle, (uv_idle_cb)process_input);
+  if (n >= 0 || input_pending()) uv_idle_start(&ncd.router_idle, (uv_idle_cb)process_input);
   else uv_idle_stop(&ncd.router_idle);
 }
 
@@ -119,6 +127,7 @@ static void monitor_cb(uv_poll_t *p, int status, int events) {
 }
 
 int ncd_router_start(void) {
+  if (!(ncd.strangers = ncd_tally_new())) return -1;
   ncd.zctx = zmq_ctx_new();
   ncd.router = zmq_socket(ncd.zctx, ZMQ_ROUTER);
   if (!ncd.router) {
@@ -133,7 +142,15 @@ int ncd_router_start(void) {
    * 64 KiB echoed, tests/bench/RESULTS.md). */
   int sndbuf = 1 << 20;
   zmq_setsockopt(ncd.router, ZMQ_SNDBUF, &sndbuf, sizeof sndbuf);
-  zmq_setsockopt(ncd.router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  /* Inbound, ZeroMQ buffers up to RCVHWM whole messages per handler before it
+   * stops reading that handler's connection: keep that small (each holds at
+   * most --max-envelope and its payload frames). A frame over --max-frame is
+   * answered EMSGSIZE (commands.c); one over twice that is not even buffered:
+   * ZeroMQ drops the connection (PROTOCOL.md 10). */
+  int rcvhwm = RECV_HWM;
+  int64_t maxmsg = 2 * (int64_t)ncd.cfg.max_frame;
+  zmq_setsockopt(ncd.router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+  zmq_setsockopt(ncd.router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
   zmq_setsockopt(ncd.router, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
   zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
@@ -189,6 +206,7 @@ void ncd_router_stop(void) {
   zmq_setsockopt(ncd.router, ZMQ_LINGER, &linger, sizeof linger);
   zmq_close(ncd.router);
   zmq_ctx_term(ncd.zctx);
+  ncd_tally_drop(ncd.strangers);
 }
 
 /* Tries to hand one message (frames[0..n)) to ZeroMQ. Returns 0 when sent
@@ -256,6 +274,20 @@ static void send_batch(ncd_handler *h) {
   nc__msgbatch_clear(&h->batch);
 }
 
+/* Past its budget a handler's sockets stop reading (and its pings and errors
+ * go unanswered, commands.c) until it has taken half of what it was sent;
+ * ncd_handler_check_budget() ends that, or the handler after a lease. */
+static void check_budget(ncd_handler *h) {
+  if (h->over_budget || ncd_tally_in_flight(h->tally) <= ncd.cfg.handler_budget) return;
+  h->over_budget = 1;
+  h->over_since = uv_now(ncd.loop);
+  ncd_warn("handler %s (prefix %u): %llu bytes sent to it and not taken, over its budget of %llu; "
+           "its sockets stop reading until it catches up",
+           h->name, h->prefix, (unsigned long long)ncd_tally_in_flight(h->tally),
+           (unsigned long long)ncd.cfg.handler_budget);
+  ncd_handler_update_reading(h);
+}
+
 void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
   if (h->gone) {
     if (payload) zmq_msg_close(payload);
@@ -270,11 +302,12 @@ void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
     } else if (h->batch.count >= BATCH_MAX_EVENTS || h->batch.payload_bytes >= BATCH_MAX_PAYLOAD) {
       send_batch(h);
     }
+    if (!h->gone) check_budget(h);
     return;
   }
   zmq_msg_t frames[2];
   size_t n = 1;
-  if (ncd_wire_event_pack(ev, &frames[0]) != 0) {
+  if (ncd_wire_event_pack(ev, h->tally, &frames[0]) != 0) {
     if (payload) zmq_msg_close(payload);
     return;
   }
@@ -285,11 +318,15 @@ void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
     n = 2;
   }
   deliver(h, frames, n);
+  if (!h->gone) check_budget(h);
 }
 
 void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev) {
   zmq_msg_t env;
-  if (ncd_wire_event_pack(ev, &env) != 0) return;
+  /* Peers that never said Hello may never read either: what they are owed
+   * together is bounded, past that they get nothing. */
+  if (ncd_tally_in_flight(ncd.strangers) > STRANGERS_BUDGET) return;
+  if (ncd_wire_event_pack(ev, ncd.strangers, &env) != 0) return;
   sent_since_drain = 1;
   if (zmq_send(ncd.router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
     zmq_msg_send(&env, ncd.router, 0);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "handler.h"
 #include "log.h"
 #include "router.h"
 #include "socket.h"
@@ -26,6 +27,7 @@ static void emit(ncd_server *srv, ncd_event *ev) {
 static void server_free(ncd_server *srv) {
   nc__idmap_del(&ncd.servers, srv->id);
   ncd_list_remove(&srv->owner_link);
+  srv->owner->nservers--;
   free(srv);
 }
 
@@ -42,9 +44,12 @@ static void listen_failed(ncd_server *srv, int err, const char *where) {
 
 /* ------------------------------------------------------------- accepting */
 
+/* A member whose handler is over its budget or owns its limit of sockets is
+ * passed over, as a paused one is. */
 static int member_can_take(ncd_server *m, uint64_t now) {
   return !m->closing && (!m->paused_until || m->paused_until <= now) &&
-         (!m->max_connections || m->connections < m->max_connections);
+         (!m->max_connections || m->connections < m->max_connections) &&
+         !m->owner->over_budget && ncd_handler_socket_room(m->owner);
 }
 
 static ncd_server *pick_member(ncd_listener *l) {
@@ -422,6 +427,13 @@ int ncd_server_listen(ncd_handler *h, const ncd_cmd *cmd) {
     return NCD_ENOMEM;
   }
   ncd_list_push(&h->servers, &srv->owner_link);
+  if (++h->nservers > ncd.cfg.max_handler_servers) {
+    char where[80];
+    snprintf(where, sizeof where, "(this handler already owns its limit of %u servers)",
+             ncd.cfg.max_handler_servers);
+    listen_failed(srv, NCD_EMFILE, where);
+    return 0;
+  }
   int backlog = cmd->backlog > 0 ? cmd->backlog : DEFAULT_BACKLOG;
   switch (cmd->ep.kind) {
   case NCD_EP_TCP:

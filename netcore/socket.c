@@ -17,6 +17,9 @@
 /* Reads up to this size are copied into a small ZeroMQ message and the read
  * buffer is reused; larger reads hand the buffer itself to ZeroMQ (no copy). */
 #define COPY_MAX 2048
+/* What a queued write costs besides its bytes (the request, the ZeroMQ
+ * message it keeps alive), counted against --max-memory. */
+#define WRITE_OVERHEAD (sizeof(ncd_wreq) + 64)
 
 /* One queued write: the ZeroMQ payload frame stays alive until the kernel has
  * the bytes, so they are never copied. Recycled through a free list. */
@@ -34,10 +37,11 @@ typedef struct ncd_wreq {
 
 static ncd_wreq *free_wreqs;
 static size_t nfree_wreqs;
-static char *spare;     /* the next read buffer */
+static char *spare;     /* the next read buffer (ncd_tally_buffer) */
 static uint64_t total_queued;
 
 static void start_shutdown(ncd_socket *s);
+static void unpend(ncd_socket *s, ncd_wreq *w);
 static void try_next_address(ncd_socket *s);
 
 static ncd_wreq *wreq_new(void) {
@@ -176,6 +180,7 @@ static ncd_socket *socket_new(ncd_handler *owner, uint64_t id, int is_unix) {
   }
   ncd_list_push(&owner->sockets, &s->owner_link);
   ncd.nsockets++;
+  owner->nsockets++;
   return s;
 }
 
@@ -211,6 +216,7 @@ static void close_cb(uv_handle_t *handle) {
   if (s->ai_list) uv_freeaddrinfo(s->ai_list);
   free(s->target);
   ncd.nsockets--;
+  s->owner->nsockets--;
   if (s->server) ncd_server_connection_closed(s->server);
   free(s);
 }
@@ -229,6 +235,7 @@ void ncd_socket_destroy(ncd_socket *s, int notify) {
   while (!ncd_list_empty(&s->pending)) {
     ncd_wreq *w = ncd_container_of(s->pending.next, ncd_wreq, link);
     ncd_list_remove(&w->link);
+    unpend(s, w);
     wreq_free(w);
   }
   if (s->timer) {
@@ -238,19 +245,45 @@ void ncd_socket_destroy(ncd_socket *s, int notify) {
   if (!s->reconnecting) uv_close(&s->h.handle, close_cb);
 }
 
+void ncd_socket_cut(ncd_socket *s) {
+  if (s->closing) return;
+  if (s->queued_bytes || s->pending_bytes) {
+    s->had_error = 1;
+    uv_os_fd_t fd;
+    /* SO_LINGER with a zero timeout makes close(2) send RST. */
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+    if (!s->is_unix && uv_fileno(&s->h.handle, &fd) == 0)
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+  }
+  ncd_socket_destroy(s, 1);
+}
+
+/* Why err happened, in words, for Node's message form. */
+static void explain(const ncd_socket *s, int err, char *out, size_t cap) {
+  if (err == NCD_ENOBUFS && s->over_memory)
+    snprintf(out, cap, "netcore's write queues together are at their limit of %llu bytes",
+             (unsigned long long)ncd.cfg.max_memory);
+  else if (err == NCD_ENOBUFS)
+    snprintf(out, cap, "write queue over its limit of %u bytes", ncd.cfg.max_write_queue);
+  else if (err == NCD_EPIPE && s->ended) snprintf(out, cap, "write after end");
+  else if (err == NCD_EMFILE && s->over_handler_limit)
+    snprintf(out, cap, "this handler already owns its limit of %u sockets",
+             ncd.cfg.max_handler_sockets);
+  else snprintf(out, cap, "%s", ncd_err_message(err));
+}
+
 void ncd_socket_fail(ncd_socket *s, int err, const char *syscall) {
   if (s->closing) return;
   s->had_error = 1;
   send_ack(s);
   /* Node's form: "connect ECONNREFUSED 127.0.0.1:1", "write EPIPE (...)". */
-  char msg[400];
-  if (s->target) snprintf(msg, sizeof msg, "%s %s %s", syscall, ncd_err_name(err), s->target);
-  else if (err == NCD_ENOBUFS)
-    snprintf(msg, sizeof msg, "%s %s (write queue over its limit of %u bytes)", syscall,
-             ncd_err_name(err), ncd.cfg.max_write_queue);
-  else if (err == NCD_EPIPE && s->ended)
-    snprintf(msg, sizeof msg, "%s %s (write after end)", syscall, ncd_err_name(err));
-  else snprintf(msg, sizeof msg, "%s %s (%s)", syscall, ncd_err_name(err), ncd_err_message(err));
+  char msg[400], why[200];
+  if (s->target && !s->over_handler_limit)
+    snprintf(msg, sizeof msg, "%s %s %s", syscall, ncd_err_name(err), s->target);
+  else {
+    explain(s, err, why, sizeof why);
+    snprintf(msg, sizeof msg, "%s %s (%s)", syscall, ncd_err_name(err), why);
+  }
   ncd_event ev = {.kind = NCD_EV_SOCKET_ERROR, .code = ncd_err_name(err), .message = msg};
   ncd_socket_emit(s, &ev, NULL);
   ncd_debug("socket %llu: %s", (unsigned long long)s->id, msg);
@@ -266,12 +299,10 @@ static void maybe_finish(ncd_socket *s) {
 
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   ncd_socket *s = handle->data;
-  if (!spare) spare = malloc(READ_MAX);
+  if (!spare) spare = ncd_tally_buffer(READ_MAX);
   size_t n = s->credit < READ_MAX ? s->credit : READ_MAX;
   *buf = uv_buf_init(spare, spare ? (unsigned)n : 0);
 }
-
-static void free_read_buffer(void *data, void *hint) { free(data); }
 
 /* fds that arrived with data on a UNIX socket become sockets of the same
  * owner, announced before the data (PROTOCOL.md 7). */
@@ -300,15 +331,22 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   ncd_socket *s = stream->data;
   if (nread > 0) {
     if (s->is_unix) take_passed_fds(s);
+    /* The frame is charged to the owner's budget (budget.h) until ZeroMQ has
+     * written it. */
     zmq_msg_t payload;
+    ncd_tally *tally = s->owner->tally;
     if (nread <= COPY_MAX) {
-      zmq_msg_init_size(&payload, (size_t)nread);
-      memcpy(zmq_msg_data(&payload), buf->base, (size_t)nread);
+      void *at = ncd_tally_frame(tally, &payload, (size_t)nread);
+      if (at) memcpy(at, buf->base, (size_t)nread);
     } else {
-      char *data = realloc(spare, (size_t)nread); /* shrinks in place */
-      if (!data) data = spare;
+      char *data = ncd_tally_buffer_shrink(spare, (size_t)nread); /* shrinks in place */
       spare = NULL;
-      zmq_msg_init_data(&payload, data, (size_t)nread, free_read_buffer, NULL);
+      ncd_tally_give(tally, &payload, data, (size_t)nread);
+    }
+    if (zmq_msg_size(&payload) != (size_t)nread) {
+      zmq_msg_close(&payload);
+      ncd_socket_fail(s, NCD_ENOMEM, "read");
+      return;
     }
     s->credit -= (uint32_t)nread;
     s->bytes_read += (uint64_t)nread;
@@ -331,7 +369,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
 void ncd_socket_update_reading(ncd_socket *s) {
   int want = !s->closing && !s->connecting && !s->eof && !s->paused && s->credit > 0 &&
-             !s->owner->blocked && !s->owner->gone && !ncd.shutting_down;
+             !s->owner->blocked && !s->owner->over_budget && !s->owner->gone &&
+             !ncd.shutting_down;
   if (want && !s->reading) {
     int rc = uv_read_start(&s->h.stream, alloc_cb, read_cb);
     if (rc != 0) {
@@ -356,8 +395,9 @@ void ncd_socket_resume(ncd_socket *s) {
 }
 
 void ncd_socket_credit(ncd_socket *s, uint32_t bytes) {
+  /* A grant never lifts a socket's window past --max-credit (PROTOCOL.md 6). */
   uint64_t c = (uint64_t)s->credit + bytes;
-  s->credit = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+  s->credit = c > ncd.cfg.max_credit ? ncd.cfg.max_credit : (uint32_t)c;
   ncd_socket_update_reading(s);
 }
 
@@ -370,6 +410,7 @@ static void write_cb(uv_write_t *req, int status) {
   unsigned counts = w->counts, prompt = w->ack_now;
   s->queued_bytes -= len;
   total_queued -= len;
+  ncd.write_memory -= len + WRITE_OVERHEAD;
   wreq_free(w);
   if (status == UV_ECANCELED || s->closing) return;
   if (status < 0) {
@@ -425,29 +466,38 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
   }
   s->queued_bytes += buf.len;
   total_queued += buf.len;
+  ncd.write_memory += buf.len + WRITE_OVERHEAD;
 }
 
 /* Queues (while connecting) or writes w. Takes w. */
 static void submit(ncd_socket *s, ncd_wreq *w) {
-  if (s->connecting) ncd_list_push(&s->pending, &w->link);
-  else if (w->is_end) {
+  if (s->connecting) {
+    size_t len = zmq_msg_size(&w->payload);
+    ncd_list_push(&s->pending, &w->link);
+    s->pending_bytes += len;
+    ncd.write_memory += len + WRITE_OVERHEAD;
+  } else if (w->is_end) {
     wreq_free(w);
     start_shutdown(s);
   } else do_write(s, w);
 }
 
-static uint64_t pending_bytes(ncd_socket *s) {
-  uint64_t n = 0;
-  for (ncd_list *l = s->pending.next; l != &s->pending; l = l->next)
-    n += zmq_msg_size(&ncd_container_of(l, ncd_wreq, link)->payload);
-  return n;
+/* w leaves the connecting socket's queue (to be written, or dropped). */
+static void unpend(ncd_socket *s, ncd_wreq *w) {
+  size_t len = zmq_msg_size(&w->payload);
+  s->pending_bytes -= len;
+  ncd.write_memory -= len + WRITE_OVERHEAD;
 }
 
-/* Checks a write of len bytes against the state and the queue limit. */
+/* Checks a write of len bytes against the state, the socket's queue limit and
+ * netcore's write memory. */
 static int write_allowed(ncd_socket *s, size_t len) {
   if (s->ended) return NCD_EPIPE;
-  uint64_t queued = s->queued_bytes + (s->connecting ? pending_bytes(s) : 0);
-  if (queued + len > ncd.cfg.max_write_queue) return NCD_ENOBUFS;
+  if (s->queued_bytes + s->pending_bytes + len > ncd.cfg.max_write_queue) return NCD_ENOBUFS;
+  if (ncd.write_memory + len + WRITE_OVERHEAD > ncd.cfg.max_memory) {
+    s->over_memory = 1;
+    return NCD_ENOBUFS;
+  }
   return 0;
 }
 
@@ -540,6 +590,7 @@ static void connected(ncd_socket *s) {
   while (!ncd_list_empty(&s->pending) && !s->closing) {
     ncd_wreq *w = ncd_container_of(s->pending.next, ncd_wreq, link);
     ncd_list_remove(&w->link);
+    unpend(s, w);
     submit(s, w);
   }
   if (!s->closing) ncd_socket_update_reading(s);
@@ -628,6 +679,10 @@ int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd) {
   else if (cmd->ep.kind == NCD_EP_PATH) rc = ncd_addr_unix(cmd->ep.path, &sun, &len);
   else rc = NCD_ERR_INVALID_ARG_VALUE;
   if (rc == 0 && ncd.cfg.max_connections && ncd.nsockets > ncd.cfg.max_connections) rc = NCD_EMFILE;
+  if (rc == 0 && ncd.cfg.max_handler_sockets && h->nsockets > ncd.cfg.max_handler_sockets) {
+    s->over_handler_limit = 1;
+    rc = NCD_EMFILE;
+  }
   if (rc != 0) {
     ncd_socket_fail(s, rc, "connect");
     return 0;

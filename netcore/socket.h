@@ -35,6 +35,10 @@ void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload, int ack_now);
 
 /* Closes s now, dropping queued writes. notify: send Closed to the owner. */
 void ncd_socket_destroy(ncd_socket *s, int notify);
+/* Closes s now, with Closed to the owner; if bytes it was asked to write are
+ * still queued, they are discarded, a TCP peer gets RST instead of FIN, and
+ * Closed says had_error. */
+void ncd_socket_cut(ncd_socket *s);
 /* Sends SocketError{err} then closes with had_error. */
 void ncd_socket_fail(ncd_socket *s, int err, const char *syscall);
 

@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "addr.h"
+#include "budget.h"
 #include "msgbatch.h"
 
 #define NCD_PROTOCOL_VERSION 1
@@ -61,6 +62,15 @@ typedef struct ncd_cmd {
   size_t batch_count;         /* CommandBatch: how many commands it holds */
 } ncd_cmd;
 
+/* Walks an envelope's wire bytes without decoding them: refuses batches
+ * nested more than one level (a batch inside a batch inside a batch:
+ * ERR_INVALID_ARG_VALUE; one level is refused per entry when the batch runs)
+ * and a batch of more than max_batch
+ * commands (EMSGSIZE), each with a message set by ncd_set_errmsg, and bytes
+ * that are not protobuf (EPROTO). Must pass before ncd_wire_cmd_unpack, which
+ * recurses. Returns 0 or one of those errors. */
+int ncd_wire_cmd_check(const void *data, size_t len, size_t max_batch);
+
 /* Unpacks an envelope. Returns 0, NCD_EPROTO if it does not parse, or
  * NCD_ERR_UNKNOWN_COMMAND if no command case is set (cmd->ref is still filled). */
 int ncd_wire_cmd_unpack(const void *data, size_t len, ncd_cmd *cmd);
@@ -101,9 +111,9 @@ typedef struct ncd_event {
   uint64_t ack_bytes, ack_bytes_written, ack_queued_bytes;
 } ncd_event;
 
-/* Packs ev into msg (initialised here; the caller sends or closes it).
- * Returns 0 or NCD_ENOMEM. */
-int ncd_wire_event_pack(const ncd_event *ev, zmq_msg_t *msg);
+/* Packs ev into msg (initialised here, charged to tally; the caller sends or
+ * closes it). Returns 0 or NCD_ENOMEM. */
+int ncd_wire_event_pack(const ncd_event *ev, ncd_tally *tally, zmq_msg_t *msg);
 
 /* Appends ev to an EventBatch being collected. Returns 0 or NCD_ENOMEM
  * (batch unchanged). */

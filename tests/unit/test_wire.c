@@ -11,6 +11,8 @@
 #include "netcore.pb-c.h"
 #include "wire.h"
 
+static ncd_tally *tally;
+
 static size_t pack_cmd(Netcore__V1__Command *c, uint8_t *buf) {
   return netcore__v1__command__pack(c, buf);
 }
@@ -78,7 +80,7 @@ static void test_wire_encodes_connection(void **state) {
   ncd_event ev = {.kind = NCD_EV_CONNECTION, .seq = 1, .server_id = 4, .socket_id = 9,
                   .local = &local, .remote = &remote, .flag = 1, .count = 2};
   zmq_msg_t msg;
-  assert_int_equal(ncd_wire_event_pack(&ev, &msg), 0);
+  assert_int_equal(ncd_wire_event_pack(&ev, tally, &msg), 0);
   Netcore__V1__Event *e = netcore__v1__event__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
   assert_non_null(e);
   assert_int_equal(e->event_case, NETCORE__V1__EVENT__EVENT_CONNECTION);
@@ -97,7 +99,7 @@ static void test_wire_encodes_error_and_ack(void **state) {
   ncd_event ev = {.kind = NCD_EV_ERROR, .code = "EBADF", .message = "no socket", .ref = 3,
                   .command = "write", .socket_id = 12};
   zmq_msg_t msg;
-  assert_int_equal(ncd_wire_event_pack(&ev, &msg), 0);
+  assert_int_equal(ncd_wire_event_pack(&ev, tally, &msg), 0);
   Netcore__V1__Event *e = netcore__v1__event__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
   assert_int_equal(e->event_case, NETCORE__V1__EVENT__EVENT_ERROR);
   assert_string_equal(e->error->code, "EBADF");
@@ -108,7 +110,7 @@ static void test_wire_encodes_error_and_ack(void **state) {
 
   ncd_event ack = {.kind = NCD_EV_WRITE_ACK, .socket_id = 1, .count = 3, .bytes = 300,
                    .bytes_written = 1300, .queued_bytes = 7};
-  assert_int_equal(ncd_wire_event_pack(&ack, &msg), 0);
+  assert_int_equal(ncd_wire_event_pack(&ack, tally, &msg), 0);
   e = netcore__v1__event__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
   assert_int_equal(e->write_ack->writes, 3);
   assert_int_equal(e->write_ack->bytes, 300);
@@ -204,8 +206,93 @@ static void test_wire_command_batch(void **state) {
   ncd_wire_cmd_release();
 }
 
+/* A Command nesting `batch` depth deep, packed by hand from the inside out
+ * (protobuf-c's own packer would recurse as deep). Returns its length in buf. */
+static size_t nested_batches(size_t depth, uint8_t *buf, size_t cap) {
+  /* innermost: Command{ping{}} = field 12, length 0 */
+  size_t len = 2, start = cap - 2;
+  buf[start] = (12 << 3) | 2, buf[start + 1] = 0;
+  for (size_t d = 0; d < depth; d++) {
+    /* CommandBatch{commands: <inner>} then Command{batch: <that>}: two
+     * length-delimited wrappers (key, varint length). */
+    for (int wrap = 0; wrap < 2; wrap++) {
+      uint8_t head[12];
+      size_t h = 0;
+      head[h++] = wrap == 0 ? (1 << 3) | 2 : (uint8_t)((50 << 3) | 2), head[h] = 0;
+      if (wrap == 1) head[h++] = 3; /* field 50 needs a two-byte key: 0x92 0x03 */
+      if (wrap == 1) head[0] = 0x92;
+      for (size_t v = len; ; v >>= 7) {
+        head[h++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+        if (v < 0x80) break;
+      }
+      assert_true(start >= h);
+      start -= h;
+      memcpy(buf + start, head, h);
+      len += h;
+    }
+  }
+  memmove(buf, buf + start, len);
+  return len;
+}
+
+/* Nesting is refused by the wire walk before protobuf-c could recurse on it;
+ * one level (a plain batch) passes; too many commands are EMSGSIZE. */
+static void test_wire_check_refuses_nesting(void **state) {
+  static uint8_t buf[200000];
+  size_t n = nested_batches(1, buf, sizeof buf);
+  assert_int_equal(ncd_wire_cmd_check(buf, n, 1024), 0);
+  n = nested_batches(2, buf, sizeof buf); /* refused per entry when it runs */
+  assert_int_equal(ncd_wire_cmd_check(buf, n, 1024), 0);
+  n = nested_batches(3, buf, sizeof buf);
+  assert_int_equal(ncd_wire_cmd_check(buf, n, 1024), NCD_ERR_INVALID_ARG_VALUE);
+  n = nested_batches(20000, buf, sizeof buf); /* far beyond any stack */
+  assert_true(n > 80000);
+  assert_int_equal(ncd_wire_cmd_check(buf, n, 1024), NCD_ERR_INVALID_ARG_VALUE);
+  assert_int_equal(ncd_wire_cmd_check(buf, n - 1, 1024), NCD_EPROTO); /* truncated */
+
+  /* a flat batch of 2000 pings: over a limit of 1024, under 4096 */
+  size_t len = 0;
+  uint8_t *p = buf + 4;
+  for (int i = 0; i < 2000; i++) {
+    p[len++] = (1 << 3) | 2, p[len++] = 2; /* commands: Command{ping{}} */
+    p[len++] = (12 << 3) | 2, p[len++] = 0;
+  }
+  buf[0] = 0x92, buf[1] = 0x03, buf[2] = (uint8_t)(len | 0x80), buf[3] = (uint8_t)(len >> 7);
+  assert_true(len < (1 << 14));
+  assert_int_equal(ncd_wire_cmd_check(buf, len + 4, 1024), NCD_EMSGSIZE);
+  assert_int_equal(ncd_wire_cmd_check(buf, len + 4, 4096), 0);
+  ncd_cmd cmd;
+  assert_int_equal(ncd_wire_cmd_unpack(buf, len + 4, &cmd), 0);
+  assert_int_equal(cmd.batch_count, 2000);
+  ncd_wire_cmd_release();
+  /* a group wire type (3) is not proto3 and never reaches protobuf-c */
+  uint8_t group[] = {(12 << 3) | 3, (12 << 3) | 4};
+  assert_int_equal(ncd_wire_cmd_check(group, sizeof group, 1024), NCD_EPROTO);
+}
+
+/* A tally charges each frame until ZeroMQ lets go of it, and outlives its
+ * owner while frames are in flight. */
+static void test_wire_tally_counts_frames(void **state) {
+  ncd_tally *t = ncd_tally_new();
+  zmq_msg_t a, b;
+  assert_non_null(ncd_tally_frame(t, &a, 100));
+  assert_int_equal(ncd_tally_in_flight(t), 100 + NCD_FRAME_OVERHEAD);
+  void *buf = ncd_tally_buffer(65536);
+  buf = ncd_tally_buffer_shrink(buf, 5000);
+  assert_int_equal(ncd_tally_give(t, &b, buf, 5000), 0);
+  assert_int_equal(zmq_msg_size(&b), 5000);
+  assert_int_equal(ncd_tally_in_flight(t), 5100 + 2 * NCD_FRAME_OVERHEAD);
+  zmq_msg_close(&a);
+  assert_int_equal(ncd_tally_in_flight(t), 5000 + NCD_FRAME_OVERHEAD);
+  ncd_tally_drop(t); /* the frame still holds it (LeakSanitizer checks the rest) */
+  zmq_msg_close(&b);
+}
+
 int main(void) {
+  tally = ncd_tally_new();
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_wire_check_refuses_nesting),
+      cmocka_unit_test(test_wire_tally_counts_frames),
       cmocka_unit_test(test_wire_decodes_listen),
       cmocka_unit_test(test_wire_rejects_garbage),
       cmocka_unit_test(test_wire_unknown_command_case),
@@ -215,5 +302,7 @@ int main(void) {
       cmocka_unit_test(test_wire_event_batch),
       cmocka_unit_test(test_wire_command_batch),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  ncd_tally_drop(tally);
+  return rc;
 }

@@ -3,10 +3,10 @@
  * The nesting cap: Command.batch and Event.batch (field 50) hold messages
  * whose field 1 is again a Command or Event, so an envelope can nest without
  * limit, and protobuf-c recurses once per level without a bound (issue 9,
- * item 1: ~4,400 levels overflow netcore's stack). Until the decoders reject
- * nesting before recursing, the harnesses skip inputs nested deeper than
- * $NCF_MAX_NESTING (tests/fuzz/run.sh sets it; unset or 0 = no cap, every
- * input is decoded). Pure functions, any thread.
+ * item 1: ~4,400 levels overflow the stack). netcore now walks the wire bytes
+ * first; libnc does not yet. A harness whose decoder has no walk skips
+ * inputs nested deeper than $NCF_MAX_NESTING (tests/fuzz/run.sh sets it;
+ * unset or 0 = no cap, every input is decoded). Pure functions, any thread.
  */
 #ifndef NCF_FUZZ_COMMON_H
 #define NCF_FUZZ_COMMON_H

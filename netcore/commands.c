@@ -125,8 +125,10 @@ static void run_batch(const void *rid, size_t rid_len, ncd_handler *h, size_t co
       took_frame = 1;
       has_payload = ncd_frames_next(rest, &payload) == 0;
     }
-    if (h && h->gone) h = NULL; /* after a Bye in the same batch */
-    if (rc != 0) {
+    if (h && ncd_handler_dead(h)) h = NULL; /* after a Bye in the same batch */
+    if (rc == NCD_ERR_INVALID_ARG_VALUE) {
+      ncd_set_errmsg("%s", ncd_wire_error()); /* a string that is not UTF-8 */
+    } else if (rc != 0) {
       ncd_set_errmsg("command %zu of the batch holds no command this netcore knows", i);
     } else if (cmd.kind == NCD_CMD_HELLO || cmd.kind == NCD_CMD_BATCH) {
       ncd_set_errmsg("%s cannot be inside a batch", cmd.name);
@@ -170,7 +172,9 @@ static int check_envelope(const ncd_handler *h, zmq_msg_t *env) {
 
 size_t ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, ncd_frames *rest) {
   ncd_cmd cmd = {.name = "unknown"};
-  ncd_handler *h = ncd_handler_find(rid, rid_len);
+  /* Who sent it is the connection (ZAP's User-Id), not the routing id. */
+  const char *user_id = env ? zmq_msg_gets(env, "User-Id") : NULL;
+  ncd_handler *h = ncd_handler_find(rid, rid_len, user_id);
   zmq_msg_t payload;
   int has_payload = 0, extra = 0, rc = 0;
   if (!env) {
@@ -179,8 +183,10 @@ size_t ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, nc
   } else if ((rc = check_envelope(h, env)) != 0) {
     /* refused unread */
   } else if ((rc = ncd_wire_cmd_unpack(zmq_msg_data(env), zmq_msg_size(env), &cmd)) != 0) {
-    ncd_set_errmsg(rc == NCD_EPROTO ? "the envelope is not a netcore.v1.Command"
-                                    : "the envelope holds no command this netcore knows");
+    if (rc == NCD_ERR_INVALID_ARG_VALUE) ncd_set_errmsg("%s", ncd_wire_error());
+    else
+      ncd_set_errmsg(rc == NCD_EPROTO ? "the envelope is not a netcore.v1.Command"
+                                      : "the envelope holds no command this netcore knows");
   } else if (cmd.kind == NCD_CMD_BATCH && h) {
     size_t n = cmd.batch_count;
     ncd_handler_touch(h);
@@ -201,7 +207,7 @@ size_t ncd_commands_dispatch(const void *rid, size_t rid_len, zmq_msg_t *env, nc
         ncd_set_errmsg("hello takes no payload frame");
         rc = NCD_ERR_PAYLOAD;
       } else {
-        rc = ncd_handler_hello(rid, rid_len, &cmd);
+        rc = ncd_handler_hello(rid, rid_len, user_id, zmq_msg_get(env, ZMQ_SRCFD), &cmd);
         h = NULL; /* a failed Hello is answered to the routing id */
       }
     } else if (!h) {

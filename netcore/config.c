@@ -8,11 +8,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "default_endpoint.h"
 #include "log.h"
 
 #ifndef NCD_VERSION
 #define NCD_VERSION "0.0.0"
 #endif
+
+/* Long options without a short letter. */
+enum { OPT_HEARTBEAT = 1000, OPT_CURVE_SECRET, OPT_CURVE_ALLOW, OPT_ALLOW_UID, OPT_INSECURE_TCP };
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -20,14 +24,22 @@ static void usage(FILE *out) {
           "The netcore daemon: owns TCP and UNIX sockets on one event loop and serves\n"
           "handler actors over ZeroMQ (protocol netcore.v1, see proto/PROTOCOL.md).\n\n"
           "  --bind ENDPOINT         ZeroMQ endpoint for handlers; repeatable\n"
-          "                          (default " NCD_DEFAULT_ENDPOINT ")\n"
+          "                          (default $NETCORE_ENDPOINT, else\n"
+          "                          ipc://$XDG_RUNTIME_DIR/netcore/netcore.sock, for root\n"
+          "                          ipc:///run/netcore/netcore.sock, else\n"
+          "                          ipc:///tmp/netcore-UID/netcore.sock)\n"
+          "  --group-access          the default endpoint's directory 0750 and ipc socket\n"
+          "                          files 0660: handlers of netcore's group may connect\n"
           "  --listen-fd N           adopt inherited listening fd N (repeatable; systemd's\n"
           "                          LISTEN_FDS/LISTEN_PID are honoured too)\n"
           "  --credit-window BYTES   initial read credit per socket (default 262144)\n"
           "  --lease-ms MS           handler lease: silence this long = gone (default 10000)\n"
           "  --max-frame BYTES       largest accepted frame (default 16777216)\n"
           "  --max-write-queue BYTES per-socket write queue limit (default 16777216)\n"
-          "  --max-connections N     total sockets held; 0 = unlimited (default 0)\n"
+          "  --max-connections N     total sockets held (default, also for 0, and upper\n"
+          "                          bound: the descriptor limit minus --fd-reserve)\n"
+          "  --fd-reserve N          descriptors kept for ZeroMQ and netcore itself, at\n"
+          "                          least 16 (default 64, or 1/32 of the limit if more)\n"
           "  --shutdown-ms MS        SIGTERM: time given to queued writes (default 2000)\n"
           "  --hwm N                 ZeroMQ send high-water mark, messages (default 100000)\n"
           "  --max-credit BYTES      largest read credit of one socket (default 16777216)\n"
@@ -40,6 +52,15 @@ static void usage(FILE *out) {
           "                          (default 0)\n"
           "  --max-handler-servers N servers one handler may own (default 1024)\n"
           "  --log-level LEVEL       error, warn, info or debug (default info)\n"
+          "  --heartbeat-ms MS       a handler link silent this long is dead (ZMTP\n"
+          "                          heartbeats; default 2000, 0 = off)\n"
+          "  --curve-secret-file F   netcore's CURVE key pair (from netcore keygen): tcp\n"
+          "                          binds use CURVE\n"
+          "  --curve-allow FILE      handler public keys allowed in, 'NAME Z85KEY' a line\n"
+          "  --allow-uid UID         also let this uid in over ipc (repeatable)\n"
+          "  --insecure-tcp          allow a non-loopback tcp bind without CURVE\n"
+          "Subcommand: netcore keygen FILE   writes a new key pair (mode 0600) to FILE\n"
+          "                                  and prints its public key\n"
           "  --help, --version\n");
 }
 
@@ -103,6 +124,7 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
   cfg->shutdown_ms = 2000;
   cfg->hwm = 100000;
   cfg->log_level = NCD_LOG_INFO;
+  cfg->heartbeat_ms = 2000;
 
   static const struct option opts[] = {
       {"bind", required_argument, 0, 'b'},        {"listen-fd", required_argument, 0, 'f'},
@@ -113,8 +135,14 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       {"max-credit", required_argument, 0, 'C'},    {"max-envelope", required_argument, 0, 'E'},
       {"max-batch", required_argument, 0, 'B'},     {"handler-budget", required_argument, 0, 'H'},
       {"max-memory", required_argument, 0, 'M'},    {"max-handler-sockets", required_argument, 0, 'S'},
-      {"max-handler-servers", required_argument, 0, 'R'},
-      {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
+      {"max-handler-servers", required_argument, 0, 'R'}, {"fd-reserve", required_argument, 0, 'r'},
+      {"group-access", no_argument, 0, 'g'},        {"help", no_argument, 0, 'h'},
+      {"version", no_argument, 0, 'V'},
+      {"heartbeat-ms", required_argument, 0, OPT_HEARTBEAT},
+      {"curve-secret-file", required_argument, 0, OPT_CURVE_SECRET},
+      {"curve-allow", required_argument, 0, OPT_CURVE_ALLOW},
+      {"allow-uid", required_argument, 0, OPT_ALLOW_UID},
+      {"insecure-tcp", no_argument, 0, OPT_INSECURE_TCP},
       {0, 0, 0, 0}};
   int c;
   uint32_t v;
@@ -149,6 +177,13 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       break;
     case 'm':
       if (parse_u32("--max-connections", optarg, &cfg->max_connections) != 0) return -1;
+      break;
+    case 'r':
+      if (parse_u32("--fd-reserve", optarg, &cfg->fd_reserve) != 0) return -1;
+      if (cfg->fd_reserve < 16) {
+        fprintf(stderr, "netcore: --fd-reserve must be at least 16 (ZeroMQ and netcore need them)\n");
+        return -1;
+      }
       break;
     case 's':
       if (parse_u32("--shutdown-ms", optarg, &cfg->shutdown_ms) != 0) return -1;
@@ -187,6 +222,29 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
     case 'R':
       if (parse_u32("--max-handler-servers", optarg, &cfg->max_handler_servers) != 0) return -1;
       break;
+    case 'g':
+      cfg->group_access = 1;
+      break;
+    case OPT_HEARTBEAT:
+      if (parse_u32("--heartbeat-ms", optarg, &cfg->heartbeat_ms) != 0) return -1;
+      break;
+    case OPT_CURVE_SECRET:
+      cfg->curve_secret_file = optarg;
+      break;
+    case OPT_CURVE_ALLOW:
+      cfg->curve_allow_file = optarg;
+      break;
+    case OPT_ALLOW_UID:
+      if (cfg->nallow_uids == NCD_MAX_ALLOW_UIDS) {
+        fprintf(stderr, "netcore: at most %d --allow-uid\n", NCD_MAX_ALLOW_UIDS);
+        return -1;
+      }
+      if (parse_u32("--allow-uid", optarg, &cfg->allow_uids[cfg->nallow_uids]) != 0) return -1;
+      cfg->nallow_uids++;
+      break;
+    case OPT_INSECURE_TCP:
+      cfg->insecure_tcp = 1;
+      break;
     case 'h':
       usage(stdout);
       return 1;
@@ -203,11 +261,21 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
     usage(stderr);
     return -1;
   }
+  if (nc__default_endpoint(getenv("XDG_RUNTIME_DIR"), (unsigned long)geteuid(),
+                           cfg->default_endpoint, sizeof cfg->default_endpoint) != 0) {
+    fprintf(stderr, "netcore: ENAMETOOLONG: XDG_RUNTIME_DIR is too long for an endpoint\n");
+    return -1;
+  }
   if (cfg->nbinds == 0) {
     const char *env = getenv("NETCORE_ENDPOINT");
-    cfg->binds[cfg->nbinds++] = env && *env ? env : NCD_DEFAULT_ENDPOINT;
+    cfg->binds[cfg->nbinds++] = env && *env ? env : cfg->default_endpoint;
   }
   if (cfg->lease_ms < 50) cfg->lease_ms = 50;
   if (cfg->credit_window > cfg->max_credit) cfg->max_credit = cfg->credit_window;
+  if (!cfg->curve_secret_file != !cfg->curve_allow_file) {
+    fprintf(stderr, "netcore: CURVE needs both --curve-secret-file (netcore's key pair) and "
+                    "--curve-allow (the handlers' public keys)\n");
+    return -1;
+  }
   return take_systemd_fds(cfg);
 }

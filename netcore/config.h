@@ -10,11 +10,13 @@
 
 #define NCD_MAX_BINDS 16
 #define NCD_MAX_LISTEN_FDS 64
-#define NCD_DEFAULT_ENDPOINT "ipc:///tmp/netcore.sock"
+#define NCD_MAX_ALLOW_UIDS 64
 
 typedef struct ncd_config {
-  const char *binds[NCD_MAX_BINDS]; /* ZeroMQ endpoints; point into argv */
+  const char *binds[NCD_MAX_BINDS]; /* ZeroMQ endpoints; point into argv, env or below */
   int nbinds;
+  char default_endpoint[256]; /* default_endpoint.h's rule for this process */
+  int group_access;           /* --group-access: endpoint dir 0750, socket files 0660 */
   int listen_fds[NCD_MAX_LISTEN_FDS]; /* inherited listening fds (--listen-fd, LISTEN_FDS) */
   int nlisten_fds;
   uint32_t credit_window;   /* default initial read credit per socket, bytes */
@@ -22,7 +24,8 @@ typedef struct ncd_config {
   uint32_t lease_ms;        /* default handler lease */
   uint32_t max_frame;       /* largest accepted ZeroMQ frame */
   uint32_t max_write_queue; /* per-socket write queue limit, bytes */
-  uint32_t max_connections; /* total sockets netcore holds; 0 = unlimited */
+  uint32_t max_connections; /* total sockets netcore holds; 0 = RLIMIT_NOFILE - fd_reserve */
+  uint32_t fd_reserve;      /* descriptors kept for ZeroMQ and netcore itself; 0 = default */
   uint32_t shutdown_ms;     /* how long SIGTERM waits for queued writes */
   uint32_t hwm;             /* ZeroMQ send high-water mark per handler, messages */
   uint32_t max_envelope;    /* largest accepted envelope frame of a known handler */
@@ -32,6 +35,13 @@ typedef struct ncd_config {
   uint32_t max_handler_sockets; /* sockets one handler may own; 0 = no limit of its own */
   uint32_t max_handler_servers; /* servers one handler may own */
   int log_level;
+  /* Who may be a handler (auth.h). */
+  const char *curve_secret_file; /* netcore's CURVE key pair; NULL = no CURVE */
+  const char *curve_allow_file;  /* allowed handler public keys */
+  uint32_t allow_uids[NCD_MAX_ALLOW_UIDS]; /* ipc peers' uids let in besides our own */
+  int nallow_uids;
+  int insecure_tcp;              /* a non-loopback tcp bind without CURVE is allowed */
+  uint32_t heartbeat_ms;         /* ZMTP heartbeat: a silent link is dead after this */
 } ncd_config;
 
 /* Parses argv into cfg. Returns 0 to run, 1 when --help/--version was

@@ -37,8 +37,15 @@ typedef struct ncd_outmsg {
 
 struct ncd_handler {
   ncd_list link;             /* in ncd.handlers */
-  unsigned char rid[256];    /* ZeroMQ routing id of its DEALER */
+  unsigned char rid[256];    /* ZeroMQ routing id of its DEALER: an address, not an identity */
   size_t rid_len;
+  /* Identity (auth.h): a handler is its connection. user_id is the ZAP
+   * User-Id of that connection (unique per connection), principal who
+   * authenticated it: "key:NAME", "uid:N" or "tcp:ADDR". */
+  char user_id[128];
+  char principal[96];
+  int conn_fd;               /* libzmq's fd of that connection: its death is told by fd */
+  uint8_t session_token[16]; /* Welcome.session_token: a secret naming this session */
   uint32_t prefix;           /* high 32 bits of the ids it creates */
   uint64_t last_id;          /* every new id must exceed this */
   char name[64];
@@ -54,6 +61,7 @@ struct ncd_handler {
   int batch_events;          /* Hello.batch_events: events go out in batches */
   nc__msgbatch_t batch;      /* events of this loop turn, when batch_events */
   int gone;                  /* lease expired, Bye, or unreachable: sends are dropped */
+  const char *doomed;        /* why it must go at the end of this turn (ncd_handler_doom) */
   ncd_tally *tally;          /* bytes sent toward it that it has not taken (budget.h) */
   int over_budget;           /* tally over --handler-budget: its sockets are not read */
   uint64_t over_since;       /* uv_now() when it went over */
@@ -135,6 +143,9 @@ struct ncd_socket {
   unsigned over_handler_limit : 1; /* a connect failed on --max-handler-sockets */
 };
 
+/* Gone, or doomed to go at the end of this turn: nothing is sent to it. */
+static inline int ncd_handler_dead(const ncd_handler *h) { return h->gone || h->doomed; }
+
 typedef struct ncd_daemon {
   ncd_config cfg;
   uv_loop_t *loop;
@@ -147,7 +158,6 @@ typedef struct ncd_daemon {
   uv_check_t ack_check;      /* sends batched WriteAcks once per loop turn */
   uv_timer_t retry_timer;    /* retries blocked handlers' queues */
   uv_timer_t lease_timer;
-  uv_timer_t probe_timer;    /* finds handlers whose connection dropped */
   uv_timer_t shutdown_timer;
   uv_signal_t sigint, sigterm;
   char instance_id[40];

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "errors.h"
 #include "log.h"
 #include "router.h"
@@ -12,10 +13,17 @@
 
 #define LEASE_CHECK_MS 50
 
-ncd_handler *ncd_handler_find(const void *rid, size_t rid_len) {
+ncd_handler *ncd_handler_find(const void *rid, size_t rid_len, const char *user_id) {
+  if (!user_id) return NULL;
   for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    if (!h->gone && h->rid_len == rid_len && memcmp(h->rid, rid, rid_len) == 0) {
+    if (!ncd_handler_dead(h) && h->rid_len == rid_len && memcmp(h->rid, rid, rid_len) == 0) {
+      if (strcmp(h->user_id, user_id) != 0) {
+        ncd_warn("handler %s (%s): connection %s now has its routing id; its own connection "
+                 "is closed", h->name, h->principal, user_id);
+        ncd_handler_gone(h, "connection replaced");
+        return NULL;
+      }
       /* Move to front: the busiest handlers are found first. */
       if (ncd.handlers.next != l) {
         ncd_list_remove(l);
@@ -35,24 +43,49 @@ static uint32_t clamp_credit(uint32_t asked) {
   return asked > ncd.cfg.max_credit ? ncd.cfg.max_credit : asked;
 }
 
-int ncd_handler_hello(const void *rid, size_t rid_len, const ncd_cmd *cmd) {
+void ncd_handler_conn_closed(int conn_fd) {
+  ncd_list *l, *next;
+  for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
+    next = l->next;
+    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    if (!h->gone && h->conn_fd == conn_fd) ncd_handler_gone(h, "connection closed");
+  }
+}
+
+int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int conn_fd,
+                      const ncd_cmd *cmd) {
   if (cmd->version != NCD_PROTOCOL_VERSION) {
     ncd_set_errmsg("protocol version %u is not supported; netcore speaks %d", cmd->version,
                    NCD_PROTOCOL_VERSION);
     return NCD_ERR_UNSUPPORTED_VERSION;
   }
   if (ncd.shutting_down) return NCD_ERR_NETCORE_SHUTDOWN;
-  ncd_handler *old = ncd_handler_find(rid, rid_len);
+  if (!user_id || conn_fd < 0) {
+    ncd_set_errmsg("this connection was not authenticated");
+    return NCD_EACCES;
+  }
+  /* Closes of earlier connections first: one that had this fd is dead. */
+  ncd_router_poll_monitor();
+  ncd_handler *old = ncd_handler_find(rid, rid_len, user_id);
   if (old) ncd_handler_gone(old, "said Hello again");
   ncd_handler *h = calloc(1, sizeof *h);
   if (!h || !(h->tally = ncd_tally_new())) {
     free(h);
     return NCD_ENOMEM;
   }
+  if (uv_random(NULL, NULL, h->session_token, sizeof h->session_token, 0, NULL) != 0) {
+    ncd_tally_drop(h->tally);
+    free(h);
+    ncd_set_errmsg("no randomness for a session token");
+    return NCD_EIO;
+  }
   h->batch.alloc_frame = ncd_tally_alloc_frame;
   h->batch.alloc_ctx = h->tally;
   memcpy(h->rid, rid, rid_len);
   h->rid_len = rid_len;
+  snprintf(h->user_id, sizeof h->user_id, "%s", user_id);
+  snprintf(h->principal, sizeof h->principal, "%s", ncd_auth_principal(user_id));
+  h->conn_fd = conn_fd;
   h->prefix = ncd.next_prefix++;
   h->last_id = (uint64_t)h->prefix << 32;
   snprintf(h->name, sizeof h->name, "%s", cmd->hello_name && *cmd->hello_name ? cmd->hello_name : "handler");
@@ -73,17 +106,19 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const ncd_cmd *cmd) {
                    .credit_window = h->credit_window,
                    .lease_ms = h->lease_ms,
                    .max_frame = ncd.cfg.max_frame,
-                   .max_write_queue = ncd.cfg.max_write_queue};
+                   .max_write_queue = ncd.cfg.max_write_queue,
+                   .session_token = h->session_token,
+                   .session_token_len = sizeof h->session_token};
   ncd_event ev = {.kind = NCD_EV_WELCOME, .welcome = &w};
   ncd_router_send(h, &ev, NULL);
-  ncd_info("handler %s (prefix %u) joined", h->name, h->prefix);
+  ncd_info("handler %s (prefix %u, %s) joined", h->name, h->prefix, h->principal);
   return 0;
 }
 
 void ncd_handler_gone(ncd_handler *h, const char *reason) {
   if (h->gone) return;
   h->gone = 1;
-  ncd_info("handler %s (prefix %u) gone: %s", h->name, h->prefix, reason);
+  ncd_info("handler %s (prefix %u, %s) gone: %s", h->name, h->prefix, h->principal, reason);
   while (h->outq_head) {
     ncd_outmsg *m = h->outq_head;
     h->outq_head = m->next;
@@ -128,16 +163,13 @@ int ncd_handler_claim_id(ncd_handler *h, uint64_t id) {
   return 0;
 }
 
-/* The rule both lookups share: an unknown id is EBADF, another handler's EPERM. */
+/* The rule both lookups share: an unknown id and another handler's id get the
+ * same EBADF and the same message, so ids of others cannot be probed. */
 static int check_owned(const void *obj, const ncd_handler *owner, const ncd_handler *h,
                        const char *what, uint64_t id) {
-  if (!obj) {
+  if (!obj || owner != h) {
     ncd_set_errmsg("no %s with id %llu", what, (unsigned long long)id);
     return NCD_EBADF;
-  }
-  if (owner != h) {
-    ncd_set_errmsg("%s %llu belongs to another handler", what, (unsigned long long)id);
-    return NCD_EPERM;
   }
   return 0;
 }
@@ -194,8 +226,17 @@ void ncd_handler_start(void) {
 
 void ncd_handler_stop(void) { uv_close((uv_handle_t *)&ncd.lease_timer, NULL); }
 
+void ncd_handler_doom(ncd_handler *h, const char *reason) {
+  if (!h->doomed) h->doomed = reason;
+}
+
 void ncd_handler_reap(void) {
   ncd_list *l, *next;
+  for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
+    next = l->next;
+    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    if (h->doomed && !h->gone) ncd_handler_gone(h, h->doomed);
+  }
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);

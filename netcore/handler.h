@@ -1,6 +1,8 @@
 /* handler.h: the registry of handler actors, their ids, ownership and lease.
  *
- * A handler is one DEALER connection that said Hello. It owns the sockets and
+ * A handler is one DEALER connection that said Hello: the connection, as ZAP
+ * named it (its User-Id, auth.h), never the routing id the peer chose. It
+ * owns the sockets and
  * servers it created or accepted; this module answers "who is this" and "may
  * this handler touch that id" for the command dispatcher, and tears a
  * handler's objects down when it goes away (Bye, lease expiry, unreachable).
@@ -14,17 +16,33 @@
 #include "daemon.h"
 #include "wire.h"
 
-/* The live handler with routing id rid, or NULL. */
-ncd_handler *ncd_handler_find(const void *rid, size_t rid_len);
+/* The live handler of the connection user_id (the envelope's ZAP User-Id)
+ * that has routing id rid, or NULL. A live handler with rid but another
+ * connection has lost its own: the ROUTER hands a routing id to a second
+ * connection only once the first one's pipe is gone. It is made gone here,
+ * and the newcomer gets none of its objects. user_id NULL: NULL. */
+ncd_handler *ncd_handler_find(const void *rid, size_t rid_len, const char *user_id);
 
-/* Handles Hello from rid: checks the version, resets an existing handler or
- * makes a new one, and sends Welcome. Returns 0 or a negative error for the
- * dispatcher to report (the handler then does not exist). */
-int ncd_handler_hello(const void *rid, size_t rid_len, const ncd_cmd *cmd);
+/* Handles Hello from rid on connection user_id (libzmq fd conn_fd): checks the
+ * version, resets the connection's existing handler or makes a new one, and
+ * sends Welcome with a fresh session token. Returns 0 or a negative error for
+ * the dispatcher to report (the handler then does not exist). */
+int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int conn_fd,
+                      const ncd_cmd *cmd);
+
+/* The connection with libzmq fd conn_fd closed: its handler is gone. */
+void ncd_handler_conn_closed(int conn_fd);
 
 /* The handler is gone: destroys its sockets (without events), closes its
  * servers, leaves shared listeners to their other members. Idempotent. */
 void ncd_handler_gone(ncd_handler *h, const char *reason);
+
+/* A send found h unreachable (or out of memory): from now on nothing more is
+ * sent to it and it is no longer found, but its teardown (ncd_handler_gone)
+ * waits for the end of this loop turn (ncd_handler_reap), so whoever was
+ * sending may go on using the socket or server it was sending about. reason
+ * must be a static string. */
+void ncd_handler_doom(ncd_handler *h, const char *reason);
 
 /* Renews the lease. */
 void ncd_handler_touch(ncd_handler *h);
@@ -36,8 +54,9 @@ void ncd_handler_update_reading(ncd_handler *h);
  * and records it. Returns 0 or NCD_ERR_INVALID_ARG_VALUE. */
 int ncd_handler_claim_id(ncd_handler *h, uint64_t id);
 
-/* Finds a socket/server by id for a command from h. Returns 0, NCD_EBADF
- * (no such id) or NCD_EPERM (owned by another handler). */
+/* Finds a socket/server by id for a command from h. Returns 0 or NCD_EBADF:
+ * another handler's id answers exactly as an id that does not exist, so a
+ * handler learns nothing of the others. */
 int ncd_handler_socket(ncd_handler *h, uint64_t id, ncd_socket **out);
 int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out);
 
@@ -48,7 +67,8 @@ int ncd_handler_socket_room(const ncd_handler *h);
 void ncd_handler_start(void);
 void ncd_handler_stop(void);
 
-/* Frees gone handlers that own nothing any more. */
+/* Tears doomed handlers down, then frees gone handlers that own nothing any
+ * more. Called at safe points: the end of a loop turn, the lease timer. */
 void ncd_handler_reap(void);
 
 #endif

@@ -4,7 +4,8 @@
  * after netcore finds it. Shutdown (SIGINT/SIGTERM) is staged so that nothing
  * written by a handler is lost when it can be helped: tell handlers, stop
  * accepting and reading, let queued writes reach the kernel for at most
- * --shutdown-ms, then close every socket (Closed events go out), and exit 0.
+ * --shutdown-ms, then close every socket (Closed events go out), remove the
+ * ipc socket files (endpoint.h), and exit 0.
  * A second signal skips the wait.
  */
 #include <signal.h>
@@ -12,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "daemon.h"
+#include "endpoint.h"
+#include "fdlimit.h"
 #include "handler.h"
 #include "log.h"
 #include "router.h"
@@ -101,10 +105,13 @@ static void make_instance_id(void) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "keygen") == 0) return ncd_auth_keygen(argc - 1, argv + 1);
   int rc = ncd_config_parse(&ncd.cfg, argc, argv);
   if (rc != 0) return rc > 0 ? 0 : 2;
   ncd_log_set_level(ncd.cfg.log_level);
+  if ((rc = ncd_auth_init()) != 0) return rc;
   signal(SIGPIPE, SIG_IGN);
+  if (ncd_fdlimit_init(&ncd.cfg) != 0) return 1;
 
   ncd.loop = uv_default_loop();
   ncd.next_prefix = 1;
@@ -115,7 +122,11 @@ int main(int argc, char **argv) {
   ncd_list_init(&ncd.dirty);
   make_instance_id();
 
-  if (ncd_router_start() != 0) return 1;
+  /* ipc:// paths are claimed (or refused) before ZeroMQ may touch them. */
+  if (ncd_endpoint_claim(&ncd.cfg) != 0 || ncd_router_start() != 0) {
+    ncd_endpoint_release();
+    return 1;
+  }
   ncd_handler_start();
   uv_check_init(ncd.loop, &ncd.ack_check);
   uv_check_start(&ncd.ack_check, check_cb);
@@ -135,6 +146,7 @@ int main(int argc, char **argv) {
   nc__idmap_free(&ncd.sockets);
   nc__idmap_free(&ncd.servers);
   uv_loop_close(ncd.loop);
+  ncd_endpoint_release();
   ncd_info("bye");
   return 0;
 }

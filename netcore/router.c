@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "commands.h"
+#include "endpoint.h"
 #include "handler.h"
 #include "log.h"
 #include "socket.h"
@@ -17,6 +19,7 @@
 #define TURN_COMMANDS 4096
 #define RETRY_MS 2
 #define STRANGERS_BUDGET (4u * 1024 * 1024)
+#define RECV_HWM 1000
 /* A batch of events leaves early once it is this big (PROTOCOL.md 1.1). */
 #define BATCH_MAX_EVENTS 256
 #define BATCH_MAX_PAYLOAD (64u * 1024) /* big payloads gain nothing by waiting */
@@ -87,21 +90,14 @@ static void prepare_cb(uv_prepare_t *p) {
   if (input_pending()) uv_idle_start(&ncd.router_idle, (uv_idle_cb)process_input);
 }
 
-/* A handler's connection dropped somewhere: find which by sending each handler
- * a Pong{nonce: 0} probe (PROTOCOL.md: handlers ignore it); ROUTER_MANDATORY
- * answers EHOSTUNREACH for the dead ones. The pipe is torn down a little after
- * the monitor event, hence a delayed probe. */
-static void probe_cb(uv_timer_t *t) {
-  ncd_event ev = {.kind = NCD_EV_PONG};
-  ncd_list *l, *next;
-  for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
-    next = l->next;
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    if (!h->gone && !h->outq_head) ncd_router_send(h, &ev, NULL);
-  }
-}
-
-static void monitor_cb(uv_poll_t *p, int status, int events) {
+/* A handler's connection closed (kill -9, close without Bye, a failed
+ * heartbeat): the monitor names the connection's fd, and the handler bound
+ * to that fd is gone at once, idle or busy. The monitor is drained before any
+ * Hello binds a handler to an fd (ncd_router_poll_monitor), so an event about
+ * an earlier connection that had the same fd can never hit a newer handler:
+ * libzmq queues DISCONNECTED before it closes the fd. */
+void ncd_router_poll_monitor(void) {
+  if (!ncd.monitor) return;
   for (;;) {
     zmq_msg_t m;
     zmq_msg_init(&m);
@@ -110,7 +106,11 @@ static void monitor_cb(uv_poll_t *p, int status, int events) {
       break;
     }
     uint16_t event = 0;
-    if (zmq_msg_size(&m) >= 2) memcpy(&event, zmq_msg_data(&m), 2);
+    uint32_t value = 0;
+    if (zmq_msg_size(&m) >= 6) {
+      memcpy(&event, zmq_msg_data(&m), 2);
+      memcpy(&value, (char *)zmq_msg_data(&m) + 2, 4);
+    }
     int more = zmq_msg_more(&m);
     zmq_msg_close(&m);
     while (more) { /* second frame: the endpoint */
@@ -119,21 +119,29 @@ static void monitor_cb(uv_poll_t *p, int status, int events) {
       else more = zmq_msg_more(&m);
       zmq_msg_close(&m);
     }
-    if (event == ZMQ_EVENT_DISCONNECTED) {
-      uv_timer_start(&ncd.probe_timer, probe_cb, 20, 0);
-    }
+    if (event == ZMQ_EVENT_DISCONNECTED) ncd_handler_conn_closed((int)value);
   }
+}
+
+static void monitor_cb(uv_poll_t *p, int status, int events) {
+  ncd_router_poll_monitor();
+  ncd_handler_reap();
 }
 
 int ncd_router_start(void) {
   if (!(ncd.strangers = ncd_tally_new())) return -1;
   ncd.zctx = zmq_ctx_new();
+  /* ZAP first: a connection that arrives before it would not be decided. */
+  if (ncd_auth_start() != 0) return -1;
   ncd.router = zmq_socket(ncd.zctx, ZMQ_ROUTER);
   if (!ncd.router) {
     ncd_error("zmq_socket: %s", zmq_strerror(errno));
     return -1;
   }
-  int one = 1, hwm = (int)ncd.cfg.hwm, linger = 0, ivl = 1000, ttl = 3000;
+  /* --heartbeat-ms bounds how long a silent link lives: a PING every half of
+   * it, and the link is dead half of it after an unanswered PING. */
+  int one = 1, hwm = (int)ncd.cfg.hwm, linger = 0, ivl = (int)(ncd.cfg.heartbeat_ms / 2),
+      ttl = (int)(ncd.cfg.heartbeat_ms - ncd.cfg.heartbeat_ms / 2);
   zmq_setsockopt(ncd.router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
   zmq_setsockopt(ncd.router, ZMQ_SNDHWM, &hwm, sizeof hwm);
   /* 1 MiB of kernel buffer towards each handler: bulk data crosses in fewer,
@@ -141,26 +149,40 @@ int ncd_router_start(void) {
    * 64 KiB echoed, tests/bench/RESULTS.md). */
   int sndbuf = 1 << 20;
   zmq_setsockopt(ncd.router, ZMQ_SNDBUF, &sndbuf, sizeof sndbuf);
-  zmq_setsockopt(ncd.router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  /* Inbound, ZeroMQ buffers up to RCVHWM whole messages per handler before it
+   * stops reading that handler's connection: keep that small (each holds at
+   * most --max-envelope and its payload frames). A frame over --max-frame is
+   * answered EMSGSIZE (commands.c); one over twice that is not even buffered:
+   * ZeroMQ drops the connection (PROTOCOL.md 10). */
+  int rcvhwm = RECV_HWM;
+  int64_t maxmsg = 2 * (int64_t)ncd.cfg.max_frame;
+  zmq_setsockopt(ncd.router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+  zmq_setsockopt(ncd.router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
   zmq_setsockopt(ncd.router, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
   zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
-  for (int i = 0; i < ncd.cfg.nbinds; i++) {
-    if (zmq_bind(ncd.router, ncd.cfg.binds[i]) != 0) {
-      ncd_error("cannot bind %s: %s", ncd.cfg.binds[i], zmq_strerror(errno));
-      return -1;
-    }
-    ncd_info("handlers connect to %s", ncd.cfg.binds[i]);
-  }
+  /* The monitor tells which connection closed (by fd); it is set up before
+   * any bind so no connection escapes it. Unbounded: one small event per
+   * connection, read at once. */
   char mon[64];
+  int unbounded = 0;
   snprintf(mon, sizeof mon, "inproc://netcore-monitor-%p", (void *)&ncd);
-  if (zmq_socket_monitor(ncd.router, mon, ZMQ_EVENT_DISCONNECTED) == 0) {
-    ncd.monitor = zmq_socket(ncd.zctx, ZMQ_PAIR);
-    zmq_setsockopt(ncd.monitor, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_connect(ncd.monitor, mon) != 0) {
-      zmq_close(ncd.monitor);
-      ncd.monitor = NULL;
-    }
+  ncd.monitor = zmq_socket(ncd.zctx, ZMQ_PAIR);
+  if (zmq_socket_monitor(ncd.router, mon, ZMQ_EVENT_DISCONNECTED) != 0 || !ncd.monitor ||
+      zmq_setsockopt(ncd.monitor, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+      zmq_setsockopt(ncd.monitor, ZMQ_RCVHWM, &unbounded, sizeof unbounded) != 0 ||
+      zmq_connect(ncd.monitor, mon) != 0) {
+    ncd_error("cannot monitor the handler socket: %s", zmq_strerror(errno));
+    return -1;
+  }
+  for (int i = 0; i < ncd.cfg.nbinds; i++) {
+    if (ncd_auth_setup_bind(ncd.router, ncd.cfg.binds[i]) != 0) return -1;
+    if (ncd_endpoint_bind(ncd.router, ncd.cfg.binds[i]) != 0) return -1;
+    char last[256];
+    size_t last_len = sizeof last;
+    if (zmq_getsockopt(ncd.router, ZMQ_LAST_ENDPOINT, last, &last_len) != 0) last[0] = '\0';
+    ncd_info("handlers connect to %s (%s)", last[0] ? last : ncd.cfg.binds[i],
+             ncd_auth_describe(ncd.cfg.binds[i]));
   }
 
   int fd;
@@ -172,12 +194,9 @@ int ncd_router_start(void) {
   uv_prepare_init(ncd.loop, &ncd.router_prepare);
   uv_prepare_start(&ncd.router_prepare, prepare_cb);
   uv_timer_init(ncd.loop, &ncd.retry_timer);
-  uv_timer_init(ncd.loop, &ncd.probe_timer);
-  if (ncd.monitor) {
-    zmq_getsockopt(ncd.monitor, ZMQ_FD, &fd, &len);
-    uv_poll_init(ncd.loop, &ncd.monitor_poll, fd);
-    uv_poll_start(&ncd.monitor_poll, UV_READABLE, monitor_cb);
-  }
+  zmq_getsockopt(ncd.monitor, ZMQ_FD, &fd, &len);
+  uv_poll_init(ncd.loop, &ncd.monitor_poll, fd);
+  uv_poll_start(&ncd.monitor_poll, UV_READABLE, monitor_cb);
   return 0;
 }
 
@@ -186,16 +205,14 @@ void ncd_router_stop(void) {
   uv_close((uv_handle_t *)&ncd.router_idle, NULL);
   uv_close((uv_handle_t *)&ncd.router_prepare, NULL);
   uv_close((uv_handle_t *)&ncd.retry_timer, NULL);
-  uv_close((uv_handle_t *)&ncd.probe_timer, NULL);
-  if (ncd.monitor) {
-    uv_close((uv_handle_t *)&ncd.monitor_poll, NULL);
-    zmq_socket_monitor(ncd.router, NULL, 0);
-    zmq_close(ncd.monitor);
-  }
+  uv_close((uv_handle_t *)&ncd.monitor_poll, NULL);
+  zmq_socket_monitor(ncd.router, NULL, 0);
+  zmq_close(ncd.monitor);
   /* Give the last events (Closed, Shutdown) a moment to leave. */
   int linger = 500;
   zmq_setsockopt(ncd.router, ZMQ_LINGER, &linger, sizeof linger);
   zmq_close(ncd.router);
+  ncd_auth_stop();
   zmq_ctx_term(ncd.zctx);
   ncd_tally_drop(ncd.strangers);
 }
@@ -216,7 +233,7 @@ static void enqueue(ncd_handler *h, zmq_msg_t *frames, size_t n) {
     /* Out of memory: the stream to this handler can no longer be exact. */
     ncd_error("out of memory queueing for handler %s; dropping it", h->name);
     for (size_t i = 0; i < n; i++) zmq_msg_close(&frames[i]);
-    ncd_handler_gone(h, "out of memory");
+    ncd_handler_doom(h, "out of memory");
     return;
   }
   m->next = NULL;
@@ -248,7 +265,7 @@ static void deliver(ncd_handler *h, zmq_msg_t *frames, size_t n) {
     return;
   }
   for (size_t i = 0; i < n; i++) zmq_msg_close(&frames[i]);
-  ncd_handler_gone(h, "unreachable");
+  ncd_handler_doom(h, "unreachable");
 }
 
 /* Sends the events h collected this turn as one message. */
@@ -258,7 +275,7 @@ static void send_batch(ncd_handler *h) {
   if (nc__msgbatch_seal(&h->batch, &frames, &n) != 0) {
     ncd_error("out of memory sending to handler %s; dropping it", h->name);
     nc__msgbatch_clear(&h->batch);
-    ncd_handler_gone(h, "out of memory");
+    ncd_handler_doom(h, "out of memory");
     return;
   }
   deliver(h, frames, n);
@@ -280,7 +297,7 @@ static void check_budget(ncd_handler *h) {
 }
 
 void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
-  if (h->gone) {
+  if (ncd_handler_dead(h)) {
     if (payload) zmq_msg_close(payload);
     return;
   }
@@ -289,11 +306,11 @@ void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
         (payload && nc__msgbatch_frame(&h->batch, payload) != 0)) {
       if (payload) zmq_msg_close(payload);
       ncd_error("out of memory batching for handler %s; dropping it", h->name);
-      ncd_handler_gone(h, "out of memory");
+      ncd_handler_doom(h, "out of memory");
     } else if (h->batch.count >= BATCH_MAX_EVENTS || h->batch.payload_bytes >= BATCH_MAX_PAYLOAD) {
       send_batch(h);
     }
-    if (!h->gone) check_budget(h);
+    if (!ncd_handler_dead(h)) check_budget(h);
     return;
   }
   zmq_msg_t frames[2];
@@ -309,7 +326,7 @@ void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
     n = 2;
   }
   deliver(h, frames, n);
-  if (!h->gone) check_budget(h);
+  if (!ncd_handler_dead(h)) check_budget(h);
 }
 
 void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev) {
@@ -325,12 +342,12 @@ void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev) {
 }
 
 void ncd_router_flush(ncd_handler *h) {
-  while (h->outq_head && !h->gone) {
+  while (h->outq_head && !ncd_handler_dead(h)) {
     ncd_outmsg *m = h->outq_head;
     int rc = try_send(h, m->frames, m->nframes);
     if (rc == EAGAIN) break;
     if (rc != 0) {
-      ncd_handler_gone(h, "unreachable");
+      ncd_handler_doom(h, "unreachable");
       return;
     }
     h->outq_head = m->next;
@@ -338,7 +355,7 @@ void ncd_router_flush(ncd_handler *h) {
     h->outq_len--;
     free(m);
   }
-  if (!h->gone && !nc__msgbatch_empty(&h->batch)) send_batch(h);
+  if (!ncd_handler_dead(h) && !nc__msgbatch_empty(&h->batch)) send_batch(h);
   if (h->blocked && !h->outq_head) {
     h->blocked = 0;
     ncd_debug("handler %s: pipe drained, reading its sockets again", h->name);
@@ -351,7 +368,7 @@ void ncd_router_flush_batches(void) {
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    if (!h->gone && !nc__msgbatch_empty(&h->batch)) send_batch(h);
+    if (!ncd_handler_dead(h) && !nc__msgbatch_empty(&h->batch)) send_batch(h);
   }
 }
 

@@ -5,7 +5,8 @@
  * never blocks: an event for a handler whose pipe is full goes to that
  * handler's queue, the handler is marked blocked (its sockets stop reading,
  * see socket.h) and the queue is retried on a short timer. A send that finds
- * the handler's connection gone marks the handler gone. Events for a handler
+ * the handler's connection gone marks the handler gone, and so does the
+ * connection monitor when that connection closes. Events for a handler
  * that said Hello.batch_events are collected in its batch (batch.h) and sent
  * once per loop turn, from the prepare callback, or when the batch is full.
  * Loop thread only.
@@ -34,6 +35,11 @@ void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev);
 /* Tries to send h's queued events, then its batch; unblocks h when its queue
  * is empty. */
 void ncd_router_flush(ncd_handler *h);
+
+/* Reads the connection monitor: a closed connection's handler is gone
+ * (ncd_handler_conn_closed). Called by the monitor's poll callback and before
+ * a Hello binds a handler to its connection. */
+void ncd_router_poll_monitor(void);
 
 /* Sends every handler's collected batch (called at the end of each loop turn). */
 void ncd_router_flush_batches(void);

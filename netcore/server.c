@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "fdlimit.h"
 #include "handler.h"
 #include "log.h"
 #include "router.h"
@@ -17,6 +18,18 @@
 
 #define ACCEPT_BATCH 128
 #define DEFAULT_BACKLOG 511
+#define FD_PAUSE_MIN_MS 50
+#define FD_PAUSE_MAX_MS 1000
+
+/* Out of descriptors (or kernel memory) in accept(): the connection stays in
+ * the backlog and the listener stays readable, so polling on would spin.
+ * Every listener stops (descriptors are the process's, not one listener's)
+ * for 50 ms, doubling up to 1 s while it lasts; clients wait in the kernel's
+ * backlogs and are accepted by themselves once descriptors return. */
+static uv_timer_t fd_pause_timer;
+static int fd_pause_timer_ready;
+static int fd_paused;         /* listeners are stopped until the timer fires */
+static unsigned fd_pause_ms;  /* length of the last pause; 0 = accept works */
 
 static void emit(ncd_server *srv, ncd_event *ev) {
   ev->seq = ++srv->seq;
@@ -68,8 +81,13 @@ static ncd_server *pick_member(ncd_listener *l) {
 static void accept_one(ncd_listener *l, int fd, const struct sockaddr_storage *peer,
                        socklen_t peer_len) {
   ncd_server *m = pick_member(l);
-  if (!m || ncd.shutting_down || (ncd.cfg.max_connections && ncd.nsockets >= ncd.cfg.max_connections)) {
+  if (!m || ncd.shutting_down) {
     close(fd); /* maxConnections: accepted and closed at once, unseen */
+    return;
+  }
+  if (ncd.nsockets >= ncd.cfg.max_connections) {
+    close(fd); /* --max-connections: the same, and reported */
+    ncd_fdlimit_refused(NCD_FD_MAX_CONNECTIONS);
     return;
   }
   ncd_socket *s = ncd_socket_adopt(m->owner, fd, l->is_unix);
@@ -94,6 +112,31 @@ static void accept_one(ncd_listener *l, int fd, const struct sockaddr_storage *p
   ncd_socket_update_reading(s);
 }
 
+static void listener_update(ncd_listener *l);
+
+static void update_all_listeners(void) {
+  for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next)
+    listener_update(ncd_container_of(e, ncd_listener, link));
+}
+
+static void fd_pause_cb(uv_timer_t *t) {
+  fd_paused = 0;
+  update_all_listeners();
+}
+
+static void pause_accepting(int err) {
+  fd_pause_ms = fd_pause_ms ? fd_pause_ms * 2 : FD_PAUSE_MIN_MS;
+  if (fd_pause_ms > FD_PAUSE_MAX_MS) fd_pause_ms = FD_PAUSE_MAX_MS;
+  if (!fd_pause_timer_ready) {
+    uv_timer_init(ncd.loop, &fd_pause_timer);
+    fd_pause_timer_ready = 1;
+  }
+  fd_paused = 1;
+  uv_timer_start(&fd_pause_timer, fd_pause_cb, fd_pause_ms, 0);
+  update_all_listeners();
+  ncd_fdlimit_paused(err, fd_pause_ms);
+}
+
 static void poll_cb(uv_poll_t *p, int status, int events) {
   ncd_listener *l = p->data;
   for (int i = 0; i < ACCEPT_BATCH && l->polling; i++) {
@@ -101,10 +144,29 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
     socklen_t peer_len = sizeof peer;
     int fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
-        ncd_warn("accept on %s: %s", l->key, strerror(errno));
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      /* EINTR, ECONNABORTED and the network errors accept(2) passes on from
+       * the new connection concern only that connection: take the next. */
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == ENETDOWN ||
+          err == ENOPROTOOPT || err == EHOSTDOWN || err == ENONET || err == EHOSTUNREACH ||
+          err == EOPNOTSUPP || err == ENETUNREACH || err == EPERM) {
+        ncd_debug("accept on %s: %s", l->key, strerror(err));
+        continue;
+      }
+      /* EMFILE, ENFILE, ENOBUFS, ENOMEM (or anything unexpected): the
+       * connection stays queued, so retrying now would spin. */
+      pause_accepting(-err);
       return;
+    }
+    if (ncd_fdlimit_in_reserve(fd)) {
+      close(fd); /* handlers and listeners ate into the reserve: keep it for ZeroMQ */
+      ncd_fdlimit_refused(NCD_FD_RESERVE);
+      continue;
+    }
+    if (fd_pause_ms) {
+      fd_pause_ms = 0;
+      ncd_fdlimit_resumed();
     }
     accept_one(l, fd, &peer, peer_len);
   }
@@ -127,10 +189,10 @@ static void listener_update(ncd_listener *l) {
       active = 1;
     }
   }
-  if (active && !l->polling && !ncd.shutting_down) {
+  if (active && !l->polling && !ncd.shutting_down && !fd_paused) {
     uv_poll_start(&l->poll, UV_READABLE, poll_cb);
     l->polling = 1;
-  } else if (!active && l->polling) {
+  } else if ((!active || fd_paused) && l->polling) {
     uv_poll_stop(&l->poll);
     l->polling = 0;
   }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "router.h"
 #include "server.h"
@@ -305,20 +306,29 @@ static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
 }
 
 /* fds that arrived with data on a UNIX socket become sockets of the same
- * owner, announced before the data (PROTOCOL.md 7). */
+ * owner, announced before the data (PROTOCOL.md 7). Past --max-connections,
+ * or inside the fd reserve, they are closed unseen, like accepted
+ * connections past the limit (the kernel itself drops what does not fit
+ * under RLIMIT_NOFILE). */
 static void take_passed_fds(ncd_socket *s) {
   while (uv_pipe_pending_count(&s->h.pipe) > 0) {
     uv_handle_type type = uv_pipe_pending_type(&s->h.pipe);
     int is_unix = type != UV_TCP;
+    int over = ncd.nsockets >= ncd.cfg.max_connections;
     ncd_socket *n = socket_new(s->owner, ++ncd.next_socket_id, is_unix);
     if (!n) break;
     if (uv_accept(&s->h.stream, &n->h.stream) != 0 || (type != UV_TCP && type != UV_NAMED_PIPE)) {
       ncd_socket_destroy(n, 0);
       continue;
     }
-    ncd_addr local, remote;
     uv_os_fd_t fd = -1;
     uv_fileno(&n->h.handle, &fd);
+    if (over || ncd_fdlimit_in_reserve(fd)) {
+      ncd_socket_destroy(n, 0);
+      ncd_fdlimit_refused(NCD_FD_PASSED);
+      continue;
+    }
+    ncd_addr local, remote;
     ncd_addr_of_fd(fd, 0, &local);
     ncd_addr_of_fd(fd, 1, &remote);
     ncd_event ev = {.kind = NCD_EV_FD, .new_socket_id = n->id, .local = &local, .remote = &remote};
@@ -432,7 +442,7 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
     ncd_socket *fs = nc__idmap_get(&ncd.sockets, w->fd_socket_id);
     if (!fs || fs->owner != s->owner) {
       wreq_free(w);
-      ncd_socket_fail(s, fs ? NCD_EPERM : NCD_EBADF, "write");
+      ncd_socket_fail(s, NCD_EBADF, "write"); /* another handler's: as unknown */
       return;
     }
     rc = uv_write2(&w->req, &s->h.stream, &buf, 1, &fs->h.stream, write_cb);
@@ -678,7 +688,7 @@ int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd) {
   if (cmd->ep.kind == NCD_EP_TCP) rc = ncd_addr_check_port(cmd->ep.port, 0);
   else if (cmd->ep.kind == NCD_EP_PATH) rc = ncd_addr_unix(cmd->ep.path, &sun, &len);
   else rc = NCD_ERR_INVALID_ARG_VALUE;
-  if (rc == 0 && ncd.cfg.max_connections && ncd.nsockets > ncd.cfg.max_connections) rc = NCD_EMFILE;
+  if (rc == 0 && ncd.nsockets > ncd.cfg.max_connections) rc = NCD_EMFILE; /* counts s itself */
   if (rc == 0 && ncd.cfg.max_handler_sockets && h->nsockets > ncd.cfg.max_handler_sockets) {
     s->over_handler_limit = 1;
     rc = NCD_EMFILE;

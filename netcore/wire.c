@@ -1,11 +1,13 @@
 /* wire.c: see wire.h. */
 #include "wire.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "errors.h"
 #include "netcore.pb-c.h"
+#include "utf8.h"
 
 /* Unpacking a command allocates a few small objects. A bump arena reset after
  * every command keeps malloc off the hot path; oversized requests fall back to
@@ -36,6 +38,15 @@ void ncd_wire_cmd_release(void) {
   if (current) protobuf_c_message_free_unpacked(&current->base, &arena_allocator);
   current = NULL;
   arena_used = 0;
+}
+
+/* A path_bytes endpoint: its bytes as a C string in ep->path_buf. */
+static void take_path_bytes(ncd_endpoint *ep, const ProtobufCBinaryData *b) {
+  size_t n = b->len < sizeof ep->path_buf - 1 ? b->len : sizeof ep->path_buf - 1;
+  memcpy(ep->path_buf, b->data, n);
+  ep->path_buf[n] = '\0';
+  ep->kind = NCD_EP_PATH;
+  ep->path = ep->path_buf;
 }
 
 static void take_endpoint(ncd_endpoint *ep, int is_tcp, Netcore__V1__TcpEndpoint *tcp,
@@ -86,6 +97,8 @@ static int convert(const Netcore__V1__Command *m, ncd_cmd *c) {
       take_endpoint(&c->ep, l->endpoint_case == NETCORE__V1__LISTEN__ENDPOINT_TCP, l->tcp,
                     l->endpoint_case == NETCORE__V1__LISTEN__ENDPOINT_PATH ? l->path : NULL);
     }
+    if (l->endpoint_case == NETCORE__V1__LISTEN__ENDPOINT_PATH_BYTES)
+      take_path_bytes(&c->ep, &l->path_bytes);
     c->allow_half_open = l->allow_half_open;
     c->backlog = l->backlog;
     c->max_connections = l->max_connections;
@@ -112,6 +125,8 @@ static int convert(const Netcore__V1__Command *m, ncd_cmd *c) {
     c->id = k->socket_id;
     take_endpoint(&c->ep, k->endpoint_case == NETCORE__V1__CONNECT__ENDPOINT_TCP, k->tcp,
                   k->endpoint_case == NETCORE__V1__CONNECT__ENDPOINT_PATH ? k->path : NULL);
+    if (k->endpoint_case == NETCORE__V1__CONNECT__ENDPOINT_PATH_BYTES)
+      take_path_bytes(&c->ep, &k->path_bytes);
     c->allow_half_open = k->allow_half_open;
     break;
   }
@@ -250,6 +265,34 @@ static int scan_batch(const uint8_t *p, const uint8_t *end, int level, size_t *c
   return 0;
 }
 
+/* The dotted name ("listen.tcp.host") of the first string field under m
+ * that is not valid UTF-8, written into where; 0 if there is none. A batch's
+ * commands are not descended into: each is checked when it is converted. */
+static int bad_string(const ProtobufCMessage *m, char *where, size_t cap) {
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  if (d == &netcore__v1__command_batch__descriptor) return 0;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    const char *member = (const char *)m + f->offset;
+    if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+        *(const uint32_t *)((const char *)m + f->quantifier_offset) != f->id)
+      continue;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) continue; /* commands have none */
+    if (f->type == PROTOBUF_C_TYPE_STRING) {
+      const char *s = *(char *const *)member;
+      if (s && !nc__utf8_valid(s, strlen(s))) {
+        snprintf(where, cap, "%s", f->name);
+        return 1;
+      }
+    } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+      const ProtobufCMessage *sub = *(ProtobufCMessage *const *)member;
+      size_t n = (size_t)snprintf(where, cap, "%s.", f->name);
+      if (sub && n < cap && bad_string(sub, where + n, cap - n)) return 1;
+    }
+  }
+  return 0;
+}
+
 int ncd_wire_cmd_check(const void *data, size_t len, size_t max_batch) {
   const uint8_t *p = data, *end = p + len;
   size_t count = 0, nested_at = 0;
@@ -273,13 +316,45 @@ int ncd_wire_cmd_check(const void *data, size_t len, size_t max_batch) {
   return 0;
 }
 
+static char wire_error[256];
+
+const char *ncd_wire_error(void) { return wire_error; }
+
+/* PROTOCOL.md 1.2: strings must be valid UTF-8, and a path given as bytes
+ * must still be a C string. Returns 0 or NCD_ERR_INVALID_ARG_VALUE with the
+ * field named in wire_error. */
+static int check_strings(const Netcore__V1__Command *m, const ncd_cmd *c) {
+  char where[128];
+  if (bad_string(&m->base, where, sizeof where)) {
+    int is_path = strlen(where) >= 5 && strcmp(where + strlen(where) - 5, ".path") == 0;
+    snprintf(wire_error, sizeof wire_error, "%s is not valid UTF-8%s", where,
+                   is_path ? ": send a path that is not UTF-8 as path_bytes" : "");
+    return NCD_ERR_INVALID_ARG_VALUE;
+  }
+  const ProtobufCBinaryData *b =
+      m->command_case == NETCORE__V1__COMMAND__COMMAND_LISTEN &&
+              m->listen->endpoint_case == NETCORE__V1__LISTEN__ENDPOINT_PATH_BYTES
+          ? &m->listen->path_bytes
+      : m->command_case == NETCORE__V1__COMMAND__COMMAND_CONNECT &&
+              m->connect->endpoint_case == NETCORE__V1__CONNECT__ENDPOINT_PATH_BYTES
+          ? &m->connect->path_bytes
+          : NULL;
+  if (b && b->len > 0 && memchr(b->data, '\0', b->len)) {
+    snprintf(wire_error, sizeof wire_error,
+             "%s.path_bytes holds a NUL byte: a UNIX socket path cannot", c->name);
+    return NCD_ERR_INVALID_ARG_VALUE;
+  }
+  return 0;
+}
+
 int ncd_wire_cmd_unpack(const void *data, size_t len, ncd_cmd *c) {
   ncd_wire_cmd_release();
   memset(c, 0, sizeof *c);
   c->name = "unknown";
   current = netcore__v1__command__unpack(&arena_allocator, len, data);
   if (!current) return NCD_EPROTO;
-  return convert(current, c);
+  int rc = convert(current, c);
+  return rc ? rc : check_strings(current, c);
 }
 
 int ncd_wire_batch_cmd(size_t i, ncd_cmd *c) {
@@ -289,7 +364,8 @@ int ncd_wire_batch_cmd(size_t i, ncd_cmd *c) {
     c->name = "unknown";
     return NCD_ERR_UNKNOWN_COMMAND;
   }
-  return convert(current->batch->commands[i], c);
+  int rc = convert(current->batch->commands[i], c);
+  return rc ? rc : check_strings(current->batch->commands[i], c);
 }
 
 int ncd_wire_payload_rule(ncd_cmd_kind kind) {
@@ -298,20 +374,15 @@ int ncd_wire_payload_rule(ncd_cmd_kind kind) {
   return NCD_PAYLOAD_NEVER;
 }
 
-/* Wire form of an address; a and buf live on the caller's stack. */
-static Netcore__V1__Address *address(const ncd_addr *a, Netcore__V1__Address *buf) {
-  if (!a) return NULL;
-  netcore__v1__address__init(buf);
-  buf->family = (Netcore__V1__Family)a->family;
-  buf->address = (char *)a->address;
-  buf->port = a->port;
-  return buf;
-}
-
-#define STR(s) ((char *)((s) ? (s) : ""))
+/* Room for repaired copies of an event's strings that are not valid UTF-8
+ * (rare: a UNIX path, or a message quoting one). Enough for an Error with a
+ * full ncd_set_errmsg message of invalid bytes; anything longer is cut. */
+#define REPAIR_ROOM 2048
 
 /* An Event and the sub-messages it points to, all on the caller's stack. */
 typedef struct event_parts {
+  size_t repaired; /* bytes of repair in use */
+  char repair[REPAIR_ROOM];
   Netcore__V1__Event e;
   Netcore__V1__Address a1, a2;
   Netcore__V1__WriteAck piggyback;
@@ -335,9 +406,39 @@ typedef struct event_parts {
   } u;
 } event_parts;
 
+/* The one sanitizer of everything netcore packs into a string field
+ * (PROTOCOL.md 1.2): s itself when it is valid UTF-8, else a copy in p with
+ * each invalid sequence replaced by U+FFFD. NULL gives "". */
+static char *text(event_parts *p, const char *s) {
+  if (!s) return "";
+  size_t n = strlen(s);
+  if (nc__utf8_valid(s, n)) return (char *)s;
+  if (p->repaired >= sizeof p->repair) return "";
+  char *out = p->repair + p->repaired;
+  p->repaired += nc__utf8_repair(s, n, out, sizeof p->repair - p->repaired) + 1;
+  return out;
+}
+
+/* Wire form of an address, in buf; a UNIX path that is not UTF-8 goes as
+ * address_bytes with its display form in address. a lives on the caller's stack. */
+static Netcore__V1__Address *address(event_parts *p, const ncd_addr *a,
+                                     Netcore__V1__Address *buf) {
+  if (!a) return NULL;
+  netcore__v1__address__init(buf);
+  buf->family = (Netcore__V1__Family)a->family;
+  buf->address = text(p, a->address);
+  if (buf->address != a->address) {
+    buf->address_bytes.data = (uint8_t *)a->address;
+    buf->address_bytes.len = strlen(a->address);
+  }
+  buf->port = a->port;
+  return buf;
+}
+
 /* Fills p->e (and what it points to) from ev. */
 static void fill_event(const ncd_event *ev, event_parts *p) {
   Netcore__V1__Event e = NETCORE__V1__EVENT__INIT;
+  p->repaired = 0;
   e.seq = ev->seq;
   if (ev->has_ack) {
     netcore__v1__write_ack__init(&p->piggyback);
@@ -353,22 +454,24 @@ static void fill_event(const ncd_event *ev, event_parts *p) {
     const ncd_welcome *w = ev->welcome;
     netcore__v1__welcome__init(&p->u.welcome);
     p->u.welcome.version = NCD_PROTOCOL_VERSION;
-    p->u.welcome.instance_id = STR(w->instance_id);
+    p->u.welcome.instance_id = text(p, w->instance_id);
     p->u.welcome.id_prefix = w->id_prefix;
     p->u.welcome.credit_window = w->credit_window;
     p->u.welcome.lease_ms = w->lease_ms;
     p->u.welcome.max_frame = w->max_frame;
     p->u.welcome.max_write_queue = w->max_write_queue;
-    p->u.welcome.server_version = STR(w->server_version);
+    p->u.welcome.server_version = text(p, w->server_version);
+    p->u.welcome.session_token.data = (uint8_t *)w->session_token;
+    p->u.welcome.session_token.len = w->session_token_len;
     e.event_case = NETCORE__V1__EVENT__EVENT_WELCOME, e.welcome = &p->u.welcome;
     break;
   }
   case NCD_EV_ERROR:
     netcore__v1__error__init(&p->u.error);
-    p->u.error.code = STR(ev->code);
-    p->u.error.message = STR(ev->message);
+    p->u.error.code = text(p, ev->code);
+    p->u.error.message = text(p, ev->message);
     p->u.error.ref = ev->ref;
-    p->u.error.command = STR(ev->command);
+    p->u.error.command = text(p, ev->command);
     p->u.error.socket_id = ev->socket_id;
     p->u.error.server_id = ev->server_id;
     e.event_case = NETCORE__V1__EVENT__EVENT_ERROR, e.error = &p->u.error;
@@ -381,14 +484,14 @@ static void fill_event(const ncd_event *ev, event_parts *p) {
   case NCD_EV_LISTENING:
     netcore__v1__listening__init(&p->u.listening);
     p->u.listening.server_id = ev->server_id;
-    p->u.listening.address = address(ev->local, &p->a1);
+    p->u.listening.address = address(p, ev->local, &p->a1);
     e.event_case = NETCORE__V1__EVENT__EVENT_LISTENING, e.listening = &p->u.listening;
     break;
   case NCD_EV_SERVER_ERROR:
     netcore__v1__server_error__init(&p->u.server_error);
     p->u.server_error.server_id = ev->server_id;
-    p->u.server_error.code = STR(ev->code);
-    p->u.server_error.message = STR(ev->message);
+    p->u.server_error.code = text(p, ev->code);
+    p->u.server_error.message = text(p, ev->message);
     e.event_case = NETCORE__V1__EVENT__EVENT_SERVER_ERROR, e.server_error = &p->u.server_error;
     break;
   case NCD_EV_SERVER_CLOSED:
@@ -400,8 +503,8 @@ static void fill_event(const ncd_event *ev, event_parts *p) {
     netcore__v1__connection__init(&p->u.connection);
     p->u.connection.server_id = ev->server_id;
     p->u.connection.socket_id = ev->socket_id;
-    p->u.connection.local = address(ev->local, &p->a1);
-    p->u.connection.remote = address(ev->remote, &p->a2);
+    p->u.connection.local = address(p, ev->local, &p->a1);
+    p->u.connection.remote = address(p, ev->remote, &p->a2);
     p->u.connection.allow_half_open = ev->flag;
     p->u.connection.server_connections = ev->count;
     e.event_case = NETCORE__V1__EVENT__EVENT_CONNECTION, e.connection = &p->u.connection;
@@ -409,8 +512,8 @@ static void fill_event(const ncd_event *ev, event_parts *p) {
   case NCD_EV_CONNECTED:
     netcore__v1__connected__init(&p->u.connected);
     p->u.connected.socket_id = ev->socket_id;
-    p->u.connected.local = address(ev->local, &p->a1);
-    p->u.connected.remote = address(ev->remote, &p->a2);
+    p->u.connected.local = address(p, ev->local, &p->a1);
+    p->u.connected.remote = address(p, ev->remote, &p->a2);
     e.event_case = NETCORE__V1__EVENT__EVENT_CONNECTED, e.connected = &p->u.connected;
     break;
   case NCD_EV_DATA:
@@ -440,8 +543,8 @@ static void fill_event(const ncd_event *ev, event_parts *p) {
   case NCD_EV_SOCKET_ERROR:
     netcore__v1__socket_error__init(&p->u.socket_error);
     p->u.socket_error.socket_id = ev->socket_id;
-    p->u.socket_error.code = STR(ev->code);
-    p->u.socket_error.message = STR(ev->message);
+    p->u.socket_error.code = text(p, ev->code);
+    p->u.socket_error.message = text(p, ev->message);
     e.event_case = NETCORE__V1__EVENT__EVENT_SOCKET_ERROR, e.socket_error = &p->u.socket_error;
     break;
   case NCD_EV_CLOSED:
@@ -456,13 +559,13 @@ static void fill_event(const ncd_event *ev, event_parts *p) {
     netcore__v1__fd__init(&p->u.fd);
     p->u.fd.socket_id = ev->socket_id;
     p->u.fd.new_socket_id = ev->new_socket_id;
-    p->u.fd.local = address(ev->local, &p->a1);
-    p->u.fd.remote = address(ev->remote, &p->a2);
+    p->u.fd.local = address(p, ev->local, &p->a1);
+    p->u.fd.remote = address(p, ev->remote, &p->a2);
     e.event_case = NETCORE__V1__EVENT__EVENT_FD, e.fd = &p->u.fd;
     break;
   case NCD_EV_SHUTDOWN:
     netcore__v1__shutdown__init(&p->u.shutdown);
-    p->u.shutdown.reason = STR(ev->reason);
+    p->u.shutdown.reason = text(p, ev->reason);
     e.event_case = NETCORE__V1__EVENT__EVENT_SHUTDOWN, e.shutdown = &p->u.shutdown;
     break;
   }

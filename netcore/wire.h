@@ -35,8 +35,12 @@ typedef struct ncd_endpoint {
   int kind;         /* NCD_EP_* */
   const char *host; /* TCP; "" when omitted */
   int64_t port;     /* TCP */
-  const char *path; /* UNIX */
+  const char *path; /* UNIX: Listen/Connect.path, or path_buf for path_bytes */
   int fd;           /* inherited listening fd */
+  /* path_bytes made a C string. A longer path cannot fit in sun_path anyway:
+   * it is cut to one byte more than fits, so it still fails ENAMETOOLONG.
+   * path points here, so an ncd_cmd is never copied by value. */
+  char path_buf[sizeof(((struct sockaddr_un *)0)->sun_path) + 2];
 } ncd_endpoint;
 
 typedef struct ncd_cmd {
@@ -71,9 +75,15 @@ typedef struct ncd_cmd {
  * recurses. Returns 0 or one of those errors. */
 int ncd_wire_cmd_check(const void *data, size_t len, size_t max_batch);
 
-/* Unpacks an envelope. Returns 0, NCD_EPROTO if it does not parse, or
- * NCD_ERR_UNKNOWN_COMMAND if no command case is set (cmd->ref is still filled). */
+/* Unpacks an envelope. Returns 0, NCD_EPROTO if it does not parse,
+ * NCD_ERR_UNKNOWN_COMMAND if no command case is set (cmd->ref is still filled),
+ * or NCD_ERR_INVALID_ARG_VALUE (ncd_wire_error() says why) when a string
+ * field is not valid UTF-8 or path_bytes holds a NUL byte: cmd is filled, for
+ * the Error, but must not be carried out. */
 int ncd_wire_cmd_unpack(const void *data, size_t len, ncd_cmd *cmd);
+/* Why the last unpack or batch command gave NCD_ERR_INVALID_ARG_VALUE (names
+ * the field); a static buffer, valid until the next unpack. */
+const char *ncd_wire_error(void);
 /* The i-th command of the CommandBatch last unpacked, as ncd_wire_cmd_unpack
  * would give it alone. Valid until ncd_wire_cmd_release(). */
 int ncd_wire_batch_cmd(size_t i, ncd_cmd *cmd);
@@ -92,6 +102,8 @@ typedef enum ncd_event_kind {
 typedef struct ncd_welcome {
   const char *instance_id, *server_version;
   uint32_t id_prefix, credit_window, lease_ms, max_frame, max_write_queue;
+  const uint8_t *session_token; /* borrowed */
+  size_t session_token_len;
 } ncd_welcome;
 
 typedef struct ncd_event {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what netcore needs on Debian 12 that is not there yet (non-interactive),
 # and the npm packages of the Node.js client library. Safe to run again.
+# --fuzz: only what tests/fuzz/run.sh needs on top (clang and its libFuzzer /
+# sanitizer runtimes), nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +10,9 @@ pkgs=(build-essential cmake pkg-config libuv1-dev libzmq3-dev libprotobuf-c-dev
       protobuf-c-compiler libcmocka-dev protobuf-compiler python3-zmq python3-protobuf
       nodejs npm netcat-openbsd socat valgrind procps
       python3-venv python3-setuptools python3-wheel python3-mypy help2man dpkg-dev file)
+if [ "${1:-}" = --fuzz ]; then
+  pkgs=(clang-14 libclang-rt-14-dev)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,6 +28,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if [ -f client/node/package.json ]; then
+if [ "${1:-}" != --fuzz ] && [ -f client/node/package.json ]; then
   (cd client/node && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi)
 fi

@@ -25,7 +25,7 @@ def main(status):
     p.add_argument("--host", default="localhost")
     p.add_argument("--path", help="listen on this UNIX socket path instead")
     p.add_argument("--endpoint", help="netcore endpoint (default: $NETCORE_ENDPOINT, "
-                   "else " + net.DEFAULT_ENDPOINT + ")")
+                   "else " + net.default_endpoint() + ")")
     args = p.parse_args()
     handler = net.Netcore(args.endpoint, name="echo")
     conns = set()

@@ -22,7 +22,7 @@ import netcore_net as net  # noqa: E402
 def main(status):
     p = argparse.ArgumentParser(prog="goodbye", description="netcore goodbye example")
     p.add_argument("--endpoint", help="netcore endpoint (default: $NETCORE_ENDPOINT, "
-                   "else " + net.DEFAULT_ENDPOINT + ")")
+                   "else " + net.default_endpoint() + ")")
     args = p.parse_args()
     handler = net.Netcore(args.endpoint, name="goodbye")
     server = net.create_server(lambda socket: socket.end("goodbye\n"), netcore=handler)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nc_int.h"
+#include "utf8.h"
 
 /* Node's IPv4 grammar: four decimal parts 0..255, no leading zeros, nothing
  * else (no spaces, no hex, no short forms). */
@@ -83,8 +84,11 @@ static size_t json_escape(const char *in, char *out, size_t size) {
 }
 
 int nc_address_json(const nc_address_t *a, char *buf, size_t size) {
+  /* JSON is UTF-8: a path that is not shows U+FFFD, as Node's address() does. */
+  char shown[sizeof(a->address) * 3 + 1];
   char esc[sizeof(a->address) * 6 + 1];
-  json_escape(a->address, esc, sizeof(esc));
+  nc__utf8_repair(a->address, strnlen(a->address, sizeof(a->address)), shown, sizeof(shown));
+  json_escape(shown, esc, sizeof(esc));
   if (a->family == NC_FAMILY_UNIX) return snprintf(buf, size, "{\"address\":\"%s\"}", esc);
   return snprintf(buf, size, "{\"address\":\"%s\",\"port\":%d}", esc, a->port);
 }

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "default_endpoint.h"
+#include "keyfile.h"
 #include "nc_int.h"
 
 #define DEFAULT_HELLO_TIMEOUT_MS 2000
@@ -218,6 +220,45 @@ static int set_int(void *sock, int opt, int value) {
   return zmq_setsockopt(sock, opt, &value, sizeof(value));
 }
 
+/* A handshake failure the monitor reported while waiting for Welcome: NC_EACCES
+ * (netcore's ZAP said no), NC_EPROTO, or 0 for none. */
+static int handshake_failure(nc_loop_t *loop) {
+  int rv = 0;
+  while (rv == 0 && zsock_readable(loop->monitor)) {
+    zmq_msg_t m;
+    uint16_t event = 0;
+    uint32_t value = 0;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, loop->monitor, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&m);
+      break;
+    }
+    if (zmq_msg_size(&m) >= 6) {
+      memcpy(&event, zmq_msg_data(&m), sizeof(event));
+      memcpy(&value, (char *)zmq_msg_data(&m) + 2, sizeof(value));
+    }
+    int more = zmq_msg_more(&m);
+    zmq_msg_close(&m);
+    nc__frames_drain(loop->monitor, &more);
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+      snprintf(loop->errmsg, sizeof(loop->errmsg),
+               "netcore at %s refused this handler (ZAP status %u): %s", loop->endpoint,
+               (unsigned)value,
+               loop->curve ? "its public key is not in netcore's --curve-allow file"
+                           : "its uid may not connect (netcore's own uid or gid, or --allow-uid)");
+      rv = NC_EACCES;
+    } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+      snprintf(loop->errmsg, sizeof(loop->errmsg),
+               "the handshake with netcore at %s failed (ZMTP error 0x%x): %s", loop->endpoint,
+               (unsigned)value,
+               loop->curve ? "does netcore use CURVE (--curve-secret-file) on this endpoint?"
+                           : "netcore uses CURVE here: set NETCORE_SERVER_KEY and NETCORE_SECRET_FILE");
+      rv = NC_EPROTO;
+    }
+  }
+  return rv;
+}
+
 /* Waits for Welcome; returns 0, or an error with loop->errmsg set. */
 static int hello(nc_loop_t *loop, const nc_loop_options_t *o) {
   nc__cmd_t cmd = {.type = NC__CMD_HELLO,
@@ -233,10 +274,13 @@ static int hello(nc_loop_t *loop, const nc_loop_options_t *o) {
   for (;;) {
     uint64_t now = nc__clock_ms();
     if (now >= deadline) break;
-    zmq_pollitem_t item = {loop->dealer, 0, ZMQ_POLLIN, 0};
-    int n = zmq_poll(&item, 1, (long)(deadline - now));
+    zmq_pollitem_t items[2] = {{loop->dealer, 0, ZMQ_POLLIN, 0},
+                               {loop->monitor, 0, ZMQ_POLLIN, 0}};
+    int n = zmq_poll(items, 2, (long)(deadline - now));
     if (n < 0 && errno != EINTR) break;
     if (n <= 0) continue;
+    if ((items[1].revents & ZMQ_POLLIN) && (rv = handshake_failure(loop)) != 0) return rv;
+    if (!(items[0].revents & ZMQ_POLLIN)) continue;
     zmq_msg_t env;
     zmq_msg_init(&env);
     if (zmq_msg_recv(&env, loop->dealer, ZMQ_DONTWAIT) < 0) {
@@ -274,7 +318,50 @@ static int hello(nc_loop_t *loop, const nc_loop_options_t *o) {
   return NC_ERR_NETCORE_UNAVAILABLE;
 }
 
-static int open_link(nc_loop_t *loop) {
+/* CURVE for a tcp:// endpoint, from the options or NETCORE_SERVER_KEY and
+ * NETCORE_SECRET_FILE (see nc.h). Keys are checked for every endpoint and used
+ * on tcp only: netcore authenticates ipc peers by uid. Returns 0 or NC_EINVAL
+ * with loop->errmsg set. */
+static int setup_curve(nc_loop_t *loop, const nc_loop_options_t *o) {
+  const char *server_key = o->server_key ? o->server_key : getenv("NETCORE_SERVER_KEY");
+  const char *secret_file = o->secret_file ? o->secret_file : getenv("NETCORE_SECRET_FILE");
+  char pub[NC__Z85_KEY_LEN + 1], sec[NC__Z85_KEY_LEN + 1], err[400];
+  if (server_key != NULL && *server_key == '\0') server_key = NULL;
+  if (secret_file != NULL && *secret_file == '\0') secret_file = NULL;
+  if (server_key == NULL && secret_file == NULL) return 0;
+  if (server_key == NULL || secret_file == NULL) {
+    snprintf(loop->errmsg, sizeof(loop->errmsg),
+             "CURVE needs both netcore's public key (server_key or NETCORE_SERVER_KEY) and this "
+             "handler's key pair file (secret_file or NETCORE_SECRET_FILE); only the %s is set",
+             server_key ? "public key" : "key pair file");
+    return NC_EINVAL;
+  }
+  if (!nc__z85_key_valid(server_key, NULL)) {
+    snprintf(loop->errmsg, sizeof(loop->errmsg),
+             "netcore's public key (server_key or NETCORE_SERVER_KEY) is not a CURVE key: it "
+             "must be the 40 Z85 characters `netcore keygen` prints");
+    return NC_EINVAL;
+  }
+  if (nc__keyfile_read(secret_file, pub, sec, err, sizeof(err)) != 0) {
+    snprintf(loop->errmsg, sizeof(loop->errmsg), "this handler's key pair: %s", err);
+    return NC_EINVAL;
+  }
+  if (strncmp(loop->endpoint, "tcp://", 6) == 0) {
+    if (zmq_setsockopt(loop->dealer, ZMQ_CURVE_SERVERKEY, server_key, NC__Z85_KEY_LEN + 1) != 0 ||
+        zmq_setsockopt(loop->dealer, ZMQ_CURVE_PUBLICKEY, pub, sizeof(pub)) != 0 ||
+        zmq_setsockopt(loop->dealer, ZMQ_CURVE_SECRETKEY, sec, sizeof(sec)) != 0) {
+      snprintf(loop->errmsg, sizeof(loop->errmsg), "CURVE: %s", zmq_strerror(errno));
+      memset(sec, 0, sizeof(sec));
+      return NC_EINVAL;
+    }
+    loop->curve = 1;
+  }
+  memset(sec, 0, sizeof(sec));
+  return 0;
+}
+
+static int open_link(nc_loop_t *loop, const nc_loop_options_t *o) {
+  int rv;
   char mon[64];
   if ((loop->zctx = zmq_ctx_new()) == NULL) return NC_ENOMEM;
   if ((loop->dealer = zmq_socket(loop->zctx, ZMQ_DEALER)) == NULL) return NC_ENOMEM;
@@ -287,16 +374,27 @@ static int open_link(nc_loop_t *loop) {
   set_int(loop->dealer, ZMQ_HEARTBEAT_IVL, 1000);
   set_int(loop->dealer, ZMQ_HEARTBEAT_TIMEOUT, 3000);
   snprintf(mon, sizeof(mon), "inproc://nc-monitor-%p", (void *)loop);
-  if (zmq_socket_monitor(loop->dealer, mon, ZMQ_EVENT_DISCONNECTED) != 0) return NC_ENOMEM;
+  if (zmq_socket_monitor(loop->dealer, mon,
+                         ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) != 0)
+    return NC_ENOMEM;
   if ((loop->monitor = zmq_socket(loop->zctx, ZMQ_PAIR)) == NULL) return NC_ENOMEM;
   set_int(loop->monitor, ZMQ_LINGER, 0);
   if (zmq_connect(loop->monitor, mon) != 0) return NC_ENOMEM;
+  if ((rv = setup_curve(loop, o)) != 0) return rv;
   if (zmq_connect(loop->dealer, loop->endpoint) != 0) {
     snprintf(loop->errmsg, sizeof(loop->errmsg), "bad netcore endpoint '%s': %s",
              loop->endpoint, zmq_strerror(errno));
     return NC_EINVAL;
   }
   return 0;
+}
+
+int nc_default_endpoint(char *buf, size_t size) {
+  if (buf == NULL) return NC_EINVAL;
+  return nc__default_endpoint(getenv("XDG_RUNTIME_DIR"), (unsigned long)geteuid(), buf, size) == 0
+             ? 0
+             : NC_ENAMETOOLONG;
 }
 
 static int add_fd(nc_loop_t *loop, int fd) {
@@ -313,7 +411,15 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
   if (opts != NULL) o = *opts;
   const char *ep = o.endpoint;
   if (ep == NULL || *ep == '\0') ep = getenv("NETCORE_ENDPOINT");
-  if (ep == NULL || *ep == '\0') ep = NC_DEFAULT_ENDPOINT;
+  char defep[256];
+  if (ep == NULL || *ep == '\0') {
+    if ((rv = nc_default_endpoint(defep, sizeof(defep))) != 0) {
+      if (errmsg != NULL && errmsg_size > 0)
+        snprintf(errmsg, errmsg_size, "XDG_RUNTIME_DIR is too long for netcore's endpoint");
+      return rv;
+    }
+    ep = defep;
+  }
 
   nc_loop_t *loop = calloc(1, sizeof(*loop));
   if (loop == NULL) return NC_ENOMEM;
@@ -340,7 +446,7 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
     rv = errno == EMFILE ? NC_EMFILE : NC_ENOMEM;
     goto fail;
   }
-  if ((rv = open_link(loop)) != 0) goto fail;
+  if ((rv = open_link(loop, &o)) != 0) goto fail;
   if ((rv = hello(loop, &o)) != 0) goto fail;
   loop->dealer_fd = zsock_fd(loop->dealer);
   loop->monitor_fd = zsock_fd(loop->monitor);

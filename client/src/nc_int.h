@@ -335,6 +335,7 @@ struct nc_loop_s {
   nc__arena_t arena;
   int batching;       /* inside nc_loop_process: commands wait in out_batch */
   int sent_since_drain; /* sent since a receive found the dealer empty */
+  int curve;            /* the link uses CURVE (a tcp endpoint with keys) */
   int in_run;         /* inside nc_loop_run, which knows what epoll saw */
   int monitor_ready;  /* nc_loop_run: the monitor's fd was readable */
   nc__msgbatch_t out_batch; /* commands of this turn (PROTOCOL.md 1.1) */

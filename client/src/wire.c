@@ -8,6 +8,7 @@
 
 #include "nc_int.h"
 #include "netcore.pb-c.h"
+#include "utf8.h"
 
 /* ------------------------------------------------------------------ arena */
 
@@ -51,6 +52,16 @@ void nc__arena_reset(nc__arena_t *a) {
 /* ---------------------------------------------------------------- packing */
 
 static char *str(const char *s) { return (char *)(s ? s : ""); }
+
+/* A UNIX path goes in the string field only when it is valid UTF-8, else as
+ * path_bytes (PROTOCOL.md 1.2). Returns whether it is the string. */
+static int path_is_text(const char *path, ProtobufCBinaryData *bytes) {
+  const char *p = str(path);
+  if (nc__utf8_valid(p, strlen(p))) return 1;
+  bytes->data = (uint8_t *)p;
+  bytes->len = strlen(p);
+  return 0;
+}
 
 /* Packs c into buf (cap bytes) or, when batch is not NULL, as the next entry
  * of batch; see nc__wire_pack and nc__wire_pack_batched for the results. */
@@ -106,9 +117,11 @@ static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, nc__msgbat
     if (c->ep == NC__EP_TCP) {
       listen.endpoint_case = NETCORE__V1__LISTEN__ENDPOINT_TCP;
       listen.tcp = &tcp;
-    } else if (c->ep == NC__EP_PATH) {
+    } else if (c->ep == NC__EP_PATH && path_is_text(c->path, &listen.path_bytes)) {
       listen.endpoint_case = NETCORE__V1__LISTEN__ENDPOINT_PATH;
       listen.path = str(c->path);
+    } else if (c->ep == NC__EP_PATH) {
+      listen.endpoint_case = NETCORE__V1__LISTEN__ENDPOINT_PATH_BYTES;
     } else {
       listen.endpoint_case = NETCORE__V1__LISTEN__ENDPOINT_FD;
       listen.fd = c->fd;
@@ -139,9 +152,11 @@ static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, nc__msgbat
     if (c->ep == NC__EP_TCP) {
       connect.endpoint_case = NETCORE__V1__CONNECT__ENDPOINT_TCP;
       connect.tcp = &tcp;
-    } else {
+    } else if (path_is_text(c->path, &connect.path_bytes)) {
       connect.endpoint_case = NETCORE__V1__CONNECT__ENDPOINT_PATH;
       connect.path = str(c->path);
+    } else {
+      connect.endpoint_case = NETCORE__V1__CONNECT__ENDPOINT_PATH_BYTES;
     }
     cmd.command_case = NETCORE__V1__COMMAND__COMMAND_CONNECT;
     cmd.connect = &connect;
@@ -237,11 +252,11 @@ static void addr(const Netcore__V1__Address *in, nc_address_t *out) {
     out->family = NC_FAMILY_NONE;
     break;
   }
-  if (in->address != NULL) {
-    size_t n = strlen(in->address);
-    if (n >= sizeof(out->address)) n = sizeof(out->address) - 1;
-    memcpy(out->address, in->address, n);
-  }
+  /* address_bytes, when present, is the exact path; address only shows it. */
+  const char *text = in->address_bytes.len > 0 ? (const char *)in->address_bytes.data : in->address;
+  size_t n = in->address_bytes.len > 0 ? in->address_bytes.len : text ? strlen(text) : 0;
+  if (n >= sizeof(out->address)) n = sizeof(out->address) - 1;
+  if (n > 0) memcpy(out->address, text, n);
   out->port = (int)in->port;
 }
 

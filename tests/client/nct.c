@@ -70,18 +70,27 @@ uint64_t nct_now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-void nct_netcore_start(nct_netcore_t *d, const char *const *flags) {
+const char *nct_netcore_bin(void) {
   const char *bin = getenv("NETCORE_BIN");
-  if (bin == NULL || *bin == '\0') bin = NETCORE_BIN;
+  return bin == NULL || *bin == '\0' ? NETCORE_BIN : bin;
+}
+
+/* Starts netcore in d->dir: with --bind d->endpoint, or (use_default) with
+ * no --bind, XDG_RUNTIME_DIR=d->dir and NETCORE_ENDPOINT unset. */
+static void start(nct_netcore_t *d, int use_default, const char *const *flags) {
+  const char *bin = nct_netcore_bin();
   memset(d, 0, sizeof(*d));
   snprintf(d->dir, sizeof(d->dir), "/tmp/nct-XXXXXX");
   if (mkdtemp(d->dir) == NULL) fail_msg("mkdtemp: %s", strerror(errno));
-  snprintf(d->endpoint, sizeof(d->endpoint), "ipc://%s/nc.sock", d->dir);
+  snprintf(d->endpoint, sizeof(d->endpoint), "ipc://%s/%s", d->dir,
+           use_default ? "netcore/netcore.sock" : "nc.sock");
   const char *argv[40];
   int argc = 0;
   argv[argc++] = bin;
-  argv[argc++] = "--bind";
-  argv[argc++] = d->endpoint;
+  if (!use_default) {
+    argv[argc++] = "--bind";
+    argv[argc++] = d->endpoint;
+  }
   argv[argc++] = "--log-level";
   argv[argc++] = "error";
   for (int i = 0; flags != NULL && flags[i] != NULL && argc < 38; i++) argv[argc++] = flags[i];
@@ -90,6 +99,10 @@ void nct_netcore_start(nct_netcore_t *d, const char *const *flags) {
   if (pid < 0) fail_msg("fork: %s", strerror(errno));
   if (pid == 0) {
     nct_child_env();
+    if (use_default) {
+      setenv("XDG_RUNTIME_DIR", d->dir, 1);
+      unsetenv("NETCORE_ENDPOINT");
+    }
     execv(bin, (char *const *)argv);
     fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
     _exit(127);
@@ -104,6 +117,10 @@ void nct_netcore_start(nct_netcore_t *d, const char *const *flags) {
   if (rv != 0) fail_msg("netcore %s did not start: %s", bin, err);
   nc_loop_free(probe);
 }
+
+void nct_netcore_start(nct_netcore_t *d, const char *const *flags) { start(d, 0, flags); }
+
+void nct_netcore_start_default(nct_netcore_t *d) { start(d, 1, NULL); }
 
 static void rm_dir(const char *dir) {
   char cmd[300];

@@ -27,6 +27,11 @@ typedef struct {
 /* Starts netcore with extra flags (NULL-terminated list, may be NULL) and
  * waits until it answers Hello. Fails the test if it cannot. */
 void nct_netcore_start(nct_netcore_t *d, const char *const *flags);
+/* The same without --bind: netcore's default endpoint with XDG_RUNTIME_DIR
+ * set to the directory (d->endpoint is ipc://<dir>/netcore/netcore.sock). */
+void nct_netcore_start_default(nct_netcore_t *d);
+/* The netcore binary the tests run. */
+const char *nct_netcore_bin(void);
 /* SIGTERM and wait (SIGKILL after 10 s); removes the directory. */
 void nct_netcore_stop(nct_netcore_t *d);
 /* SIGKILL and wait; keeps the directory (call nct_netcore_stop after). */

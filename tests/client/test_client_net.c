@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "nct.h"
@@ -266,6 +267,98 @@ static void test_client_server_listen_path(void **state) {
   assert_int_equal(f.errors, 1);
   assert_int_equal(f.err, NC_EADDRINUSE);
   assert_non_null(strstr(f.errmsg, f.path));
+  nc_loop_free(loop);
+}
+
+/* ------------------------------------------------- paths that are not UTF-8 */
+
+/* libnc sends such paths as path_bytes and takes the exact bytes from
+ * address_bytes (PROTOCOL.md 1.2): a server on one, a peer bound to one, and
+ * an outbound connection to one all show the exact path. */
+typedef struct {
+  char path[200], peer_path[200];
+  nc_server_t *server;
+  nc_address_t addr;
+  char json[512];
+  char remote[128], connected_remote[128];
+  int connections, connected;
+  pthread_t thread;
+  char got[16];
+} bytes_t;
+
+static void *bytes_peer(void *arg) {
+  bytes_t *t = arg;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  memcpy(sa.sun_path, t->peer_path, strlen(t->peer_path) + 1);
+  int bound = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+  memcpy(sa.sun_path, t->path, strlen(t->path) + 1);
+  /* No asserts off the test's thread: a failure leaves got empty. */
+  if (!bound || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    close(fd);
+    return NULL;
+  }
+  size_t n = nct_read_all(fd, t->got, sizeof(t->got) - 1, 10000);
+  t->got[n] = '\0';
+  close(fd);
+  return NULL;
+}
+
+static void bytes_connected(nc_socket_t *c) {
+  bytes_t *t = nc_socket_get_data(c);
+  t->connected++;
+  snprintf(t->connected_remote, sizeof(t->connected_remote), "%s", nc_socket_remote_address(c));
+  nc_socket_destroy(c);
+  nc_server_close(t->server, NULL);
+}
+
+static void bytes_on_connection(nc_server_t *s, nc_socket_t *c) {
+  bytes_t *t = nc_server_get_data(s);
+  if (t->connections++ == 0) {
+    nc_address_t a;
+    assert_int_equal(nc_socket_address(c, &a), 0);
+    assert_string_equal(a.address, t->path);
+    snprintf(t->remote, sizeof(t->remote), "%s", nc_socket_remote_address(c));
+    assert_int_equal(nc_socket_end(c, "bye\n", 4), 0);
+    /* Now an outbound connection of our own to the same path. */
+    nc_socket_t *out;
+    assert_int_equal(
+        nc_create_connection_path(nc_server_loop(s), NULL, t->path, bytes_connected, &out), 0);
+    nc_socket_set_data(out, t);
+  } else {
+    nc_socket_destroy(c);
+  }
+}
+
+static void bytes_on_listening(nc_server_t *s) {
+  bytes_t *t = nc_server_get_data(s);
+  assert_int_equal(nc_server_address(s, &t->addr), 0);
+  nc_address_json(&t->addr, t->json, sizeof(t->json));
+  t->thread = nct_thread(bytes_peer, t);
+}
+
+static void test_client_non_utf8_paths(void **state) {
+  (void)state;
+  nc_loop_t *loop = nct_loop(&nct_daemon);
+  bytes_t t = {0};
+  nct_path(&nct_daemon, "srv-\xff\xfe.sock", t.path, sizeof(t.path));
+  nct_path(&nct_daemon, "peer-\xc0\x80.sock", t.peer_path, sizeof(t.peer_path));
+  nc_server_events_t ev = {.on_connection = bytes_on_connection,
+                           .on_listening = bytes_on_listening};
+  assert_int_equal(nc_server_new(loop, NULL, NULL, &t.server), 0);
+  nc_server_set_data(t.server, &t);
+  nc_server_set_events(t.server, &ev);
+  assert_int_equal(nc_server_listen_path(t.server, t.path, NULL), 0);
+  assert_int_equal(nct_run(loop, 10000), 0);
+  pthread_join(t.thread, NULL);
+  unlink(t.peer_path);
+  assert_string_equal(t.addr.address, t.path);
+  assert_string_equal(t.remote, t.peer_path);
+  assert_string_equal(t.got, "bye\n");
+  assert_int_equal(t.connected, 1);
+  assert_string_equal(t.connected_remote, t.path);
+  /* The JSON form is UTF-8, with U+FFFD as Node shows it. */
+  assert_non_null(strstr(t.json, "srv-\xef\xbf\xbd\xef\xbf\xbd.sock\"}"));
   nc_loop_free(loop);
 }
 
@@ -840,6 +933,7 @@ int main(void) {
       cmocka_unit_test(test_client_echo_pipe_binary_half_close),
       cmocka_unit_test(test_client_server_eaddrinuse_then_retry),
       cmocka_unit_test(test_client_server_listen_path),
+      cmocka_unit_test(test_client_non_utf8_paths),
       cmocka_unit_test(test_client_server_close_waits_for_connections),
       cmocka_unit_test(test_client_connect_variants_and_refused),
       cmocka_unit_test(test_client_encodings_end_to_end),

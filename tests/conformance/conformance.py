@@ -17,6 +17,8 @@ scenario with real TCP and UNIX client sockets:
                 order, and netcore's and the actor's RSS stay bounded
   pause_resume  the client stops reading: the sender must stall (backpressure
                 all the way back) with bounded RSS; then it reads everything
+  peer_paths_not_utf8 (UNIX only) 24 peers bound to paths that are not UTF-8
+                connect at once: every one is greeted and echoed
 Then: SIGTERM makes the actor exit 0, and an actor whose netcore is killed
 reports an error on stderr and exits 1. A scenario that fails for one language
 and passes for another is a bug in that language's library.
@@ -502,6 +504,40 @@ def sc_pause_resume(t, rig, opts):
     return "sender stalled after %.1f MiB; %s" % (stalled_at / MIB, watch.summary())
 
 
+def sc_peer_paths_not_utf8(t, rig, opts):
+    """UNIX peers bound to paths that are not UTF-8 (PROTOCOL.md 1.2: netcore
+    sends those as Address.address_bytes). They connect all at once, so the
+    actor gets their Connection events in batches: every one must arrive and
+    echo (a library whose decoder rejects such an event loses them all)."""
+    n = 24
+    socks = []
+    try:
+        for i in range(n):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            socks.append(s)
+            s.settimeout(IO_TIMEOUT)
+            s.bind(os.path.join(os.fsencode(rig.tmp), b"peer-\xff\xfe\xc0-%d" % i))
+            s.connect(t.addr["address"])
+        for i, s in enumerate(socks):
+            check_same(recv_exact(s, len(GREETING)), GREETING, "greeting of peer %d" % i)
+            msg = b"peer %d \xff\xfe\xc0\x80 bytes" % i
+            s.sendall(msg)
+            check_same(recv_exact(s, len(msg)), msg, "echo to peer %d" % i)
+    finally:
+        for s in socks:
+            s.close()
+        for i in range(n):
+            try:
+                os.unlink(os.path.join(os.fsencode(rig.tmp), b"peer-\xff\xfe\xc0-%d" % i))
+            except OSError:
+                pass
+
+
+# Scenarios only UNIX sockets have.
+UNIX_SCENARIOS = [
+    ("peer_paths_not_utf8", sc_peer_paths_not_utf8),
+]
+
 SCENARIOS = [
     ("greeting", sc_greeting),
     ("bytes256_one_write", sc_bytes256_one_write),
@@ -549,7 +585,7 @@ def run_transport(rig, results, kind, extra, opts):
     try:
         proc, addr = rig.start_actor("actor-" + kind, extra)
     except Failure as e:
-        for name, _ in SCENARIOS:
+        for name, _ in SCENARIOS + (UNIX_SCENARIOS if kind == "unix" else []):
             if opts.only in name:
                 results.fail("%s/%s" % (kind, name), "actor did not start: %s" % e)
         results.fail(kind + "/sigterm_exit0", "actor did not start")
@@ -565,7 +601,7 @@ def run_transport(rig, results, kind, extra, opts):
             % (addr, {"address": extra[1]})))
     rig.current_actor = proc
     t = Transport(kind, addr)
-    for name, fn in SCENARIOS:
+    for name, fn in SCENARIOS + (UNIX_SCENARIOS if kind == "unix" else []):
         if opts.only not in name:
             continue
 

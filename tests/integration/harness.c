@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -140,9 +141,15 @@ void nct_daemon_path(const nct_daemon *d, const char *name, char *out, size_t ca
 /* Child side of nct_daemon_start: put the inherited fds in place, close the
  * rest (ZeroMQ contexts and peers of the test must not leak into netcore:
  * they would distort its fd count), exec. */
-static void exec_child(char **argv, char **envp, const int *fds) {
+static void exec_child(char **argv, char **envp, const int *fds, const nct_daemon_opts *opts,
+                       const char *stderr_path) {
   enum { PARK = 900 };
   int n = 0;
+  if (stderr_path) {
+    int efd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (efd < 0 || dup2(efd, 2) < 0) _exit(126);
+    close(efd);
+  }
   if (fds)
     for (; fds[2 * n] >= 0; n++)
       if (fcntl(fds[2 * n], F_DUPFD, PARK + n) != PARK + n) _exit(126);
@@ -150,6 +157,11 @@ static void exec_child(char **argv, char **envp, const int *fds) {
   for (int i = 0; i < n; i++)
     if (dup2(PARK + i, fds[2 * i + 1]) < 0) _exit(126);
   syscall(SYS_close_range, PARK, ~0U, 0);
+  if (opts && opts->nofile_hard) {
+    struct rlimit rl = {.rlim_cur = opts->nofile_soft ? opts->nofile_soft : opts->nofile_hard,
+                        .rlim_max = opts->nofile_hard};
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(126);
+  }
   execvpe(argv[0], argv, envp);
   _exit(127);
 }
@@ -165,6 +177,32 @@ static void describe_status(int status, char *buf, size_t cap) {
 
 void nct_daemon_start_at(const char *file, int line, nct_daemon *d, const char *const *flags,
                          const int *fds) {
+  nct_daemon_start_opts_at(file, line, d, flags, fds, NULL);
+}
+
+static void stderr_path(const nct_daemon *d, char *out, size_t cap) {
+  nct_daemon_path(d, "netcore.stderr", out, cap);
+}
+
+int nct_daemon_stderr(const nct_daemon *d, char *out, size_t cap) {
+  char path[128];
+  stderr_path(d, path, sizeof path);
+  out[0] = '\0';
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  int lines = 0, c;
+  size_t n = 0;
+  while ((c = fgetc(f)) != EOF) {
+    if (c == '\n') lines++;
+    if (n + 1 < cap) out[n++] = (char)c;
+  }
+  out[n] = '\0';
+  fclose(f);
+  return lines;
+}
+
+void nct_daemon_start_opts_at(const char *file, int line, nct_daemon *d, const char *const *flags,
+                              const int *fds, const nct_daemon_opts *opts) {
   memset(d, 0, sizeof *d);
   snprintf(d->dir, sizeof d->dir, "/tmp/nct-XXXXXX");
   if (!mkdtemp(d->dir)) nct_fail_at(file, line, "mkdtemp: %s", strerror(errno));
@@ -205,7 +243,9 @@ void nct_daemon_start_at(const char *file, int line, nct_daemon *d, const char *
 
   pid_t pid = fork();
   if (pid < 0) nct_fail_at(file, line, "fork: %s", strerror(errno));
-  if (pid == 0) exec_child(argv, envp, fds);
+  char errpath[128];
+  stderr_path(d, errpath, sizeof errpath);
+  if (pid == 0) exec_child(argv, envp, fds, opts, opts && opts->capture_stderr ? errpath : NULL);
   free(envp);
   d->pid = pid;
   track(d);
@@ -536,6 +576,12 @@ static void check_order(nct_client *c, const nct_event *e) {
 }
 
 nct_client *nct_client_new(const char *endpoint, const char *name, int rcvhwm) {
+  nct_client_opts o = {.rcvhwm = rcvhwm};
+  return nct_client_new_opts(endpoint, name, &o);
+}
+
+nct_client *nct_client_new_opts(const char *endpoint, const char *name, const nct_client_opts *o) {
+  int rcvhwm = o->rcvhwm;
   nct_client *c = calloc(1, sizeof *c);
   if (!c) abort();
   snprintf(c->name, sizeof c->name, "%s", name);
@@ -546,6 +592,12 @@ nct_client *nct_client_new(const char *endpoint, const char *name, int rcvhwm) {
   zmq_setsockopt(c->dealer, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(c->dealer, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
   if (rcvhwm > 0) zmq_setsockopt(c->dealer, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+  if (o->routing_id) zmq_setsockopt(c->dealer, ZMQ_ROUTING_ID, o->routing_id, strlen(o->routing_id));
+  if (o->server_key &&
+      (zmq_setsockopt(c->dealer, ZMQ_CURVE_SERVERKEY, o->server_key, 41) != 0 ||
+       zmq_setsockopt(c->dealer, ZMQ_CURVE_PUBLICKEY, o->public_key, 41) != 0 ||
+       zmq_setsockopt(c->dealer, ZMQ_CURVE_SECRETKEY, o->secret_key, 41) != 0))
+    FAIL("CURVE options: %s", zmq_strerror(zmq_errno()));
   const char *batch = getenv("NCT_BATCH_EVENTS");
   c->batch_events = batch && *batch == '1';
   if (zmq_connect(c->dealer, endpoint) != 0)
@@ -869,6 +921,9 @@ void nct_hello_at(const char *file, int line, nct_client *c, uint32_t credit_win
   snprintf(c->instance_id, sizeof c->instance_id, "%s", w->instance_id ? w->instance_id : "");
   snprintf(c->server_version, sizeof c->server_version, "%s",
            w->server_version ? w->server_version : "");
+  c->session_token_len = w->session_token.len;
+  if (c->session_token_len > sizeof c->session_token) c->session_token_len = sizeof c->session_token;
+  memcpy(c->session_token, w->session_token.data, c->session_token_len);
   nct_event_free(e);
 }
 
@@ -1480,6 +1535,24 @@ long nct_pattern_check(uint64_t offset, const void *buf, size_t n) {
 
 /* ---------------------------------------------------------------- probes */
 
+long nct_cpu_ms(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  /* Fields after the command name, which may hold spaces: skip to its ')'.
+   * utime and stime are fields 14 and 15, i.e. the 12th and 13th after it. */
+  char *p = strrchr(buf, ')');
+  if (!p) return -1;
+  unsigned long utime, stime;
+  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+    return -1;
+  return (long)((utime + stime) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
+}
+
 long nct_rss_kib(pid_t pid) {
   char path[64], line[256];
   snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
@@ -1699,9 +1772,22 @@ void nct_env_finish_at(const char *file, int line, nct_env *e) {
   e->started = 0;
 }
 
+static void env_start(const char *file, int line, nct_env *e, const char *const *flags,
+                      const int *fds, const nct_daemon_opts *opts);
+
 void nct_env_start_at(const char *file, int line, nct_env *e, const char *const *flags,
                       const int *fds) {
-  nct_daemon_start_at(file, line, &e->d, flags, fds);
+  env_start(file, line, e, flags, fds, NULL);
+}
+
+void nct_env_start_opts_at(const char *file, int line, nct_env *e, const char *const *flags,
+                           const nct_daemon_opts *opts) {
+  env_start(file, line, e, flags, NULL, opts);
+}
+
+static void env_start(const char *file, int line, nct_env *e, const char *const *flags,
+                      const int *fds, const nct_daemon_opts *opts) {
+  nct_daemon_start_opts_at(file, line, &e->d, flags, fds, opts);
   e->started = 1;
   /* Count fds with the observer connected, so the baseline does not depend
    * on when netcore notices the probe has gone. The count must be stable

@@ -6,14 +6,15 @@
  * assert):
  *  - the daemon: starts `netcore` as a child on a fresh ipc:// endpoint in a
  *    mkdtemp directory, waits until it answers a Hello, stops it (SIGTERM,
- *    wait, exit status 0) and removes the directory;
+ *    wait, exit status 0) and removes the directory; optionally under a given
+ *    RLIMIT_NOFILE and with its stderr captured in a file;
  *  - a raw protocol client (a ZeroMQ DEALER speaking netcore.v1 with
  *    protobuf-c, no client library): it sends any Command with an optional
  *    payload frame and keeps received events in an inbox, checking on arrival
  *    that per-socket and per-server seq numbers go 1, 2, 3, ... and that
  *    nothing follows Closed / ServerClosed / ServerError;
  *  - real peers: TCP and UNIX sockets of the test process;
- *  - probes of the daemon process: RSS, open fds, a duplicate of one of its
+ *  - probes of the daemon process: RSS, CPU time, open fds, a duplicate of one of its
  *    sockets (pidfd_getfd) and the listen queue of a TCP port (sock_diag).
  * An nct_env bundles a daemon with an observer handler and checks after each
  * test that the observer still works and that netcore's fd count is back to
@@ -90,6 +91,18 @@ typedef struct nct_daemon {
 void nct_daemon_start_at(const char *file, int line, nct_daemon *d, const char *const *flags,
                          const int *fds);
 #define nct_daemon_start(d, flags, fds) nct_daemon_start_at(__FILE__, __LINE__, d, flags, fds)
+/* How to start netcore beyond its flags. */
+typedef struct nct_daemon_opts {
+  unsigned long nofile_soft, nofile_hard; /* RLIMIT_NOFILE of netcore (as prlimit
+                                             --nofile=S:H); 0 = inherit the test's */
+  int capture_stderr; /* netcore's stderr goes to a file in its directory
+                         (nct_daemon_stderr) instead of the test's */
+} nct_daemon_opts;
+void nct_daemon_start_opts_at(const char *file, int line, nct_daemon *d, const char *const *flags,
+                              const int *fds, const nct_daemon_opts *opts);
+/* What netcore wrote to its stderr so far (capture_stderr), NUL-terminated
+ * in out (cut at cap); returns the number of lines. */
+int nct_daemon_stderr(const nct_daemon *d, char *out, size_t cap);
 /* Sends sig and waits up to timeout_ms for the exit; returns the wait status.
  * Fails (after SIGKILL) if netcore does not exit in time. */
 int nct_daemon_signal_wait(nct_daemon *d, int sig, int timeout_ms);
@@ -126,6 +139,8 @@ typedef struct nct_client {
   uint32_t id_prefix, credit_window, lease_ms, max_frame, max_write_queue;
   char instance_id[64];
   char server_version[64];
+  uint8_t session_token[16]; /* Welcome.session_token */
+  size_t session_token_len;
   uint64_t last_id;
   int lazy_acks; /* set before Hello: Hello.lazy_acks */
   int ack_now;   /* Write.ack_now of the writes sent while set */
@@ -135,6 +150,14 @@ typedef struct nct_client {
 
 /* A DEALER connected to endpoint; rcvhwm 0 keeps ZeroMQ's default. */
 nct_client *nct_client_new(const char *endpoint, const char *name, int rcvhwm);
+/* Options for nct_client_new_opts; zero = the default. */
+typedef struct nct_client_opts {
+  int rcvhwm;
+  const char *routing_id;   /* ZMQ_ROUTING_ID of the DEALER */
+  const char *server_key;   /* netcore's CURVE public key (Z85): use CURVE */
+  const char *public_key, *secret_key; /* this client's CURVE key pair (Z85) */
+} nct_client_opts;
+nct_client *nct_client_new_opts(const char *endpoint, const char *name, const nct_client_opts *o);
 /* Closes the DEALER at once (no Bye): for handlers that "die". */
 void nct_client_free(nct_client *c);
 /* Sends Bye, lets ZeroMQ deliver it, then frees. */
@@ -306,6 +329,8 @@ long nct_pattern_check(uint64_t offset, const void *buf, size_t n);
 /* ---------------------------------------------------------------- probes */
 
 long nct_rss_kib(pid_t pid);
+/* CPU time (user + system, all threads) the process has used so far, ms. */
+long nct_cpu_ms(pid_t pid);
 int nct_fd_count(pid_t pid);
 /* Writes "fd -> target" lines of /proc/<pid>/fd into out, for messages. */
 void nct_fd_list(pid_t pid, char *out, size_t cap);
@@ -355,6 +380,9 @@ void nct_env_start_at(const char *file, int line, nct_env *e, const char *const 
                       const int *fds);
 #define nct_env_start(e, flags) nct_env_start_at(__FILE__, __LINE__, e, flags, NULL)
 #define nct_env_start_fds(e, flags, fds) nct_env_start_at(__FILE__, __LINE__, e, flags, fds)
+void nct_env_start_opts_at(const char *file, int line, nct_env *e, const char *const *flags,
+                           const nct_daemon_opts *opts);
+#define nct_env_start_opts(e, flags, opts) nct_env_start_opts_at(__FILE__, __LINE__, e, flags, opts)
 /* A new handler that said Hello (lease 60 s unless lease_ms is given),
  * owned by the env until nct_env_bye / teardown. */
 nct_client *nct_env_handler_at(const char *file, int line, nct_env *e, const char *name,

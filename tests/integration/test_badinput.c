@@ -233,8 +233,8 @@ static void test_badinput_unknown_ids(void **state) {
   nct_env_finish(e);
 }
 
-/* Commands about another handler's socket or server: EPERM, and the owner
- * notices nothing. */
+/* Commands about another handler's socket or server: EBADF, exactly as for an
+ * id that does not exist (PROTOCOL.md 3), and the owner notices nothing. */
 static void test_badinput_foreign_objects(void **state) {
   nct_env *e = *state;
   nct_client *h = start(e, "meddler");
@@ -247,7 +247,7 @@ static void test_badinput_foreign_objects(void **state) {
   nct_cmd_set_nodelay(h, s, 1);
   nct_cmd_destroy(h, s);
   for (int i = 0; i < 7; i++) {
-    nct_event *ev = nct_expect_error(h, "EPERM");
+    nct_event *ev = nct_expect_error(h, "EBADF");
     assert_int_equal(ev->ev->error->socket_id, s);
     nct_event_free(ev);
   }
@@ -255,7 +255,7 @@ static void test_badinput_foreign_objects(void **state) {
   nct_cmd_server_set_max(h, srv, 1);
   nct_cmd_server_close(h, srv);
   for (int i = 0; i < 3; i++) {
-    nct_event *ev = nct_expect_error(h, "EPERM");
+    nct_event *ev = nct_expect_error(h, "EBADF");
     assert_int_equal(ev->ev->error->server_id, srv);
     nct_event_free(ev);
   }

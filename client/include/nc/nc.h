@@ -88,13 +88,15 @@ typedef enum {
  * remoteAddress and remotePort. Plain value type: copy it freely. */
 typedef struct nc_address_s {
   nc_family_t family;
-  char address[108]; /* "127.0.0.1", "::1", or a UNIX path ("" if unnamed) */
+  char address[108]; /* "127.0.0.1", "::1", or a UNIX path ("" if unnamed): the
+                        path's exact bytes, which need not be UTF-8 */
   int port;          /* TCP port; 0 for UNIX sockets */
 } nc_address_t;
 
 /* Writes Node's JSON of an address into buf (always NUL-terminated):
  * {"address":"127.0.0.1","port":8124} for TCP and {"address":"/tmp/x.sock"}
- * for UNIX, as the seed's examples print it. Returns the length it needed
+ * for UNIX, as the seed's examples print it (a path that is not UTF-8 shows
+ * U+FFFD for each invalid sequence, as Node does). Returns the length it needed
  * (like snprintf): a value >= size means buf was too small. */
 NC_EXTERN int nc_address_json(const nc_address_t *addr, char *buf, size_t size);
 
@@ -111,24 +113,42 @@ typedef struct nc_server_s nc_server_t;
 typedef struct nc_socket_s nc_socket_t;
 typedef struct nc_timer_s nc_timer_t;
 
-#define NC_DEFAULT_ENDPOINT "ipc:///tmp/netcore.sock"
+/* netcore's default endpoint for this process, the same rule as netcore's
+ * own and every client library's: ipc://$XDG_RUNTIME_DIR/netcore/netcore.sock
+ * when XDG_RUNTIME_DIR is an absolute path, else for root
+ * ipc:///run/netcore/netcore.sock, else ipc:///tmp/netcore-<uid>/netcore.sock.
+ * Writes it into buf (size bytes, NUL-terminated). Returns 0, or
+ * NC_ENAMETOOLONG if it does not fit (buf is then ""). NETCORE_ENDPOINT is
+ * not looked at: it overrides this default, see nc_loop_options_t. */
+NC_EXTERN int nc_default_endpoint(char *buf, size_t size);
 
 typedef struct nc_loop_options_s {
   /* netcore's ZeroMQ endpoint. NULL: the environment variable
-   * NETCORE_ENDPOINT, else NC_DEFAULT_ENDPOINT. Copied. */
+   * NETCORE_ENDPOINT, else nc_default_endpoint(). Copied. */
   const char *endpoint;
   const char *name;           /* this handler's name in netcore's logs; NULL = "libnc" */
   uint32_t credit_window;     /* read window per socket, bytes; 0 = netcore's default */
   uint32_t lease_ms;          /* netcore's lease for this handler; 0 = netcore's default */
   uint32_t hello_timeout_ms;  /* how long nc_loop_new waits for netcore; 0 = 2000 */
+  /* CURVE on a tcp:// endpoint (netcore --curve-secret-file). server_key is
+   * netcore's public key (Z85, 40 characters, as `netcore keygen` prints);
+   * NULL: the environment variable NETCORE_SERVER_KEY. secret_file is this
+   * handler's key pair file as `netcore keygen` writes it; NULL: the
+   * environment variable NETCORE_SECRET_FILE. Both or neither. ipc://
+   * endpoints are authenticated by the handler's uid instead and use no keys
+   * (they are still checked). Copied / read during nc_loop_new. */
+  const char *server_key;
+  const char *secret_file;
 } nc_loop_options_t;
 
 /* Connects to netcore and says Hello; blocks until netcore answers Welcome or
  * hello_timeout_ms have passed. opts may be NULL (all defaults).
  * On success *loop is a new loop (free it with nc_loop_free()).
  * Errors: NC_ERR_NETCORE_UNAVAILABLE (netcore did not answer: not running, or
- * a wrong endpoint), NC_ERR_UNSUPPORTED_VERSION, NC_EINVAL (bad endpoint),
- * NC_ENOMEM. On error *loop is NULL; if errmsg is not NULL, a clear message
+ * a wrong endpoint), NC_ERR_UNSUPPORTED_VERSION, NC_EINVAL (bad endpoint, a
+ * bad key or key pair file), NC_EACCES (netcore refused this handler: its key
+ * is not in netcore's --curve-allow file, or its uid may not connect over
+ * ipc), NC_EPROTO (the handshake failed: CURVE on one side only), NC_ENOMEM. On error *loop is NULL; if errmsg is not NULL, a clear message
  * (naming the endpoint) is written into it (errmsg_size bytes, NUL-terminated). */
 NC_EXTERN int nc_loop_new(nc_loop_t **loop, const nc_loop_options_t *opts, char *errmsg,
                 size_t errmsg_size);
@@ -253,7 +273,7 @@ NC_EXTERN int nc_server_listen(nc_server_t *server, int port, const char *host,
                      nc_server_cb cb);
 
 /* server.listen(path, [cb]): a UNIX socket server; the path is unlinked on
- * close. */
+ * close. Any bytes but NUL: a path that is not UTF-8 goes as path_bytes. */
 NC_EXTERN int nc_server_listen_path(nc_server_t *server, const char *path, nc_server_cb cb);
 
 /* server.listenFD(fd): adopt a listening fd that netcore inherited at start
@@ -349,7 +369,8 @@ typedef void (*nc_socket_cb)(nc_socket_t *socket);
 NC_EXTERN int nc_socket_connect(nc_socket_t *socket, int port, const char *host,
                       nc_socket_cb cb);
 
-/* socket.connect(path, [cb]): a UNIX socket connection. */
+/* socket.connect(path, [cb]): a UNIX socket connection (any bytes but NUL,
+ * as for nc_server_listen_path). */
 NC_EXTERN int nc_socket_connect_path(nc_socket_t *socket, const char *path, nc_socket_cb cb);
 
 /* net.createConnection(port, [host], [cb]) = nc_socket_new + connect. */

@@ -7,11 +7,12 @@
 //
 // The connection to netcore is made on first use: the `endpoint` option of
 // createServer/Socket/createConnection, else NETCORE_ENDPOINT, else
-// ipc:///tmp/netcore.sock.
+// defaultEndpoint() ($XDG_RUNTIME_DIR/netcore/netcore.sock, see link.js).
 
 const nodeNet = require('net');
 const { Server } = require('./server');
 const { Socket, normalizeConnectArgs } = require('./socket');
+const { defaultEndpoint } = require('./link');
 
 function createServer(options, connectionListener) {
   return new Server(options, connectionListener);
@@ -35,4 +36,5 @@ module.exports = {
   isIP: nodeNet.isIP,
   isIPv4: nodeNet.isIPv4,
   isIPv6: nodeNet.isIPv6,
+  defaultEndpoint, // netcore-net's own: the endpoint used when none is given
 };

@@ -19,7 +19,6 @@ const zmq = require('zeromq');
 const { encodeCommand, decodeEvent, toBig } = require('./protocol');
 const { ncError } = require('./errors');
 
-const DEFAULT_ENDPOINT = 'ipc:///tmp/netcore.sock';
 const PROTOCOL_VERSION = 1;
 // How long to wait for Welcome before ERR_NETCORE_UNAVAILABLE. netcore may be
 // starting at the same moment as its handlers (scripts start both at once).
@@ -27,8 +26,21 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 
 const links = new Map(); // endpoint -> Link in state 'connecting' or 'ready'
 
+// netcore's default endpoint for this process, the rule netcore and every
+// client library share: ipc://$XDG_RUNTIME_DIR/netcore/netcore.sock when
+// XDG_RUNTIME_DIR is an absolute path, else for root
+// ipc:///run/netcore/netcore.sock, else ipc:///tmp/netcore-<uid>/netcore.sock.
+// NETCORE_ENDPOINT is not looked at here: it overrides this default.
+function defaultEndpoint() {
+  const xdg = process.env.XDG_RUNTIME_DIR || '';
+  if (xdg.startsWith('/')) return `ipc://${xdg.replace(/\/+$/, '')}/netcore/netcore.sock`;
+  const uid = process.geteuid();
+  if (uid === 0) return 'ipc:///run/netcore/netcore.sock';
+  return `ipc:///tmp/netcore-${uid}/netcore.sock`;
+}
+
 function resolveEndpoint(endpoint) {
-  return endpoint || process.env.NETCORE_ENDPOINT || DEFAULT_ENDPOINT;
+  return endpoint || process.env.NETCORE_ENDPOINT || defaultEndpoint();
 }
 
 class Link {
@@ -308,4 +320,4 @@ class Link {
   }
 }
 
-module.exports = { Link };
+module.exports = { Link, defaultEndpoint };

@@ -10,6 +10,7 @@
 
 const fs = require('fs');
 const path = require('path');
+const { isUtf8 } = require('buffer');
 const protobuf = require('protobufjs');
 
 const Long = protobuf.util.Long;
@@ -57,10 +58,27 @@ function decodeEvent(buf) {
   return Event.decode(buf);
 }
 
-// Address message -> { address, family, port } the way Node reports it.
+// A UNIX path (string or Buffer) as the endpoint fields of Listen/Connect:
+// `path` when it is UTF-8, else its exact bytes as `path_bytes` (PROTOCOL.md 1.2).
+function pathEndpoint(p) {
+  if (!Buffer.isBuffer(p)) return { path: String(p) };
+  return isUtf8(p) ? { path: p.toString('utf8') } : { path_bytes: p };
+}
+
+// A path for messages and errors: a Buffer decoded as Node decodes paths.
+function pathText(p) {
+  return Buffer.isBuffer(p) ? p.toString('utf8') : p;
+}
+
+// Address message -> { address, family, port } the way Node reports it. A
+// UNIX path that is not UTF-8 comes as address_bytes; like Node's own
+// address() it is decoded as UTF-8 (U+FFFD for what is not).
 function nodeAddress(a) {
   if (!a) return null;
-  if (a.family === Family.FAMILY_UNIX) return { address: a.address, family: 'unix', port: undefined };
+  if (a.family === Family.FAMILY_UNIX) {
+    const address = a.address_bytes && a.address_bytes.length ? Buffer.from(a.address_bytes).toString('utf8') : a.address;
+    return { address, family: 'unix', port: undefined };
+  }
   return {
     address: a.address,
     family: a.family === Family.FAMILY_IPV6 ? 'IPv6' : 'IPv4',
@@ -68,4 +86,4 @@ function nodeAddress(a) {
   };
 }
 
-module.exports = { toBig, toLong, toNum, encodeCommand, decodeEvent, nodeAddress };
+module.exports = { toBig, toLong, toNum, encodeCommand, decodeEvent, nodeAddress, pathEndpoint, pathText };

@@ -10,7 +10,7 @@
 const { EventEmitter } = require('events');
 const { Link } = require('./link');
 const { Socket, validatePort } = require('./socket');
-const { toLong, nodeAddress } = require('./protocol');
+const { toLong, nodeAddress, pathEndpoint, pathText } = require('./protocol');
 const { ncError, argError } = require('./errors');
 
 class Server extends EventEmitter {
@@ -41,7 +41,9 @@ class Server extends EventEmitter {
     const a = [...args];
     const cb = typeof a[a.length - 1] === 'function' ? a.pop() : null;
     let opts;
-    if (a[0] !== null && typeof a[0] === 'object') {
+    if (Buffer.isBuffer(a[0])) {
+      opts = { path: a[0], backlog: a[1] };
+    } else if (a[0] !== null && typeof a[0] === 'object') {
       opts = { ...a[0] };
     } else if (typeof a[0] === 'string' && !/^\s*\d+\s*$/.test(a[0])) {
       opts = { path: a[0], backlog: a[1] };
@@ -68,8 +70,8 @@ class Server extends EventEmitter {
       req.fd = Number(opts.fd);
       this._request = { fd: req.fd };
     } else if (opts.path !== undefined && opts.path !== null) {
-      req.path = String(opts.path);
-      this._request = { path: req.path };
+      Object.assign(req, pathEndpoint(opts.path));
+      this._request = { path: pathText(opts.path) };
     } else {
       const port = validatePort(opts.port === undefined ? 0 : opts.port);
       req.tcp = { host: opts.host ? String(opts.host) : '', port };

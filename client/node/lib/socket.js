@@ -17,7 +17,7 @@
 
 const { Duplex } = require('stream');
 const { Link } = require('./link');
-const { toBig, toLong, toNum, nodeAddress } = require('./protocol');
+const { toBig, toLong, toNum, nodeAddress, pathEndpoint, pathText } = require('./protocol');
 const { ncError, argError } = require('./errors');
 
 const HIGH_WATER_MARK = 16 * 1024; // Node's default for sockets
@@ -48,7 +48,8 @@ function normalizeConnectArgs(args) {
   const a = [...args];
   const cb = typeof a[a.length - 1] === 'function' ? a.pop() : null;
   let opts;
-  if (a[0] !== null && typeof a[0] === 'object') opts = { ...a[0] };
+  if (Buffer.isBuffer(a[0])) opts = { path: a[0] };
+  else if (a[0] !== null && typeof a[0] === 'object') opts = { ...a[0] };
   else if (typeof a[0] === 'string' && !/^\s*\d+\s*$/.test(a[0])) opts = { path: a[0] };
   else opts = { port: a[0], host: a[1] };
   return [opts, cb];
@@ -129,7 +130,7 @@ class Socket extends Duplex {
     }
     let endpoint;
     if (opts.path !== undefined && opts.path !== null) {
-      endpoint = { path: String(opts.path) };
+      endpoint = pathEndpoint(opts.path);
     } else {
       const port = validatePort(opts.port);
       const host = opts.host === undefined || opts.host === null ? 'localhost' : String(opts.host);
@@ -252,7 +253,9 @@ class Socket extends Duplex {
       if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL') {
         return ncError(code, { syscall: 'getaddrinfo', hostname: t.tcp.host, message });
       }
-      if (t.path !== undefined) return ncError(code, { syscall: 'connect', address: t.path, message });
+      if (t.path !== undefined || t.path_bytes !== undefined) {
+        return ncError(code, { syscall: 'connect', address: pathText(t.path_bytes || t.path), message });
+      }
       return ncError(code, { syscall: 'connect', address: t.tcp.host, port: t.tcp.port, message });
     }
     if (code === 'ECONNRESET' || code === 'ETIMEDOUT') return ncError(code, { syscall: 'read', message });

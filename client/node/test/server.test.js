@@ -134,6 +134,78 @@ test('UNIX path: address() is the path, close() unlinks it, a regular file is an
   assert.ok(fs.existsSync(file), 'the file is left alone');
 });
 
+// PROTOCOL.md 1.2: a UNIX path that is not UTF-8 goes as path_bytes and comes
+// back as address_bytes, which the library decodes as Node decodes paths.
+test('UNIX paths that are not UTF-8: Buffer paths, address_bytes, a peer bound to one', async () => {
+  const dirBuf = Buffer.from(nc.dir);
+  const p = Buffer.concat([dirBuf, Buffer.from('/srv-'), Buffer.from([0xff, 0xfe]), Buffer.from('.sock')]);
+  const server = net.createServer((c) => {
+    c.write('hi ');
+    c.pipe(c);
+  });
+  await once(server.listen(p), 'listening');
+  assert.strictEqual(server.address(), p.toString('utf8'));
+  assert.ok(server.address().includes('\ufffd\ufffd'), 'U+FFFD for each invalid byte');
+  assert.ok(fs.existsSync(p), 'the exact bytes were bound');
+
+  // Our own library connects to the Buffer path (path_bytes).
+  const c = net.createConnection(p);
+  await once(c, 'connect');
+  c.end('own');
+  let got = '';
+  c.on('data', (d) => {
+    got += d;
+  });
+  await once(c, 'end');
+  assert.strictEqual(got, 'hi own');
+
+  // A peer bound to a non-UTF-8 path (Node's net cannot bind one: Python does).
+  const peerPath = Buffer.concat([dirBuf, Buffer.from('/peer-'), Buffer.from([0xc0, 0x80])]);
+  const script = [
+    'import socket, sys',
+    's = socket.socket(socket.AF_UNIX)',
+    's.bind(bytes.fromhex(sys.argv[1]))',
+    's.connect(bytes.fromhex(sys.argv[2]))',
+    's.sendall(b"peer")',
+    's.shutdown(socket.SHUT_WR)',
+    'out = b""',
+    'while True:',
+    '    d = s.recv(100)',
+    '    if not d: break',
+    '    out += d',
+    'sys.stdout.write(out.decode())',
+  ].join('\n');
+  const py = require('child_process').spawn('/usr/bin/python3', ['-c', script, peerPath.toString('hex'), p.toString('hex')]);
+  let out = '';
+  py.stdout.on('data', (d) => {
+    out += d;
+  });
+  const [status] = await once(py, 'exit');
+  assert.strictEqual(status, 0);
+  assert.strictEqual(out, 'hi peer');
+  fs.unlinkSync(peerPath);
+  await close(server);
+  assert.strictEqual(fs.existsSync(p), false, 'close() unlinked the exact path');
+
+  // An error naming such a path is readable text.
+  const c2 = net.createConnection(p);
+  const [err] = await once(c2, 'error');
+  assert.strictEqual(err.code, 'ENOENT');
+  assert.strictEqual(err.address, p.toString('utf8'));
+  assert.ok(err.message.includes(p.toString('utf8')), `the message shows the path: ${err.message}`);
+});
+
+test('address_bytes, when present, is the path; address is only its display form', () => {
+  const { nodeAddress, pathEndpoint } = require('../lib/protocol');
+  const bytes = Buffer.from([0x2f, 0x74, 0xff, 0xc3, 0xa9]); // "/t", an invalid byte, "é"
+  const a = nodeAddress({ family: 3, address: 'display form', port: 0, address_bytes: bytes });
+  assert.deepStrictEqual(a, { address: '/t\ufffd\u00e9', family: 'unix', port: undefined });
+  assert.strictEqual(nodeAddress({ family: 3, address: '/plain', address_bytes: Buffer.alloc(0) }).address, '/plain');
+  assert.deepStrictEqual(pathEndpoint(bytes), { path_bytes: bytes });
+  assert.deepStrictEqual(pathEndpoint(Buffer.from('/t\u00e9')), { path: '/t\u00e9' });
+  assert.deepStrictEqual(pathEndpoint('/s'), { path: '/s' });
+});
+
 test('connections counts live connections; destroying twice lowers it once', async () => {
   const socks = [];
   const server = net.createServer((c) => socks.push(c));

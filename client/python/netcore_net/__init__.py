@@ -21,13 +21,14 @@ import ipaddress as _ipaddress
 
 from .emitter import EventEmitter
 from .errors import NetcoreError
-from .handler import DEFAULT_ENDPOINT, Netcore, default_netcore, get_loop, run
+from .handler import Netcore, default_endpoint, default_netcore, get_loop, run
 from .server import Server, create_server
 from .sock import HIGH_WATER_MARK, Socket, create_connection
 
 __all__ = [
-    "DEFAULT_ENDPOINT", "EventEmitter", "HIGH_WATER_MARK", "Netcore", "NetcoreError",
-    "Server", "Socket", "connect", "create_connection", "create_server", "default_netcore",
+    "EventEmitter", "HIGH_WATER_MARK", "Netcore", "NetcoreError",
+    "Server", "Socket", "connect", "create_connection", "create_server", "default_endpoint",
+    "default_netcore",
     "get_loop", "is_ip", "is_ipv4", "is_ipv6", "run",
 ]
 

@@ -13,8 +13,8 @@ live server and socket gets 'error' (ERR_NETCORE_UNAVAILABLE / ERR_NETCORE_GONE)
 then 'close', the connection closes, and run() returns: nothing hangs.
 
 A process normally uses the default instance (default_netcore(), endpoint from
-the NETCORE_ENDPOINT environment variable, else ipc:///tmp/netcore.sock);
-several instances are several independent handlers.
+the NETCORE_ENDPOINT environment variable, else default_endpoint()); several
+instances are several independent handlers.
 """
 
 from __future__ import annotations
@@ -38,11 +38,25 @@ if TYPE_CHECKING:
     from .server import Server
     from .sock import Socket
 
-DEFAULT_ENDPOINT = "ipc:///tmp/netcore.sock"
 PROTOCOL_VERSION = 1
 _RECV_BATCH = 256  # messages handled per loop turn before yielding to other callbacks
 _BATCH_MAX_COMMANDS = 256  # a CommandBatch leaves early at this many commands
 _BATCH_MAX_PAYLOAD = 64 * 1024  # or this many payload bytes
+
+
+def default_endpoint() -> str:
+    """netcore's default endpoint for this process, the rule netcore and every
+    client library share: ipc://$XDG_RUNTIME_DIR/netcore/netcore.sock when
+    XDG_RUNTIME_DIR is an absolute path, else for root
+    ipc:///run/netcore/netcore.sock, else ipc:///tmp/netcore-<uid>/netcore.sock.
+    NETCORE_ENDPOINT is not looked at here: it overrides this default."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    if xdg.startswith("/"):
+        return "ipc://" + xdg.rstrip("/") + "/netcore/netcore.sock"
+    uid = os.geteuid()
+    if uid == 0:
+        return "ipc:///run/netcore/netcore.sock"
+    return "ipc:///tmp/netcore-%d/netcore.sock" % uid
 
 
 def _varint(n: int) -> bytes:
@@ -116,7 +130,7 @@ class Netcore(EventEmitter):
     def __init__(self, endpoint: Optional[str] = None, name: str = "python", credit_window: int = 0,
                  lease_ms: int = 0, connect_timeout_ms: int = 10000) -> None:
         super().__init__()
-        self.endpoint = endpoint or os.environ.get("NETCORE_ENDPOINT") or DEFAULT_ENDPOINT
+        self.endpoint = endpoint or os.environ.get("NETCORE_ENDPOINT") or default_endpoint()
         self.name = name
         self.state = "new"  # new -> connecting -> ready -> closed
         self.welcome: Message = None

@@ -9,14 +9,16 @@ connection is gone.
 """
 
 from __future__ import annotations
+
+import os
 from typing import Any, Callable, Optional, Set, Tuple
 
 from ._proto import pb
 from .emitter import EventEmitter
 from .errors import NetcoreError
-from ._types import AddressInfo, ErrorCallback, Message
+from ._types import AddressInfo, ErrorCallback, Message, PathArg
 from .handler import Netcore, call, default_netcore
-from .sock import Socket, _check_port, address_dict
+from .sock import Socket, _check_port, address_dict, is_path, set_path
 
 
 class Server(EventEmitter):
@@ -33,7 +35,7 @@ class Server(EventEmitter):
         self.allow_half_open = allow_half_open
         self._id: Optional[int] = None
         self._state = "idle"   # idle -> binding -> listening -> closing -> idle
-        self._listen_args: Tuple[Any, str, Optional[str], Optional[int], int] = (0, "", None, None, 0)
+        self._listen_args: Tuple[Any, str, Optional[PathArg], Optional[int], int] = (0, "", None, None, 0)
         self._listen_ref = 0
         self._listen_cb: Optional[Callable[..., Any]] = None
         self._address: Message = None
@@ -66,7 +68,7 @@ class Server(EventEmitter):
             raise TypeError("unknown listen() options: %s" % ", ".join(kw))
         if rest:
             first = rest.pop(0)
-            if isinstance(first, str) and not first.isdigit():
+            if is_path(first):
                 path = first
             else:
                 port = int(first) if isinstance(first, str) else first
@@ -105,7 +107,7 @@ class Server(EventEmitter):
         if fd is not None:
             lst.fd = fd
         elif path is not None:
-            lst.path = path
+            set_path(lst, path)
         else:
             lst.tcp.host = host
             lst.tcp.port = port
@@ -207,7 +209,7 @@ class Server(EventEmitter):
 
     def _err_address(self) -> Optional[str]:
         port, host, path, fd, _ = self._listen_args
-        return path if path is not None else (host or None)
+        return os.fsdecode(path) if path is not None else (host or None)
 
     def _err_port(self) -> Optional[int]:
         port, host, path, fd, _ = self._listen_args

@@ -25,13 +25,14 @@ too once the 'end' listeners ran (netcore leaves that decision to handlers).
 from __future__ import annotations
 
 import collections
+import os
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from . import codec
 from ._proto import pb
 from .emitter import EventEmitter
 from .errors import NetcoreError
-from ._types import AddressInfo, Data, ErrorCallback, Message
+from ._types import AddressInfo, Data, ErrorCallback, Message, PathArg
 from .handler import Netcore, call, default_netcore, log
 
 if TYPE_CHECKING:
@@ -42,12 +43,38 @@ HIGH_WATER_MARK = 16 * 1024
 _FAMILY: Dict[int, str] = {pb.FAMILY_IPV4: "IPv4", pb.FAMILY_IPV6: "IPv6", pb.FAMILY_UNIX: "unix"}
 
 
+def address_text(a: Message) -> str:
+    """The address of an Address message as a str. A UNIX path that is not
+    UTF-8 comes as address_bytes (PROTOCOL.md 1.2): os.fsdecode gives it back
+    exactly (surrogateescape), so os.fsencode() of the result is the path."""
+    if a.address_bytes:
+        return os.fsdecode(a.address_bytes)
+    return str(a.address)
+
+
+def set_path(msg: Message, path: PathArg) -> None:
+    """Puts a UNIX path (str, bytes or os.PathLike) into a Listen or Connect:
+    as path when it is UTF-8, else its exact bytes as path_bytes."""
+    raw = os.fsencode(path)
+    try:
+        msg.path = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        msg.path_bytes = raw
+
+
+def is_path(x: object) -> bool:
+    """Whether a listen()/connect() argument is a UNIX path (not a port)."""
+    if isinstance(x, str):
+        return not x.isdigit()
+    return isinstance(x, (bytes, os.PathLike))
+
+
 def address_dict(a: Message) -> AddressInfo:
     """Node's address(): {address, family, port} for TCP, {address} for UNIX."""
     if a is None:
         return {}
     if a.family == pb.FAMILY_UNIX:
-        return {"address": a.address}
+        return {"address": address_text(a)}
     return {"address": a.address, "family": _FAMILY.get(a.family, ""), "port": a.port}
 
 
@@ -73,7 +100,7 @@ class Socket(EventEmitter):
         self.server: Optional[Server] = None
         self._id: Optional[int] = None
         self._state = "new"          # new -> connecting -> open -> closed
-        self._endpoint: Union[Tuple[int, str], str, None] = None  # (port, host) or path for connect
+        self._endpoint: Union[Tuple[int, str], PathArg, None] = None  # (port, host) or path for connect
         self._pre: List[Tuple[Message, Optional[bytes], Optional[_Write]]] = []  # commands waiting for our id: (cmd, payload, entry)
         self._connect_ref = 0
         self._local: Message = None
@@ -166,8 +193,14 @@ class Socket(EventEmitter):
         return _FAMILY.get(self._remote.family) if self._remote is not None else None
 
     @property
+    def remote_path(self) -> Optional[str]:
+        """The peer's UNIX path ("" if its socket is unnamed; None for TCP).
+        Not in Node, which cannot see it; netcore reports it."""
+        return address_text(self._remote) if self._remote is not None and self._remote.family == pb.FAMILY_UNIX else None
+
+    @property
     def local_address(self) -> Optional[str]:
-        return self._local.address if self._local is not None else None
+        return address_text(self._local) if self._local is not None else None
 
     @property
     def local_port(self) -> Optional[int]:
@@ -212,8 +245,8 @@ class Socket(EventEmitter):
         if isinstance(self._endpoint, tuple):
             cmd.connect.tcp.port = self._endpoint[0]
             cmd.connect.tcp.host = self._endpoint[1]
-        else:
-            cmd.connect.path = self._endpoint
+        elif self._endpoint is not None:
+            set_path(cmd.connect, self._endpoint)
         self._connect_ref = nc.send(cmd)
         pre, self._pre = self._pre, []
         for cmd, payload, entry in pre:
@@ -250,7 +283,7 @@ class Socket(EventEmitter):
         data (UNIX sockets only)."""
         if callable(encoding) and callback is None:
             encoding, callback = None, encoding
-        buf = codec.encode(data, encoding if isinstance(encoding, str) else None)
+        buf = codec.encode(data, cast(Optional[str], encoding))
         if self._state == "closed" or self.destroyed:
             self._fail_write(callback, NetcoreError("ERR_SOCKET_CLOSED", syscall="write"), False)
             return False
@@ -522,8 +555,8 @@ class Socket(EventEmitter):
         syscall = "connect" if self._state == "connecting" else None
         if syscall and isinstance(ep, tuple):
             port, address = ep
-        elif syscall and isinstance(ep, str):
-            address = ep
+        elif syscall and ep is not None and not isinstance(ep, tuple):
+            address = os.fsdecode(ep)
         err = NetcoreError(m.code, m.message or None, syscall=syscall, address=address,
                            port=port)
         self._error = err
@@ -632,7 +665,7 @@ def _check_port(port: object) -> None:
 
 
 def _parse_endpoint(args: Sequence[Any], kw: Dict[str, Any], default_host: str
-                    ) -> Tuple[Any, str, Optional[str], Optional[Callable[..., Any]]]:
+                    ) -> Tuple[Any, str, Optional[PathArg], Optional[Callable[..., Any]]]:
     """Node's overloads: (port, [host], [cb]), (path, [cb]), (cb) or keywords,
     or an options dict first. Returns (port, host, path, callback)."""
     rest = list(args)
@@ -646,7 +679,7 @@ def _parse_endpoint(args: Sequence[Any], kw: Dict[str, Any], default_host: str
     path = kw.pop("path", None)
     if rest:
         first = rest.pop(0)
-        if isinstance(first, str) and not first.isdigit():
+        if is_path(first):
             path = first
         elif isinstance(first, str):
             port = int(first)

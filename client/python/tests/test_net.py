@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 import netcore_net as net  # noqa: E402
 from netcore_net import handler as _handler  # noqa: E402
+from netcore_net._proto import pb  # noqa: E402
 
 NETCORE = None
 ACTORS = os.path.normpath(os.path.join(HERE, "..", "..", "..", "actors", "python"))
@@ -152,6 +153,109 @@ class TestServer(NetcoreCase):
         self.assertEqual(order[0], "connection 1")
         self.assertLess(order.index("socket close"), order.index("server close"))
         self.assertEqual(order.count("server close"), 1)
+
+
+class TestNonUtf8Paths(NetcoreCase):
+    """PROTOCOL.md 1.2: UNIX paths that are not UTF-8 travel as bytes. The
+    issue's case: peers bound to such paths connect while the server is paused,
+    so netcore accepts them in one loop turn and their Connection events come
+    in one EventBatch (Python's protobuf rejected the whole batch when the
+    addresses were invalid UTF-8 strings)."""
+
+    PEERS = 12
+
+    def test_non_utf8_paths_batched_connections_echo(self):
+        tmpb = os.fsencode(self.tmp)
+        path = os.path.join(tmpb, b"srv-\xff\xfe.sock")
+        peer_paths = [os.path.join(tmpb, b"peer-\xc0-%d" % i) for i in range(self.PEERS)]
+        seen = {"remote": [], "local": set(), "batched": 0, "echo": {}}
+        nc = self.nc
+        dispatch = nc._dispatch
+
+        def counting_dispatch(frames):
+            ev = pb.Event()
+            ev.ParseFromString(frames[0])
+            if ev.WhichOneof("event") == "batch":
+                n = sum(1 for e in ev.batch.events if e.WhichOneof("event") == "connection"
+                        and e.connection.remote.address_bytes)
+                seen["batched"] = max(seen["batched"], n)
+            dispatch(frames)
+        nc._dispatch = counting_dispatch
+
+        def peer(i):
+            c = socket.socket(socket.AF_UNIX)
+            c.settimeout(20)
+            c.bind(peer_paths[i])
+            c.connect(path)
+            msg = b"peer %d \xff\x00 data" % i
+            c.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                chunk = c.recv(100)
+                if not chunk:
+                    break
+                got += chunk
+            seen["echo"][i] = got == msg
+            c.close()
+
+        def main():
+            closes = []
+
+            def on_conn(c):
+                seen["remote"].append(c.remote_path)
+                seen["local"].add(c.local_address)
+                c.on("data", c.write)
+                c.on("close", lambda e: closed())
+
+            def closed():
+                closes.append(1)
+                if len(closes) == self.PEERS + 1:
+                    srv.close()
+
+            srv = self.server(on_conn)
+
+            def listening():
+                seen["addr"] = srv.address()
+                srv.pause(300)  # the peers wait in the backlog, then come at once
+                threads = [threading.Thread(target=peer, args=(i,), daemon=True)
+                           for i in range(self.PEERS)]
+                for t in threads:
+                    t.start()
+                out = self.connect(path)  # the library's own connect, as path_bytes
+
+                def on_connect():
+                    seen["client_remote"] = out.remote_path
+                    out.write(b"own")
+                out.on("connect", on_connect)
+                out.on("data", lambda d: (seen.__setitem__("own", d), out.end()))
+            srv.listen(path, listening)
+        self.run_loop(main)
+        self.assertEqual(os.fsencode(seen["addr"]["address"]), path)
+        self.assertEqual(seen["local"], {os.fsdecode(path)})
+        self.assertEqual(sorted(os.fsencode(r) for r in seen["remote"] if r),
+                         sorted(peer_paths))
+        self.assertEqual(len(seen["remote"]), self.PEERS + 1)  # + our own, unnamed
+        self.assertEqual(seen["echo"], {i: True for i in range(self.PEERS)})
+        self.assertEqual(os.fsencode(seen["client_remote"]), path)
+        self.assertEqual(seen["own"], b"own")
+        self.assertGreaterEqual(seen["batched"], 2, "no EventBatch held 2+ such connections")
+        self.assertFalse(os.path.exists(path))
+
+    def test_listen_bytes_path_errors_name_it(self):
+        file_path = os.path.join(os.fsencode(self.tmp), b"file-\xff")
+        with open(file_path, "w"):
+            pass
+        seen = {}
+
+        def main():
+            srv = self.server()
+
+            srv.on("error", lambda err: seen.__setitem__("err", err))
+            srv.listen(file_path)
+        self.run_loop(main)
+        self.assertEqual(seen["err"].code, "EADDRINUSE")
+        self.assertEqual(seen["err"].address, os.fsdecode(file_path))
+        self.assertIn("\ufffd", str(seen["err"]))
 
 
 class TestConnect(NetcoreCase):

@@ -10,6 +10,7 @@
 # usage: libnc_install.sh BUILD_DIR NETCORE_BINARY
 build=$(cd "$1" && pwd); netcore=$2
 . "$(dirname "$0")/common.sh"
+cd "$PKG_TMP"
 prefix=$PKG_TMP/prefix
 cmake --install "$build" --prefix "$prefix" >/dev/null
 lib=$(ls -d "$prefix"/lib*/ | head -n1); lib=${lib%/}

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "pbwalk.h"
 #include "netcore.pb-c.h"
 #include "utf8.h"
 
@@ -184,87 +185,6 @@ static int convert(const Netcore__V1__Command *m, ncd_cmd *c) {
   return 0;
 }
 
-/* ------------------------------------------------ bounds before decoding */
-
-/* protobuf-c decodes nested messages recursively and without a depth limit,
- * and a Command can hold a CommandBatch of Commands: a few kilobytes of
- * nested batches overflow the stack. So the wire bytes are walked first,
- * without recursion (a batch's commands are looked at one level deep only),
- * and anything protobuf-c could recurse on beyond the schema's fixed depth is
- * refused before it runs. */
-
-/* Reads a varint at *p (< end). Returns 0, or -1 if truncated or too long. */
-static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
-  uint64_t v = 0;
-  for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
-    uint8_t b = *(*p)++;
-    v |= (uint64_t)(b & 0x7f) << shift;
-    if (!(b & 0x80)) {
-      *out = v;
-      return 0;
-    }
-  }
-  return -1;
-}
-
-/* One field of a message: its number, wire type and, for length-delimited
- * fields, its bytes. Returns 0, or -1 on malformed input. */
-typedef struct field {
-  uint64_t number;
-  unsigned type;
-  const uint8_t *data;
-  size_t len;
-} field;
-
-static int next_field(const uint8_t **p, const uint8_t *end, field *f) {
-  uint64_t key, v;
-  if (get_varint(p, end, &key) != 0) return -1;
-  f->number = key >> 3;
-  f->type = (unsigned)(key & 7);
-  f->data = NULL;
-  f->len = 0;
-  switch (f->type) {
-  case 0: return get_varint(p, end, &v);
-  case 1: if (end - *p < 8) return -1; *p += 8; return 0;
-  case 5: if (end - *p < 4) return -1; *p += 4; return 0;
-  case 2:
-    if (get_varint(p, end, &v) != 0 || v > (uint64_t)(end - *p)) return -1;
-    f->data = *p;
-    f->len = (size_t)v;
-    *p += v;
-    return 0;
-  default: return -1; /* groups (3, 4) are not proto3; protobuf-c would recurse on them */
-  }
-}
-
-/* Checks the batch bytes [p, end) and counts its commands. A command that is
- * itself a batch gets its own error when the batch runs (PROTOCOL.md 1.1), so
- * one such level is let through (level 1); a batch in there (level 2) is
- * refused here. */
-static int scan_batch(const uint8_t *p, const uint8_t *end, int level, size_t *count,
-                      size_t *nested_at) {
-  field f;
-  while (p < end) {
-    if (next_field(&p, end, &f) != 0) return NCD_EPROTO;
-    if (f.number != 1 || f.type != 2) continue;
-    if (level == 0) ++*count;
-    const uint8_t *q = f.data, *qend = f.data + f.len;
-    field g;
-    while (q < qend) {
-      if (next_field(&q, qend, &g) != 0) return NCD_EPROTO;
-      if (g.number != NC__BATCH_FIELD) continue;
-      if (level == 1 || g.type != 2) {
-        if (!*nested_at) *nested_at = *count;
-        return NCD_ERR_INVALID_ARG_VALUE;
-      }
-      int rc = scan_batch(g.data, g.data + g.len, 1, count, nested_at);
-      if (rc == NCD_ERR_INVALID_ARG_VALUE && !*nested_at) *nested_at = *count;
-      if (rc != 0) return rc;
-    }
-  }
-  return 0;
-}
-
 /* The dotted name ("listen.tcp.host") of the first string field under m
  * that is not valid UTF-8, written into where; 0 if there is none. A batch's
  * commands are not descended into: each is checked when it is converted. */
@@ -294,20 +214,13 @@ static int bad_string(const ProtobufCMessage *m, char *where, size_t cap) {
 }
 
 int ncd_wire_cmd_check(const void *data, size_t len, size_t max_batch) {
-  const uint8_t *p = data, *end = p + len;
   size_t count = 0, nested_at = 0;
-  field f;
-  while (p < end) {
-    if (next_field(&p, end, &f) != 0) return NCD_EPROTO;
-    if (f.number != NC__BATCH_FIELD) continue;
-    if (f.type != 2) return NCD_EPROTO;
-    int rc = scan_batch(f.data, f.data + f.len, 0, &count, &nested_at);
-    if (rc == NCD_ERR_INVALID_ARG_VALUE) {
-      ncd_set_errmsg("command %zu of the batch holds batches inside a batch: batches never nest",
-                     nested_at - 1);
-      return rc;
-    }
-    if (rc != 0) return rc;
+  int rc = nc__pb_walk_batches(data, len, NC__BATCH_FIELD, &count, &nested_at);
+  if (rc < 0) return NCD_EPROTO;
+  if (rc > 0) {
+    ncd_set_errmsg("command %zu of the batch holds batches inside a batch: batches never nest",
+                   nested_at - 1);
+    return NCD_ERR_INVALID_ARG_VALUE;
   }
   if (count > max_batch) {
     ncd_set_errmsg("a batch of %zu commands is over the limit of %zu", count, max_batch);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "nc_int.h"
+#include "pbwalk.h"
 #include "netcore.pb-c.h"
 #include "utf8.h"
 
@@ -271,6 +272,9 @@ int nc__wire_unpack(const void *data, size_t len, nc__event_t *ev, nc__arena_t *
   nc__arena_reset(arena);
   memset(ev, 0, sizeof(*ev));
   ev->code = ev->message = ev->command = "";
+  /* protobuf-c would recurse on nested batches without a limit (pbwalk.h). */
+  size_t count, nested_at;
+  if (nc__pb_walk_batches(data, len, NC__BATCH_FIELD, &count, &nested_at) != 0) return NC_EPROTO;
   Netcore__V1__Event *e = netcore__v1__event__unpack(&alloc, len, data);
   if (e == NULL) return NC_EPROTO;
   if (e->event_case == NETCORE__V1__EVENT__EVENT_BATCH) {

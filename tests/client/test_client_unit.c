@@ -192,6 +192,40 @@ static void test_client_idmap_churn(void **state) {
   nc__idmap_free(&m);
 }
 
+/* An Event nesting `batch` thousands deep (what a hostile or broken peer on
+ * the link could send) is refused before protobuf-c would recurse on it; two
+ * levels still decode (the inner batch entry is skipped). */
+static void test_client_event_nesting_refused(void **state) {
+  static uint8_t buf[200000];
+  for (size_t depth = 1; depth <= 4400; depth = depth < 3 ? depth + 1 : 4400) {
+    size_t start = sizeof buf - 2, len = 2;
+    buf[start] = (uint8_t)((12 << 3) | 2), buf[start + 1] = 0; /* Event{pong{}} */
+    for (size_t d = 0; d < depth; d++) {
+      for (int wrap = 0; wrap < 2; wrap++) {
+        uint8_t head[16];
+        size_t h = 0;
+        if (wrap == 0) head[h++] = (1 << 3) | 2;  /* EventBatch.events */
+        else head[h++] = 0x92, head[h++] = 0x03; /* Event.batch (field 50) */
+        for (size_t v = len;; v >>= 7) {
+          head[h++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+          if (v < 0x80) break;
+        }
+        start -= h;
+        memcpy(buf + start, head, h);
+        len += h;
+      }
+    }
+    nc__arena_t *arena = calloc(1, sizeof *arena);
+    nc__event_t ev;
+    int rc = nc__wire_unpack(buf + start, len, &ev, arena);
+    if (depth <= 2) assert_int_equal(rc, 0);
+    else assert_int_equal(rc, NC_EPROTO);
+    nc__arena_reset(arena);
+    free(arena);
+    if (depth == 4400) break;
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_client_isip_table),
@@ -202,6 +236,7 @@ int main(void) {
       cmocka_unit_test(test_client_errors_names),
       cmocka_unit_test(test_client_address_json),
       cmocka_unit_test(test_client_idmap_churn),
+      cmocka_unit_test(test_client_event_nesting_refused),
   };
   return cmocka_run_group_tests_name("client_unit", tests, NULL, NULL);
 }

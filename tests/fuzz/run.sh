@@ -10,9 +10,8 @@
 #   NCF_MAX_NESTING  the dispatch and live fuzzers skip inputs nesting batches
 #                    deeper than this (default 0 = no cap: netcore's wire walk
 #                    refuses nesting before protobuf-c recurses, issue 9 item 1)
-#   NCF_LIBNC_MAX_NESTING  the same for libnc's event decoder (default 64:
-#                    libnc has no such walk yet; ~4,400 levels overflow its
-#                    stack; 0 once it has one)
+#   NCF_LIBNC_MAX_NESTING  the same for libnc's event decoder (default 0: libnc
+#                    walks every event with common/pbwalk before protobuf-c)
 #   NCF_JOBS         parallel libFuzzer jobs per harness (default 1)
 #   NCF_ONLY         run only these parts: "cmd_decode dispatch event_decode live"
 #   NCF_LIVE_SEED    seed of the live fuzzer (default: random, printed)
@@ -24,7 +23,7 @@ secs=${1:-20}
 bdir=${NC_FUZZ_BUILD_DIR:-build-fuzz}
 case $bdir in /*) ;; *) bdir=$root/$bdir ;; esac
 export NCF_MAX_NESTING=${NCF_MAX_NESTING:-0}
-libnc_cap=${NCF_LIBNC_MAX_NESTING:-64}
+libnc_cap=${NCF_LIBNC_MAX_NESTING:-0}
 only=${NCF_ONLY:-cmd_decode dispatch event_decode live}
 jobs=${NCF_JOBS:-1}
 

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libuv1-dev libzmq3-dev libprotobuf-c-dev
       protobuf-c-compiler libcmocka-dev protobuf-compiler python3-zmq python3-protobuf
-      nodejs npm netcat-openbsd socat valgrind procps)
+      nodejs npm netcat-openbsd socat valgrind procps
+      docker.io docker-compose debootstrap tini systemd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,6 +15,11 @@ done
 # A Node.js that came with the machine (not from Debian) is fine as it is.
 if command -v node >/dev/null && command -v npm >/dev/null; then
   missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+fi
+# An engine and compose that came with the machine (docker-ce, compose v2) are fine too.
+if command -v dockerd >/dev/null; then missing=("${missing[@]/docker.io}"); fi
+if command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1; then
+  missing=("${missing[@]/docker-compose}")
 fi
 missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
 if [ ${#missing[@]} -gt 0 ]; then

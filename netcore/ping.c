@@ -35,8 +35,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   const char *ep = opts.endpoint ? opts.endpoint : getenv("NETCORE_ENDPOINT");
-  printf("netcore %s at %s (instance %s)\n", nc_loop_server_version(loop),
-         ep && *ep ? ep : NC_DEFAULT_ENDPOINT, nc_loop_instance_id(loop));
+  char def[512];
+  if (!ep || !*ep) ep = nc_default_endpoint(def, sizeof def) == 0 ? def : "(default)";
+  printf("netcore %s at %s (instance %s)\n", nc_loop_server_version(loop), ep,
+         nc_loop_instance_id(loop));
   nc_loop_free(loop);
   return 0;
 }

@@ -6,9 +6,12 @@
  *   });
  *   server.listen(8124, 'localhost');
  *
- * Usage: echo [--port N] [--host H] [--path P] [--endpoint E]
+ * Usage: echo [--port N] [--host H] [--path P] [--fd N] [--endpoint E]
+ * --fd N: listenFD(N), a listener netcore inherited (--listen-fd, or systemd's
+ * socket activation: the first is 3).
  * Prints one line once listening: echo server listening on <address() JSON>.
- * Errors go to stderr with Node's code; exit 1. SIGINT/SIGTERM: exit 0. */
+ * Errors go to stderr with Node's code; exit 1. SIGINT/SIGTERM, and netcore
+ * announcing its own shutdown (it drains, then closes everything): exit 0. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,7 @@ static void on_listening(nc_server_t *server) {
 }
 
 static void on_error(nc_server_t *server, int err, const char *message) {
+  if (err == NC_ERR_NETCORE_SHUTDOWN) return; /* the end of netcore's drain, not a failure */
   fprintf(stderr, "echo: %s: %s\n", nc_err_name(err), message);
   exit_code = 1;
   nc_server_close(server, NULL);
@@ -46,16 +50,17 @@ static void on_signal(nc_loop_t *loop, int signum, void *server) {
 }
 
 int main(int argc, char **argv) {
-  int port = 8124;
+  int port = 8124, fd = -1;
   const char *host = "localhost", *path = NULL, *endpoint = NULL;
   for (int i = 1; i < argc; i++) {
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(argv[i], "--port") == 0 && val) port = atoi(argv[++i]);
     else if (strcmp(argv[i], "--host") == 0 && val) host = argv[++i];
     else if (strcmp(argv[i], "--path") == 0 && val) path = argv[++i];
+    else if (strcmp(argv[i], "--fd") == 0 && val) fd = atoi(argv[++i]);
     else if (strcmp(argv[i], "--endpoint") == 0 && val) endpoint = argv[++i];
     else {
-      fprintf(stderr, "usage: echo [--port N] [--host H] [--path P] [--endpoint E]\n");
+      fprintf(stderr, "usage: echo [--port N] [--host H] [--path P] [--fd N] [--endpoint E]\n");
       return 1;
     }
   }
@@ -76,9 +81,11 @@ int main(int argc, char **argv) {
   nc_loop_signal(loop, SIGINT, on_signal, server);
   nc_loop_signal(loop, SIGTERM, on_signal, server);
 
-  rv = path ? nc_server_listen_path(server, path, NULL) : nc_server_listen(server, port, host, NULL);
+  rv = fd >= 0  ? nc_server_listen_fd(server, fd, NULL)
+       : path    ? nc_server_listen_path(server, path, NULL)
+                 : nc_server_listen(server, port, host, NULL);
   if (rv == 0) rv = nc_loop_run(loop);
-  if (rv != 0) {
+  if (rv != 0 && rv != NC_ERR_NETCORE_SHUTDOWN) {
     fprintf(stderr, "echo: %s: %s\n", nc_err_name(rv), nc_loop_error_message(loop));
     exit_code = 1;
   }

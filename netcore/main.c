@@ -19,6 +19,7 @@
 #include "fdlimit.h"
 #include "handler.h"
 #include "log.h"
+#include "notify.h"
 #include "router.h"
 #include "server.h"
 #include "socket.h"
@@ -82,6 +83,7 @@ static void signal_cb(uv_signal_t *s, int signum) {
     return;
   }
   ncd.shutting_down = 1;
+  ncd_notify("STOPPING=1");
   shutdown_started = uv_now(ncd.loop);
   ncd_info("%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
   ncd_event ev = {.kind = NCD_EV_SHUTDOWN, .reason = signum == SIGINT ? "SIGINT" : "SIGTERM"};
@@ -136,6 +138,7 @@ int main(int argc, char **argv) {
   uv_signal_start(&ncd.sigint, signal_cb, SIGINT);
   uv_signal_start(&ncd.sigterm, signal_cb, SIGTERM);
   ncd_info("netcore %s ready (instance %s)", NCD_VERSION, ncd.instance_id);
+  ncd_notify("READY=1");
 
   uv_run(ncd.loop, UV_RUN_DEFAULT);
 

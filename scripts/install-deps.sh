@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config libuv1-dev libzmq3-dev libprotobuf-c-dev
       protobuf-c-compiler libcmocka-dev protobuf-compiler python3-zmq python3-protobuf
       nodejs npm netcat-openbsd socat valgrind procps
-      python3-venv python3-setuptools python3-wheel python3-mypy help2man dpkg-dev file)
+      python3-venv python3-setuptools python3-wheel python3-mypy help2man dpkg-dev file
+      docker.io docker-compose debootstrap tini systemd)
 if [ "${1:-}" = --fuzz ]; then
   pkgs=(clang-14 libclang-rt-14-dev)
 fi
@@ -20,6 +21,11 @@ done
 # A Node.js that came with the machine (not from Debian) is fine as it is.
 if command -v node >/dev/null && command -v npm >/dev/null; then
   missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+fi
+# An engine and compose that came with the machine (docker-ce, compose v2) are fine too.
+if command -v dockerd >/dev/null; then missing=("${missing[@]/docker.io}"); fi
+if command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1; then
+  missing=("${missing[@]/docker-compose}")
 fi
 missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
 if [ ${#missing[@]} -gt 0 ]; then

@@ -4,8 +4,9 @@
 usage: echo.py [--port N] [--host H] [--path P] [--endpoint E]
 Prints one line once listening, e.g.
   echo server listening on {"address":"127.0.0.1","port":8124}
-SIGINT/SIGTERM close the server and exit 0; an error (listen failed, netcore
-gone) is printed to stderr with its Node code and exits 1.
+SIGINT/SIGTERM close the server and exit 0, and so does netcore announcing its
+own shutdown (it drains, then closes everything); an error (listen failed,
+netcore gone) is printed to stderr with its Node code and exits 1.
 """
 
 import argparse
@@ -47,6 +48,8 @@ def main(status):
               flush=True)
 
     def on_error(err):
+        if err.code == "ERR_NETCORE_SHUTDOWN":
+            return  # netcore drains and closes every connection itself: not a failure
         print("echo: %s" % err, file=sys.stderr)
         status[0] = 1
         stop()

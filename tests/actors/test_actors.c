@@ -174,6 +174,25 @@ static void test_actors_echo_unix_and_netcore_killed(void **state) {
   nct_netcore_stop(&d);
 }
 
+/* netcore's own SIGTERM (docker stop, systemctl stop): netcore drains and
+ * announces Shutdown; the echo takes that as the end of its work and exits 0,
+ * so a container or unit around it ends cleanly too. */
+static void test_actors_echo_netcore_shutdown_exits_0(void **state) {
+  (void)state;
+  nct_netcore_t d;
+  actor_t a;
+  char line[256], err[1024];
+  nct_netcore_start(&d, NULL);
+  const char *args[] = {"--port", "0", "--host", "127.0.0.1", "--endpoint", d.endpoint, NULL};
+  actor_start(&a, ECHO_BIN, args);
+  actor_line(&a, line, sizeof(line));
+  echo_check(nct_tcp_connect(port_of(line)));
+  kill(d.pid, SIGTERM);
+  assert_int_equal(actor_wait(&a, 15000, err, sizeof(err)), 0);
+  if (err[0] != '\0') fail_msg("unexpected stderr: %s", err);
+  nct_netcore_stop(&d);
+}
+
 static void test_actors_echo_netcore_not_running(void **state) {
   (void)state;
   actor_t a;
@@ -387,6 +406,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_actors_echo_tcp),
       cmocka_unit_test(test_actors_echo_unix_and_netcore_killed),
+      cmocka_unit_test(test_actors_echo_netcore_shutdown_exits_0),
       cmocka_unit_test(test_actors_echo_netcore_not_running),
       cmocka_unit_test(test_actors_goodbye),
       cmocka_unit_test(test_actors_proxy_100mib_slow_reader),

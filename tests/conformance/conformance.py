@@ -19,8 +19,10 @@ scenario with real TCP and UNIX client sockets:
                 all the way back) with bounded RSS; then it reads everything
   peer_paths_not_utf8 (UNIX only) 24 peers bound to paths that are not UTF-8
                 connect at once: every one is greeted and echoed
-Then: SIGTERM makes the actor exit 0, and an actor whose netcore is killed
-reports an error on stderr and exits 1. A scenario that fails for one language
+Then: SIGTERM makes the actor exit 0; netcore's own SIGTERM (docker stop,
+systemctl stop) ends an open connection with a clean EOF and the actor with
+exit 0, and netcore exits 0; an actor whose netcore is killed reports an error
+on stderr and exits 1. A scenario that fails for one language
 and passes for another is a bug in that language's library.
 
 Prints one PASS/FAIL line per scenario and ends with "N passed, N failed";
@@ -621,6 +623,35 @@ def run_transport(rig, results, kind, extra, opts):
     results.record(kind + "/sigterm_exit0", sigterm)
 
 
+def netcore_shutdown(rig):
+    """SIGTERM to netcore under a running actor with an open connection: the
+    connection ends with EOF (not a reset), the actor and netcore exit 0."""
+    proc, addr = rig.start_actor("shutdown-actor", ["--port", "0", "--host", "127.0.0.1"])
+    c = socket.create_connection(("127.0.0.1", addr["port"]), timeout=IO_TIMEOUT)
+    data = bytes(range(256)) * 64
+    c.sendall(data)
+    got = b""
+    while len(got) < len(GREETING) + len(data):
+        chunk = c.recv(65536)
+        check(chunk, "EOF after %d bytes, before the echo was complete" % len(got))
+        got += chunk
+    check(got == GREETING + data, "the echo differs from what was sent")
+    proc.stopped = rig.netcore.stopped = True
+    rig.netcore.p.send_signal(signal.SIGTERM)
+    try:
+        rest = c.recv(65536)
+    except ConnectionResetError:
+        raise Failure("netcore's SIGTERM reset the connection instead of closing it")
+    finally:
+        c.close()
+    check(rest == b"", "%d unexpected bytes after the echo" % len(rest))
+    status = proc.wait(EXIT_TIMEOUT)
+    check(status == 0, "actor exit status %s after netcore's SIGTERM; stderr: %s"
+          % (status, proc.stderr_tail()))
+    check(rig.netcore.p.wait(EXIT_TIMEOUT) == 0, "netcore exit status %s after SIGTERM"
+          % rig.netcore.p.returncode)
+
+
 def netcore_gone(rig):
     """Kill netcore under a running actor: the actor must say so and exit 1."""
     proc, _ = rig.start_actor("gone-actor", ["--port", "0", "--host", "127.0.0.1"])
@@ -657,6 +688,8 @@ def main():
             run_transport(rig, results, "unix", ["--path", os.path.join(tmp, "echo.sock")],
                           opts)
             if not opts.only:
+                if results.record("netcore_shutdown_exit0", lambda: netcore_shutdown(rig)):
+                    results.record("netcore_restart", rig.start_netcore)
                 results.record("netcore_gone_exit1", lambda: netcore_gone(rig))
         if results.failed:
             for p in rig.procs:

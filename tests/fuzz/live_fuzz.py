@@ -168,7 +168,15 @@ class Bystander:
                                      tcp=pb.TcpEndpoint(host="127.0.0.1", port=0))))
         port = self.wait_for("listening").listening.address.port
         self.peer = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.sid = self.wait_for("connection").connection.socket_id
+        # Only the connection from our own peer: on a shared machine another
+        # program may reach a port it once had and this listener took since.
+        mine = self.peer.getsockname()[1]
+        while True:
+            conn = self.wait_for("connection").connection
+            if conn.remote.port == mine:
+                break
+            self.send(C(destroy=pb.Destroy(socket_id=conn.socket_id)))
+        self.sid = conn.socket_id
         self.peer.setblocking(False)
         self.expect = bytearray()   # sent by the peer, not yet echoed back
         self.echoed = 0

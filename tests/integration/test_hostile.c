@@ -84,15 +84,17 @@ static uint64_t ping_ms(nct_client *c) {
   return nct_now_ms() - t0;
 }
 
-/* Whether a TCP connect to 127.0.0.1:port is refused. */
-static int port_refused(uint16_t port) {
+/* Whether 127.0.0.1:port can be bound (nobody listens there). A bind, not a
+ * connect: a connect could reach another test's listener that took the port. */
+static int port_free(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  int rc = connect(fd, (struct sockaddr *)&sin, sizeof sin);
-  int err = errno;
+  int rc = bind(fd, (struct sockaddr *)&sin, sizeof sin);
   close(fd);
-  return rc != 0 && err == ECONNREFUSED;
+  return rc == 0;
 }
 
 #define WAIT_UNTIL(cond, ms)                                                  \
@@ -294,7 +296,7 @@ static void test_hostile_budget_pings_never_read(void **state) {
     if (b % 50 == 49) {
       long r = nct_rss_kib(e->d.pid);
       if (r > peak) peak = r;
-      if (port_refused(port)) dropped_at = nct_now_ms();
+      if (port_free(port)) dropped_at = nct_now_ms();
       usleep(50000);
     }
   }

@@ -4,7 +4,8 @@
 # a Debian package); unpacked into a scratch root (dpkg -x), the packaged
 # netcore runs the packaged nc-echo, and a program built against libnc-dev
 # (pkg-config, from that root) runs the echo with libnc0's libnc.so.0. The man
-# pages are there and name their programs.
+# pages are there and name their programs; the systemd units of systemd/ are
+# shipped and start the packaged binary; netcore-ping answers.
 # usage: deb_install.sh BUILD_DIR
 build=$(cd "$1" && pwd)
 . "$(dirname "$0")/common.sh"
@@ -30,6 +31,15 @@ for f in usr/bin/netcore usr/bin/nc-echo usr/bin/nc-proxy usr/lib/libnc.so.0 usr
          usr/lib/pkgconfig/nc.pc usr/lib/cmake/nc/ncConfig.cmake usr/share/doc/netcore/copyright; do
   [ -e "$root/$f" ] || fail "$f not in the packages"
 done
+for f in usr/lib/systemd/system/netcore.service usr/lib/systemd/system/netcore.socket \
+         usr/lib/systemd/system/nc-actor@.service usr/lib/sysusers.d/netcore.conf \
+         etc/netcore/actors/echo.env usr/bin/netcore-ping; do
+  [ -e "$root/$f" ] || fail "$f not in the netcore package"
+done
+grep -q '^ExecStart=/usr/bin/netcore ' "$root/usr/lib/systemd/system/netcore.service" \
+  || fail "netcore.service does not start the packaged /usr/bin/netcore"
+dpkg-deb --ctrl-tarfile "$(deb netcore)" | tar -xO ./conffiles | grep -qx /etc/netcore/actors/echo.env \
+  || fail "echo.env is not a conffile"
 zcat "$root/usr/share/man/man8/netcore.8.gz" | grep -qF '\-\-bind' || fail "netcore(8) does not document --bind"
 zcat "$root/usr/share/man/man1/nc-echo.1.gz" | grep -q '^\.TH NC-ECHO 1' || fail "nc-echo(1)"
 [ "$(readlink -f "$root/usr/lib/libnc.so")" = "$(readlink -f "$root/usr/lib/libnc.so.0")" ] || fail "libnc.so link"
@@ -39,6 +49,7 @@ start_netcore "$root/usr/bin/netcore"
 port=$(free_port)
 start_bg "$root/usr/bin/nc-echo" --port "$port" --host 127.0.0.1 --endpoint "$NETCORE_ENDPOINT"
 check_echo "$port"
+"$root/usr/bin/netcore-ping" --endpoint "$NETCORE_ENDPOINT" >/dev/null || fail "packaged netcore-ping"
 
 cat >echo.c <<'C'
 #include <nc/nc.h>

@@ -128,6 +128,24 @@ static void monitor_cb(uv_poll_t *p, int status, int events) {
   ncd_handler_reap();
 }
 
+/* --heartbeat-ms bounds how long a silent tcp link lives: a PING every half of
+ * it, and the link is dead half of it after an unanswered PING. On ipc the
+ * kernel tells of a dead peer at once (the monitor), and a heartbeat would
+ * only drop handlers that are alive but not reading for a moment: a peer's
+ * PONG waits behind the events it has not taken. Options are taken by each
+ * bind, so they are set before it. */
+static int set_heartbeat(const char *endpoint) {
+  int tcp = strncmp(endpoint, "tcp://", 6) == 0;
+  int ivl = tcp ? (int)(ncd.cfg.heartbeat_ms / 2) : 0;
+  int ttl = tcp ? (int)(ncd.cfg.heartbeat_ms - ncd.cfg.heartbeat_ms / 2) : 0;
+  if (zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) != 0 ||
+      zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl) != 0) {
+    ncd_error("cannot set heartbeats for %s: %s", endpoint, zmq_strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
 int ncd_router_start(void) {
   if (!(ncd.strangers = ncd_tally_new())) return -1;
   ncd.zctx = zmq_ctx_new();
@@ -138,10 +156,7 @@ int ncd_router_start(void) {
     ncd_error("zmq_socket: %s", zmq_strerror(errno));
     return -1;
   }
-  /* --heartbeat-ms bounds how long a silent link lives: a PING every half of
-   * it, and the link is dead half of it after an unanswered PING. */
-  int one = 1, hwm = (int)ncd.cfg.hwm, linger = 0, ivl = (int)(ncd.cfg.heartbeat_ms / 2),
-      ttl = (int)(ncd.cfg.heartbeat_ms - ncd.cfg.heartbeat_ms / 2);
+  int one = 1, hwm = (int)ncd.cfg.hwm, linger = 0;
   zmq_setsockopt(ncd.router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
   zmq_setsockopt(ncd.router, ZMQ_SNDHWM, &hwm, sizeof hwm);
   /* 1 MiB of kernel buffer towards each handler: bulk data crosses in fewer,
@@ -159,8 +174,6 @@ int ncd_router_start(void) {
   zmq_setsockopt(ncd.router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
   zmq_setsockopt(ncd.router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
   zmq_setsockopt(ncd.router, ZMQ_LINGER, &linger, sizeof linger);
-  zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
-  zmq_setsockopt(ncd.router, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
   /* The monitor tells which connection closed (by fd); it is set up before
    * any bind so no connection escapes it. Unbounded: one small event per
    * connection, read at once. */
@@ -176,6 +189,7 @@ int ncd_router_start(void) {
     return -1;
   }
   for (int i = 0; i < ncd.cfg.nbinds; i++) {
+    if (set_heartbeat(ncd.cfg.binds[i]) != 0) return -1;
     if (ncd_auth_setup_bind(ncd.router, ncd.cfg.binds[i]) != 0) return -1;
     if (ncd_endpoint_bind(ncd.router, ncd.cfg.binds[i]) != 0) return -1;
     char last[256];

@@ -109,6 +109,14 @@ int main(int argc, char **argv) {
   int rc = ncd_config_parse(&ncd.cfg, argc, argv);
   if (rc != 0) return rc > 0 ? 0 : 2;
   ncd_log_set_level(ncd.cfg.log_level);
+  if (ncd.cfg.policy_file) {
+    char err[600];
+    if (!(ncd.policy = ncd_policy_load(ncd.cfg.policy_file, err, sizeof err))) {
+      fprintf(stderr, "netcore: --policy: %s\n", err);
+      return 2;
+    }
+    ncd_info("policy %s: %zu handler entries", ncd.cfg.policy_file, ncd_policy_count(ncd.policy));
+  }
   if ((rc = ncd_auth_init()) != 0) return rc;
   signal(SIGPIPE, SIG_IGN);
   if (ncd_fdlimit_init(&ncd.cfg) != 0) return 1;
@@ -147,6 +155,7 @@ int main(int argc, char **argv) {
   nc__idmap_free(&ncd.servers);
   uv_loop_close(ncd.loop);
   ncd_endpoint_release();
+  ncd_policy_free(ncd.policy);
   ncd_info("bye");
   return 0;
 }

@@ -60,8 +60,9 @@ static void usage(FILE *out) {
           "  --allow-uid UID         also let this uid in over ipc (repeatable)\n"
           "  --insecure-tcp          allow a non-loopback tcp bind without CURVE\n"
           "  --policy FILE           what each handler may listen on, connect to and join,\n"
-          "                          and its limits (docs/POLICY.md); without it CURVE\n"
-          "                          handlers may do nothing, ipc handlers anything\n"
+          "                          and its limits (docs/POLICY.md; SIGHUP reloads it);\n"
+          "                          without it CURVE handlers may do nothing, ipc\n"
+          "                          handlers anything\n"
           "Subcommand: netcore keygen FILE   writes a new key pair (mode 0600) to FILE\n"
           "                                  and prints its public key\n"
           "  --help, --version\n");

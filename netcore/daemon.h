@@ -167,7 +167,7 @@ typedef struct ncd_daemon {
   uv_timer_t retry_timer;    /* retries blocked handlers' queues */
   uv_timer_t lease_timer;
   uv_timer_t shutdown_timer;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   char instance_id[40];
   uint32_t next_prefix;
   uint64_t next_socket_id;   /* prefix 0 ids of accepted sockets */

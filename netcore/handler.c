@@ -85,11 +85,7 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
   h->rid_len = rid_len;
   snprintf(h->user_id, sizeof h->user_id, "%s", user_id);
   snprintf(h->principal, sizeof h->principal, "%s", ncd_auth_principal(user_id));
-  h->policy = ncd_policy_entry_for(ncd.policy, h->principal);
-  h->max_sockets = ncd.cfg.max_handler_sockets;
-  h->max_servers = ncd.cfg.max_handler_servers;
-  h->budget = ncd.cfg.handler_budget;
-  ncd_policy_limits(h->policy, &h->max_sockets, &h->max_servers, &h->budget);
+  ncd_handler_apply_policy(h);
   h->conn_fd = conn_fd;
   h->prefix = ncd.next_prefix++;
   h->last_id = (uint64_t)h->prefix << 32;
@@ -144,6 +140,14 @@ void ncd_handler_gone(ncd_handler *h, const char *reason) {
     next = l->next;
     ncd_socket_destroy(ncd_container_of(l, ncd_socket, owner_link), 0);
   }
+}
+
+void ncd_handler_apply_policy(ncd_handler *h) {
+  h->policy = ncd_policy_entry_for(ncd.policy, h->principal);
+  h->max_sockets = ncd.cfg.max_handler_sockets;
+  h->max_servers = ncd.cfg.max_handler_servers;
+  h->budget = ncd.cfg.handler_budget;
+  ncd_policy_limits(h->policy, &h->max_sockets, &h->max_servers, &h->budget);
 }
 
 void ncd_handler_touch(ncd_handler *h) { h->last_seen = uv_now(ncd.loop); }

@@ -8,7 +8,8 @@
  * group; which limits does it have. It knows nothing of the daemon: the hooks
  * in server.c, socket.c and handler.c ask, and turn a denial into EACCES.
  * Everything is callable from any thread; a policy is immutable once parsed
- * and owned by whoever parsed it (ncd_policy_free). Entries returned by
+ * and owned by whoever parsed it (ncd_policy_free; the daemon swaps in a new
+ * one on SIGHUP after re-pointing every handler at its new entry). Entries returned by
  * ncd_policy_entry_for live as long as their policy (the built-in ones for
  * "no policy file" forever).
  */

@@ -585,6 +585,36 @@ static void test_policy_budget(void **state) {
   rm_dir(dir);
 }
 
+/* SIGHUP reads the file again: a new rule works at once for a handler
+ * already in; a file that does not parse leaves the old policy in force. */
+static void test_policy_sighup_reload(void **state) {
+  nct_env *e = *state;
+  char dir[64], policy[128], text[512], log[128];
+  make_dir(dir, sizeof dir);
+  snprintf(policy, sizeof policy, "%s/policy", dir);
+  snprintf(text, sizeof text, "handler uid:%u\n  listen tcp 127.0.0.1 0\n", (unsigned)geteuid());
+  write_file(policy, text);
+  int lfd = open_log(dir, log, sizeof log);
+  const char *flags[] = {"--policy", policy, "--log-level", "info", NULL};
+  int fds[] = {lfd, 2, -1};
+  nct_env_start_fds(e, flags, fds);
+  close(lfd);
+  nct_client *h = nct_env_handler(e, "reloaded");
+  expect_listen_denied(h, listen_tcp(h, "0.0.0.0", 0, NULL), "policy:1 (handler uid:");
+  snprintf(text, sizeof text, "handler uid:%u\n  listen tcp 127.0.0.1 0\n  listen tcp 0.0.0.0 0\n",
+           (unsigned)geteuid());
+  write_file(policy, text);
+  kill(e->d.pid, SIGHUP);
+  wait_log(log, "reloaded: 1 handler entries");
+  expect_listening(h, listen_tcp(h, "0.0.0.0", 0, NULL));
+  write_file(policy, "handler uid:0\n  listen everywhere\n");
+  kill(e->d.pid, SIGHUP);
+  wait_log(log, "policy:2: expected 'listen tcp|unix|fd ...'; the policy in force stays");
+  expect_listening(h, listen_tcp(h, "0.0.0.0", 0, NULL));
+  nct_env_finish(e);
+  rm_dir(dir);
+}
+
 /* A policy file that does not parse stops netcore at start: exit 2, and
  * the file and line of the mistake on stderr. */
 static void test_policy_bad_file_refused(void **state) {
@@ -689,6 +719,7 @@ int main(int argc, char **argv) {
                                       nct_env_teardown),
       cmocka_unit_test_setup_teardown(test_policy_limits, nct_env_setup, nct_env_teardown),
       cmocka_unit_test_setup_teardown(test_policy_budget, nct_env_setup, nct_env_teardown),
+      cmocka_unit_test_setup_teardown(test_policy_sighup_reload, nct_env_setup, nct_env_teardown),
       cmocka_unit_test(test_policy_bad_file_refused),
       cmocka_unit_test_setup_teardown(test_policy_names_uid, nct_env_setup, nct_env_teardown),
   };

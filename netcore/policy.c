@@ -17,7 +17,12 @@
 #define MAX_PRINCIPAL 95 /* fits ncd_handler.principal */
 
 typedef enum rule_kind {
-  R_LISTEN_TCP, R_CONNECT_TCP, R_LISTEN_UNIX, R_CONNECT_UNIX, R_LISTEN_FD, R_JOIN
+  R_LISTEN_TCP,
+  R_CONNECT_TCP,
+  R_LISTEN_UNIX,
+  R_CONNECT_UNIX,
+  R_LISTEN_FD,
+  R_JOIN
 } rule_kind;
 
 typedef struct port_range {
@@ -44,7 +49,7 @@ struct ncd_policy_entry {
   char where[300];   /* "FILE:LINE (handler P)", for messages */
   char **principals; /* "uid:N", "key:NAME", "tcp:ADDR" or "default" */
   size_t nprincipals;
-  int all;           /* may do anything netcore can */
+  int all; /* may do anything netcore can */
   rule *rules;
   size_t nrules;
   int has_max_sockets, has_max_servers, has_budget;
@@ -130,8 +135,10 @@ static int valid_host_name(const char *s) {
   int letter = 0;
   if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-') return 0;
   for (; *s; s++) {
-    if (isalpha((unsigned char)*s)) letter = 1;
-    else if (!isdigit((unsigned char)*s) && *s != '.' && *s != '-' && *s != '_') return 0;
+    if (isalpha((unsigned char)*s))
+      letter = 1;
+    else if (!isdigit((unsigned char)*s) && *s != '.' && *s != '-' && *s != '_')
+      return 0;
   }
   return letter; /* "10.0.0" is a broken address, not a name */
 }
@@ -198,7 +205,8 @@ static const char *parse_path(const char *s, rule *r) {
   snprintf(buf, sizeof buf, "%s", s);
   size_t n = strlen(buf);
   while (n > 1 && buf[n - 1] == '/') buf[--n] = '\0';
-  if (!canonical_path(buf)) return "a path rule is '*' or an absolute path without '.', '..' or '//'";
+  if (!canonical_path(buf))
+    return "a path rule is '*' or an absolute path without '.', '..' or '//'";
   r->text = strdup(buf);
   return r->text ? NULL : "out of memory";
 }
@@ -239,7 +247,8 @@ static ncd_policy_entry *find_exact(const ncd_policy *p, const char *principal) 
 
 static const char *parse_handler_line(ncd_policy *p, char **tok, int ntok, int line,
                                       ncd_policy_entry **cur) {
-  if (ntok < 2) return "'handler' needs one or more principals (uid:N, key:NAME, tcp:ADDR, default)";
+  if (ntok < 2)
+    return "'handler' needs one or more principals (uid:N, key:NAME, tcp:ADDR, default)";
   ncd_policy_entry *e = calloc(1, sizeof *e);
   if (!e) return "out of memory";
   ncd_policy_entry **grown = realloc(p->entries, (p->nentries + 1) * sizeof *grown);
@@ -273,10 +282,14 @@ static const char *parse_limit(ncd_policy_entry *e, const char *name, char **tok
   if (ntok != 2) return "a limit takes one number";
   int budget = strcmp(name, "budget") == 0;
   if (parse_uint(tok[1], budget ? UINT64_MAX : UINT32_MAX, &v) != 0)
-    return budget ? "budget needs a number of bytes" : "a limit needs a number from 0 to 4294967295";
-  if (strcmp(name, "max-sockets") == 0) e->has_max_sockets = 1, e->max_sockets = (uint32_t)v;
-  else if (strcmp(name, "max-servers") == 0) e->has_max_servers = 1, e->max_servers = (uint32_t)v;
-  else e->has_budget = 1, e->budget = v;
+    return budget ? "budget needs a number of bytes"
+                  : "a limit needs a number from 0 to 4294967295";
+  if (strcmp(name, "max-sockets") == 0)
+    e->has_max_sockets = 1, e->max_sockets = (uint32_t)v;
+  else if (strcmp(name, "max-servers") == 0)
+    e->has_max_servers = 1, e->max_servers = (uint32_t)v;
+  else
+    e->has_budget = 1, e->budget = v;
   return NULL;
 }
 
@@ -291,7 +304,8 @@ static const char *parse_rule(ncd_policy_entry *e, char **tok, int ntok, int lin
     r.any = strcmp(tok[1], "*") == 0;
     if (!r.any && !(r.text = strdup(tok[1]))) return "out of memory";
   } else if (ntok >= 2 && strcmp(tok[1], "tcp") == 0) {
-    if (ntok != 4) return listen ? "expected 'listen tcp ADDRESS PORTS'" : "expected 'connect tcp HOST PORTS'";
+    if (ntok != 4)
+      return listen ? "expected 'listen tcp ADDRESS PORTS'" : "expected 'connect tcp HOST PORTS'";
     r.kind = listen ? R_LISTEN_TCP : R_CONNECT_TCP;
     if (!(why = parse_host(tok[2], &r))) why = parse_ports(tok[3], &r);
   } else if (ntok >= 2 && strcmp(tok[1], "unix") == 0) {
@@ -299,7 +313,7 @@ static const char *parse_rule(ncd_policy_entry *e, char **tok, int ntok, int lin
     r.kind = listen ? R_LISTEN_UNIX : R_CONNECT_UNIX;
     why = parse_path(tok[2], &r);
   } else if (listen && ntok >= 2 && strcmp(tok[1], "fd") == 0) {
-    uint64_t fd;
+    uint64_t fd = 0;
     if (ntok != 3) return "expected 'listen fd N' or 'listen fd *'";
     r.kind = R_LISTEN_FD;
     r.any = strcmp(tok[2], "*") == 0;
@@ -325,7 +339,8 @@ static const char *parse_rule(ncd_policy_entry *e, char **tok, int ntok, int lin
 static const char *parse_line(ncd_policy *p, char *text, int line, ncd_policy_entry **cur) {
   char *tok[MAX_TOKENS + 1];
   int ntok = 0;
-  for (char *save = NULL, *t = strtok_r(text, " \t\r", &save); t; t = strtok_r(NULL, " \t\r", &save)) {
+  for (char *save = NULL, *t = strtok_r(text, " \t\r", &save); t;
+       t = strtok_r(NULL, " \t\r", &save)) {
     if (t[0] == '#') break; /* a comment to the end of the line */
     if (ntok == MAX_TOKENS) return "too many words on one line";
     tok[ntok++] = t;
@@ -341,9 +356,11 @@ static const char *parse_line(ncd_policy *p, char *text, int line, ncd_policy_en
   if (strcmp(tok[0], "max-sockets") == 0 || strcmp(tok[0], "max-servers") == 0 ||
       strcmp(tok[0], "budget") == 0)
     return parse_limit(*cur, tok[0], tok, ntok);
-  if (strcmp(tok[0], "listen") == 0 || strcmp(tok[0], "connect") == 0 || strcmp(tok[0], "join") == 0)
+  if (strcmp(tok[0], "listen") == 0 || strcmp(tok[0], "connect") == 0 ||
+      strcmp(tok[0], "join") == 0)
     return parse_rule(*cur, tok, ntok, line);
-  return "unknown directive (handler, listen, connect, join, all, max-sockets, max-servers, budget)";
+  return "unknown directive (handler, listen, connect, join, all, max-sockets, max-servers, "
+         "budget)";
 }
 
 ncd_policy *ncd_policy_parse(const char *text, const char *file, char *err, size_t cap) {
@@ -391,7 +408,10 @@ ncd_policy *ncd_policy_load(const char *path, char *err, size_t cap) {
   int bad = ferror(f);
   fclose(f);
   if (!text || bad || n > MAX_FILE) {
-    say(err, cap, "%s: %s", path, !text ? "out of memory" : bad ? "read error" : "larger than 1 MiB");
+    say(err, cap, "%s: %s", path,
+        !text ? "out of memory"
+        : bad ? "read error"
+              : "larger than 1 MiB");
     free(text);
     return NULL;
   }
@@ -421,7 +441,9 @@ int ncd_policy_names_uid(const ncd_policy *p, unsigned long uid) {
   return p && find_exact(p, name) != NULL;
 }
 
-size_t ncd_policy_count(const ncd_policy *p) { return p ? p->nentries : 0; }
+size_t ncd_policy_count(const ncd_policy *p) {
+  return p ? p->nentries : 0;
+}
 
 void ncd_policy_limits(const ncd_policy_entry *e, uint32_t *max_sockets, uint32_t *max_servers,
                        uint64_t *budget) {
@@ -506,16 +528,17 @@ int ncd_policy_tcp(const ncd_policy_entry *e, int connect, const char *name,
   /* What was asked, for the message: "name (address)", "name" or "address". */
   char addr[INET6_ADDRSTRLEN] = "", text[INET6_ADDRSTRLEN + 300];
   if (family) inet_ntop(family, a, addr, sizeof addr);
-  if (name && family) snprintf(text, sizeof text, "%s (%s)", name, addr);
-  else snprintf(text, sizeof text, "%s", name ? name : addr);
+  if (name && family)
+    snprintf(text, sizeof text, "%s (%s)", name, addr);
+  else
+    snprintf(text, sizeof text, "%s", name ? name : addr);
   if (e->nrules == 0 && !e->all) {
     char what[400];
     snprintf(what, sizeof what, "%s anywhere (asked: %s port %u)", verb, text, port);
     return deny_all(e, what, why, cap);
   }
   say(why, cap, "%s: no '%s tcp' rule allows %s%s port %u", e->where, verb, text,
-      wildcard ? " (a wildcard address: only a rule for '*' or that address allows it)" : "",
-      port);
+      wildcard ? " (a wildcard address: only a rule for '*' or that address allows it)" : "", port);
   return NCD_POLICY_DENY;
 }
 

@@ -45,7 +45,9 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
   return 0;
 }
 
-static void rm_dir(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void rm_dir(const char *dir) {
+  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 static size_t read_file(const char *path, char *buf, size_t cap) {
   int fd = open(path, O_RDONLY);
@@ -68,7 +70,8 @@ static void wait_log(const char *path, const char *needle) {
   static char buf[1 << 16];
   uint64_t deadline = nct_now_ms() + NCT_WAIT;
   while (read_file(path, buf, sizeof buf), !strstr(buf, needle)) {
-    if (nct_now_ms() > deadline) nct_fail("log %s never said '%s'; it holds:\n%s", path, needle, buf);
+    if (nct_now_ms() > deadline)
+      nct_fail("log %s never said '%s'; it holds:\n%s", path, needle, buf);
     sleep_ms(20);
   }
 }
@@ -383,8 +386,15 @@ static void curve_start(nct_env *e, curve_env *ce, const char *dir, const char *
            ce->carol.pub);
   write_file(allow, text);
   int lfd = open_log(dir, ce->log, sizeof ce->log);
-  const char *flags[16] = {"--bind", "tcp://127.0.0.1:*", "--curve-secret-file", ce->srv.path,
-                           "--curve-allow", allow, "--log-level", "info", NULL};
+  const char *flags[16] = {"--bind",
+                           "tcp://127.0.0.1:*",
+                           "--curve-secret-file",
+                           ce->srv.path,
+                           "--curve-allow",
+                           allow,
+                           "--log-level",
+                           "info",
+                           NULL};
   if (policy_text) {
     snprintf(ce->policy, sizeof ce->policy, "%s/policy", dir);
     write_file(ce->policy, policy_text);
@@ -441,7 +451,8 @@ static void test_policy_curve_principal(void **state) {
   assert_int_equal(expect_listening(alice, as), port);
   uint64_t bs = listen_tcp(bob, "127.0.0.1", port, "web");
   char want[300];
-  snprintf(want, sizeof want, "%s:13 (handler key:bob): no 'join' rule allows group 'web'", ce.policy);
+  snprintf(want, sizeof want, "%s:13 (handler key:bob): no 'join' rule allows group 'web'",
+           ce.policy);
   expect_listen_denied(bob, bs, want);
   int peers[4];
   for (int i = 0; i < 4; i++) peers[i] = nct_tcp_connect("127.0.0.1", port);
@@ -466,8 +477,9 @@ static void test_policy_curve_principal(void **state) {
 
   /* carol is let in (her key is allowed) but has no entry and there is no default. */
   uint64_t cs = listen_tcp(carol, "127.0.0.1", 0, NULL);
-  expect_listen_denied(carol, cs, "policy: no entry for this handler and no 'handler default': "
-                                  "may not listen anywhere");
+  expect_listen_denied(carol, cs,
+                       "policy: no entry for this handler and no 'handler default': "
+                       "may not listen anywhere");
   expect_connect_denied(carol, connect_tcp(carol, "127.0.0.1", w.pa), "may not connect anywhere");
   nct_sync(carol);
   expect_no_peer(w.la);
@@ -483,12 +495,14 @@ static void test_policy_curve_without_policy(void **state) {
   make_dir(dir, sizeof dir);
   curve_env ce;
   curve_start(e, &ce, dir, NULL);
-  wait_log(ce.log, "no --policy: CURVE handlers may connect to netcore but not listen, connect or "
-                   "join a group");
+  wait_log(ce.log,
+           "no --policy: CURVE handlers may connect to netcore but not listen, connect or "
+           "join a group");
   nct_client *alice = curve_handler(e, &ce, "alice", &ce.alice);
   uint64_t id = listen_tcp(alice, "127.0.0.1", 0, NULL);
-  expect_listen_denied(alice, id, "no --policy: a CURVE handler may do only what a policy entry "
-                                  "allows: may not listen anywhere (asked: 127.0.0.1 port 0)");
+  expect_listen_denied(alice, id,
+                       "no --policy: a CURVE handler may do only what a policy entry "
+                       "allows: may not listen anywhere (asked: 127.0.0.1 port 0)");
   uint16_t port = 0;
   int l = nct_tcp_listen("127.0.0.1", &port);
   expect_connect_denied(alice, connect_tcp(alice, "127.0.0.1", port), "may not connect anywhere");
@@ -640,7 +654,8 @@ static void test_policy_bad_file_refused(void **state) {
     snprintf(ep, sizeof ep, "ipc://%s/nc.sock", dir);
     const char *args[] = {"--bind", ep, "--policy", policy, NULL};
     assert_int_equal(run_netcore(args, out, sizeof out), 2);
-    snprintf(want, sizeof want, "netcore: --policy: %s:%d: %s", policy, cases[i].line, cases[i].why);
+    snprintf(want, sizeof want, "netcore: --policy: %s:%d: %s", policy, cases[i].line,
+             cases[i].why);
     if (!strstr(out, want)) nct_fail("case %zu: wanted '%s', netcore said:\n%s", i, want, out);
   }
   char missing[160];

@@ -148,8 +148,9 @@ static void test_policy_listen_tcp(void **state) {
   struct sockaddr_storage any = ip("0.0.0.0");
   assert_int_equal(ncd_policy_tcp(e, 0, NULL, (struct sockaddr *)&any, 80, why, sizeof why),
                    NCD_POLICY_DENY);
-  assert_non_null(strstr(why, "pol:2 (handler uid:1000 uid:1001): no 'listen tcp' rule allows "
-                              "0.0.0.0 (a wildcard address"));
+  assert_non_null(strstr(why,
+                         "pol:2 (handler uid:1000 uid:1001): no 'listen tcp' rule allows "
+                         "0.0.0.0 (a wildcard address"));
   assert_non_null(strstr(why, "port 80"));
   /* A CIDR rule never covers the wildcard address inside it. */
   ncd_policy *q = parse_ok("handler default\n listen tcp 0.0.0.0/0 *\n listen tcp ::/0 *\n");
@@ -191,12 +192,12 @@ static void test_policy_connect_tcp(void **state) {
   assert_int_equal(ncd_policy_tcp(e, 1, "other.example", NULL, 5432, why, sizeof why),
                    NCD_POLICY_RESOLVE);
   struct sockaddr_storage in = ip("10.2.3.4"), out = ip("127.0.0.1");
-  assert_int_equal(ncd_policy_tcp(e, 1, "other.example", (struct sockaddr *)&in, 5432, why,
-                                  sizeof why),
-                   NCD_POLICY_ALLOW);
-  assert_int_equal(ncd_policy_tcp(e, 1, "other.example", (struct sockaddr *)&out, 5432, why,
-                                  sizeof why),
-                   NCD_POLICY_DENY);
+  assert_int_equal(
+      ncd_policy_tcp(e, 1, "other.example", (struct sockaddr *)&in, 5432, why, sizeof why),
+      NCD_POLICY_ALLOW);
+  assert_int_equal(
+      ncd_policy_tcp(e, 1, "other.example", (struct sockaddr *)&out, 5432, why, sizeof why),
+      NCD_POLICY_DENY);
   assert_non_null(strstr(why, "no 'connect tcp' rule allows other.example (127.0.0.1) port 5432"));
   /* The name rule is for 5432 only; 2001:db8::/32 (every port) may still match. */
   assert_int_equal(ncd_policy_tcp(e, 1, "db.example.com", NULL, 80, why, sizeof why),
@@ -301,8 +302,9 @@ static void test_policy_parse_errors(void **state) {
   parse_fails("handler default\n budget lots\n", 2, "budget needs a number of bytes");
   parse_fails("handler default\n all please\n", 2, "'all' takes nothing");
   /* Comments, blank lines, CRLF and a missing final newline are fine. */
-  ncd_policy *p = parse_ok("# x\r\n\r\nhandler tcp:127.0.0.1 # loopback\r\n listen tcp [::1] 1\r\n"
-                           " connect tcp [2001:db8::]/32 2");
+  ncd_policy *p = parse_ok(
+      "# x\r\n\r\nhandler tcp:127.0.0.1 # loopback\r\n listen tcp [::1] 1\r\n"
+      " connect tcp [2001:db8::]/32 2");
   const ncd_policy_entry *e = ncd_policy_entry_for(p, "tcp:127.0.0.1");
   assert_int_equal(tcp(e, 0, "::1", 1), NCD_POLICY_ALLOW);
   assert_int_equal(tcp(e, 1, "2001:db8::9", 2), NCD_POLICY_ALLOW);
@@ -328,10 +330,10 @@ static void test_policy_load_file(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_policy_entries),         cmocka_unit_test(test_policy_no_file),
-      cmocka_unit_test(test_policy_listen_tcp),      cmocka_unit_test(test_policy_connect_tcp),
-      cmocka_unit_test(test_policy_unix),            cmocka_unit_test(test_policy_groups_fds_limits),
-      cmocka_unit_test(test_policy_parse_errors),    cmocka_unit_test(test_policy_load_file),
+      cmocka_unit_test(test_policy_entries),      cmocka_unit_test(test_policy_no_file),
+      cmocka_unit_test(test_policy_listen_tcp),   cmocka_unit_test(test_policy_connect_tcp),
+      cmocka_unit_test(test_policy_unix),         cmocka_unit_test(test_policy_groups_fds_limits),
+      cmocka_unit_test(test_policy_parse_errors), cmocka_unit_test(test_policy_load_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

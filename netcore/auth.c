@@ -199,6 +199,9 @@ int ncd_auth_init(void) {
     memset(sec, 0, sizeof sec);
     if (load_allow(ncd.cfg.curve_allow_file) != 0) return 2;
     auth.curve = 1;
+    if (!ncd.policy)
+      ncd_warn("no --policy: CURVE handlers may connect to netcore but not listen, connect or "
+               "join a group (docs/POLICY.md)");
   }
   return check_binds() == 0 ? 0 : 2;
 }
@@ -229,6 +232,7 @@ static void log_refusal(const char *fmt, ...) {
 
 static int uid_allowed(unsigned long uid, unsigned long gid) {
   if (uid == auth.uid || gid == auth.gid) return 1;
+  if (ncd_policy_names_uid(ncd.policy, uid)) return 1; /* a "handler uid:N" entry */
   for (int i = 0; i < ncd.cfg.nallow_uids; i++)
     if (uid == ncd.cfg.allow_uids[i]) return 1;
   return 0;
@@ -248,7 +252,7 @@ static int decide_ipc(const char *address, char *principal, size_t cap) {
   }
   if (!uid_allowed(uid, gid)) {
     log_refusal("ipc peer uid %lu gid %lu (pid %lu) is not allowed: netcore runs as uid %lu "
-                "gid %lu; --allow-uid lets another uid in",
+                "gid %lu; --allow-uid or a 'handler uid:N' policy entry lets another uid in",
                 uid, gid, pid, (unsigned long)auth.uid, (unsigned long)auth.gid);
     return 0;
   }

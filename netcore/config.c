@@ -16,7 +16,7 @@
 #endif
 
 /* Long options without a short letter. */
-enum { OPT_HEARTBEAT = 1000, OPT_CURVE_SECRET, OPT_CURVE_ALLOW, OPT_ALLOW_UID, OPT_INSECURE_TCP };
+enum { OPT_HEARTBEAT = 1000, OPT_CURVE_SECRET, OPT_CURVE_ALLOW, OPT_ALLOW_UID, OPT_INSECURE_TCP, OPT_POLICY };
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -59,6 +59,10 @@ static void usage(FILE *out) {
           "  --curve-allow FILE      handler public keys allowed in, 'NAME Z85KEY' a line\n"
           "  --allow-uid UID         also let this uid in over ipc (repeatable)\n"
           "  --insecure-tcp          allow a non-loopback tcp bind without CURVE\n"
+          "  --policy FILE           what each handler may listen on, connect to and join,\n"
+          "                          and its limits (docs/POLICY.md; SIGHUP reloads it);\n"
+          "                          without it CURVE handlers may do nothing, ipc\n"
+          "                          handlers anything\n"
           "Subcommand: netcore keygen FILE   writes a new key pair (mode 0600) to FILE\n"
           "                                  and prints its public key\n"
           "  --help, --version\n");
@@ -143,6 +147,7 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       {"curve-allow", required_argument, 0, OPT_CURVE_ALLOW},
       {"allow-uid", required_argument, 0, OPT_ALLOW_UID},
       {"insecure-tcp", no_argument, 0, OPT_INSECURE_TCP},
+      {"policy", required_argument, 0, OPT_POLICY},
       {0, 0, 0, 0}};
   int c;
   uint32_t v;
@@ -244,6 +249,9 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       break;
     case OPT_INSECURE_TCP:
       cfg->insecure_tcp = 1;
+      break;
+    case OPT_POLICY:
+      cfg->policy_file = optarg;
       break;
     case 'h':
       usage(stdout);

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "idmap.h"
 #include "list.h"
+#include "policy.h"
 
 typedef struct ncd_handler ncd_handler;
 typedef struct ncd_server ncd_server;
@@ -66,6 +67,12 @@ struct ncd_handler {
   int over_budget;           /* tally over --handler-budget: its sockets are not read */
   uint64_t over_since;       /* uv_now() when it went over */
   uint32_t nsockets, nservers; /* what it owns, for the per-handler limits */
+  /* What it may do (policy.h): the entry of its principal, and its limits
+   * (the --max-handler-* and --handler-budget flags unless the entry sets them). */
+  const ncd_policy_entry *policy;
+  uint32_t max_sockets;      /* 0 = only --max-connections */
+  uint32_t max_servers;
+  uint64_t budget;
 };
 
 struct ncd_listener {
@@ -141,6 +148,7 @@ struct ncd_socket {
   unsigned end_ack_now : 1;   /* the End asked for a prompt ack */
   unsigned over_memory : 1;   /* a write failed on --max-memory (for the message) */
   unsigned over_handler_limit : 1; /* a connect failed on --max-handler-sockets */
+  unsigned check_policy : 1;  /* no policy rule allows the host name: each address is checked */
 };
 
 /* Gone, or doomed to go at the end of this turn: nothing is sent to it. */
@@ -159,12 +167,13 @@ typedef struct ncd_daemon {
   uv_timer_t retry_timer;    /* retries blocked handlers' queues */
   uv_timer_t lease_timer;
   uv_timer_t shutdown_timer;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   char instance_id[40];
   uint32_t next_prefix;
   uint64_t next_socket_id;   /* prefix 0 ids of accepted sockets */
   uint32_t nsockets;         /* all live sockets, for --max-connections */
   uint64_t write_memory;     /* bytes all write queues hold, with overhead (--max-memory) */
+  ncd_policy *policy;         /* --policy, or NULL (policy.h) */
   ncd_tally *strangers;      /* replies to peers that said no Hello (bounded, best effort) */
   nc__idmap_t sockets, servers;
   ncd_list handlers, listeners, dirty;

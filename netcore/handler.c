@@ -85,6 +85,7 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
   h->rid_len = rid_len;
   snprintf(h->user_id, sizeof h->user_id, "%s", user_id);
   snprintf(h->principal, sizeof h->principal, "%s", ncd_auth_principal(user_id));
+  ncd_handler_apply_policy(h);
   h->conn_fd = conn_fd;
   h->prefix = ncd.next_prefix++;
   h->last_id = (uint64_t)h->prefix << 32;
@@ -141,6 +142,14 @@ void ncd_handler_gone(ncd_handler *h, const char *reason) {
   }
 }
 
+void ncd_handler_apply_policy(ncd_handler *h) {
+  h->policy = ncd_policy_entry_for(ncd.policy, h->principal);
+  h->max_sockets = ncd.cfg.max_handler_sockets;
+  h->max_servers = ncd.cfg.max_handler_servers;
+  h->budget = ncd.cfg.handler_budget;
+  ncd_policy_limits(h->policy, &h->max_sockets, &h->max_servers, &h->budget);
+}
+
 void ncd_handler_touch(ncd_handler *h) { h->last_seen = uv_now(ncd.loop); }
 
 void ncd_handler_update_reading(ncd_handler *h) {
@@ -189,7 +198,7 @@ int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out) {
 }
 
 int ncd_handler_socket_room(const ncd_handler *h) {
-  return !ncd.cfg.max_handler_sockets || h->nsockets < ncd.cfg.max_handler_sockets;
+  return !h->max_sockets || h->nsockets < h->max_sockets;
 }
 
 /* A handler over its budget reads again once it has taken half of what was
@@ -197,7 +206,7 @@ int ncd_handler_socket_room(const ncd_handler *h) {
  * frees all of it (router.c check_budget says why). */
 static void check_budget(ncd_handler *h, uint64_t now) {
   uint64_t owed = ncd_tally_in_flight(h->tally);
-  if (owed <= ncd.cfg.handler_budget / 2) {
+  if (owed <= h->budget / 2) {
     h->over_budget = 0;
     ncd_info("handler %s (prefix %u) caught up (%llu bytes not taken); reading its sockets again",
              h->name, h->prefix, (unsigned long long)owed);

@@ -44,6 +44,10 @@ void ncd_handler_gone(ncd_handler *h, const char *reason);
  * must be a static string. */
 void ncd_handler_doom(ncd_handler *h, const char *reason);
 
+/* Looks up h's policy entry (policy.h) in ncd.policy and sets its limits
+ * from it and the flags; at Hello and after the policy is reloaded. */
+void ncd_handler_apply_policy(ncd_handler *h);
+
 /* Renews the lease. */
 void ncd_handler_touch(ncd_handler *h);
 

@@ -6,7 +6,7 @@
  * accepting and reading, let queued writes reach the kernel for at most
  * --shutdown-ms, then close every socket (Closed events go out), remove the
  * ipc socket files (endpoint.h), and exit 0.
- * A second signal skips the wait.
+ * A second signal skips the wait. SIGHUP reloads the --policy file.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -62,6 +62,7 @@ static void finish_cb(uv_timer_t *t) {
   uv_close((uv_handle_t *)&ncd.shutdown_timer, NULL);
   uv_close((uv_handle_t *)&ncd.sigint, NULL);
   uv_close((uv_handle_t *)&ncd.sigterm, NULL);
+  uv_close((uv_handle_t *)&ncd.sighup, NULL);
   uv_stop(ncd.loop);
 }
 
@@ -96,6 +97,29 @@ static void signal_cb(uv_signal_t *s, int signum) {
   uv_timer_start(&ncd.shutdown_timer, drain_cb, 0, SHUTDOWN_POLL_MS);
 }
 
+/* SIGHUP: reads the policy file again. A file that does not parse leaves the
+ * old policy in force. Handlers keep what they already hold; their next
+ * commands, and their limits, follow the new entries at once. */
+static void sighup_cb(uv_signal_t *s, int signum) {
+  if (!ncd.cfg.policy_file) {
+    ncd_info("SIGHUP: no --policy to reload");
+    return;
+  }
+  char err[600];
+  ncd_policy *p = ncd_policy_load(ncd.cfg.policy_file, err, sizeof err);
+  if (!p) {
+    ncd_error("SIGHUP: %s; the policy in force stays", err);
+    return;
+  }
+  ncd_policy *old = ncd.policy;
+  ncd.policy = p;
+  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
+    ncd_handler_apply_policy(ncd_container_of(l, ncd_handler, link));
+  ncd_policy_free(old);
+  ncd_info("SIGHUP: policy %s reloaded: %zu handler entries", ncd.cfg.policy_file,
+           ncd_policy_count(p));
+}
+
 static void make_instance_id(void) {
   unsigned char r[16];
   if (uv_random(NULL, NULL, r, sizeof r, 0, NULL) != 0) {
@@ -111,6 +135,14 @@ int main(int argc, char **argv) {
   int rc = ncd_config_parse(&ncd.cfg, argc, argv);
   if (rc != 0) return rc > 0 ? 0 : 2;
   ncd_log_set_level(ncd.cfg.log_level);
+  if (ncd.cfg.policy_file) {
+    char err[600];
+    if (!(ncd.policy = ncd_policy_load(ncd.cfg.policy_file, err, sizeof err))) {
+      fprintf(stderr, "netcore: --policy: %s\n", err);
+      return 2;
+    }
+    ncd_info("policy %s: %zu handler entries", ncd.cfg.policy_file, ncd_policy_count(ncd.policy));
+  }
   if ((rc = ncd_auth_init()) != 0) return rc;
   signal(SIGPIPE, SIG_IGN);
   if (ncd_fdlimit_init(&ncd.cfg) != 0) return 1;
@@ -137,6 +169,8 @@ int main(int argc, char **argv) {
   uv_signal_init(ncd.loop, &ncd.sigterm);
   uv_signal_start(&ncd.sigint, signal_cb, SIGINT);
   uv_signal_start(&ncd.sigterm, signal_cb, SIGTERM);
+  uv_signal_init(ncd.loop, &ncd.sighup);
+  uv_signal_start(&ncd.sighup, sighup_cb, SIGHUP);
   ncd_info("netcore %s ready (instance %s)", NCD_VERSION, ncd.instance_id);
   ncd_notify("READY=1");
 
@@ -150,6 +184,7 @@ int main(int argc, char **argv) {
   nc__idmap_free(&ncd.servers);
   uv_loop_close(ncd.loop);
   ncd_endpoint_release();
+  ncd_policy_free(ncd.policy);
   ncd_info("bye");
   return 0;
 }

@@ -300,13 +300,13 @@ static void send_batch(ncd_handler *h) {
  * go unanswered, commands.c) until it has taken half of what it was sent;
  * ncd_handler_check_budget() ends that, or the handler after a lease. */
 static void check_budget(ncd_handler *h) {
-  if (h->over_budget || ncd_tally_in_flight(h->tally) <= ncd.cfg.handler_budget) return;
+  if (h->over_budget || ncd_tally_in_flight(h->tally) <= h->budget) return;
   h->over_budget = 1;
   h->over_since = uv_now(ncd.loop);
   ncd_warn("handler %s (prefix %u): %llu bytes sent to it and not taken, over its budget of %llu; "
            "its sockets stop reading until it catches up",
            h->name, h->prefix, (unsigned long long)ncd_tally_in_flight(h->tally),
-           (unsigned long long)ncd.cfg.handler_budget);
+           (unsigned long long)h->budget);
   ncd_handler_update_reading(h);
 }
 

@@ -47,12 +47,22 @@ static void server_free(ncd_server *srv) {
 /* Sends ServerError with Node's message form ("listen EADDRINUSE: address
  * already in use 127.0.0.1:8124") and frees the server. */
 static void listen_failed(ncd_server *srv, int err, const char *where) {
-  char msg[300];
+  char msg[900];
   snprintf(msg, sizeof msg, "listen %s: %s %s", ncd_err_name(err), ncd_err_message(err), where);
   ncd_event ev = {.kind = NCD_EV_SERVER_ERROR, .code = ncd_err_name(err), .message = msg};
   emit(srv, &ev);
   ncd_debug("server %llu: %s", (unsigned long long)srv->id, msg);
   server_free(srv);
+}
+
+/* The policy (policy.h) refused this Listen: EACCES naming the rule, before
+ * anything is bound or resolved. */
+static void policy_denied(ncd_server *srv, const char *why) {
+  char where[700];
+  snprintf(where, sizeof where, "(policy: %s)", why);
+  ncd_debug("handler %s (%s): listen denied by the policy: %s", srv->owner->name,
+           srv->owner->principal, why);
+  listen_failed(srv, NCD_EACCES, where);
 }
 
 /* ------------------------------------------------------------- accepting */
@@ -361,6 +371,7 @@ typedef struct pending_listen {
   uint64_t server_id;
   uint32_t port;
   int backlog;
+  int check_policy; /* no rule allows the name itself: each address is checked */
   char group[64];
   char host[256];
 } pending_listen;
@@ -375,11 +386,25 @@ static void listen_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *
       snprintf(where, sizeof where, "%s", p->host);
       listen_failed(srv, status, where);
     } else {
-      /* Prefer IPv4, as Node's listen(port, 'localhost') does in practice. */
-      struct addrinfo *ai = res, *pick = NULL;
-      for (; ai; ai = ai->ai_next)
-        if (ai->ai_family == AF_INET) { pick = ai; break; }
-      if (!pick) pick = res;
+      /* Prefer IPv4, as Node's listen(port, 'localhost') does in practice;
+       * under the policy, the first address it allows. */
+      struct addrinfo *ai, *pick = NULL;
+      char why[600] = "";
+      for (int pass = 0; pass < 2 && !pick; pass++)
+        for (ai = res; ai && !pick; ai = ai->ai_next) {
+          if ((ai->ai_family == AF_INET) != (pass == 0)) continue;
+          /* The first denial's message is the one kept. */
+          if (!p->check_policy ||
+              ncd_policy_tcp(srv->owner->policy, 0, p->host, ai->ai_addr, p->port, why,
+                             why[0] ? 0 : sizeof why) == NCD_POLICY_ALLOW)
+            pick = ai;
+        }
+      if (!pick) {
+        policy_denied(srv, why);
+        uv_freeaddrinfo(res);
+        free(p);
+        return;
+      }
       struct sockaddr_storage ss;
       memcpy(&ss, pick->ai_addr, pick->ai_addrlen);
       if (ss.ss_family == AF_INET) ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)p->port);
@@ -404,8 +429,19 @@ static void listen_tcp(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
   const char *host = *cmd->ep.host ? cmd->ep.host : "0.0.0.0";
   struct sockaddr_storage ss;
   socklen_t len;
-  if (ncd_addr_parse_ip(host, (uint32_t)cmd->ep.port, &ss, &len) == 0) {
-    listen_tcp_addr(srv, (struct sockaddr *)&ss, len, backlog, cmd->group);
+  char why[600];
+  uint32_t port = (uint32_t)cmd->ep.port;
+  if (ncd_addr_parse_ip(host, port, &ss, &len) == 0) {
+    if (ncd_policy_tcp(srv->owner->policy, 0, NULL, (struct sockaddr *)&ss, port, why,
+                       sizeof why) != NCD_POLICY_ALLOW)
+      policy_denied(srv, why);
+    else
+      listen_tcp_addr(srv, (struct sockaddr *)&ss, len, backlog, cmd->group);
+    return;
+  }
+  int verdict = ncd_policy_tcp(srv->owner->policy, 0, host, NULL, port, why, sizeof why);
+  if (verdict == NCD_POLICY_DENY) {
+    policy_denied(srv, why);
     return;
   }
   pending_listen *p = calloc(1, sizeof *p);
@@ -414,7 +450,8 @@ static void listen_tcp(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
     return;
   }
   p->server_id = srv->id;
-  p->port = (uint32_t)cmd->ep.port;
+  p->port = port;
+  p->check_policy = verdict == NCD_POLICY_RESOLVE;
   p->backlog = backlog;
   snprintf(p->group, sizeof p->group, "%s", cmd->group);
   snprintf(p->host, sizeof p->host, "%s", host);
@@ -435,6 +472,11 @@ static void listen_unix(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
     listen_failed(srv, rc, path);
     return;
   }
+  char why[600];
+  if (ncd_policy_unix(srv->owner->policy, 0, path, why, sizeof why) != NCD_POLICY_ALLOW) {
+    policy_denied(srv, why);
+    return;
+  }
   char key[160];
   snprintf(key, sizeof key, "unix:%s", path);
   if (try_share(srv, key, cmd->group, path)) return;
@@ -452,6 +494,11 @@ static void listen_unix(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
 }
 
 static void listen_fd(ncd_server *srv, const ncd_cmd *cmd) {
+  char why[600];
+  if (ncd_policy_listen_fd(srv->owner->policy, cmd->ep.fd, why, sizeof why) != NCD_POLICY_ALLOW) {
+    policy_denied(srv, why);
+    return;
+  }
   int idx = -1;
   for (int i = 0; i < ncd.cfg.nlisten_fds; i++)
     if (ncd.cfg.listen_fds[i] == cmd->ep.fd && !ncd.inherited_used[i]) idx = i;
@@ -489,11 +536,17 @@ int ncd_server_listen(ncd_handler *h, const ncd_cmd *cmd) {
     return NCD_ENOMEM;
   }
   ncd_list_push(&h->servers, &srv->owner_link);
-  if (++h->nservers > ncd.cfg.max_handler_servers) {
+  if (++h->nservers > h->max_servers) {
     char where[80];
     snprintf(where, sizeof where, "(this handler already owns its limit of %u servers)",
-             ncd.cfg.max_handler_servers);
+             h->max_servers);
     listen_failed(srv, NCD_EMFILE, where);
+    return 0;
+  }
+  char why[600];
+  if (cmd->group[0] &&
+      ncd_policy_join(h->policy, cmd->group, why, sizeof why) != NCD_POLICY_ALLOW) {
+    policy_denied(srv, why);
     return 0;
   }
   int backlog = cmd->backlog > 0 ? cmd->backlog : DEFAULT_BACKLOG;

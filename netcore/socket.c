@@ -269,7 +269,7 @@ static void explain(const ncd_socket *s, int err, char *out, size_t cap) {
   else if (err == NCD_EPIPE && s->ended) snprintf(out, cap, "write after end");
   else if (err == NCD_EMFILE && s->over_handler_limit)
     snprintf(out, cap, "this handler already owns its limit of %u sockets",
-             ncd.cfg.max_handler_sockets);
+             s->owner->max_sockets);
   else snprintf(out, cap, "%s", ncd_err_message(err));
 }
 
@@ -623,18 +623,65 @@ static void connect_cb(uv_connect_t *req, int status) {
   }
 }
 
-/* Connects to the next resolved address that libuv accepts. */
+/* The policy (policy.h) refused this Connect: EACCES, the message naming
+ * the rule after the target. */
+static int policy_denied(ncd_socket *s, const char *why) {
+  char *target = malloc(strlen(s->target ? s->target : "") + strlen(why) + 16);
+  if (target) {
+    sprintf(target, "%s (policy: %s)", s->target ? s->target : "", why);
+    free(s->target);
+    s->target = target;
+  }
+  ncd_debug("handler %s (%s): connect denied by the policy: %s", s->owner->name,
+            s->owner->principal, why);
+  return NCD_EACCES;
+}
+
+/* Decides a Connect before anything is resolved or connected. A host name
+ * that no rule allows as given may still reach an allowed address: then
+ * each address it resolves to is checked (try_next_address). */
+static int check_policy(ncd_socket *s, const ncd_cmd *cmd, const char *host) {
+  char why[600];
+  const ncd_policy_entry *e = s->owner->policy;
+  if (cmd->ep.kind == NCD_EP_PATH)
+    return ncd_policy_unix(e, 1, cmd->ep.path, why, sizeof why) == NCD_POLICY_ALLOW
+               ? 0
+               : policy_denied(s, why);
+  struct sockaddr_storage ss;
+  socklen_t len;
+  uint32_t port = (uint32_t)cmd->ep.port;
+  int literal = ncd_addr_parse_ip(host, port, &ss, &len) == 0;
+  int verdict = ncd_policy_tcp(e, 1, literal ? NULL : host, literal ? (struct sockaddr *)&ss : NULL,
+                               port, why, sizeof why);
+  if (verdict == NCD_POLICY_DENY) return policy_denied(s, why);
+  s->check_policy = verdict == NCD_POLICY_RESOLVE;
+  return 0;
+}
+
+/* Connects to the next resolved address that libuv accepts (and, for a
+ * name, that the policy allows). */
 static void try_next_address(ncd_socket *s) {
-  int rc = UV_EAI_NONAME;
+  int rc = UV_EAI_NONAME, denied = 0;
+  char why[600] = "", host[300];
+  snprintf(host, sizeof host, "%s", s->target ? s->target : "");
+  if (strrchr(host, ':')) *strrchr(host, ':') = '\0'; /* a name: "name:port" */
   while (s->ai_next) {
     struct addrinfo *ai = s->ai_next;
     s->ai_next = ai->ai_next;
     if (ai->ai_family == AF_INET) ((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)s->connect_port);
     else if (ai->ai_family == AF_INET6) ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons((uint16_t)s->connect_port);
     else continue;
+    /* The first denial's message is the one kept. */
+    if (s->check_policy &&
+        ncd_policy_tcp(s->owner->policy, 1, host, ai->ai_addr, s->connect_port, why,
+                       denied ? 0 : sizeof why) != NCD_POLICY_ALLOW) {
+      denied = 1;
+      continue;
+    }
     rc = uv_tcp_connect(&s->connect_req, &s->h.tcp, ai->ai_addr, connect_cb);
     if (rc == 0) return;
   }
+  if (denied && rc == UV_EAI_NONAME) rc = policy_denied(s, why);
   ncd_socket_fail(s, rc, "connect");
 }
 
@@ -689,10 +736,12 @@ int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd) {
   else if (cmd->ep.kind == NCD_EP_PATH) rc = ncd_addr_unix(cmd->ep.path, &sun, &len);
   else rc = NCD_ERR_INVALID_ARG_VALUE;
   if (rc == 0 && ncd.nsockets > ncd.cfg.max_connections) rc = NCD_EMFILE; /* counts s itself */
-  if (rc == 0 && ncd.cfg.max_handler_sockets && h->nsockets > ncd.cfg.max_handler_sockets) {
+  if (rc == 0 && h->max_sockets && h->nsockets > h->max_sockets) {
     s->over_handler_limit = 1;
     rc = NCD_EMFILE;
   }
+  const char *host = cmd->ep.kind == NCD_EP_TCP && *cmd->ep.host ? cmd->ep.host : "localhost";
+  if (rc == 0) rc = check_policy(s, cmd, host);
   if (rc != 0) {
     ncd_socket_fail(s, rc, "connect");
     return 0;
@@ -702,7 +751,6 @@ int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd) {
     return 0;
   }
   s->connect_port = (uint32_t)cmd->ep.port;
-  const char *host = *cmd->ep.host ? cmd->ep.host : "localhost";
   struct sockaddr_storage ss;
   socklen_t sslen;
   if (ncd_addr_parse_ip(host, s->connect_port, &ss, &sslen) == 0) {

@@ -36,7 +36,7 @@ static int setup(void **state) {
   snprintf(srv_key, sizeof(srv_key), "%s/srv.key", dir);
   snprintf(alice_key, sizeof(alice_key), "%s/alice.key", dir);
   snprintf(mallory_key, sizeof(mallory_key), "%s/mallory.key", dir);
-  char alice_pub[41], allow[160], log[160];
+  char alice_pub[41], allow[160], log[160], policy[160];
   keygen(srv_key, srv_pub);
   keygen(alice_key, alice_pub);
   keygen(mallory_key, NULL);
@@ -44,12 +44,17 @@ static int setup(void **state) {
   FILE *f = fopen(allow, "w");
   fprintf(f, "alice %s\n", alice_pub);
   fclose(f);
+  /* Without a policy a CURVE handler may do nothing (docs/POLICY.md). */
+  snprintf(policy, sizeof(policy), "%s/policy", dir);
+  f = fopen(policy, "w");
+  fprintf(f, "handler key:alice\n  listen tcp 127.0.0.1 *\n");
+  fclose(f);
   /* netcore logs the port it got for tcp://127.0.0.1:*; its stderr is ours. */
   snprintf(log, sizeof(log), "%s/log", dir);
   int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600), saved = dup(2);
   dup2(lfd, 2);
   const char *flags[] = {"--bind", "tcp://127.0.0.1:*", "--curve-secret-file", srv_key,
-                         "--curve-allow", allow, "--log-level", "info", NULL};
+                         "--curve-allow", allow, "--policy", policy, "--log-level", "info", NULL};
   nct_netcore_start(&d, flags);
   dup2(saved, 2);
   close(saved);

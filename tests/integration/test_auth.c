@@ -290,7 +290,7 @@ static void test_auth_loopback_tcp_warns(void **state) {
 
 static void test_auth_curve_keys(void **state) {
   nct_env *e = *state;
-  char dir[64], log[128], allow[128], ep[128];
+  char dir[64], log[128], allow[128], ep[128], policy[128];
   make_dir(dir, sizeof dir);
   keypair srv, alice, mallory;
   keygen(dir, "srv.key", &srv);
@@ -300,9 +300,15 @@ static void test_auth_curve_keys(void **state) {
   FILE *f = fopen(allow, "w");
   fprintf(f, "# handlers allowed in\n\nalice %s\n", alice.pub);
   fclose(f);
+  /* Without a policy a CURVE handler may do nothing (test_policy.c); the
+   * harness's observer (our uid) listens on loopback too. */
+  snprintf(policy, sizeof policy, "%s/policy", dir);
+  f = fopen(policy, "w");
+  fprintf(f, "handler key:alice uid:%u\n  listen tcp 127.0.0.1 *\n", (unsigned)geteuid());
+  fclose(f);
   int lfd = open_log(dir, log, sizeof log);
   const char *flags[] = {"--bind", "tcp://127.0.0.1:*", "--curve-secret-file", srv.path,
-                         "--curve-allow", allow, "--log-level", "info", NULL};
+                         "--curve-allow", allow, "--policy", policy, "--log-level", "info", NULL};
   int fds[] = {lfd, 2, -1};
   nct_env_start_fds(e, flags, fds);
   close(lfd);

@@ -169,7 +169,9 @@ void nc_loop_free(nc_loop_t *loop);
  * nc_loop_stop(), or until netcore is gone. Returns 0, or
  * NC_ERR_NETCORE_GONE / NC_ERR_NETCORE_SHUTDOWN once netcore disappeared or
  * announced its shutdown (every socket and server has then had its error and
- * close callbacks). */
+ * close callbacks) and the loop does not reconnect (no_reconnect, or netcore
+ * refused the reconnection: then NC_EACCES / NC_EPROTO). With reconnection a
+ * lost netcore does not end the loop while a server waits to listen again. */
 int nc_loop_run(nc_loop_t *loop);
 
 /* Makes nc_loop_run() return after the current callback. Async-signal-safe and

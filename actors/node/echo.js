@@ -36,8 +36,10 @@ const onListening = () => {
   const shown = typeof a === 'string' ? { address: a } : { address: a.address, port: a.port };
   process.stdout.write(`echo server listening on ${JSON.stringify(shown)}\n`);
 };
-if (opts.path !== null) server.listen(opts.path, onListening);
-else server.listen(opts.port, opts.host, onListening);
+// Every 'listening': again after netcore restarted (the library listens again).
+server.on('listening', onListening);
+if (opts.path !== null) server.listen(opts.path);
+else server.listen(opts.port, opts.host);
 
 function stop() {
   // Exit once the server and its connections are closed; the link to

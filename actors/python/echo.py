@@ -63,10 +63,12 @@ def main(status):
     loop = net.get_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
+    # Every 'listening': again after netcore restarted (the library listens again).
+    server.on("listening", on_listening)
     if args.path:
-        server.listen(args.path, on_listening)
+        server.listen(args.path)
     else:
-        server.listen(args.port, args.host, on_listening)
+        server.listen(args.port, args.host)
 
 
 if __name__ == "__main__":

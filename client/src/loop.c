@@ -136,6 +136,10 @@ int nc__send(nc_loop_t *loop, const nc__cmd_t *cmd, const void *payload, size_t 
              zmq_msg_t *payload_msg) {
   uint8_t stackbuf[512], *buf = stackbuf;
   int rv = NC_ERR_NETCORE_GONE;
+  if (loop->relinking && !loop->gone) {
+    rv = NC_ERR_NETCORE_UNAVAILABLE; /* no ids before the new Welcome */
+    goto out;
+  }
   if (loop->gone || loop->gone_pending || loop->dealer == NULL) goto out;
   if (loop->batching && (cmd->type == NC__CMD_WRITE || (payload == NULL && payload_msg == NULL)))
     return send_batched(loop, cmd, payload, len, payload_msg);
@@ -220,56 +224,94 @@ static int set_int(void *sock, int opt, int value) {
   return zmq_setsockopt(sock, opt, &value, sizeof(value));
 }
 
+/* The next monitor event (0 if none could be read) and its value. */
+static int monitor_next(nc_loop_t *loop, uint16_t *event, uint32_t *value) {
+  zmq_msg_t m;
+  *event = 0;
+  *value = 0;
+  zmq_msg_init(&m);
+  if (zmq_msg_recv(&m, loop->monitor, ZMQ_DONTWAIT) < 0) {
+    zmq_msg_close(&m);
+    return 0;
+  }
+  if (zmq_msg_size(&m) >= 6) {
+    memcpy(event, zmq_msg_data(&m), sizeof(*event));
+    memcpy(value, (char *)zmq_msg_data(&m) + 2, sizeof(*value));
+  }
+  int more = zmq_msg_more(&m);
+  zmq_msg_close(&m);
+  nc__frames_drain(loop->monitor, &more);
+  return 1;
+}
+
+/* NC_EACCES (netcore's ZAP said no) or NC_EPROTO for a failed handshake,
+ * with loop->errmsg set; 0 for any other event. */
+static int handshake_error(nc_loop_t *loop, uint16_t event, uint32_t value) {
+  if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+    snprintf(loop->errmsg, sizeof(loop->errmsg),
+             "netcore at %s refused this handler (ZAP status %u): %s", loop->endpoint,
+             (unsigned)value,
+             loop->curve ? "its public key is not in netcore's --curve-allow file"
+                         : "its uid may not connect (netcore's own uid or gid, or --allow-uid)");
+    return NC_EACCES;
+  }
+  if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+    snprintf(loop->errmsg, sizeof(loop->errmsg),
+             "the handshake with netcore at %s failed (ZMTP error 0x%x): %s", loop->endpoint,
+             (unsigned)value,
+             loop->curve ? "does netcore use CURVE (--curve-secret-file) on this endpoint?"
+                         : "netcore uses CURVE here: set NETCORE_SERVER_KEY and NETCORE_SECRET_FILE");
+    return NC_EPROTO;
+  }
+  return 0;
+}
+
 /* A handshake failure the monitor reported while waiting for Welcome: NC_EACCES
  * (netcore's ZAP said no), NC_EPROTO, or 0 for none. */
 static int handshake_failure(nc_loop_t *loop) {
   int rv = 0;
-  while (rv == 0 && zsock_readable(loop->monitor)) {
-    zmq_msg_t m;
-    uint16_t event = 0;
-    uint32_t value = 0;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, loop->monitor, ZMQ_DONTWAIT) < 0) {
-      zmq_msg_close(&m);
-      break;
-    }
-    if (zmq_msg_size(&m) >= 6) {
-      memcpy(&event, zmq_msg_data(&m), sizeof(event));
-      memcpy(&value, (char *)zmq_msg_data(&m) + 2, sizeof(value));
-    }
-    int more = zmq_msg_more(&m);
-    zmq_msg_close(&m);
-    nc__frames_drain(loop->monitor, &more);
-    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-      snprintf(loop->errmsg, sizeof(loop->errmsg),
-               "netcore at %s refused this handler (ZAP status %u): %s", loop->endpoint,
-               (unsigned)value,
-               loop->curve ? "its public key is not in netcore's --curve-allow file"
-                           : "its uid may not connect (netcore's own uid or gid, or --allow-uid)");
-      rv = NC_EACCES;
-    } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
-      snprintf(loop->errmsg, sizeof(loop->errmsg),
-               "the handshake with netcore at %s failed (ZMTP error 0x%x): %s", loop->endpoint,
-               (unsigned)value,
-               loop->curve ? "does netcore use CURVE (--curve-secret-file) on this endpoint?"
-                           : "netcore uses CURVE here: set NETCORE_SERVER_KEY and NETCORE_SECRET_FILE");
-      rv = NC_EPROTO;
-    }
-  }
+  uint16_t event;
+  uint32_t value;
+  while (rv == 0 && zsock_readable(loop->monitor) && monitor_next(loop, &event, &value))
+    rv = handshake_error(loop, event, value);
   return rv;
 }
 
-/* Waits for Welcome; returns 0, or an error with loop->errmsg set. */
-static int hello(nc_loop_t *loop, const nc_loop_options_t *o) {
+/* Sends Hello on the current dealer (the first, or one made to reconnect). */
+static int send_hello(nc_loop_t *loop) {
   nc__cmd_t cmd = {.type = NC__CMD_HELLO,
-                   .name = o->name ? o->name : "libnc",
-                   .u32 = o->credit_window,
-                   .u32b = o->lease_ms,
+                   .name = loop->hello_name,
+                   .u32 = loop->hello_credit,
+                   .u32b = loop->hello_lease,
                    .flag = 1, /* lazy acks: see write_common() */
                    .flag2 = 1 /* batched events: see read_events() */};
+  /* Hello goes alone, first, and past nc__send's hold on a relinking loop. */
+  int relinking = loop->relinking, batching = loop->batching;
+  loop->relinking = loop->batching = 0;
   int rv = nc__send(loop, &cmd, NULL, 0, NULL);
+  loop->relinking = relinking;
+  loop->batching = batching;
+  return rv;
+}
+
+/* What a Welcome says, kept for the loop (the first one and every new one). */
+static void take_welcome(nc_loop_t *loop, const nc__event_t *ev) {
+  loop->welcomed = 1;
+  loop->id_prefix = ev->id_prefix;
+  loop->next_id = 0;
+  loop->credit_window = ev->credit_window;
+  loop->lease_ms = ev->lease_ms;
+  loop->max_frame = ev->max_frame;
+  loop->max_write_queue = ev->max_write_queue;
+  snprintf(loop->instance_id, sizeof(loop->instance_id), "%s", ev->instance_id);
+  snprintf(loop->server_version, sizeof(loop->server_version), "%s", ev->server_version);
+}
+
+/* Waits for Welcome; returns 0, or an error with loop->errmsg set. */
+static int hello(nc_loop_t *loop) {
+  int rv = send_hello(loop);
   if (rv != 0) return NC_ERR_NETCORE_UNAVAILABLE;
-  uint32_t wait_ms = o->hello_timeout_ms ? o->hello_timeout_ms : DEFAULT_HELLO_TIMEOUT_MS;
+  uint32_t wait_ms = loop->hello_timeout;
   uint64_t deadline = nc__clock_ms() + wait_ms;
   for (;;) {
     uint64_t now = nc__clock_ms();
@@ -294,14 +336,7 @@ static int hello(nc_loop_t *loop, const nc_loop_options_t *o) {
     zmq_msg_close(&env);
     if (rv != 0) continue;
     if (ev.type == NC__EV_WELCOME) {
-      loop->welcomed = 1;
-      loop->id_prefix = ev.id_prefix;
-      loop->credit_window = ev.credit_window;
-      loop->lease_ms = ev.lease_ms;
-      loop->max_frame = ev.max_frame;
-      loop->max_write_queue = ev.max_write_queue;
-      snprintf(loop->instance_id, sizeof(loop->instance_id), "%s", ev.instance_id);
-      snprintf(loop->server_version, sizeof(loop->server_version), "%s", ev.server_version);
+      take_welcome(loop, &ev);
       return 0;
     }
     if (ev.type == NC__EV_ERROR) {
@@ -319,9 +354,10 @@ static int hello(nc_loop_t *loop, const nc_loop_options_t *o) {
 }
 
 /* CURVE for a tcp:// endpoint, from the options or NETCORE_SERVER_KEY and
- * NETCORE_SECRET_FILE (see nc.h). Keys are checked for every endpoint and used
- * on tcp only: netcore authenticates ipc peers by uid. Returns 0 or NC_EINVAL
- * with loop->errmsg set. */
+ * NETCORE_SECRET_FILE (see nc.h). Keys are checked for every endpoint and
+ * kept for tcp only (every dealer of the loop uses them): netcore
+ * authenticates ipc peers by uid. Returns 0 or NC_EINVAL with loop->errmsg
+ * set. */
 static int setup_curve(nc_loop_t *loop, const nc_loop_options_t *o) {
   const char *server_key = o->server_key ? o->server_key : getenv("NETCORE_SERVER_KEY");
   const char *secret_file = o->secret_file ? o->secret_file : getenv("NETCORE_SECRET_FILE");
@@ -347,33 +383,32 @@ static int setup_curve(nc_loop_t *loop, const nc_loop_options_t *o) {
     return NC_EINVAL;
   }
   if (strncmp(loop->endpoint, "tcp://", 6) == 0) {
-    if (zmq_setsockopt(loop->dealer, ZMQ_CURVE_SERVERKEY, server_key, NC__Z85_KEY_LEN + 1) != 0 ||
-        zmq_setsockopt(loop->dealer, ZMQ_CURVE_PUBLICKEY, pub, sizeof(pub)) != 0 ||
-        zmq_setsockopt(loop->dealer, ZMQ_CURVE_SECRETKEY, sec, sizeof(sec)) != 0) {
-      snprintf(loop->errmsg, sizeof(loop->errmsg), "CURVE: %s", zmq_strerror(errno));
-      memset(sec, 0, sizeof(sec));
-      return NC_EINVAL;
-    }
+    memcpy(loop->curve_server, server_key, NC__Z85_KEY_LEN + 1);
+    memcpy(loop->curve_public, pub, sizeof(pub));
+    memcpy(loop->curve_secret, sec, sizeof(sec));
     loop->curve = 1;
   }
   memset(sec, 0, sizeof(sec));
   return 0;
 }
 
-static int open_link(nc_loop_t *loop, const nc_loop_options_t *o) {
-  int rv;
-  char mon[64];
-  if ((loop->zctx = zmq_ctx_new()) == NULL) return NC_ENOMEM;
+/* A new DEALER (and its monitor) connected to netcore: the first one, and one
+ * per reconnection attempt, so nothing queued for a lost netcore reaches the
+ * next. libzmq retries the connection itself, 50 ms doubling to 500 ms. */
+static int open_dealer(nc_loop_t *loop) {
+  char mon[96];
   if ((loop->dealer = zmq_socket(loop->zctx, ZMQ_DEALER)) == NULL) return NC_ENOMEM;
   /* Unlimited send queue: memory is bounded by write()'s high-water mark
    * and by read credits, not by dropping or blocking here. */
   set_int(loop->dealer, ZMQ_SNDHWM, 0);
   set_int(loop->dealer, ZMQ_SNDBUF, 1 << 20); /* as netcore's: fewer, larger bulk writes */
   set_int(loop->dealer, ZMQ_LINGER, 0);
+  set_int(loop->dealer, ZMQ_RECONNECT_IVL, 50);
+  set_int(loop->dealer, ZMQ_RECONNECT_IVL_MAX, 500);
   /* ZMTP heartbeats find a dead TCP link; for ipc the kernel tells at once. */
   set_int(loop->dealer, ZMQ_HEARTBEAT_IVL, 1000);
   set_int(loop->dealer, ZMQ_HEARTBEAT_TIMEOUT, 3000);
-  snprintf(mon, sizeof(mon), "inproc://nc-monitor-%p", (void *)loop);
+  snprintf(mon, sizeof(mon), "inproc://nc-monitor-%p-%u", (void *)loop, ++loop->link_gen);
   if (zmq_socket_monitor(loop->dealer, mon,
                          ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                              ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) != 0)
@@ -381,13 +416,36 @@ static int open_link(nc_loop_t *loop, const nc_loop_options_t *o) {
   if ((loop->monitor = zmq_socket(loop->zctx, ZMQ_PAIR)) == NULL) return NC_ENOMEM;
   set_int(loop->monitor, ZMQ_LINGER, 0);
   if (zmq_connect(loop->monitor, mon) != 0) return NC_ENOMEM;
-  if ((rv = setup_curve(loop, o)) != 0) return rv;
+  if (loop->curve &&
+      (zmq_setsockopt(loop->dealer, ZMQ_CURVE_SERVERKEY, loop->curve_server, NC__Z85_KEY_LEN + 1) ||
+       zmq_setsockopt(loop->dealer, ZMQ_CURVE_PUBLICKEY, loop->curve_public, NC__Z85_KEY_LEN + 1) ||
+       zmq_setsockopt(loop->dealer, ZMQ_CURVE_SECRETKEY, loop->curve_secret, NC__Z85_KEY_LEN + 1))) {
+    snprintf(loop->errmsg, sizeof(loop->errmsg), "CURVE: %s", zmq_strerror(errno));
+    return NC_EINVAL;
+  }
   if (zmq_connect(loop->dealer, loop->endpoint) != 0) {
     snprintf(loop->errmsg, sizeof(loop->errmsg), "bad netcore endpoint '%s': %s",
              loop->endpoint, zmq_strerror(errno));
     return NC_EINVAL;
   }
+  loop->sent_since_drain = 0;
   return 0;
+}
+
+/* Closes the dealer and its monitor (and takes their fds out of epoll). */
+static void close_dealer(nc_loop_t *loop) {
+  if (loop->epfd >= 0 && loop->dealer_fd >= 0) {
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, loop->dealer_fd, NULL);
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, loop->monitor_fd, NULL);
+  }
+  loop->dealer_fd = loop->monitor_fd = -1;
+  nc__msgbatch_clear(&loop->out_batch);
+  if (loop->monitor != NULL) zmq_close(loop->monitor);
+  if (loop->dealer != NULL) {
+    zmq_socket_monitor(loop->dealer, NULL, 0);
+    zmq_close(loop->dealer);
+  }
+  loop->monitor = loop->dealer = NULL;
 }
 
 int nc_default_endpoint(char *buf, size_t size) {
@@ -400,6 +458,16 @@ int nc_default_endpoint(char *buf, size_t size) {
 static int add_fd(nc_loop_t *loop, int fd) {
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
   return epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+}
+
+/* The dealer's and the monitor's fds into the loop's epoll set. */
+static int watch_dealer(nc_loop_t *loop) {
+  int rv;
+  loop->dealer_fd = zsock_fd(loop->dealer);
+  loop->monitor_fd = zsock_fd(loop->monitor);
+  if ((rv = add_fd(loop, loop->dealer_fd)) != 0 || (rv = add_fd(loop, loop->monitor_fd)) != 0)
+    return rv;
+  return 0;
 }
 
 int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
@@ -423,7 +491,7 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
 
   nc_loop_t *loop = calloc(1, sizeof(*loop));
   if (loop == NULL) return NC_ENOMEM;
-  loop->wake[0] = loop->wake[1] = loop->epfd = -1;
+  loop->wake[0] = loop->wake[1] = loop->epfd = loop->dealer_fd = loop->monitor_fd = -1;
   nc__list_init(&loop->servers);
   nc__list_init(&loop->sockets);
   nc__list_init(&loop->timers);
@@ -446,12 +514,19 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
     rv = errno == EMFILE ? NC_EMFILE : NC_ENOMEM;
     goto fail;
   }
-  if ((rv = open_link(loop, &o)) != 0) goto fail;
-  if ((rv = hello(loop, &o)) != 0) goto fail;
-  loop->dealer_fd = zsock_fd(loop->dealer);
-  loop->monitor_fd = zsock_fd(loop->monitor);
-  if ((rv = add_fd(loop, loop->dealer_fd)) != 0 || (rv = add_fd(loop, loop->monitor_fd)) != 0 ||
-      (rv = add_fd(loop, loop->wake[0])) != 0) {
+  snprintf(loop->hello_name, sizeof(loop->hello_name), "%s", o.name ? o.name : "libnc");
+  loop->hello_credit = o.credit_window;
+  loop->hello_lease = o.lease_ms;
+  loop->hello_timeout = o.hello_timeout_ms ? o.hello_timeout_ms : DEFAULT_HELLO_TIMEOUT_MS;
+  const char *env_reconnect = getenv("NETCORE_RECONNECT");
+  loop->reconnect = !o.no_reconnect && !(env_reconnect != NULL && strcmp(env_reconnect, "0") == 0);
+  if ((loop->zctx = zmq_ctx_new()) == NULL) {
+    rv = NC_ENOMEM;
+    goto fail;
+  }
+  if ((rv = setup_curve(loop, &o)) != 0 || (rv = open_dealer(loop)) != 0) goto fail;
+  if ((rv = hello(loop)) != 0) goto fail;
+  if ((rv = add_fd(loop, loop->wake[0])) != 0 || (rv = watch_dealer(loop)) != 0) {
     snprintf(loop->errmsg, sizeof(loop->errmsg), "epoll: %s", strerror(-rv));
     rv = NC_ENOMEM;
     goto fail;
@@ -470,7 +545,8 @@ void nc_loop_free(nc_loop_t *loop) {
   nc__signals_reset(loop);
   flush_batch(loop);
   loop->batching = 0;
-  if (loop->dealer != NULL && loop->welcomed && !loop->gone && !loop->gone_pending) {
+  if (loop->dealer != NULL && loop->welcomed && !loop->gone && !loop->gone_pending &&
+      !loop->relinking) {
     nc__cmd_t bye = {.type = NC__CMD_BYE};
     /* Give the Bye a moment to leave; netcore would find us gone anyway. */
     set_int(loop->dealer, ZMQ_LINGER, 200);
@@ -481,11 +557,8 @@ void nc_loop_free(nc_loop_t *loop) {
   while (!nc__list_empty(&loop->servers))
     nc__server_free(NC__CONTAINER(loop->servers.next, nc_server_t, h.all));
   nc__timers_free(loop);
-  if (loop->monitor != NULL) zmq_close(loop->monitor);
-  if (loop->dealer != NULL) {
-    zmq_socket_monitor(loop->dealer, NULL, 0);
-    zmq_close(loop->dealer);
-  }
+  close_dealer(loop);
+  memset(loop->curve_secret, 0, sizeof(loop->curve_secret));
   if (loop->zctx != NULL) zmq_ctx_term(loop->zctx);
   if (loop->epfd >= 0) close(loop->epfd);
   if (loop->wake[0] >= 0) close(loop->wake[0]);
@@ -508,6 +581,7 @@ static void netcore_gone(nc_loop_t *loop, int err) {
   char msg[sizeof(loop->errmsg)];
   loop->gone = err;
   loop->gone_pending = 0;
+  loop->relinking = 0;
   snprintf(msg, sizeof(msg), "%s", loop->errmsg);
   for (;;) {
     nc_socket_t *victim = NULL;
@@ -536,8 +610,88 @@ static void netcore_gone(nc_loop_t *loop, int err) {
   loop->gone_done = 1;
 }
 
+/* The link is lost and reconnection is on (nc.h, no_reconnect): every live
+ * socket gets 'error' NC_ERR_NETCORE_GONE then 'close'; listening servers
+ * wait for the next Welcome (nc__server_link_lost), closing ones close; then
+ * relink_step() opens a new dealer and says Hello. */
+static void link_lost(nc_loop_t *loop) {
+  char msg[sizeof(loop->errmsg)];
+  int again = loop->relinking; /* lost while reconnecting: wait a little */
+  snprintf(msg, sizeof(msg), "%s", loop->errmsg);
+  loop->gone_pending = 0;
+  loop->relinking = 1;
+  loop->shutdown = 0;
+  loop->ping_outstanding = 0;
+  close_dealer(loop);
+  loop->relink_at = loop->now + (again ? 100 : 0);
+  for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next)
+    nc__server_link_lost(NC__CONTAINER(l, nc_server_t, h.all));
+  for (;;) {
+    nc_socket_t *victim = NULL;
+    for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+      nc_socket_t *s = NC__CONTAINER(l, nc_socket_t, h.all);
+      if (s->state == NC__SK_CONNECTING || s->state == NC__SK_OPEN) {
+        victim = s;
+        break;
+      }
+    }
+    if (victim == NULL) break;
+    nc__socket_gone(victim, NC_ERR_NETCORE_GONE, msg);
+  }
+  for (;;) {
+    nc_server_t *victim = NULL;
+    for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next) {
+      nc_server_t *s = NC__CONTAINER(l, nc_server_t, h.all);
+      if (s->state != NC__SV_RELISTEN && (s->state != NC__SV_IDLE || s->close_requested)) {
+        victim = s;
+        break;
+      }
+    }
+    if (victim == NULL) break;
+    nc__server_gone(victim, NC_ERR_NETCORE_GONE, msg);
+  }
+}
+
+/* Reconnecting: a new dealer when it is time, and a fresh one when the last
+ * got no Welcome within hello_timeout_ms (libzmq keeps retrying the
+ * connection of each dealer with its own backoff). */
+static void relink_step(nc_loop_t *loop) {
+  if (!loop->relinking || loop->gone) return;
+  if (loop->dealer != NULL) {
+    if (loop->now < loop->relink_deadline) return;
+    close_dealer(loop);
+  }
+  if (loop->now < loop->relink_at) return;
+  int rv = open_dealer(loop);
+  if (rv == 0 && watch_dealer(loop) != 0) rv = NC_ENOMEM;
+  if (rv == 0) rv = send_hello(loop);
+  if (rv != 0) {
+    close_dealer(loop);
+    loop->relink_at = loop->now + 500;
+    return;
+  }
+  loop->relink_deadline = loop->now + loop->hello_timeout;
+}
+
+/* A Welcome on the new dealer: the new session's ids, and every waiting server
+ * listens again. */
+static void relinked(nc_loop_t *loop, const nc__event_t *ev) {
+  take_welcome(loop, ev);
+  loop->relinking = 0;
+  loop->last_recv = loop->last_send = loop->now;
+  for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next)
+    nc__server_relisten(NC__CONTAINER(l, nc_server_t, h.all));
+}
+
 static void on_error_event(nc_loop_t *loop, const nc__event_t *ev) {
   int err = nc__err_code(ev->code);
+  if (loop->relinking) {
+    /* The new netcore refused our Hello (ERR_UNSUPPORTED_VERSION, ...). */
+    snprintf(loop->errmsg, sizeof(loop->errmsg), "netcore at %s refused Hello: %s: %s",
+             loop->endpoint, ev->code, ev->message);
+    loop->gone_pending = err == NC_EIO ? NC_EPROTO : err;
+    return;
+  }
   if (strcmp(ev->code, "ERR_NO_HELLO") == 0) {
     /* netcore restarted and our link reconnected to a stranger. */
     snprintf(loop->errmsg, sizeof(loop->errmsg),
@@ -566,6 +720,9 @@ static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload)
   case NC__EV_ERROR:
     on_error_event(loop, ev);
     break;
+  case NC__EV_WELCOME:
+    if (loop->relinking) relinked(loop, ev);
+    break;
   case NC__EV_SHUTDOWN:
     loop->shutdown = 1;
     snprintf(loop->errmsg, sizeof(loop->errmsg), "netcore is shutting down: %s",
@@ -593,7 +750,7 @@ static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload)
     if (s != NULL) nc__socket_event(s, ev, payload);
     break;
   }
-  default: /* Welcome again, Pong, or an event newer than this library */
+  default: /* Pong, or an event newer than this library */
     break;
   }
 }
@@ -627,7 +784,7 @@ static void dispatch_batch(nc_loop_t *loop, uint32_t count, zmq_msg_t *first, in
 static void read_events(nc_loop_t *loop) {
   int budget = RECV_BUDGET;
   loop->more = 0;
-  while (!loop->gone && !loop->gone_pending) {
+  while (!loop->gone && !loop->gone_pending && loop->dealer != NULL) {
     if (budget-- == 0) {
       loop->more = 1;
       break;
@@ -657,24 +814,15 @@ static void read_events(nc_loop_t *loop) {
 }
 
 static void read_monitor(nc_loop_t *loop) {
-  while (zsock_readable(loop->monitor)) {
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, loop->monitor, ZMQ_DONTWAIT) < 0) {
-      zmq_msg_close(&m);
-      break;
+  uint16_t event;
+  uint32_t value;
+  while (zsock_readable(loop->monitor) && monitor_next(loop, &event, &value)) {
+    int err = handshake_error(loop, event, value);
+    if (err != 0 && loop->relinking && !loop->gone_pending) {
+      loop->gone_pending = err; /* the new netcore refuses us: reconnecting cannot help */
+      return;
     }
-    uint16_t event = 0;
-    int first = zmq_msg_size(&m) >= 6;
-    if (first) memcpy(&event, zmq_msg_data(&m), sizeof(event));
-    int more = zmq_msg_more(&m);
-    zmq_msg_close(&m);
-    while (more) {
-      zmq_msg_init(&m);
-      more = zmq_msg_recv(&m, loop->monitor, 0) >= 0 && zmq_msg_more(&m);
-      zmq_msg_close(&m);
-    }
-    if (first && event == ZMQ_EVENT_DISCONNECTED && !loop->gone_pending) {
+    if (event == ZMQ_EVENT_DISCONNECTED && !loop->gone_pending) {
       snprintf(loop->errmsg, sizeof(loop->errmsg),
                loop->shutdown ? "netcore at %s shut down" : "netcore at %s went away",
                loop->endpoint);
@@ -709,7 +857,7 @@ static void run_pending(nc_loop_t *loop) {
 /* Keeps our lease (a Ping when we have been silent for lease/3) and finds a
  * netcore that stopped answering (nothing received for a whole lease). */
 static void liveness(nc_loop_t *loop) {
-  if (loop->gone || loop->gone_pending || loop->lease_ms == 0) return;
+  if (loop->gone || loop->gone_pending || loop->relinking || loop->lease_ms == 0) return;
   uint64_t third = loop->lease_ms / 3 ? loop->lease_ms / 3 : 1;
   if (loop->now - loop->last_recv >= loop->lease_ms) {
     snprintf(loop->errmsg, sizeof(loop->errmsg),
@@ -725,6 +873,10 @@ static void liveness(nc_loop_t *loop) {
 }
 
 static int liveness_timeout(nc_loop_t *loop) {
+  if (loop->relinking && !loop->gone) {
+    uint64_t due = loop->dealer != NULL ? loop->relink_deadline : loop->relink_at;
+    return due <= loop->now ? 0 : (int)(due - loop->now);
+  }
   if (loop->gone || loop->lease_ms == 0) return -1;
   uint64_t third = loop->lease_ms / 3 ? loop->lease_ms / 3 : 1;
   uint64_t due = loop->last_send + third;
@@ -744,6 +896,7 @@ int nc_loop_process(nc_loop_t *loop) {
   loop->batching = 1;
   loop->now = nc__clock_ms();
   nc__signals_dispatch(loop);
+  relink_step(loop);
   if (!loop->gone && !loop->gone_pending) {
     read_events(loop);
     /* Under nc_loop_run, the monitor is read only when epoll saw its fd:
@@ -759,7 +912,13 @@ int nc_loop_process(nc_loop_t *loop) {
     flush_batch(loop);
     loop->batching = 0;
   }
-  if (loop->gone_pending && !loop->gone) netcore_gone(loop, loop->gone_pending);
+  if (loop->gone_pending && !loop->gone) {
+    int lost = loop->gone_pending;
+    if (loop->reconnect && (lost == NC_ERR_NETCORE_GONE || lost == NC_ERR_NETCORE_SHUTDOWN))
+      link_lost(loop);
+    else
+      netcore_gone(loop, lost);
+  }
   if (loop->gone) return loop->gone;
   if (!alive(loop) && loop->shutdown) return NC_ERR_NETCORE_SHUTDOWN;
   return alive(loop) ? 1 : 0;

@@ -243,7 +243,8 @@ typedef enum {
   NC__SV_IDLE,      /* not listening (new, or after a listen error) */
   NC__SV_LISTENING_PENDING,
   NC__SV_LISTENING,
-  NC__SV_CLOSING    /* ServerClose sent, waiting for ServerClosed */
+  NC__SV_CLOSING,   /* ServerClose sent, waiting for ServerClosed */
+  NC__SV_RELISTEN   /* the link was lost: listens again after the next Welcome */
 } nc__sv_state_t;
 
 struct nc_server_s {
@@ -257,6 +258,7 @@ struct nc_server_s {
   unsigned max_connections, connections;
   int close_requested;
   nc_address_t addr;
+  nc__cmd_t req;  /* the last Listen (endpoint fields; host/path owned), for a relisten */
 };
 
 typedef enum {
@@ -336,6 +338,15 @@ struct nc_loop_s {
   int batching;       /* inside nc_loop_process: commands wait in out_batch */
   int sent_since_drain; /* sent since a receive found the dealer empty */
   int curve;            /* the link uses CURVE (a tcp endpoint with keys) */
+  char curve_server[41], curve_public[41], curve_secret[41]; /* Z85, for every new dealer */
+  /* Reconnection (nc.h, no_reconnect): */
+  int reconnect;        /* on */
+  int relinking;        /* link lost: waiting for a new Welcome */
+  unsigned link_gen;    /* dealers made so far (names the monitor endpoint) */
+  uint64_t relink_at;   /* relinking without a dealer: open one at this time */
+  uint64_t relink_deadline; /* relinking with a dealer: a new one after this */
+  char hello_name[256];
+  uint32_t hello_credit, hello_lease, hello_timeout;
   int in_run;         /* inside nc_loop_run, which knows what epoll saw */
   int monitor_ready;  /* nc_loop_run: the monitor's fd was readable */
   nc__msgbatch_t out_batch; /* commands of this turn (PROTOCOL.md 1.1) */
@@ -367,6 +378,11 @@ NC__HIDDEN void nc__server_pending(nc_server_t *s, unsigned flags);
 NC__HIDDEN void nc__server_gone(nc_server_t *s, int err, const char *msg);
 NC__HIDDEN void nc__server_free(nc_server_t *s);
 NC__HIDDEN void nc__server_error_event(nc_server_t *s, int err, const char *msg);
+/* The link was lost (reconnection on): a listening server forgets its id and
+ * waits in NC__SV_RELISTEN; 1 if it does, 0 if it was not listening. */
+NC__HIDDEN int nc__server_link_lost(nc_server_t *s);
+/* After a new Welcome: a server in NC__SV_RELISTEN sends its Listen again. */
+NC__HIDDEN void nc__server_relisten(nc_server_t *s);
 NC__HIDDEN void nc__socket_event(nc_socket_t *s, const nc__event_t *ev, zmq_msg_t *payload);
 NC__HIDDEN void nc__socket_accepted(nc_loop_t *loop, const nc__event_t *ev);
 NC__HIDDEN void nc__socket_pending(nc_socket_t *s, unsigned flags);

@@ -43,6 +43,42 @@ void nc_server_set_events(nc_server_t *s, const nc_server_events_t *events) {
     memset(&s->ev, 0, sizeof(s->ev));
 }
 
+/* Keeps the endpoint of cmd in s->req (host and path copied), for a relisten. */
+static int keep_request(nc_server_t *s, const nc__cmd_t *cmd) {
+  char *host = NULL, *path = NULL;
+  if ((cmd->host != NULL && (host = strdup(cmd->host)) == NULL) ||
+      (cmd->path != NULL && (path = strdup(cmd->path)) == NULL)) {
+    free(host);
+    return NC_ENOMEM;
+  }
+  free((char *)s->req.host);
+  free((char *)s->req.path);
+  s->req = (nc__cmd_t){.ep = cmd->ep, .host = host, .port = cmd->port, .path = path, .fd = cmd->fd};
+  return 0;
+}
+
+/* Sends Listen for s->req under a fresh id. */
+static int send_listen(nc_server_t *s) {
+  nc_loop_t *loop = s->h.loop;
+  int rv;
+  uint64_t id = nc__next_id(loop);
+  if ((rv = nc__idmap_put(&loop->server_ids, id, s)) != 0) return rv;
+  nc__cmd_t cmd = s->req;
+  cmd.type = NC__CMD_LISTEN;
+  cmd.id = id;
+  cmd.flag = s->allow_half_open;
+  cmd.backlog = s->backlog;
+  cmd.u32 = s->max_connections;
+  cmd.group = s->group;
+  if ((rv = nc__send(loop, &cmd, NULL, 0, NULL)) != 0) {
+    nc__idmap_del(&loop->server_ids, id);
+    return rv;
+  }
+  s->id = id;
+  s->state = NC__SV_LISTENING_PENDING;
+  return 0;
+}
+
 static int listen_common(nc_server_t *s, nc__cmd_t *cmd, nc_server_cb cb) {
   nc_loop_t *loop = s->h.loop;
   int rv;
@@ -50,20 +86,12 @@ static int listen_common(nc_server_t *s, nc__cmd_t *cmd, nc_server_cb cb) {
   if (s->state != NC__SV_IDLE) return NC_ERR_SERVER_ALREADY_LISTEN;
   if (loop->gone || loop->gone_pending) return loop->gone ? loop->gone : loop->gone_pending;
   if (loop->shutdown) return NC_ERR_NETCORE_SHUTDOWN; /* netcore accepts nothing new */
-  uint64_t id = nc__next_id(loop);
-  if ((rv = nc__idmap_put(&loop->server_ids, id, s)) != 0) return rv;
-  cmd->type = NC__CMD_LISTEN;
-  cmd->id = id;
-  cmd->flag = s->allow_half_open;
-  cmd->backlog = s->backlog;
-  cmd->u32 = s->max_connections;
-  cmd->group = s->group;
-  if ((rv = nc__send(loop, cmd, NULL, 0, NULL)) != 0) {
-    nc__idmap_del(&loop->server_ids, id);
+  if ((rv = keep_request(s, cmd)) != 0) return rv;
+  if (loop->relinking) {
+    s->state = NC__SV_RELISTEN; /* sent after the new Welcome */
+  } else if ((rv = send_listen(s)) != 0) {
     return rv;
   }
-  s->id = id;
-  s->state = NC__SV_LISTENING_PENDING;
   s->listen_cb = cb;
   nc__ref(&s->h);
   return 0;
@@ -154,6 +182,8 @@ void nc__server_free(nc_server_t *s) {
   }
   nc__unref(&s->h);
   free(s->group);
+  free((char *)s->req.host);
+  free((char *)s->req.path);
   free(s);
 }
 
@@ -185,6 +215,8 @@ void nc__server_event(nc_server_t *s, const nc__event_t *ev) {
     if (s->state != NC__SV_LISTENING_PENDING) break; /* closed meanwhile */
     s->state = NC__SV_LISTENING;
     s->addr = ev->local;
+    /* A relisten asks for the port netcore chose, so clients find it again. */
+    if (s->req.ep == NC__EP_TCP && s->req.port == 0) s->req.port = ev->local.port;
     nc_server_cb cb = s->listen_cb;
     s->listen_cb = NULL;
     if (cb != NULL) cb(s);
@@ -198,6 +230,9 @@ void nc__server_event(nc_server_t *s, const nc__event_t *ev) {
     break;
   }
   case NC__EV_SERVER_CLOSED:
+    if (!s->close_requested && s->h.loop->shutdown && nc__server_link_lost(s)) {
+      break; /* netcore is restarting: listen again on the next netcore */
+    }
     if (!s->close_requested) {
       /* netcore closed it on its own: it is shutting down. */
       nc_loop_t *loop = s->h.loop;
@@ -214,6 +249,23 @@ void nc__server_event(nc_server_t *s, const nc__event_t *ev) {
 
 void nc__server_pending(nc_server_t *s, unsigned flags) {
   if (flags & NC__P_CLOSE) finish_close(s);
+}
+
+int nc__server_link_lost(nc_server_t *s) {
+  if (!s->h.loop->reconnect || s->close_requested) return 0;
+  if (s->state != NC__SV_LISTENING && s->state != NC__SV_LISTENING_PENDING &&
+      s->state != NC__SV_RELISTEN)
+    return 0;
+  forget_id(s);
+  s->state = NC__SV_RELISTEN;
+  return 1;
+}
+
+void nc__server_relisten(nc_server_t *s) {
+  if (s->state != NC__SV_RELISTEN) return;
+  s->connections = 0;
+  /* A failed send marks the link lost again; the server keeps waiting. */
+  (void)send_listen(s);
 }
 
 void nc__server_gone(nc_server_t *s, int err, const char *msg) {

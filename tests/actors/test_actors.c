@@ -162,7 +162,9 @@ static void test_actors_echo_unix_and_netcore_killed(void **state) {
   nct_netcore_start(&d, NULL);
   nct_path(&d, "echo.sock", path, sizeof(path));
   const char *args[] = {"--path", path, "--endpoint", d.endpoint, NULL};
+  setenv("NETCORE_RECONNECT", "0", 1); /* libnc would reconnect by default */
   actor_start(&a, ECHO_BIN, args);
+  unsetenv("NETCORE_RECONNECT");
   actor_line(&a, line, sizeof(line));
   snprintf(want, sizeof(want), "echo server listening on {\"address\":\"%s\"}", path);
   assert_string_equal(line, want);

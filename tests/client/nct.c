@@ -77,13 +77,25 @@ const char *nct_netcore_bin(void) {
 
 /* Starts netcore in d->dir: with --bind d->endpoint, or (use_default) with
  * no --bind, XDG_RUNTIME_DIR=d->dir and NETCORE_ENDPOINT unset. */
+static void spawn(nct_netcore_t *d, int use_default, const char *const *flags);
+
 static void start(nct_netcore_t *d, int use_default, const char *const *flags) {
-  const char *bin = nct_netcore_bin();
   memset(d, 0, sizeof(*d));
   snprintf(d->dir, sizeof(d->dir), "/tmp/nct-XXXXXX");
   if (mkdtemp(d->dir) == NULL) fail_msg("mkdtemp: %s", strerror(errno));
   snprintf(d->endpoint, sizeof(d->endpoint), "ipc://%s/%s", d->dir,
            use_default ? "netcore/netcore.sock" : "nc.sock");
+  spawn(d, use_default, flags);
+}
+
+void nct_netcore_restart(nct_netcore_t *d, const char *const *flags) {
+  if (d->pid > 0) fail_msg("nct_netcore_restart: netcore %d still runs", (int)d->pid);
+  spawn(d, 0, flags);
+}
+
+/* Runs netcore for d (its dir and endpoint set) and waits until it answers. */
+static void spawn(nct_netcore_t *d, int use_default, const char *const *flags) {
+  const char *bin = nct_netcore_bin();
   const char *argv[40];
   int argc = 0;
   argv[argc++] = bin;

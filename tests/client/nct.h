@@ -36,6 +36,9 @@ const char *nct_netcore_bin(void);
 void nct_netcore_stop(nct_netcore_t *d);
 /* SIGKILL and wait; keeps the directory (call nct_netcore_stop after). */
 void nct_netcore_kill(nct_netcore_t *d);
+/* Starts netcore again on d's endpoint (after nct_netcore_kill) with extra
+ * flags (may be NULL) and waits until it answers Hello. */
+void nct_netcore_restart(nct_netcore_t *d, const char *const *flags);
 /* One netcore for a cmocka test group: nct_setup starts nct_daemon (no
  * extra flags), nct_teardown stops it. */
 extern nct_netcore_t nct_daemon;

@@ -1,9 +1,18 @@
 /* libnc when netcore is not there: not running at start (a clear error in
- * bounded time), killed while the handler runs (every socket and server
- * gets 'error' ERR_NETCORE_GONE then 'close', the loop returns, nothing
- * hangs or leaks), silent (the lease finds it), shutting down (SIGTERM). */
+ * bounded time); without reconnection (no_reconnect): killed while the
+ * handler runs (every socket and server gets 'error' ERR_NETCORE_GONE then
+ * 'close', the loop returns, nothing hangs or leaks), silent (the lease finds
+ * it), shutting down (SIGTERM); with reconnection (the default): killed -9 or
+ * shut down and started again on the same endpoint (sockets get
+ * ERR_NETCORE_GONE then 'close', the server listens again on its port and
+ * serves a new client). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -82,7 +91,9 @@ static void g_listening(nc_server_t *s) {
 static gone_t *g_start(nc_loop_t **loop, nct_netcore_t *d, gone_t *t) {
   memset(t, 0, sizeof(*t));
   t->d = d;
-  *loop = nct_loop(d);
+  char err[256];
+  nc_loop_options_t o = {.endpoint = d->endpoint, .hello_timeout_ms = 5000, .no_reconnect = 1};
+  if (nc_loop_new(loop, &o, err, sizeof(err)) != 0) fail_msg("nc_loop_new: %s", err);
   nc_server_events_t ev = {.on_connection = g_connection, .on_listening = g_listening,
                            .on_error = g_server_error, .on_close = g_server_close};
   assert_int_equal(nc_server_new(*loop, NULL, NULL, &t->server), 0);
@@ -157,12 +168,197 @@ static void test_client_liveness_netcore_shutdown(void **state) {
   nct_netcore_stop(&d);
 }
 
+/* ------------------------------------------------------------ reconnection */
+
+typedef struct {
+  nc_server_t *server;
+  int listening, port, connections, sock_errors, sock_error, sock_closes, server_errors;
+  char server_error[256];
+} rc_t;
+
+static void rc_sock_error(nc_socket_t *s, int err, const char *msg) {
+  rc_t *t = nc_socket_get_data(s);
+  (void)msg;
+  t->sock_errors++;
+  t->sock_error = err;
+}
+
+static void rc_sock_close(nc_socket_t *s, int had_error) {
+  rc_t *t = nc_socket_get_data(s);
+  (void)had_error;
+  t->sock_closes++;
+}
+
+static void rc_connection(nc_server_t *server, nc_socket_t *c) {
+  rc_t *t = nc_server_get_data(server);
+  static const nc_socket_events_t ev = {.on_error = rc_sock_error, .on_close = rc_sock_close};
+  t->connections++;
+  nc_socket_set_data(c, t);
+  nc_socket_set_events(c, &ev);
+  nc_socket_write(c, "hi\n", 3, NULL, NULL);
+}
+
+static void rc_listening(nc_server_t *server) {
+  rc_t *t = nc_server_get_data(server);
+  nc_address_t a;
+  assert_int_equal(nc_server_address(server, &a), 0);
+  if (t->listening++ > 0) assert_int_equal(a.port, t->port); /* the same port again */
+  t->port = a.port;
+}
+
+static void rc_server_error(nc_server_t *server, int err, const char *msg) {
+  rc_t *t = nc_server_get_data(server);
+  t->server_errors++;
+  snprintf(t->server_error, sizeof(t->server_error), "%s: %s", nc_err_name(err), msg);
+}
+
+/* Runs the loop until *flag >= want (fails after 15 s or if the loop ends). */
+static void rc_until(nc_loop_t *loop, const int *flag, int want) {
+  uint64_t deadline = nct_now_ms() + 15000;
+  while (*flag < want) {
+    int rv = nc_loop_process(loop);
+    if (*flag >= want) break;
+    if (rv <= 0) fail_msg("the loop ended (%s): %s", nc_err_name(rv), nc_loop_error_message(loop));
+    if (nct_now_ms() > deadline) fail_msg("waited 15 s for %d (have %d)", want, *flag);
+    int t = nc_loop_timeout(loop);
+    struct pollfd p = {.fd = nc_loop_fd(loop), .events = POLLIN};
+    poll(&p, 1, t < 0 || t > 20 ? 20 : t);
+  }
+}
+
+/* Connects to port, reads the greeting, closes. */
+static void rc_client(nc_loop_t *loop, rc_t *t, int port) {
+  int fd = nct_tcp_connect(port);
+  int before = t->connections;
+  rc_until(loop, &t->connections, before + 1);
+  char buf[8];
+  size_t n = 0;
+  uint64_t deadline = nct_now_ms() + 15000;
+  while (n < 3) {
+    nc_loop_process(loop);
+    ssize_t r = recv(fd, buf + n, sizeof(buf) - n, MSG_DONTWAIT);
+    if (r > 0) n += (size_t)r;
+    if (r == 0 || nct_now_ms() > deadline) fail_msg("no greeting from the server");
+    usleep(1000);
+  }
+  assert_memory_equal(buf, "hi\n", 3);
+  close(fd);
+}
+
+static void reconnect_after(int how) {
+  nct_netcore_t d;
+  rc_t t = {0};
+  nct_netcore_start(&d, NULL);
+  nc_loop_t *loop = nct_loop(&d); /* reconnection is the default */
+  nc_server_events_t ev = {.on_connection = rc_connection, .on_listening = rc_listening,
+                           .on_error = rc_server_error};
+  assert_int_equal(nc_server_new(loop, NULL, NULL, &t.server), 0);
+  nc_server_set_data(t.server, &t);
+  nc_server_set_events(t.server, &ev);
+  assert_int_equal(nc_server_listen(t.server, 0, "127.0.0.1", NULL), 0);
+  rc_until(loop, &t.listening, 1);
+  char first_instance[64];
+  snprintf(first_instance, sizeof(first_instance), "%s", nc_loop_instance_id(loop));
+  int old = nct_tcp_connect(t.port); /* stays open through the restart */
+  rc_until(loop, &t.connections, 1);
+
+  if (how == SIGKILL) {
+    nct_netcore_kill(&d);
+  } else {
+    kill(d.pid, SIGTERM);
+    waitpid(d.pid, NULL, 0);
+    d.pid = 0;
+  }
+  /* The lost socket: 'error' ERR_NETCORE_GONE, then 'close' (netcore shutting
+   * down closes it itself); the loop goes on. */
+  rc_until(loop, &t.sock_closes, 1);
+  if (how == SIGKILL) {
+    assert_int_equal(t.sock_errors, 1);
+    assert_int_equal(t.sock_error, NC_ERR_NETCORE_GONE);
+  }
+  assert_int_equal(t.server_errors, 0);
+  nc_socket_t *c;
+  assert_int_equal(nc_create_connection(loop, NULL, t.port, "127.0.0.1", NULL, &c),
+                   NC_ERR_NETCORE_UNAVAILABLE); /* no netcore to ask meanwhile */
+  usleep(300 * 1000); /* netcore stays away for a while: libnc retries */
+  for (int i = 0; i < 20; i++) assert_true(nc_loop_process(loop) > 0);
+
+  uint64_t back = nct_now_ms();
+  nct_netcore_restart(&d, NULL);
+  rc_until(loop, &t.listening, 2);
+  printf("listening again %llu ms after netcore was back\n",
+         (unsigned long long)(nct_now_ms() - back));
+  assert_int_equal(t.server_errors, 0);
+  assert_string_not_equal(nc_loop_instance_id(loop), first_instance);
+  rc_client(loop, &t, t.port);
+  close(old);
+  nc_loop_free(loop);
+  nct_netcore_stop(&d);
+}
+
+static void test_client_liveness_reconnect_after_kill(void **state) {
+  (void)state;
+  reconnect_after(SIGKILL);
+}
+
+static void test_client_liveness_reconnect_after_shutdown(void **state) {
+  (void)state;
+  reconnect_after(SIGTERM);
+}
+
+/* The address is gone when netcore is back (another process took the port):
+ * that server gets 'error' (EADDRINUSE), the loop keeps running. */
+static void test_client_liveness_relisten_fails(void **state) {
+  (void)state;
+  nct_netcore_t d;
+  rc_t t = {0};
+  nct_netcore_start(&d, NULL);
+  nc_loop_t *loop = nct_loop(&d);
+  nc_server_events_t ev = {.on_connection = rc_connection, .on_listening = rc_listening,
+                           .on_error = rc_server_error};
+  assert_int_equal(nc_server_new(loop, NULL, NULL, &t.server), 0);
+  nc_server_set_data(t.server, &t);
+  nc_server_set_events(t.server, &ev);
+  assert_int_equal(nc_server_listen(t.server, 0, "127.0.0.1", NULL), 0);
+  rc_until(loop, &t.listening, 1);
+  nct_netcore_kill(&d);
+  for (int i = 0; i < 50; i++) {
+    nc_loop_process(loop);
+    usleep(2000);
+  }
+  int port = t.port;
+  int squatter = -1;
+  /* Take the port while netcore is away. */
+  {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    squatter = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(squatter, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(squatter, 1), 0);
+  }
+  nct_netcore_restart(&d, NULL);
+  rc_until(loop, &t.server_errors, 1);
+  assert_non_null(strstr(t.server_error, "EADDRINUSE"));
+  assert_int_equal(t.listening, 1);
+  /* The server may listen again, elsewhere. */
+  t.listening = 0;
+  assert_int_equal(nc_server_listen(t.server, 0, "127.0.0.1", NULL), 0);
+  rc_until(loop, &t.listening, 1);
+  rc_client(loop, &t, t.port);
+  close(squatter);
+  nc_loop_free(loop);
+  nct_netcore_stop(&d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_client_liveness_not_running),
       cmocka_unit_test(test_client_liveness_netcore_killed),
       cmocka_unit_test(test_client_liveness_lease_expires),
       cmocka_unit_test(test_client_liveness_netcore_shutdown),
+      cmocka_unit_test(test_client_liveness_reconnect_after_kill),
+      cmocka_unit_test(test_client_liveness_reconnect_after_shutdown),
+      cmocka_unit_test(test_client_liveness_relisten_fails),
   };
   return cmocka_run_group_tests_name("client_liveness", tests, NULL, NULL);
 }

@@ -21,8 +21,15 @@ scenario with real TCP and UNIX client sockets:
                 connect at once: every one is greeted and echoed
 Then: SIGTERM makes the actor exit 0; netcore's own SIGTERM (docker stop,
 systemctl stop) ends an open connection with a clean EOF and the actor with
-exit 0, and netcore exits 0; an actor whose netcore is killed reports an error
-on stderr and exits 1. A scenario that fails for one language
+exit 0, and netcore exits 0; netcore_restart: netcore is killed -9
+and started again on the same endpoint while the actor runs: the old client
+connection ends, and within 1 s of netcore being back the actor listens again
+on its port and serves a new client; an actor whose netcore is killed with
+reconnection off (NETCORE_RECONNECT=0) reports an error on stderr and exits 1;
+curve_allowed / curve_unknown_key: against a netcore with CURVE on
+tcp://127.0.0.1:* (keys from `netcore keygen`), the actor with an allowed key
+(NETCORE_SERVER_KEY, NETCORE_SECRET_FILE) serves, and one with an unknown key
+gets no Welcome: it reports EACCES and exits 1, and netcore logs the refusal. A scenario that fails for one language
 and passes for another is a bug in that language's library.
 
 Prints one PASS/FAIL line per scenario and ends with "N passed, N failed";
@@ -34,6 +41,7 @@ import argparse
 import json
 import os
 import random
+import re
 import select
 import selectors
 import shutil
@@ -166,35 +174,48 @@ class Rig:
             env.get("ASAN_OPTIONS", "")]))
         return env
 
-    def start_netcore(self):
+    def start_netcore(self, name="netcore", sock_name="nc.sock", extra=(), level="warn"):
+        """Starts netcore on ipc://TMP/sock_name (plus extra flags) and waits
+        until that socket accepts (a stale file left by a kill does not)."""
         if not os.access(self.netcore_bin, os.X_OK):
             raise Failure("netcore binary %s does not exist" % self.netcore_bin)
         env = self.child_env()
-        self.netcore = Proc("netcore", [self.netcore_bin, "--bind", self.endpoint,
-                                        "--log-level", "warn"], self.tmp, env)
-        self.procs.append(self.netcore)
-        sock = os.path.join(self.tmp, "nc.sock")
+        sock = os.path.join(self.tmp, sock_name)
+        proc = Proc(name, [self.netcore_bin, "--bind", "ipc://" + sock, "--log-level", level]
+                    + list(extra), self.tmp, env)
+        self.procs.append(proc)
+        if name == "netcore":
+            self.netcore = proc
         deadline = time.monotonic() + START_TIMEOUT
-        while not os.path.exists(sock):
-            if not self.netcore.alive():
-                raise Failure("netcore exited with status %s: %s"
-                              % (self.netcore.p.returncode, self.netcore.stderr_tail()))
-            check(time.monotonic() < deadline, "netcore did not bind %s" % self.endpoint)
-            time.sleep(0.02)
+        while True:
+            if not proc.alive():
+                raise Failure("%s exited with status %s: %s"
+                              % (name, proc.p.returncode, proc.stderr_tail()))
+            check(time.monotonic() < deadline, "%s did not bind %s" % (name, sock))
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(sock)
+                return proc
+            except OSError:
+                time.sleep(0.01)
 
-    def start_actor(self, name, extra):
-        argv = list(self.actor) + list(extra) + ["--endpoint", self.endpoint]
-        env = self.child_env(NETCORE_ENDPOINT=self.endpoint)
+    def start_actor(self, name, extra, endpoint=None, env_extra=None):
+        endpoint = endpoint or self.endpoint
+        argv = list(self.actor) + list(extra) + ["--endpoint", endpoint]
+        env = self.child_env(NETCORE_ENDPOINT=endpoint, **(env_extra or {}))
         proc = Proc(name, argv, self.tmp, env)
         self.procs.append(proc)
-        line = proc.readline(START_TIMEOUT)
+        return proc, self.listening_line(proc, name)
+
+    def listening_line(self, proc, name, timeout=START_TIMEOUT):
+        line = proc.readline(timeout)
         prefix = "echo server listening on "
         check(line.startswith(prefix), "%s printed %r, not %r..." % (name, line, prefix))
         try:
             addr = json.loads(line[len(prefix):])
         except ValueError:
             raise Failure("%s: the address in %r is not JSON" % (name, line))
-        return proc, addr
+        return addr
 
     def check_alive(self):
         """Both netcore and the actors must survive every scenario."""
@@ -624,9 +645,12 @@ def run_transport(rig, results, kind, extra, opts):
 
 
 def netcore_shutdown(rig):
-    """SIGTERM to netcore under a running actor with an open connection: the
-    connection ends with EOF (not a reset), the actor and netcore exit 0."""
-    proc, addr = rig.start_actor("shutdown-actor", ["--port", "0", "--host", "127.0.0.1"])
+    """SIGTERM to netcore under a running actor (reconnection off) with an open
+    connection: the connection ends with EOF (not a reset), the actor and
+    netcore exit 0."""
+    # Without reconnection: with it (the default) the actor waits for the next netcore.
+    proc, addr = rig.start_actor("shutdown-actor", ["--port", "0", "--host", "127.0.0.1"],
+                                 env_extra={"NETCORE_RECONNECT": "0"})
     c = socket.create_connection(("127.0.0.1", addr["port"]), timeout=IO_TIMEOUT)
     data = bytes(range(256)) * 64
     c.sendall(data)
@@ -652,9 +676,121 @@ def netcore_shutdown(rig):
           % rig.netcore.p.returncode)
 
 
+def netcore_restart(rig):
+    """netcore killed -9 and started again on the same endpoint under a running
+    actor: the old connection ends, the actor listens again on its port within
+    1 s of netcore being back and greets a new client."""
+    proc, addr = rig.start_actor("restart-actor", ["--port", "0", "--host", "127.0.0.1"])
+    old = socket.create_connection(("127.0.0.1", addr["port"]), timeout=IO_TIMEOUT)
+    check(recv_exact(old, len(GREETING)) == GREETING, "no greeting before the restart")
+    rig.netcore.stopped = True
+    rig.netcore.p.kill()
+    rig.netcore.p.wait(10)
+    expect_eof_or_reset(old)
+    time.sleep(0.5)  # netcore stays away a while: the libraries retry meanwhile
+    check(proc.alive(), "the actor exited when netcore was killed: %s" % proc.stderr_tail())
+    rig.start_netcore()
+    back = time.monotonic()
+    again = rig.listening_line(proc, "restart-actor", timeout=10)
+    check(again == addr, "listening again on %r, not on %r" % (again, addr))
+    while True:
+        try:
+            c = socket.create_connection(("127.0.0.1", addr["port"]), timeout=IO_TIMEOUT)
+            break
+        except ConnectionRefusedError:
+            check(time.monotonic() - back < 10, "nothing listens 10 s after netcore is back")
+            time.sleep(0.01)
+    with c:
+        check(recv_exact(c, len(GREETING)) == GREETING, "no greeting after the restart")
+        served = time.monotonic() - back
+        c.sendall(b"ping\n")
+        check(recv_exact(c, 5) == b"ping\n", "no echo after the restart")
+    check(served <= 1.0, "the first new client was served %.0f ms after netcore was back "
+          "(more than 1 s)" % (served * 1000))
+    old.close()
+    proc.stopped = True
+    proc.signal(signal.SIGTERM)
+    check(proc.wait(EXIT_TIMEOUT) == 0, "exit status after SIGTERM: %s" % proc.stderr_tail())
+    return "served %.0f ms after netcore was back" % (served * 1000)
+
+
+def expect_eof_or_reset(s):
+    s.settimeout(IO_TIMEOUT)
+    try:
+        while s.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+
+
+def curve_rig(rig):
+    """A second netcore with CURVE on tcp://127.0.0.1:* (once per run): returns
+    (endpoint, netcore's public key, allowed key file, unknown key file)."""
+    if getattr(rig, "curve", None):
+        return rig.curve
+    keys = {}
+    for name in ("srv", "alice", "mallory"):
+        path = os.path.join(rig.tmp, name + ".key")
+        out = subprocess.run([rig.netcore_bin, "keygen", path], capture_output=True, text=True)
+        check(out.returncode == 0, "netcore keygen failed: %s" % out.stderr)
+        keys[name] = (path, out.stdout.strip())
+    allow = os.path.join(rig.tmp, "allow")
+    with open(allow, "w") as f:
+        f.write("alice %s\n" % keys["alice"][1])
+    # A CURVE handler may do only what the policy lets it (docs/POLICY.md).
+    policy = os.path.join(rig.tmp, "policy")
+    with open(policy, "w") as f:
+        f.write("handler key:alice\n  listen tcp 127.0.0.1 *\n")
+    proc = rig.start_netcore("netcore-curve", "curve.sock", [
+        "--bind", "tcp://127.0.0.1:*", "--curve-secret-file", keys["srv"][0],
+        "--curve-allow", allow, "--policy", policy], level="info")
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        with open(proc.err_path, "rb") as f:
+            text = f.read().decode(errors="replace")
+        m = re.search(r"handlers connect to (tcp://\S+)", text)
+        if m:
+            break
+        check(time.monotonic() < deadline, "netcore-curve did not log its tcp endpoint")
+        time.sleep(0.02)
+    rig.curve = (m.group(1), keys["srv"][1], keys["alice"][0], keys["mallory"][0], proc)
+    return rig.curve
+
+
+def curve_allowed(rig):
+    ep, server_key, alice, _, _ = curve_rig(rig)
+    proc, addr = rig.start_actor("curve-actor", ["--port", "0", "--host", "127.0.0.1"], ep,
+                                 {"NETCORE_SERVER_KEY": server_key, "NETCORE_SECRET_FILE": alice})
+    with socket.create_connection(("127.0.0.1", addr["port"]), timeout=IO_TIMEOUT) as c:
+        check(recv_exact(c, len(GREETING)) == GREETING, "no greeting over CURVE")
+        c.sendall(b"curve\n")
+        check(recv_exact(c, 6) == b"curve\n", "no echo over CURVE")
+    proc.stopped = True
+    proc.signal(signal.SIGTERM)
+    check(proc.wait(EXIT_TIMEOUT) == 0, "exit status after SIGTERM: %s" % proc.stderr_tail())
+
+
+def curve_unknown_key(rig):
+    ep, server_key, _, mallory, nc = curve_rig(rig)
+    argv = list(rig.actor) + ["--port", "0", "--host", "127.0.0.1", "--endpoint", ep]
+    env = rig.child_env(NETCORE_ENDPOINT=ep, NETCORE_SERVER_KEY=server_key,
+                        NETCORE_SECRET_FILE=mallory)
+    proc = Proc("curve-mallory", argv, rig.tmp, env)
+    rig.procs.append(proc)
+    proc.stopped = True
+    t0 = time.monotonic()
+    status = proc.wait(EXIT_TIMEOUT)
+    check(status == 1, "exit status %s with an unknown key (expected 1)" % status)
+    check("EACCES" in proc.stderr_tail(), "no EACCES on stderr: %s" % proc.stderr_tail())
+    with open(nc.err_path, "rb") as f:
+        check(b"is not in" in f.read(), "netcore did not log the refusal")
+    return "refused in %.0f ms" % ((time.monotonic() - t0) * 1000)
+
+
 def netcore_gone(rig):
-    """Kill netcore under a running actor: the actor must say so and exit 1."""
-    proc, _ = rig.start_actor("gone-actor", ["--port", "0", "--host", "127.0.0.1"])
+    """Kill netcore under an actor with reconnection off: it must say so and exit 1."""
+    proc, _ = rig.start_actor("gone-actor", ["--port", "0", "--host", "127.0.0.1"],
+                              env_extra={"NETCORE_RECONNECT": "0"})
     proc.stopped = rig.netcore.stopped = True
     rig.netcore.p.kill()
     rig.netcore.p.wait(10)
@@ -687,10 +823,15 @@ def main():
             run_transport(rig, results, "tcp", ["--port", "0", "--host", "127.0.0.1"], opts)
             run_transport(rig, results, "unix", ["--path", os.path.join(tmp, "echo.sock")],
                           opts)
+            if not opts.only or opts.only in "netcore_restart":
+                results.record("netcore_restart", lambda: netcore_restart(rig))
             if not opts.only:
                 if results.record("netcore_shutdown_exit0", lambda: netcore_shutdown(rig)):
-                    results.record("netcore_restart", rig.start_netcore)
+                    results.record("netcore_start_again", rig.start_netcore)
                 results.record("netcore_gone_exit1", lambda: netcore_gone(rig))
+            if not opts.only or "curve" in opts.only:
+                results.record("curve_allowed", lambda: curve_allowed(rig))
+                results.record("curve_unknown_key", lambda: curve_unknown_key(rig))
         if results.failed:
             for p in rig.procs:
                 tail = p.stderr_tail()

@@ -139,6 +139,20 @@ typedef struct nc_loop_options_s {
    * (they are still checked). Copied / read during nc_loop_new. */
   const char *server_key;
   const char *secret_file;
+  /* 0 (the default): when the link to netcore is lost (netcore killed or
+   * restarted, the link silent for a lease, netcore answering ERR_NO_HELLO),
+   * every socket gets 'error' NC_ERR_NETCORE_GONE then 'close', and the loop
+   * reconnects (libzmq's backoff: 50 ms doubling to 500 ms), says Hello
+   * again and listens again on every server that was listening, with the
+   * same options and the port it had (on_listening runs again; a listen that
+   * fails now is that server's on_error). Meanwhile nc_socket_connect()
+   * returns NC_ERR_NETCORE_UNAVAILABLE and listens wait for the new Welcome.
+   * A reconnect refused by netcore (NC_EACCES, NC_EPROTO) ends the loop as
+   * without reconnection. Non-zero, or the environment variable
+   * NETCORE_RECONNECT=0: no reconnection; the loss of netcore ends the loop
+   * (nc_loop_run returns NC_ERR_NETCORE_GONE) after every socket and server
+   * has had 'error' and 'close'. */
+  int no_reconnect;
 } nc_loop_options_t;
 
 /* Connects to netcore and says Hello; blocks until netcore answers Welcome or
@@ -163,7 +177,9 @@ NC_EXTERN void nc_loop_free(nc_loop_t *loop);
  * nc_loop_stop(), or until netcore is gone. Returns 0, or
  * NC_ERR_NETCORE_GONE / NC_ERR_NETCORE_SHUTDOWN once netcore disappeared or
  * announced its shutdown (every socket and server has then had its error and
- * close callbacks). */
+ * close callbacks) and the loop does not reconnect (no_reconnect, or netcore
+ * refused the reconnection: then NC_EACCES / NC_EPROTO). With reconnection a
+ * lost netcore does not end the loop while a server waits to listen again. */
 NC_EXTERN int nc_loop_run(nc_loop_t *loop);
 
 /* Makes nc_loop_run() return after the current callback. Async-signal-safe and

@@ -8,6 +8,20 @@
 // pings when it has been silent for lease_ms/3, and declares netcore gone
 // when the ZeroMQ connection drops or a ping goes unanswered for lease_ms.
 //
+// Reconnection (on by default; the option reconnect: false or
+// NETCORE_RECONNECT=0 turn it off): when the link is lost after a Welcome
+// (ZeroMQ 'disconnect', no answer to a ping within the lease, ERR_NO_HELLO,
+// a Shutdown), every socket gets 'error' ERR_NETCORE_GONE then 'close', and
+// the link opens a new DEALER (libzmq retries 50 ms doubling to 500 ms; a
+// fresh DEALER every 2 s without Welcome), says Hello again, and every
+// server that was listening listens again with the same options on the port
+// it had ('listening' again; a listen that fails now is that server's
+// 'error'). A refusal (EACCES, EPROTO) ends everything instead.
+//
+// CURVE (tcp:// endpoints of a netcore with --curve-secret-file): the
+// serverKey and secretFile options, else NETCORE_SERVER_KEY and
+// NETCORE_SECRET_FILE (lib/keys.js).
+//
 // Ownership: objects "hold" the link from the moment they ask netcore for
 // something until netcore has said their last word (Closed, ServerClosed,
 // ServerError). When nothing holds it the link says Bye and closes its
@@ -18,11 +32,13 @@ const path = require('path');
 const zmq = require('zeromq');
 const { encodeCommand, decodeEvent, toBig } = require('./protocol');
 const { ncError } = require('./errors');
+const { curveKeys } = require('./keys');
 
 const PROTOCOL_VERSION = 1;
 // How long to wait for Welcome before ERR_NETCORE_UNAVAILABLE. netcore may be
 // starting at the same moment as its handlers (scripts start both at once).
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+const RELINK_HELLO_TIMEOUT_MS = 2000; // reconnecting: a fresh DEALER after this long without Welcome
 
 const links = new Map(); // endpoint -> Link in state 'connecting' or 'ready'
 
@@ -43,21 +59,37 @@ function resolveEndpoint(endpoint) {
   return endpoint || process.env.NETCORE_ENDPOINT || defaultEndpoint();
 }
 
+// The link options of a Server's or Socket's options object.
+function linkOptions(options) {
+  const o = options || {};
+  return { serverKey: o.serverKey, secretFile: o.secretFile, reconnect: o.reconnect };
+}
+
 class Link {
   // The shared link for an endpoint (option, else NETCORE_ENDPOINT, else
-  // the default), made on first use.
-  static get(endpoint) {
+  // the default) and link options (linkOptions()), made on first use.
+  // Throws EINVAL for bad CURVE keys (nothing is made then).
+  static get(endpoint, opts = {}) {
     const ep = resolveEndpoint(endpoint);
-    let link = links.get(ep);
+    const key = JSON.stringify([ep, opts.serverKey || '', opts.secretFile || '', opts.reconnect]);
+    let link = links.get(key);
     if (!link) {
-      link = new Link(ep);
-      links.set(ep, link);
+      const curve = curveKeys(ep, opts.serverKey, opts.secretFile);
+      let reconnect = process.env.NETCORE_RECONNECT !== '0';
+      if (opts.reconnect !== undefined) reconnect = Boolean(opts.reconnect);
+      link = new Link(ep, key, curve, reconnect);
+      links.set(key, link);
     }
     return link;
   }
 
-  constructor(endpoint) {
+  constructor(endpoint, key, curve, reconnect) {
     this.endpoint = endpoint;
+    this.key = key;
+    this.curve = curve;
+    this.reconnect = reconnect;
+    this.relinking = false;
+    this.relisten = []; // servers to listen again after the next Welcome
     this.state = 'connecting'; // -> 'ready' -> 'closed'
     this.sockets = new Map(); // BigInt id -> Socket
     this.servers = new Map(); // BigInt id -> Server
@@ -74,17 +106,57 @@ class Link {
     this.pingSentAt = 0;
     this.pingNonce = 0;
 
-    this.sock = new zmq.Dealer({ linger: 0, sendHighWaterMark: 10000, receiveHighWaterMark: 10000 });
-    // A dropped connection means netcore died or restarted: every object of
-    // this link is gone with it (a new netcore would not know our ids).
-    this.sock.events.on('disconnect', () => this.fail('ERR_NETCORE_GONE'));
-    this.sock.connect(endpoint);
+    this.openDealer();
+  }
 
-    const timeout = Number(process.env.NETCORE_CONNECT_TIMEOUT_MS) || DEFAULT_CONNECT_TIMEOUT_MS;
-    this.helloTimer = setTimeout(
-      () => this.fail('ERR_NETCORE_UNAVAILABLE', `no answer from netcore at ${endpoint} within ${timeout} ms`),
-      timeout,
-    );
+  // A new DEALER that says Hello: the first, and one per reconnection
+  // attempt, so nothing queued for a lost netcore reaches the next one.
+  openDealer() {
+    const endpoint = this.endpoint;
+    const opts = {
+      linger: 0,
+      sendHighWaterMark: 10000,
+      receiveHighWaterMark: 10000,
+      reconnectInterval: 50,
+      reconnectMaxInterval: 500,
+    };
+    if (this.curve) {
+      opts.curveServerKey = this.curve.serverKey;
+      opts.curvePublicKey = this.curve.publicKey;
+      opts.curveSecretKey = this.curve.secretKey;
+    }
+    const sock = new zmq.Dealer(opts);
+    this.sock = sock;
+    this.outq = [];
+    // A dropped connection means netcore died or restarted: every socket of
+    // this link is gone with it (a new netcore would not know our ids).
+    // Before Welcome a drop is libzmq's to retry (or a handshake failure).
+    sock.events.on('disconnect', () => {
+      if (sock === this.sock && this.state === 'ready') this.fail('ERR_NETCORE_GONE', `netcore at ${endpoint} went away`);
+    });
+    sock.events.on('handshake:error:auth', (ev) => {
+      if (sock !== this.sock || this.state !== 'connecting') return;
+      const why = this.curve
+        ? "its public key is not in netcore's --curve-allow file"
+        : "its uid may not connect (netcore's own uid or gid, or --allow-uid)";
+      this.refused('EACCES', `netcore at ${endpoint} refused this handler (ZAP status ${ev.error && ev.error.status}): ${why}`);
+    });
+    sock.events.on('handshake:error:protocol', () => {
+      if (sock !== this.sock || this.state !== 'connecting') return;
+      const why = this.curve
+        ? 'does netcore use CURVE (--curve-secret-file) on this endpoint?'
+        : 'netcore uses CURVE here: set NETCORE_SERVER_KEY and NETCORE_SECRET_FILE';
+      this.refused('EPROTO', `the handshake with netcore at ${endpoint} failed: ${why}`);
+    });
+    sock.connect(endpoint);
+
+    const timeout = this.relinking
+      ? RELINK_HELLO_TIMEOUT_MS
+      : Number(process.env.NETCORE_CONNECT_TIMEOUT_MS) || DEFAULT_CONNECT_TIMEOUT_MS;
+    this.helloTimer = setTimeout(() => {
+      if (this.relinking) this.reopen();
+      else this.fail('ERR_NETCORE_UNAVAILABLE', `no answer from netcore at ${endpoint} within ${timeout} ms`);
+    }, timeout);
     this.send({
       hello: {
         version: PROTOCOL_VERSION,
@@ -94,7 +166,15 @@ class Link {
         batch_events: true, // several events per message; see dispatch()
       },
     });
-    this.recvLoop();
+    this.recvLoop(sock);
+  }
+
+  // Reconnecting and no Welcome on this DEALER: start afresh.
+  reopen() {
+    const old = this.sock;
+    this.pumping = false;
+    old.close();
+    this.openDealer();
   }
 
   // Runs fn now if Welcome arrived, else once it does (in call order).
@@ -144,23 +224,29 @@ class Link {
   }
 
   async pump() {
+    const sock = this.sock;
+    const outq = this.outq;
     this.pumping = true;
     try {
-      while (this.outq.length > 0 && this.state !== 'closed') {
-        await this.sock.send(this.outq.shift());
+      while (outq.length > 0 && this.state !== 'closed' && sock === this.sock) {
+        await sock.send(outq.shift());
       }
     } catch (err) {
-      if (this.state !== 'closed') this.fail('ERR_NETCORE_GONE', err.message);
+      if (this.state !== 'closed' && sock === this.sock) this.fail('ERR_NETCORE_GONE', err.message);
     }
+    if (sock !== this.sock) return; // a new DEALER has its own pump
     this.pumping = false;
     if (this.state === 'closing-bye' && this.outq.length === 0) this.finishClose();
   }
 
-  async recvLoop() {
+  async recvLoop(sock) {
     try {
-      for await (const frames of this.sock) this.dispatch(frames);
+      for await (const frames of sock) {
+        if (sock !== this.sock) return;
+        this.dispatch(frames);
+      }
     } catch (err) {
-      if (this.state !== 'closed') this.fail('ERR_NETCORE_GONE', err.message);
+      if (this.state !== 'closed' && sock === this.sock) this.fail('ERR_NETCORE_GONE', err.message);
     }
   }
 
@@ -231,10 +317,15 @@ class Link {
     if (this.state !== 'connecting') return;
     clearTimeout(this.helloTimer);
     this.welcome = w;
+    this.counter = 0n;
+    this.relinking = false;
     this.state = 'ready';
     const period = Math.max(10, Math.floor(w.lease_ms / 3));
     this.pingTimer = setInterval(() => this.tick(period), period);
     this.pingTimer.unref();
+    const servers = this.relisten;
+    this.relisten = [];
+    for (const server of servers) server._relisten(this);
     const ops = this.pending;
     this.pending = [];
     for (const op of ops) op();
@@ -264,6 +355,11 @@ class Link {
       this.fail(code, e.message);
       return;
     }
+    if (code === 'ERR_NO_HELLO') {
+      // netcore forgot us (our lease ran out while this process was blocked).
+      this.fail('ERR_NETCORE_GONE', `netcore dropped this handler: ${e.message || 'lease expired'}`);
+      return;
+    }
     const sid = toBig(e.socket_id);
     const vid = toBig(e.server_id);
     const target = (sid && this.sockets.get(sid)) || (vid && this.servers.get(vid));
@@ -279,13 +375,20 @@ class Link {
 
   onShutdown() {
     this.shuttingDown = true;
+    if (this.reconnect) return; // servers listen again on the next netcore (Server server_closed)
     for (const server of this.servers.values()) server._onShutdown();
   }
 
   // netcore is gone or was never there: every object errors and closes, and
-  // the next object made for this endpoint starts a new link.
+  // the next object made for this endpoint starts a new link. With
+  // reconnection, after a Welcome: relink() instead.
   fail(code, message) {
     if (this.state === 'closed') return;
+    if (this.reconnect && this.welcome && this.state !== 'closing-bye' &&
+        (code === 'ERR_NETCORE_GONE' || code === 'ERR_NETCORE_SHUTDOWN')) {
+      this.relink(message);
+      return;
+    }
     this.teardown();
     const err = ncError(code, { message });
     const victims = [...this.holders];
@@ -294,11 +397,53 @@ class Link {
     for (const obj of victims) obj._onLinkGone(err);
   }
 
+  // The new netcore refused us (EACCES, EPROTO): reconnecting cannot help.
+  refused(code, message) {
+    this.welcome = null;
+    this.fail(code, message);
+  }
+
+  // Link lost, reconnection on: sockets get 'error' ERR_NETCORE_GONE then
+  // 'close'; servers that were listening wait for the next Welcome; a new
+  // DEALER says Hello.
+  relink(message) {
+    clearTimeout(this.helloTimer);
+    clearInterval(this.pingTimer);
+    this.pingSentAt = 0;
+    this.sock.close();
+    this.pumping = false;
+    this.state = 'connecting';
+    this.relinking = true;
+    this.shuttingDown = false;
+    const err = ncError('ERR_NETCORE_GONE', { message });
+    const servers = [...this.servers.values()];
+    const sockets = [...this.sockets.values()];
+    this.servers.clear();
+    this.sockets.clear();
+    for (const server of servers) {
+      if (server._linkLost()) {
+        this.relisten.push(server);
+      } else {
+        this.holders.delete(server);
+        server._onLinkGone(err);
+      }
+    }
+    for (const sock of sockets) {
+      this.holders.delete(sock);
+      sock._onLinkGone(err);
+    }
+    if (this.holders.size === 0 && this.relisten.length === 0) {
+      this.teardown(); // nothing waits for netcore: the next object makes a new link
+      return;
+    }
+    this.openDealer();
+  }
+
   // Clean close when nothing holds the link any more: Bye, then close once
   // the Bye has left.
   close() {
     if (this.state === 'closed') return;
-    if (links.get(this.endpoint) === this) links.delete(this.endpoint);
+    if (links.get(this.key) === this) links.delete(this.key);
     this.send({ bye: {} });
     this.state = 'closing-bye';
     if (!this.pumping) this.finishClose();
@@ -310,7 +455,7 @@ class Link {
   }
 
   teardown() {
-    if (links.get(this.endpoint) === this) links.delete(this.endpoint);
+    if (links.get(this.key) === this) links.delete(this.key);
     this.state = 'closed';
     clearTimeout(this.helloTimer);
     clearInterval(this.pingTimer);
@@ -320,4 +465,4 @@ class Link {
   }
 }
 
-module.exports = { Link, defaultEndpoint };
+module.exports = { Link, defaultEndpoint, linkOptions };

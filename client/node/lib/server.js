@@ -8,7 +8,7 @@
 // in Node.
 
 const { EventEmitter } = require('events');
-const { Link } = require('./link');
+const { Link, linkOptions } = require('./link');
 const { Socket, validatePort } = require('./socket');
 const { toLong, nodeAddress, pathEndpoint, pathText } = require('./protocol');
 const { ncError, argError } = require('./errors');
@@ -24,6 +24,8 @@ class Server extends EventEmitter {
     this.allowHalfOpen = Boolean(options.allowHalfOpen);
     this.pauseOnConnect = Boolean(options.pauseOnConnect);
     this._endpoint = options.endpoint;
+    this._linkOpts = linkOptions(options); // serverKey, secretFile, reconnect (link.js)
+    this._listenReq = null; // the last Listen's fields, for a listen again after a reconnect
     this._state = 'idle';
     this._link = null;
     this._id = null;
@@ -83,17 +85,40 @@ class Server extends EventEmitter {
       this.once('listening', cb);
     }
 
+    const link = Link.get(this._endpoint, this._linkOpts); // throws EINVAL for bad keys
     this._state = 'pending';
-    const link = Link.get(this._endpoint);
     this._link = link;
+    this._listenReq = req;
     link.hold(this);
-    link.run(() => {
-      if (this._state !== 'pending' || this._link !== link) return;
-      this._id = link.newId();
-      link.servers.set(this._id, this);
-      link.send({ listen: { server_id: toLong(this._id), ...req } });
-    });
+    link.run(() => this._sendListen(link));
     return this;
+  }
+
+  _sendListen(link) {
+    if (this._state !== 'pending' || this._link !== link) return;
+    this._id = link.newId();
+    link.servers.set(this._id, this);
+    link.send({ listen: { server_id: toLong(this._id), ...this._listenReq } });
+  }
+
+  // The link to netcore was lost and reconnects: true if this server listens
+  // again after the next Welcome (it was listening or about to), on the port
+  // netcore had chosen for a port-0 listen. It keeps holding the link.
+  _linkLost() {
+    if (this._state !== 'pending' && this._state !== 'listening') return false;
+    const req = this._listenReq;
+    if (req.tcp && req.tcp.port === 0 && this._address && this._address.port) {
+      this._listenReq = { ...req, tcp: { ...req.tcp, port: this._address.port } };
+    }
+    this._state = 'pending';
+    this._id = null;
+    this._address = null;
+    this._connections = 0;
+    return true;
+  }
+
+  _relisten(link) {
+    this._sendListen(link);
   }
 
   // The seed's listenFD(fd): adopt a listening fd netcore was started with.
@@ -112,8 +137,17 @@ class Server extends EventEmitter {
         return;
       case 'server_error':
         return this._onServerError(ev);
-      case 'server_closed':
+      case 'server_closed': {
+        const link = this._link;
+        if (link && link.reconnect && link.shuttingDown && this._state === 'listening') {
+          // netcore is restarting: listen again on the next one.
+          link.servers.delete(this._id);
+          this._linkLost();
+          link.relisten.push(this);
+          return undefined;
+        }
         return this._finish();
+      }
       case 'connection':
         return this._onConnection(ev);
       default:

@@ -16,7 +16,7 @@
 // A socket belongs to one link (lib/link.js); all its events come from there.
 
 const { Duplex } = require('stream');
-const { Link } = require('./link');
+const { Link, linkOptions } = require('./link');
 const { toBig, toLong, toNum, nodeAddress, pathEndpoint, pathText } = require('./protocol');
 const { ncError, argError } = require('./errors');
 
@@ -67,6 +67,7 @@ class Socket extends Duplex {
     });
     this._hwm = options.highWaterMark || HIGH_WATER_MARK; // for writes
     this._endpoint = options.endpoint;
+    this._linkOpts = linkOptions(options); // serverKey, secretFile, reconnect (link.js)
     this._link = null;
     this._id = null; // BigInt once netcore knows the socket
     this._nc = 'none'; // none | pending (connect sent) | open | closing | closed
@@ -138,12 +139,12 @@ class Socket extends Duplex {
     }
     if (opts.allowHalfOpen !== undefined) this.allowHalfOpen = Boolean(opts.allowHalfOpen);
     if (opts.endpoint) this._endpoint = opts.endpoint;
+    const link = Link.get(this._endpoint, this._linkOpts); // throws EINVAL for bad keys
     if (opts.timeout) this.setTimeout(opts.timeout);
     if (cb) this.once('connect', cb);
     this._target = endpoint;
     this.connecting = true;
     this._nc = 'pending';
-    const link = Link.get(this._endpoint);
     this._link = link;
     link.hold(this);
     link.run(() => {

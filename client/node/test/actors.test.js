@@ -21,8 +21,11 @@ after(async () => {
 });
 
 // Starts an actor and resolves with its first stdout line.
-async function startActor(name, args) {
-  const child = spawn(process.execPath, [path.join(ACTORS, name), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function startActor(name, args, env = {}) {
+  const child = spawn(process.execPath, [path.join(ACTORS, name), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let stderr = '';
   child.stderr.on('data', (d) => {
     stderr += d;
@@ -116,10 +119,12 @@ test('goodbye.js: prints its address, says goodbye and ends', async () => {
   assert.strictEqual((await a.exited).code, 0);
 });
 
-test('echo.js exits 1 with an error when netcore goes away', async () => {
+test('echo.js exits 1 with an error when netcore goes away (NETCORE_RECONNECT=0)', async () => {
   const own = await startNetcore();
   try {
-    const a = await startActor('echo.js', ['--port', '0', '--host', '127.0.0.1', '--endpoint', own.endpoint]);
+    const a = await startActor('echo.js', ['--port', '0', '--host', '127.0.0.1', '--endpoint', own.endpoint], {
+      NETCORE_RECONNECT: '0',
+    });
     own.proc.kill('SIGKILL');
     const e = await a.exited;
     assert.strictEqual(e.code, 1);

@@ -29,14 +29,15 @@ function runChild(script, env) {
   });
 }
 
-test('netcore killed: servers and sockets get ERR_NETCORE_GONE then close', async () => {
+test('netcore killed, reconnect: false: servers and sockets get ERR_NETCORE_GONE then close', async () => {
   const nc = await startNetcore();
   try {
-    const server = net.createServer({ endpoint: nc.endpoint });
+    // Without reconnection (link.test.js has it): everything ends.
+    const server = net.createServer({ endpoint: nc.endpoint, reconnect: false });
     await once(server.listen(0, '127.0.0.1'), 'listening');
     const accepted = [];
     server.on('connection', (c) => accepted.push(c));
-    const outbound = new net.Socket({ endpoint: nc.endpoint });
+    const outbound = new net.Socket({ endpoint: nc.endpoint, reconnect: false });
     outbound.connect(server.address().port, '127.0.0.1');
     await once(outbound, 'connect');
     await until(() => accepted.length === 1, 'connection');
@@ -185,7 +186,7 @@ test('an idle handler keeps its lease by pinging (lease 300 ms, idle 1 s)', asyn
 test('netcore frozen (SIGSTOP): an unanswered ping ends in ERR_NETCORE_GONE', async () => {
   const nc = await startNetcore(['--lease-ms', '300']);
   try {
-    const server = net.createServer({ endpoint: nc.endpoint });
+    const server = net.createServer({ endpoint: nc.endpoint, reconnect: false });
     await once(server.listen(0, '127.0.0.1'), 'listening');
     const closed = new Promise((resolve) => server.once('close', resolve));
     const failed = new Promise((resolve) => server.once('error', resolve));
@@ -203,7 +204,7 @@ test('netcore shutting down (SIGTERM): servers get ERR_NETCORE_SHUTDOWN, everyth
   const nc = await startNetcore();
   try {
     const accepted = [];
-    const server = net.createServer({ endpoint: nc.endpoint }, (c) => accepted.push(c));
+    const server = net.createServer({ endpoint: nc.endpoint, reconnect: false }, (c) => accepted.push(c));
     await once(server.listen(0, '127.0.0.1'), 'listening');
     const client = nodeNet.createConnection(server.address().port, '127.0.0.1');
     client.on('error', () => {});

@@ -8,9 +8,24 @@ event loop: the DEALER's file descriptor is watched with loop.add_reader, so
 nothing blocks the loop and other asyncio code can share it.
 
 Objects created before Welcome wait in a queue and are started once it arrives
-(their ids need the prefix). If netcore never answers, or goes away later, every
-live server and socket gets 'error' (ERR_NETCORE_UNAVAILABLE / ERR_NETCORE_GONE)
-then 'close', the connection closes, and run() returns: nothing hangs.
+(their ids need the prefix). If netcore never answers (or refuses this handler:
+EACCES, EPROTO), every server and socket gets 'error' (ERR_NETCORE_UNAVAILABLE,
+...) then 'close', the connection closes, and run() returns: nothing hangs.
+
+When the link is lost after a Welcome (netcore killed or restarted: ZeroMQ's
+DISCONNECTED, no Pong within the lease, ERR_NO_HELLO, a Shutdown) and
+reconnection is on (the default; reconnect=False or NETCORE_RECONNECT=0 turn it
+off), every socket gets 'error' ERR_NETCORE_GONE then 'close', and the handler
+reconnects: a new DEALER (libzmq retries 50 ms doubling to 500 ms; a fresh one
+every 2 s without Welcome), Hello again, and every server that was listening
+listens again with the same options on the port it had ('listening' again; a
+listen that fails now is that server's 'error'). Without reconnection the loss
+ends everything as when netcore never answered.
+
+CURVE (tcp:// endpoints of a netcore with --curve-secret-file): server_key
+(netcore's public key, Z85) and secret_file (this handler's key pair file, as
+`netcore keygen` writes it), else NETCORE_SERVER_KEY and NETCORE_SECRET_FILE;
+see keys.py.
 
 A process normally uses the default instance (default_netcore(), endpoint from
 the NETCORE_ENDPOINT environment variable, else default_endpoint()); several
@@ -33,6 +48,7 @@ from ._proto import pb
 from ._types import Message
 from .emitter import EventEmitter
 from .errors import NetcoreError
+from .keys import curve_keys
 
 if TYPE_CHECKING:
     from .server import Server
@@ -42,6 +58,7 @@ PROTOCOL_VERSION = 1
 _RECV_BATCH = 256  # messages handled per loop turn before yielding to other callbacks
 _BATCH_MAX_COMMANDS = 256  # a CommandBatch leaves early at this many commands
 _BATCH_MAX_PAYLOAD = 64 * 1024  # or this many payload bytes
+_RELINK_HELLO_TIMEOUT = 2.0  # reconnecting: a fresh DEALER after this long without Welcome
 
 
 def default_endpoint() -> str:
@@ -128,9 +145,17 @@ class Netcore(EventEmitter):
     """
 
     def __init__(self, endpoint: Optional[str] = None, name: str = "python", credit_window: int = 0,
-                 lease_ms: int = 0, connect_timeout_ms: int = 10000) -> None:
+                 lease_ms: int = 0, connect_timeout_ms: int = 10000,
+                 server_key: Optional[str] = None, secret_file: Optional[str] = None,
+                 reconnect: Optional[bool] = None) -> None:
         super().__init__()
         self.endpoint = endpoint or os.environ.get("NETCORE_ENDPOINT") or default_endpoint()
+        self._curve = curve_keys(self.endpoint, server_key, secret_file)  # EINVAL: raised here
+        if reconnect is None:
+            reconnect = os.environ.get("NETCORE_RECONNECT", "1") != "0"
+        self.reconnect = bool(reconnect)
+        self._relinking = False
+        self._shutting_down = False
         self.name = name
         self.state = "new"  # new -> connecting -> ready -> closed
         self.welcome: Message = None
@@ -172,7 +197,16 @@ class Netcore(EventEmitter):
         ctx = zmq.Context.instance()
         self._zs = ctx.socket(zmq.DEALER)
         self._zs.setsockopt(zmq.LINGER, 0)
-        self._mon = self._zs.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._zs.setsockopt(zmq.RECONNECT_IVL, 50)
+        self._zs.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
+        if self._curve is not None:
+            server, public, secret = self._curve
+            self._zs.curve_serverkey = server.encode()
+            self._zs.curve_publickey = public.encode()
+            self._zs.curve_secretkey = secret.encode()
+        self._mon = self._zs.get_monitor_socket(
+            zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
         loop = self.loop
         try:
             self._zs.connect(self.endpoint)
@@ -191,7 +225,8 @@ class Netcore(EventEmitter):
         hello.hello.lease_ms = self._hello_lease
         hello.hello.batch_events = True  # several events per message; see _dispatch
         self._send_raw([hello.SerializeToString()])
-        self._timer = loop.call_later(self._connect_timeout, self._connect_timed_out)
+        wait = _RELINK_HELLO_TIMEOUT if self._relinking else self._connect_timeout
+        self._timer = loop.call_later(wait, self._connect_timed_out)
 
     def when_ready(self, obj: Union[Server, Socket]) -> None:
         """Starts obj (calls obj._start_io()) now if Welcome came, else once it does."""
@@ -258,6 +293,11 @@ class Netcore(EventEmitter):
 
     def _teardown(self) -> None:
         self.state = "closed"
+        self._close_dealer()
+        self.emit("close")
+        self.loop.call_soon(self._check_idle)
+
+    def _close_dealer(self):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -270,16 +310,21 @@ class Netcore(EventEmitter):
             self._mon.close(0)
             self._zs.close()
             self._zs = None
+            self._mon = None
         self._outq.clear()
         self._batch, self._batch_frames, self._batch_bytes = [], [], 0
-        self.emit("close")
-        self.loop.call_soon(self._check_idle)
+        self._ping_sent = None
 
     def _lost(self, err: NetcoreError) -> None:
-        """netcore is unreachable or gone: every object fails, then we close."""
+        """netcore is unreachable or gone: every object fails, then we close
+        (or, with reconnection, sockets fail and we reconnect)."""
         if self.state == "closed":
             return
         log.debug("netcore lost: %s", err)
+        if (self.reconnect and self.welcome is not None
+                and err.code in ("ERR_NETCORE_GONE", "ERR_NETCORE_SHUTDOWN")):
+            self._relink(err)
+            return
         self._teardown_objects(err)
         self._teardown()
         if self.listener_count("error"):
@@ -294,8 +339,36 @@ class Netcore(EventEmitter):
             obj._lost(err)
         self._live.clear()
 
+    def _relink(self, err: NetcoreError) -> None:
+        """Sockets get 'error' ERR_NETCORE_GONE then 'close'; servers that were
+        listening wait for the next Welcome (ahead of anything else waiting);
+        a new DEALER says Hello."""
+        self._close_dealer()
+        self._relinking = True
+        self._shutting_down = False
+        self.state = "connecting"
+        gone = err if err.code == "ERR_NETCORE_GONE" else NetcoreError("ERR_NETCORE_GONE", str(err))
+        servers = list(self._servers.values())
+        sockets = list(self._sockets.values())
+        self._servers.clear()
+        self._sockets.clear()
+        relisten = [srv for srv in servers if srv._link_lost()]
+        self._waiting[:0] = relisten
+        for srv in servers:
+            if srv not in relisten:
+                srv._lost(gone)
+        for sock in sockets:
+            sock._lost(gone)
+        self._start()
+
     def _connect_timed_out(self) -> None:
         self._timer = None
+        if self.state == "connecting" and self._relinking:
+            # No Welcome on this DEALER: start afresh (libzmq keeps its own
+            # backoff per DEALER; a new one also forgets a half-dead link).
+            self._close_dealer()
+            self._start()
+            return
         if self.state == "connecting":
             self._lost(NetcoreError("ERR_NETCORE_UNAVAILABLE",
                                     "no Welcome from netcore at %s" % self.endpoint,
@@ -443,11 +516,30 @@ class Netcore(EventEmitter):
     def _poll_monitor(self) -> None:
         while self._mon is not None and self._mon.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             msg = parse_monitor_message(self._mon.recv_multipart(zmq.NOBLOCK))
-            if msg["event"] == zmq.EVENT_DISCONNECTED:
+            if msg["event"] in (zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+                                zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL) and self.state == "connecting":
+                self._relinking = False  # refused: reconnecting cannot help
+                self.welcome = None
+                self._lost(self._handshake_error(msg))
+                return
+            if msg["event"] == zmq.EVENT_DISCONNECTED and self.state == "ready":
+                # (Before Welcome a drop is libzmq's to retry, or a handshake
+                # failure that the next event names.)
                 # Read what netcore sent before it went (its last Closed events).
                 self._poll()
                 self._lost(NetcoreError("ERR_NETCORE_GONE", "netcore closed the connection"))
                 return
+
+    def _handshake_error(self, msg: Dict[str, Any]) -> NetcoreError:
+        if msg["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            why = ("its public key is not in netcore's --curve-allow file" if self._curve
+                   else "its uid may not connect (netcore's own uid or gid, or --allow-uid)")
+            return NetcoreError("EACCES", "netcore at %s refused this handler (ZAP status %s): %s"
+                                % (self.endpoint, msg["value"], why), syscall="connect")
+        why = ("does netcore use CURVE (--curve-secret-file) on this endpoint?" if self._curve
+               else "netcore uses CURVE here: set NETCORE_SERVER_KEY and NETCORE_SECRET_FILE")
+        return NetcoreError("EPROTO", "the handshake with netcore at %s failed (ZMTP error 0x%x): %s"
+                            % (self.endpoint, msg["value"], why), syscall="connect")
 
     def _dispatch(self, frames: List[bytes]) -> None:
         ev = pb.Event()
@@ -493,9 +585,12 @@ class Netcore(EventEmitter):
             log.warning("unknown event from netcore: %s", kind)
 
     def _on_welcome(self, w: Message) -> None:
-        if self.welcome is not None and w.instance_id != self.instance_id:
-            self._lost(NetcoreError("ERR_NETCORE_GONE", "netcore restarted"))
+        if self.state == "ready":
+            if w.instance_id != self.instance_id:
+                self._lost(NetcoreError("ERR_NETCORE_GONE", "netcore restarted"))
             return
+        self._relinking = False
+        self._n = 0
         if self._timer is not None:
             self._timer.cancel()
         self.welcome = w
@@ -535,8 +630,11 @@ class Netcore(EventEmitter):
             log.warning("netcore rejected a command: %s", err)
 
     def _on_shutdown(self, m: Message) -> None:
+        self._shutting_down = True
         if self.listener_count("shutdown"):
             self.emit("shutdown", m.reason)
+        if self.reconnect:
+            return  # servers listen again on the next netcore (Server._on_server_closed)
         err = NetcoreError("ERR_NETCORE_SHUTDOWN", m.reason or None)
         for srv in list(self._servers.values()):
             srv._on_shutdown(err)

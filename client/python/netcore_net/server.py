@@ -230,7 +230,11 @@ class Server(EventEmitter):
             self.emit("close")
 
     def _on_server_closed(self, m: Message) -> None:
-        self._nc.unregister_server(self)
+        nc = self._nc
+        nc.unregister_server(self)
+        if nc.reconnect and nc._shutting_down and self._link_lost():
+            nc._waiting.append(self)  # netcore restarts: listen on the next one
+            return
         self._closed()
 
     def _closed(self) -> None:
@@ -261,6 +265,19 @@ class Server(EventEmitter):
     def _on_shutdown(self, err: NetcoreError) -> None:
         if self._state == "listening":
             call(self.emit, "error", err)
+
+    def _link_lost(self) -> bool:
+        """The link to netcore was lost and the handler reconnects: True if
+        this server listens again after the next Welcome (it was listening or
+        about to), with the port netcore had chosen for a port-0 listen."""
+        if self._state not in ("binding", "listening"):
+            return False
+        self._id = None
+        port, host, path, fd, backlog = self._listen_args
+        if path is None and fd is None and port == 0 and self._address is not None:
+            self._listen_args = (self._address.port, host, path, fd, backlog)
+        self._state = "binding"
+        return True
 
     def _lost(self, err: NetcoreError) -> None:
         if self._state == "idle":

@@ -659,6 +659,8 @@ class TestAsyncio(NetcoreCase):
 
 class TestLiveness(NetcoreCase):
     def test_netcore_gone_errors_and_closes_everything(self):
+        """Without reconnection (test_link.py has it): everything ends."""
+        self.nc = net.Netcore(self.endpoint, name="test", reconnect=False)
         seen = []
 
         def main():
@@ -705,7 +707,7 @@ class TestLiveness(NetcoreCase):
         """A handler whose loop was blocked longer than its lease learns, at its
         next command, that netcore dropped it: 'error' ERR_NETCORE_GONE and
         'close' on its objects, and run() returns."""
-        nc = net.Netcore(self.endpoint, lease_ms=300)
+        nc = net.Netcore(self.endpoint, lease_ms=300, reconnect=False)
         seen = []
 
         def main():

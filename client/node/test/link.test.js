@@ -1,0 +1,220 @@
+'use strict';
+// The link to netcore: CURVE (serverKey / secretFile options and
+// NETCORE_SERVER_KEY / NETCORE_SECRET_FILE; EACCES for an unknown key, EPROTO
+// without keys, EINVAL for bad keys) and reconnection (netcore killed -9 or
+// shut down and restarted on the same endpoint: sockets get ERR_NETCORE_GONE
+// then 'close', servers listen again on their port and serve new clients).
+
+const { test } = require('node:test');
+const assert = require('node:assert');
+const { execFileSync, spawn } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const nodeNet = require('net');
+const net = require('..');
+const { startNetcore, once, until } = require('../test-support/netcore');
+
+const NETCORE_BIN = process.env.NETCORE_BIN || path.resolve(__dirname, '..', '..', '..', 'build', 'netcore', 'netcore');
+
+function keygen(file) {
+  return execFileSync(NETCORE_BIN, ['keygen', file], { encoding: 'utf8' }).trim();
+}
+
+// Everything a client reads until the server ends.
+function greeting(port) {
+  return new Promise((resolve, reject) => {
+    const c = nodeNet.createConnection(port, '127.0.0.1');
+    let got = '';
+    c.on('data', (d) => {
+      got += d;
+    });
+    c.on('error', reject);
+    c.on('end', () => {
+      c.end();
+      resolve(got);
+    });
+  });
+}
+
+// netcore with CURVE on tcp://127.0.0.1:*; alice's key allowed, mallory's not.
+async function curveNetcore() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nc-node-curve-'));
+  const k = (n) => path.join(dir, n);
+  const serverKey = keygen(k('srv.key'));
+  fs.writeFileSync(k('allow'), `alice ${keygen(k('alice.key'))}\n`);
+  keygen(k('mallory.key'));
+  // A CURVE handler may do what its policy entry says (docs/POLICY.md).
+  fs.writeFileSync(k('policy'), 'handler key:alice\n  listen tcp 127.0.0.1 *\n' +
+    `  connect tcp 127.0.0.1 *\nhandler uid:${process.geteuid()}\n  all\n`);
+  const sock = k('nc.sock');
+  const proc = spawn(
+    NETCORE_BIN,
+    ['--bind', `ipc://${sock}`, '--bind', 'tcp://127.0.0.1:*', '--curve-secret-file', k('srv.key'),
+      '--curve-allow', k('allow'), '--policy', k('policy'), '--log-level', 'info'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let log = '';
+  proc.stderr.on('data', (d) => {
+    log += d;
+  });
+  await until(() => /handlers connect to tcp:\/\/\S+/.test(log), 'the tcp endpoint in the log');
+  const endpoint = /handlers connect to (tcp:\/\/\S+)/.exec(log)[1];
+  return {
+    endpoint, serverKey, alice: k('alice.key'), mallory: k('mallory.key'), dir, log: () => log,
+    async stop() {
+      const done = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await done;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// Listens with options, serves one greeting, closes; resolves with what the
+// client read, or rejects with the server's error.
+async function serveOnce(options) {
+  const server = net.createServer(options, (c) => {
+    c.end('hi\n');
+    server.close();
+  });
+  await once(server.listen(0, '127.0.0.1'), 'listening');
+  const got = await greeting(server.address().port);
+  await once(server, 'close');
+  return got;
+}
+
+test('CURVE: an allowed key works, by option and from the environment', async () => {
+  const nc = await curveNetcore();
+  try {
+    assert.strictEqual(await serveOnce({ endpoint: nc.endpoint, serverKey: nc.serverKey, secretFile: nc.alice }), 'hi\n');
+    process.env.NETCORE_SERVER_KEY = nc.serverKey;
+    process.env.NETCORE_SECRET_FILE = nc.alice;
+    try {
+      assert.strictEqual(await serveOnce({ endpoint: nc.endpoint }), 'hi\n');
+    } finally {
+      delete process.env.NETCORE_SERVER_KEY;
+      delete process.env.NETCORE_SECRET_FILE;
+    }
+  } finally {
+    await nc.stop();
+  }
+});
+
+test('CURVE: an unknown key gets EACCES (no Welcome, netcore logs it); no key EPROTO', async () => {
+  const nc = await curveNetcore();
+  try {
+    const t0 = Date.now();
+    const server = net.createServer({ endpoint: nc.endpoint, serverKey: nc.serverKey, secretFile: nc.mallory });
+    const [err] = await once(server.listen(0, '127.0.0.1'), 'error');
+    assert.strictEqual(err.code, 'EACCES');
+    assert.match(err.message, /refused this handler/);
+    assert.ok(Date.now() - t0 < 5000, 'EACCES came only with the timeout');
+    await until(() => /is not in/.test(nc.log()), 'the refusal in netcore\'s log');
+    const plain = net.createServer({ endpoint: nc.endpoint });
+    const [err2] = await once(plain.listen(0, '127.0.0.1'), 'error');
+    assert.strictEqual(err2.code, 'EPROTO');
+  } finally {
+    await nc.stop();
+  }
+});
+
+test('CURVE: bad keys throw EINVAL from listen() and connect()', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nc-node-keys-'));
+  try {
+    const pub = keygen(path.join(dir, 'srv.key'));
+    keygen(path.join(dir, 'a.key'));
+    const a = fs.readFileSync(path.join(dir, 'a.key'), 'utf8');
+    fs.writeFileSync(path.join(dir, 'bad.key'), `public-key = "${pub}"\nsecret-key = "short"\n`);
+    const other = fs.readFileSync(path.join(dir, 'srv.key'), 'utf8').match(/secret-key = ".*"/)[0];
+    fs.writeFileSync(path.join(dir, 'wrong.key'), a.replace(/secret-key = ".*"/, other));
+    const ep = 'tcp://127.0.0.1:1';
+    const cases = [
+      [{ serverKey: 'not a key', secretFile: path.join(dir, 'a.key') }, /not a CURVE key/],
+      [{ serverKey: pub }, /only the public key/],
+      [{ secretFile: path.join(dir, 'a.key') }, /only the key pair file/],
+      [{ serverKey: pub, secretFile: path.join(dir, 'bad.key') }, /bad\.key:2/],
+      [{ serverKey: pub, secretFile: path.join(dir, 'wrong.key') }, /does not belong/],
+      [{ serverKey: pub, secretFile: path.join(dir, 'none') }, /cannot open/],
+    ];
+    for (const [opts, re] of cases) {
+      assert.throws(() => net.createServer({ endpoint: ep, ...opts }).listen(0), (e) => e.code === 'EINVAL' && re.test(e.message));
+      assert.throws(() => new net.Socket({ endpoint: ep, ...opts }).connect(1), (e) => e.code === 'EINVAL' && re.test(e.message));
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Restarts netcore (kill -9 or SIGTERM) under a listening server with one open
+// connection: the connection gets ERR_NETCORE_GONE then close (or netcore's
+// own close on SIGTERM), the server listens again on its port and serves.
+async function restartTest(signal) {
+  const nc = await startNetcore();
+  let proc2 = null;
+  try {
+    const accepted = [];
+    const server = net.createServer({ endpoint: nc.endpoint }, (c) => {
+      accepted.push(c);
+      c.end('hi\n');
+    });
+    const errors = [];
+    server.on('error', (e) => errors.push(e.code));
+    let listening = 0;
+    server.on('listening', () => {
+      listening += 1;
+    });
+    server.listen(0, '127.0.0.1');
+    await until(() => listening === 1, 'listening');
+    const port = server.address().port;
+    const old = nodeNet.createConnection({ port, host: '127.0.0.1', allowHalfOpen: true });
+    old.on('error', () => {});
+    await until(() => accepted.length === 1, 'connection');
+    const seen = [];
+    accepted[0].on('error', (e) => seen.push(e.code));
+    accepted[0].on('close', (hadError) => seen.push(`close:${hadError}`));
+    nc.proc.kill(signal);
+    await new Promise((r) => nc.proc.once('exit', r));
+    await until(() => seen.some((s) => s.startsWith('close')), 'the old socket closed');
+    if (signal === 'SIGKILL') assert.deepStrictEqual(seen, ['ERR_NETCORE_GONE', 'close:true']);
+    await new Promise((r) => setTimeout(r, 300));
+    proc2 = spawn(NETCORE_BIN, ['--bind', nc.endpoint, '--log-level', 'warn'], { stdio: 'inherit' });
+    const back = Date.now();
+    await until(() => listening === 2, 'listening again');
+    console.log(`listening again ${Date.now() - back} ms after netcore was started again`);
+    assert.strictEqual(server.address().port, port, 'the same port again');
+    assert.deepStrictEqual(errors, []);
+    assert.strictEqual(await greeting(port), 'hi\n');
+    old.destroy();
+    await new Promise((r) => server.close(r));
+  } finally {
+    if (proc2) {
+      const done = new Promise((r) => proc2.once('exit', r));
+      proc2.kill('SIGTERM');
+      await done;
+    }
+    fs.rmSync(nc.dir, { recursive: true, force: true });
+  }
+}
+
+test('netcore killed -9 and restarted: the server listens again and serves', () => restartTest('SIGKILL'));
+test('netcore shut down (SIGTERM) and restarted: the server listens again and serves', () => restartTest('SIGTERM'));
+
+test('reconnection off (reconnect: false, NETCORE_RECONNECT=0): the loss ends the server', async () => {
+  for (const env of [false, true]) {
+    const nc = await startNetcore();
+    try {
+      if (env) process.env.NETCORE_RECONNECT = '0';
+      const server = net.createServer(env ? { endpoint: nc.endpoint } : { endpoint: nc.endpoint, reconnect: false });
+      await once(server.listen(0, '127.0.0.1'), 'listening');
+      delete process.env.NETCORE_RECONNECT;
+      const failed = once(server, 'error').catch((e) => [e]);
+      nc.proc.kill('SIGKILL');
+      const [err] = await failed;
+      assert.strictEqual(err.code, 'ERR_NETCORE_GONE');
+    } finally {
+      delete process.env.NETCORE_RECONNECT;
+      await nc.stop();
+    }
+  }
+});

@@ -1,0 +1,354 @@
+#!/usr/bin/python3
+"""netcore_net's link to netcore against the real netcore: CURVE (keys by
+argument and from NETCORE_SERVER_KEY / NETCORE_SECRET_FILE, EACCES for an
+unknown key, EPROTO without keys, EINVAL for bad keys) and reconnection
+(netcore killed -9 or shut down and restarted on the same endpoint: sockets
+get ERR_NETCORE_GONE then 'close', servers listen again on their port and
+serve new clients; a handler blocked past its lease comes back; reconnect=False
+and NETCORE_RECONNECT=0 end everything instead).
+
+usage: test_link.py --netcore PATH [unittest args]
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+import netcore_net as net  # noqa: E402
+from netcore_net import handler as _handler  # noqa: E402
+
+NETCORE = None
+GUARD_S = 30
+
+
+def run_loop(main):
+    """net.run(main) with a guard: past GUARD_S the test fails."""
+    guard = net.get_loop().call_later(GUARD_S, _handler.fatal,
+                                      AssertionError("test still running after %d s" % GUARD_S))
+    try:
+        net.run(main)
+    finally:
+        guard.cancel()
+
+
+def keygen(path):
+    out = subprocess.run([NETCORE, "keygen", path], capture_output=True, check=True, text=True)
+    return out.stdout.strip()
+
+
+def greeting(port, timeout=10):
+    """Connects to 127.0.0.1:port and returns what arrives until EOF."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        data = b""
+        while True:
+            chunk = s.recv(100)
+            if not chunk:
+                return data
+            data += chunk
+
+
+class Daemon:
+    """netcore in a temp dir on ipc://DIR/nc.sock plus any extra flags; its
+    stderr in DIR/netcore.log."""
+
+    def __init__(self, tmp, extra=()):
+        self.tmp = tmp
+        self.endpoint = "ipc://%s/nc.sock" % tmp
+        self.extra = list(extra)
+        self.log_path = os.path.join(tmp, "netcore.log")
+        self.p = None
+
+    def start(self):
+        sock = os.path.join(self.tmp, "nc.sock")
+        log = open(self.log_path, "ab")
+        self.p = subprocess.Popen([NETCORE, "--bind", self.endpoint, "--log-level", "info"]
+                                  + self.extra, stderr=log)
+        log.close()
+        deadline = time.monotonic() + 10
+        # Bound when the socket file is there and answers (a stale file is not).
+        while True:
+            assert self.p.poll() is None, "netcore exited: " + self.log()
+            assert time.monotonic() < deadline, "netcore did not start"
+            if os.path.exists(sock):
+                try:
+                    with socket.socket(socket.AF_UNIX) as s:
+                        s.connect(sock)
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.01)
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def kill(self):
+        self.p.kill()
+        self.p.wait()
+
+    def stop(self):
+        if self.p is not None and self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+class TestCurve(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="nc-pycurve-")
+        k = lambda name: os.path.join(cls.tmp, name)  # noqa: E731
+        cls.srv_pub = keygen(k("srv.key"))
+        alice_pub = keygen(k("alice.key"))
+        keygen(k("mallory.key"))
+        cls.alice, cls.mallory = k("alice.key"), k("mallory.key")
+        with open(k("allow"), "w") as f:
+            f.write("alice %s\n" % alice_pub)
+        with open(k("policy"), "w") as f:  # a CURVE handler may do what its entry says
+            f.write("handler key:alice\n  listen tcp 127.0.0.1 *\n  connect tcp 127.0.0.1 *\n"
+                    "handler uid:%d\n  all\n" % os.geteuid())
+        cls.d = Daemon(cls.tmp, ["--bind", "tcp://127.0.0.1:*", "--curve-secret-file",
+                                 k("srv.key"), "--curve-allow", k("allow"),
+                                 "--policy", k("policy")])
+        cls.d.start()
+        deadline = time.monotonic() + 10
+        while True:
+            m = re.search(r"handlers connect to (tcp://\S+)", cls.d.log())
+            if m:
+                cls.ep = m.group(1)
+                break
+            assert time.monotonic() < deadline, "no tcp endpoint in netcore's log"
+            time.sleep(0.02)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def serve_once(self, nc):
+        """A server on nc that greets one client; returns what the client got."""
+        got = {}
+
+        def main():
+            srv = net.create_server(lambda c: (c.end("hi\n"), srv.close()), netcore=nc)
+            srv.on("error", lambda e: got.setdefault("error", e))
+
+            def client():
+                got["data"] = greeting(srv.address()["port"])
+            srv.listen(0, "127.0.0.1", lambda: threading.Thread(target=client).start())
+        run_loop(main)
+        return got
+
+    def test_allowed_key_by_argument(self):
+        nc = net.Netcore(self.ep, server_key=self.srv_pub, secret_file=self.alice)
+        got = self.serve_once(nc)
+        self.assertNotIn("error", got)
+        self.assertEqual(got["data"], b"hi\n")
+
+    def test_allowed_key_from_environment(self):
+        old = dict(os.environ)
+        os.environ.update(NETCORE_SERVER_KEY=self.srv_pub, NETCORE_SECRET_FILE=self.alice)
+        try:
+            nc = net.Netcore(self.ep)
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        self.assertEqual(self.serve_once(nc)["data"], b"hi\n")
+
+    def test_unknown_key_is_eacces(self):
+        nc = net.Netcore(self.ep, server_key=self.srv_pub, secret_file=self.mallory,
+                         connect_timeout_ms=5000)
+        t0 = time.monotonic()
+        got = self.serve_once(nc)
+        self.assertEqual(got["error"].code, "EACCES")
+        self.assertIn("refused this handler", str(got["error"]))
+        self.assertLess(time.monotonic() - t0, 5.0, "EACCES came only with the timeout")
+        self.assertIsNone(nc.welcome)
+        self.assertIn("is not in", self.d.log())  # netcore logged the refusal
+
+    def test_no_keys_on_a_curve_endpoint_is_eproto(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NETCORE_S")}
+        old = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)
+        try:
+            nc = net.Netcore(self.ep, connect_timeout_ms=5000)
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        self.assertEqual(self.serve_once(nc)["error"].code, "EPROTO")
+
+    def test_bad_keys_are_einval(self):
+        bad_file = os.path.join(self.tmp, "bad.key")
+        with open(bad_file, "w") as f:
+            f.write('public-key = "%s"\nsecret-key = "short"\n' % self.srv_pub)
+        wrong_pair = os.path.join(self.tmp, "wrong.key")
+        with open(self.alice) as f:
+            alice = f.read()
+        with open(self.mallory) as f:
+            mallory_secret = re.search(r'secret-key = ".*"', f.read()).group(0)
+        with open(wrong_pair, "w") as f:
+            f.write(re.sub(r'secret-key = ".*"', mallory_secret, alice))
+        cases = [
+            (dict(server_key="not a key", secret_file=self.alice), "not a CURVE key"),
+            (dict(server_key=self.srv_pub), "only the public key"),
+            (dict(secret_file=self.alice), "only the key pair file"),
+            (dict(server_key=self.srv_pub, secret_file=bad_file), "bad.key:2"),
+            (dict(server_key=self.srv_pub, secret_file=wrong_pair), "does not belong"),
+            (dict(server_key=self.srv_pub, secret_file=self.tmp + "/none"), "cannot open"),
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NETCORE_S")}
+        old = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)
+        try:
+            for kw, text in cases:
+                with self.assertRaises(net.NetcoreError) as cm:
+                    net.Netcore(self.ep, **kw)
+                self.assertEqual(cm.exception.code, "EINVAL", kw)
+                self.assertIn(text, str(cm.exception), kw)
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+
+
+class TestReconnect(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="nc-pyrelink-")
+        self.d = Daemon(self.tmp)
+        self.d.start()
+
+    def tearDown(self):
+        self.d.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def restart_test(self, how):
+        nc = net.Netcore(self.d.endpoint, name="relink")
+        seen = {"listening": [], "sock": [], "server_errors": []}
+        old_client = []
+
+        def main():
+            srv = net.create_server(lambda c: on_conn(c), netcore=nc)
+            srv.on("error", lambda e: seen["server_errors"].append(e.code))
+
+            def on_conn(c):
+                c.write("hi\n")
+                if not old_client[1:]:
+                    c.on("error", lambda e: seen["sock"].append(e.code))
+                    c.on("close", lambda had_error: seen["sock"].append(("close", had_error)))
+                    old_client.append(c)
+                    net.get_loop().call_later(0.2, restart)
+                else:
+                    c.end()
+
+            def restart():
+                if how == "kill":
+                    self.d.kill()
+                else:
+                    self.d.stop()
+                threading.Thread(target=back_later).start()
+
+            def back_later():
+                time.sleep(0.3)
+                self.d.start()
+                seen["back"] = time.monotonic()
+
+            def on_listening():
+                seen["listening"].append((time.monotonic(), srv.address()["port"]))
+                if len(seen["listening"]) == 1:
+                    s = socket.create_connection(("127.0.0.1", srv.address()["port"]))
+                    old_client.append(s)
+                    self.addCleanup(s.close)
+                else:
+                    def client():
+                        seen["new"] = greeting(srv.address()["port"])
+                        net.get_loop().call_soon_threadsafe(srv.close)
+                    threading.Thread(target=client).start()
+            srv.on("listening", on_listening)
+            srv.listen(0, "127.0.0.1")
+        run_loop(main)
+        self.assertEqual(len(seen["listening"]), 2)
+        self.assertEqual(seen["listening"][0][1], seen["listening"][1][1], "the same port again")
+        self.assertEqual(seen["server_errors"], [])
+        self.assertEqual(seen["new"], b"hi\n")
+        if how == "kill":
+            self.assertEqual(seen["sock"], ["ERR_NETCORE_GONE", ("close", True)])
+        else:
+            self.assertIn(("close", True), seen["sock"][-1:] + [("close", True)])
+        print("listening again %.0f ms after netcore was back"
+              % ((seen["listening"][1][0] - seen["back"]) * 1000), file=sys.stderr)
+
+    def test_netcore_killed_and_restarted(self):
+        self.restart_test("kill")
+
+    def test_netcore_shut_down_and_restarted(self):
+        self.restart_test("sigterm")
+
+    def test_blocked_past_lease_reconnects(self):
+        """ERR_NO_HELLO (netcore dropped us while we were blocked): the handler
+        says Hello again and listens again."""
+        nc = net.Netcore(self.d.endpoint, lease_ms=300)
+        seen = []
+
+        def main():
+            srv = net.create_server(lambda c: c.end("back\n"), netcore=nc)
+            srv.on("error", lambda e: seen.append(e.code))
+
+            def on_listening():
+                seen.append("listening")
+                if seen.count("listening") == 1:
+                    time.sleep(1.5)
+                    srv.pause(10)  # answered ERR_NO_HELLO
+                else:
+                    def client():
+                        seen.append(greeting(srv.address()["port"]))
+                        net.get_loop().call_soon_threadsafe(srv.close)
+                    threading.Thread(target=client).start()
+            srv.on("listening", on_listening)
+            srv.listen(0, "127.0.0.1")
+        run_loop(main)
+        self.assertEqual(seen, ["listening", "listening", b"back\n"])
+
+    def test_reconnect_off(self):
+        for make in (lambda: net.Netcore(self.d.endpoint, reconnect=False), self.env_off):
+            nc = make()
+            seen = []
+
+            def main():
+                srv = net.create_server(netcore=nc)
+                srv.on("error", lambda e: seen.append(e.code))
+                srv.on("close", lambda: seen.append("close"))
+                srv.listen(0, "127.0.0.1", lambda: net.get_loop().call_later(0.1, self.d.kill))
+            run_loop(main)
+            self.assertEqual(seen, ["ERR_NETCORE_GONE", "close"])
+            self.d.start()
+
+    def env_off(self):
+        os.environ["NETCORE_RECONNECT"] = "0"
+        try:
+            return net.Netcore(self.d.endpoint)
+        finally:
+            del os.environ["NETCORE_RECONNECT"]
+
+
+if __name__ == "__main__":
+    if "--netcore" in sys.argv:
+        i = sys.argv.index("--netcore")
+        NETCORE = sys.argv[i + 1]
+        del sys.argv[i:i + 2]
+    if not NETCORE or not os.access(NETCORE, os.X_OK):
+        sys.exit("test_link.py: give the netcore binary with --netcore PATH (got %r)" % NETCORE)
+    unittest.main(verbosity=2)

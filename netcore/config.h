@@ -42,6 +42,7 @@ typedef struct ncd_config {
   int nallow_uids;
   int insecure_tcp;              /* a non-loopback tcp bind without CURVE is allowed */
   uint32_t heartbeat_ms;         /* ZMTP heartbeat: a silent link is dead after this */
+  uint32_t handoff_ms;           /* how long a gone handler's connections wait for an adopter */
 } ncd_config;
 
 /* Parses argv into cfg. Returns 0 to run, 1 when --help/--version was

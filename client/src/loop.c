@@ -17,6 +17,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,7 +137,7 @@ int nc__send(nc_loop_t *loop, const nc__cmd_t *cmd, const void *payload, size_t 
              zmq_msg_t *payload_msg) {
   uint8_t stackbuf[512], *buf = stackbuf;
   int rv = NC_ERR_NETCORE_GONE;
-  if (loop->gone || loop->gone_pending || loop->dealer == NULL) goto out;
+  if (loop->gone || loop->gone_pending || loop->dealer == NULL || loop->left) goto out;
   if (loop->batching && (cmd->type == NC__CMD_WRITE || (payload == NULL && payload_msg == NULL)))
     return send_batched(loop, cmd, payload, len, payload_msg);
   flush_batch(loop); /* keep the order */
@@ -266,7 +267,8 @@ static int hello(nc_loop_t *loop, const nc_loop_options_t *o) {
                    .u32 = o->credit_window,
                    .u32b = o->lease_ms,
                    .flag = 1, /* lazy acks: see write_common() */
-                   .flag2 = 1 /* batched events: see read_events() */};
+                   .flag2 = 1 /* batched events: see read_events() */,
+                   .service = o->service};
   int rv = nc__send(loop, &cmd, NULL, 0, NULL);
   if (rv != 0) return NC_ERR_NETCORE_UNAVAILABLE;
   uint32_t wait_ms = o->hello_timeout_ms ? o->hello_timeout_ms : DEFAULT_HELLO_TIMEOUT_MS;
@@ -402,6 +404,27 @@ static int add_fd(nc_loop_t *loop, int fd) {
   return epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
 
+void nc_loop_leave(nc_loop_t *loop, int handoff) {
+  if (loop == NULL || loop->left) return;
+  flush_batch(loop); /* the writes and credits of this turn go first */
+  if (loop->dealer != NULL && loop->welcomed && !loop->gone && !loop->gone_pending) {
+    nc__cmd_t bye = {.type = NC__CMD_BYE, .flag = handoff};
+    int batching = loop->batching;
+    loop->batching = 0;
+    set_int(loop->dealer, ZMQ_LINGER, 2000); /* let it leave before the process does */
+    nc__send(loop, &bye, NULL, 0, NULL);
+    loop->batching = batching;
+  }
+  loop->left = 1;
+  loop->stop = 1;
+}
+
+static void handoff_signal(nc_loop_t *loop, int signum, void *arg) {
+  (void)signum;
+  (void)arg;
+  nc_loop_leave(loop, 1);
+}
+
 int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
                 size_t errmsg_size) {
   nc_loop_options_t o = {0};
@@ -456,6 +479,9 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
     rv = NC_ENOMEM;
     goto fail;
   }
+  if (o.handoff_on_signal && ((rv = nc_loop_signal(loop, SIGTERM, handoff_signal, NULL)) != 0 ||
+                              (rv = nc_loop_signal(loop, SIGINT, handoff_signal, NULL)) != 0))
+    goto fail;
   loop->now = loop->last_recv = nc__clock_ms();
   *out = loop;
   return 0;
@@ -470,7 +496,8 @@ void nc_loop_free(nc_loop_t *loop) {
   nc__signals_reset(loop);
   flush_batch(loop);
   loop->batching = 0;
-  if (loop->dealer != NULL && loop->welcomed && !loop->gone && !loop->gone_pending) {
+  if (loop->dealer != NULL && loop->welcomed && !loop->gone && !loop->gone_pending &&
+      !loop->left) {
     nc__cmd_t bye = {.type = NC__CMD_BYE};
     /* Give the Bye a moment to leave; netcore would find us gone anyway. */
     set_int(loop->dealer, ZMQ_LINGER, 200);
@@ -562,6 +589,7 @@ static void on_error_event(nc_loop_t *loop, const nc__event_t *ev) {
 }
 
 static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload) {
+  if (loop->left) return; /* netcore gives it to whoever adopts the socket */
   switch (ev->type) {
   case NC__EV_ERROR:
     on_error_event(loop, ev);
@@ -579,6 +607,7 @@ static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload)
     break;
   }
   case NC__EV_CONNECTION:
+  case NC__EV_ADOPTED:
     nc__socket_accepted(loop, ev);
     break;
   case NC__EV_CONNECTED:
@@ -744,6 +773,10 @@ int nc_loop_process(nc_loop_t *loop) {
   loop->batching = 1;
   loop->now = nc__clock_ms();
   nc__signals_dispatch(loop);
+  if (loop->left) {
+    loop->batching = outer ? 0 : loop->batching;
+    return 0;
+  }
   if (!loop->gone && !loop->gone_pending) {
     read_events(loop);
     /* Under nc_loop_run, the monitor is read only when epoll saw its fd:

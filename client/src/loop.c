@@ -106,6 +106,13 @@ static void flush_batch(nc_loop_t *loop) {
 static int send_batched(nc_loop_t *loop, const nc__cmd_t *cmd, const void *payload, size_t len,
                         zmq_msg_t *payload_msg) {
   nc__msgbatch_t *b = &loop->out_batch;
+  /* A full batch leaves before a Write, never after it: the Credit for the
+   * data that Write answers comes next and must share its message
+   * (PROTOCOL.md 13). Other commands fill it up to twice the size, still
+   * far below netcore's --max-batch. */
+  if (cmd->type == NC__CMD_WRITE ? b->count >= BATCH_MAX_COMMANDS || b->payload_bytes >= BATCH_MAX_PAYLOAD
+                                 : b->count >= 2 * BATCH_MAX_COMMANDS)
+    flush_batch(loop);
   int rv = nc__wire_pack_batched(cmd, b);
   if (rv == 0 && cmd->type == NC__CMD_WRITE) {
     zmq_msg_t m;
@@ -129,7 +136,6 @@ static int send_batched(nc_loop_t *loop, const nc__cmd_t *cmd, const void *paylo
     return NC_ERR_NETCORE_GONE;
   }
   loop->last_send = loop->now;
-  if (b->count >= BATCH_MAX_COMMANDS || b->payload_bytes >= BATCH_MAX_PAYLOAD) flush_batch(loop);
   return 0;
 }
 

@@ -6,12 +6,19 @@
  *   });
  *   server.listen(8124, 'localhost');
  *
- * Usage: echo [--port N] [--host H] [--path P] [--fd N] [--endpoint E]
+ * Usage: echo [--port N] [--host H] [--path P] [--fd N] [--endpoint E] [--group G] [--service S]
  * --fd N: listenFD(N), a listener netcore inherited (--listen-fd, or systemd's
  * socket activation: the first is 3).
  * Prints one line once listening: echo server listening on <address() JSON>.
  * Errors go to stderr with Node's code; exit 1. SIGINT/SIGTERM, and netcore
- * announcing its own shutdown (it drains, then closes everything): exit 0. */
+ * announcing its own shutdown (it drains, then closes everything): exit 0.
+ *
+ * --group G shares the port with every echo started with the same group
+ * (`echo --group g --port 8124` twice); --service S names this echo so that a
+ * restarted one inherits its connections (PROTOCOL.md 13). With either,
+ * SIGINT/SIGTERM hand the connections over (Bye{handoff}) instead of closing
+ * them, and a connection adopted from an echo that died or left is not
+ * greeted again: its peer already was. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +30,7 @@ static int exit_code;
 
 static void on_connection(nc_server_t *server, nc_socket_t *c) {
   (void)server;
-  nc_socket_write(c, "hello\r\n", 7, NULL, NULL);
+  if (!nc_socket_adopted(c)) nc_socket_write(c, "hello\r\n", 7, NULL, NULL);
   nc_socket_pipe(c, c);
 }
 
@@ -51,7 +58,7 @@ static void on_signal(nc_loop_t *loop, int signum, void *server) {
 
 int main(int argc, char **argv) {
   int port = 8124, fd = -1;
-  const char *host = "localhost", *path = NULL, *endpoint = NULL;
+  const char *host = "localhost", *path = NULL, *endpoint = NULL, *group = NULL, *service = NULL;
   for (int i = 1; i < argc; i++) {
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(argv[i], "--port") == 0 && val) port = atoi(argv[++i]);
@@ -59,8 +66,11 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--path") == 0 && val) path = argv[++i];
     else if (strcmp(argv[i], "--fd") == 0 && val) fd = atoi(argv[++i]);
     else if (strcmp(argv[i], "--endpoint") == 0 && val) endpoint = argv[++i];
+    else if (strcmp(argv[i], "--group") == 0 && val) group = argv[++i];
+    else if (strcmp(argv[i], "--service") == 0 && val) service = argv[++i];
     else {
-      fprintf(stderr, "usage: echo [--port N] [--host H] [--path P] [--fd N] [--endpoint E]\n");
+      fprintf(stderr, "usage: echo [--port N] [--host H] [--path P] [--fd N] [--endpoint E] "
+                      "[--group G] [--service S]\n");
       return 1;
     }
   }
@@ -68,18 +78,23 @@ int main(int argc, char **argv) {
   nc_loop_t *loop;
   nc_server_t *server;
   char err[512];
-  nc_loop_options_t opts = {.endpoint = endpoint, .name = "echo"};
+  int handoff = group != NULL || service != NULL;
+  nc_loop_options_t opts = {
+      .endpoint = endpoint, .name = "echo", .service = service, .handoff_on_signal = handoff};
   int rv = nc_loop_new(&loop, &opts, err, sizeof(err));
   if (rv != 0) {
     fprintf(stderr, "echo: %s: %s\n", nc_err_name(rv), err);
     return 1;
   }
-  nc_server_new(loop, NULL, on_connection, &server);
+  nc_server_options_t sopts = {.group = group};
+  nc_server_new(loop, &sopts, on_connection, &server);
   nc_server_events_t events = {.on_connection = on_connection, .on_listening = on_listening,
                                .on_error = on_error};
   nc_server_set_events(server, &events);
-  nc_loop_signal(loop, SIGINT, on_signal, server);
-  nc_loop_signal(loop, SIGTERM, on_signal, server);
+  if (!handoff) {
+    nc_loop_signal(loop, SIGINT, on_signal, server);
+    nc_loop_signal(loop, SIGTERM, on_signal, server);
+  }
 
   rv = fd >= 0  ? nc_server_listen_fd(server, fd, NULL)
        : path    ? nc_server_listen_path(server, path, NULL)

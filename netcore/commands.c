@@ -39,7 +39,8 @@ static int run(ncd_handler *h, const ncd_cmd *cmd, zmq_msg_t *payload) {
   int rc;
   switch (cmd->kind) {
   case NCD_CMD_BYE:
-    ncd_handler_gone(h, "said Bye");
+    if (cmd->handoff) ncd_handler_lost(h, "said Bye{handoff}");
+    else ncd_handler_gone(h, "said Bye");
     return 0;
   case NCD_CMD_PING: {
     if (h->over_budget) return 0; /* it is not reading: answers wait for nothing */

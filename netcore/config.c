@@ -16,7 +16,8 @@
 #endif
 
 /* Long options without a short letter. */
-enum { OPT_HEARTBEAT = 1000, OPT_CURVE_SECRET, OPT_CURVE_ALLOW, OPT_ALLOW_UID, OPT_INSECURE_TCP, OPT_POLICY };
+enum { OPT_HEARTBEAT = 1000, OPT_CURVE_SECRET, OPT_CURVE_ALLOW, OPT_ALLOW_UID, OPT_INSECURE_TCP, OPT_POLICY,
+       OPT_HANDOFF };
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -41,6 +42,8 @@ static void usage(FILE *out) {
           "  --fd-reserve N          descriptors kept for ZeroMQ and netcore itself, at\n"
           "                          least 16 (default 64, or 1/32 of the limit if more)\n"
           "  --shutdown-ms MS        SIGTERM: time given to queued writes (default 2000)\n"
+          "  --handoff-ms MS         how long a gone handler's connections wait for a group\n"
+          "                          member or successor to adopt them (default 5000)\n"
           "  --hwm N                 ZeroMQ send high-water mark, messages (default 100000)\n"
           "  --max-credit BYTES      largest read credit of one socket (default 16777216)\n"
           "  --max-envelope BYTES    largest envelope frame of a handler (default 1048576)\n"
@@ -129,6 +132,7 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
   cfg->hwm = 100000;
   cfg->log_level = NCD_LOG_INFO;
   cfg->heartbeat_ms = 2000;
+  cfg->handoff_ms = 5000;
 
   static const struct option opts[] = {
       {"bind", required_argument, 0, 'b'},        {"listen-fd", required_argument, 0, 'f'},
@@ -143,6 +147,7 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       {"group-access", no_argument, 0, 'g'},        {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
       {"heartbeat-ms", required_argument, 0, OPT_HEARTBEAT},
+      {"handoff-ms", required_argument, 0, OPT_HANDOFF},
       {"curve-secret-file", required_argument, 0, OPT_CURVE_SECRET},
       {"curve-allow", required_argument, 0, OPT_CURVE_ALLOW},
       {"allow-uid", required_argument, 0, OPT_ALLOW_UID},
@@ -229,6 +234,9 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       break;
     case 'g':
       cfg->group_access = 1;
+      break;
+    case OPT_HANDOFF:
+      if (parse_u32("--handoff-ms", optarg, &cfg->handoff_ms) != 0) return -1;
       break;
     case OPT_HEARTBEAT:
       if (parse_u32("--heartbeat-ms", optarg, &cfg->heartbeat_ms) != 0) return -1;

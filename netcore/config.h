@@ -43,6 +43,7 @@ typedef struct ncd_config {
   int insecure_tcp;              /* a non-loopback tcp bind without CURVE is allowed */
   uint32_t heartbeat_ms;         /* ZMTP heartbeat: a silent link is dead after this */
   const char *policy_file;       /* --policy: what each handler may do (policy.h); NULL = none */
+  uint32_t handoff_ms;           /* how long a gone handler's connections wait for an adopter */
 } ncd_config;
 
 /* Parses argv into cfg. Returns 0 to run, 1 when --help/--version was

@@ -50,6 +50,8 @@ struct ncd_handler {
   uint32_t prefix;           /* high 32 bits of the ids it creates */
   uint64_t last_id;          /* every new id must exceed this */
   char name[64];
+  char service[64];          /* Hello.service: successors inherit (handoff.h); "" = none */
+  uint64_t parked_until;     /* gone, its connections wait for an adopter until then; 0 = not */
   uint32_t credit_window;
   uint32_t lease_ms;
   uint64_t last_seen;        /* uv_now() of its last command */
@@ -124,6 +126,14 @@ struct ncd_socket {
   uint64_t ack_bytes;
   uint64_t bytes_read, bytes_written, queued_bytes;
   uint64_t pending_bytes; /* bytes of writes queued while connecting */
+  /* Input sent as Data that the owner has not credited yet, kept for an
+   * adopter (handoff.h): kept[kept_off .. kept_off + kept_len). At most the
+   * credit window. */
+  char *kept;
+  size_t kept_off, kept_len, kept_cap;
+  uint32_t writes_out;    /* Write/End commands given and not yet completed */
+  uint32_t skip_writes;   /* of those, a previous owner's: their acks are not sent */
+  uint64_t skip_bytes;
   uv_timer_t *timer;      /* idle timeout, allocated on first SetTimeout */
   uint32_t timeout_ms;
   uint64_t last_active;

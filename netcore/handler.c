@@ -6,6 +6,7 @@
 
 #include "auth.h"
 #include "errors.h"
+#include "handoff.h"
 #include "log.h"
 #include "router.h"
 #include "server.h"
@@ -21,7 +22,7 @@ ncd_handler *ncd_handler_find(const void *rid, size_t rid_len, const char *user_
       if (strcmp(h->user_id, user_id) != 0) {
         ncd_warn("handler %s (%s): connection %s now has its routing id; its own connection "
                  "is closed", h->name, h->principal, user_id);
-        ncd_handler_gone(h, "connection replaced");
+        ncd_handler_lost(h, "connection replaced");
         return NULL;
       }
       /* Move to front: the busiest handlers are found first. */
@@ -48,7 +49,7 @@ void ncd_handler_conn_closed(int conn_fd) {
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    if (!h->gone && h->conn_fd == conn_fd) ncd_handler_gone(h, "connection closed");
+    if (!h->gone && h->conn_fd == conn_fd) ncd_handler_lost(h, "connection closed");
   }
 }
 
@@ -60,6 +61,11 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
     return NCD_ERR_UNSUPPORTED_VERSION;
   }
   if (ncd.shutting_down) return NCD_ERR_NETCORE_SHUTDOWN;
+  if (cmd->service && strlen(cmd->service) >= sizeof ((ncd_handler *)0)->service) {
+    ncd_set_errmsg("service name of %zu bytes; at most %zu", strlen(cmd->service),
+                   sizeof ((ncd_handler *)0)->service - 1);
+    return NCD_ERR_INVALID_ARG_VALUE;
+  }
   if (!user_id || conn_fd < 0) {
     ncd_set_errmsg("this connection was not authenticated");
     return NCD_EACCES;
@@ -90,6 +96,7 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
   h->prefix = ncd.next_prefix++;
   h->last_id = (uint64_t)h->prefix << 32;
   snprintf(h->name, sizeof h->name, "%s", cmd->hello_name && *cmd->hello_name ? cmd->hello_name : "handler");
+  snprintf(h->service, sizeof h->service, "%s", cmd->service ? cmd->service : "");
   h->credit_window = clamp_credit(cmd->credit_window);
   h->lazy_acks = cmd->lazy_acks;
   h->batch_events = cmd->batch_events;
@@ -112,14 +119,14 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
                    .session_token_len = sizeof h->session_token};
   ncd_event ev = {.kind = NCD_EV_WELCOME, .welcome = &w};
   ncd_router_send(h, &ev, NULL);
-  ncd_info("handler %s (prefix %u, %s) joined", h->name, h->prefix, h->principal);
+  ncd_info("handler %s (prefix %u, %s%s%s) joined", h->name, h->prefix, h->principal,
+           h->service[0] ? ", service " : "", h->service);
   return 0;
 }
 
-void ncd_handler_gone(ncd_handler *h, const char *reason) {
-  if (h->gone) return;
+/* Nothing more goes to h: its queued events are dropped. */
+static void drop_link(ncd_handler *h) {
   h->gone = 1;
-  ncd_info("handler %s (prefix %u, %s) gone: %s", h->name, h->prefix, h->principal, reason);
   while (h->outq_head) {
     ncd_outmsg *m = h->outq_head;
     h->outq_head = m->next;
@@ -130,6 +137,10 @@ void ncd_handler_gone(ncd_handler *h, const char *reason) {
   h->outq_len = 0;
   h->blocked = 0;
   nc__msgbatch_clear(&h->batch);
+}
+
+/* Closes h's servers and destroys its sockets (without events). */
+static void teardown(ncd_handler *h) {
   /* Servers first, so no new connection lands on a handler being emptied. */
   ncd_list *l, *next;
   for (l = h->servers.next; l != &h->servers; l = next) {
@@ -148,6 +159,38 @@ void ncd_handler_apply_policy(ncd_handler *h) {
   h->max_servers = ncd.cfg.max_handler_servers;
   h->budget = ncd.cfg.handler_budget;
   ncd_policy_limits(h->policy, &h->max_sockets, &h->max_servers, &h->budget);
+}
+
+void ncd_handler_gone(ncd_handler *h, const char *reason) {
+  if (h->gone && !h->parked_until) return;
+  if (h->parked_until) {
+    h->parked_until = 0;
+    ncd_info("handler %s (prefix %u, %s): %u connections not adopted: %s", h->name, h->prefix,
+             h->principal, h->nsockets, reason);
+  } else {
+    ncd_info("handler %s (prefix %u, %s) gone: %s", h->name, h->prefix, h->principal, reason);
+    drop_link(h);
+  }
+  teardown(h);
+}
+
+void ncd_handler_lost(ncd_handler *h, const char *reason) {
+  if (h->gone) return;
+  if (ncd.shutting_down) {
+    ncd_handler_gone(h, reason);
+    return;
+  }
+  ncd_info("handler %s (prefix %u, %s) gone: %s", h->name, h->prefix, h->principal, reason);
+  drop_link(h);
+  uint32_t before = h->nsockets;
+  if (ncd_handoff_start(h) > 0) {
+    /* At least 1 ms: an adopter is looked for at the next lease check. */
+    h->parked_until = uv_now(ncd.loop) + (ncd.cfg.handoff_ms ? ncd.cfg.handoff_ms : 1);
+    ncd_info("handler %s (prefix %u): %u of %u connections handed on, %u parked for %u ms", h->name,
+             h->prefix, before - h->nsockets, before, h->nsockets, ncd.cfg.handoff_ms);
+  } else {
+    teardown(h);
+  }
 }
 
 void ncd_handler_touch(ncd_handler *h) { h->last_seen = uv_now(ncd.loop); }
@@ -212,7 +255,7 @@ static void check_budget(ncd_handler *h, uint64_t now) {
              h->name, h->prefix, (unsigned long long)owed);
     ncd_handler_update_reading(h);
   } else if (now - h->over_since > h->lease_ms) {
-    ncd_handler_gone(h, "stayed over its memory budget for a lease");
+    ncd_handler_lost(h, "stayed over its memory budget for a lease");
   }
 }
 
@@ -222,7 +265,9 @@ static void lease_cb(uv_timer_t *t) {
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    if (!h->gone && now - h->last_seen > h->lease_ms) ncd_handler_gone(h, "lease expired");
+    if (!h->gone && now - h->last_seen > h->lease_ms) ncd_handler_lost(h, "lease expired");
+    if (h->parked_until && now >= h->parked_until)
+      ncd_handler_gone(h, "no adopter within --handoff-ms");
     if (!h->gone && h->over_budget) check_budget(h, now);
   }
   ncd_handler_reap();
@@ -244,7 +289,7 @@ void ncd_handler_reap(void) {
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    if (h->doomed && !h->gone) ncd_handler_gone(h, h->doomed);
+    if (h->doomed && !h->gone) ncd_handler_lost(h, h->doomed);
   }
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;

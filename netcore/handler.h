@@ -33,9 +33,16 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
 /* The connection with libzmq fd conn_fd closed: its handler is gone. */
 void ncd_handler_conn_closed(int conn_fd);
 
-/* The handler is gone: destroys its sockets (without events), closes its
- * servers, leaves shared listeners to their other members. Idempotent. */
+/* The handler is gone for good: destroys its sockets (without events),
+ * closes its servers, leaves shared listeners to their other members. Also
+ * ends a parked handler (handoff.h) whose connections found no adopter.
+ * Idempotent. */
 void ncd_handler_gone(ncd_handler *h, const char *reason);
+
+/* The handler died or left with Bye{handoff}: its connections pass to group
+ * members or are parked for --handoff-ms (handoff.h); what cannot be adopted
+ * goes as in ncd_handler_gone. While netcore shuts down, ncd_handler_gone. */
+void ncd_handler_lost(ncd_handler *h, const char *reason);
 
 /* A send found h unreachable (or out of memory): from now on nothing more is
  * sent to it and it is no longer found, but its teardown (ncd_handler_gone)

@@ -11,6 +11,7 @@
 
 #include "errors.h"
 #include "fdlimit.h"
+#include "handoff.h"
 #include "handler.h"
 #include "log.h"
 #include "router.h"
@@ -70,7 +71,7 @@ static void policy_denied(ncd_server *srv, const char *why) {
 /* A member whose handler is over its budget or owns its limit of sockets is
  * passed over, as a paused one is. */
 static int member_can_take(ncd_server *m, uint64_t now) {
-  return !m->closing && (!m->paused_until || m->paused_until <= now) &&
+  return !m->closing && !ncd_handler_dead(m->owner) && (!m->paused_until || m->paused_until <= now) &&
          (!m->max_connections || m->connections < m->max_connections) &&
          !m->owner->over_budget && ncd_handler_socket_room(m->owner);
 }
@@ -122,11 +123,9 @@ static void accept_one(ncd_listener *l, int fd, const struct sockaddr_storage *p
   ncd_socket_update_reading(s);
 }
 
-static void listener_update(ncd_listener *l);
-
 static void update_all_listeners(void) {
   for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next)
-    listener_update(ncd_container_of(e, ncd_listener, link));
+    ncd_listener_update(ncd_container_of(e, ncd_listener, link));
 }
 
 static void fd_pause_cb(uv_timer_t *t) {
@@ -184,9 +183,10 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
 
 static void resume_cb(uv_timer_t *t);
 
-/* Polls while some member accepts; while all are paused, clients wait in the
- * backlog and a timer wakes the listener at the end of the earliest pause. */
-static void listener_update(ncd_listener *l) {
+/* Polls while some member accepts; while all are paused (or parked, their
+ * handler gone: handoff.h), clients wait in the backlog and a timer wakes the
+ * listener at the end of the earliest pause. */
+void ncd_listener_update(ncd_listener *l) {
   if (l->closing) return;
   uint64_t now = uv_now(ncd.loop), wake = 0;
   int active = 0;
@@ -195,7 +195,7 @@ static void listener_update(ncd_listener *l) {
     if (m->paused_until && m->paused_until <= now) m->paused_until = 0;
     if (m->paused_until) {
       if (!wake || m->paused_until < wake) wake = m->paused_until;
-    } else if (!m->closing) {
+    } else if (!m->closing && !ncd_handler_dead(m->owner)) {
       active = 1;
     }
   }
@@ -210,7 +210,7 @@ static void listener_update(ncd_listener *l) {
   else uv_timer_stop(&l->resume_timer);
 }
 
-static void resume_cb(uv_timer_t *t) { listener_update(t->data); }
+static void resume_cb(uv_timer_t *t) { ncd_listener_update(t->data); }
 
 /* --------------------------------------------------------------- closing */
 
@@ -250,7 +250,7 @@ int ncd_server_close(ncd_server *srv) {
     ncd_list_remove(&srv->member_link);
     srv->listener = NULL;
     if (ncd_list_empty(&l->members)) listener_close(l);
-    else listener_update(l);
+    else ncd_listener_update(l);
   }
   maybe_closed(srv);
   return 0;
@@ -259,7 +259,7 @@ int ncd_server_close(ncd_server *srv) {
 void ncd_server_connection_closed(ncd_server *srv) {
   srv->connections--;
   if (srv->closing) maybe_closed(srv);
-  else if (srv->listener) listener_update(srv->listener);
+  else if (srv->listener) ncd_listener_update(srv->listener);
 }
 
 void ncd_server_close_all(void) {
@@ -272,7 +272,7 @@ void ncd_server_close_all(void) {
 
 void ncd_server_pause(ncd_server *srv, uint32_t msecs) {
   srv->paused_until = uv_now(ncd.loop) + (msecs ? msecs : 1000);
-  if (srv->listener) listener_update(srv->listener);
+  if (srv->listener) ncd_listener_update(srv->listener);
 }
 
 void ncd_server_set_max_connections(ncd_server *srv, uint32_t max) {
@@ -284,7 +284,7 @@ void ncd_server_set_max_connections(ncd_server *srv, uint32_t max) {
 static void join(ncd_server *srv, ncd_listener *l) {
   srv->listener = l;
   ncd_list_push(&l->members, &srv->member_link);
-  listener_update(l);
+  ncd_listener_update(l);
   ncd_event ev = {.kind = NCD_EV_LISTENING, .local = &l->address};
   emit(srv, &ev);
 }
@@ -325,14 +325,19 @@ static void start_listener(ncd_server *srv, int fd, int is_unix, const char *key
   join(srv, l);
 }
 
-/* Sharing rule (DESIGN.md 5): same endpoint and same non-empty group joins;
- * otherwise an endpoint in use is EADDRINUSE, as in Node. Returns 1 when the
+/* Sharing rule (DESIGN.md 5): same endpoint and same non-empty group joins,
+ * and so does a successor of a parked server (handoff.h); otherwise an
+ * endpoint in use is EADDRINUSE, as in Node. Returns 1 when the
  * request was settled here (joined or failed). */
 static int try_share(ncd_server *srv, const char *key, const char *group, const char *where) {
   ncd_listener *l = find_listener(key);
   if (!l) return 0;
-  if (group[0] && strcmp(group, l->group) == 0 && !l->closing) join(srv, l);
-  else listen_failed(srv, NCD_EADDRINUSE, where);
+  if (ncd_handoff_may_join(srv->owner, l, group)) {
+    join(srv, l);
+    ncd_handoff_joined(srv); /* a successor takes the parked connections */
+  } else {
+    listen_failed(srv, NCD_EADDRINUSE, where);
+  }
   return 1;
 }
 

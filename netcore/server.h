@@ -30,6 +30,10 @@ void ncd_server_set_max_connections(ncd_server *srv, uint32_t max);
 /* A socket accepted by srv has closed. */
 void ncd_server_connection_closed(ncd_server *srv);
 
+/* Re-evaluates accepting on l: polls while a live member can take a
+ * connection, else leaves clients in the backlog. */
+void ncd_listener_update(ncd_listener *l);
+
 /* Closes every listener (shutdown): no more accepts anywhere. */
 void ncd_server_close_all(void);
 

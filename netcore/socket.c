@@ -110,6 +110,16 @@ uint64_t ncd_socket_total_queued(void) { return total_queued; }
 /* Notes completed writes; prompt ones (or all, without lazy acks) are sent at
  * the end of this loop turn. */
 static void ack(ncd_socket *s, uint32_t writes, uint64_t bytes, int prompt) {
+  s->writes_out -= writes < s->writes_out ? writes : s->writes_out;
+  /* A previous owner's writes complete first (they were queued first); their
+   * acks are nobody's now (handoff.h). */
+  if (s->skip_writes || s->skip_bytes) {
+    uint32_t w = writes < s->skip_writes ? writes : s->skip_writes;
+    uint64_t b = bytes < s->skip_bytes ? bytes : s->skip_bytes;
+    s->skip_writes -= w, writes -= w;
+    s->skip_bytes -= b, bytes -= b;
+    if (!writes && !bytes) return;
+  }
   s->ack_writes += writes;
   s->ack_bytes += bytes;
   if ((prompt || !s->owner->lazy_acks) && ncd_list_empty(&s->dirty_link))
@@ -214,6 +224,7 @@ static void close_cb(uv_handle_t *handle) {
   }
   ncd_list_remove(&s->dirty_link);
   ncd_list_remove(&s->owner_link);
+  free(s->kept);
   if (s->ai_list) uv_freeaddrinfo(s->ai_list);
   free(s->target);
   ncd.nsockets--;
@@ -337,10 +348,55 @@ static void take_passed_fds(ncd_socket *s) {
   }
 }
 
+/* Whether s could be adopted if its owner went (handoff.h): accepted by a
+ * server of a group listener, or of a handler with a service name. Only then
+ * is its input kept until credited. */
+static int keeps_input(const ncd_socket *s) {
+  const ncd_server *srv = s->server;
+  return srv && !srv->closing && srv->listener && (srv->listener->group[0] || s->owner->service[0]);
+}
+
+static int keep(ncd_socket *s, const char *data, size_t n) {
+  if (s->kept_off + s->kept_len + n > s->kept_cap) {
+    if (s->kept_off) memmove(s->kept, s->kept + s->kept_off, s->kept_len);
+    s->kept_off = 0;
+    if (s->kept_len + n > s->kept_cap) {
+      size_t cap = s->kept_cap ? s->kept_cap : 4096;
+      while (cap < s->kept_len + n) cap *= 2;
+      char *p = realloc(s->kept, cap);
+      if (!p) return NCD_ENOMEM;
+      s->kept = p;
+      s->kept_cap = cap;
+    }
+  }
+  memcpy(s->kept + s->kept_off + s->kept_len, data, n);
+  s->kept_len += n;
+  return 0;
+}
+
+/* The owner consumed n more bytes: they will never be replayed. */
+static void unkeep(ncd_socket *s, size_t n) {
+  if (n > s->kept_len) n = s->kept_len;
+  s->kept_off += n;
+  s->kept_len -= n;
+  if (s->kept_len == 0) {
+    s->kept_off = 0;
+    if (s->kept_cap > 4 * READ_MAX) { /* a burst is over: give the memory back */
+      free(s->kept);
+      s->kept = NULL;
+      s->kept_cap = 0;
+    }
+  }
+}
+
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   ncd_socket *s = stream->data;
   if (nread > 0) {
     if (s->is_unix) take_passed_fds(s);
+    if (keeps_input(s) && keep(s, buf->base, (size_t)nread) != 0) {
+      ncd_socket_fail(s, NCD_ENOMEM, "read");
+      return;
+    }
     /* The frame is charged to the owner's budget (budget.h) until ZeroMQ has
      * written it. */
     zmq_msg_t payload;
@@ -406,6 +462,7 @@ void ncd_socket_resume(ncd_socket *s) {
 
 void ncd_socket_credit(ncd_socket *s, uint32_t bytes) {
   /* A grant never lifts a socket's window past --max-credit (PROTOCOL.md 6). */
+  unkeep(s, bytes); /* credit says "consumed" (PROTOCOL.md 13) */
   uint64_t c = (uint64_t)s->credit + bytes;
   s->credit = c > ncd.cfg.max_credit ? ncd.cfg.max_credit : (uint32_t)c;
   ncd_socket_update_reading(s);
@@ -523,6 +580,7 @@ void ncd_socket_write(ncd_socket *s, zmq_msg_t *payload, uint64_t fd_socket_id, 
     return;
   }
   zmq_msg_move(&w->payload, payload);
+  s->writes_out++;
   w->counts = 1;
   w->ack_now = ack_now != 0;
   w->fd_socket_id = fd_socket_id;
@@ -548,6 +606,7 @@ static void start_shutdown(ncd_socket *s) {
 
 void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload, int ack_now) {
   size_t len = payload ? zmq_msg_size(payload) : 0;
+  s->writes_out++;
   if (s->ended) {
     /* Node: a second end() does nothing. It still completes as a write. */
     if (payload) zmq_msg_close(payload);
@@ -795,4 +854,70 @@ int ncd_socket_set_keepalive(ncd_socket *s, int enable, uint32_t initial_delay_m
       return uv_translate_sys_error(errno);
   }
   return 0;
+}
+
+/* ---------------------------------------------------------------- handoff */
+
+void ncd_socket_move(ncd_socket *s, ncd_server *to) {
+  ncd_handler *h = to->owner;
+  ncd_list_remove(&s->owner_link);
+  s->owner->nsockets--;
+  s->owner = h;
+  ncd_list_push(&h->sockets, &s->owner_link);
+  h->nsockets++;
+  s->server->connections--;
+  s->server = to;
+  to->connections++;
+  /* Completed writes not yet acknowledged, and the acks of those still
+   * queued, were the old owner's business. */
+  s->ack_writes = 0;
+  s->ack_bytes = 0;
+  ncd_list_remove(&s->dirty_link);
+  s->skip_writes = s->writes_out;
+  s->skip_bytes = s->queued_bytes + s->pending_bytes;
+  /* The adopter starts as with a new connection: flowing, no timeout, its
+   * own window less what is replayed. */
+  s->paused = 0;
+  ncd_socket_set_timeout(s, 0);
+  s->credit = h->credit_window > s->kept_len ? h->credit_window - (uint32_t)s->kept_len : 0;
+
+  uv_os_fd_t fd = -1;
+  uv_fileno(&s->h.handle, &fd);
+  ncd_addr local, remote;
+  ncd_addr_of_fd(fd, 0, &local);
+  ncd_addr_of_fd(fd, 1, &remote);
+  ncd_event ev = {.kind = NCD_EV_ADOPTED,
+                  .server_id = to->id,
+                  .local = &local,
+                  .remote = &remote,
+                  .flag = s->allow_half_open,
+                  .count = to->connections,
+                  .bytes_read = s->bytes_read - s->kept_len,
+                  .bytes_written = s->bytes_written,
+                  .queued_bytes = s->skip_bytes,
+                  .bytes = s->kept_len,
+                  .write_ended = s->ended,
+                  .peer_ended = s->eof};
+  ncd_socket_emit(s, &ev, NULL);
+  /* The replay: what the old owner was given and did not credit, exactly,
+   * in frames no larger than a read. */
+  for (size_t at = 0; at < s->kept_len && !ncd_handler_dead(h);) {
+    size_t n = s->kept_len - at < READ_MAX ? s->kept_len - at : READ_MAX;
+    zmq_msg_t payload;
+    void *p = ncd_tally_frame(h->tally, &payload, n);
+    if (!p) {
+      zmq_msg_close(&payload);
+      ncd_socket_fail(s, NCD_ENOMEM, "read");
+      return;
+    }
+    memcpy(p, s->kept + s->kept_off + at, n);
+    ncd_event data = {.kind = NCD_EV_DATA};
+    ncd_socket_emit(s, &data, &payload);
+    at += n;
+  }
+  if (s->eof) {
+    ncd_event ended = {.kind = NCD_EV_ENDED};
+    ncd_socket_emit(s, &ended, NULL);
+  }
+  ncd_socket_update_reading(s);
 }

@@ -55,6 +55,13 @@ void ncd_socket_update_reading(ncd_socket *s);
 /* Sends the WriteAcks batched since the last call. */
 void ncd_socket_flush_acks(void);
 
+/* Hands s (accepted by another server) to server `to` and its owner: the
+ * socket keeps its id and seq, sends Adopted, then replays the input its old
+ * owner had not credited (kept since it was read), then Ended if the peer had
+ * ended; the old owner's queued writes still go out, their acks unsent.
+ * Called by handoff.c only. */
+void ncd_socket_move(ncd_socket *s, ncd_server *to);
+
 /* Bytes still queued for the kernel on every socket (shutdown waits for 0). */
 uint64_t ncd_socket_total_queued(void);
 

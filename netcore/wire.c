@@ -79,9 +79,11 @@ static int convert(const Netcore__V1__Command *m, ncd_cmd *c) {
     c->lease_ms = m->hello->lease_ms;
     c->lazy_acks = m->hello->lazy_acks;
     c->batch_events = m->hello->batch_events;
+    c->service = m->hello->service ? m->hello->service : "";
     break;
   case NETCORE__V1__COMMAND__COMMAND_BYE:
     c->kind = NCD_CMD_BYE, c->name = "bye";
+    c->handoff = m->bye && m->bye->handoff;
     break;
   case NETCORE__V1__COMMAND__COMMAND_PING:
     c->kind = NCD_CMD_PING, c->name = "ping";
@@ -316,6 +318,7 @@ typedef struct event_parts {
     Netcore__V1__Closed closed;
     Netcore__V1__Fd fd;
     Netcore__V1__Shutdown shutdown;
+    Netcore__V1__Adopted adopted;
   } u;
 } event_parts;
 
@@ -481,6 +484,24 @@ static void fill_event(const ncd_event *ev, event_parts *p) {
     p->u.shutdown.reason = text(p, ev->reason);
     e.event_case = NETCORE__V1__EVENT__EVENT_SHUTDOWN, e.shutdown = &p->u.shutdown;
     break;
+  case NCD_EV_ADOPTED: {
+    Netcore__V1__Adopted *a = &p->u.adopted;
+    netcore__v1__adopted__init(a);
+    a->server_id = ev->server_id;
+    a->socket_id = ev->socket_id;
+    a->local = address(p, ev->local, &p->a1);
+    a->remote = address(p, ev->remote, &p->a2);
+    a->allow_half_open = ev->flag;
+    a->server_connections = ev->count;
+    a->bytes_read = ev->bytes_read;
+    a->bytes_written = ev->bytes_written;
+    a->queued_bytes = ev->queued_bytes;
+    a->replay_bytes = ev->bytes;
+    a->write_ended = ev->write_ended;
+    a->peer_ended = ev->peer_ended;
+    e.event_case = NETCORE__V1__EVENT__EVENT_ADOPTED, e.adopted = a;
+    break;
+  }
   }
   p->e = e;
 }

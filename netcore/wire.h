@@ -54,6 +54,8 @@ typedef struct ncd_cmd {
   int lazy_acks, batch_events;                /* Hello */
   int ack_now;                                /* Write, End */
   const char *hello_name;
+  const char *service;        /* Hello; "" when omitted */
+  int handoff;                /* Bye */
   uint64_t nonce;             /* Ping */
   int allow_half_open;        /* Listen, Connect */
   int32_t backlog;            /* Listen */
@@ -96,7 +98,7 @@ typedef enum ncd_event_kind {
   NCD_EV_WELCOME, NCD_EV_ERROR, NCD_EV_PONG, NCD_EV_LISTENING, NCD_EV_SERVER_ERROR,
   NCD_EV_SERVER_CLOSED, NCD_EV_CONNECTION, NCD_EV_CONNECTED, NCD_EV_DATA, NCD_EV_ENDED,
   NCD_EV_WRITE_ACK, NCD_EV_TIMEOUT, NCD_EV_SOCKET_ERROR, NCD_EV_CLOSED, NCD_EV_FD,
-  NCD_EV_SHUTDOWN
+  NCD_EV_SHUTDOWN, NCD_EV_ADOPTED
 } ncd_event_kind;
 
 typedef struct ncd_welcome {
@@ -112,10 +114,12 @@ typedef struct ncd_event {
   uint64_t socket_id, server_id, new_socket_id;
   uint64_t ref, nonce;
   const char *code, *message, *command, *reason;
-  const ncd_addr *local, *remote; /* Connection, Connected, Fd; local = address for Listening */
-  int flag;                       /* Connection: allow_half_open; Closed: had_error */
-  uint32_t count;                 /* Connection: server_connections; WriteAck: writes */
-  uint64_t bytes, bytes_read, bytes_written, queued_bytes;
+  const ncd_addr *local, *remote; /* Connection, Connected, Fd, Adopted; local = address for Listening */
+  int flag;                       /* Connection, Adopted: allow_half_open; Closed: had_error */
+  uint32_t count;                 /* Connection, Adopted: server_connections; WriteAck: writes */
+  uint64_t bytes;                 /* WriteAck: bytes; Adopted: replay_bytes */
+  uint64_t bytes_read, bytes_written, queued_bytes;
+  int write_ended, peer_ended;    /* Adopted */
   const ncd_welcome *welcome;
   /* Lazy acks riding along with a socket event (Event.ack), when has_ack. */
   int has_ack;

@@ -4,6 +4,7 @@
 // netcore handler actor in JavaScript.
 //
 //   node actors/node/echo.js [--port N] [--host H] [--path P] [--endpoint E]
+//                            [--group G] [--service S]
 //
 // Prints one line once listening ("echo server listening on <address()>"),
 // errors to stderr with their Node code (exit 1); SIGINT/SIGTERM close the
@@ -13,14 +14,20 @@
 const net = require('../../client/node');
 const { parseArgs } = require('./args');
 
-const opts = parseArgs('echo', process.argv.slice(2), { port: 8124, host: 'localhost', path: null, endpoint: null });
+const opts = parseArgs('echo', process.argv.slice(2), {
+  port: 8124, host: 'localhost', path: null, endpoint: null, group: null, service: null,
+});
+// --service S: a restarted echo with the same name inherits the connections
+// (read by the library's Hello); --group G shares the port (PROTOCOL.md 13).
+if (opts.service !== null) process.env.NETCORE_SERVICE = opts.service;
+const handoff = opts.group !== null || opts.service !== null;
 const sockets = new Set();
 
 const server = net.createServer({ endpoint: opts.endpoint || undefined }, (c) => {
   sockets.add(c);
   c.on('close', () => sockets.delete(c));
   c.on('error', () => {}); // a peer's reset ends that connection only
-  c.write('hello\r\n');
+  if (!c.adopted) c.write('hello\r\n'); // an adopted peer was greeted already
   c.pipe(c);
 });
 
@@ -36,10 +43,11 @@ const onListening = () => {
   const shown = typeof a === 'string' ? { address: a } : { address: a.address, port: a.port };
   process.stdout.write(`echo server listening on ${JSON.stringify(shown)}\n`);
 };
+const where = opts.path !== null ? { path: opts.path } : { port: opts.port, host: opts.host };
+if (opts.group !== null) where.group = opts.group;
 // Every 'listening': again after netcore restarted (the library listens again).
 server.on('listening', onListening);
-if (opts.path !== null) server.listen(opts.path);
-else server.listen(opts.port, opts.host);
+server.listen(where);
 
 function stop() {
   // Exit once the server and its connections are closed; the link to
@@ -51,5 +59,9 @@ function stop() {
   });
   for (const c of sockets) c.destroy();
 }
-process.once('SIGINT', stop);
-process.once('SIGTERM', stop);
+// With a group or a service, a signal hands the connections over instead.
+function leave() {
+  net.leave({ handoff: true }).then(() => process.exit(0));
+}
+process.once('SIGINT', handoff ? leave : stop);
+process.once('SIGTERM', handoff ? leave : stop);

@@ -1,12 +1,15 @@
 #!/usr/bin/python3
 """echo: the seed's echo server (c.write('hello\\r\\n'); c.pipe(c)) as a Python handler.
 
-usage: echo.py [--port N] [--host H] [--path P] [--endpoint E]
+usage: echo.py [--port N] [--host H] [--path P] [--endpoint E] [--group G] [--service S]
 Prints one line once listening, e.g.
   echo server listening on {"address":"127.0.0.1","port":8124}
 SIGINT/SIGTERM close the server and exit 0, and so does netcore announcing its
 own shutdown (it drains, then closes everything); an error (listen failed,
-netcore gone) is printed to stderr with its Node code and exits 1.
+netcore gone) is printed to stderr with its Node code and exits 1. --group G
+shares the port with other echoes of group G, --service S lets a restarted echo
+inherit the connections; with either, SIGINT/SIGTERM hand the connections
+over (Bye{handoff}) and an adopted connection is not greeted again.
 """
 
 import argparse
@@ -27,7 +30,12 @@ def main(status):
     p.add_argument("--path", help="listen on this UNIX socket path instead")
     p.add_argument("--endpoint", help="netcore endpoint (default: $NETCORE_ENDPOINT, "
                    "else " + net.default_endpoint() + ")")
+    p.add_argument("--group", help="share the port with echoes of this group")
+    p.add_argument("--service", help="service name a restarted echo inherits under")
     args = p.parse_args()
+    if args.service:
+        os.environ["NETCORE_SERVICE"] = args.service
+    handoff = bool(args.group or args.service)
     handler = net.Netcore(args.endpoint, name="echo")
     conns = set()
 
@@ -35,7 +43,8 @@ def main(status):
         conns.add(c)
         c.on("close", lambda had_error: conns.discard(c))
         c.on("error", lambda err: print("echo: connection: %s" % err, file=sys.stderr))
-        c.write("hello\r\n")
+        if not c.adopted:  # an adopted peer was greeted already
+            c.write("hello\r\n")
         c.pipe(c)
 
     server = net.create_server(on_connection, netcore=handler)
@@ -60,13 +69,21 @@ def main(status):
             c.destroy()
 
     server.on("error", on_error)
+    def leave():
+        handler.close(handoff=True)  # the Bye goes after this turn's writes and credits
+        import zmq
+        zmq.Context.instance().term()  # waits (LINGER) until it has left
+        os._exit(0)
+
     loop = net.get_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop)
+        loop.add_signal_handler(sig, leave if handoff else stop)
     # Every 'listening': again after netcore restarted (the library listens again).
     server.on("listening", on_listening)
     if args.path:
         server.listen(args.path)
+    elif args.group:
+        server.listen({"port": args.port, "host": args.host, "group": args.group})
     else:
         server.listen(args.port, args.host)
 

@@ -17,6 +17,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,13 @@ static void flush_batch(nc_loop_t *loop) {
 static int send_batched(nc_loop_t *loop, const nc__cmd_t *cmd, const void *payload, size_t len,
                         zmq_msg_t *payload_msg) {
   nc__msgbatch_t *b = &loop->out_batch;
+  /* A full batch leaves before a Write, never after it: the Credit for the
+   * data that Write answers comes next and must share its message
+   * (PROTOCOL.md 13). Other commands fill it up to twice the size, still
+   * far below netcore's --max-batch. */
+  if (cmd->type == NC__CMD_WRITE ? b->count >= BATCH_MAX_COMMANDS || b->payload_bytes >= BATCH_MAX_PAYLOAD
+                                 : b->count >= 2 * BATCH_MAX_COMMANDS)
+    flush_batch(loop);
   int rv = nc__wire_pack_batched(cmd, b);
   if (rv == 0 && cmd->type == NC__CMD_WRITE) {
     zmq_msg_t m;
@@ -128,7 +136,6 @@ static int send_batched(nc_loop_t *loop, const nc__cmd_t *cmd, const void *paylo
     return NC_ERR_NETCORE_GONE;
   }
   loop->last_send = loop->now;
-  if (b->count >= BATCH_MAX_COMMANDS || b->payload_bytes >= BATCH_MAX_PAYLOAD) flush_batch(loop);
   return 0;
 }
 
@@ -140,7 +147,7 @@ int nc__send(nc_loop_t *loop, const nc__cmd_t *cmd, const void *payload, size_t 
     rv = NC_ERR_NETCORE_UNAVAILABLE; /* no ids before the new Welcome */
     goto out;
   }
-  if (loop->gone || loop->gone_pending || loop->dealer == NULL) goto out;
+  if (loop->gone || loop->gone_pending || loop->dealer == NULL || loop->left) goto out;
   if (loop->batching && (cmd->type == NC__CMD_WRITE || (payload == NULL && payload_msg == NULL)))
     return send_batched(loop, cmd, payload, len, payload_msg);
   flush_batch(loop); /* keep the order */
@@ -284,7 +291,8 @@ static int send_hello(nc_loop_t *loop) {
                    .u32 = loop->hello_credit,
                    .u32b = loop->hello_lease,
                    .flag = 1, /* lazy acks: see write_common() */
-                   .flag2 = 1 /* batched events: see read_events() */};
+                   .flag2 = 1 /* batched events: see read_events() */,
+                   .service = loop->hello_service[0] ? loop->hello_service : NULL};
   /* Hello goes alone, first, and past nc__send's hold on a relinking loop. */
   int relinking = loop->relinking, batching = loop->batching;
   loop->relinking = loop->batching = 0;
@@ -470,6 +478,27 @@ static int watch_dealer(nc_loop_t *loop) {
   return 0;
 }
 
+void nc_loop_leave(nc_loop_t *loop, int handoff) {
+  if (loop == NULL || loop->left) return;
+  flush_batch(loop); /* the writes and credits of this turn go first */
+  if (loop->dealer != NULL && loop->welcomed && !loop->gone && !loop->gone_pending) {
+    nc__cmd_t bye = {.type = NC__CMD_BYE, .flag = handoff};
+    int batching = loop->batching;
+    loop->batching = 0;
+    set_int(loop->dealer, ZMQ_LINGER, 2000); /* let it leave before the process does */
+    nc__send(loop, &bye, NULL, 0, NULL);
+    loop->batching = batching;
+  }
+  loop->left = 1;
+  loop->stop = 1;
+}
+
+static void handoff_signal(nc_loop_t *loop, int signum, void *arg) {
+  (void)signum;
+  (void)arg;
+  nc_loop_leave(loop, 1);
+}
+
 int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
                 size_t errmsg_size) {
   nc_loop_options_t o = {0};
@@ -515,6 +544,7 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
     goto fail;
   }
   snprintf(loop->hello_name, sizeof(loop->hello_name), "%s", o.name ? o.name : "libnc");
+  snprintf(loop->hello_service, sizeof(loop->hello_service), "%s", o.service ? o.service : "");
   loop->hello_credit = o.credit_window;
   loop->hello_lease = o.lease_ms;
   loop->hello_timeout = o.hello_timeout_ms ? o.hello_timeout_ms : DEFAULT_HELLO_TIMEOUT_MS;
@@ -531,6 +561,9 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
     rv = NC_ENOMEM;
     goto fail;
   }
+  if (o.handoff_on_signal && ((rv = nc_loop_signal(loop, SIGTERM, handoff_signal, NULL)) != 0 ||
+                              (rv = nc_loop_signal(loop, SIGINT, handoff_signal, NULL)) != 0))
+    goto fail;
   loop->now = loop->last_recv = nc__clock_ms();
   *out = loop;
   return 0;
@@ -546,7 +579,7 @@ void nc_loop_free(nc_loop_t *loop) {
   flush_batch(loop);
   loop->batching = 0;
   if (loop->dealer != NULL && loop->welcomed && !loop->gone && !loop->gone_pending &&
-      !loop->relinking) {
+      !loop->relinking && !loop->left) {
     nc__cmd_t bye = {.type = NC__CMD_BYE};
     /* Give the Bye a moment to leave; netcore would find us gone anyway. */
     set_int(loop->dealer, ZMQ_LINGER, 200);
@@ -716,6 +749,7 @@ static void on_error_event(nc_loop_t *loop, const nc__event_t *ev) {
 }
 
 static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload) {
+  if (loop->left) return; /* netcore gives it to whoever adopts the socket */
   switch (ev->type) {
   case NC__EV_ERROR:
     on_error_event(loop, ev);
@@ -736,6 +770,7 @@ static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload)
     break;
   }
   case NC__EV_CONNECTION:
+  case NC__EV_ADOPTED:
     nc__socket_accepted(loop, ev);
     break;
   case NC__EV_CONNECTED:
@@ -896,6 +931,10 @@ int nc_loop_process(nc_loop_t *loop) {
   loop->batching = 1;
   loop->now = nc__clock_ms();
   nc__signals_dispatch(loop);
+  if (loop->left) {
+    loop->batching = outer ? 0 : loop->batching;
+    return 0;
+  }
   relink_step(loop);
   if (!loop->gone && !loop->gone_pending) {
     read_events(loop);

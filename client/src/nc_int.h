@@ -93,6 +93,7 @@ typedef struct {
   int backlog;
   const char *group;
   const char *name;   /* Hello.name */
+  const char *service; /* Hello.service */
 } nc__cmd_t;
 
 typedef enum {
@@ -113,6 +114,7 @@ typedef enum {
   NC__EV_CLOSED,
   NC__EV_FD,
   NC__EV_SHUTDOWN,
+  NC__EV_ADOPTED, /* a Connection handed over from a handler that went (bytes = replay_bytes) */
   NC__EV_BATCH /* an EventBatch: count events, see nc__wire_batch_event() */
 } nc__ev_type_t;
 
@@ -126,6 +128,7 @@ typedef struct {
                                   Connected and Fd */
   const char *code, *message, *command;
   int flag;                    /* allow_half_open (Connection), had_error (Closed) */
+  int flag2;                   /* Adopted.write_ended */
   uint32_t count;              /* server_connections, WriteAck.writes, batch size */
   uint64_t bytes, bytes_written, queued_bytes, bytes_read, nonce;
   /* Welcome */
@@ -285,6 +288,7 @@ struct nc_socket_s {
   int soft_paused; /* paused by pipe() without a Pause command: credit alone stops netcore */
   int error_emitted;
   int closed_final;   /* Closed arrived: kernel_written is final */
+  int adopted;        /* came by Adopted: another handler served it before */
   int local_err;      /* NC__P_ERROR: the error to emit */
   nc_address_t local, remote;
   uint64_t bytes_read, bytes_sent, kernel_written;
@@ -346,8 +350,10 @@ struct nc_loop_s {
   uint64_t relink_at;   /* relinking without a dealer: open one at this time */
   uint64_t relink_deadline; /* relinking with a dealer: a new one after this */
   char hello_name[256];
+  char hello_service[64]; /* Hello.service, "" = none (kept for every reconnect) */
   uint32_t hello_credit, hello_lease, hello_timeout;
   int in_run;         /* inside nc_loop_run, which knows what epoll saw */
+  int left;           /* nc_loop_leave(): nothing more is sent or dispatched */
   int monitor_ready;  /* nc_loop_run: the monitor's fd was readable */
   nc__msgbatch_t out_batch; /* commands of this turn (PROTOCOL.md 1.1) */
   char *scratch;      /* decoded text for 'data' */

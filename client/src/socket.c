@@ -6,7 +6,8 @@
  * at the high-water mark and 'drain' follows when bufferSize is back to 0.
  *
  * Reads: data consumed by the application (its 'data' callback returned) is
- * granted back to netcore as credit in batches of a quarter window. pause()
+ * granted back to netcore as credit at once, in the same batch as the writes
+ * it produced, so netcore knows exactly what was handled. pause()
  * sends Pause and stops granting; what is already on its way is queued here
  * (moved, not copied, in its ZeroMQ frame) and delivered after resume().
  *
@@ -137,6 +138,7 @@ static void reset_connection(nc_socket_t *s) {
   s->write_seq = s->acked_seq = 0;
   s->unacked_credit = 0;
   s->closed_final = 0;
+  s->adopted = 0;
   memset(&s->local, 0, sizeof(s->local));
   memset(&s->remote, 0, sizeof(s->remote));
   nc__decoder_t d = s->dec;
@@ -203,6 +205,14 @@ void nc__socket_accepted(nc_loop_t *loop, const nc__event_t *ev) {
   if (server == NULL) {
     nc_socket_destroy(s);
     return;
+  }
+  if (ev->type == NC__EV_ADOPTED) {
+    /* Its history so far (PROTOCOL.md 13); the replayed Data follows. */
+    s->adopted = 1;
+    s->bytes_read = ev->bytes_read;
+    s->kernel_written = ev->bytes_written;
+    s->bytes_sent = ev->bytes_written + ev->queued_bytes;
+    s->ended_local = ev->flag2;
   }
   server->connections = ev->count;
   if (server->ev.on_connection != NULL) server->ev.on_connection(server, s);
@@ -383,10 +393,14 @@ static void grant(nc_socket_t *s) {
   nc__send(s->h.loop, &cmd, NULL, 0, NULL);
 }
 
+/* Credit is netcore's proof that the bytes were handled (PROTOCOL.md 13):
+ * granted for every delivery as soon as the data callback returns, so it
+ * joins this turn's batch right behind the writes those bytes produced. A
+ * paused socket grants too: netcore then sends at most one more window,
+ * which waits here undelivered and uncredited. */
 static void consumed(nc_socket_t *s, size_t n) {
-  uint32_t window = s->h.loop->credit_window;
   s->unacked_credit += (uint32_t)n;
-  if (!s->paused && live(s) && s->unacked_credit >= window / 4) grant(s);
+  if (live(s)) grant(s);
 }
 
 static void pipe_detach(nc_socket_t *src) {
@@ -780,6 +794,8 @@ void nc_socket_unpipe(nc_socket_t *src) {
 size_t nc_socket_buffer_size(const nc_socket_t *s) { return s->buffer_size; }
 void nc_socket_set_high_water_mark(nc_socket_t *s, size_t bytes) { s->hwm = bytes ? bytes : 1; }
 uint64_t nc_socket_bytes_read(const nc_socket_t *s) { return s->bytes_read; }
+
+int nc_socket_adopted(const nc_socket_t *s) { return s != NULL && s->adopted; }
 
 uint64_t nc_socket_bytes_written(const nc_socket_t *s) {
   return s->closed_final ? s->kernel_written : s->bytes_sent;

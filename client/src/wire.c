@@ -97,10 +97,12 @@ static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, nc__msgbat
     hello.lease_ms = c->u32b;
     hello.lazy_acks = c->flag != 0;
     hello.batch_events = c->flag2 != 0;
+    hello.service = str(c->service);
     cmd.command_case = NETCORE__V1__COMMAND__COMMAND_HELLO;
     cmd.hello = &hello;
     break;
   case NC__CMD_BYE:
+    bye.handoff = c->flag != 0;
     cmd.command_case = NETCORE__V1__COMMAND__COMMAND_BYE;
     cmd.bye = &bye;
     break;
@@ -403,6 +405,20 @@ static void convert(const Netcore__V1__Event *e, nc__event_t *ev) {
     ev->new_socket_id = e->fd->new_socket_id;
     addr(e->fd->local, &ev->local);
     addr(e->fd->remote, &ev->remote);
+    break;
+  case NETCORE__V1__EVENT__EVENT_ADOPTED:
+    ev->type = NC__EV_ADOPTED;
+    ev->server_id = e->adopted->server_id;
+    ev->socket_id = e->adopted->socket_id;
+    addr(e->adopted->local, &ev->local);
+    addr(e->adopted->remote, &ev->remote);
+    ev->flag = e->adopted->allow_half_open;
+    ev->count = e->adopted->server_connections;
+    ev->bytes_read = e->adopted->bytes_read;
+    ev->bytes_written = e->adopted->bytes_written;
+    ev->queued_bytes = e->adopted->queued_bytes;
+    ev->bytes = e->adopted->replay_bytes;
+    ev->flag2 = e->adopted->write_ended;
     break;
   case NETCORE__V1__EVENT__EVENT_SHUTDOWN:
     ev->type = NC__EV_SHUTDOWN;

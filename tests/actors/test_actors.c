@@ -177,8 +177,8 @@ static void test_actors_echo_unix_and_netcore_killed(void **state) {
 }
 
 /* netcore's own SIGTERM (docker stop, systemctl stop): netcore drains and
- * announces Shutdown; the echo takes that as the end of its work and exits 0,
- * so a container or unit around it ends cleanly too. */
+ * announces Shutdown; the echo (reconnection off) takes that as the end of its
+ * work and exits 0, so a container or unit around it ends cleanly too. */
 static void test_actors_echo_netcore_shutdown_exits_0(void **state) {
   (void)state;
   nct_netcore_t d;
@@ -186,7 +186,10 @@ static void test_actors_echo_netcore_shutdown_exits_0(void **state) {
   char line[256], err[1024];
   nct_netcore_start(&d, NULL);
   const char *args[] = {"--port", "0", "--host", "127.0.0.1", "--endpoint", d.endpoint, NULL};
+  /* Without reconnection: with it (the default) the echo waits for the next netcore. */
+  setenv("NETCORE_RECONNECT", "0", 1);
   actor_start(&a, ECHO_BIN, args);
+  unsetenv("NETCORE_RECONNECT");
   actor_line(&a, line, sizeof(line));
   echo_check(nct_tcp_connect(port_of(line)));
   kill(d.pid, SIGTERM);

@@ -384,6 +384,8 @@ static uint64_t ev_object(const nct_pb_event *ev, int *kind) {
       return ev->closed->socket_id;
     case EV(FD):
       return ev->fd->socket_id;
+    case EV(ADOPTED):
+      return ev->adopted->socket_id;
     default:
       *kind = OBJ_NONE;
       return 0;
@@ -440,6 +442,8 @@ const char *nct_event_name(int type) {
       return "Fd";
     case EV(SHUTDOWN):
       return "Shutdown";
+    case EV(ADOPTED):
+      return "Adopted";
     default:
       return "(unknown event)";
   }
@@ -489,6 +493,14 @@ const char *nct_event_str(const nct_event *e, char *buf, size_t cap) {
       snprintf(buf + n, cap - (size_t)n, " for server=0x%llx count=%u",
                (unsigned long long)ev->connection->server_id, ev->connection->server_connections);
       break;
+    case EV(ADOPTED):
+      snprintf(buf + n, cap - (size_t)n,
+               " for server=0x%llx bytes_read=%llu replay=%llu queued=%llu peer_ended=%d",
+               (unsigned long long)ev->adopted->server_id,
+               (unsigned long long)ev->adopted->bytes_read,
+               (unsigned long long)ev->adopted->replay_bytes,
+               (unsigned long long)ev->adopted->queued_bytes, ev->adopted->peer_ended);
+      break;
     case EV(FD):
       snprintf(buf + n, cap - (size_t)n, " new_socket=0x%llx",
                (unsigned long long)ev->fd->new_socket_id);
@@ -516,6 +528,9 @@ static void check_order(nct_client *c, const nct_event *e) {
     return;
   }
   nct_objseq *o = obj_find(c, kind, id, 1);
+  /* An adopted socket is new to this handler and goes on from where its old
+   * owner was (PROTOCOL.md 13). */
+  if (ev->event_case == EV(ADOPTED) && o->last == 0 && ev->seq > 0) o->last = ev->seq - 1;
   if (o->done)
     FAIL("[%s] %s arrived after the %s's last event (Closed/ServerClosed/ServerError)", c->name,
          nct_event_str(e, s, sizeof s), kind == OBJ_SERVER ? "server" : "socket");

@@ -125,8 +125,11 @@ def notify_and_listen_fds(opts, tmp):
         r = subprocess.run([opts.ping, "--endpoint", endpoint, "--timeout-ms", "1000"],
                            capture_output=True, text=True, timeout=TIMEOUT)
         check(r.returncode == 0, "READY=1 came before the endpoint answered: %s" % r.stderr)
+        # Reconnection off: this echo is to exit with netcore (a unit is stopped by
+        # systemd with it anyway: PartOf=netcore.service).
         echo = subprocess.Popen([opts.echo, "--fd", "3", "--endpoint", endpoint],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, NETCORE_RECONNECT="0"))
         line = echo.stdout.readline()
         check(line.startswith("echo server listening on {\"address\":\"127.0.0.1\",\"port\":%d}"
                               % port), "echo on fd 3 printed %r (listener port %d); stderr: %s"

@@ -153,6 +153,14 @@ typedef struct nc_loop_options_s {
    * (nc_loop_run returns NC_ERR_NETCORE_GONE) after every socket and server
    * has had 'error' and 'close'. */
   int no_reconnect;
+  /* Hello.service (PROTOCOL.md 13): a later handler with the same service
+   * name and the same credentials inherits this one's servers and their
+   * connections when this one dies or leaves with nc_loop_leave(loop, 1).
+   * NULL or "": none (groups hand over without it). Copied. */
+  const char *service;
+  /* Nonzero: SIGTERM and SIGINT call nc_loop_leave(loop, 1), a graceful
+   * handoff exit for rolling restarts; nc_loop_run() then returns 0. */
+  int handoff_on_signal;
 } nc_loop_options_t;
 
 /* Connects to netcore and says Hello; blocks until netcore answers Welcome or
@@ -185,6 +193,16 @@ NC_EXTERN int nc_loop_run(nc_loop_t *loop);
 /* Makes nc_loop_run() return after the current callback. Async-signal-safe and
  * thread-safe. */
 NC_EXTERN void nc_loop_stop(nc_loop_t *loop);
+
+/* Leaves netcore now: sends what this turn has batched (writes and the
+ * credits of the data they answered), then Bye{handoff}. With handoff the
+ * connections pass to a member of the same listener group or a successor
+ * under the same service name, which gets each as a connection with
+ * nc_socket_adopted() true and the data this handler had not finished with
+ * again (PROTOCOL.md 13); without, netcore closes them. Afterwards no
+ * callback runs again: nc_loop_run() returns 0, and the handles stay until
+ * nc_loop_free() (which then sends nothing). Loop thread only. */
+NC_EXTERN void nc_loop_leave(nc_loop_t *loop, int handoff);
 
 /* For driving libnc from another event loop: a file descriptor that becomes
  * readable when libnc has work; watch it for POLLIN (level-triggered is
@@ -483,6 +501,13 @@ NC_EXTERN int nc_socket_address(const nc_socket_t *socket, nc_address_t *addr);
  * is valid as long as the socket. */
 NC_EXTERN const char *nc_socket_remote_address(const nc_socket_t *socket);
 NC_EXTERN int nc_socket_remote_port(const nc_socket_t *socket);
+
+/* 1 when the connection came to this handler from one that died or left
+ * (an 'Adopted' event, PROTOCOL.md 13): its peer was served before, so a
+ * greeting is not due again; bytesRead and bytesWritten start from what the
+ * old handler did, and the data it had not finished with come again first.
+ * 0 for a connection of this handler's own. */
+NC_EXTERN int nc_socket_adopted(const nc_socket_t *socket);
 
 /* The server that accepted this socket, or NULL (outbound, received fd, or
  * the server is gone). */

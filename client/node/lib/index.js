@@ -12,7 +12,7 @@
 const nodeNet = require('net');
 const { Server } = require('./server');
 const { Socket, normalizeConnectArgs } = require('./socket');
-const { defaultEndpoint } = require('./link');
+const { defaultEndpoint, leaveAll } = require('./link');
 
 function createServer(options, connectionListener) {
   return new Server(options, connectionListener);
@@ -37,4 +37,8 @@ module.exports = {
   isIPv4: nodeNet.isIPv4,
   isIPv6: nodeNet.isIPv6,
   defaultEndpoint, // netcore-net's own: the endpoint used when none is given
+  // netcore-net's own: every link says Bye{handoff} (or a plain Bye), so a
+  // group member or a successor under $NETCORE_SERVICE adopts the
+  // connections; resolves once the Byes have left (PROTOCOL.md 13).
+  leave: (opts) => leaveAll(!opts || opts.handoff !== false),
 };

@@ -96,6 +96,9 @@ class Link {
     this.holders = new Set(); // objects netcore knows (or will know) about
     this.pending = []; // operations waiting for Welcome
     this.outq = []; // messages waiting for the DEALER
+    this.batch = []; // encoded commands of this turn (PROTOCOL.md 1.1)
+    this.batchFrames = []; // their Write payloads, in order
+    this.batchScheduled = false;
     this.pumping = false;
     this.welcome = null;
     this.counter = 0n;
@@ -164,6 +167,7 @@ class Link {
         credit_window: Number(process.env.NETCORE_CREDIT_WINDOW) || 0,
         lease_ms: 0,
         batch_events: true, // several events per message; see dispatch()
+        service: process.env.NETCORE_SERVICE || '', // successors inherit (PROTOCOL.md 13)
       },
     });
     this.recvLoop(sock);
@@ -215,12 +219,67 @@ class Link {
 
   // Queues one command (a plain object for netcore.v1.Command) with an
   // optional payload frame; sends are strictly in call order.
+  // The commands of one turn of the event loop leave as one CommandBatch
+  // (at setImmediate, after the nextTick that sends a socket's writes), so a
+  // Credit shares its message with the writes its data produced: netcore
+  // gets both or neither (PROTOCOL.md 13). Inside a batch only Write carries
+  // a payload; any other command with one goes alone, after the batch.
   send(cmd, payload) {
     if (this.state === 'closed') return;
     const env = encodeCommand(cmd);
-    this.outq.push(payload === undefined ? [env] : [env, payload]);
     this.lastSent = Date.now();
+    if ((payload !== undefined && !cmd.write) || cmd.hello || cmd.bye) {
+      this.flushBatch();
+      this.enqueue(payload === undefined ? [env] : [env, payload]);
+      return;
+    }
+    if (cmd.write && this.batch.length >= 256) this.flushBatch(); // never between a Write and its Credit
+    this.batch.push(env);
+    if (payload !== undefined) this.batchFrames.push(payload);
+    if (!this.batchScheduled) {
+      this.batchScheduled = true;
+      setImmediate(() => this.flushBatch());
+    }
+  }
+
+  flushBatch() {
+    this.batchScheduled = false;
+    if (this.batch.length === 0 || this.state === 'closed') return;
+    const cmds = this.batch;
+    const frames = this.batchFrames;
+    this.batch = [];
+    this.batchFrames = [];
+    let env = cmds[0];
+    if (cmds.length > 1) {
+      // Command{batch = 50: CommandBatch{repeated Command commands = 1}}.
+      const parts = [];
+      for (const c of cmds) parts.push(Buffer.from([0x0a]), varint(c.length), c);
+      const body = Buffer.concat(parts);
+      env = Buffer.concat([Buffer.from([0x92, 0x03]), varint(body.length), body]);
+    }
+    this.enqueue([env, ...frames]);
+  }
+
+  enqueue(frames) {
+    this.outq.push(frames);
     if (!this.pumping) this.pump();
+  }
+
+  // Leaves netcore now (nc_loop_leave): what is batched goes, then
+  // Bye{handoff}; resolves once the Bye has left.
+  leave(handoff) {
+    if (this.state === 'closed') return Promise.resolve();
+    if (links.get(this.endpoint) === this) links.delete(this.endpoint);
+    this.send({ bye: { handoff: !!handoff } });
+    this.state = 'closing-bye';
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.state !== 'closed' && this.pumping) return setImmediate(check);
+        if (this.state !== 'closed') this.finishClose(); // else pump() did, once the Bye left
+        return resolve();
+      };
+      check();
+    });
   }
 
   async pump() {
@@ -299,10 +358,11 @@ class Link {
       case 'listening':
       case 'server_error':
       case 'server_closed':
-      case 'connection': {
+      case 'connection':
+      case 'adopted': {
         const server = this.servers.get(toBig(body.server_id));
         if (server) server._onEvent(kind, body, ev.seq);
-        else if (kind === 'connection') this.send({ destroy: { socket_id: body.socket_id } });
+        else if (kind === 'connection' || kind === 'adopted') this.send({ destroy: { socket_id: body.socket_id } });
         return undefined;
       }
       default: {
@@ -465,4 +525,20 @@ class Link {
   }
 }
 
-module.exports = { Link, defaultEndpoint, linkOptions };
+function varint(n) {
+  const out = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+// Every link of this process leaves with Bye{handoff} (a rolling restart's
+// graceful exit; PROTOCOL.md 13).
+function leaveAll(handoff) {
+  return Promise.all([...links.values()].map((l) => l.leave(handoff)));
+}
+
+module.exports = { Link, defaultEndpoint, linkOptions, leaveAll };

@@ -150,12 +150,16 @@ class Server extends EventEmitter {
       }
       case 'connection':
         return this._onConnection(ev);
+      case 'adopted':
+        return this._onConnection(ev, true);
       default:
     }
   }
 
-  _onConnection(ev) {
-    const sock = Socket._accepted(this._link, ev, this);
+  // adopted: a connection of a handler that died or left (PROTOCOL.md 13),
+  // emitted as 'connection' with socket.adopted === true.
+  _onConnection(ev, adopted) {
+    const sock = Socket._accepted(this._link, ev, this, adopted);
     this._connections += 1;
     if (this._state !== 'listening') {
       // close() was called: Node accepts nothing after it.

@@ -105,7 +105,7 @@ class Socket extends Duplex {
   }
 
   // A socket netcore accepted for one of our servers.
-  static _accepted(link, ev, server) {
+  static _accepted(link, ev, server, adopted) {
     const s = new Socket({ allowHalfOpen: ev.allow_half_open, endpoint: link.endpoint });
     s._attach(link, toBig(ev.socket_id));
     s._nc = 'open';
@@ -113,6 +113,14 @@ class Socket extends Duplex {
     s._remote = nodeAddress(ev.remote);
     s.server = server;
     s._lastSeq = 1n;
+    // Served before by a handler that went: its seq, byte counts and the
+    // data it had not finished with (replayed next) carry on.
+    s.adopted = !!adopted;
+    if (adopted) {
+      s._lastSeq = 0n; /* the next event's seq is taken as it comes */
+      s._bytesRead = Number(ev.bytes_read);
+      s._credited = Number(ev.bytes_read);
+    }
     return s;
   }
 
@@ -340,9 +348,9 @@ class Socket extends Duplex {
   // setEncoding the buffer counts characters, which only moves a grant a
   // little earlier or later; an empty buffer makes the count exact.)
   _maybeGrant() {
-    if (this._id === null || (this._nc !== 'open' && this._nc !== 'pending') || this._ncPaused) return;
+    if (this._id === null || (this._nc !== 'open' && this._nc !== 'pending')) return;
     const owed = this._bytesRead - this.readableLength - this._credited;
-    if (owed < Math.max(1, this._link.creditWindow >>> 2)) return;
+    if (owed < 1) return; // every consumed byte, at once: credit is netcore's proof (PROTOCOL.md 13)
     this._link.send({ credit: { socket_id: toLong(this._id), bytes: owed } });
     this._credited += owed;
   }

@@ -224,6 +224,8 @@ class Netcore(EventEmitter):
         hello.hello.credit_window = self._hello_credit
         hello.hello.lease_ms = self._hello_lease
         hello.hello.batch_events = True  # several events per message; see _dispatch
+        # Successors with the same service name inherit (PROTOCOL.md 13).
+        hello.hello.service = os.environ.get("NETCORE_SERVICE", "")
         self._send_raw([hello.SerializeToString()])
         wait = _RELINK_HELLO_TIMEOUT if self._relinking else self._connect_timeout
         self._timer = loop.call_later(wait, self._connect_timed_out)
@@ -273,15 +275,19 @@ class Netcore(EventEmitter):
             self.loop.call_soon(self._check_idle)
         return f
 
-    def close(self) -> None:
+    def close(self, handoff: bool = False) -> None:
         """Says Bye (if connected) and closes the connection. Live objects are
-        not told: use it once they are closed (run() does it at its end)."""
+        not told: use it once they are closed (run() does it at its end).
+        handoff: Bye{handoff}, the connections pass to a group member or a
+        successor under the same service name (PROTOCOL.md 13); what this
+        turn batched (writes and the credits of their data) goes first."""
         if self.state in ("new", "closed"):
             self.state = "closed"
             return
         if self.state == "ready":
             bye = pb.Command()
             bye.bye.SetInParent()
+            bye.bye.handoff = bool(handoff)
             self._zs.setsockopt(zmq.LINGER, 1000)
             self._flush_batch()
             self._flush_outq()
@@ -432,13 +438,18 @@ class Netcore(EventEmitter):
             self._flush_batch()
             self._send_raw([cmd.SerializeToString(), payload])
             return cmd.ref
+        # A full batch leaves before a Write, never after it: the Credit for
+        # the data that Write answers must share its message (PROTOCOL.md 13).
+        if payload is not None and (len(self._batch) >= _BATCH_MAX_COMMANDS or
+                                    self._batch_bytes >= _BATCH_MAX_PAYLOAD):
+            self._flush_batch()
+        elif len(self._batch) >= 2 * _BATCH_MAX_COMMANDS:
+            self._flush_batch()
         self._batch.append(cmd.SerializeToString())
         if payload is not None:
             self._batch_frames.append(payload)
             self._batch_bytes += len(payload)
-        if len(self._batch) >= _BATCH_MAX_COMMANDS or self._batch_bytes >= _BATCH_MAX_PAYLOAD:
-            self._flush_batch()
-        elif not self._batch_scheduled:
+        if not self._batch_scheduled:
             self._batch_scheduled = True
             self.loop.call_soon(self._flush_batch)
         return cmd.ref
@@ -571,8 +582,8 @@ class Netcore(EventEmitter):
             if srv is None:
                 log.debug("%s for unknown server %d", kind, msg.server_id)
                 return
-            if kind == "connection":
-                srv._on_connection(msg, ev.seq)
+            if kind in ("connection", "adopted"):
+                srv._on_connection(msg, ev.seq, adopted=kind == "adopted")
             else:
                 getattr(srv, "_on_" + kind)(msg)
         elif kind == "error":
@@ -642,7 +653,8 @@ class Netcore(EventEmitter):
 
 _SOCKET_EVENTS = frozenset(("connected", "data", "ended", "write_ack", "timeout",
                             "socket_error", "closed", "fd"))
-_SERVER_EVENTS = frozenset(("listening", "server_error", "server_closed", "connection"))
+_SERVER_EVENTS = frozenset(("listening", "server_error", "server_closed", "connection",
+                            "adopted"))
 
 
 def run(main: Optional[Callable[..., Any]] = None, *args: Any) -> None:

@@ -244,10 +244,15 @@ class Server(EventEmitter):
         self._nc.release(self)
         self.emit("close")
 
-    def _on_connection(self, m: Message, seq: int = 0) -> None:
+    def _on_connection(self, m: Message, seq: int = 0, adopted: bool = False) -> None:
+        """Connection, or Adopted (a connection of a handler that died or
+        left: 'connection' with sock.adopted True, PROTOCOL.md 13)."""
         s = Socket._adopt(self._nc, m.socket_id, m.local, m.remote, m.allow_half_open,
                           server=self)
         s._seq = seq
+        s.adopted = adopted
+        if adopted:
+            s._bytes_read = m.bytes_read
         self._conns.add(s)
         self.emit("connection", s)
 

@@ -114,6 +114,7 @@ class Socket(EventEmitter):
         self._close_pending: Optional[Tuple[bool, Optional[int], Optional[int]]] = None
         self._consumed = 0
         self._bytes_read = 0
+        self.adopted = False  # came from a handler that went (PROTOCOL.md 13)
         self._decoder: Optional[codec.Decoder] = None
         # writing
         self._writable = True
@@ -424,14 +425,14 @@ class Socket(EventEmitter):
         self._grant()
 
     def _grant(self, force: bool = False) -> None:
-        """Gives consumed bytes back as read credit (a quarter window at a time)."""
-        if self._paused or not self._consumed or not self._readable or self._id is None:
+        """Gives consumed bytes back as read credit at once: it joins this
+        turn's batch with the writes they produced, netcore's proof that they
+        were handled (PROTOCOL.md 13). A paused socket grants too: Pause has
+        stopped netcore, and what still comes waits here, uncredited."""
+        if not self._consumed or not self._readable or self._id is None:
             return
-        w = self._nc.welcome
-        window = w.credit_window if w is not None else 0
-        if force or self._consumed >= max(window // 4, 1):
-            self._send(self._command("credit", bytes=self._consumed))
-            self._consumed = 0
+        self._send(self._command("credit", bytes=self._consumed))
+        self._consumed = 0
 
     def _emit_end(self) -> None:
         if self._decoder is not None:

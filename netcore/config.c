@@ -16,7 +16,8 @@
 #endif
 
 /* Long options without a short letter. */
-enum { OPT_HEARTBEAT = 1000, OPT_CURVE_SECRET, OPT_CURVE_ALLOW, OPT_ALLOW_UID, OPT_INSECURE_TCP };
+enum { OPT_HEARTBEAT = 1000, OPT_CURVE_SECRET, OPT_CURVE_ALLOW, OPT_ALLOW_UID, OPT_INSECURE_TCP,
+       OPT_METRICS_LISTEN, OPT_LOG_FORMAT };
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -52,6 +53,9 @@ static void usage(FILE *out) {
           "                          (default 0)\n"
           "  --max-handler-servers N servers one handler may own (default 1024)\n"
           "  --log-level LEVEL       error, warn, info or debug (default info)\n"
+          "  --log-format FORMAT     text or json (one object a line; default text)\n"
+          "  --metrics-listen ADDR   serve Prometheus metrics at http://ADDR/metrics;\n"
+          "                          HOST:PORT, or PORT alone for 127.0.0.1 (0 = any port)\n"
           "  --heartbeat-ms MS       a handler link silent this long is dead (ZMTP\n"
           "                          heartbeats; default 2000, 0 = off)\n"
           "  --curve-secret-file F   netcore's CURVE key pair (from netcore keygen): tcp\n"
@@ -61,6 +65,9 @@ static void usage(FILE *out) {
           "  --insecure-tcp          allow a non-loopback tcp bind without CURVE\n"
           "Subcommand: netcore keygen FILE   writes a new key pair (mode 0600) to FILE\n"
           "                                  and prints its public key\n"
+          "            netcore status [--endpoint E]   a running netcore's handlers,\n"
+          "                                  sockets, queues and listeners (a table)\n"
+          "            netcore --ping [--endpoint E]   exit 0 if a netcore answers Hello\n"
           "  --help, --version\n");
 }
 
@@ -125,6 +132,7 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
   cfg->hwm = 100000;
   cfg->log_level = NCD_LOG_INFO;
   cfg->heartbeat_ms = 2000;
+  cfg->log_format = NCD_LOG_TEXT;
 
   static const struct option opts[] = {
       {"bind", required_argument, 0, 'b'},        {"listen-fd", required_argument, 0, 'f'},
@@ -143,6 +151,8 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       {"curve-allow", required_argument, 0, OPT_CURVE_ALLOW},
       {"allow-uid", required_argument, 0, OPT_ALLOW_UID},
       {"insecure-tcp", no_argument, 0, OPT_INSECURE_TCP},
+      {"metrics-listen", required_argument, 0, OPT_METRICS_LISTEN},
+      {"log-format", required_argument, 0, OPT_LOG_FORMAT},
       {0, 0, 0, 0}};
   int c;
   uint32_t v;
@@ -244,6 +254,15 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       break;
     case OPT_INSECURE_TCP:
       cfg->insecure_tcp = 1;
+      break;
+    case OPT_METRICS_LISTEN:
+      cfg->metrics_listen = optarg;
+      break;
+    case OPT_LOG_FORMAT:
+      if ((cfg->log_format = ncd_log_format_parse(optarg)) < 0) {
+        fprintf(stderr, "netcore: --log-format is text or json, not '%s'\n", optarg);
+        return -1;
+      }
       break;
     case 'h':
       usage(stdout);

@@ -42,6 +42,8 @@ typedef struct ncd_config {
   int nallow_uids;
   int insecure_tcp;              /* a non-loopback tcp bind without CURVE is allowed */
   uint32_t heartbeat_ms;         /* ZMTP heartbeat: a silent link is dead after this */
+  const char *metrics_listen;    /* --metrics-listen HOST:PORT (http.h); NULL = none */
+  int log_format;                /* --log-format: NCD_LOG_TEXT or NCD_LOG_JSON */
 } ncd_config;
 
 /* Parses argv into cfg. Returns 0 to run, 1 when --help/--version was

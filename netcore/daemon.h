@@ -21,6 +21,7 @@
 #include "config.h"
 #include "idmap.h"
 #include "list.h"
+#include "metrics.h"
 
 typedef struct ncd_handler ncd_handler;
 typedef struct ncd_server ncd_server;
@@ -66,6 +67,7 @@ struct ncd_handler {
   int over_budget;           /* tally over --handler-budget: its sockets are not read */
   uint64_t over_since;       /* uv_now() when it went over */
   uint32_t nsockets, nservers; /* what it owns, for the per-handler limits */
+  ncd_hstats stats;          /* its counters (metrics.h) */
 };
 
 struct ncd_listener {
@@ -120,6 +122,8 @@ struct ncd_socket {
   uv_timer_t *timer;      /* idle timeout, allocated on first SetTimeout */
   uint32_t timeout_ms;
   uint64_t last_active;
+  uint64_t opened_ms;     /* uv_now() when it opened (metrics.h, for its close line) */
+  const char *close_code; /* the error it failed with, for its close line; NULL = none */
   uv_getaddrinfo_t *gai;  /* name resolution in flight (outlives a destroy) */
   struct addrinfo *ai_list, *ai_next;
   uint32_t connect_port;

@@ -111,14 +111,14 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
                    .session_token_len = sizeof h->session_token};
   ncd_event ev = {.kind = NCD_EV_WELCOME, .welcome = &w};
   ncd_router_send(h, &ev, NULL);
-  ncd_info("handler %s (prefix %u, %s) joined", h->name, h->prefix, h->principal);
+  ncd_metrics_handler_joined(h);
   return 0;
 }
 
 void ncd_handler_gone(ncd_handler *h, const char *reason) {
   if (h->gone) return;
   h->gone = 1;
-  ncd_info("handler %s (prefix %u, %s) gone: %s", h->name, h->prefix, h->principal, reason);
+  ncd_metrics_handler_gone(h, reason);
   while (h->outq_head) {
     ncd_outmsg *m = h->outq_head;
     h->outq_head = m->next;
@@ -241,6 +241,7 @@ void ncd_handler_reap(void) {
     next = l->next;
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);
     if (h->gone && ncd_list_empty(&h->sockets) && ncd_list_empty(&h->servers)) {
+      ncd_metrics_handler_freed(h);
       ncd_list_remove(&h->link);
       nc__msgbatch_free(&h->batch);
       ncd_tally_drop(h->tally);

@@ -8,10 +8,16 @@
 
 #define STATUS_TIMEOUT_MS 3000
 
+static int json_out; /* status --json: the Stats as one JSON object */
+
 /* --endpoint E and --timeout-ms MS after the subcommand; returns 0 or -1. */
 static int parse(int argc, char **argv, int from, nc_loop_options_t *o, const char *what) {
   for (int i = from; i < argc; i++) {
     if (strcmp(argv[i], "--ping") == 0 && strcmp(what, "--ping") == 0) continue;
+    if (strcmp(argv[i], "--json") == 0 && strcmp(what, "status") == 0) {
+      json_out = 1;
+      continue;
+    }
     if (strcmp(argv[i], "--endpoint") == 0 && i + 1 < argc) {
       o->endpoint = argv[++i];
     } else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc) {
@@ -25,7 +31,7 @@ static int parse(int argc, char **argv, int from, nc_loop_options_t *o, const ch
     } else {
       fprintf(stderr,
               "netcore %s: unexpected '%s'\nUsage: netcore %s [--endpoint ENDPOINT] "
-              "[--timeout-ms MS]\n",
+              "[--timeout-ms MS] [--json (status)]\n",
               what, argv[i], what);
       return -1;
     }
@@ -128,6 +134,49 @@ static void print_table(const nc_stats_t *st) {
   }
 }
 
+static void json_string(const char *s) {
+  putchar('"');
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') printf("\\%c", c);
+    else if (c < 0x20) printf("\\u%04x", c);
+    else putchar(c);
+  }
+  putchar('"');
+}
+
+/* The shape the Python (stats_dict) and Node (stats()) libraries give. */
+static void print_json(const nc_stats_t *st) {
+  printf("{\"instance_id\":");
+  json_string(st->instance_id);
+  printf(",\"uptime_ms\":%llu,\"families\":[", (unsigned long long)st->uptime_ms);
+  for (size_t f = 0; f < st->nfamilies; f++) {
+    const nc_stats_family_t *fam = &st->families[f];
+    printf("%s{\"name\":", f ? "," : "");
+    json_string(fam->name);
+    printf(",\"help\":");
+    json_string(fam->help);
+    printf(",\"type\":");
+    json_string(fam->type);
+    printf(",\"samples\":[");
+    for (size_t i = 0; i < fam->nsamples; i++) {
+      const nc_stats_sample_t *s = &fam->samples[i];
+      printf("%s{\"name\":", i ? "," : "");
+      json_string(s->name);
+      printf(",\"labels\":{");
+      for (size_t k = 0; k < s->nlabels; k++) {
+        printf("%s", k ? "," : "");
+        json_string(s->labels[k].name);
+        putchar(':');
+        json_string(s->labels[k].value);
+      }
+      printf("},\"value\":%.17g}", s->value);
+    }
+    printf("]}");
+  }
+  printf("]}\n");
+}
+
 static void timeout_cb(nc_timer_t *t) { nc_loop_stop(nc_timer_get_data(t)); }
 
 static void stats_cb(nc_loop_t *loop, int status, const nc_stats_t *st, void *arg) {
@@ -148,7 +197,7 @@ int ncd_status_main(int argc, char **argv) {
     fprintf(stderr, "netcore status: %s: %s\n", nc_err_name(rc), err);
     return 1;
   }
-  answer ans = {.print = print_table};
+  answer ans = {.print = json_out ? print_json : print_table};
   nc_timer_t *timer = NULL;
   if (nc_timer_new(loop, &timer) == 0) {
     nc_timer_set_data(timer, loop);

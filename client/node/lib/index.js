@@ -12,7 +12,14 @@
 const nodeNet = require('net');
 const { Server } = require('./server');
 const { Socket, normalizeConnectArgs } = require('./socket');
-const { defaultEndpoint } = require('./link');
+const { Link, defaultEndpoint } = require('./link');
+
+// netcore's numbers over the handler link (the Stats command): a Promise of
+// { instance_id, uptime_ms, families } with the series of its /metrics.
+// options.endpoint as for createServer.
+function stats(options) {
+  return Link.get(options && options.endpoint).stats();
+}
 
 function createServer(options, connectionListener) {
   return new Server(options, connectionListener);
@@ -37,4 +44,5 @@ module.exports = {
   isIPv4: nodeNet.isIPv4,
   isIPv6: nodeNet.isIPv6,
   defaultEndpoint, // netcore-net's own: the endpoint used when none is given
+  stats, // netcore-net's own: netcore's metrics (Stats command)
 };

@@ -148,6 +148,7 @@ class Netcore(EventEmitter):
         self._last_send = 0.0
         self._ping_sent = None
         self._timer = None
+        self._stats_asked = collections.deque()  # _StatsRequest, answered in order
         self.instance_id = None
         _instances.append(self)
 
@@ -203,6 +204,16 @@ class Netcore(EventEmitter):
             self._waiting.remove(obj)
             return True
         return False
+
+    def stats(self):
+        """Asks netcore for its numbers (the Stats command, PROTOCOL.md 11): a
+        Future of a dict {"instance_id", "uptime_ms", "families": [{"name",
+        "help", "type", "samples": [{"name", "labels": {...}, "value"}]}]},
+        the same series and values as netcore's Prometheus /metrics. Fails
+        with NetcoreError when netcore is gone."""
+        req = _StatsRequest(self)
+        self.when_ready(req)
+        return req.future
 
     def hold(self, obj):
         """obj keeps run() going until release(obj)."""
@@ -279,7 +290,8 @@ class Netcore(EventEmitter):
 
     def _teardown_objects(self, err):
         waiting, self._waiting = self._waiting, []
-        objs = waiting + list(self._servers.values()) + list(self._sockets.values())
+        asked, self._stats_asked = list(self._stats_asked), collections.deque()
+        objs = waiting + asked + list(self._servers.values()) + list(self._sockets.values())
         self._servers.clear()
         self._sockets.clear()
         for obj in objs:
@@ -477,6 +489,9 @@ class Netcore(EventEmitter):
             self._on_shutdown(msg)
         elif kind == "pong":
             pass
+        elif kind == "stats":
+            if self._stats_asked:
+                self._stats_asked.popleft()._answer(msg)
         else:
             log.warning("unknown event from netcore: %s", kind)
 
@@ -533,6 +548,42 @@ class Netcore(EventEmitter):
 _SOCKET_EVENTS = frozenset(("connected", "data", "ended", "write_ack", "timeout",
                             "socket_error", "closed", "fd"))
 _SERVER_EVENTS = frozenset(("listening", "server_error", "server_closed", "connection"))
+
+
+class _StatsRequest:
+    """One Stats command on its way; lives in Netcore._stats_asked until answered."""
+
+    def __init__(self, nc):
+        self.nc = nc
+        self.future = nc.loop.create_future()
+
+    def _start_io(self):
+        cmd = pb.Command()
+        cmd.stats.SetInParent()
+        self.nc._stats_asked.append(self)
+        self.nc.send(cmd)
+
+    def _answer(self, st):
+        self.nc.release(self)
+        if not self.future.done():
+            self.future.set_result(stats_dict(st))
+
+    def _lost(self, err):
+        if not self.future.done():
+            self.future.set_exception(err)
+
+
+def stats_dict(st):
+    """A Stats message as plain Python values."""
+    return {
+        "instance_id": st.instance_id,
+        "uptime_ms": st.uptime_ms,
+        "families": [{
+            "name": f.name, "help": f.help, "type": f.type,
+            "samples": [{"name": s.name, "labels": {l.name: l.value for l in s.labels},
+                         "value": s.value} for s in f.samples],
+        } for f in st.families],
+    }
 
 
 def run(main=None, *args):

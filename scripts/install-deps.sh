@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libuv1-dev libzmq3-dev libprotobuf-c-dev
       protobuf-c-compiler libcmocka-dev protobuf-compiler python3-zmq python3-protobuf
-      nodejs npm netcat-openbsd socat valgrind procps)
+      nodejs npm netcat-openbsd socat valgrind procps prometheus)
 if [ "${1:-}" = --fuzz ]; then
   pkgs=(clang-14 libclang-rt-14-dev)
 fi

@@ -534,7 +534,7 @@ def sc_peer_paths_not_utf8(t, rig, opts):
                 pass
 
 
-# Families every Stats answer has (PROTOCOL.md 11), whichever library asks.
+# Families every Stats answer has (PROTOCOL.md 13), whichever library asks.
 STATS_FAMILIES = {
     "netcore_handler_info": "gauge", "netcore_handler_sockets": "gauge",
     "netcore_handler_read_bytes_total": "counter", "netcore_handler_written_bytes_total": "counter",

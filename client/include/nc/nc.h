@@ -197,7 +197,7 @@ const char *nc_loop_server_version(const nc_loop_t *loop);
 typedef void (*nc_signal_cb)(nc_loop_t *loop, int signum, void *arg);
 int nc_loop_signal(nc_loop_t *loop, int signum, nc_signal_cb cb, void *arg);
 
-/* netcore's numbers (the Stats command, PROTOCOL.md 11): the same metric
+/* netcore's numbers (the Stats command, PROTOCOL.md 13): the same metric
  * families, samples and values as its Prometheus /metrics. Everything is
  * borrowed: valid only during the callback. */
 typedef struct nc_stats_label_s {

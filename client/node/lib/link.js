@@ -114,7 +114,7 @@ class Link {
     return this.welcome.credit_window;
   }
 
-  // Asks netcore for its numbers (the Stats command, PROTOCOL.md 11): a
+  // Asks netcore for its numbers (the Stats command, PROTOCOL.md 13): a
   // Promise of { instance_id, uptime_ms, families: [{ name, help, type,
   // samples: [{ name, labels: {...}, value }] }] }, the series and values
   // of netcore's Prometheus /metrics.

@@ -206,7 +206,7 @@ class Netcore(EventEmitter):
         return False
 
     def stats(self):
-        """Asks netcore for its numbers (the Stats command, PROTOCOL.md 11): a
+        """Asks netcore for its numbers (the Stats command, PROTOCOL.md 13): a
         Future of a dict {"instance_id", "uptime_ms", "families": [{"name",
         "help", "type", "samples": [{"name", "labels": {...}, "value"}]}]},
         the same series and values as netcore's Prometheus /metrics. Fails

@@ -64,7 +64,9 @@ static void client_close(client *c) {
   uv_close((uv_handle_t *)&c->tcp, handle_closed);
 }
 
-static void written(uv_write_t *req, int status) { client_close(req->data); }
+static void written(uv_write_t *req, int status) {
+  client_close(req->data);
+}
 
 static void respond(client *c, int status, const char *reason, const char *type, char *body,
                     size_t body_len, int head_only) {
@@ -143,15 +145,18 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   c->len += (size_t)nread;
   c->req[c->len] = 0;
-  if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n")) serve(c);
+  if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n"))
+    serve(c);
   else if (c->len >= sizeof c->req - 1)
     respond_text(c, 431, "Request Header Fields Too Large", "request head too large\n");
 }
 
 static void deadline_cb(uv_timer_t *t) {
   client *c = t->data;
-  if (c->resp) client_close(c); /* a response nobody reads */
-  else respond_text(c, 408, "Request Timeout", "request not complete in time\n");
+  if (c->resp)
+    client_close(c); /* a response nobody reads */
+  else
+    respond_text(c, 408, "Request Timeout", "request not complete in time\n");
 }
 
 static void connection_cb(uv_stream_t *server, int status) {
@@ -169,8 +174,9 @@ static void connection_cb(uv_stream_t *server, int status) {
   ncd_list_push(&clients, &c->link);
   nclients++;
   uv_os_fd_t fd = -1;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 ||
-      ncd_fdlimit_in_reserve(fd) || nclients > HTTP_MAX_CLIENTS) {
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+      uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || ncd_fdlimit_in_reserve(fd) ||
+      nclients > HTTP_MAX_CLIENTS) {
     ncd_log_event(NCD_LOG_DEBUG, 1, "metrics_client_refused", "clients=%u", nclients - 1);
     client_close(c);
     return;
@@ -212,6 +218,7 @@ int ncd_http_start(void) {
 
 void ncd_http_stop(void) {
   while (!ncd_list_empty(&clients)) client_close(ncd_container_of(clients.next, client, link));
-  if (listening && !uv_is_closing((uv_handle_t *)&listener)) uv_close((uv_handle_t *)&listener, NULL);
+  if (listening && !uv_is_closing((uv_handle_t *)&listener))
+    uv_close((uv_handle_t *)&listener, NULL);
   listening = 0;
 }

@@ -23,10 +23,16 @@ int ncd_log_format_parse(const char *name) {
   return -1;
 }
 
-void ncd_log_set_level(int level) { current_level = level; }
-void ncd_log_set_format(int format) { current_format = format; }
+void ncd_log_set_level(int level) {
+  current_level = level;
+}
+void ncd_log_set_format(int format) {
+  current_format = format;
+}
 
-int ncd_log_enabled(int level) { return level <= current_level; }
+int ncd_log_enabled(int level) {
+  return level <= current_level;
+}
 
 /* A growing line, cut (never overflowed) at its capacity. */
 typedef struct line {
@@ -51,10 +57,14 @@ static void put_json_string(line *l, const char *s) {
   put(l, "\"");
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') put(l, "\\%c", c);
-    else if (c == '\n') put(l, "\\n");
-    else if (c < 0x20 || c == 0x7f) put(l, "\\u%04x", c);
-    else put(l, "%c", c);
+    if (c == '"' || c == '\\')
+      put(l, "\\%c", c);
+    else if (c == '\n')
+      put(l, "\\n");
+    else if (c < 0x20 || c == 0x7f)
+      put(l, "\\u%04x", c);
+    else
+      put(l, "%c", c);
   }
   put(l, "\"");
 }
@@ -71,9 +81,12 @@ static void put_text_value(line *l, const char *s) {
   put(l, "\"");
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') put(l, "\\%c", c);
-    else if (c < 0x20) put(l, "\\x%02x", c);
-    else put(l, "%c", c);
+    if (c == '"' || c == '\\')
+      put(l, "\\%c", c);
+    else if (c < 0x20)
+      put(l, "\\x%02x", c);
+    else
+      put(l, "%c", c);
   }
   put(l, "\"");
 }
@@ -89,7 +102,8 @@ static void start_line(line *l, int level) {
   l->n = 0;
   if (current_format == NCD_LOG_JSON)
     put(l, "{\"time\":\"%s\",\"level\":\"%s\"", when, level_names[level]);
-  else put(l, "%s netcore %s: ", when, level_names[level]);
+  else
+    put(l, "%s netcore %s: ", when, level_names[level]);
 }
 
 static void end_line(line *l) {
@@ -158,8 +172,10 @@ static int allow(const char *event, unsigned long long *dropped) {
 /* ------------------------------------------------------------ event lines */
 
 static void put_field_name(line *l, const char *key, size_t klen) {
-  if (current_format == NCD_LOG_JSON) put(l, ",\"%.*s\":", (int)klen, key);
-  else put(l, " %.*s=", (int)klen, key);
+  if (current_format == NCD_LOG_JSON)
+    put(l, ",\"%.*s\":", (int)klen, key);
+  else
+    put(l, " %.*s=", (int)klen, key);
 }
 
 void ncd_log_event(int level, int limited, const char *event, const char *fmt, ...) {
@@ -195,27 +211,33 @@ void ncd_log_event(int level, int limited, const char *event, const char *fmt, .
     char conv = *p ? *p++ : 0;
     put_field_name(&l, key, klen);
     switch (conv) {
-    case 's': {
-      const char *v = va_arg(ap, const char *);
-      if (!v) v = "";
-      if (current_format == NCD_LOG_JSON) put_json_string(&l, v);
-      else put_text_value(&l, v);
-      break;
-    }
-    case 'd':
-      if (longs >= 2) put(&l, "%lld", va_arg(ap, long long));
-      else put(&l, "%d", va_arg(ap, int));
-      break;
-    case 'u':
-      if (longs >= 2) put(&l, "%llu", va_arg(ap, unsigned long long));
-      else put(&l, "%u", va_arg(ap, unsigned));
-      break;
-    case 'f':
-      put(&l, "%.*f", prec < 0 ? 6 : prec, va_arg(ap, double));
-      break;
-    default:
-      put(&l, "null");
-      break;
+      case 's': {
+        const char *v = va_arg(ap, const char *);
+        if (!v) v = "";
+        if (current_format == NCD_LOG_JSON)
+          put_json_string(&l, v);
+        else
+          put_text_value(&l, v);
+        break;
+      }
+      case 'd':
+        if (longs >= 2)
+          put(&l, "%lld", va_arg(ap, long long));
+        else
+          put(&l, "%d", va_arg(ap, int));
+        break;
+      case 'u':
+        if (longs >= 2)
+          put(&l, "%llu", va_arg(ap, unsigned long long));
+        else
+          put(&l, "%u", va_arg(ap, unsigned));
+        break;
+      case 'f':
+        put(&l, "%.*f", prec < 0 ? 6 : prec, va_arg(ap, double));
+        break;
+      default:
+        put(&l, "null");
+        break;
     }
   }
   va_end(ap);

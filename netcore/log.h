@@ -34,7 +34,9 @@ void ncd_log_event(int level, int limited, const char *event, const char *fmt, .
 #define ncd_error(...) ncd_log(NCD_LOG_ERROR, __VA_ARGS__)
 #define ncd_warn(...) ncd_log(NCD_LOG_WARN, __VA_ARGS__)
 #define ncd_info(...) ncd_log(NCD_LOG_INFO, __VA_ARGS__)
-#define ncd_debug(...) \
-  do { if (ncd_log_enabled(NCD_LOG_DEBUG)) ncd_log(NCD_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define ncd_debug(...)                                                       \
+  do {                                                                       \
+    if (ncd_log_enabled(NCD_LOG_DEBUG)) ncd_log(NCD_LOG_DEBUG, __VA_ARGS__); \
+  } while (0)
 
 #endif

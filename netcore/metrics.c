@@ -23,15 +23,15 @@
 
 /* Upper bounds of the loop turn histogram, seconds. */
 static const double turn_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                     0.025,  0.05,    0.1,    0.25,  0.5,   1,     2.5};
+                                     0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
 #define TURN_BUCKETS (sizeof turn_bounds / sizeof turn_bounds[0])
 
 /* Why a socket closed (the label of netcore_sockets_closed_total). */
 enum { CLOSE_FINISHED, CLOSE_ERROR, CLOSE_DESTROYED, CLOSE_CUT, CLOSE_OWNER_GONE, CLOSE_KINDS };
 static const char *const close_names[CLOSE_KINDS] = {"finished", "error", "destroyed", "cut",
-                                                      "owner_gone"};
-static const char *const refusal_names[NCD_REFUSED_KINDS] = {
-    "max_connections", "fd_reserve", "fd_passed", "no_member"};
+                                                     "owner_gone"};
+static const char *const refusal_names[NCD_REFUSED_KINDS] = {"max_connections", "fd_reserve",
+                                                             "fd_passed", "no_member"};
 enum { OPEN_ACCEPTED, OPEN_CONNECTED, OPEN_RECEIVED, OPEN_KINDS };
 static const char *const open_names[OPEN_KINDS] = {"accepted", "connected", "received"};
 
@@ -100,9 +100,12 @@ void ncd_metrics_stop(void) {
 
 /* "127.0.0.1:8124", "[::1]:8124" or a UNIX path ("" when unnamed). */
 static void addr_text(const ncd_addr *a, char *out, size_t cap) {
-  if (a->family == NCD_FAMILY_IPV4) snprintf(out, cap, "%s:%u", a->address, a->port);
-  else if (a->family == NCD_FAMILY_IPV6) snprintf(out, cap, "[%s]:%u", a->address, a->port);
-  else snprintf(out, cap, "%s", a->address);
+  if (a->family == NCD_FAMILY_IPV4)
+    snprintf(out, cap, "%s:%u", a->address, a->port);
+  else if (a->family == NCD_FAMILY_IPV6)
+    snprintf(out, cap, "[%s]:%u", a->address, a->port);
+  else
+    snprintf(out, cap, "%s", a->address);
 }
 
 static void socket_addrs(ncd_socket *s, char *local, char *remote, size_t cap) {
@@ -162,8 +165,9 @@ void ncd_metrics_event(ncd_handler *h, const ncd_event *ev) {
 
 void ncd_metrics_socket_opened(ncd_socket *s, const char *how) {
   s->opened_ms = uv_now(ncd.loop);
-  int k = strcmp(how, "accepted") == 0 ? OPEN_ACCEPTED
-          : strcmp(how, "connected") == 0 ? OPEN_CONNECTED : OPEN_RECEIVED;
+  int k = strcmp(how, "accepted") == 0    ? OPEN_ACCEPTED
+          : strcmp(how, "connected") == 0 ? OPEN_CONNECTED
+                                          : OPEN_RECEIVED;
   m.opened[k]++;
   if (!ncd_log_enabled(NCD_LOG_DEBUG)) return;
   char local[128], remote[128];
@@ -174,10 +178,11 @@ void ncd_metrics_socket_opened(ncd_socket *s, const char *how) {
 }
 
 void ncd_metrics_socket_closed(ncd_socket *s) {
-  int why = s->close_code ? CLOSE_ERROR
-            : !s->notify  ? CLOSE_OWNER_GONE
-            : s->had_error ? CLOSE_CUT
-            : s->eof && s->shutdown_done ? CLOSE_FINISHED : CLOSE_DESTROYED;
+  int why = s->close_code                ? CLOSE_ERROR
+            : !s->notify                 ? CLOSE_OWNER_GONE
+            : s->had_error               ? CLOSE_CUT
+            : s->eof && s->shutdown_done ? CLOSE_FINISHED
+                                         : CLOSE_DESTROYED;
   m.closed[why]++;
   s->owner->stats.closed_read += s->bytes_read;
   s->owner->stats.closed_written += s->bytes_written;
@@ -208,7 +213,9 @@ void ncd_metrics_accept_error(int err) {
   ncd_log_event(NCD_LOG_DEBUG, 1, "accept_failed", "errno=%s", ncd_err_name(err));
 }
 
-void ncd_metrics_auth_refused(void) { m.auth_refused++; }
+void ncd_metrics_auth_refused(void) {
+  m.auth_refused++;
+}
 
 /* -------------------------------------------------------------- the set */
 
@@ -273,18 +280,19 @@ static void sample(ncd_mset *set, const char *suffix, double value, int nlabels,
   set->fam[set->nfam - 1].nsamples++;
 }
 
-#define GAUGE(set, name, help, v) (family(set, name, "gauge", help), sample(set, "", (double)(v), 0))
+#define GAUGE(set, name, help, v) \
+  (family(set, name, "gauge", help), sample(set, "", (double)(v), 0))
 #define COUNTER(set, name, help, v) \
   (family(set, name, "counter", help), sample(set, "", (double)(v), 0))
 
 /* Runs the statements once per live handler with h and its labels pfx (prefix text). */
-#define EACH_HANDLER(h, pfx, ...)                                           \
+#define EACH_HANDLER(h, pfx, ...)                                              \
   for (ncd_list *l_ = ncd.handlers.next; l_ != &ncd.handlers; l_ = l_->next) { \
-    ncd_handler *h = ncd_container_of(l_, ncd_handler, link);               \
-    if (h->gone) continue;                                                  \
-    char pfx[16];                                                           \
-    snprintf(pfx, sizeof pfx, "%u", h->prefix);                             \
-    __VA_ARGS__                                                             \
+    ncd_handler *h = ncd_container_of(l_, ncd_handler, link);                  \
+    if (h->gone) continue;                                                     \
+    char pfx[16];                                                              \
+    snprintf(pfx, sizeof pfx, "%u", h->prefix);                                \
+    __VA_ARGS__                                                                \
   }
 
 /* What a handler's live sockets hold now. */
@@ -324,10 +332,9 @@ static void process_metrics(ncd_mset *set) {
   }
   GAUGE(set, "netcore_open_fds", "Open file descriptors of the netcore process.", fds);
   struct rlimit rl;
-  double maxfds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-                      ? (double)rl.rlim_cur : 0;
-  GAUGE(set, "netcore_max_fds", "RLIMIT_NOFILE of the netcore process (after raising it).",
-        maxfds);
+  double maxfds =
+      getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (double)rl.rlim_cur : 0;
+  GAUGE(set, "netcore_max_fds", "RLIMIT_NOFILE of the netcore process (after raising it).", maxfds);
 }
 
 static void global_metrics(ncd_mset *set) {
@@ -338,7 +345,8 @@ static void global_metrics(ncd_mset *set) {
 
   family(set, "netcore_connections_opened_total", "counter",
          "Sockets netcore opened: accepted, connected (Connect) or received (fd passing).");
-  for (int k = 0; k < OPEN_KINDS; k++) sample(set, "", (double)m.opened[k], 1, "how", open_names[k]);
+  for (int k = 0; k < OPEN_KINDS; k++)
+    sample(set, "", (double)m.opened[k], 1, "how", open_names[k]);
   family(set, "netcore_connections_refused_total", "counter",
          "Connections (or received fds) closed at once, by reason.");
   for (int k = 0; k < NCD_REFUSED_KINDS; k++)
@@ -431,54 +439,61 @@ static void global_metrics(ncd_mset *set) {
 static void handler_metrics(ncd_mset *set) {
   uint64_t now = uv_now(ncd.loop);
   family(set, "netcore_handler_info", "gauge", "A connected handler (always 1).");
-  EACH_HANDLER(h, pfx, sample(set, "", 1, 3, "handler", h->name, "prefix", pfx, "principal",
-                              h->principal);)
+  EACH_HANDLER(h, pfx,
+               sample(set, "", 1, 3, "handler", h->name, "prefix", pfx, "principal", h->principal);)
   family(set, "netcore_handler_sockets", "gauge", "Sockets a handler owns.");
   EACH_HANDLER(h, pfx, sample(set, "", h->nsockets, 2, "handler", h->name, "prefix", pfx);)
   family(set, "netcore_handler_servers", "gauge", "Servers a handler owns.");
   EACH_HANDLER(h, pfx, sample(set, "", h->nservers, 2, "handler", h->name, "prefix", pfx);)
   family(set, "netcore_handler_read_bytes_total", "counter",
          "Bytes read from a handler's sockets (sent toward it as Data).");
-  EACH_HANDLER(h, pfx, sample(set, "", (double)(h->stats.closed_read + live_of(h).read), 2,
-                              "handler", h->name, "prefix", pfx);)
+  EACH_HANDLER(h, pfx,
+               sample(set, "", (double)(h->stats.closed_read + live_of(h).read), 2, "handler",
+                      h->name, "prefix", pfx);)
   family(set, "netcore_handler_written_bytes_total", "counter",
          "Bytes a handler wrote to its sockets that reached the kernel.");
-  EACH_HANDLER(h, pfx, sample(set, "", (double)(h->stats.closed_written + live_of(h).written), 2,
-                              "handler", h->name, "prefix", pfx);)
+  EACH_HANDLER(h, pfx,
+               sample(set, "", (double)(h->stats.closed_written + live_of(h).written), 2, "handler",
+                      h->name, "prefix", pfx);)
   family(set, "netcore_handler_payload_bytes_total", "counter",
          "Bytes of payload frames a handler sent (Write, End).");
-  EACH_HANDLER(h, pfx, sample(set, "", (double)h->stats.payload_bytes, 2, "handler", h->name,
-                              "prefix", pfx);)
-  family(set, "netcore_handler_events_total", "counter", "Events (messages) sent toward a handler.");
-  EACH_HANDLER(h, pfx, sample(set, "", (double)h->stats.events, 2, "handler", h->name, "prefix",
-                              pfx);)
+  EACH_HANDLER(
+      h, pfx,
+      sample(set, "", (double)h->stats.payload_bytes, 2, "handler", h->name, "prefix", pfx);)
+  family(set, "netcore_handler_events_total", "counter",
+         "Events (messages) sent toward a handler.");
+  EACH_HANDLER(h, pfx,
+               sample(set, "", (double)h->stats.events, 2, "handler", h->name, "prefix", pfx);)
   family(set, "netcore_handler_commands_total", "counter", "Commands a handler sent, by kind.");
-  EACH_HANDLER(h, pfx, for (int k = 0; k < NCD_METRICS_CMD_KINDS; k++) if (h->stats.commands[k])
+  EACH_HANDLER(h, pfx,
+               for (int k = 0; k < NCD_METRICS_CMD_KINDS; k++) if (h->stats.commands[k])
                    sample(set, "", (double)h->stats.commands[k], 3, "handler", h->name, "prefix",
                           pfx, "command", m.cmd_names[k]);)
   family(set, "netcore_handler_errors_total", "counter",
          "Errors sent to a handler (Error, SocketError, ServerError), by code.");
-  EACH_HANDLER(h, pfx, for (int k = 0; k < NCD_METRICS_CODES && h->stats.codes[k]; k++)
-                   sample(set, "", (double)h->stats.code_counts[k], 3, "handler", h->name,
-                          "prefix", pfx, "code", h->stats.codes[k]);
+  EACH_HANDLER(h, pfx,
+               for (int k = 0; k < NCD_METRICS_CODES && h->stats.codes[k]; k++)
+                   sample(set, "", (double)h->stats.code_counts[k], 3, "handler", h->name, "prefix",
+                          pfx, "code", h->stats.codes[k]);
                if (h->stats.code_counts[NCD_METRICS_CODES])
                    sample(set, "", (double)h->stats.code_counts[NCD_METRICS_CODES], 3, "handler",
                           h->name, "prefix", pfx, "code", "other");)
   family(set, "netcore_handler_queued_bytes", "gauge",
          "Bytes sent toward a handler that it has not taken yet (netcore's queue, ZeroMQ's pipe).");
-  EACH_HANDLER(h, pfx, sample(set, "", (double)ncd_tally_in_flight(h->tally), 2, "handler",
-                              h->name, "prefix", pfx);)
+  EACH_HANDLER(
+      h, pfx,
+      sample(set, "", (double)ncd_tally_in_flight(h->tally), 2, "handler", h->name, "prefix", pfx);)
   family(set, "netcore_handler_queued_messages", "gauge",
          "Messages waiting in netcore's own queue behind a handler's full pipe.");
   EACH_HANDLER(h, pfx, sample(set, "", (double)h->outq_len, 2, "handler", h->name, "prefix", pfx);)
   family(set, "netcore_handler_credit_bytes", "gauge",
          "Read credit outstanding over a handler's sockets: bytes netcore may still send it.");
-  EACH_HANDLER(h, pfx, sample(set, "", (double)live_of(h).credit, 2, "handler", h->name, "prefix",
-                              pfx);)
+  EACH_HANDLER(h, pfx,
+               sample(set, "", (double)live_of(h).credit, 2, "handler", h->name, "prefix", pfx);)
   family(set, "netcore_handler_write_queue_bytes", "gauge",
          "Bytes waiting in the write queues of a handler's sockets.");
-  EACH_HANDLER(h, pfx, sample(set, "", (double)live_of(h).queued, 2, "handler", h->name, "prefix",
-                              pfx);)
+  EACH_HANDLER(h, pfx,
+               sample(set, "", (double)live_of(h).queued, 2, "handler", h->name, "prefix", pfx);)
   family(set, "netcore_handler_blocked", "gauge",
          "1 while a handler's ZeroMQ pipe is full (its sockets are not read).");
   EACH_HANDLER(h, pfx, sample(set, "", h->blocked, 2, "handler", h->name, "prefix", pfx);)
@@ -486,8 +501,9 @@ static void handler_metrics(ncd_mset *set) {
          "1 while a handler is over --handler-budget (its sockets are not read).");
   EACH_HANDLER(h, pfx, sample(set, "", h->over_budget, 2, "handler", h->name, "prefix", pfx);)
   family(set, "netcore_handler_session_seconds", "gauge", "How long ago a handler said Hello.");
-  EACH_HANDLER(h, pfx, sample(set, "", (double)(now - h->stats.joined_ms) / 1e3, 2, "handler",
-                              h->name, "prefix", pfx);)
+  EACH_HANDLER(h, pfx,
+               sample(set, "", (double)(now - h->stats.joined_ms) / 1e3, 2, "handler", h->name,
+                      "prefix", pfx);)
 }
 
 int ncd_metrics_collect(ncd_mset *set) {
@@ -546,18 +562,26 @@ static void bput(buf *b, const char *fmt, ...) {
 /* Text with the exposition format's escapes: \\ and \n, and \" in label values. */
 static void bput_escaped(buf *b, const char *s, int quotes) {
   for (; *s; s++) {
-    if (*s == '\\') bput(b, "\\\\");
-    else if (*s == '\n') bput(b, "\\n");
-    else if (*s == '"' && quotes) bput(b, "\\\"");
-    else bput(b, "%c", *s);
+    if (*s == '\\')
+      bput(b, "\\\\");
+    else if (*s == '\n')
+      bput(b, "\\n");
+    else if (*s == '"' && quotes)
+      bput(b, "\\\"");
+    else
+      bput(b, "%c", *s);
   }
 }
 
 static void bput_value(buf *b, double v) {
-  if (isinf(v)) bput(b, v > 0 ? "+Inf" : "-Inf");
-  else if (isnan(v)) bput(b, "NaN");
-  else if (v == floor(v) && fabs(v) < 9007199254740992.0) bput(b, "%.0f", v);
-  else bput(b, "%.15g", v);
+  if (isinf(v))
+    bput(b, v > 0 ? "+Inf" : "-Inf");
+  else if (isnan(v))
+    bput(b, "NaN");
+  else if (v == floor(v) && fabs(v) < 9007199254740992.0)
+    bput(b, "%.0f", v);
+  else
+    bput(b, "%.15g", v);
 }
 
 int ncd_metrics_render(const ncd_mset *set, char **out, size_t *len) {

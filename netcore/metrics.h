@@ -26,20 +26,20 @@ struct ncd_event;
 #define NCD_METRICS_CMD_KINDS 24 /* > the number of ncd_cmd_kind values */
 #define NCD_METRICS_CODES 12     /* distinct error codes counted per handler */
 typedef struct ncd_hstats {
-  uint64_t joined_ms;                     /* uv_now() of its Hello */
-  uint64_t commands[NCD_METRICS_CMD_KINDS]; /* by ncd_cmd_kind */
-  uint64_t events;                        /* messages (events) sent toward it */
-  uint64_t payload_bytes;                 /* bytes of its Write/End payload frames */
-  uint64_t closed_read, closed_written;   /* bytes of its sockets that are closed */
-  const char *codes[NCD_METRICS_CODES];   /* error codes sent to it (static strings) */
+  uint64_t joined_ms;                          /* uv_now() of its Hello */
+  uint64_t commands[NCD_METRICS_CMD_KINDS];    /* by ncd_cmd_kind */
+  uint64_t events;                             /* messages (events) sent toward it */
+  uint64_t payload_bytes;                      /* bytes of its Write/End payload frames */
+  uint64_t closed_read, closed_written;        /* bytes of its sockets that are closed */
+  const char *codes[NCD_METRICS_CODES];        /* error codes sent to it (static strings) */
   uint64_t code_counts[NCD_METRICS_CODES + 1]; /* the last one: any other code */
 } ncd_hstats;
 
 /* ------------------------------------------------------------ the set */
 
 typedef struct ncd_mlabel {
-  const char *name;  /* static */
-  size_t value;      /* offset in ncd_mset.text */
+  const char *name; /* static */
+  size_t value;     /* offset in ncd_mset.text */
 } ncd_mlabel;
 
 typedef struct ncd_msample {
@@ -74,7 +74,9 @@ typedef struct ncd_mset {
 int ncd_metrics_collect(ncd_mset *set);
 void ncd_mset_free(ncd_mset *set);
 /* A label value of the set (NUL-terminated, inside set->text). */
-static inline const char *ncd_mset_text(const ncd_mset *set, size_t off) { return set->text + off; }
+static inline const char *ncd_mset_text(const ncd_mset *set, size_t off) {
+  return set->text + off;
+}
 
 /* Prometheus text exposition format 0.0.4 of the set, in a malloc'ed buffer
  * (*out, *len; the caller frees). Returns 0 or NCD_ENOMEM. */

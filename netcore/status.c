@@ -77,8 +77,10 @@ static void human_bytes(double b, char *out, size_t cap) {
   static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
   while (b >= 1024 && u < 4) b /= 1024, u++;
-  if (u == 0) snprintf(out, cap, "%.0f B", b);
-  else snprintf(out, cap, "%.1f %s", b, units[u]);
+  if (u == 0)
+    snprintf(out, cap, "%.0f B", b);
+  else
+    snprintf(out, cap, "%.1f %s", b, units[u]);
 }
 
 static void print_table(const nc_stats_t *st) {
@@ -87,16 +89,17 @@ static void print_table(const nc_stats_t *st) {
   const nc_stats_family_t *info = nc_stats_family(st, "netcore_info");
   if (info && info->nsamples) printf("version %s\n", label_of(&info->samples[0], "version"));
   human_bytes(nc_stats_value(st, "netcore_resident_memory_bytes", NULL, NULL), a, sizeof a);
-  printf("memory %s, descriptors %.0f of %.0f, sockets %.0f of %.0f "
-         "(connecting %.0f, open %.0f, half-closed %.0f, closing %.0f)\n",
-         a, nc_stats_value(st, "netcore_open_fds", NULL, NULL),
-         nc_stats_value(st, "netcore_max_fds", NULL, NULL),
-         nc_stats_value(st, "netcore_sockets", NULL, NULL),
-         nc_stats_value(st, "netcore_max_connections", NULL, NULL),
-         nc_stats_value(st, "netcore_sockets", "state", "connecting"),
-         nc_stats_value(st, "netcore_sockets", "state", "open"),
-         nc_stats_value(st, "netcore_sockets", "state", "half_closed"),
-         nc_stats_value(st, "netcore_sockets", "state", "closing"));
+  printf(
+      "memory %s, descriptors %.0f of %.0f, sockets %.0f of %.0f "
+      "(connecting %.0f, open %.0f, half-closed %.0f, closing %.0f)\n",
+      a, nc_stats_value(st, "netcore_open_fds", NULL, NULL),
+      nc_stats_value(st, "netcore_max_fds", NULL, NULL),
+      nc_stats_value(st, "netcore_sockets", NULL, NULL),
+      nc_stats_value(st, "netcore_max_connections", NULL, NULL),
+      nc_stats_value(st, "netcore_sockets", "state", "connecting"),
+      nc_stats_value(st, "netcore_sockets", "state", "open"),
+      nc_stats_value(st, "netcore_sockets", "state", "half_closed"),
+      nc_stats_value(st, "netcore_sockets", "state", "closing"));
   human_bytes(nc_stats_value(st, "netcore_read_bytes_total", NULL, NULL), a, sizeof a);
   human_bytes(nc_stats_value(st, "netcore_written_bytes_total", NULL, NULL), b, sizeof b);
   printf("connections opened %.0f, refused %.0f; bytes read %s, written %s\n",
@@ -115,8 +118,8 @@ static void print_table(const nc_stats_t *st) {
     human_bytes(of_handler(st, "netcore_handler_queued_bytes", pfx), c, sizeof c);
     human_bytes(of_handler(st, "netcore_handler_write_queue_bytes", pfx), d, sizeof d);
     const char *state = of_handler(st, "netcore_handler_over_budget", pfx) > 0 ? "over-budget"
-                        : of_handler(st, "netcore_handler_blocked", pfx) > 0 ? "blocked"
-                                                                              : "ok";
+                        : of_handler(st, "netcore_handler_blocked", pfx) > 0   ? "blocked"
+                                                                               : "ok";
     printf("%-20s %6s %-22s %7.0f %7.0f %10s %10s %10s %10s %7.0fs %s\n", label_of(s, "handler"),
            pfx, label_of(s, "principal"), of_handler(st, "netcore_handler_sockets", pfx),
            of_handler(st, "netcore_handler_servers", pfx), a, b, c, d,
@@ -138,9 +141,12 @@ static void json_string(const char *s) {
   putchar('"');
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') printf("\\%c", c);
-    else if (c < 0x20) printf("\\u%04x", c);
-    else putchar(c);
+    if (c == '"' || c == '\\')
+      printf("\\%c", c);
+    else if (c < 0x20)
+      printf("\\u%04x", c);
+    else
+      putchar(c);
   }
   putchar('"');
 }
@@ -177,7 +183,9 @@ static void print_json(const nc_stats_t *st) {
   printf("]}\n");
 }
 
-static void timeout_cb(nc_timer_t *t) { nc_loop_stop(nc_timer_get_data(t)); }
+static void timeout_cb(nc_timer_t *t) {
+  nc_loop_stop(nc_timer_get_data(t));
+}
 
 static void stats_cb(nc_loop_t *loop, int status, const nc_stats_t *st, void *arg) {
   answer *ans = arg;

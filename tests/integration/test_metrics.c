@@ -137,7 +137,8 @@ static void test_metrics_counters_equal_load(void **state) {
   assert_int_equal(stat(st, "netcore_connections_opened_total", "how", "accepted"), opened0 + N);
   assert_int_equal(stat(st, "netcore_handler_sockets", "prefix", pfx), N - N / 2);
   assert_int_equal(stat(st, "netcore_handler_servers", "prefix", pfx), 1);
-  assert_int_equal(stat(st, "netcore_sockets_closed_total", "reason", "finished"), finished0 + N / 2);
+  assert_int_equal(stat(st, "netcore_sockets_closed_total", "reason", "finished"),
+                   finished0 + N / 2);
   assert_int_equal(stat(st, "netcore_sockets", "state", "open"), N - N / 2);
   assert_int_equal(stat(st, "netcore_handlers", NULL, NULL), 2); /* with the observer */
   assert_int_equal(stat(st, "netcore_handler_write_queue_bytes", "prefix", pfx), 0);
@@ -148,14 +149,15 @@ static void test_metrics_counters_equal_load(void **state) {
   /* The same numbers over HTTP (nothing moved on the sockets since). */
   char *text = scrape(mport);
   char series[256];
-  snprintf(series, sizeof series, "netcore_handler_read_bytes_total{handler=\"loaded\",prefix=\"%s\"}",
-           pfx);
+  snprintf(series, sizeof series,
+           "netcore_handler_read_bytes_total{handler=\"loaded\",prefix=\"%s\"}", pfx);
   assert_int_equal(text_value(text, series), N * M);
   snprintf(series, sizeof series,
            "netcore_handler_written_bytes_total{handler=\"loaded\",prefix=\"%s\"}", pfx);
   assert_int_equal(text_value(text, series), N * M);
   snprintf(series, sizeof series,
-           "netcore_handler_commands_total{handler=\"loaded\",prefix=\"%s\",command=\"write\"}", pfx);
+           "netcore_handler_commands_total{handler=\"loaded\",prefix=\"%s\",command=\"write\"}",
+           pfx);
   assert_int_equal(text_value(text, series), N);
   assert_int_equal(text_value(text, "netcore_read_bytes_total"), N * M);
   assert_int_equal(text_value(text, "netcore_connections_opened_total{how=\"accepted\"}"),

@@ -32,7 +32,9 @@ static void check_cmd(int rc, const ncd_cmd *c) {
   if (!c->name) abort(); /* errors name the command: never NULL */
   touch(c->name);
   if (rc != 0) {
-    if (rc != NCD_EPROTO && rc != NCD_ERR_UNKNOWN_COMMAND) abort();
+    /* INVALID_ARG_VALUE: a string that is not UTF-8 (wire.h), cmd still filled */
+    if (rc != NCD_EPROTO && rc != NCD_ERR_UNKNOWN_COMMAND && rc != NCD_ERR_INVALID_ARG_VALUE)
+      abort();
     return;
   }
   if (c->kind <= NCD_CMD_NONE || c->kind > NCD_CMD_BATCH) abort();

@@ -210,6 +210,7 @@ int ncd_auth_init(void) {
 
 static void log_refusal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void log_refusal(const char *fmt, ...) {
+  ncd_metrics_auth_refused();
   uint64_t second = uv_now(ncd.loop) / 1000;
   if (second != auth.log_window) {
     if (auth.suppressed)

@@ -37,6 +37,7 @@ static int run(ncd_handler *h, const ncd_cmd *cmd, zmq_msg_t *payload) {
   ncd_socket *s;
   ncd_server *srv;
   int rc;
+  ncd_metrics_command(h, cmd->kind, cmd->name, payload ? zmq_msg_size(payload) : 0);
   switch (cmd->kind) {
   case NCD_CMD_BYE:
     if (cmd->handoff) ncd_handler_lost(h, "said Bye{handoff}");
@@ -48,6 +49,8 @@ static int run(ncd_handler *h, const ncd_cmd *cmd, zmq_msg_t *payload) {
     ncd_router_send(h, &ev, NULL);
     return 0;
   }
+  case NCD_CMD_STATS:
+    return h->over_budget ? 0 : ncd_metrics_send_stats(h);
   case NCD_CMD_LISTEN:
     if (ncd.shutting_down) return NCD_ERR_NETCORE_SHUTDOWN;
     if ((rc = ncd_handler_claim_id(h, cmd->id)) != 0) return rc;

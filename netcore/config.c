@@ -17,7 +17,7 @@
 
 /* Long options without a short letter. */
 enum { OPT_HEARTBEAT = 1000, OPT_CURVE_SECRET, OPT_CURVE_ALLOW, OPT_ALLOW_UID, OPT_INSECURE_TCP, OPT_POLICY,
-       OPT_HANDOFF };
+       OPT_HANDOFF, OPT_METRICS_LISTEN, OPT_LOG_FORMAT };
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -55,6 +55,9 @@ static void usage(FILE *out) {
           "                          (default 0)\n"
           "  --max-handler-servers N servers one handler may own (default 1024)\n"
           "  --log-level LEVEL       error, warn, info or debug (default info)\n"
+          "  --log-format FORMAT     text or json (one object a line; default text)\n"
+          "  --metrics-listen ADDR   serve Prometheus metrics at http://ADDR/metrics;\n"
+          "                          HOST:PORT, or PORT alone for 127.0.0.1 (0 = any port)\n"
           "  --heartbeat-ms MS       a handler link silent this long is dead (ZMTP\n"
           "                          heartbeats; default 2000, 0 = off)\n"
           "  --curve-secret-file F   netcore's CURVE key pair (from netcore keygen): tcp\n"
@@ -68,6 +71,9 @@ static void usage(FILE *out) {
           "                          handlers anything\n"
           "Subcommand: netcore keygen FILE   writes a new key pair (mode 0600) to FILE\n"
           "                                  and prints its public key\n"
+          "            netcore status [--endpoint E]   a running netcore's handlers,\n"
+          "                                  sockets, queues and listeners (a table)\n"
+          "            netcore --ping [--endpoint E]   exit 0 if a netcore answers Hello\n"
           "  --help, --version\n");
 }
 
@@ -133,6 +139,7 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
   cfg->log_level = NCD_LOG_INFO;
   cfg->heartbeat_ms = 2000;
   cfg->handoff_ms = 5000;
+  cfg->log_format = NCD_LOG_TEXT;
 
   static const struct option opts[] = {
       {"bind", required_argument, 0, 'b'},        {"listen-fd", required_argument, 0, 'f'},
@@ -153,6 +160,8 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       {"allow-uid", required_argument, 0, OPT_ALLOW_UID},
       {"insecure-tcp", no_argument, 0, OPT_INSECURE_TCP},
       {"policy", required_argument, 0, OPT_POLICY},
+      {"metrics-listen", required_argument, 0, OPT_METRICS_LISTEN},
+      {"log-format", required_argument, 0, OPT_LOG_FORMAT},
       {0, 0, 0, 0}};
   int c;
   uint32_t v;
@@ -260,6 +269,15 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       break;
     case OPT_POLICY:
       cfg->policy_file = optarg;
+      break;
+    case OPT_METRICS_LISTEN:
+      cfg->metrics_listen = optarg;
+      break;
+    case OPT_LOG_FORMAT:
+      if ((cfg->log_format = ncd_log_format_parse(optarg)) < 0) {
+        fprintf(stderr, "netcore: --log-format is text or json, not '%s'\n", optarg);
+        return -1;
+      }
       break;
     case 'h':
       usage(stdout);

@@ -22,6 +22,7 @@
 #include "idmap.h"
 #include "list.h"
 #include "policy.h"
+#include "metrics.h"
 
 typedef struct ncd_handler ncd_handler;
 typedef struct ncd_server ncd_server;
@@ -75,6 +76,7 @@ struct ncd_handler {
   uint32_t max_sockets;      /* 0 = only --max-connections */
   uint32_t max_servers;
   uint64_t budget;
+  ncd_hstats stats;          /* its counters (metrics.h) */
 };
 
 struct ncd_listener {
@@ -137,6 +139,8 @@ struct ncd_socket {
   uv_timer_t *timer;      /* idle timeout, allocated on first SetTimeout */
   uint32_t timeout_ms;
   uint64_t last_active;
+  uint64_t opened_ms;     /* uv_now() when it opened (metrics.h, for its close line) */
+  const char *close_code; /* the error it failed with, for its close line; NULL = none */
   uv_getaddrinfo_t *gai;  /* name resolution in flight (outlives a destroy) */
   struct addrinfo *ai_list, *ai_next;
   uint32_t connect_port;

@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "errors.h"
 #include "log.h"
+#include "metrics.h"
 
 #define RESERVE_MIN 64
 #define RESERVE_FRACTION 32 /* the default reserve is at least limit / 32 */
@@ -166,11 +167,13 @@ static void note(void) {
 
 void ncd_fdlimit_refused(enum ncd_fd_refusal why) {
   refused[why]++;
+  ncd_metrics_refused((enum ncd_refusal)why);
   note();
 }
 
 void ncd_fdlimit_paused(int err, unsigned ms) {
   pauses++;
+  ncd_metrics_accept_error(err);
   pause_err = err;
   pause_ms = ms;
   note();

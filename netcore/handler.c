@@ -119,14 +119,14 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
                    .session_token_len = sizeof h->session_token};
   ncd_event ev = {.kind = NCD_EV_WELCOME, .welcome = &w};
   ncd_router_send(h, &ev, NULL);
-  ncd_info("handler %s (prefix %u, %s%s%s) joined", h->name, h->prefix, h->principal,
-           h->service[0] ? ", service " : "", h->service);
+  ncd_metrics_handler_joined(h);
   return 0;
 }
 
 /* Nothing more goes to h: its queued events are dropped. */
-static void drop_link(ncd_handler *h) {
+static void drop_link(ncd_handler *h, const char *reason) {
   h->gone = 1;
+  ncd_metrics_handler_gone(h, reason);
   while (h->outq_head) {
     ncd_outmsg *m = h->outq_head;
     h->outq_head = m->next;
@@ -169,7 +169,7 @@ void ncd_handler_gone(ncd_handler *h, const char *reason) {
              h->principal, h->nsockets, reason);
   } else {
     ncd_info("handler %s (prefix %u, %s) gone: %s", h->name, h->prefix, h->principal, reason);
-    drop_link(h);
+    drop_link(h, reason);
   }
   teardown(h);
 }
@@ -181,7 +181,7 @@ void ncd_handler_lost(ncd_handler *h, const char *reason) {
     return;
   }
   ncd_info("handler %s (prefix %u, %s) gone: %s", h->name, h->prefix, h->principal, reason);
-  drop_link(h);
+  drop_link(h, reason);
   uint32_t before = h->nsockets;
   if (ncd_handoff_start(h) > 0) {
     /* At least 1 ms: an adopter is looked for at the next lease check. */
@@ -295,6 +295,7 @@ void ncd_handler_reap(void) {
     next = l->next;
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);
     if (h->gone && ncd_list_empty(&h->sockets) && ncd_list_empty(&h->servers)) {
+      ncd_metrics_handler_freed(h);
       ncd_list_remove(&h->link);
       nc__msgbatch_free(&h->batch);
       ncd_tally_drop(h->tally);

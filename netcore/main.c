@@ -18,11 +18,13 @@
 #include "endpoint.h"
 #include "fdlimit.h"
 #include "handler.h"
+#include "http.h"
 #include "log.h"
 #include "notify.h"
 #include "router.h"
 #include "server.h"
 #include "socket.h"
+#include "status.h"
 
 ncd_daemon ncd;
 
@@ -56,6 +58,8 @@ static void walk_close(uv_handle_t *h, void *arg) {
 static void finish_cb(uv_timer_t *t) {
   for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
     ncd_router_flush(ncd_container_of(l, ncd_handler, link));
+  ncd_http_stop();
+  ncd_metrics_stop();
   ncd_router_stop();
   ncd_handler_stop();
   uv_close((uv_handle_t *)&ncd.ack_check, NULL);
@@ -132,6 +136,9 @@ static void make_instance_id(void) {
 
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "keygen") == 0) return ncd_auth_keygen(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "status") == 0) return ncd_status_main(argc - 1, argv + 1);
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--ping") == 0) return ncd_ping_main(argc, argv);
   int rc = ncd_config_parse(&ncd.cfg, argc, argv);
   if (rc != 0) return rc > 0 ? 0 : 2;
   ncd_log_set_level(ncd.cfg.log_level);
@@ -143,11 +150,13 @@ int main(int argc, char **argv) {
     }
     ncd_info("policy %s: %zu handler entries", ncd.cfg.policy_file, ncd_policy_count(ncd.policy));
   }
+  ncd_log_set_format(ncd.cfg.log_format);
   if ((rc = ncd_auth_init()) != 0) return rc;
   signal(SIGPIPE, SIG_IGN);
   if (ncd_fdlimit_init(&ncd.cfg) != 0) return 1;
 
   ncd.loop = uv_default_loop();
+  uv_loop_configure(ncd.loop, UV_METRICS_IDLE_TIME); /* the loop turn histogram */
   ncd.next_prefix = 1;
   nc__idmap_init(&ncd.sockets);
   nc__idmap_init(&ncd.servers);
@@ -157,10 +166,11 @@ int main(int argc, char **argv) {
   make_instance_id();
 
   /* ipc:// paths are claimed (or refused) before ZeroMQ may touch them. */
-  if (ncd_endpoint_claim(&ncd.cfg) != 0 || ncd_router_start() != 0) {
+  if (ncd_endpoint_claim(&ncd.cfg) != 0 || ncd_router_start() != 0 || ncd_http_start() != 0) {
     ncd_endpoint_release();
     return 1;
   }
+  ncd_metrics_start();
   ncd_handler_start();
   uv_check_init(ncd.loop, &ncd.ack_check);
   uv_check_start(&ncd.ack_check, check_cb);

@@ -315,6 +315,7 @@ void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
     if (payload) zmq_msg_close(payload);
     return;
   }
+  ncd_metrics_event(h, ev);
   if (h->batch_events) {
     if (ncd_wire_batch_append(&h->batch, ev) != 0 ||
         (payload && nc__msgbatch_frame(&h->batch, payload) != 0)) {

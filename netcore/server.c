@@ -94,6 +94,7 @@ static void accept_one(ncd_listener *l, int fd, const struct sockaddr_storage *p
   ncd_server *m = pick_member(l);
   if (!m || ncd.shutting_down) {
     close(fd); /* maxConnections: accepted and closed at once, unseen */
+    ncd_metrics_refused(NCD_REFUSED_NO_MEMBER);
     return;
   }
   if (ncd.nsockets >= ncd.cfg.max_connections) {
@@ -120,6 +121,7 @@ static void accept_one(ncd_listener *l, int fd, const struct sockaddr_storage *p
                   .flag = m->allow_half_open,
                   .count = m->connections};
   ncd_socket_emit(s, &ev, NULL);
+  ncd_metrics_socket_opened(s, "accepted");
   ncd_socket_update_reading(s);
 }
 

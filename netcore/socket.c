@@ -237,6 +237,7 @@ void ncd_socket_destroy(ncd_socket *s, int notify) {
   if (s->closing) return;
   s->closing = 1;
   s->notify = notify;
+  ncd_metrics_socket_closed(s);
   nc__idmap_del(&ncd.sockets, s->id);
   if (s->gai) {
     /* The resolver callback frees the request; it must not find the socket. */
@@ -287,6 +288,7 @@ static void explain(const ncd_socket *s, int err, char *out, size_t cap) {
 void ncd_socket_fail(ncd_socket *s, int err, const char *syscall) {
   if (s->closing) return;
   s->had_error = 1;
+  s->close_code = ncd_err_name(err);
   send_ack(s);
   /* Node's form: "connect ECONNREFUSED 127.0.0.1:1", "write EPIPE (...)". */
   char msg[400], why[200];
@@ -344,6 +346,7 @@ static void take_passed_fds(ncd_socket *s) {
     ncd_addr_of_fd(fd, 1, &remote);
     ncd_event ev = {.kind = NCD_EV_FD, .new_socket_id = n->id, .local = &local, .remote = &remote};
     ncd_socket_emit(s, &ev, NULL);
+    ncd_metrics_socket_opened(n, "received");
     ncd_socket_update_reading(n);
   }
 }
@@ -656,6 +659,7 @@ static void connected(ncd_socket *s) {
   ncd_addr_of_fd(fd, 1, &remote);
   ncd_event ev = {.kind = NCD_EV_CONNECTED, .local = &local, .remote = &remote};
   ncd_socket_emit(s, &ev, NULL);
+  ncd_metrics_socket_opened(s, "connected");
   while (!ncd_list_empty(&s->pending) && !s->closing) {
     ncd_wreq *w = ncd_container_of(s->pending.next, ncd_wreq, link);
     ncd_list_remove(&w->link);

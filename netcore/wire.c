@@ -7,6 +7,7 @@
 
 #include "errors.h"
 #include "pbwalk.h"
+#include "metrics.h"
 #include "netcore.pb-c.h"
 #include "utf8.h"
 
@@ -177,6 +178,9 @@ static int convert(const Netcore__V1__Command *m, ncd_cmd *c) {
     c->enable = m->set_keep_alive->enable;
     c->initial_delay_ms = m->set_keep_alive->initial_delay_ms;
     break;
+  case NETCORE__V1__COMMAND__COMMAND_STATS:
+    c->kind = NCD_CMD_STATS, c->name = "stats";
+    break;
   case NETCORE__V1__COMMAND__COMMAND_BATCH:
     c->kind = NCD_CMD_BATCH, c->name = "batch";
     c->batch_count = m->batch->n_commands;
@@ -301,6 +305,7 @@ typedef struct event_parts {
   Netcore__V1__Event e;
   Netcore__V1__Address a1, a2;
   Netcore__V1__WriteAck piggyback;
+  void *heap; /* what a Stats event allocated (stats_parts), freed after packing */
   union {
     Netcore__V1__Welcome welcome;
     Netcore__V1__Error error;
@@ -319,8 +324,11 @@ typedef struct event_parts {
     Netcore__V1__Fd fd;
     Netcore__V1__Shutdown shutdown;
     Netcore__V1__Adopted adopted;
+    Netcore__V1__Stats stats;
   } u;
 } event_parts;
+
+
 
 /* The one sanitizer of everything netcore packs into a string field
  * (PROTOCOL.md 1.2): s itself when it is valid UTF-8, else a copy in p with
@@ -351,10 +359,66 @@ static Netcore__V1__Address *address(event_parts *p, const ncd_addr *a,
   return buf;
 }
 
-/* Fills p->e (and what it points to) from ev. */
-static void fill_event(const ncd_event *ev, event_parts *p) {
+/* The sub-messages of a Stats event, in one allocation: families, samples,
+ * labels and the pointer arrays protobuf-c wants. */
+static int fill_stats(event_parts *p, const ncd_mset *set) {
+  size_t need = set->nfam * (sizeof(Netcore__V1__MetricFamily) + sizeof(void *)) +
+                set->nsmp * (sizeof(Netcore__V1__MetricSample) + sizeof(void *)) +
+                set->nlab * (sizeof(Netcore__V1__MetricLabel) + sizeof(void *));
+  size_t names = 0;
+  for (size_t i = 0; i < set->nsmp; i++) names += strlen(set->smp[i].suffix) + 1;
+  for (size_t i = 0; i < set->nfam; i++)
+    names += (strlen(set->fam[i].name) + 1) * set->fam[i].nsamples;
+  char *mem = malloc(need + names + 1);
+  if (!mem) return -1;
+  p->heap = mem;
+  Netcore__V1__MetricFamily *fams = (void *)mem;
+  Netcore__V1__MetricSample *smps = (void *)(fams + set->nfam);
+  Netcore__V1__MetricLabel *labs = (void *)(smps + set->nsmp);
+  Netcore__V1__MetricFamily **famp = (void *)(labs + set->nlab);
+  Netcore__V1__MetricSample **smpp = (void *)(famp + set->nfam);
+  Netcore__V1__MetricLabel **labp = (void *)(smpp + set->nsmp);
+  char *text_at = (char *)(labp + set->nlab);
+  for (size_t i = 0; i < set->nlab; i++) {
+    netcore__v1__metric_label__init(&labs[i]);
+    labs[i].name = (char *)set->lab[i].name;
+    labs[i].value = text(p, ncd_mset_text(set, set->lab[i].value));
+    labp[i] = &labs[i];
+  }
+  for (size_t f = 0; f < set->nfam; f++) {
+    const ncd_mfamily *mf = &set->fam[f];
+    netcore__v1__metric_family__init(&fams[f]);
+    fams[f].name = (char *)mf->name;
+    fams[f].help = (char *)mf->help;
+    fams[f].type = (char *)mf->type;
+    fams[f].n_samples = mf->nsamples;
+    fams[f].samples = smpp + mf->first_sample;
+    famp[f] = &fams[f];
+    for (size_t i = mf->first_sample; i < mf->first_sample + mf->nsamples; i++) {
+      const ncd_msample *ms = &set->smp[i];
+      netcore__v1__metric_sample__init(&smps[i]);
+      smps[i].name = text_at;
+      text_at += sprintf(text_at, "%s%s", mf->name, ms->suffix) + 1;
+      smps[i].n_labels = ms->nlabels;
+      smps[i].labels = labp + ms->first_label;
+      smps[i].value = ms->value;
+      smpp[i] = &smps[i];
+    }
+  }
+  netcore__v1__stats__init(&p->u.stats);
+  p->u.stats.instance_id = text(p, set->instance_id);
+  p->u.stats.uptime_ms = set->uptime_ms;
+  p->u.stats.n_families = set->nfam;
+  p->u.stats.families = famp;
+  return 0;
+}
+
+/* Fills p->e (and what it points to) from ev. Returns 0, or -1 when out of
+ * memory. */
+static int fill_event(const ncd_event *ev, event_parts *p) {
   Netcore__V1__Event e = NETCORE__V1__EVENT__INIT;
   p->repaired = 0;
+  p->heap = NULL;
   e.seq = ev->seq;
   if (ev->has_ack) {
     netcore__v1__write_ack__init(&p->piggyback);
@@ -502,26 +566,34 @@ static void fill_event(const ncd_event *ev, event_parts *p) {
     e.event_case = NETCORE__V1__EVENT__EVENT_ADOPTED, e.adopted = a;
     break;
   }
+  case NCD_EV_STATS:
+    if (fill_stats(p, ev->stats) != 0) return -1;
+    e.event_case = NETCORE__V1__EVENT__EVENT_STATS, e.stats = &p->u.stats;
+    break;
   }
   p->e = e;
+  return 0;
 }
 
 int ncd_wire_event_pack(const ncd_event *ev, ncd_tally *tally, zmq_msg_t *msg) {
   event_parts p;
-  fill_event(ev, &p);
+  if (fill_event(ev, &p) != 0) {
+    zmq_msg_init(msg);
+    return NCD_ENOMEM;
+  }
   size_t len = netcore__v1__event__get_packed_size(&p.e);
   void *at = ncd_tally_frame(tally, msg, len);
-  if (!at) return NCD_ENOMEM;
-  netcore__v1__event__pack(&p.e, at);
-  return 0;
+  if (at) netcore__v1__event__pack(&p.e, at);
+  free(p.heap);
+  return at ? 0 : NCD_ENOMEM;
 }
 
 int ncd_wire_batch_append(nc__msgbatch_t *batch, const ncd_event *ev) {
   event_parts p;
-  fill_event(ev, &p);
+  if (fill_event(ev, &p) != 0) return NCD_ENOMEM;
   size_t len = netcore__v1__event__get_packed_size(&p.e);
   unsigned char *at = nc__msgbatch_entry(batch, len);
-  if (!at) return NCD_ENOMEM;
-  netcore__v1__event__pack(&p.e, at);
-  return 0;
+  if (at) netcore__v1__event__pack(&p.e, at);
+  free(p.heap);
+  return at ? 0 : NCD_ENOMEM;
 }

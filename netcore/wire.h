@@ -23,7 +23,7 @@ typedef enum ncd_cmd_kind {
   NCD_CMD_LISTEN, NCD_CMD_SERVER_PAUSE, NCD_CMD_SERVER_CLOSE, NCD_CMD_SERVER_SET_MAX,
   NCD_CMD_CONNECT, NCD_CMD_WRITE, NCD_CMD_END, NCD_CMD_DESTROY, NCD_CMD_PAUSE,
   NCD_CMD_RESUME, NCD_CMD_CREDIT, NCD_CMD_SET_TIMEOUT, NCD_CMD_SET_NO_DELAY,
-  NCD_CMD_SET_KEEP_ALIVE, NCD_CMD_BATCH
+  NCD_CMD_SET_KEEP_ALIVE, NCD_CMD_STATS, NCD_CMD_BATCH
 } ncd_cmd_kind;
 
 enum { NCD_EP_NONE, NCD_EP_TCP, NCD_EP_PATH, NCD_EP_FD };
@@ -98,7 +98,7 @@ typedef enum ncd_event_kind {
   NCD_EV_WELCOME, NCD_EV_ERROR, NCD_EV_PONG, NCD_EV_LISTENING, NCD_EV_SERVER_ERROR,
   NCD_EV_SERVER_CLOSED, NCD_EV_CONNECTION, NCD_EV_CONNECTED, NCD_EV_DATA, NCD_EV_ENDED,
   NCD_EV_WRITE_ACK, NCD_EV_TIMEOUT, NCD_EV_SOCKET_ERROR, NCD_EV_CLOSED, NCD_EV_FD,
-  NCD_EV_SHUTDOWN, NCD_EV_ADOPTED
+  NCD_EV_SHUTDOWN, NCD_EV_ADOPTED, NCD_EV_STATS
 } ncd_event_kind;
 
 typedef struct ncd_welcome {
@@ -121,6 +121,7 @@ typedef struct ncd_event {
   uint64_t bytes_read, bytes_written, queued_bytes;
   int write_ended, peer_ended;    /* Adopted */
   const ncd_welcome *welcome;
+  const struct ncd_mset *stats; /* Stats (metrics.h) */
   /* Lazy acks riding along with a socket event (Event.ack), when has_ack. */
   int has_ack;
   uint32_t ack_writes;

@@ -29,6 +29,9 @@
 #include "keyfile.h"
 #include "nc_int.h"
 
+struct nc__stats_req;
+static struct nc__stats_req *stats_pop(nc_loop_t *loop);
+
 #define DEFAULT_HELLO_TIMEOUT_MS 2000
 #define RECV_BUDGET 4096 /* events per turn, so timers and signals get a turn */
 
@@ -590,6 +593,7 @@ void nc_loop_free(nc_loop_t *loop) {
   while (!nc__list_empty(&loop->servers))
     nc__server_free(NC__CONTAINER(loop->servers.next, nc_server_t, h.all));
   nc__timers_free(loop);
+  for (struct nc__stats_req *r; (r = stats_pop(loop)) != NULL;) free(r);
   close_dealer(loop);
   memset(loop->curve_secret, 0, sizeof(loop->curve_secret));
   if (loop->zctx != NULL) zmq_ctx_term(loop->zctx);
@@ -610,12 +614,87 @@ void nc_loop_free(nc_loop_t *loop) {
  * server that listens or closes gets 'error' (unless closing) then 'close'.
  * Handles are looked up afresh after every callback, since callbacks may
  * create or destroy handles. */
+/* A Stats request waiting for its answer (answers come in order). */
+struct nc__stats_req {
+  nc_stats_cb cb;
+  void *arg;
+  struct nc__stats_req *next;
+};
+
+static struct nc__stats_req *stats_pop(nc_loop_t *loop) {
+  struct nc__stats_req *r = loop->stats_head;
+  if (r == NULL) return NULL;
+  loop->stats_head = r->next;
+  if (loop->stats_head == NULL) loop->stats_tail = NULL;
+  loop->refs--;
+  return r;
+}
+
+int nc_loop_stats(nc_loop_t *loop, nc_stats_cb cb, void *arg) {
+  if (loop->gone || loop->gone_pending) return NC_ERR_NETCORE_GONE;
+  struct nc__stats_req *r = calloc(1, sizeof(*r));
+  if (r == NULL) return NC_ENOMEM;
+  nc__cmd_t cmd = {.type = NC__CMD_STATS};
+  int rv = nc__send(loop, &cmd, NULL, 0, NULL);
+  if (rv != 0) {
+    free(r);
+    return rv;
+  }
+  r->cb = cb;
+  r->arg = arg;
+  if (loop->stats_tail) loop->stats_tail->next = r;
+  else loop->stats_head = r;
+  loop->stats_tail = r;
+  loop->refs++;
+  return 0;
+}
+
+static void on_stats_event(nc_loop_t *loop, const nc__event_t *ev) {
+  struct nc__stats_req *r = stats_pop(loop);
+  if (r == NULL) return; /* nobody asked (another library on this link?) */
+  nc_stats_t st;
+  void *mem = NULL;
+  int rv = nc__wire_stats(ev->stats, &st, &mem);
+  r->cb(loop, rv, rv == 0 ? &st : NULL, r->arg);
+  free(mem);
+  free(r);
+}
+
+const nc_stats_family_t *nc_stats_family(const nc_stats_t *stats, const char *name) {
+  for (size_t f = 0; f < stats->nfamilies; f++)
+    if (strcmp(stats->families[f].name, name) == 0) return &stats->families[f];
+  return NULL;
+}
+
+const char *nc_stats_label(const nc_stats_sample_t *sample, const char *label) {
+  for (size_t k = 0; k < sample->nlabels; k++)
+    if (strcmp(sample->labels[k].name, label) == 0) return sample->labels[k].value;
+  return NULL;
+}
+
+double nc_stats_value(const nc_stats_t *stats, const char *name, const char *label,
+                      const char *value) {
+  double sum = 0;
+  for (size_t f = 0; f < stats->nfamilies; f++) {
+    const nc_stats_family_t *fam = &stats->families[f];
+    if (strncmp(name, fam->name, strlen(fam->name)) != 0) continue;
+    for (size_t i = 0; i < fam->nsamples; i++) {
+      const nc_stats_sample_t *s = &fam->samples[i];
+      if (strcmp(s->name, name) != 0) continue;
+      const char *v = label ? nc_stats_label(s, label) : NULL;
+      if (label == NULL || (v != NULL && value != NULL && strcmp(v, value) == 0)) sum += s->value;
+    }
+  }
+  return sum;
+}
+
 static void netcore_gone(nc_loop_t *loop, int err) {
   char msg[sizeof(loop->errmsg)];
   loop->gone = err;
   loop->gone_pending = 0;
   loop->relinking = 0;
   snprintf(msg, sizeof(msg), "%s", loop->errmsg);
+  for (struct nc__stats_req *r; (r = stats_pop(loop)) != NULL; free(r)) r->cb(loop, err, NULL, r->arg);
   for (;;) {
     nc_socket_t *victim = NULL;
     for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
@@ -756,6 +835,9 @@ static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload)
     break;
   case NC__EV_WELCOME:
     if (loop->relinking) relinked(loop, ev);
+    break;
+  case NC__EV_STATS:
+    on_stats_event(loop, ev);
     break;
   case NC__EV_SHUTDOWN:
     loop->shutdown = 1;

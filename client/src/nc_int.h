@@ -69,7 +69,8 @@ typedef enum {
   NC__CMD_CREDIT,
   NC__CMD_SET_TIMEOUT,
   NC__CMD_SET_NO_DELAY,
-  NC__CMD_SET_KEEP_ALIVE
+  NC__CMD_SET_KEEP_ALIVE,
+  NC__CMD_STATS
 } nc__cmd_type_t;
 
 /* Where a Listen or Connect goes. */
@@ -115,6 +116,7 @@ typedef enum {
   NC__EV_FD,
   NC__EV_SHUTDOWN,
   NC__EV_ADOPTED, /* a Connection handed over from a handler that went (bytes = replay_bytes) */
+  NC__EV_STATS,
   NC__EV_BATCH /* an EventBatch: count events, see nc__wire_batch_event() */
 } nc__ev_type_t;
 
@@ -138,6 +140,7 @@ typedef struct {
   int has_ack;
   uint32_t ack_writes;
   uint64_t ack_bytes, ack_bytes_written;
+  const void *stats;           /* Stats: the unpacked message, in the arena */
 } nc__event_t;
 
 /* Bump allocator for unpacking events without a malloc per event. */
@@ -162,6 +165,10 @@ NC__HIDDEN void nc__arena_reset(nc__arena_t *arena);
  * NC__EV_BATCH), as nc__wire_unpack would give it alone. NC_EPROTO if there
  * is no such event. */
 NC__HIDDEN int nc__wire_batch_event(nc__arena_t *arena, size_t i, nc__event_t *ev);
+/* The nc_stats_t view of a Stats event's message (ev->stats): arrays in one
+ * malloc'ed block (*mem, the caller frees it), strings in the arena. Returns
+ * 0 or NC_ENOMEM. */
+NC__HIDDEN int nc__wire_stats(const void *stats, nc_stats_t *out, void **mem);
 /* Packs cmd as the next command of a CommandBatch. 0 or NC_ENOMEM. */
 NC__HIDDEN int nc__wire_pack_batched(const nc__cmd_t *cmd, nc__msgbatch_t *batch);
 
@@ -358,6 +365,7 @@ struct nc_loop_s {
   nc__msgbatch_t out_batch; /* commands of this turn (PROTOCOL.md 1.1) */
   char *scratch;      /* decoded text for 'data' */
   size_t scratch_cap;
+  struct nc__stats_req *stats_head, *stats_tail; /* Stats asked, answers due in order */
   nc_signal_cb sig_cb[65];
   void *sig_arg[65];
   void *data;

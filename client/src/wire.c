@@ -86,6 +86,7 @@ static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, nc__msgbat
   Netcore__V1__SetTimeout stimeout = NETCORE__V1__SET_TIMEOUT__INIT;
   Netcore__V1__SetNoDelay snodelay = NETCORE__V1__SET_NO_DELAY__INIT;
   Netcore__V1__SetKeepAlive skeep = NETCORE__V1__SET_KEEP_ALIVE__INIT;
+  Netcore__V1__StatsQuery stats = NETCORE__V1__STATS_QUERY__INIT;
 
   tcp.host = str(c->host);
   tcp.port = c->port;
@@ -105,6 +106,10 @@ static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, nc__msgbat
     bye.handoff = c->flag != 0;
     cmd.command_case = NETCORE__V1__COMMAND__COMMAND_BYE;
     cmd.bye = &bye;
+    break;
+  case NC__CMD_STATS:
+    cmd.command_case = NETCORE__V1__COMMAND__COMMAND_STATS;
+    cmd.stats = &stats;
     break;
   case NC__CMD_PING:
     ping.nonce = c->id2;
@@ -269,6 +274,8 @@ int nc__wire_pack_batched(const nc__cmd_t *c, nc__msgbatch_t *batch) {
 
 static void convert(const Netcore__V1__Event *e, nc__event_t *ev);
 
+static const char *str_or_empty(const char *s) { return s ? s : ""; }
+
 int nc__wire_unpack(const void *data, size_t len, nc__event_t *ev, nc__arena_t *arena) {
   ProtobufCAllocator alloc = {arena_alloc, arena_free, arena};
   nc__arena_reset(arena);
@@ -420,6 +427,10 @@ static void convert(const Netcore__V1__Event *e, nc__event_t *ev) {
     ev->bytes = e->adopted->replay_bytes;
     ev->flag2 = e->adopted->write_ended;
     break;
+  case NETCORE__V1__EVENT__EVENT_STATS:
+    ev->type = NC__EV_STATS;
+    ev->stats = e->stats;
+    break;
   case NETCORE__V1__EVENT__EVENT_SHUTDOWN:
     ev->type = NC__EV_SHUTDOWN;
     ev->message = e->shutdown->reason;
@@ -431,4 +442,46 @@ static void convert(const Netcore__V1__Event *e, nc__event_t *ev) {
   if (ev->code == NULL) ev->code = "";
   if (ev->message == NULL) ev->message = "";
   if (ev->command == NULL) ev->command = "";
+}
+
+int nc__wire_stats(const void *stats, nc_stats_t *out, void **mem) {
+  const Netcore__V1__Stats *st = stats;
+  size_t nsmp = 0, nlab = 0;
+  for (size_t f = 0; f < st->n_families; f++) {
+    nsmp += st->families[f]->n_samples;
+    for (size_t i = 0; i < st->families[f]->n_samples; i++)
+      nlab += st->families[f]->samples[i]->n_labels;
+  }
+  size_t size = st->n_families * sizeof(nc_stats_family_t) + nsmp * sizeof(nc_stats_sample_t) +
+                nlab * sizeof(nc_stats_label_t);
+  char *block = malloc(size ? size : 1);
+  if (block == NULL) return NC_ENOMEM;
+  nc_stats_family_t *fams = (nc_stats_family_t *)block;
+  nc_stats_sample_t *smps = (nc_stats_sample_t *)(fams + st->n_families);
+  nc_stats_label_t *labs = (nc_stats_label_t *)(smps + nsmp);
+  for (size_t f = 0; f < st->n_families; f++) {
+    const Netcore__V1__MetricFamily *mf = st->families[f];
+    fams[f].name = str_or_empty(mf->name);
+    fams[f].help = str_or_empty(mf->help);
+    fams[f].type = str_or_empty(mf->type);
+    fams[f].samples = smps;
+    fams[f].nsamples = mf->n_samples;
+    for (size_t i = 0; i < mf->n_samples; i++, smps++) {
+      const Netcore__V1__MetricSample *ms = mf->samples[i];
+      smps->name = str_or_empty(ms->name);
+      smps->value = ms->value;
+      smps->labels = labs;
+      smps->nlabels = ms->n_labels;
+      for (size_t k = 0; k < ms->n_labels; k++, labs++) {
+        labs->name = str_or_empty(ms->labels[k]->name);
+        labs->value = str_or_empty(ms->labels[k]->value);
+      }
+    }
+  }
+  out->instance_id = str_or_empty(st->instance_id);
+  out->uptime_ms = st->uptime_ms;
+  out->families = fams;
+  out->nfamilies = st->n_families;
+  *mem = block;
+  return 0;
 }

@@ -44,6 +44,7 @@ import random
 import re
 import select
 import selectors
+import shlex
 import shutil
 import signal
 import socket
@@ -556,6 +557,50 @@ def sc_peer_paths_not_utf8(t, rig, opts):
                 pass
 
 
+# Families every Stats answer has (PROTOCOL.md 14), whichever library asks.
+STATS_FAMILIES = {
+    "netcore_handler_info": "gauge", "netcore_handler_sockets": "gauge",
+    "netcore_handler_read_bytes_total": "counter", "netcore_handler_written_bytes_total": "counter",
+    "netcore_connections_opened_total": "counter", "netcore_read_bytes_total": "counter",
+    "netcore_listener_connections": "gauge", "netcore_loop_turn_seconds": "histogram",
+}
+
+
+def sc_stats(t, rig, opts):
+    """The Stats command through this language's library (--stats-cmd): with 3
+    clients connected and greeted, the answer names the actor's handler with
+    its 3 sockets and bytes, and its listener with 3 connections."""
+    check(opts.stats_cmd, "no --stats-cmd: this language has no Stats client registered")
+    socks = [t.connect() for _ in range(3)]
+    try:
+        for s in socks:
+            check_same(recv_exact(s, len(GREETING)), GREETING, "greeting")
+        out = subprocess.run(opts.stats_cmd + ["--endpoint", rig.endpoint], capture_output=True,
+                             timeout=START_TIMEOUT, env=rig.child_env())
+        check(out.returncode == 0, "stats command exit %s: %s" % (out.returncode, out.stderr[-500:]))
+        st = json.loads(out.stdout)
+        fams = {f["name"]: f for f in st["families"]}
+        for name, kind in STATS_FAMILIES.items():
+            check(name in fams and fams[name]["type"] == kind, "no %s %s in Stats" % (kind, name))
+        check(st["instance_id"] and st["uptime_ms"] > 0, "instance_id/uptime_ms: %r" % st)
+
+        def of(name, **labels):
+            return [s for s in fams[name]["samples"]
+                    if all(s["labels"].get(k) == v for k, v in labels.items())]
+        owners = [s["labels"]["prefix"] for s in of("netcore_handler_sockets") if s["value"] == 3]
+        check(len(owners) == 1, "no single handler with the 3 sockets: %r"
+              % of("netcore_handler_sockets"))
+        read = of("netcore_handler_written_bytes_total", prefix=owners[0])
+        check(read and read[0]["value"] >= 3 * len(GREETING), "greetings not counted: %r" % read)
+        lis = [s for s in of("netcore_listener_connections") if s["value"] == 3]
+        check(len(lis) == 1, "no listener with 3 connections: %r"
+              % of("netcore_listener_connections"))
+        return "%d families" % len(fams)
+    finally:
+        for s in socks:
+            s.close()
+
+
 # Scenarios only UNIX sockets have.
 UNIX_SCENARIOS = [
     ("peer_paths_not_utf8", sc_peer_paths_not_utf8),
@@ -570,6 +615,7 @@ SCENARIOS = [
     ("concurrent", sc_concurrent),
     ("slow_reader", sc_slow_reader),
     ("pause_resume", sc_pause_resume),
+    ("stats", sc_stats),
 ]
 
 
@@ -812,8 +858,11 @@ def main():
     ap.add_argument("--rss-limit-mib", type=int, default=40,
                     help="largest RSS growth allowed for netcore and the actor")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    ap.add_argument("--stats-cmd", default="",
+                    help="this language's Stats client (given --endpoint E, prints JSON)")
     ap.add_argument("actor", nargs="+", help="the echo actor's command line")
     opts = ap.parse_args()
+    opts.stats_cmd = shlex.split(opts.stats_cmd)
 
     results = Results(opts.label)
     tmp = tempfile.mkdtemp(prefix="nc-conformance-")

@@ -266,8 +266,8 @@ static void test_auth_nonloopback_tcp_refused(void **state) {
   nct_client *c = nct_client_new(local, "overtcp", 0);
   nct_env_adopt(e, c);
   nct_hello(c, 0, 60000);
-  wait_log(log, "handler overtcp (prefix");
-  wait_log(log, "tcp:127.0.0.1) joined");
+  wait_log(log, "handler_joined handler=overtcp prefix=");
+  wait_log(log, "principal=tcp:127.0.0.1");
   nct_env_finish(e);
   rm_dir(dir);
 }
@@ -335,8 +335,8 @@ static void test_auth_curve_keys(void **state) {
   nct_client *a = nct_client_new_opts(ep, "alice", &ao);
   nct_env_adopt(e, a);
   nct_hello(a, 0, 60000);
-  wait_log(log, "handler alice (prefix");
-  wait_log(log, "key:alice) joined");
+  wait_log(log, "handler_joined handler=alice prefix=");
+  wait_log(log, "principal=key:alice");
   uint16_t port;
   uint64_t srvid = nct_listen_local(a, &port, 0);
   int peer;

@@ -239,6 +239,48 @@ NC_EXTERN const char *nc_loop_server_version(const nc_loop_t *loop);
 typedef void (*nc_signal_cb)(nc_loop_t *loop, int signum, void *arg);
 NC_EXTERN int nc_loop_signal(nc_loop_t *loop, int signum, nc_signal_cb cb, void *arg);
 
+/* netcore's numbers (the Stats command, PROTOCOL.md 14): the same metric
+ * families, samples and values as its Prometheus /metrics. Everything is
+ * borrowed: valid only during the callback. */
+typedef struct nc_stats_label_s {
+  const char *name, *value;
+} nc_stats_label_t;
+typedef struct nc_stats_sample_s {
+  const char *name; /* the family's name, or a histogram's name_bucket / _sum / _count */
+  const nc_stats_label_t *labels;
+  size_t nlabels;
+  double value;
+} nc_stats_sample_t;
+typedef struct nc_stats_family_s {
+  const char *name, *help, *type; /* type: "counter", "gauge" or "histogram" */
+  const nc_stats_sample_t *samples;
+  size_t nsamples;
+} nc_stats_family_t;
+typedef struct nc_stats_s {
+  const char *instance_id;
+  uint64_t uptime_ms;
+  const nc_stats_family_t *families;
+  size_t nfamilies;
+} nc_stats_t;
+/* status 0 with stats, or NC_ERR_NETCORE_GONE / NC_ERR_NETCORE_SHUTDOWN /
+ * NC_ENOMEM with stats NULL. */
+typedef void (*nc_stats_cb)(nc_loop_t *loop, int status, const nc_stats_t *stats, void *arg);
+
+/* Asks netcore for its numbers; cb runs once, from the loop, with the answer.
+ * A pending request keeps nc_loop_run() running. Answers come in the order
+ * asked. nc_loop_free() drops pending requests without calling them.
+ * Returns 0 or NC_ERR_NETCORE_GONE (cb is then never called). */
+NC_EXTERN int nc_loop_stats(nc_loop_t *loop, nc_stats_cb cb, void *arg);
+
+/* The family called name, or NULL. */
+NC_EXTERN const nc_stats_family_t *nc_stats_family(const nc_stats_t *stats, const char *name);
+/* The sum of the values of the samples called name whose label `label` is
+ * `value` (label NULL: all of them); 0 if there is none. */
+NC_EXTERN double nc_stats_value(const nc_stats_t *stats, const char *name, const char *label,
+                      const char *value);
+/* The value of label `label` of a sample, or NULL. */
+NC_EXTERN const char *nc_stats_label(const nc_stats_sample_t *sample, const char *label);
+
 NC_EXTERN void nc_loop_set_data(nc_loop_t *loop, void *data);
 NC_EXTERN void *nc_loop_get_data(const nc_loop_t *loop);
 

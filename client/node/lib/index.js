@@ -12,7 +12,14 @@
 const nodeNet = require('net');
 const { Server } = require('./server');
 const { Socket, normalizeConnectArgs } = require('./socket');
-const { defaultEndpoint, leaveAll } = require('./link');
+const { Link, defaultEndpoint, leaveAll } = require('./link');
+
+// netcore's numbers over the handler link (the Stats command): a Promise of
+// { instance_id, uptime_ms, families } with the series of its /metrics.
+// options.endpoint as for createServer.
+function stats(options) {
+  return Link.get(options && options.endpoint).stats();
+}
 
 function createServer(options, connectionListener) {
   return new Server(options, connectionListener);
@@ -41,4 +48,5 @@ module.exports = {
   // group member or a successor under $NETCORE_SERVICE adopts the
   // connections; resolves once the Byes have left (PROTOCOL.md 13).
   leave: (opts) => leaveAll(!opts || opts.handoff !== false),
+  stats, // netcore-net's own: netcore's metrics (Stats command)
 };

@@ -108,6 +108,7 @@ class Link {
     this.lastRecv = Date.now();
     this.pingSentAt = 0;
     this.pingNonce = 0;
+    this.statsAsked = []; // Stats requests, answered in order
 
     this.openDealer();
   }
@@ -195,6 +196,44 @@ class Link {
 
   get creditWindow() {
     return this.welcome.credit_window;
+  }
+
+  // Asks netcore for its numbers (the Stats command, PROTOCOL.md 14): a
+  // Promise of { instance_id, uptime_ms, families: [{ name, help, type,
+  // samples: [{ name, labels: {...}, value }] }] }, the series and values
+  // of netcore's Prometheus /metrics.
+  stats() {
+    return new Promise((resolve, reject) => {
+      const req = {
+        resolve,
+        _onLinkGone: reject,
+      };
+      this.hold(req);
+      this.run(() => {
+        this.statsAsked.push(req);
+        this.send({ stats: {} });
+      });
+    });
+  }
+
+  onStats(st) {
+    const req = this.statsAsked.shift();
+    if (!req) return;
+    this.release(req);
+    req.resolve({
+      instance_id: st.instance_id,
+      uptime_ms: Number(st.uptime_ms),
+      families: st.families.map((f) => ({
+        name: f.name,
+        help: f.help,
+        type: f.type,
+        samples: f.samples.map((s) => ({
+          name: s.name,
+          labels: Object.fromEntries(s.labels.map((l) => [l.name, l.value])),
+          value: s.value,
+        })),
+      })),
+    });
   }
 
   hold(obj) {
@@ -351,6 +390,8 @@ class Link {
         return this.onWelcome(body);
       case 'pong':
         return undefined;
+      case 'stats':
+        return this.onStats(body);
       case 'error':
         return this.onError(body);
       case 'shutdown':
@@ -454,6 +495,7 @@ class Link {
     const victims = [...this.holders];
     this.holders.clear();
     this.pending = [];
+    this.statsAsked = [];
     for (const obj of victims) obj._onLinkGone(err);
   }
 

@@ -181,6 +181,7 @@ class Netcore(EventEmitter):
         self._last_send = 0.0
         self._ping_sent: Optional[float] = None
         self._timer: Optional[asyncio.TimerHandle] = None
+        self._stats_asked: Deque["_StatsRequest"] = collections.deque()  # answered in order
         self.instance_id: Optional[int] = None
         _instances.append(self)
 
@@ -248,6 +249,16 @@ class Netcore(EventEmitter):
             self._waiting.remove(obj)
             return True
         return False
+
+    def stats(self) -> "asyncio.Future[Dict[str, Any]]":
+        """Asks netcore for its numbers (the Stats command, PROTOCOL.md 14): a
+        Future of a dict {"instance_id", "uptime_ms", "families": [{"name",
+        "help", "type", "samples": [{"name", "labels": {...}, "value"}]}]},
+        the same series and values as netcore's Prometheus /metrics. Fails
+        with NetcoreError when netcore is gone."""
+        req = _StatsRequest(self)
+        self.when_ready(req)
+        return req.future
 
     def hold(self, obj: object) -> None:
         """obj keeps run() going until release(obj)."""
@@ -338,7 +349,8 @@ class Netcore(EventEmitter):
 
     def _teardown_objects(self, err: NetcoreError) -> None:
         waiting, self._waiting = self._waiting, []
-        objs = waiting + list(self._servers.values()) + list(self._sockets.values())
+        asked, self._stats_asked = list(self._stats_asked), collections.deque()
+        objs = waiting + asked + list(self._servers.values()) + list(self._sockets.values())
         self._servers.clear()
         self._sockets.clear()
         for obj in objs:
@@ -592,6 +604,9 @@ class Netcore(EventEmitter):
             self._on_shutdown(msg)
         elif kind == "pong":
             pass
+        elif kind == "stats":
+            if self._stats_asked:
+                self._stats_asked.popleft()._answer(msg)
         else:
             log.warning("unknown event from netcore: %s", kind)
 
@@ -655,6 +670,42 @@ _SOCKET_EVENTS = frozenset(("connected", "data", "ended", "write_ack", "timeout"
                             "socket_error", "closed", "fd"))
 _SERVER_EVENTS = frozenset(("listening", "server_error", "server_closed", "connection",
                             "adopted"))
+
+
+class _StatsRequest:
+    """One Stats command on its way; lives in Netcore._stats_asked until answered."""
+
+    def __init__(self, nc: "Netcore") -> None:
+        self.nc = nc
+        self.future = nc.loop.create_future()
+
+    def _start_io(self) -> None:
+        cmd = pb.Command()
+        cmd.stats.SetInParent()
+        self.nc._stats_asked.append(self)
+        self.nc.send(cmd)
+
+    def _answer(self, st: Message) -> None:
+        self.nc.release(self)
+        if not self.future.done():
+            self.future.set_result(stats_dict(st))
+
+    def _lost(self, err: NetcoreError) -> None:
+        if not self.future.done():
+            self.future.set_exception(err)
+
+
+def stats_dict(st: Message) -> Dict[str, Any]:
+    """A Stats message as plain Python values."""
+    return {
+        "instance_id": st.instance_id,
+        "uptime_ms": st.uptime_ms,
+        "families": [{
+            "name": f.name, "help": f.help, "type": f.type,
+            "samples": [{"name": s.name, "labels": {l.name: l.value for l in s.labels},
+                         "value": s.value} for s in f.samples],
+        } for f in st.families],
+    }
 
 
 def run(main: Optional[Callable[..., Any]] = None, *args: Any) -> None:

@@ -216,7 +216,7 @@ class TestNonUtf8Paths(NetcoreCase):
 
             def listening():
                 seen["addr"] = srv.address()
-                srv.pause(300)  # the peers wait in the backlog, then come at once
+                srv.pause(1500)  # the peers wait in the backlog, then come at once
                 threads = [threading.Thread(target=peer, args=(i,), daemon=True)
                            for i in range(self.PEERS)]
                 for t in threads:

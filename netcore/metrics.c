@@ -43,6 +43,7 @@ static struct {
   int accept_errno[ACCEPT_ERRNOS]; /* negative errnos; 0 = free slot */
   uint64_t accept_errors[ACCEPT_ERRNOS + 1];
   uint64_t auth_refused;
+  uint64_t adopted; /* sockets handed from a gone handler to another (failover) */
   uint64_t joined;
   const char *gone_reason[GONE_REASONS];
   uint64_t gone[GONE_REASONS + 1];
@@ -337,6 +338,12 @@ static void process_metrics(ncd_mset *set) {
   GAUGE(set, "netcore_max_fds", "RLIMIT_NOFILE of the netcore process (after raising it).", maxfds);
 }
 
+void ncd_metrics_adopted(ncd_handler *from, ncd_handler *to) {
+  (void)from;
+  to->stats.adopted++;
+  m.adopted++;
+}
+
 static void global_metrics(ncd_mset *set) {
   family(set, "netcore_info", "gauge", "netcore's version and instance id (always 1).");
   sample(set, "", 1, 2, "version", NCD_VERSION, "instance", ncd.instance_id);
@@ -347,6 +354,9 @@ static void global_metrics(ncd_mset *set) {
          "Sockets netcore opened: accepted, connected (Connect) or received (fd passing).");
   for (int k = 0; k < OPEN_KINDS; k++)
     sample(set, "", (double)m.opened[k], 1, "how", open_names[k]);
+  COUNTER(set, "netcore_sockets_adopted_total",
+          "Sockets handed from a handler that went to one that adopted them (failover).",
+          m.adopted);
   family(set, "netcore_connections_refused_total", "counter",
          "Connections (or received fds) closed at once, by reason.");
   for (int k = 0; k < NCD_REFUSED_KINDS; k++)
@@ -460,6 +470,10 @@ static void handler_metrics(ncd_mset *set) {
   EACH_HANDLER(
       h, pfx,
       sample(set, "", (double)h->stats.payload_bytes, 2, "handler", h->name, "prefix", pfx);)
+  family(set, "netcore_handler_adopted_sockets_total", "counter",
+         "Sockets a handler adopted from one that went (failover).");
+  EACH_HANDLER(h, pfx,
+               sample(set, "", (double)h->stats.adopted, 2, "handler", h->name, "prefix", pfx);)
   family(set, "netcore_handler_events_total", "counter",
          "Events (messages) sent toward a handler.");
   EACH_HANDLER(h, pfx,

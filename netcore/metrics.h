@@ -31,6 +31,7 @@ typedef struct ncd_hstats {
   uint64_t events;                             /* messages (events) sent toward it */
   uint64_t payload_bytes;                      /* bytes of its Write/End payload frames */
   uint64_t closed_read, closed_written;        /* bytes of its sockets that are closed */
+  uint64_t adopted;                            /* sockets it adopted (PROTOCOL.md 13) */
   const char *codes[NCD_METRICS_CODES];        /* error codes sent to it (static strings) */
   uint64_t code_counts[NCD_METRICS_CODES + 1]; /* the last one: any other code */
 } ncd_hstats;
@@ -125,5 +126,7 @@ void ncd_metrics_refused(enum ncd_refusal why);
 void ncd_metrics_accept_error(int err);
 /* A would-be handler's connection was refused by authentication. */
 void ncd_metrics_auth_refused(void);
+/* A socket moved from the handler `from` (gone or leaving) to `to`. */
+void ncd_metrics_adopted(struct ncd_handler *from, struct ncd_handler *to);
 
 #endif

@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "fdlimit.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "server.h"
 
@@ -864,6 +865,7 @@ int ncd_socket_set_keepalive(ncd_socket *s, int enable, uint32_t initial_delay_m
 
 void ncd_socket_move(ncd_socket *s, ncd_server *to) {
   ncd_handler *h = to->owner;
+  ncd_metrics_adopted(s->owner, h);
   ncd_list_remove(&s->owner_link);
   s->owner->nsockets--;
   s->owner = h;

@@ -96,6 +96,24 @@ static uint64_t accept_either(nct_client *a, uint64_t sa, nct_client *b, uint64_
 /* A group member dies with input delivered but not credited: the survivor
  * adopts the socket and gets exactly those bytes, then new input; the
  * writes the dead one made are the peer's once; the peer sees one stream. */
+/* The value of the sample `name` (no labels asked) in a Stats answer to c. */
+static double stat_value(nct_client *c, const char *name) {
+  Netcore__V1__StatsQuery q = NETCORE__V1__STATS_QUERY__INIT;
+  nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
+  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_STATS;
+  cmd.stats = &q;
+  nct_send(c, &cmd, NULL, 0, 0);
+  nct_event *ev = nct_expect_global(c, STATS);
+  const Netcore__V1__Stats *st = ev->ev->stats;
+  double v = -1;
+  for (size_t f = 0; f < st->n_families; f++)
+    for (size_t i = 0; i < st->families[f]->n_samples; i++)
+      if (strcmp(st->families[f]->samples[i]->name, name) == 0) v = st->families[f]->samples[i]->value;
+  nct_event_free(ev);
+  if (v < 0) nct_fail("no sample %s in Stats", name);
+  return v;
+}
+
 static void test_failover_group_member_dies(void **state) {
   nct_env *e = *state;
   nct_env_start(e, NULL);
@@ -123,6 +141,7 @@ static void test_failover_group_member_dies(void **state) {
   nct_wait_acks(heir, id, 1, 2); /* its own write only */
   nct_peer_expect(peer, "ok", 2);
   nct_peer_expect_quiet(peer, 100); /* the greeting did not come again */
+  assert_int_equal((int)stat_value(heir, "netcore_sockets_adopted_total"), 1); /* metrics */
   nct_close_both(heir, id, peer);
   nct_env_finish(e);
 }

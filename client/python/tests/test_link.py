@@ -148,8 +148,15 @@ class TestCurve(unittest.TestCase):
 
             def client():
                 got["data"] = greeting(srv.address()["port"])
-            srv.listen(0, "127.0.0.1", lambda: threading.Thread(target=client).start())
+
+            def start():
+                got["thread"] = threading.Thread(target=client)
+                got["thread"].start()
+            srv.listen(0, "127.0.0.1", start)
         run_loop(main)
+        # The loop may end (the server closed) before the client has read.
+        if "thread" in got:
+            got.pop("thread").join(10)
         return got
 
     def test_allowed_key_by_argument(self):

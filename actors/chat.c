@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "nc/nc.h"
+#include "options.h"
 
 #define MAX_LINE 4096
 #define SLOW_MS 2000
@@ -145,17 +146,21 @@ static void on_signal(nc_loop_t *loop, int signum, void *arg) {
 int main(int argc, char **argv) {
   int port = 0;
   const char *host = "127.0.0.1", *path = NULL, *endpoint = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(argv[i], "--port") == 0 && val) port = atoi(argv[++i]);
-    else if (strcmp(argv[i], "--host") == 0 && val) host = argv[++i];
-    else if (strcmp(argv[i], "--path") == 0 && val) path = argv[++i];
-    else if (strcmp(argv[i], "--endpoint") == 0 && val) endpoint = argv[++i];
-    else {
-      fprintf(stderr, "usage: chat [--port N] [--host H] [--path P] [--endpoint E]\n");
-      return 1;
-    }
-  }
+  const nca_option_t options[] = {
+      {"port", "N", "TCP port to listen on (default 0: one the OS picks)", NCA_OPT_INT, &port, 0,
+       65535},
+      {"host", "H", "address to listen on (default 127.0.0.1)", NCA_OPT_STRING, &host, 0, 0},
+      {"path", "P", "listen on this UNIX socket path instead", NCA_OPT_STRING, &path, 0, 0},
+      {"endpoint", "E", "netcore's endpoint (default: NETCORE_ENDPOINT, then the default rule)",
+       NCA_OPT_STRING, &endpoint, 0, 0},
+  };
+  const nca_program_t prog = {
+      "chat", "[--port N] [--host H] [--path P] [--endpoint E]",
+      "Every line a client sends goes to every other client; a client that does not read\n"
+      "grows nobody's memory."};
+  int code = nca_options_parse(&prog, options, (int)(sizeof(options) / sizeof(options[0])), argc,
+                               argv);
+  if (code >= 0) return code;
 
   nc_loop_t *loop;
   nc_server_t *server;

@@ -10,7 +10,7 @@
  * --fd N: listenFD(N), a listener netcore inherited (--listen-fd, or systemd's
  * socket activation: the first is 3).
  * Prints one line once listening: echo server listening on <address() JSON>.
- * Errors go to stderr with Node's code; exit 1. SIGINT/SIGTERM, and netcore
+ * Errors go to stderr with Node's code; exit 1 (a usage error: exit 2; --help: exit 0). SIGINT/SIGTERM, and netcore
  * announcing its own shutdown (it drains, then closes everything): exit 0.
  *
  * --group G shares the port with every echo started with the same group
@@ -19,12 +19,12 @@
  * SIGINT/SIGTERM hand the connections over (Bye{handoff}) instead of closing
  * them, and a connection adopted from an echo that died or left is not
  * greeted again: its peer already was. */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "nc/nc.h"
+#include "options.h"
 
 static int exit_code;
 
@@ -59,21 +59,27 @@ static void on_signal(nc_loop_t *loop, int signum, void *server) {
 int main(int argc, char **argv) {
   int port = 8124, fd = -1;
   const char *host = "localhost", *path = NULL, *endpoint = NULL, *group = NULL, *service = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(argv[i], "--port") == 0 && val) port = atoi(argv[++i]);
-    else if (strcmp(argv[i], "--host") == 0 && val) host = argv[++i];
-    else if (strcmp(argv[i], "--path") == 0 && val) path = argv[++i];
-    else if (strcmp(argv[i], "--fd") == 0 && val) fd = atoi(argv[++i]);
-    else if (strcmp(argv[i], "--endpoint") == 0 && val) endpoint = argv[++i];
-    else if (strcmp(argv[i], "--group") == 0 && val) group = argv[++i];
-    else if (strcmp(argv[i], "--service") == 0 && val) service = argv[++i];
-    else {
-      fprintf(stderr, "usage: echo [--port N] [--host H] [--path P] [--fd N] [--endpoint E] "
-                      "[--group G] [--service S]\n");
-      return 1;
-    }
-  }
+  const nca_option_t options[] = {
+      {"port", "N", "TCP port to listen on (default 8124; 0: one the OS picks)", NCA_OPT_INT,
+       &port, 0, 65535},
+      {"host", "H", "address to listen on (default localhost)", NCA_OPT_STRING, &host, 0, 0},
+      {"path", "P", "listen on this UNIX socket path instead", NCA_OPT_STRING, &path, 0, 0},
+      {"fd", "N", "listen on a descriptor netcore inherited instead", NCA_OPT_INT, &fd, 0,
+       INT_MAX},
+      {"endpoint", "E", "netcore's endpoint (default: NETCORE_ENDPOINT, then the default rule)",
+       NCA_OPT_STRING, &endpoint, 0, 0},
+      {"group", "G", "share the port with every echo of this group", NCA_OPT_STRING, &group, 0,
+       0},
+      {"service", "S", "name this echo so that a successor inherits its connections",
+       NCA_OPT_STRING, &service, 0, 0},
+  };
+  const nca_program_t prog = {
+      "echo", "[--port N] [--host H] [--path P] [--fd N] [--endpoint E] [--group G] [--service S]",
+      "The seed's echo server as a netcore handler actor: greets every connection with\n"
+      "\"hello\" and echoes every byte back."};
+  int code = nca_options_parse(&prog, options, (int)(sizeof(options) / sizeof(options[0])), argc,
+                               argv);
+  if (code >= 0) return code;
 
   nc_loop_t *loop;
   nc_server_t *server;

@@ -9,12 +9,12 @@
  *   });
  *
  * Usage: goodbye [--endpoint E]. Listens on an OS-assigned port on 127.0.0.1.
- * SIGINT/SIGTERM: exit 0. */
+ * SIGINT/SIGTERM: exit 0; a usage error: exit 2. */
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "nc/nc.h"
+#include "options.h"
 
 static int exit_code;
 
@@ -46,12 +46,17 @@ static void on_signal(nc_loop_t *loop, int signum, void *arg) {
 
 int main(int argc, char **argv) {
   const char *endpoint = NULL;
-  if (argc == 3 && strcmp(argv[1], "--endpoint") == 0) {
-    endpoint = argv[2];
-  } else if (argc != 1) {
-    fprintf(stderr, "usage: goodbye [--endpoint E]\n");
-    return 1;
-  }
+  const nca_option_t options[] = {
+      {"endpoint", "E", "netcore's endpoint (default: NETCORE_ENDPOINT, then the default rule)",
+       NCA_OPT_STRING, &endpoint, 0, 0},
+  };
+  const nca_program_t prog = {
+      "goodbye", "[--endpoint E]",
+      "The seed's server.address() example: listens on an OS-assigned port on 127.0.0.1,\n"
+      "prints its address and says goodbye to every connection."};
+  int code = nca_options_parse(&prog, options, (int)(sizeof(options) / sizeof(options[0])), argc,
+                               argv);
+  if (code >= 0) return code;
 
   nc_loop_t *loop;
   nc_server_t *server;

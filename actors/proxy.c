@@ -18,10 +18,9 @@
  * Prints one line once listening: proxy listening on <address() JSON>. */
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "nc/nc.h"
+#include "options.h"
 
 static struct {
   int to_port;
@@ -89,22 +88,29 @@ static void on_signal(nc_loop_t *loop, int signum, void *arg) {
 int main(int argc, char **argv) {
   int port = 0;
   const char *host = "127.0.0.1", *path = NULL, *endpoint = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(argv[i], "--port") == 0 && val) port = atoi(argv[++i]);
-    else if (strcmp(argv[i], "--host") == 0 && val) host = argv[++i];
-    else if (strcmp(argv[i], "--path") == 0 && val) path = argv[++i];
-    else if (strcmp(argv[i], "--to-port") == 0 && val) target.to_port = atoi(argv[++i]);
-    else if (strcmp(argv[i], "--to-host") == 0 && val) target.to_host = argv[++i];
-    else if (strcmp(argv[i], "--to-path") == 0 && val) target.to_path = argv[++i];
-    else if (strcmp(argv[i], "--endpoint") == 0 && val) endpoint = argv[++i];
-    else break;
-  }
-  if (target.to_port <= 0 && target.to_path == NULL) {
-    fprintf(stderr, "usage: proxy [--port N] [--host H] [--path P] "
-                    "(--to-port N [--to-host H] | --to-path P) [--endpoint E]\n");
-    return 1;
-  }
+  const nca_option_t options[] = {
+      {"port", "N", "TCP port to listen on (default 0: one the OS picks)", NCA_OPT_INT, &port, 0,
+       65535},
+      {"host", "H", "address to listen on (default 127.0.0.1)", NCA_OPT_STRING, &host, 0, 0},
+      {"path", "P", "listen on this UNIX socket path instead", NCA_OPT_STRING, &path, 0, 0},
+      {"to-port", "N", "the target's TCP port", NCA_OPT_INT, &target.to_port, 1, 65535},
+      {"to-host", "H", "the target's host (default localhost)", NCA_OPT_STRING, &target.to_host,
+       0, 0},
+      {"to-path", "P", "the target's UNIX socket path (instead of --to-port)", NCA_OPT_STRING,
+       &target.to_path, 0, 0},
+      {"endpoint", "E", "netcore's endpoint (default: NETCORE_ENDPOINT, then the default rule)",
+       NCA_OPT_STRING, &endpoint, 0, 0},
+  };
+  const nca_program_t prog = {
+      "proxy", "[--port N] [--host H] [--path P] (--to-port N [--to-host H] | --to-path P) "
+               "[--endpoint E]",
+      "Forwards every connection to the target, with backpressure and half-closes."};
+  int code = nca_options_parse(&prog, options, (int)(sizeof(options) / sizeof(options[0])), argc,
+                               argv);
+  if (code >= 0) return code;
+  if (target.to_port <= 0 && target.to_path == NULL)
+    return nca_usage_error(&prog, "ERR_PARSE_ARGS_INVALID_OPTION_VALUE",
+                           "--to-port or --to-path is required");
 
   nc_loop_t *loop;
   nc_server_t *server;

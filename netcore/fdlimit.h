@@ -1,6 +1,6 @@
 /* fdlimit.h: the daemon's file descriptor budget.
  *
- * Running out of descriptors is a state to ride out, not an error (DESIGN.md
+ * Running out of descriptors is a state to ride out, not an error (docs/ARCHITECTURE.md
  * rule 11). At start, ncd_fdlimit_init() raises RLIMIT_NOFILE's soft limit to
  * the hard limit (as Redis's adjustOpenFilesLimit does), keeps --fd-reserve
  * descriptors for ZeroMQ (its I/O thread, the handler links, new handlers'

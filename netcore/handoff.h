@@ -25,7 +25,7 @@
  * tears down the rest as usual. */
 int ncd_handoff_start(ncd_handler *h);
 
-/* Whether h may listen on l although l is bound: same group (DESIGN rule 5),
+/* Whether h may listen on l although l is bound: same group (docs/ARCHITECTURE.md rule 5),
  * or a listener without a group whose members are all parked servers h may
  * adopt (same principal, same service name). */
 int ncd_handoff_may_join(const ncd_handler *h, const ncd_listener *l, const char *group);

@@ -7,7 +7,7 @@
  * see socket.h) and the queue is retried on a short timer. A send that finds
  * the handler's connection gone marks the handler gone, and so does the
  * connection monitor when that connection closes. Events for a handler
- * that said Hello.batch_events are collected in its batch (batch.h) and sent
+ * that said Hello.batch_events are collected in its batch (common/msgbatch.h) and sent
  * once per loop turn, from the prepare callback, or when the batch is full.
  * Loop thread only.
  */

@@ -327,7 +327,7 @@ static void start_listener(ncd_server *srv, int fd, int is_unix, const char *key
   join(srv, l);
 }
 
-/* Sharing rule (DESIGN.md 5): same endpoint and same non-empty group joins,
+/* Sharing rule (docs/ARCHITECTURE.md rule 5): same endpoint and same non-empty group joins,
  * and so does a successor of a parked server (handoff.h); otherwise an
  * endpoint in use is EADDRINUSE, as in Node. Returns 1 when the
  * request was settled here (joined or failed). */

@@ -3,7 +3,8 @@
  * netcore missing or killed exits 1), goodbye (prints its address, says
  * goodbye), proxy (100 MiB through a slow reader, identical bytes, bounded
  * memory), chat (everyone else gets every line; a client that does not read
- * grows nobody's memory). */
+ * grows nobody's memory), and their command line (--help exits 0; a bad
+ * number, an unknown option or a stray argument exits 2 with Node's code). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -207,6 +208,98 @@ static void test_actors_echo_netcore_not_running(void **state) {
   assert_int_equal(actor_wait(&a, 15000, err, sizeof(err)), 1);
   assert_non_null(strstr(err, "ERR_NETCORE_UNAVAILABLE"));
   assert_non_null(strstr(err, "ipc:///tmp/nct-no-netcore-here/nc.sock"));
+}
+
+/* ----------------------------------------------------------- command line */
+
+/* Everything the actor prints on stdout until it closes it (at most cap-1 bytes). */
+static void actor_stdout(actor_t *a, char *buf, size_t cap) {
+  size_t n = 0;
+  for (;;) {
+    struct pollfd p = {.fd = a->out, .events = POLLIN};
+    if (poll(&p, 1, 10000) <= 0) fail_msg("the actor's stdout stayed open for 10 s");
+    ssize_t r = read(a->out, buf + n, cap - 1 - n);
+    if (r <= 0) break;
+    n += (size_t)r;
+    if (n + 1 == cap) fail_msg("more than %zu bytes on stdout", cap - 1);
+  }
+  buf[n] = '\0';
+}
+
+/* --help: the usage on stdout, every option named, nothing on stderr, exit 0. */
+static void help_check(const char *bin, const char *name, const char *const *must) {
+  actor_t a;
+  char out[4096], err[1024], usage[64];
+  const char *args[] = {"--help", NULL};
+  actor_start(&a, bin, args);
+  actor_stdout(&a, out, sizeof(out));
+  assert_int_equal(actor_wait(&a, 10000, err, sizeof(err)), 0);
+  if (err[0] != '\0') fail_msg("%s --help wrote to stderr: %s", name, err);
+  snprintf(usage, sizeof(usage), "usage: %s ", name);
+  if (strncmp(out, usage, strlen(usage)) != 0) fail_msg("%s --help printed '%s'", name, out);
+  for (int i = 0; must[i] != NULL; i++)
+    if (strstr(out, must[i]) == NULL) fail_msg("%s --help does not mention %s", name, must[i]);
+}
+
+static void test_actors_help_exits_0(void **state) {
+  (void)state;
+  const char *echo[] = {"--port N", "--host H", "--path P", "--fd N", "--endpoint E", "--group G",
+                        "--service S", "--help", NULL};
+  const char *goodbye[] = {"--endpoint E", "--help", NULL};
+  const char *proxy[] = {"--port N", "--to-port N", "--to-host H", "--to-path P", "--endpoint E",
+                         NULL};
+  const char *chat[] = {"--port N", "--host H", "--path P", "--endpoint E", NULL};
+  help_check(ECHO_BIN, "echo", echo);
+  help_check(GOODBYE_BIN, "goodbye", goodbye);
+  help_check(PROXY_BIN, "proxy", proxy);
+  help_check(CHAT_BIN, "chat", chat);
+}
+
+/* A usage error: exit 2 before anything listens, one line naming the Node code
+ * and the culprit on stderr, nothing on stdout. netcore runs, so an actor that
+ * took `--port abc` for port 0 would listen and not exit: the wait fails. */
+static void usage_check(const char *bin, const char *const *args, const char *code,
+                        const char *culprit) {
+  nct_netcore_t d;
+  actor_t a;
+  char out[1024], err[1024];
+  const char *argv[12];
+  int n = 0;
+  for (; args[n] != NULL && n < 8; n++) argv[n] = args[n];
+  nct_netcore_start(&d, NULL);
+  argv[n++] = "--endpoint";
+  argv[n++] = d.endpoint;
+  argv[n] = NULL;
+  actor_start(&a, bin, argv);
+  actor_stdout(&a, out, sizeof(out));
+  assert_int_equal(actor_wait(&a, 10000, err, sizeof(err)), 2);
+  if (out[0] != '\0') fail_msg("%s %s printed '%s' on stdout", bin, args[0], out);
+  if (strstr(err, code) == NULL || strstr(err, culprit) == NULL)
+    fail_msg("%s %s: stderr '%s' lacks %s or %s", bin, args[0], err, code, culprit);
+  nct_netcore_stop(&d);
+}
+
+static void test_actors_bad_number_exits_2(void **state) {
+  (void)state;
+  const char *v = "ERR_PARSE_ARGS_INVALID_OPTION_VALUE";
+  usage_check(ECHO_BIN, (const char *const[]){"--port", "abc", NULL}, v, "'abc'");
+  usage_check(ECHO_BIN, (const char *const[]){"--port", "8124x", NULL}, v, "'8124x'");
+  usage_check(ECHO_BIN, (const char *const[]){"--port", "65536", NULL}, v, "0..65535");
+  usage_check(ECHO_BIN, (const char *const[]){"--port", "", NULL}, v, "--port");
+  usage_check(ECHO_BIN, (const char *const[]){"--fd", "-1", NULL}, v, "--fd");
+  usage_check(CHAT_BIN, (const char *const[]){"--port", "abc", NULL}, v, "'abc'");
+  usage_check(PROXY_BIN, (const char *const[]){"--to-port", "abc", NULL}, v, "--to-port");
+  usage_check(PROXY_BIN, (const char *const[]){"--port", "0", NULL}, v, "--to-port or --to-path");
+}
+
+static void test_actors_unknown_option_exits_2(void **state) {
+  (void)state;
+  usage_check(ECHO_BIN, (const char *const[]){"--prot", "1", NULL},
+              "ERR_PARSE_ARGS_UNKNOWN_OPTION", "'--prot'");
+  usage_check(GOODBYE_BIN, (const char *const[]){"--port", "1", NULL},
+              "ERR_PARSE_ARGS_UNKNOWN_OPTION", "'--port'");
+  usage_check(CHAT_BIN, (const char *const[]){"extra", NULL},
+              "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL", "'extra'");
 }
 
 /* ----------------------------------------------------------------- goodbye */
@@ -416,6 +509,9 @@ int main(void) {
       cmocka_unit_test(test_actors_goodbye),
       cmocka_unit_test(test_actors_proxy_100mib_slow_reader),
       cmocka_unit_test(test_actors_chat),
+      cmocka_unit_test(test_actors_help_exits_0),
+      cmocka_unit_test(test_actors_bad_number_exits_2),
+      cmocka_unit_test(test_actors_unknown_option_exits_2),
   };
   return cmocka_run_group_tests_name("actors_c", tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* Unit tests of libnc that need no daemon: Node's isIP table (ACCEPTANCE.md),
+/* Unit tests of libnc that need no daemon: the isIP table of Node's net.isIP,
  * the setEncoding decoders (a character or base64 group split across reads,
  * invalid UTF-8), error names, address JSON, the id map. */
 #include <stdlib.h>

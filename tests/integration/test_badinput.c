@@ -1,4 +1,4 @@
-/* test_badinput.c: bad input never hurts anyone else (DESIGN rule 10). Each
+/* test_badinput.c: bad input never hurts anyone else (docs/ARCHITECTURE.md rule 10). Each
  * test sends one kind of bad input; the sender gets the named error code; an
  * observer handler with a live connection keeps working before and after;
  * and nct_env_finish proves netcore's fd count is back at its baseline. */

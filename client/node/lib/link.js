@@ -12,11 +12,7 @@
 // something until netcore has said their last word (Closed, ServerClosed,
 // ServerError). When nothing holds it the link says Bye and closes its
 // DEALER, so this library never keeps a process alive on its own, just as
-// Node's event loop exits when no handle is active. Objects that are
-// unref()'d (Node's ref/unref) hold the link without keeping the process
-// alive: when every holder is unref'd the link stops its pending reads
-// (ZeroMQ's monitor and the DEALER receive) and polls the DEALER from an
-// unref'd timer instead, so the process exits once nothing else is alive.
+// Node's event loop exits when no handle is active.
 
 const path = require('path');
 const zmq = require('zeromq');
@@ -77,12 +73,11 @@ class Link {
     this.lastRecv = Date.now();
     this.pingSentAt = 0;
     this.pingNonce = 0;
-    this.refed = true; // false while every holder is unref'd
-    this.observer = null;
-    this.pollTimer = null;
 
     this.sock = new zmq.Dealer({ linger: 0, sendHighWaterMark: 10000, receiveHighWaterMark: 10000 });
-    this.watch();
+    // A dropped connection means netcore died or restarted: every object of
+    // this link is gone with it (a new netcore would not know our ids).
+    this.sock.events.on('disconnect', () => this.fail('ERR_NETCORE_GONE'));
     this.sock.connect(endpoint);
 
     const timeout = Number(process.env.NETCORE_CONNECT_TIMEOUT_MS) || DEFAULT_CONNECT_TIMEOUT_MS;
@@ -120,69 +115,10 @@ class Link {
 
   hold(obj) {
     this.holders.add(obj);
-    this.refCheck();
   }
 
   release(obj) {
     if (this.holders.delete(obj) && this.holders.size === 0) this.scheduleIdle();
-    this.refCheck();
-  }
-
-  // A dropped connection means netcore died or restarted: every object of
-  // this link is gone with it (a new netcore would not know our ids). The
-  // monitor's pending read keeps the process alive, so it runs only while
-  // the link is ref'd.
-  watch() {
-    const obs = new zmq.Observer(this.sock);
-    this.observer = obs;
-    (async () => {
-      try {
-        for await (const e of obs) if (e.type === 'disconnect') this.fail('ERR_NETCORE_GONE');
-      } catch {
-        // closed: the link was unref'd or closed
-      }
-    })();
-  }
-
-  // Called when a holder comes, goes, or calls ref()/unref().
-  refCheck() {
-    if (this.state === 'closed') return;
-    let refed = this.holders.size === 0;
-    for (const o of this.holders) if (!o._unrefed) refed = true;
-    if (refed === this.refed) return;
-    this.refed = refed;
-    if (refed) {
-      if (!this.observer) this.watch();
-      if (this.pollTimer) this.pollTimer.ref();
-      this.helloTimer.ref();
-    } else {
-      this.observer.close();
-      this.observer = null;
-      this.helloTimer.unref();
-      // Wake the pending receive (netcore answers a Ping) so that the
-      // receive loop switches to polling.
-      if (this.state === 'ready') {
-        this.pingNonce += 1;
-        this.send({ ping: { nonce: this.pingNonce } });
-      }
-    }
-  }
-
-  // Unref'd: resolves once the DEALER has a message (or the link is ref'd
-  // again or closed), looking every few ms from an unref'd timer.
-  pollReadable() {
-    return new Promise((resolve) => {
-      const check = () => {
-        this.pollTimer = null;
-        if (this.state === 'closed' || this.refed || this.sock.readable) {
-          resolve();
-          return;
-        }
-        this.pollTimer = setTimeout(check, 5);
-        this.pollTimer.unref();
-      };
-      check();
-    });
   }
 
   // Closes the link once nothing holds it. Deferred so that an object made
@@ -222,13 +158,8 @@ class Link {
 
   async recvLoop() {
     try {
-      while (this.state !== 'closed') {
-        if (!this.refed) await this.pollReadable();
-        if (this.state === 'closed') break;
-        this.dispatch(await this.sock.receive());
-      }
+      for await (const frames of this.sock) this.dispatch(frames);
     } catch (err) {
-      if (this.sock.closed && err.code === 'EAGAIN') return;
       if (this.state !== 'closed') this.fail('ERR_NETCORE_GONE', err.message);
     }
   }
@@ -384,11 +315,8 @@ class Link {
     this.state = 'closed';
     clearTimeout(this.helloTimer);
     clearInterval(this.pingTimer);
-    clearTimeout(this.pollTimer);
     if (this.idleCheck) clearImmediate(this.idleCheck);
     this.outq = [];
-    if (this.observer) this.observer.close();
-    this.observer = null;
     this.sock.close();
   }
 }

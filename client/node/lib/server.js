@@ -57,7 +57,6 @@ class Server extends EventEmitter {
     this._request = null;
     this._closing = new Map(); // id -> link: closed incarnations awaiting ServerClosed
     this._gen = 0; // listen() generation, so a stale queued Listen never goes out
-    this._unrefed = false;
     if (connectionListener) this.on('connection', connectionListener);
   }
 
@@ -354,19 +353,6 @@ class Server extends EventEmitter {
     }
   }
 
-  // Node's ref()/unref(): an unref'd object does not keep the process alive
-  // (see link.js); it works as usual while something else does.
-  ref() {
-    this._unrefed = false;
-    if (this._link) this._link.refCheck();
-    return this;
-  }
-
-  unref() {
-    this._unrefed = true;
-    if (this._link) this._link.refCheck();
-    return this;
-  }
 
   // The seed's server.pause(msecs): accept nothing for msecs (default 1000).
   pause(msecs) {

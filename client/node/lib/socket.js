@@ -80,7 +80,6 @@ class Socket extends Duplex {
     this._endpoint = options.endpoint;
     this.server = null;
     this.timeout = undefined; // Node's plain property: setTimeout() stores msecs here
-    this._unrefed = false;
     this._resetConnection();
   }
 
@@ -123,6 +122,7 @@ class Socket extends Duplex {
     this._deferred = new Map(); // option commands waiting for an id / the connection
     this._lastSeq = 0n;
     this._neverConnected = true; // destroyed before 'connect': write callbacks get Node's error
+    this._shutdownFailed = false; // our End met ENOTCONN (see _onSocketError)
   }
 
   // A socket netcore accepted for one of our servers.
@@ -286,6 +286,24 @@ class Socket extends Duplex {
   }
 
   _onSocketError(ev) {
+    if (ev.code === 'ENOTCONN' && this._endCmd !== 0) {
+      // Our End found the connection already dropped (shutdown(2) says
+      // ENOTCONN). Node ignores shutdown errors: 'finish', 'end', and then
+      // 'close'(false) once netcore's Closed arrives.
+      this._shutdownFailed = true;
+      this._peerEnded = true;
+      if (this._finalCb) {
+        const cb = this._finalCb;
+        this._finalCb = null;
+        this._endAcked = true;
+        cb();
+      }
+      if (!this.destroyed) {
+        this.push(null);
+        this.read(0);
+      }
+      return;
+    }
     this._nc = 'closing';
     this.destroy(this._makeError(ev.code, ev.message));
   }
@@ -307,6 +325,7 @@ class Socket extends Duplex {
   }
 
   _onClosed(ev) {
+    if (this._shutdownFailed) ev = { ...ev, had_error: false };
     this._nc = 'closed';
     this._closedEv = ev;
     this._release();
@@ -717,19 +736,6 @@ class Socket extends Duplex {
     }
   }
 
-  // Node's ref()/unref(): an unref'd object does not keep the process alive
-  // (see link.js); it works as usual while something else does.
-  ref() {
-    this._unrefed = false;
-    if (this._link) this._link.refCheck();
-    return this;
-  }
-
-  unref() {
-    this._unrefed = true;
-    if (this._link) this._link.refCheck();
-    return this;
-  }
 
   address() {
     if (!this._local) return {};

@@ -348,28 +348,40 @@ static int bind_listen(int fd, const struct sockaddr *sa, socklen_t len, int bac
   return 0;
 }
 
-static void listen_tcp_addr(ncd_server *srv, const struct sockaddr *sa, socklen_t len, int backlog,
-                            const char *group) {
+/* Binds and listens on one address. With dual set (Node's listen() without a
+ * host: "::" with IPV6_V6ONLY off, so IPv4 peers come in too), a socket or
+ * bind failure returns it instead of failing the server, so that the caller
+ * falls back to 0.0.0.0 as Node does where IPv6 is absent. */
+static int listen_tcp_addr(ncd_server *srv, const struct sockaddr *sa, socklen_t len, int backlog,
+                           const char *group, int dual) {
   ncd_addr a;
   ncd_addr_from_sockaddr(sa, len, &a);
   char key[160], where[140];
   snprintf(where, sizeof where, a.family == NCD_FAMILY_IPV6 ? "[%s]:%u" : "%s:%u", a.address, a.port);
   snprintf(key, sizeof key, "tcp:%s:%u", a.address, a.port);
-  if (a.port != 0 && try_share(srv, key, group, where)) return;
+  if (a.port != 0 && try_share(srv, key, group, where)) return 0;
   int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
+    if (dual) return -errno;
     listen_failed(srv, -errno, where);
-    return;
+    return 0;
   }
   int one = 1; /* Node sets SO_REUSEADDR on every listening socket */
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  int zero = 0;
+  if (dual && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) {
+    close(fd);
+    return -errno;
+  }
   int rc = bind_listen(fd, sa, len, backlog);
   if (rc != 0) {
     close(fd);
+    if (dual) return rc;
     listen_failed(srv, rc, where);
-    return;
+    return 0;
   }
   start_listener(srv, fd, 0, key, group, NULL);
+  return 0;
 }
 
 /* State of a Listen waiting for its host name to resolve. */
@@ -416,7 +428,7 @@ static void listen_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *
       memcpy(&ss, pick->ai_addr, pick->ai_addrlen);
       if (ss.ss_family == AF_INET) ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)p->port);
       else ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)p->port);
-      listen_tcp_addr(srv, (struct sockaddr *)&ss, pick->ai_addrlen, p->backlog, p->group);
+      (void)listen_tcp_addr(srv, (struct sockaddr *)&ss, pick->ai_addrlen, p->backlog, p->group, 0);
     }
   } else if (srv) {
     server_free(srv);
@@ -433,17 +445,27 @@ static void listen_tcp(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
     listen_failed(srv, rc, where);
     return;
   }
-  const char *host = *cmd->ep.host ? cmd->ep.host : "0.0.0.0";
+  const char *host = cmd->ep.host;
   struct sockaddr_storage ss;
   socklen_t len;
   char why[600];
   uint32_t port = (uint32_t)cmd->ep.port;
+  if (!*host) {
+    /* No host: "::" dual-stack (Node's listen(port)) where the policy allows that
+     * wildcard and the machine has IPv6, else 0.0.0.0. */
+    if (ncd_addr_parse_ip("::", port, &ss, &len) == 0 &&
+        ncd_policy_tcp(srv->owner->policy, 0, NULL, (struct sockaddr *)&ss, port, why,
+                       sizeof why) == NCD_POLICY_ALLOW &&
+        listen_tcp_addr(srv, (struct sockaddr *)&ss, len, backlog, cmd->group, 1) == 0)
+      return;
+    host = "0.0.0.0";
+  }
   if (ncd_addr_parse_ip(host, port, &ss, &len) == 0) {
     if (ncd_policy_tcp(srv->owner->policy, 0, NULL, (struct sockaddr *)&ss, port, why,
                        sizeof why) != NCD_POLICY_ALLOW)
       policy_denied(srv, why);
     else
-      listen_tcp_addr(srv, (struct sockaddr *)&ss, len, backlog, cmd->group);
+      (void)listen_tcp_addr(srv, (struct sockaddr *)&ss, len, backlog, cmd->group, 0);
     return;
   }
   int verdict = ncd_policy_tcp(srv->owner->policy, 0, host, NULL, port, why, sizeof why);

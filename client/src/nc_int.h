@@ -288,6 +288,7 @@ struct nc_socket_s {
   int allow_half_open;
   int ended_local;    /* End sent (our FIN is queued) */
   int ended_remote;   /* 'end' delivered (or queued) */
+  int uncounted;      /* already taken off server->connections (destroy() or close) */
   int destroyed;      /* destroy() called or the socket failed: no more
                          events but 'close' */
   int had_error;

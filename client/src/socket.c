@@ -498,6 +498,15 @@ static void unpipe_all(nc_socket_t *s, int resume) {
   }
 }
 
+/* Takes an accepted socket off its server's count, once: at destroy(), as
+ * Node's destroy() does (10 -> 9, and 9 again when called twice), or at
+ * close for a socket the peer or netcore closed. */
+static void uncount(nc_socket_t *s) {
+  if (s->uncounted) return;
+  s->uncounted = 1;
+  if (s->server != NULL && s->server->connections > 0) s->server->connections--;
+}
+
 /* The socket's 'close': everything pending fails, the close callback runs,
  * and the socket is freed unless that callback connected it again. */
 static void finish_close(nc_socket_t *s, int had_error) {
@@ -512,7 +521,7 @@ static void finish_close(nc_socket_t *s, int had_error) {
   unpipe_all(s, 1);
   inring_clear(&s->input);
   fail_writes(s);
-  if (s->server != NULL && s->server->connections > 0) s->server->connections--;
+  uncount(s);
   if (s->ev.on_close != NULL) s->ev.on_close(s, had_error);
   if (s->state == NC__SK_CLOSED) nc__socket_free(s);
 }
@@ -539,6 +548,7 @@ void nc_socket_destroy(nc_socket_t *s) {
   }
   if (!live(s)) return;
   s->destroyed = 1;
+  uncount(s);
   send_simple(s, NC__CMD_DESTROY); /* if netcore is gone, its loss closes us */
 }
 

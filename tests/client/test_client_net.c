@@ -394,9 +394,14 @@ static void sclose_sock_close(nc_socket_t *c, int had_error) {
 static void sclose_timer(nc_timer_t *tm) {
   sclose_t *t = nc_timer_get_data(tm);
   nc_timer_close(tm);
-  /* destroy() twice lowers connections once. */
+  /* destroy() lowers connections at once, as Node's does, and twice lowers
+   * it once: 2 -> 1 -> 1. */
+  assert_int_equal(nc_server_connections(t->server), 2);
   nc_socket_destroy(t->socks[0]);
+  assert_int_equal(nc_server_connections(t->server), 1);
   nc_socket_destroy(t->socks[0]);
+  t->conns_after_double_destroy = nc_server_connections(t->server);
+  assert_int_equal(t->conns_after_double_destroy, 1);
 }
 
 static void sclose_connection(nc_server_t *s, nc_socket_t *c) {

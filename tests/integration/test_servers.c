@@ -126,24 +126,37 @@ static void test_servers_listen_tcp_ipv6(void **state) {
   nct_env_finish(e);
 }
 
-/* Host omitted: any IPv4 address (the seed's INADDR_ANY), port 0. */
+/* Host omitted: "::" dual-stack, as Node's listen(port) binds it, so peers
+ * come in over IPv4 and IPv6 alike; 0.0.0.0 where IPv6 is absent. */
 static void test_servers_listen_any_address(void **state) {
   nct_env *e = *state;
   nct_env_start(e, NULL);
+  int probe = socket(AF_INET6, SOCK_STREAM, 0);
+  int have_v6 = probe >= 0;
+  if (probe >= 0) close(probe);
   nct_client *h = nct_env_handler(e, "any");
   uint64_t srv = nct_new_id(h);
   nct_cmd_listen_tcp(h, srv, "", 0, 0, 0, 0, NULL);
   nct_event *ev = nct_expect(h, LISTENING, srv);
   nct_addr *a = ev->ev->listening->address;
-  assert_int_equal(a->family, FAM(IPV4));
-  assert_string_equal(a->address, "0.0.0.0");
+  assert_int_equal(a->family, have_v6 ? FAM(IPV6) : FAM(IPV4));
+  assert_string_equal(a->address, have_v6 ? "::" : "0.0.0.0");
   assert_true(a->port > 0);
   uint16_t port = (uint16_t)a->port;
   nct_event_free(ev);
   int peer;
-  uint64_t sock = nct_accept_peer(h, srv, port, &peer);
+  uint64_t sock = nct_accept_peer(h, srv, port, &peer); /* over IPv4 */
   exchange(h, sock, peer);
   nct_close_both(h, sock, peer);
+  if (have_v6) {
+    peer = nct_tcp_connect("::1", port);
+    ev = nct_expect_connection(h, srv);
+    assert_string_equal(ev->ev->connection->remote->address, "::1");
+    sock = ev->ev->connection->socket_id;
+    nct_event_free(ev);
+    exchange(h, sock, peer);
+    nct_close_both(h, sock, peer);
+  }
   close_server(h, srv);
   nct_env_finish(e);
 }

@@ -21,6 +21,13 @@ function stats(options) {
   return Link.get(options && options.endpoint).stats();
 }
 
+// Node's net.Server(), net.Socket() and net.Stream() work without `new`;
+// classes do not, so the exported constructors are callable proxies of them
+// (instanceof, subclassing and statics are the class's own).
+const callable = (C) => new Proxy(C, { apply: (target, self, args) => new target(...args) });
+const ServerFn = callable(Server);
+const SocketFn = callable(Socket);
+
 function createServer(options, connectionListener) {
   return new Server(options, connectionListener);
 }
@@ -36,9 +43,9 @@ module.exports = {
   createServer,
   createConnection,
   connect: createConnection,
-  Server,
-  Socket,
-  Stream: Socket, // Node's legacy alias
+  Server: ServerFn,
+  Socket: SocketFn,
+  Stream: SocketFn, // Node's legacy alias
   // Node's own implementation: the ACCEPTANCE table is today's Node.
   isIP: nodeNet.isIP,
   isIPv4: nodeNet.isIPv4,

@@ -401,9 +401,10 @@ class Link {
       case 'server_closed':
       case 'connection':
       case 'adopted': {
-        const server = this.servers.get(toBig(body.server_id));
-        if (server) server._onEvent(kind, body, ev.seq);
-        else if (kind === 'connection' || kind === 'adopted') this.send({ destroy: { socket_id: body.socket_id } });
+        const id = toBig(body.server_id);
+        const server = this.servers.get(id);
+        if (server) server._onEvent(kind, body, ev.seq, id);
+        else this.send({ destroy: { socket_id: body.socket_id } });
         return undefined;
       }
       default: {

@@ -60,8 +60,15 @@ function decodeEvent(buf) {
 
 // A UNIX path (string or Buffer) as the endpoint fields of Listen/Connect:
 // `path` when it is UTF-8, else its exact bytes as `path_bytes` (PROTOCOL.md 1.2).
+// A relative path is this process's, so it is resolved against our working
+// directory first: netcore's own would be a different place. (A path that
+// starts with NUL is Linux's abstract namespace and stays as it is.)
 function pathEndpoint(p) {
-  if (!Buffer.isBuffer(p)) return { path: String(p) };
+  if (!Buffer.isBuffer(p)) {
+    const s = String(p);
+    return { path: s.startsWith('/') || s.startsWith('\0') ? s : path.resolve(s) };
+  }
+  if (p.length > 0 && p[0] !== 0x2f && p[0] !== 0) p = Buffer.concat([Buffer.from(`${process.cwd()}/`), p]);
   return isUtf8(p) ? { path: p.toString('utf8') } : { path_bytes: p };
 }
 

@@ -5,13 +5,36 @@
 //
 // States: idle -> pending (Listen sent) -> listening -> closing -> idle.
 // A failed listen returns to idle, so the same server can listen again, as
-// in Node.
+// in Node. close() hands the current server id over to _closing and leaves
+// the server free to listen again at once; 'close' follows that id's
+// ServerClosed.
+//
+// listen() without a host, or on a path, answers address() and `listening`
+// at once, as Node's synchronous bind does: the address is known (a path, or
+// Node's any-address with the given port; for port 0 the kernel picks a free
+// port through a bind of Node's own net that is released at once, and the
+// Listen asks netcore for exactly that port). 'listening' still waits for
+// netcore's answer, and a failure then comes as 'error' (see README).
 
+const fs = require('fs');
+const nodeNet = require('net');
 const { EventEmitter } = require('events');
 const { Link, linkOptions } = require('./link');
 const { Socket, validatePort } = require('./socket');
 const { toLong, nodeAddress, pathEndpoint, pathText } = require('./protocol');
 const { ncError, argError } = require('./errors');
+
+// Node's any-address of this host ('::' dual-stack, else '0.0.0.0') with a
+// port the kernel says is free now, from a bind of Node's own net that is
+// closed again at once (its fd is closed synchronously). Null if that fails.
+function anyAddress() {
+  const probe = nodeNet.createServer();
+  probe.on('error', () => {});
+  probe.listen(0);
+  const a = probe.address();
+  probe.close();
+  return a && typeof a === 'object' ? a : null;
+}
 
 class Server extends EventEmitter {
   constructor(options, connectionListener) {
@@ -34,6 +57,8 @@ class Server extends EventEmitter {
     this._maxConnections = undefined;
     this._listenCb = null;
     this._request = null;
+    this._closing = new Map(); // id -> link: closed incarnations awaiting ServerClosed
+    this._gen = 0; // listen() generation, so a stale queued Listen never goes out
     if (connectionListener) this.on('connection', connectionListener);
   }
 
@@ -65,19 +90,33 @@ class Server extends EventEmitter {
     const req = {
       allow_half_open: this.allowHalfOpen,
       backlog: Number(opts.backlog) || 0,
-      max_connections: this._maxConnections || 0,
       group: opts.group ? String(opts.group) : '',
     };
+    this._address = null;
+    this._probed = false;
     if (opts.fd !== undefined && opts.fd !== null) {
       req.fd = Number(opts.fd);
       this._request = { fd: req.fd };
     } else if (opts.path !== undefined && opts.path !== null) {
       Object.assign(req, pathEndpoint(opts.path));
-      this._request = { path: pathText(opts.path) };
+      const given = pathText(opts.path);
+      this._request = { path: given, readableAll: Boolean(opts.readableAll), writableAll: Boolean(opts.writableAll) };
+      this._address = { family: 'unix', address: given };
     } else {
-      const port = validatePort(opts.port === undefined ? 0 : opts.port);
-      req.tcp = { host: opts.host ? String(opts.host) : '', port };
-      this._request = { host: opts.host || '0.0.0.0', port };
+      let port = validatePort(opts.port === undefined ? 0 : opts.port);
+      const host = opts.host ? String(opts.host) : '';
+      if (!host) {
+        const any = anyAddress();
+        if (any) {
+          if (port === 0) {
+            port = any.port;
+            this._probed = true;
+          }
+          this._address = { address: any.address, family: any.family, port };
+        }
+      }
+      req.tcp = { host, port };
+      this._request = { host: host || (this._address ? this._address.address : '::'), port };
     }
     if (opts.endpoint) this._endpoint = opts.endpoint;
     if (cb) {
@@ -90,15 +129,21 @@ class Server extends EventEmitter {
     this._link = link;
     this._listenReq = req;
     link.hold(this);
-    link.run(() => this._sendListen(link));
+    const gen = ++this._gen;
+    link.run(() => this._sendListen(link, gen));
     return this;
   }
 
-  _sendListen(link) {
+  // Sends the Listen of this incarnation (ids need Welcome): not when a later
+  // listen() (gen) or a close() came meanwhile. maxConnections is read when it
+  // goes out, so a value set meanwhile applies.
+  _sendListen(link, gen) {
     if (this._state !== 'pending' || this._link !== link) return;
+    if (gen !== undefined && gen !== this._gen) return;
     this._id = link.newId();
     link.servers.set(this._id, this);
-    link.send({ listen: { server_id: toLong(this._id), ...this._listenReq } });
+    const max = Math.max(0, Number(this._maxConnections) || 0);
+    link.send({ listen: { server_id: toLong(this._id), ...this._listenReq, max_connections: max } });
   }
 
   // The link to netcore was lost and reconnects: true if this server listens
@@ -126,15 +171,18 @@ class Server extends EventEmitter {
     return this.listen({ fd }, cb);
   }
 
-  _onEvent(kind, ev) {
+  _onEvent(kind, ev, seq, id) {
+    if (id !== undefined && this._closing.has(id)) return this._onClosingEvent(kind, ev, id);
+    if (id !== undefined && id !== this._id) return undefined;
     switch (kind) {
       case 'listening':
-        if (this._state !== 'pending') return;
+        if (this._state !== 'pending') return undefined;
+        if (this._request && this._request.path !== undefined) return this._onPathListening(ev);
         this._state = 'listening';
         this._address = nodeAddress(ev.address);
         this._listenCb = null;
         this.emit('listening');
-        return;
+        return undefined;
       case 'server_error':
         return this._onServerError(ev);
       case 'server_closed': {
@@ -153,7 +201,51 @@ class Server extends EventEmitter {
       case 'adopted':
         return this._onConnection(ev, true);
       default:
+        return undefined;
     }
+  }
+
+  // A UNIX listener: Node's readableAll / writableAll add read / write
+  // permission for everyone to the socket file. address() stays the path as
+  // given (Node's too), even when it was relative.
+  _onPathListening(ev) {
+    const req = this._request;
+    if (req.readableAll || req.writableAll) {
+      const file = ev.address && ev.address.address;
+      try {
+        const want = (req.readableAll ? 0o444 : 0) | (req.writableAll ? 0o222 : 0);
+        const mode = fs.statSync(file).mode & 0o7777;
+        if ((mode & want) !== want) fs.chmodSync(file, mode | want);
+      } catch (e) {
+        const err = ncError(e.code || 'EPERM', { syscall: 'uv_pipe_chmod', message: e.message, address: req.path });
+        this.close();
+        this.emit('error', err);
+        return;
+      }
+    }
+    this._state = 'listening';
+    this._listenCb = null;
+    this.emit('listening');
+  }
+
+  // An event of an incarnation close() already gave up.
+  _onClosingEvent(kind, ev, id) {
+    const link = this._closing.get(id);
+    if (kind === 'connection' || kind === 'adopted') {
+      link.send({ destroy: { socket_id: ev.socket_id } });
+    } else if (kind === 'server_closed' || kind === 'server_error') {
+      this._closing.delete(id);
+      link.servers.delete(id);
+      if (this._state === 'closing' && this._closing.size === 0) this._state = 'idle';
+      this._maybeRelease(link);
+      this.emit('close');
+    }
+  }
+
+  _maybeRelease(link) {
+    if (this._state !== 'idle' && this._link === link) return;
+    for (const l of this._closing.values()) if (l === link) return;
+    link.release(this);
   }
 
   // adopted: a connection of a handler that died or left (PROTOCOL.md 13),
@@ -171,18 +263,25 @@ class Server extends EventEmitter {
   }
 
   _onServerError(ev) {
-    const wasClosing = this._state === 'closing';
     const req = this._request || {};
+    if (this._probed && ev.code === 'EADDRINUSE' && this._link) {
+      // The port the kernel offered was taken before netcore bound it: let
+      // netcore's kernel pick one instead (address() follows 'listening').
+      const link = this._link;
+      link.servers.delete(this._id);
+      this._id = null;
+      this._probed = false;
+      this._req.tcp.port = 0;
+      this._address = null;
+      this._sendListen(link);
+      return;
+    }
     this._forget();
     if (this._listenCb) {
       // Node never runs the callback of a failed listen; a later successful
       // listen must not run it either.
       this.removeListener('listening', this._listenCb);
       this._listenCb = null;
-    }
-    if (wasClosing) {
-      this.emit('close');
-      return;
     }
     let err;
     if (req.path !== undefined) err = ncError(ev.code, { syscall: 'listen', message: ev.message, address: req.path });
@@ -202,12 +301,12 @@ class Server extends EventEmitter {
   }
 
   _onLinkGone(err) {
-    const active = this._state !== 'idle';
-    const wasClosing = this._state === 'closing';
+    const current = this._state === 'pending' || this._state === 'listening';
+    const closing = this._closing.size > 0 || this._state === 'closing';
+    this._closing.clear();
     this._forget();
-    if (!active) return;
-    if (!wasClosing) this.emit('error', err);
-    this.emit('close');
+    if (current) this.emit('error', err);
+    if (current || closing) this.emit('close');
   }
 
   // ServerClosed: every connection is gone; the server may listen again.
@@ -219,11 +318,11 @@ class Server extends EventEmitter {
   _forget() {
     const link = this._link;
     if (link && this._id !== null) link.servers.delete(this._id);
-    this._state = 'idle';
+    this._state = this._closing.size > 0 ? 'closing' : 'idle';
     this._id = null;
     this._address = null;
     this._link = null;
-    if (link) link.release(this);
+    if (link) this._maybeRelease(link);
   }
 
   close(cb) {
@@ -235,13 +334,17 @@ class Server extends EventEmitter {
       }
     }
     if (this._state === 'pending' || this._state === 'listening') {
-      this._state = 'closing';
       if (this._listenCb) {
         this.removeListener('listening', this._listenCb);
         this._listenCb = null;
       }
       if (this._id !== null) {
-        this._link.send({ server_close: { server_id: toLong(this._id) } });
+        // netcore closes this id; the server is free to listen again now.
+        const link = this._link;
+        this._closing.set(this._id, link);
+        link.send({ server_close: { server_id: toLong(this._id) } });
+        this._id = null;
+        this._forget();
       } else {
         // Still waiting for Welcome: netcore never heard of this server.
         this._forget();
@@ -255,13 +358,13 @@ class Server extends EventEmitter {
 
   // Node: { address, family, port } for TCP, the path string for UNIX.
   address() {
-    if (this._state !== 'listening' || !this._address) return null;
+    if (!this.listening || !this._address) return null;
     if (this._address.family === 'unix') return this._address.address;
     return { address: this._address.address, family: this._address.family, port: this._address.port };
   }
 
   get listening() {
-    return this._state === 'listening';
+    return this._state === 'listening' || (this._state === 'pending' && this._address !== null);
   }
 
   get connections() {
@@ -285,6 +388,7 @@ class Server extends EventEmitter {
       });
     }
   }
+
 
   // The seed's server.pause(msecs): accept nothing for msecs (default 1000).
   pause(msecs) {

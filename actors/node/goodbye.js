@@ -7,7 +7,7 @@
 //
 //   node actors/node/goodbye.js [--endpoint E]
 
-const net = require('../../client/node');
+const net = require('./netcore');
 const { parseArgs } = require('./args');
 
 const opts = parseArgs('goodbye', process.argv.slice(2), { endpoint: null });

@@ -5,7 +5,7 @@
 # netcore runs the packaged nc-echo, and a program built against libnc-dev
 # (pkg-config, from that root) runs the echo with libnc0's libnc.so.0. The man
 # pages are there and name their programs; the systemd units of systemd/ are
-# shipped and start the packaged binary; netcore-ping answers.
+# shipped and start the packaged binary; `netcore --ping` answers.
 # usage: deb_install.sh BUILD_DIR
 build=$(cd "$1" && pwd)
 . "$(dirname "$0")/common.sh"
@@ -33,7 +33,7 @@ for f in usr/bin/netcore usr/bin/nc-echo usr/bin/nc-proxy usr/lib/libnc.so.0 usr
 done
 for f in usr/lib/systemd/system/netcore.service usr/lib/systemd/system/netcore.socket \
          usr/lib/systemd/system/nc-actor@.service usr/lib/sysusers.d/netcore.conf \
-         etc/netcore/actors/echo.env usr/bin/netcore-ping; do
+         etc/netcore/actors/echo.env; do
   [ -e "$root/$f" ] || fail "$f not in the netcore package"
 done
 grep -q '^ExecStart=/usr/bin/netcore ' "$root/usr/lib/systemd/system/netcore.service" \
@@ -49,7 +49,7 @@ start_netcore "$root/usr/bin/netcore"
 port=$(free_port)
 start_bg "$root/usr/bin/nc-echo" --port "$port" --host 127.0.0.1 --endpoint "$NETCORE_ENDPOINT"
 check_echo "$port"
-"$root/usr/bin/netcore-ping" --endpoint "$NETCORE_ENDPOINT" >/dev/null || fail "packaged netcore-ping"
+"$root/usr/bin/netcore" --ping --endpoint "$NETCORE_ENDPOINT" >/dev/null || fail "packaged netcore --ping"
 
 cat >echo.c <<'C'
 #include <nc/nc.h>

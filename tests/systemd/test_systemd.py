@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """netcore as systemd runs it, without systemd: the units and the service protocol.
 
-usage: test_systemd.py --netcore PATH --echo PATH --ping PATH --units DIR
+usage: test_systemd.py --netcore PATH --echo PATH --units DIR
 
 1. units_verify: `systemd-analyze verify` on systemd/*.service and *.socket, with
    /usr/bin/netcore and /usr/bin/nc-* pointing at this build (skipped, loudly,
@@ -10,7 +10,7 @@ usage: test_systemd.py --netcore PATH --echo PATH --ping PATH --units DIR
    unit behind netcore.socket: NOTIFY_SOCKET names a datagram socket of the test,
    a listening TCP socket is fd 3, LISTEN_FDS=1 and LISTEN_PID is netcore's pid.
    READY=1 must arrive, and only once the handler endpoint answers Hello
-   (netcore-ping right after it succeeds); the C echo adopts fd 3 (--fd 3) and a
+   (`netcore --ping` right after it succeeds); the C echo adopts fd 3 (--fd 3) and a
    client of that inherited listener gets the greeting and its bytes back;
    SIGTERM sends STOPPING=1 and netcore exits 0.
 3. listen_pid_elsewhere: LISTEN_FDS meant for another pid is not taken: listenFD(3)
@@ -122,7 +122,7 @@ def notify_and_listen_fds(opts, tmp):
         deadline = time.monotonic() + TIMEOUT
         state = recv_notice(notify, deadline)
         check(state == "READY=1", "first notice %r, expected READY=1" % state)
-        r = subprocess.run([opts.ping, "--endpoint", endpoint, "--timeout-ms", "1000"],
+        r = subprocess.run([opts.netcore, "--ping", "--endpoint", endpoint, "--timeout-ms", "1000"],
                            capture_output=True, text=True, timeout=TIMEOUT)
         check(r.returncode == 0, "READY=1 came before the endpoint answered: %s" % r.stderr)
         # Reconnection off: this echo is to exit with netcore (a unit is stopped by
@@ -158,7 +158,7 @@ def listen_pid_elsewhere(opts, tmp):
     listener.close()
     try:
         deadline = time.monotonic() + TIMEOUT
-        while subprocess.run([opts.ping, "--endpoint", endpoint, "--timeout-ms", "500"],
+        while subprocess.run([opts.netcore, "--ping", "--endpoint", endpoint, "--timeout-ms", "500"],
                              capture_output=True).returncode != 0:
             check(time.monotonic() < deadline, "netcore did not answer")
         r = subprocess.run([opts.echo, "--fd", "3", "--endpoint", endpoint],
@@ -172,10 +172,10 @@ def listen_pid_elsewhere(opts, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for a in ("--netcore", "--echo", "--ping", "--units"):
+    for a in ("--netcore", "--echo", "--units"):
         ap.add_argument(a, required=True)
     opts = ap.parse_args()
-    for a in ("netcore", "echo", "ping", "units"):
+    for a in ("netcore", "echo", "units"):
         setattr(opts, a, os.path.abspath(getattr(opts, a)))
     failed = 0
     for name, fn in (("units_verify", units_verify),

@@ -251,7 +251,11 @@ class Link {
     if (!this.idleCheck && this.state !== 'closed') {
       this.idleCheck = setImmediate(() => {
         this.idleCheck = null;
-        if (this.holders.size === 0 && this.state === 'ready') this.close();
+        if (this.holders.size !== 0) return;
+        if (this.state === 'ready') this.close();
+        // Reconnecting to a netcore that is gone, and nothing waits for it any
+        // more (the last server closed): stop trying, so the process can exit.
+        else if (this.relinking && this.state === 'connecting' && this.relisten.length === 0) this.teardown();
       });
     }
   }

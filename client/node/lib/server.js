@@ -318,6 +318,11 @@ class Server extends EventEmitter {
   _forget() {
     const link = this._link;
     if (link && this._id !== null) link.servers.delete(this._id);
+    if (link) {
+      // Closed while waiting to listen again on the next netcore: it never will.
+      const i = link.relisten.indexOf(this);
+      if (i >= 0) link.relisten.splice(i, 1);
+    }
     this._state = this._closing.size > 0 ? 'closing' : 'idle';
     this._id = null;
     this._address = null;

@@ -87,6 +87,39 @@ test('a process using the library exits by itself once its objects are closed', 
   }
 });
 
+// docker compose down: netcore drains and exits first; then the handler gets SIGTERM
+// and closes its server while the library is reconnecting to the gone netcore.
+test('reconnecting to a gone netcore, the last server closed: the process exits', async () => {
+  const nc = await startNetcore();
+  const script = `
+    const net = require(process.env.NC_LIB);
+    const server = net.createServer();
+    server.on('error', (e) => console.log('error', e.code));
+    server.listen(0, '127.0.0.1', () => console.log('listening'));
+    process.once('SIGTERM', () => server.close(() => console.log('closed')));`;
+  const child = spawn(process.execPath, ['-e', script],
+    { env: { ...process.env, NETCORE_ENDPOINT: nc.endpoint, NC_LIB: LIB } });
+  let stdout = '';
+  child.stdout.on('data', (d) => {
+    stdout += d;
+  });
+  const exited = new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  try {
+    await until(() => stdout.includes('listening'), 'listening', 10000);
+    await nc.stop('SIGTERM'); // drains, announces Shutdown, exits: the library reconnects
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGTERM');
+    const guard = setTimeout(() => child.kill('SIGKILL'), 10000);
+    const r = await exited;
+    clearTimeout(guard);
+    assert.deepStrictEqual(r, { code: 0, signal: null }, 'the process hung reconnecting: ' + stdout);
+    assert.strictEqual(stdout, 'listening\nclosed\n');
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await nc.stop();
+  }
+});
+
 test('netcore killed under a client process: it reports the error and exits, no hang', async () => {
   const nc = await startNetcore();
   try {

@@ -287,20 +287,6 @@ static void run_takeover(const char *kind, const char *name, void (*fn)(void *))
 
 static void test_takeover_service(void **state) { run_takeover("--service", "echo1", takeover); }
 static void test_takeover_group(void **state) { run_takeover("--group", "g", takeover); }
-static void test_takeover_twice(void **state) {
-  nct_netcore_start(&d, (const char *const[]){"--handoff-ms", "5000", NULL});
-  actor_t a;
-  const char *args0[] = {"--port", "0", "--host", "127.0.0.1", "--service", "e", NULL};
-  int port = echo_start(&a, d.endpoint, args0);
-  client_t c[NCLIENTS];
-  clients_connect(c, port);
-  trigger_t t[] = {{.at = NCLIENTS * TOTAL / 4, .fn = takeover},
-                   {.at = NCLIENTS * TOTAL / 2, .fn = takeover}};
-  clients_run(c, t, 2);
-  greeted_fresh(port);
-  echo_stop(&a, SIGKILL);
-  nct_netcore_stop(&d);
-}
 static void test_takeover_new_dies(void **state) {
   run_takeover("--service", "echo1", fake_new_dies);
 }
@@ -313,7 +299,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest c_tests[] = {
       cmocka_unit_test(test_takeover_service), cmocka_unit_test(test_takeover_group),
-      cmocka_unit_test(test_takeover_twice),   cmocka_unit_test(test_takeover_new_dies),
+      cmocka_unit_test(test_takeover_new_dies),
       cmocka_unit_test(test_takeover_refused),
   };
   const struct CMUnitTest other_tests[] = {

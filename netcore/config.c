@@ -17,7 +17,7 @@
 
 /* Long options without a short letter. */
 enum { OPT_HEARTBEAT = 1000, OPT_CURVE_SECRET, OPT_CURVE_ALLOW, OPT_ALLOW_UID, OPT_INSECURE_TCP, OPT_POLICY,
-       OPT_HANDOFF, OPT_METRICS_LISTEN, OPT_LOG_FORMAT };
+       OPT_HANDOFF, OPT_TAKEOVER, OPT_METRICS_LISTEN, OPT_LOG_FORMAT };
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -44,6 +44,9 @@ static void usage(FILE *out) {
           "  --shutdown-ms MS        SIGTERM: time given to queued writes (default 2000)\n"
           "  --handoff-ms MS         how long a gone handler's connections wait for a group\n"
           "                          member or successor to adopt them (default 5000)\n"
+          "  --takeover              take every listener and connection over from the\n"
+          "                          netcore running on the same --bind (zero-downtime\n"
+          "                          upgrade, README); it exits 0 once it holds nothing\n"
           "  --hwm N                 ZeroMQ send high-water mark, messages (default 100000)\n"
           "  --max-credit BYTES      largest read credit of one socket (default 16777216)\n"
           "  --max-envelope BYTES    largest envelope frame of a handler (default 1048576)\n"
@@ -155,6 +158,7 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       {"version", no_argument, 0, 'V'},
       {"heartbeat-ms", required_argument, 0, OPT_HEARTBEAT},
       {"handoff-ms", required_argument, 0, OPT_HANDOFF},
+      {"takeover", no_argument, 0, OPT_TAKEOVER},
       {"curve-secret-file", required_argument, 0, OPT_CURVE_SECRET},
       {"curve-allow", required_argument, 0, OPT_CURVE_ALLOW},
       {"allow-uid", required_argument, 0, OPT_ALLOW_UID},
@@ -243,6 +247,9 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
       break;
     case 'g':
       cfg->group_access = 1;
+      break;
+    case OPT_TAKEOVER:
+      cfg->takeover = 1;
       break;
     case OPT_HANDOFF:
       if (parse_u32("--handoff-ms", optarg, &cfg->handoff_ms) != 0) return -1;

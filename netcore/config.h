@@ -44,6 +44,7 @@ typedef struct ncd_config {
   uint32_t heartbeat_ms;         /* ZMTP heartbeat: a silent link is dead after this */
   const char *policy_file;       /* --policy: what each handler may do (policy.h); NULL = none */
   uint32_t handoff_ms;           /* how long a gone handler's connections wait for an adopter */
+  int takeover;                  /* --takeover: take every socket over from the running netcore */
   const char *metrics_listen;    /* --metrics-listen HOST:PORT (http.h); NULL = none */
   int log_format;                /* --log-format: NCD_LOG_TEXT or NCD_LOG_JSON */
 } ncd_config;

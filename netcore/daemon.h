@@ -53,6 +53,7 @@ struct ncd_handler {
   char name[64];
   char service[64];          /* Hello.service: successors inherit (handoff.h); "" = none */
   uint64_t parked_until;     /* gone, its connections wait for an adopter until then; 0 = not */
+  int taken_over;            /* a previous netcore's handler (takeover.h): adoptable without a service */
   uint32_t credit_window;
   uint32_t lease_ms;
   uint64_t last_seen;        /* uv_now() of its last command */
@@ -123,6 +124,7 @@ struct ncd_socket {
   ncd_server *server;     /* the server that accepted it, or NULL */
   ncd_list dirty_link;    /* in ncd.dirty while an ack waits to be sent */
   ncd_list pending;       /* writes/end queued while connecting (ncd_wreq.link) */
+  ncd_list inflight;      /* writes handed to libuv, oldest first (ncd_wreq.link) */
   uint32_t credit;        /* bytes it may still read and forward */
   uint32_t ack_writes;    /* completed writes not yet acknowledged */
   uint64_t ack_bytes;
@@ -181,7 +183,8 @@ typedef struct ncd_daemon {
   uv_timer_t retry_timer;    /* retries blocked handlers' queues */
   uv_timer_t lease_timer;
   uv_timer_t shutdown_timer;
-  uv_signal_t sigint, sigterm, sighup;
+  uv_signal_t sigint, sigterm, sighup, sigusr2;
+  int handed_over;           /* a takeover completed: everything is the new netcore's */
   char instance_id[40];
   uint32_t next_prefix;
   uint64_t next_socket_id;   /* prefix 0 ids of accepted sockets */

@@ -193,6 +193,36 @@ void ncd_handler_lost(ncd_handler *h, const char *reason) {
   }
 }
 
+ncd_handler *ncd_handler_ghost(const char *principal, const char *name, const char *service,
+                               uint32_t prefix, uint32_t credit_window, int lazy_acks) {
+  ncd_handler *h = calloc(1, sizeof *h);
+  if (!h || !(h->tally = ncd_tally_new())) {
+    free(h);
+    return NULL;
+  }
+  h->batch.alloc_frame = ncd_tally_alloc_frame;
+  h->batch.alloc_ctx = h->tally;
+  snprintf(h->principal, sizeof h->principal, "%s", principal);
+  snprintf(h->name, sizeof h->name, "%s", name);
+  snprintf(h->service, sizeof h->service, "%s", service);
+  ncd_handler_apply_policy(h);
+  h->conn_fd = -1;
+  h->prefix = prefix;
+  h->last_id = (uint64_t)prefix << 32;
+  h->credit_window = clamp_credit(credit_window);
+  h->lazy_acks = lazy_acks;
+  h->lease_ms = ncd.cfg.lease_ms;
+  h->gone = 1;
+  h->taken_over = 1;
+  uv_update_time(ncd.loop);
+  h->parked_until = uv_now(ncd.loop) + (ncd.cfg.handoff_ms ? ncd.cfg.handoff_ms : 1);
+  ncd_list_init(&h->sockets);
+  ncd_list_init(&h->servers);
+  ncd_list_init(&h->link);
+  ncd_list_push(&ncd.handlers, &h->link);
+  return h;
+}
+
 void ncd_handler_touch(ncd_handler *h) { h->last_seen = uv_now(ncd.loop); }
 
 void ncd_handler_update_reading(ncd_handler *h) {

@@ -55,6 +55,12 @@ void ncd_handler_doom(ncd_handler *h, const char *reason);
  * from it and the flags; at Hello and after the policy is reloaded. */
 void ncd_handler_apply_policy(ncd_handler *h);
 
+/* Takeover (takeover.h): a handler of the previous netcore, gone and parked
+ * for --handoff-ms, whose servers and sockets the same principal adopts on
+ * its next Listen (handoff.h). NULL when out of memory. */
+ncd_handler *ncd_handler_ghost(const char *principal, const char *name, const char *service,
+                               uint32_t prefix, uint32_t credit_window, int lazy_acks);
+
 /* Renews the lease. */
 void ncd_handler_touch(ncd_handler *h);
 

@@ -15,6 +15,9 @@ static int adoptable(const ncd_server *m, const ncd_listener *l, const ncd_handl
   const ncd_handler *o = m->owner;
   if (!o->parked_until || m->closing || !same_principal(o, h)) return 0;
   if (l->group[0]) return 1;
+  /* A previous netcore's handler (takeover.h) is succeeded by the same
+   * principal under the same service name, none included. */
+  if (o->taken_over) return strcmp(o->service, h->service) == 0;
   return h->service[0] && strcmp(o->service, h->service) == 0;
 }
 
@@ -92,7 +95,7 @@ int ncd_handoff_start(ncd_handler *h) {
 int ncd_handoff_may_join(const ncd_handler *h, const ncd_listener *l, const char *group) {
   if (l->closing) return 0;
   if (group[0]) return strcmp(group, l->group) == 0;
-  if (l->group[0] || !h->service[0] || ncd_list_empty(&l->members)) return 0;
+  if (l->group[0] || ncd_list_empty(&l->members)) return 0;
   for (const ncd_list *e = l->members.next; e != &l->members; e = e->next)
     if (!adoptable(ncd_container_of(e, ncd_server, member_link), l, h)) return 0;
   return 1;

@@ -25,6 +25,7 @@
 #include "server.h"
 #include "socket.h"
 #include "status.h"
+#include "takeover.h"
 
 ncd_daemon ncd;
 
@@ -54,10 +55,10 @@ static void walk_close(uv_handle_t *h, void *arg) {
   if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
-/* Last stage: the Closed events have been handed to ZeroMQ; stop everything. */
-static void finish_cb(uv_timer_t *t) {
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
-    ncd_router_flush(ncd_container_of(l, ncd_handler, link));
+/* Stops the ROUTER, the servers of HTTP and metrics and every loop handle of
+ * main: the loop then runs out. */
+static void stop_all(void) {
+  ncd_takeover_stop();
   ncd_http_stop();
   ncd_metrics_stop();
   ncd_router_stop();
@@ -67,7 +68,64 @@ static void finish_cb(uv_timer_t *t) {
   uv_close((uv_handle_t *)&ncd.sigint, NULL);
   uv_close((uv_handle_t *)&ncd.sigterm, NULL);
   uv_close((uv_handle_t *)&ncd.sighup, NULL);
+  uv_close((uv_handle_t *)&ncd.sigusr2, NULL);
   uv_stop(ncd.loop);
+}
+
+/* Last stage: the Closed events have been handed to ZeroMQ; stop everything. */
+static void finish_cb(uv_timer_t *t) {
+  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
+    ncd_router_flush(ncd_container_of(l, ncd_handler, link));
+  stop_all();
+}
+
+void ncd_main_handed_over(void) {
+  ncd.handed_over = 1;
+  ncd_notify("STOPPING=1");
+  /* The paths of UNIX listeners are the new netcore's now. */
+  for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next)
+    ncd_container_of(e, ncd_listener, link)->unlink_path[0] = '\0';
+  /* Without events (nothing more goes to handlers) and without FIN: the
+   * new process holds every shipped fd, so closing ours ends nothing. */
+  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
+    ncd_handler_gone(ncd_container_of(l, ncd_handler, link), "netcore taken over");
+  uv_timer_stop(&ncd.shutdown_timer);
+  stop_all();
+  ncd_endpoint_release();
+}
+
+/* SIGUSR2: upgrade in place, nginx-style: start our own binary (as it is on
+ * disk now) with the same arguments and --takeover. */
+static char **saved_argv;
+static void sigusr2_cb(uv_signal_t *sig, int signum) {
+  if (ncd.shutting_down || ncd.handed_over) return;
+  int n = 0;
+  while (saved_argv[n]) n++;
+  char **argv = calloc((size_t)n + 2, sizeof *argv);
+  if (!argv) return;
+  int k = 0, has = 0;
+  for (int i = 0; i < n; i++) {
+    if (strcmp(saved_argv[i], "--takeover") == 0) has = 1;
+    argv[k++] = saved_argv[i];
+  }
+  if (!has) argv[k++] = "--takeover";
+  uv_process_options_t o = {.file = "/proc/self/exe", .args = argv, .exit_cb = NULL,
+                            .flags = UV_PROCESS_DETACHED};
+  uv_stdio_container_t stdio[3] = {{.flags = UV_INHERIT_FD, .data.fd = 0},
+                                   {.flags = UV_INHERIT_FD, .data.fd = 1},
+                                   {.flags = UV_INHERIT_FD, .data.fd = 2}};
+  o.stdio = stdio;
+  o.stdio_count = 3;
+  static uv_process_t proc;
+  int rc = uv_spawn(ncd.loop, &proc, &o);
+  free(argv);
+  if (rc != 0) {
+    ncd_error("SIGUSR2: cannot start %s --takeover: %s", saved_argv[0], uv_strerror(rc));
+    return;
+  }
+  ncd_info("SIGUSR2: started pid %d with --takeover", proc.pid);
+  uv_unref((uv_handle_t *)&proc);
+  uv_close((uv_handle_t *)&proc, NULL);
 }
 
 static void drain_cb(uv_timer_t *t) {
@@ -88,6 +146,7 @@ static void signal_cb(uv_signal_t *s, int signum) {
     return;
   }
   ncd.shutting_down = 1;
+  ncd_takeover_stop(); /* no takeover of a netcore that is going */
   ncd_notify("STOPPING=1");
   shutdown_started = uv_now(ncd.loop);
   ncd_info("%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -164,9 +223,14 @@ int main(int argc, char **argv) {
   ncd_list_init(&ncd.listeners);
   ncd_list_init(&ncd.dirty);
   make_instance_id();
+  saved_argv = argv;
 
+  /* --takeover: everything of the running netcore first; it lets go of the
+   * endpoints before they are claimed here (takeover.h). */
+  if (ncd.cfg.takeover && ncd_takeover_run() != 0) return 1;
   /* ipc:// paths are claimed (or refused) before ZeroMQ may touch them. */
-  if (ncd_endpoint_claim(&ncd.cfg) != 0 || ncd_router_start() != 0 || ncd_http_start() != 0) {
+  if (ncd_endpoint_claim(&ncd.cfg) != 0 || ncd_router_start() != 0 || ncd_http_start() != 0 ||
+      ncd_takeover_listen() != 0) {
     ncd_endpoint_release();
     return 1;
   }
@@ -181,6 +245,8 @@ int main(int argc, char **argv) {
   uv_signal_start(&ncd.sigterm, signal_cb, SIGTERM);
   uv_signal_init(ncd.loop, &ncd.sighup);
   uv_signal_start(&ncd.sighup, sighup_cb, SIGHUP);
+  uv_signal_init(ncd.loop, &ncd.sigusr2);
+  uv_signal_start(&ncd.sigusr2, sigusr2_cb, SIGUSR2);
   ncd_info("netcore %s ready (instance %s)", NCD_VERSION, ncd.instance_id);
   ncd_notify("READY=1");
 

@@ -594,3 +594,58 @@ int ncd_server_listen(ncd_handler *h, const ncd_cmd *cmd) {
   }
   return 0;
 }
+
+/* --------------------------------------------------------------- takeover */
+
+ncd_listener *ncd_listener_restore(int fd, int is_unix, const char *key, const char *group,
+                                   const char *unlink_path, const ncd_addr *address) {
+  ncd_listener *l = calloc(1, sizeof *l);
+  if (!l) {
+    close(fd);
+    return NULL;
+  }
+  l->fd = fd;
+  l->is_unix = is_unix;
+  snprintf(l->key, sizeof l->key, "%s", key);
+  snprintf(l->group, sizeof l->group, "%s", group);
+  snprintf(l->unlink_path, sizeof l->unlink_path, "%s", unlink_path);
+  l->address = *address;
+  ncd_list_init(&l->members);
+  uv_poll_init(ncd.loop, &l->poll, fd);
+  uv_timer_init(ncd.loop, &l->resume_timer);
+  l->poll.data = l;
+  l->resume_timer.data = l;
+  ncd_list_push(&ncd.listeners, &l->link);
+  return l;
+}
+
+ncd_server *ncd_server_restore(ncd_handler *owner, uint64_t id, ncd_listener *l,
+                               int allow_half_open, uint32_t max_connections) {
+  ncd_server *srv = calloc(1, sizeof *srv);
+  if (!srv) return NULL;
+  srv->id = id;
+  srv->owner = owner;
+  srv->allow_half_open = allow_half_open;
+  srv->max_connections = max_connections;
+  ncd_list_init(&srv->member_link);
+  ncd_list_init(&srv->owner_link);
+  if (nc__idmap_put(&ncd.servers, id, srv) != 0) {
+    free(srv);
+    return NULL;
+  }
+  ncd_list_push(&owner->servers, &srv->owner_link);
+  owner->nservers++;
+  srv->listener = l;
+  ncd_list_push(&l->members, &srv->member_link);
+  return srv;
+}
+
+void ncd_listener_close_empty(void) {
+  ncd_list *e, *next;
+  for (e = ncd.listeners.next; e != &ncd.listeners; e = next) {
+    next = e->next;
+    ncd_listener *l = ncd_container_of(e, ncd_listener, link);
+    if (ncd_list_empty(&l->members)) listener_close(l);
+    else ncd_listener_update(l);
+  }
+}

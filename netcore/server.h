@@ -34,6 +34,15 @@ void ncd_server_connection_closed(ncd_server *srv);
  * connection, else leaves clients in the backlog. */
 void ncd_listener_update(ncd_listener *l);
 
+/* Takeover (takeover.h): a listener shipped by a previous netcore around its
+ * fd (NULL after closing fd), and a parked server of owner on it. */
+ncd_listener *ncd_listener_restore(int fd, int is_unix, const char *key, const char *group,
+                                   const char *unlink_path, const ncd_addr *address);
+ncd_server *ncd_server_restore(ncd_handler *owner, uint64_t id, ncd_listener *l,
+                               int allow_half_open, uint32_t max_connections);
+/* Closes the listeners left without a member, updates the others. */
+void ncd_listener_close_empty(void);
+
 /* Closes every listener (shutdown): no more accepts anywhere. */
 void ncd_server_close_all(void);
 

@@ -180,6 +180,7 @@ static ncd_socket *socket_new(ncd_handler *owner, uint64_t id, int is_unix) {
   ncd_list_init(&s->owner_link);
   ncd_list_init(&s->dirty_link);
   ncd_list_init(&s->pending);
+  ncd_list_init(&s->inflight);
   int rc = is_unix ? uv_pipe_init(ncd.loop, &s->h.pipe, 1) : uv_tcp_init(ncd.loop, &s->h.tcp);
   if (rc != 0) {
     free(s);
@@ -479,6 +480,7 @@ static void write_cb(uv_write_t *req, int status) {
   ncd_socket *s = req->handle->data;
   size_t len = zmq_msg_size(&w->payload) - w->offset;
   unsigned counts = w->counts, prompt = w->ack_now;
+  ncd_list_remove(&w->link);
   s->queued_bytes -= len;
   total_queued -= len;
   ncd.write_memory -= len + WRITE_OVERHEAD;
@@ -535,6 +537,7 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
     ncd_socket_fail(s, rc, "write");
     return;
   }
+  ncd_list_push(&s->inflight, &w->link);
   s->queued_bytes += buf.len;
   total_queued += buf.len;
   ncd.write_memory += buf.len + WRITE_OVERHEAD;
@@ -926,4 +929,81 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
     ncd_socket_emit(s, &ended, NULL);
   }
   ncd_socket_update_reading(s);
+}
+
+/* --------------------------------------------------------------- takeover */
+
+int ncd_socket_unsent(ncd_socket *s, char **out, size_t *len) {
+  *out = NULL;
+  *len = 0;
+  /* libuv advances partly written requests in place: what is left of every
+   * queued write is the last write_queue_size bytes of the queue. */
+  size_t left = uv_stream_get_write_queue_size(&s->h.stream), total = 0;
+  for (ncd_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
+    ncd_wreq *w = ncd_container_of(e, ncd_wreq, link);
+    if (w->fd_socket_id) return NCD_EBUSY; /* an fd in flight cannot be shipped */
+    total += zmq_msg_size(&w->payload) - w->offset;
+  }
+  if (left > total) return NCD_EIO;
+  if (left == 0) return 0;
+  char *p = malloc(left);
+  if (!p) return NCD_ENOMEM;
+  size_t skip = total - left, at = 0;
+  for (ncd_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
+    ncd_wreq *w = ncd_container_of(e, ncd_wreq, link);
+    const char *data = (const char *)zmq_msg_data(&w->payload) + w->offset;
+    size_t n = zmq_msg_size(&w->payload) - w->offset;
+    if (skip >= n) {
+      skip -= n;
+      continue;
+    }
+    memcpy(p + at, data + skip, n - skip);
+    at += n - skip;
+    skip = 0;
+  }
+  *out = p;
+  *len = left;
+  return 0;
+}
+
+ncd_socket *ncd_socket_restore(ncd_handler *owner, ncd_server *srv, uint64_t id, int fd,
+                               int is_unix) {
+  ncd_socket *s = socket_new(owner, id, is_unix);
+  if (!s) {
+    close(fd);
+    return NULL;
+  }
+  int rc = is_unix ? uv_pipe_open(&s->h.pipe, fd) : uv_tcp_open(&s->h.tcp, fd);
+  if (rc != 0) {
+    close(fd);
+    ncd_socket_destroy(s, 0);
+    return NULL;
+  }
+  s->server = srv;
+  srv->connections++;
+  ncd_metrics_socket_opened(s, "accepted");
+  return s;
+}
+
+int ncd_socket_restore_writes(ncd_socket *s, const char *unsent, size_t len, int end) {
+  if (len) {
+    ncd_wreq *w = wreq_new();
+    if (!w || zmq_msg_init_size(&w->payload, len) != 0) {
+      if (w) wreq_free(w);
+      return NCD_ENOMEM;
+    }
+    memcpy(zmq_msg_data(&w->payload), unsent, len);
+    w->counts = 1;
+    s->writes_out++;
+    s->skip_writes++;
+    s->skip_bytes += len;
+    do_write(s, w);
+    if (s->closing) return NCD_EIO;
+  }
+  if (end) {
+    s->writes_out++;
+    s->skip_writes++;
+    start_shutdown(s);
+  }
+  return 0;
 }

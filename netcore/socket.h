@@ -62,6 +62,18 @@ void ncd_socket_flush_acks(void);
  * Called by handoff.c only. */
 void ncd_socket_move(ncd_socket *s, ncd_server *to);
 
+/* Takeover (takeover.h). The bytes of s's queued writes that the kernel
+ * does not have yet, copied into *out (malloc'd, NULL when none). Returns 0,
+ * or NCD_EBUSY while a write passing an fd is queued. */
+int ncd_socket_unsent(ncd_socket *s, char **out, size_t *len);
+/* A connection shipped by a previous netcore: socket `id` of owner, accepted
+ * by srv, around fd; not reading. NULL after closing fd. */
+ncd_socket *ncd_socket_restore(ncd_handler *owner, ncd_server *srv, uint64_t id, int fd,
+                               int is_unix);
+/* Queues the previous netcore's unsent bytes, then (end) the FIN it still
+ * owed; their acks are nobody's. Returns 0 or an error (s is closing). */
+int ncd_socket_restore_writes(ncd_socket *s, const char *unsent, size_t len, int end);
+
 /* Bytes still queued for the kernel on every socket (shutdown waits for 0). */
 uint64_t ncd_socket_total_queued(void);
 

@@ -1,0 +1,156 @@
+/* streamers.c: see streamers.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "nct.h"
+#include "streamers.h"
+
+const char *lang = "c";
+
+/* Starts the chosen echo with args and waits for its "listening" line;
+ * returns the port it reports. */
+int echo_start(actor_t *a, const char *endpoint, const char *const *args) {
+  const char *argv[24];
+  int n = 0;
+  if (strcmp(lang, "python") == 0) {
+    argv[n++] = "/usr/bin/python3";
+    argv[n++] = PY_ECHO;
+  } else if (strcmp(lang, "node") == 0) {
+    argv[n++] = NODE_BIN;
+    argv[n++] = NODE_ECHO;
+  } else {
+    argv[n++] = ECHO_BIN;
+  }
+  argv[n++] = "--endpoint";
+  argv[n++] = endpoint;
+  for (int i = 0; args[i] != NULL && n < 23; i++) argv[n++] = args[i];
+  argv[n] = NULL;
+  int out[2];
+  if (pipe(out) != 0) fail_msg("pipe: %s", strerror(errno));
+  a->pid = fork();
+  if (a->pid == 0) {
+    nct_child_env();
+    dup2(out[1], 1);
+    close(out[0]);
+    execvp(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  close(out[1]);
+  a->out = out[0];
+  char line[512];
+  size_t k = 0;
+  while (k + 1 < sizeof line) {
+    struct pollfd p = {.fd = a->out, .events = POLLIN};
+    if (poll(&p, 1, 20000) <= 0) fail_msg("%s echo printed no line within 20 s", lang);
+    if (read(a->out, line + k, 1) != 1) fail_msg("%s echo ended before listening", lang);
+    if (line[k] == '\n') break;
+    k++;
+  }
+  line[k] = '\0';
+  const char *p = strstr(line, "\"port\":");
+  if (p == NULL) fail_msg("no port in '%s'", line);
+  return atoi(p + 7);
+}
+
+/* Signals the actor and reaps it (SIGKILL after 10 s); returns the status. */
+int echo_stop(actor_t *a, int sig) {
+  kill(a->pid, sig);
+  uint64_t deadline = nct_now_ms() + 10000;
+  int status = 0;
+  while (waitpid(a->pid, &status, WNOHANG) == 0) {
+    if (nct_now_ms() > deadline) {
+      kill(a->pid, SIGKILL);
+      waitpid(a->pid, &status, 0);
+      fail_msg("%s echo did not exit within 10 s of signal %d", lang, sig);
+    }
+    usleep(2000);
+  }
+  close(a->out);
+  return status;
+}
+
+/* ------------------------------------------------------------------ clients */
+
+const char greeting[] = "hello\r\n";
+
+static uint8_t pat(size_t i) { return (uint8_t)(i * 7 + (i >> 9) + (i >> 17)); }
+
+void clients_connect(client_t *c, int port) {
+  for (int i = 0; i < NCLIENTS; i++) {
+    memset(&c[i], 0, sizeof c[i]);
+    c[i].fd = nct_tcp_connect(port);
+    fcntl(c[i].fd, F_SETFL, fcntl(c[i].fd, F_GETFL) | O_NONBLOCK);
+    c[i].last = nct_now_ms();
+  }
+}
+
+/* Streams the pattern on every client until all have their bytes back and
+ * the echo's end; fires the triggers on the way. */
+void clients_run(client_t *c, trigger_t *t, int nt) {
+  uint8_t buf[CHUNK];
+  int left = NCLIENTS;
+  while (left > 0) {
+    size_t total = 0;
+    for (int i = 0; i < NCLIENTS; i++) total += c[i].sent;
+    for (int k = 0; k < nt; k++)
+      if (!t[k].fired && total >= t[k].at) {
+        t[k].fired = 1;
+        t[k].fn(t[k].arg);
+        for (int i = 0; i < NCLIENTS; i++) c[i].last = nct_now_ms(); /* our pause, not a stall */
+      }
+    struct pollfd p[NCLIENTS];
+    for (int i = 0; i < NCLIENTS; i++) {
+      p[i].fd = c[i].done ? -1 : c[i].fd;
+      p[i].events = POLLIN | (c[i].sent < TOTAL && c[i].sent - c[i].got < WINDOW ? POLLOUT : 0);
+    }
+    poll(p, NCLIENTS, 50);
+    uint64_t now = nct_now_ms();
+    for (int i = 0; i < NCLIENTS; i++) {
+      client_t *x = &c[i];
+      if (x->done) continue;
+      if ((p[i].revents & POLLOUT) && x->sent < TOTAL) {
+        size_t n = TOTAL - x->sent < CHUNK ? TOTAL - x->sent : CHUNK;
+        for (size_t j = 0; j < n; j++) buf[j] = pat(x->sent + j);
+        ssize_t w = write(x->fd, buf, n);
+        if (w > 0) x->sent += (size_t)w;
+      }
+      if (x->sent == TOTAL && !x->shut) {
+        shutdown(x->fd, SHUT_WR);
+        x->shut = 1;
+      }
+      if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+        ssize_t r = read(x->fd, buf, sizeof buf);
+        if (r > 0) {
+          x->last = now;
+          size_t j = 0;
+          for (; j < (size_t)r && x->greet < sizeof greeting - 1; j++, x->greet++)
+            if (buf[j] != (uint8_t)greeting[x->greet])
+              fail_msg("client %d: byte %zu of the greeting is 0x%02x", i, x->greet, buf[j]);
+          for (; j < (size_t)r; j++, x->got++)
+            if (x->got >= TOTAL || buf[j] != pat(x->got))
+              fail_msg("client %d: echoed byte %zu is 0x%02x, expected 0x%02x (lost, repeated "
+                       "or a second greeting)", i, x->got, buf[j], x->got < TOTAL ? pat(x->got) : 0);
+        } else if (r == 0) {
+          if (x->got != TOTAL)
+            fail_msg("client %d: the echo ended after %zu of %u bytes", i, x->got, TOTAL);
+          x->done = 1;
+          left--;
+          close(x->fd);
+        } else if (errno != EAGAIN) {
+          fail_msg("client %d: %s after %zu of %u bytes", i, strerror(errno), x->got, TOTAL);
+        }
+      }
+      if (!x->done && now - x->last > STALL_MS)
+        fail_msg("client %d stalled for %d ms at %zu of %u bytes back", i, STALL_MS, x->got, TOTAL);
+    }
+  }
+}
+

@@ -215,6 +215,11 @@ int main(int argc, char **argv) {
   if (ncd_fdlimit_init(&ncd.cfg) != 0) return 1;
 
   ncd.loop = uv_default_loop();
+  /* libuv opens a spare descriptor (its EMFILE reserve) with the first stream
+   * handle of a loop and keeps it: open it now, so that netcore's descriptor
+   * count does not grow by one at its first connection. */
+  static uv_pipe_t first_stream;
+  if (uv_pipe_init(ncd.loop, &first_stream, 0) == 0) uv_close((uv_handle_t *)&first_stream, NULL);
   uv_loop_configure(ncd.loop, UV_METRICS_IDLE_TIME); /* the loop turn histogram */
   ncd.next_prefix = 1;
   nc__idmap_init(&ncd.sockets);

@@ -688,13 +688,11 @@ double nc_stats_value(const nc_stats_t *stats, const char *name, const char *lab
   return sum;
 }
 
-static void netcore_gone(nc_loop_t *loop, int err) {
-  char msg[sizeof(loop->errmsg)];
-  loop->gone = err;
-  loop->gone_pending = 0;
-  loop->relinking = 0;
-  snprintf(msg, sizeof(msg), "%s", loop->errmsg);
-  for (struct nc__stats_req *r; (r = stats_pop(loop)) != NULL; free(r)) r->cb(loop, err, NULL, r->arg);
+/* Every live socket gets 'error' err then 'close', and every server that is
+ * not idle (or was asked to close) its end too; keep_relisten spares the
+ * servers waiting to listen again on the next netcore. A callback may free
+ * any object, so the lists are searched again after each one. */
+static void fail_all(nc_loop_t *loop, int err, const char *msg, int keep_relisten) {
   for (;;) {
     nc_socket_t *victim = NULL;
     for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
@@ -711,7 +709,8 @@ static void netcore_gone(nc_loop_t *loop, int err) {
     nc_server_t *victim = NULL;
     for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next) {
       nc_server_t *s = NC__CONTAINER(l, nc_server_t, h.all);
-      if (s->state != NC__SV_IDLE || s->close_requested) {
+      if ((!keep_relisten || s->state != NC__SV_RELISTEN) &&
+          (s->state != NC__SV_IDLE || s->close_requested)) {
         victim = s;
         break;
       }
@@ -719,6 +718,16 @@ static void netcore_gone(nc_loop_t *loop, int err) {
     if (victim == NULL) break;
     nc__server_gone(victim, err, msg);
   }
+}
+
+static void netcore_gone(nc_loop_t *loop, int err) {
+  char msg[sizeof(loop->errmsg)];
+  loop->gone = err;
+  loop->gone_pending = 0;
+  loop->relinking = 0;
+  snprintf(msg, sizeof(msg), "%s", loop->errmsg);
+  for (struct nc__stats_req *r; (r = stats_pop(loop)) != NULL; free(r)) r->cb(loop, err, NULL, r->arg);
+  fail_all(loop, err, msg, 0);
   loop->gone_done = 1;
 }
 
@@ -738,30 +747,7 @@ static void link_lost(nc_loop_t *loop) {
   loop->relink_at = loop->now + (again ? 100 : 0);
   for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next)
     nc__server_link_lost(NC__CONTAINER(l, nc_server_t, h.all));
-  for (;;) {
-    nc_socket_t *victim = NULL;
-    for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
-      nc_socket_t *s = NC__CONTAINER(l, nc_socket_t, h.all);
-      if (s->state == NC__SK_CONNECTING || s->state == NC__SK_OPEN) {
-        victim = s;
-        break;
-      }
-    }
-    if (victim == NULL) break;
-    nc__socket_gone(victim, NC_ERR_NETCORE_GONE, msg);
-  }
-  for (;;) {
-    nc_server_t *victim = NULL;
-    for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next) {
-      nc_server_t *s = NC__CONTAINER(l, nc_server_t, h.all);
-      if (s->state != NC__SV_RELISTEN && (s->state != NC__SV_IDLE || s->close_requested)) {
-        victim = s;
-        break;
-      }
-    }
-    if (victim == NULL) break;
-    nc__server_gone(victim, NC_ERR_NETCORE_GONE, msg);
-  }
+  fail_all(loop, NC_ERR_NETCORE_GONE, msg, 1);
 }
 
 /* Reconnecting: a new dealer when it is time, and a fresh one when the last

@@ -15,6 +15,44 @@
 
 const char *lang = "c";
 
+/* Every echo started and not yet reaped: a failed test leaves them to
+ * actors_reap_all() (its cmocka teardown) or, at the latest, to exit. An echo
+ * left running holds ctest's output pipe and ctest waits for it. */
+static pid_t live[16];
+
+static void remember(pid_t pid, int add) {
+  for (size_t i = 0; i < sizeof live / sizeof live[0]; i++) {
+    if (add && live[i] == 0) {
+      live[i] = pid;
+      return;
+    }
+    if (!add && live[i] == pid) {
+      live[i] = 0;
+      return;
+    }
+  }
+  if (add) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    fail_msg("more than %zu echo processes at once", sizeof live / sizeof live[0]);
+  }
+}
+
+void actors_reap_all(void) {
+  for (size_t i = 0; i < sizeof live / sizeof live[0]; i++) {
+    if (live[i] <= 0) continue;
+    kill(live[i], SIGKILL);
+    waitpid(live[i], NULL, 0);
+    live[i] = 0;
+  }
+}
+
+int actors_teardown(void **state) {
+  (void)state;
+  actors_reap_all();
+  return 0;
+}
+
 /* Starts the chosen echo with args and waits for its "listening" line;
  * returns the port it reports. */
 int echo_start(actor_t *a, const char *endpoint, const char *const *args) {
@@ -43,13 +81,23 @@ int echo_start(actor_t *a, const char *endpoint, const char *const *args) {
     execvp(argv[0], (char *const *)argv);
     _exit(127);
   }
+  if (a->pid < 0) fail_msg("fork: %s", strerror(errno));
+  static int registered;
+  if (!registered) {
+    atexit(actors_reap_all);
+    registered = 1;
+  }
+  remember(a->pid, 1);
   close(out[1]);
   a->out = out[0];
   char line[512];
   size_t k = 0;
   while (k + 1 < sizeof line) {
     struct pollfd p = {.fd = a->out, .events = POLLIN};
-    if (poll(&p, 1, 20000) <= 0) fail_msg("%s echo printed no line within 20 s", lang);
+    if (poll(&p, 1, 20000) <= 0) {
+      close(a->out);
+      fail_msg("%s echo printed no line within 20 s", lang);
+    }
     if (read(a->out, line + k, 1) != 1) fail_msg("%s echo ended before listening", lang);
     if (line[k] == '\n') break;
     k++;
@@ -63,6 +111,7 @@ int echo_start(actor_t *a, const char *endpoint, const char *const *args) {
 /* Signals the actor and reaps it (SIGKILL after 10 s); returns the status. */
 int echo_stop(actor_t *a, int sig) {
   kill(a->pid, sig);
+  remember(a->pid, 0);
   uint64_t deadline = nct_now_ms() + 10000;
   int status = 0;
   while (waitpid(a->pid, &status, WNOHANG) == 0) {
@@ -129,6 +178,7 @@ void clients_run(client_t *c, trigger_t *t, int nt) {
       if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) {
         ssize_t r = read(x->fd, buf, sizeof buf);
         if (r > 0) {
+          if (now - x->last > x->max_gap) x->max_gap = now - x->last;
           x->last = now;
           size_t j = 0;
           for (; j < (size_t)r && x->greet < sizeof greeting - 1; j++, x->greet++)

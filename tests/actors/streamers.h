@@ -31,6 +31,7 @@ typedef struct {
   size_t sent, got, greet;
   int shut, done;
   uint64_t last;
+  uint64_t max_gap; /* longest time between two reads, ms (the triggers' own time excluded) */
 } client_t;
 
 /* Something to do once the clients have sent `at` bytes in all. */
@@ -44,6 +45,10 @@ typedef struct {
 /* Starts the chosen echo (with args, on endpoint) and waits for its
  * "listening" line; returns the port it reports. */
 int echo_start(actor_t *a, const char *endpoint, const char *const *args);
+/* SIGKILLs and reaps every echo started and not stopped (a failed test's). */
+void actors_reap_all(void);
+/* The same as a cmocka teardown. */
+int actors_teardown(void **state);
 /* Sends sig and waits for the exit; returns the wait status. */
 int echo_stop(actor_t *a, int sig);
 /* Connects the NCLIENTS clients (non-blocking) to 127.0.0.1:port. */

@@ -24,20 +24,37 @@
 #include "streamers.h"
 
 static nct_netcore_t d;
+static pid_t old_pid; /* the netcore taken over, until reaped */
+
+/* Whatever a test started and did not stop (it failed half-way): the echo,
+ * the old and the new netcore, killed and reaped. */
+static int teardown(void **state) {
+  actors_teardown(state);
+  if (old_pid > 0) {
+    kill(old_pid, SIGKILL);
+    waitpid(old_pid, NULL, 0);
+    nct_forget(old_pid);
+    old_pid = 0;
+  }
+  nct_netcore_stop(&d);
+  return 0;
+}
 
 /* Starts netcore --takeover on d's endpoint; the old one must exit 0. */
 static void takeover(void *arg) {
   (void)arg;
-  pid_t old = d.pid;
+  old_pid = d.pid;
   const char *flags[] = {"--takeover", "--handoff-ms", "5000", NULL};
   d.pid = 0; /* the new one is started while the old one runs */
   nct_netcore_restart(&d, flags);
   int status = 0;
   uint64_t deadline = nct_now_ms() + 10000;
-  while (waitpid(old, &status, WNOHANG) == 0) {
+  while (waitpid(old_pid, &status, WNOHANG) == 0) {
     if (nct_now_ms() > deadline) fail_msg("the old netcore did not exit within 10 s of the takeover");
     usleep(2000);
   }
+  nct_forget(old_pid);
+  old_pid = 0;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     fail_msg("the old netcore ended with status 0x%x", status);
 }
@@ -103,41 +120,55 @@ static void greeted_fresh(int port) {
   close(fresh);
 }
 
-static void run_takeover(const char *kind, const char *name, void (*fn)(void *)) {
+/* fn once the clients have sent a third of their bytes, and again at two
+ * thirds if twice. */
+static void run_takeovers(const char *kind, const char *name, void (*fn)(void *), int twice) {
   nct_netcore_start(&d, (const char *const[]){"--handoff-ms", "5000", NULL});
   actor_t a;
   const char *args0[] = {"--port", "0", "--host", "127.0.0.1", kind, name, NULL};
   int port = echo_start(&a, d.endpoint, args0);
   client_t c[NCLIENTS];
   clients_connect(c, port);
-  trigger_t t[] = {{.at = NCLIENTS * TOTAL / 3, .fn = fn, .arg = NULL}};
-  clients_run(c, t, 1);
+  trigger_t t[] = {{.at = NCLIENTS * TOTAL / 3, .fn = fn, .arg = NULL},
+                   {.at = NCLIENTS * TOTAL / 3 * 2, .fn = fn, .arg = NULL}};
+  clients_run(c, t, twice ? 2 : 1);
+  uint64_t gap = 0;
+  for (int i = 0; i < NCLIENTS; i++)
+    if (c[i].max_gap > gap) gap = c[i].max_gap;
+  print_message("%s echo: longest pause a client saw: %llu ms\n", lang, (unsigned long long)gap);
   if (kill(a.pid, 0) != 0) fail_msg("the echo process is gone");
   greeted_fresh(port);
   echo_stop(&a, SIGKILL);
   nct_netcore_stop(&d);
 }
 
-static void test_takeover_service(void **state) { run_takeover("--service", "echo1", takeover); }
-static void test_takeover_group(void **state) { run_takeover("--group", "g", takeover); }
+static void test_takeover_service(void **state) {
+  run_takeovers("--service", "echo1", takeover, 0);
+}
+static void test_takeover_group(void **state) { run_takeovers("--group", "g", takeover, 0); }
+/* Two takeovers in a row: the echo rejoins each new netcore. */
+static void test_takeover_twice(void **state) { run_takeovers("--service", "echo1", takeover, 1); }
 static void test_takeover_new_dies(void **state) {
-  run_takeover("--service", "echo1", fake_new_dies);
+  run_takeovers("--service", "echo1", fake_new_dies, 0);
 }
 static void test_takeover_refused(void **state) {
-  run_takeover("--service", "echo1", new_with_other_binds);
+  run_takeovers("--service", "echo1", new_with_other_binds, 0);
 }
 
 int main(int argc, char **argv) {
   if (argc > 1) lang = argv[1];
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest c_tests[] = {
-      cmocka_unit_test(test_takeover_service), cmocka_unit_test(test_takeover_group),
-      cmocka_unit_test(test_takeover_new_dies),
-      cmocka_unit_test(test_takeover_refused),
+      cmocka_unit_test_teardown(test_takeover_service, teardown),
+      cmocka_unit_test_teardown(test_takeover_group, teardown),
+      cmocka_unit_test_teardown(test_takeover_twice, teardown),
+      cmocka_unit_test_teardown(test_takeover_new_dies, teardown),
+      cmocka_unit_test_teardown(test_takeover_refused, teardown),
   };
   const struct CMUnitTest other_tests[] = {
-      cmocka_unit_test(test_takeover_service),
-      cmocka_unit_test(test_takeover_group),
+      cmocka_unit_test_teardown(test_takeover_service, teardown),
+      cmocka_unit_test_teardown(test_takeover_group, teardown),
+      cmocka_unit_test_teardown(test_takeover_twice, teardown),
   };
   if (strcmp(lang, "c") == 0) return cmocka_run_group_tests_name("takeover_c", c_tests, NULL, NULL);
   return cmocka_run_group_tests_name(lang, other_tests, NULL, NULL);

@@ -167,6 +167,8 @@ void nct_netcore_kill(nct_netcore_t *d) {
   d->pid = 0;
 }
 
+void nct_forget(pid_t pid) { track(pid, 0); }
+
 void nct_path(const nct_netcore_t *d, const char *name, char *out, size_t cap) {
   snprintf(out, cap, "%s/%s", d->dir, name);
 }

@@ -36,6 +36,9 @@ const char *nct_netcore_bin(void);
 void nct_netcore_stop(nct_netcore_t *d);
 /* SIGKILL and wait; keeps the directory (call nct_netcore_stop after). */
 void nct_netcore_kill(nct_netcore_t *d);
+/* pid, a netcore of these helpers that the test reaped itself (one that
+ * exited after a takeover), is no longer killed at exit. */
+void nct_forget(pid_t pid);
 /* Starts netcore again on d's endpoint (after nct_netcore_kill) with extra
  * flags (may be NULL) and waits until it answers Hello. */
 void nct_netcore_restart(nct_netcore_t *d, const char *const *flags);

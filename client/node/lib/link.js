@@ -132,11 +132,26 @@ class Link {
     const sock = new zmq.Dealer(opts);
     this.sock = sock;
     this.outq = [];
+    // Commands batched for the lost netcore (Credit, Write, Destroy of the
+    // sockets that just failed) must not precede Hello on the next one: it
+    // would answer ERR_NO_HELLO and the link would fail for good.
+    this.batch = [];
+    this.batchFrames = [];
     // A dropped connection means netcore died or restarted: every socket of
     // this link is gone with it (a new netcore would not know our ids).
     // Before Welcome a drop is libzmq's to retry (or a handshake failure).
     sock.events.on('disconnect', () => {
-      if (sock === this.sock && this.state === 'ready') this.fail('ERR_NETCORE_GONE', `netcore at ${endpoint} went away`);
+      if (sock !== this.sock) return;
+      if (this.state === 'ready') this.fail('ERR_NETCORE_GONE', `netcore at ${endpoint} went away`);
+      else if (this.state === 'connecting' && this.relinking) {
+        // Reconnecting, and this DEALER's connection dropped before Welcome:
+        // it may have reached a netcore being taken over, which took our
+        // Hello with it. A fresh DEALER soon, not after the Hello timeout.
+        clearTimeout(this.helloTimer);
+        this.helloTimer = setTimeout(() => {
+          if (sock === this.sock && this.state === 'connecting' && this.relinking) this.reopen();
+        }, 100);
+      }
     });
     sock.events.on('handshake:error:auth', (ev) => {
       if (sock !== this.sock || this.state !== 'connecting') return;

@@ -379,6 +379,11 @@ class Netcore(EventEmitter):
             sock._lost(gone)
         self._start()
 
+    def _relink_again(self) -> None:
+        self._timer = None
+        if self.state == "connecting" and self._relinking and self._zs is None:
+            self._start()
+
     def _connect_timed_out(self) -> None:
         self._timer = None
         if self.state == "connecting" and self._relinking:
@@ -544,6 +549,15 @@ class Netcore(EventEmitter):
                 self._relinking = False  # refused: reconnecting cannot help
                 self.welcome = None
                 self._lost(self._handshake_error(msg))
+                return
+            if (msg["event"] == zmq.EVENT_DISCONNECTED and self.state == "connecting"
+                    and self._relinking):
+                # Reconnecting, and this DEALER's connection dropped before
+                # Welcome: it may have reached a netcore that was being taken
+                # over, which took our Hello with it. A fresh DEALER (and
+                # Hello) soon, not after the whole Hello timeout.
+                self._close_dealer()
+                self._timer = self.loop.call_later(0.1, self._relink_again)
                 return
             if msg["event"] == zmq.EVENT_DISCONNECTED and self.state == "ready":
                 # (Before Welcome a drop is libzmq's to retry, or a handshake

@@ -322,6 +322,79 @@ void nct_daemon_stop(nct_daemon *d) {
   }
 }
 
+pid_t nct_daemon_takeover_spawn_at(const char *file, int line, const nct_daemon *d,
+                                   const char *const *flags) {
+  char *argv[64];
+  int argc = 0;
+  char wrapper[512] = "";
+  const char *wrap = getenv("NCT_NETCORE_WRAPPER");
+  if (wrap) snprintf(wrapper, sizeof wrapper, "%s", wrap);
+  for (char *save = NULL, *tok = strtok_r(wrapper, " ", &save); tok && argc < 32;
+       tok = strtok_r(NULL, " ", &save))
+    argv[argc++] = tok;
+  argv[argc++] = (char *)netcore_bin;
+  argv[argc++] = "--bind";
+  argv[argc++] = (char *)d->endpoint;
+  argv[argc++] = "--log-level";
+  argv[argc++] = "warn";
+  argv[argc++] = "--takeover";
+  for (int i = 0; flags && flags[i] && argc < 62; i++) argv[argc++] = (char *)flags[i];
+  argv[argc] = NULL;
+  extern char **environ;
+  pid_t pid = fork();
+  if (pid < 0) nct_fail_at(file, line, "fork: %s", strerror(errno));
+  if (pid == 0) exec_child(argv, environ, NULL, NULL, NULL);
+  nct_daemon n = *d;
+  n.pid = pid;
+  track(&n);
+  return pid;
+}
+
+void nct_daemon_takeover_at(const char *file, int line, nct_daemon *d, const char *const *flags) {
+  pid_t old = d->pid;
+  pid_t pid = nct_daemon_takeover_spawn_at(file, line, d, flags);
+  uint64_t deadline = nct_now_ms() + 10000 * (uint64_t)nct_time_scale;
+  int status = 0;
+  for (;;) {
+    if (waitpid(old, &status, WNOHANG) == old) break;
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      untrack(pid);
+      char why[96];
+      describe_status(st, why, sizeof why);
+      nct_fail_at(file, line, "netcore --takeover ended (%s) and the old one still runs", why);
+    }
+    if (nct_now_ms() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      untrack(pid);
+      nct_fail_at(file, line, "the old netcore did not exit within 10 s of netcore --takeover");
+    }
+    usleep(2000);
+  }
+  untrack(old);
+  d->pid = pid;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    char why[96];
+    describe_status(status, why, sizeof why);
+    nct_fail_at(file, line, "the netcore taken over ended with %s, not exit status 0", why);
+  }
+  nct_client *probe = nct_client_new(d->endpoint, "probe", 0);
+  Netcore__V1__Hello hello = NETCORE__V1__HELLO__INIT;
+  hello.version = 1;
+  hello.name = "probe";
+  nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
+  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_HELLO;
+  cmd.hello = &hello;
+  nct_send_at(file, line, probe, &cmd, NULL, 0, 0);
+  nct_event *w = nct_expect_global_at(file, line, probe, EV(WELCOME), NCT_WAIT);
+  if (strcmp(d->instance_id, w->ev->welcome->instance_id) == 0)
+    nct_fail_at(file, line, "the new netcore has the old one's instance id");
+  snprintf(d->instance_id, sizeof d->instance_id, "%s", w->ev->welcome->instance_id);
+  nct_event_free(w);
+  nct_client_bye(probe);
+}
+
 void nct_daemon_kill(nct_daemon *d) {
   if (d->pid > 0) {
     kill(d->pid, SIGKILL);
@@ -406,6 +479,11 @@ static nct_objseq *obj_find(nct_client *c, int kind, uint64_t id, int create) {
   o->kind = kind;
   o->id = id;
   return o;
+}
+
+uint64_t nct_last_seq(nct_client *c, uint64_t socket_id) {
+  nct_objseq *o = obj_find(c, OBJ_SOCKET, socket_id, 0);
+  return o ? o->last : 0;
 }
 
 const char *nct_event_name(int type) {

@@ -108,6 +108,15 @@ int nct_daemon_stderr(const nct_daemon *d, char *out, size_t cap);
 int nct_daemon_signal_wait(nct_daemon *d, int sig, int timeout_ms);
 /* SIGTERM, wait, assert exit status 0, remove the directory. */
 void nct_daemon_stop(nct_daemon *d);
+/* `netcore --bind <d's endpoint> --takeover` + flags, started (not waited
+ * for); its pid, killed at exit if still running. */
+pid_t nct_daemon_takeover_spawn_at(const char *file, int line, const nct_daemon *d,
+                                   const char *const *flags);
+/* The same, then waits until the old netcore exited 0 and the new one answers
+ * a Hello with another instance id; d then names the new one (same dir and
+ * endpoint). */
+void nct_daemon_takeover_at(const char *file, int line, nct_daemon *d, const char *const *flags);
+#define nct_daemon_takeover(d, flags) nct_daemon_takeover_at(__FILE__, __LINE__, d, flags)
 /* Cleanup after a failed test: SIGKILL if still running, remove the directory. */
 void nct_daemon_kill(nct_daemon *d);
 /* A path inside the daemon's directory (static buffer per call site is the
@@ -280,6 +289,8 @@ uint64_t nct_wait_acks_at(const char *file, int line, nct_client *c, uint64_t id
                           uint64_t bytes);
 #define nct_wait_acks(c, id, w, b) nct_wait_acks_at(__FILE__, __LINE__, c, id, w, b)
 
+/* The seq of the last event c received about socket id (0: none yet). */
+uint64_t nct_last_seq(nct_client *c, uint64_t socket_id);
 void nct_event_free(nct_event *e);
 /* A one-line description of an event, for failure messages. */
 const char *nct_event_str(const nct_event *e, char *buf, size_t cap);

@@ -81,7 +81,9 @@ static void finish_cb(uv_timer_t *t) {
 
 void ncd_main_handed_over(void) {
   ncd.handed_over = 1;
-  ncd_notify("STOPPING=1");
+  /* No STOPPING=1: the service goes on in the new process (takeover.c told
+   * the service manager its pid); a stopping main process would make systemd
+   * stop the unit, the new netcore with it. */
   /* The paths of UNIX listeners are the new netcore's now. */
   for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next)
     ncd_container_of(e, ncd_listener, link)->unlink_path[0] = '\0';

@@ -222,8 +222,11 @@ void ncd_router_stop(void) {
   uv_close((uv_handle_t *)&ncd.monitor_poll, NULL);
   zmq_socket_monitor(ncd.router, NULL, 0);
   zmq_close(ncd.monitor);
-  /* Give the last events (Closed, Shutdown) a moment to leave. */
-  int linger = 500;
+  /* Give the last events (Closed, Shutdown) a moment to leave. Handed over
+   * (takeover.h): none is owed (the new netcore replays uncredited input), and
+   * the new one binds the endpoints only once this returns, so every
+   * handler's pause would grow by the linger. */
+  int linger = ncd.handed_over ? 0 : 500;
   zmq_setsockopt(ncd.router, ZMQ_LINGER, &linger, sizeof linger);
   zmq_close(ncd.router);
   ncd_auth_stop();

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -30,6 +31,7 @@
 #include "errors.h"
 #include "handler.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 #include "socket.h"
 
@@ -391,7 +393,7 @@ io:
 
 /* One takeover attempt on conn, start to end, inside this callback: nothing
  * of this netcore moves meanwhile. Returns 1 when handed over. */
-static int serve(int conn) {
+static int serve(int conn, pid_t pid) {
   char why[300] = "";
   buf_t b = {0};
   uint8_t type;
@@ -431,6 +433,11 @@ static int serve(int conn) {
     return 0;
   }
   ncd_info("takeover: acknowledged; handing the endpoints over and exiting");
+  /* Under systemd the new process is the service now (NotifyAccess=main: only
+   * the main pid may say so, and only it may then say READY=1). */
+  char mainpid[32];
+  snprintf(mainpid, sizeof mainpid, "MAINPID=%ld", (long)pid);
+  if (pid > 0) ncd_notify(mainpid);
   ncd_main_handed_over();
   ncd_takeover_stop();
   if (send_record(conn, 'D', NULL, -1) != 0)
@@ -438,23 +445,27 @@ static int serve(int conn) {
   return 1;
 }
 
-static int peer_is_us(int conn) {
+/* Whether the peer of conn runs as our uid; *pid is its pid. */
+static int peer_is_us(int conn, pid_t *pid) {
   struct ucred cred;
   socklen_t len = sizeof cred;
-  return getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == geteuid();
+  if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return 0;
+  *pid = cred.pid;
+  return cred.uid == geteuid();
 }
 
 static void accept_cb(uv_poll_t *p, int status, int events) {
   int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
   if (conn < 0) return;
-  if (!peer_is_us(conn)) {
+  pid_t pid = 0;
+  if (!peer_is_us(conn, &pid)) {
     ncd_warn("takeover: refused a peer of another uid on %s", sock_path);
     close(conn);
     return;
   }
   set_timeouts(conn, IO_TIMEOUT_MS);
   uint64_t t0 = uv_hrtime();
-  int handed = serve(conn);
+  int handed = serve(conn, pid);
   close(conn);
   if (handed)
     ncd_info("takeover: handed over in %.1f ms", (double)(uv_hrtime() - t0) / 1e6);

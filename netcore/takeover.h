@@ -11,7 +11,9 @@
  * key, group, path) with their servers, and every accepted connection (fd,
  * id, seq, server, counters, credit, pause, timeout, half-open state, the
  * kept input its handler has not credited, and its queued writes' unsent
- * bytes), then waits for the answer. Ack: it closes its ROUTER, releases its
+ * bytes), then waits for the answer. Ack: it tells a service manager
+ * MAINPID=<the new one's pid> (sd_notify; the new one says READY=1 once it
+ * serves), closes its ROUTER, releases its
  * endpoint files and lock, says Done and exits 0 (its copies of the fds close
  * without FIN: the new process holds them). A refusal, EOF or silence within
  * 5 s: it logs why and serves on as before. The new netcore holds what it got

@@ -15,14 +15,20 @@ usage: test_systemd.py --netcore PATH --echo PATH --units DIR
    SIGTERM sends STOPPING=1 and netcore exits 0.
 3. listen_pid_elsewhere: LISTEN_FDS meant for another pid is not taken: listenFD(3)
    fails with EBADF.
+4. reload_takeover: the unit's ExecReload (kill -USR2 $MAINPID) upgrades netcore in
+   place: MAINPID=<new pid> from the old process, READY=1 from the new one, the old
+   exits 0 and a connection made before the reload carries on.
 Standard library only; run it with /usr/bin/python3.
 """
 
 import argparse
+import ctypes
 import os
+import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -150,6 +156,104 @@ def notify_and_listen_fds(opts, tmp):
         notify.close()
 
 
+def recv_from(sock, deadline):
+    """One notice and the pid that sent it (SCM_CREDENTIALS, as systemd reads it)."""
+    sock.settimeout(max(0.01, deadline - time.monotonic()))
+    try:
+        msg, anc, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(12))
+    except socket.timeout:
+        raise Failure("no notice on NOTIFY_SOCKET within %.0f s" % TIMEOUT)
+    pid = None
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            pid = struct.unpack("iII", data[:12])[0]
+    return msg.decode(), pid
+
+
+def exec_reload(opts):
+    """The unit's ExecReload= command line."""
+    with open(os.path.join(opts.units, "netcore.service")) as f:
+        for line in f:
+            if line.startswith("ExecReload="):
+                return shlex.split(line[len("ExecReload="):])
+    raise Failure("netcore.service has no ExecReload=")
+
+
+def reload_takeover(opts, tmp):
+    """systemctl reload: the unit's ExecReload (with $MAINPID) upgrades netcore
+    in place. The old main process says MAINPID=<new pid> and exits 0 (never
+    STOPPING=1, which would stop the unit), the new one says READY=1 (after
+    MAINPID, so NotifyAccess=main takes it), and a connection made before the
+    reload goes on; the new one stops on SIGTERM as a main process does."""
+    ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: the new netcore is ours to reap
+    notify_path = os.path.join(tmp, "notify")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    endpoint = "ipc://%s/nc.sock" % tmp
+    env = dict(os.environ, NOTIFY_SOCKET=notify_path)
+    env.pop("NETCORE_ENDPOINT", None)
+    proc = subprocess.Popen([opts.netcore, "--bind", endpoint, "--log-level", "warn",
+                             "--handoff-ms", "10000"], env=env)
+    echo = None
+    new_pid = None
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        state, pid = recv_from(notify, deadline)
+        check(state == "READY=1" and pid == proc.pid, "first notice %r from %s" % (state, pid))
+        echo = subprocess.Popen([opts.echo, "--endpoint", endpoint, "--port", "0", "--host",
+                                 "127.0.0.1", "--service", "echo1"],
+                                stdout=subprocess.PIPE, text=True)
+        line = echo.stdout.readline()
+        check('"port":' in line, "echo printed %r" % line)
+        port = int(line.split('"port":')[1].rstrip("}\n"))
+        c = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        got = b""
+        while len(got) < 7:
+            got += c.recv(7 - len(got))
+        c.sendall(b"before")
+        got = b""
+        while len(got) < 6:
+            got += c.recv(6 - len(got))
+        check(got == b"before", "echo before the reload: %r" % got)
+
+        cmd = [a.replace("$MAINPID", str(proc.pid)) for a in exec_reload(opts)]
+        r = subprocess.run(cmd, timeout=TIMEOUT)
+        check(r.returncode == 0, "%s: status %d" % (" ".join(cmd), r.returncode))
+        state, pid = recv_from(notify, time.monotonic() + TIMEOUT)
+        check(state.startswith("MAINPID=") and pid == proc.pid,
+              "first notice after the reload %r from pid %s (old %d)" % (state, pid, proc.pid))
+        new_pid = int(state[len("MAINPID="):])
+        check(new_pid != proc.pid, "MAINPID names the old process")
+        state, pid = recv_from(notify, time.monotonic() + TIMEOUT)
+        check(state == "READY=1" and pid == new_pid,
+              "notice %r from pid %s, expected READY=1 from %d" % (state, pid, new_pid))
+        check(proc.wait(TIMEOUT) == 0, "the old netcore exited with %s" % proc.returncode)
+        c.sendall(b"after")
+        got = b""
+        while len(got) < 5:
+            got += c.recv(5 - len(got))
+        check(got == b"after", "echo after the reload: %r" % got)
+        c.close()
+        os.kill(new_pid, signal.SIGTERM)
+        state, pid = recv_from(notify, time.monotonic() + TIMEOUT)
+        check(state == "STOPPING=1" and pid == new_pid, "notice %r from %s after SIGTERM"
+              % (state, pid))
+        _, status = os.waitpid(new_pid, 0)
+        new_pid = None
+        check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
+              "the new netcore ended with status 0x%x" % status)
+    finally:
+        for p in (echo, proc):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+        if new_pid is not None:
+            os.kill(new_pid, signal.SIGKILL)
+            os.waitpid(new_pid, 0)
+        notify.close()
+
+
 def listen_pid_elsewhere(opts, tmp):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -180,7 +284,8 @@ def main():
     failed = 0
     for name, fn in (("units_verify", units_verify),
                      ("notify_and_listen_fds", notify_and_listen_fds),
-                     ("listen_pid_elsewhere", listen_pid_elsewhere)):
+                     ("listen_pid_elsewhere", listen_pid_elsewhere),
+                     ("reload_takeover", reload_takeover)):
         tmp = tempfile.mkdtemp(prefix="nc-systemd-")
         try:
             fn(opts, tmp)

@@ -31,6 +31,8 @@
 
 struct nc__stats_req;
 static struct nc__stats_req *stats_pop(nc_loop_t *loop);
+static int open_dealer(nc_loop_t *loop);
+static void close_dealer(nc_loop_t *loop);
 
 #define DEFAULT_HELLO_TIMEOUT_MS 2000
 #define RECV_BUDGET 4096 /* events per turn, so timers and signals get a turn */
@@ -277,13 +279,16 @@ static int handshake_error(nc_loop_t *loop, uint16_t event, uint32_t value) {
 }
 
 /* A handshake failure the monitor reported while waiting for Welcome: NC_EACCES
- * (netcore's ZAP said no), NC_EPROTO, or 0 for none. */
-static int handshake_failure(nc_loop_t *loop) {
+ * (netcore's ZAP said no), NC_EPROTO, or 0 for none. *dropped is set when a
+ * connection of the dealer closed. */
+static int handshake_failure(nc_loop_t *loop, int *dropped) {
   int rv = 0;
   uint16_t event;
   uint32_t value;
-  while (rv == 0 && zsock_readable(loop->monitor) && monitor_next(loop, &event, &value))
+  while (rv == 0 && zsock_readable(loop->monitor) && monitor_next(loop, &event, &value)) {
     rv = handshake_error(loop, event, value);
+    if (event == ZMQ_EVENT_DISCONNECTED) *dropped = 1;
+  }
   return rv;
 }
 
@@ -332,7 +337,18 @@ static int hello(nc_loop_t *loop) {
     int n = zmq_poll(items, 2, (long)(deadline - now));
     if (n < 0 && errno != EINTR) break;
     if (n <= 0) continue;
-    if ((items[1].revents & ZMQ_POLLIN) && (rv = handshake_failure(loop)) != 0) return rv;
+    int dropped = 0;
+    if ((items[1].revents & ZMQ_POLLIN) && (rv = handshake_failure(loop, &dropped)) != 0)
+      return rv;
+    if (dropped) {
+      /* The connection closed before Welcome: it may have reached a netcore
+       * being taken over, which took our Hello with it (ZeroMQ reconnects
+       * the dealer to the new one, without the Hello). A fresh dealer says
+       * it again. */
+      close_dealer(loop);
+      if (open_dealer(loop) != 0 || send_hello(loop) != 0) return NC_ERR_NETCORE_UNAVAILABLE;
+      continue;
+    }
     if (!(items[0].revents & ZMQ_POLLIN)) continue;
     zmq_msg_t env;
     zmq_msg_init(&env);

@@ -65,7 +65,9 @@ static void buf_add(buf_t *b, const void *data, size_t n) {
   b->len += n;
 }
 
-static void buf_str(buf_t *b, const char *s) { buf_add(b, s, strlen(s)); }
+static void buf_str(buf_t *b, const char *s) {
+  buf_add(b, s, strlen(s));
+}
 
 /* "$<n>\r\n<bytes>\r\n" */
 static void reply_bulk(buf_t *out, const char *p, size_t n) {
@@ -420,7 +422,9 @@ static void on_data(nc_socket_t *s, const char *data, size_t len) {
   }
 }
 
-static void on_drain(nc_socket_t *s) { nc_socket_resume(s); }
+static void on_drain(nc_socket_t *s) {
+  nc_socket_resume(s);
+}
 
 static void on_close(nc_socket_t *s, int had_error) {
   (void)had_error;
@@ -475,8 +479,8 @@ int main(int argc, char **argv) {
   int port = 6379;
   const char *host = "127.0.0.1", *path = NULL, *endpoint = NULL;
   const nca_option_t options[] = {
-      {"port", "N", "TCP port to listen on (default 6379; 0: one the OS picks)", NCA_OPT_INT,
-       &port, 0, 65535},
+      {"port", "N", "TCP port to listen on (default 6379; 0: one the OS picks)", NCA_OPT_INT, &port,
+       0, 65535},
       {"host", "H", "address to listen on (default 127.0.0.1)", NCA_OPT_STRING, &host, 0, 0},
       {"path", "P", "listen on this UNIX socket path instead", NCA_OPT_STRING, &path, 0, 0},
       {"endpoint", "E", "netcore's endpoint (default: NETCORE_ENDPOINT, then the default rule)",
@@ -485,8 +489,8 @@ int main(int argc, char **argv) {
   const nca_program_t prog = {
       "redis", "[--port N] [--host H] [--path P] [--endpoint E]",
       "A small Redis-protocol server (PING, ECHO, SET, GET) as a netcore handler actor."};
-  int code = nca_options_parse(&prog, options, (int)(sizeof(options) / sizeof(options[0])), argc,
-                               argv);
+  int code =
+      nca_options_parse(&prog, options, (int)(sizeof(options) / sizeof(options[0])), argc, argv);
   if (code >= 0) return code;
 
   nc_loop_t *loop;
@@ -499,13 +503,14 @@ int main(int argc, char **argv) {
     return 1;
   }
   nc_server_new(loop, NULL, on_connection, &server);
-  nc_server_events_t events = {.on_connection = on_connection, .on_listening = on_listening,
-                               .on_error = on_server_error};
+  nc_server_events_t events = {
+      .on_connection = on_connection, .on_listening = on_listening, .on_error = on_server_error};
   nc_server_set_events(server, &events);
   nc_loop_signal(loop, SIGINT, on_signal, NULL);
   nc_loop_signal(loop, SIGTERM, on_signal, NULL);
 
-  rv = path ? nc_server_listen_path(server, path, NULL) : nc_server_listen(server, port, host, NULL);
+  rv =
+      path ? nc_server_listen_path(server, path, NULL) : nc_server_listen(server, port, host, NULL);
   if (rv == 0) rv = nc_loop_run(loop);
   if (rv != 0 && rv != NC_ERR_NETCORE_SHUTDOWN) {
     fprintf(stderr, "redis: %s: %s\n", nc_err_name(rv), nc_loop_error_message(loop));

@@ -186,7 +186,8 @@ def redis_table(res, na, deaths, wrong):
     if not any(k[0].startswith("redis-") for k in res) and not any(s in na for s, _, _ in REDIS_SERVERS):
         return out
     lines = ["", "Redis protocol: redis-benchmark -c 50 -t ping_mbulk,set,get at -P 1 and -P 16 "
-             "(a fixed -n, one redis-benchmark per test), the same logic in every form but redis-server.",
+             "(a fixed -n, 5 times as many at -P 16, one redis-benchmark per test, after a warm-up), "
+             "the same logic in every form but redis-server.",
              "",
              "| test | -P | server | median req/s | vs Node net / asyncio | every run | p50 µs | p99 µs "
              "| server CPU | server µs/req | errors | notes |",
@@ -286,7 +287,8 @@ def targets(summary, redis, wrong):
                   "redis-python", "redis-asyncio")
     for load, name in [("pingpong", "ping-pong"), ("pipelined", "pipelined"), ("bulk", "bulk")]:
         echo(load, "netcore-proxy", 1.2, f"proxy, {name} vs the Node proxy", "node-proxy")
-    for server, what in [("netcore-c", "netcore + C echo"), ("netcore-proxy", "netcore + C proxy")]:
+    for server, what in [("netcore-c", "netcore + C echo"),
+                         ("netcore-proxy", "netcore + C proxy (2 sockets per client connection)")]:
         idle = get("idle", server)
         if idle and idle["m"] is not None:
             ok = idle["m"] <= 2.0

@@ -392,11 +392,25 @@ static size_t run_commands(const char *p, size_t n, buf_t *out, int *failed) {
 
 /* ------------------------------------------------------------ connections */
 
-/* One per connection, owned by the socket (its data pointer): the bytes of
- * a command not complete yet. Freed in on_close. */
-typedef struct {
+/* One per connection, the socket's data pointer: the bytes of a command not
+ * complete yet. Freed in on_close, or after nc_loop_free() (which frees the
+ * sockets still open without calling on_close): hence the list. */
+typedef struct conn {
   buf_t in;
+  struct conn *prev, *next;
 } conn_t;
+
+static conn_t *conns;
+
+static void conn_free(conn_t *c) {
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    conns = c->next;
+  if (c->next != NULL) c->next->prev = c->prev;
+  free(c->in.p);
+  free(c);
+}
 
 static buf_t out; /* the replies of one read: written (copied by libnc) before on_data returns */
 
@@ -428,9 +442,7 @@ static void on_drain(nc_socket_t *s) {
 
 static void on_close(nc_socket_t *s, int had_error) {
   (void)had_error;
-  conn_t *c = nc_socket_get_data(s);
-  free(c->in.p);
-  free(c);
+  conn_free(nc_socket_get_data(s));
 }
 
 static void on_error(nc_socket_t *s, int err, const char *message) {
@@ -449,6 +461,9 @@ static void on_connection(nc_server_t *server, nc_socket_t *s) {
     nc_socket_destroy(s);
     return;
   }
+  c->next = conns;
+  if (conns != NULL) conns->prev = c;
+  conns = c;
   nc_socket_set_data(s, c);
   nc_socket_set_events(s, &conn_events);
 }
@@ -517,5 +532,16 @@ int main(int argc, char **argv) {
     exit_code = 1;
   }
   nc_loop_free(loop);
+  while (conns != NULL) conn_free(conns);
+  free(out.p);
+  free(args.v);
+  for (size_t i = 0; i < store.nbuckets; i++) {
+    for (entry_t *e = store.buckets[i], *next; e; e = next) {
+      next = e->next;
+      free(e->val);
+      free(e);
+    }
+  }
+  free(store.buckets);
   return exit_code;
 }

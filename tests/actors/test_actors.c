@@ -244,7 +244,8 @@ static void help_check(const char *bin, const char *name, const char *const *mus
 static void test_actors_help_exits_0(void **state) {
   (void)state;
   const char *echo[] = {"--port N", "--host H", "--path P", "--fd N", "--endpoint E", "--group G",
-                        "--service S", "--help", NULL};
+                        "--service S", "--via-handler", "--help", NULL};
+  const char *redis[] = {"--port N", "--host H", "--path P", "--endpoint E", NULL};
   const char *goodbye[] = {"--endpoint E", "--help", NULL};
   const char *proxy[] = {"--port N", "--to-port N", "--to-host H", "--to-path P", "--endpoint E",
                          NULL};
@@ -253,6 +254,7 @@ static void test_actors_help_exits_0(void **state) {
   help_check(GOODBYE_BIN, "goodbye", goodbye);
   help_check(PROXY_BIN, "proxy", proxy);
   help_check(CHAT_BIN, "chat", chat);
+  help_check(REDIS_BIN, "redis", redis);
 }
 
 /* A usage error: exit 2 before anything listens, one line naming the Node code
@@ -290,6 +292,9 @@ static void test_actors_bad_number_exits_2(void **state) {
   usage_check(CHAT_BIN, (const char *const[]){"--port", "abc", NULL}, v, "'abc'");
   usage_check(PROXY_BIN, (const char *const[]){"--to-port", "abc", NULL}, v, "--to-port");
   usage_check(PROXY_BIN, (const char *const[]){"--port", "0", NULL}, v, "--to-port or --to-path");
+  usage_check(ECHO_BIN, (const char *const[]){"--via-handler=1", NULL}, v,
+              "--via-handler takes no value");
+  usage_check(REDIS_BIN, (const char *const[]){"--port", "x", NULL}, v, "'x'");
 }
 
 static void test_actors_unknown_option_exits_2(void **state) {

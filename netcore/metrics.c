@@ -288,8 +288,8 @@ static void sample(ncd_mset *set, const char *suffix, double value, int nlabels,
 
 /* Runs the statements once per live handler with h and its labels pfx (prefix text). */
 #define EACH_HANDLER(h, pfx, ...)                                              \
-  for (ncd_list *l_ = ncd.handlers.next; l_ != &ncd.handlers; l_ = l_->next) { \
-    ncd_handler *h = ncd_container_of(l_, ncd_handler, link);                  \
+  for (ncc_list *l_ = ncd.handlers.next; l_ != &ncd.handlers; l_ = l_->next) { \
+    ncd_handler *h = ncc_container_of(l_, ncd_handler, link);                  \
     if (h->gone) continue;                                                     \
     char pfx[16];                                                              \
     snprintf(pfx, sizeof pfx, "%u", h->prefix);                                \
@@ -303,8 +303,8 @@ typedef struct live {
 
 static live live_of(const ncd_handler *h) {
   live v = {0};
-  for (ncd_list *e = h->sockets.next; e != &h->sockets; e = e->next) {
-    const ncd_socket *s = ncd_container_of(e, ncd_socket, owner_link);
+  for (ncc_list *e = h->sockets.next; e != &h->sockets; e = e->next) {
+    const ncd_socket *s = ncc_container_of(e, ncd_socket, owner_link);
     if (s->closing) continue; /* already in closed_read/closed_written */
     v.read += s->bytes_read;
     v.written += s->bytes_written;
@@ -376,13 +376,13 @@ static void global_metrics(ncd_mset *set) {
 
   uint64_t st[4] = {0}; /* connecting, open, half_closed, closing */
   uint64_t read = m.freed_read, written = m.freed_written, queued = 0, nh = 0;
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     read += h->stats.closed_read;
     written += h->stats.closed_written;
     if (!h->gone) nh++;
-    for (ncd_list *e = h->sockets.next; e != &h->sockets; e = e->next) {
-      ncd_socket *s = ncd_container_of(e, ncd_socket, owner_link);
+    for (ncc_list *e = h->sockets.next; e != &h->sockets; e = e->next) {
+      ncd_socket *s = ncc_container_of(e, ncd_socket, owner_link);
       st[s->closing ? 3 : s->connecting ? 0 : (s->eof || s->ended) ? 2 : 1]++;
       if (s->closing) continue;
       read += s->bytes_read;
@@ -417,14 +417,14 @@ static void global_metrics(ncd_mset *set) {
   family(set, "netcore_listeners", "gauge",
          "Listening sockets, with their member servers and connections.");
   uint64_t nl = 0;
-  for (ncd_list *l = ncd.listeners.next; l != &ncd.listeners; l = l->next) nl++;
+  for (ncc_list *l = ncd.listeners.next; l != &ncd.listeners; l = l->next) nl++;
   sample(set, "", (double)nl, 0);
   family(set, "netcore_listener_connections", "gauge", "Live connections of a listener.");
-  for (ncd_list *l = ncd.listeners.next; l != &ncd.listeners; l = l->next) {
-    ncd_listener *li = ncd_container_of(l, ncd_listener, link);
+  for (ncc_list *l = ncd.listeners.next; l != &ncd.listeners; l = l->next) {
+    ncd_listener *li = ncc_container_of(l, ncd_listener, link);
     uint64_t conns = 0, members = 0;
-    for (ncd_list *e = li->members.next; e != &li->members; e = e->next) {
-      conns += ncd_container_of(e, ncd_server, member_link)->connections;
+    for (ncc_list *e = li->members.next; e != &li->members; e = e->next) {
+      conns += ncc_container_of(e, ncd_server, member_link)->connections;
       members++;
     }
     char mem[16];

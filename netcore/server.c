@@ -39,8 +39,8 @@ static void emit(ncd_server *srv, ncd_event *ev) {
 }
 
 static void server_free(ncd_server *srv) {
-  nc__idmap_del(&ncd.servers, srv->id);
-  ncd_list_remove(&srv->owner_link);
+  ncc_idmap_del(&ncd.servers, srv->id);
+  ncc_list_remove(&srv->owner_link);
   srv->owner->nservers--;
   free(srv);
 }
@@ -78,11 +78,11 @@ static int member_can_take(ncd_server *m, uint64_t now) {
 
 static ncd_server *pick_member(ncd_listener *l) {
   uint64_t now = uv_now(ncd.loop);
-  for (ncd_list *e = l->members.next; e != &l->members; e = e->next) {
-    ncd_server *m = ncd_container_of(e, ncd_server, member_link);
+  for (ncc_list *e = l->members.next; e != &l->members; e = e->next) {
+    ncd_server *m = ncc_container_of(e, ncd_server, member_link);
     if (member_can_take(m, now)) {
-      ncd_list_remove(e); /* round robin: to the back of the line */
-      ncd_list_push(&l->members, e);
+      ncc_list_remove(e); /* round robin: to the back of the line */
+      ncc_list_push(&l->members, e);
       return m;
     }
   }
@@ -126,8 +126,8 @@ static void accept_one(ncd_listener *l, int fd, const struct sockaddr_storage *p
 }
 
 static void update_all_listeners(void) {
-  for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next)
-    ncd_listener_update(ncd_container_of(e, ncd_listener, link));
+  for (ncc_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next)
+    ncd_listener_update(ncc_container_of(e, ncd_listener, link));
 }
 
 static void fd_pause_cb(uv_timer_t *t) {
@@ -192,8 +192,8 @@ void ncd_listener_update(ncd_listener *l) {
   if (l->closing) return;
   uint64_t now = uv_now(ncd.loop), wake = 0;
   int active = 0;
-  for (ncd_list *e = l->members.next; e != &l->members; e = e->next) {
-    ncd_server *m = ncd_container_of(e, ncd_server, member_link);
+  for (ncc_list *e = l->members.next; e != &l->members; e = e->next) {
+    ncd_server *m = ncc_container_of(e, ncd_server, member_link);
     if (m->paused_until && m->paused_until <= now) m->paused_until = 0;
     if (m->paused_until) {
       if (!wake || m->paused_until < wake) wake = m->paused_until;
@@ -228,7 +228,7 @@ static void listener_close(ncd_listener *l) {
   if (l->closing) return;
   l->closing = 1;
   l->polling = 0;
-  ncd_list_remove(&l->link);
+  ncc_list_remove(&l->link);
   if (l->unlink_path[0]) unlink(l->unlink_path);
   l->open_handles = 2;
   uv_close((uv_handle_t *)&l->poll, listener_handle_closed_cb);
@@ -249,9 +249,9 @@ int ncd_server_close(ncd_server *srv) {
   srv->closing = 1;
   ncd_listener *l = srv->listener;
   if (l) {
-    ncd_list_remove(&srv->member_link);
+    ncc_list_remove(&srv->member_link);
     srv->listener = NULL;
-    if (ncd_list_empty(&l->members)) listener_close(l);
+    if (ncc_list_empty(&l->members)) listener_close(l);
     else ncd_listener_update(l);
   }
   maybe_closed(srv);
@@ -265,10 +265,10 @@ void ncd_server_connection_closed(ncd_server *srv) {
 }
 
 void ncd_server_close_all(void) {
-  while (!ncd_list_empty(&ncd.listeners)) {
-    ncd_listener *l = ncd_container_of(ncd.listeners.next, ncd_listener, link);
-    while (!ncd_list_empty(&l->members))
-      ncd_server_close(ncd_container_of(l->members.next, ncd_server, member_link));
+  while (!ncc_list_empty(&ncd.listeners)) {
+    ncd_listener *l = ncc_container_of(ncd.listeners.next, ncd_listener, link);
+    while (!ncc_list_empty(&l->members))
+      ncd_server_close(ncc_container_of(l->members.next, ncd_server, member_link));
   }
 }
 
@@ -285,15 +285,15 @@ void ncd_server_set_max_connections(ncd_server *srv, uint32_t max) {
 
 static void join(ncd_server *srv, ncd_listener *l) {
   srv->listener = l;
-  ncd_list_push(&l->members, &srv->member_link);
+  ncc_list_push(&l->members, &srv->member_link);
   ncd_listener_update(l);
   ncd_event ev = {.kind = NCD_EV_LISTENING, .local = &l->address};
   emit(srv, &ev);
 }
 
 static ncd_listener *find_listener(const char *key) {
-  for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next) {
-    ncd_listener *l = ncd_container_of(e, ncd_listener, link);
+  for (ncc_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next) {
+    ncd_listener *l = ncc_container_of(e, ncd_listener, link);
     if (strcmp(l->key, key) == 0) return l;
   }
   return NULL;
@@ -315,12 +315,12 @@ static void start_listener(ncd_server *srv, int fd, int is_unix, const char *key
   snprintf(l->unlink_path, sizeof l->unlink_path, "%s", unlink_path ? unlink_path : "");
   ncd_addr_of_fd(fd, 0, &l->address);
   if (is_unix && unlink_path) snprintf(l->address.address, sizeof l->address.address, "%s", unlink_path);
-  ncd_list_init(&l->members);
+  ncc_list_init(&l->members);
   uv_poll_init(ncd.loop, &l->poll, fd);
   uv_timer_init(ncd.loop, &l->resume_timer);
   l->poll.data = l;
   l->resume_timer.data = l;
-  ncd_list_push(&ncd.listeners, &l->link);
+  ncc_list_push(&ncd.listeners, &l->link);
   /* A port-0 listener's key is only known once bound. */
   if (!is_unix && !unlink_path && strncmp(key, "fd:", 3) != 0)
     snprintf(l->key, sizeof l->key, "tcp:%s:%u", l->address.address, l->address.port);
@@ -396,9 +396,9 @@ typedef struct pending_listen {
 } pending_listen;
 
 static void listen_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  pending_listen *p = ncd_container_of(req, pending_listen, req);
+  pending_listen *p = ncc_container_of(req, pending_listen, req);
   /* The server may have been closed (or its handler gone) meanwhile. */
-  ncd_server *srv = nc__idmap_get(&ncd.servers, p->server_id);
+  ncd_server *srv = ncc_idmap_get(&ncd.servers, p->server_id);
   if (srv && !srv->closing) {
     if (status < 0) {
       char where[300];
@@ -558,13 +558,13 @@ int ncd_server_listen(ncd_handler *h, const ncd_cmd *cmd) {
   srv->owner = h;
   srv->allow_half_open = cmd->allow_half_open;
   srv->max_connections = cmd->max_connections;
-  ncd_list_init(&srv->member_link);
-  ncd_list_init(&srv->owner_link);
-  if (nc__idmap_put(&ncd.servers, srv->id, srv) != 0) {
+  ncc_list_init(&srv->member_link);
+  ncc_list_init(&srv->owner_link);
+  if (ncc_idmap_put(&ncd.servers, srv->id, srv) != 0) {
     free(srv);
     return NCD_ENOMEM;
   }
-  ncd_list_push(&h->servers, &srv->owner_link);
+  ncc_list_push(&h->servers, &srv->owner_link);
   if (++h->nservers > h->max_servers) {
     char where[80];
     snprintf(where, sizeof where, "(this handler already owns its limit of %u servers)",
@@ -610,12 +610,12 @@ ncd_listener *ncd_listener_restore(int fd, int is_unix, const char *key, const c
   snprintf(l->group, sizeof l->group, "%s", group);
   snprintf(l->unlink_path, sizeof l->unlink_path, "%s", unlink_path);
   l->address = *address;
-  ncd_list_init(&l->members);
+  ncc_list_init(&l->members);
   uv_poll_init(ncd.loop, &l->poll, fd);
   uv_timer_init(ncd.loop, &l->resume_timer);
   l->poll.data = l;
   l->resume_timer.data = l;
-  ncd_list_push(&ncd.listeners, &l->link);
+  ncc_list_push(&ncd.listeners, &l->link);
   return l;
 }
 
@@ -627,25 +627,25 @@ ncd_server *ncd_server_restore(ncd_handler *owner, uint64_t id, ncd_listener *l,
   srv->owner = owner;
   srv->allow_half_open = allow_half_open;
   srv->max_connections = max_connections;
-  ncd_list_init(&srv->member_link);
-  ncd_list_init(&srv->owner_link);
-  if (nc__idmap_put(&ncd.servers, id, srv) != 0) {
+  ncc_list_init(&srv->member_link);
+  ncc_list_init(&srv->owner_link);
+  if (ncc_idmap_put(&ncd.servers, id, srv) != 0) {
     free(srv);
     return NULL;
   }
-  ncd_list_push(&owner->servers, &srv->owner_link);
+  ncc_list_push(&owner->servers, &srv->owner_link);
   owner->nservers++;
   srv->listener = l;
-  ncd_list_push(&l->members, &srv->member_link);
+  ncc_list_push(&l->members, &srv->member_link);
   return srv;
 }
 
 void ncd_listener_close_empty(void) {
-  ncd_list *e, *next;
+  ncc_list *e, *next;
   for (e = ncd.listeners.next; e != &ncd.listeners; e = next) {
     next = e->next;
-    ncd_listener *l = ncd_container_of(e, ncd_listener, link);
-    if (ncd_list_empty(&l->members)) listener_close(l);
+    ncd_listener *l = ncc_container_of(e, ncd_listener, link);
+    if (ncc_list_empty(&l->members)) listener_close(l);
     else ncd_listener_update(l);
   }
 }

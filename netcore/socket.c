@@ -28,7 +28,7 @@
 typedef struct ncd_wreq {
   uv_write_t req;
   zmq_msg_t payload;
-  ncd_list link;        /* in ncd_socket.pending while connecting */
+  ncc_list link;        /* in ncd_socket.pending while connecting */
   size_t offset;        /* bytes already written by try_write */
   uint64_t fd_socket_id;
   unsigned counts : 1;  /* a Write command (1) or End's payload (0) */
@@ -56,7 +56,7 @@ static ncd_wreq *wreq_new(void) {
   }
   memset(w, 0, sizeof *w);
   zmq_msg_init(&w->payload);
-  ncd_list_init(&w->link);
+  ncc_list_init(&w->link);
   return w;
 }
 
@@ -83,7 +83,7 @@ void ncd_socket_emit(ncd_socket *s, ncd_event *ev, zmq_msg_t *payload) {
     ev->ack_queued_bytes = s->queued_bytes;
     s->ack_writes = 0;
     s->ack_bytes = 0;
-    ncd_list_remove(&s->dirty_link);
+    ncc_list_remove(&s->dirty_link);
   }
   ncd_router_send(s->owner, ev, payload);
 }
@@ -97,13 +97,13 @@ static void send_ack(ncd_socket *s) {
                   .queued_bytes = s->queued_bytes};
   s->ack_writes = 0;
   s->ack_bytes = 0;
-  ncd_list_remove(&s->dirty_link);
+  ncc_list_remove(&s->dirty_link);
   ncd_socket_emit(s, &ev, NULL);
 }
 
 void ncd_socket_flush_acks(void) {
-  while (!ncd_list_empty(&ncd.dirty))
-    send_ack(ncd_container_of(ncd.dirty.next, ncd_socket, dirty_link));
+  while (!ncc_list_empty(&ncd.dirty))
+    send_ack(ncc_container_of(ncd.dirty.next, ncd_socket, dirty_link));
 }
 
 uint64_t ncd_socket_total_queued(void) { return total_queued; }
@@ -123,8 +123,8 @@ static void ack(ncd_socket *s, uint32_t writes, uint64_t bytes, int prompt) {
   }
   s->ack_writes += writes;
   s->ack_bytes += bytes;
-  if ((prompt || !s->owner->lazy_acks) && ncd_list_empty(&s->dirty_link))
-    ncd_list_push(&ncd.dirty, &s->dirty_link);
+  if ((prompt || !s->owner->lazy_acks) && ncc_list_empty(&s->dirty_link))
+    ncc_list_push(&ncd.dirty, &s->dirty_link);
 }
 
 /* ------------------------------------------------------------ idle timeout */
@@ -177,21 +177,21 @@ static ncd_socket *socket_new(ncd_handler *owner, uint64_t id, int is_unix) {
   s->owner = owner;
   s->is_unix = is_unix;
   s->credit = owner->credit_window;
-  ncd_list_init(&s->owner_link);
-  ncd_list_init(&s->dirty_link);
-  ncd_list_init(&s->pending);
-  ncd_list_init(&s->inflight);
+  ncc_list_init(&s->owner_link);
+  ncc_list_init(&s->dirty_link);
+  ncc_list_init(&s->pending);
+  ncc_list_init(&s->inflight);
   int rc = is_unix ? uv_pipe_init(ncd.loop, &s->h.pipe, 1) : uv_tcp_init(ncd.loop, &s->h.tcp);
   if (rc != 0) {
     free(s);
     return NULL;
   }
   s->h.handle.data = s;
-  if (nc__idmap_put(&ncd.sockets, id, s) != 0) {
+  if (ncc_idmap_put(&ncd.sockets, id, s) != 0) {
     uv_close(&s->h.handle, free_unregistered);
     return NULL;
   }
-  ncd_list_push(&owner->sockets, &s->owner_link);
+  ncc_list_push(&owner->sockets, &s->owner_link);
   ncd.nsockets++;
   owner->nsockets++;
   return s;
@@ -224,8 +224,8 @@ static void close_cb(uv_handle_t *handle) {
                     .bytes_written = s->bytes_written};
     ncd_socket_emit(s, &ev, NULL);
   }
-  ncd_list_remove(&s->dirty_link);
-  ncd_list_remove(&s->owner_link);
+  ncc_list_remove(&s->dirty_link);
+  ncc_list_remove(&s->owner_link);
   free(s->kept);
   if (s->ai_list) uv_freeaddrinfo(s->ai_list);
   free(s->target);
@@ -240,16 +240,16 @@ void ncd_socket_destroy(ncd_socket *s, int notify) {
   s->closing = 1;
   s->notify = notify;
   ncd_metrics_socket_closed(s);
-  nc__idmap_del(&ncd.sockets, s->id);
+  ncc_idmap_del(&ncd.sockets, s->id);
   if (s->gai) {
     /* The resolver callback frees the request; it must not find the socket. */
     s->gai->data = NULL;
     uv_cancel((uv_req_t *)s->gai);
     s->gai = NULL;
   }
-  while (!ncd_list_empty(&s->pending)) {
-    ncd_wreq *w = ncd_container_of(s->pending.next, ncd_wreq, link);
-    ncd_list_remove(&w->link);
+  while (!ncc_list_empty(&s->pending)) {
+    ncd_wreq *w = ncc_container_of(s->pending.next, ncd_wreq, link);
+    ncc_list_remove(&w->link);
     unpend(s, w);
     wreq_free(w);
   }
@@ -476,11 +476,11 @@ void ncd_socket_credit(ncd_socket *s, uint32_t bytes) {
 /* ----------------------------------------------------------------- writing */
 
 static void write_cb(uv_write_t *req, int status) {
-  ncd_wreq *w = ncd_container_of(req, ncd_wreq, req);
+  ncd_wreq *w = ncc_container_of(req, ncd_wreq, req);
   ncd_socket *s = req->handle->data;
   size_t len = zmq_msg_size(&w->payload) - w->offset;
   unsigned counts = w->counts, prompt = w->ack_now;
-  ncd_list_remove(&w->link);
+  ncc_list_remove(&w->link);
   s->queued_bytes -= len;
   total_queued -= len;
   ncd.write_memory -= len + WRITE_OVERHEAD;
@@ -502,7 +502,7 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
   uv_buf_t buf = uv_buf_init(zmq_msg_data(&w->payload), (unsigned)size);
   int rc;
   if (w->fd_socket_id) {
-    ncd_socket *fs = nc__idmap_get(&ncd.sockets, w->fd_socket_id);
+    ncd_socket *fs = ncc_idmap_get(&ncd.sockets, w->fd_socket_id);
     if (!fs || fs->owner != s->owner) {
       wreq_free(w);
       ncd_socket_fail(s, NCD_EBADF, "write"); /* another handler's: as unknown */
@@ -537,7 +537,7 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
     ncd_socket_fail(s, rc, "write");
     return;
   }
-  ncd_list_push(&s->inflight, &w->link);
+  ncc_list_push(&s->inflight, &w->link);
   s->queued_bytes += buf.len;
   total_queued += buf.len;
   ncd.write_memory += buf.len + WRITE_OVERHEAD;
@@ -547,7 +547,7 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
 static void submit(ncd_socket *s, ncd_wreq *w) {
   if (s->connecting) {
     size_t len = zmq_msg_size(&w->payload);
-    ncd_list_push(&s->pending, &w->link);
+    ncc_list_push(&s->pending, &w->link);
     s->pending_bytes += len;
     ncd.write_memory += len + WRITE_OVERHEAD;
   } else if (w->is_end) {
@@ -664,9 +664,9 @@ static void connected(ncd_socket *s) {
   ncd_event ev = {.kind = NCD_EV_CONNECTED, .local = &local, .remote = &remote};
   ncd_socket_emit(s, &ev, NULL);
   ncd_metrics_socket_opened(s, "connected");
-  while (!ncd_list_empty(&s->pending) && !s->closing) {
-    ncd_wreq *w = ncd_container_of(s->pending.next, ncd_wreq, link);
-    ncd_list_remove(&w->link);
+  while (!ncc_list_empty(&s->pending) && !s->closing) {
+    ncd_wreq *w = ncc_container_of(s->pending.next, ncd_wreq, link);
+    ncc_list_remove(&w->link);
     unpend(s, w);
     submit(s, w);
   }
@@ -869,10 +869,10 @@ int ncd_socket_set_keepalive(ncd_socket *s, int enable, uint32_t initial_delay_m
 void ncd_socket_move(ncd_socket *s, ncd_server *to) {
   ncd_handler *h = to->owner;
   ncd_metrics_adopted(s->owner, h);
-  ncd_list_remove(&s->owner_link);
+  ncc_list_remove(&s->owner_link);
   s->owner->nsockets--;
   s->owner = h;
-  ncd_list_push(&h->sockets, &s->owner_link);
+  ncc_list_push(&h->sockets, &s->owner_link);
   h->nsockets++;
   s->server->connections--;
   s->server = to;
@@ -881,7 +881,7 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
    * queued, were the old owner's business. */
   s->ack_writes = 0;
   s->ack_bytes = 0;
-  ncd_list_remove(&s->dirty_link);
+  ncc_list_remove(&s->dirty_link);
   s->skip_writes = s->writes_out;
   s->skip_bytes = s->queued_bytes + s->pending_bytes;
   /* The adopter starts as with a new connection: flowing, no timeout, its
@@ -939,8 +939,8 @@ int ncd_socket_unsent(ncd_socket *s, char **out, size_t *len) {
   /* libuv advances partly written requests in place: what is left of every
    * queued write is the last write_queue_size bytes of the queue. */
   size_t left = uv_stream_get_write_queue_size(&s->h.stream), total = 0;
-  for (ncd_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
-    ncd_wreq *w = ncd_container_of(e, ncd_wreq, link);
+  for (ncc_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
+    ncd_wreq *w = ncc_container_of(e, ncd_wreq, link);
     if (w->fd_socket_id) return NCD_EBUSY; /* an fd in flight cannot be shipped */
     total += zmq_msg_size(&w->payload) - w->offset;
   }
@@ -949,8 +949,8 @@ int ncd_socket_unsent(ncd_socket *s, char **out, size_t *len) {
   char *p = malloc(left);
   if (!p) return NCD_ENOMEM;
   size_t skip = total - left, at = 0;
-  for (ncd_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
-    ncd_wreq *w = ncd_container_of(e, ncd_wreq, link);
+  for (ncc_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
+    ncd_wreq *w = ncc_container_of(e, ncd_wreq, link);
     const char *data = (const char *)zmq_msg_data(&w->payload) + w->offset;
     size_t n = zmq_msg_size(&w->payload) - w->offset;
     if (skip >= n) {

@@ -206,7 +206,7 @@ static int bad_string(const ProtobufCMessage *m, char *where, size_t cap) {
     if (f->label == PROTOBUF_C_LABEL_REPEATED) continue; /* commands have none */
     if (f->type == PROTOBUF_C_TYPE_STRING) {
       const char *s = *(char *const *)member;
-      if (s && !nc__utf8_valid(s, strlen(s))) {
+      if (s && !ncc_utf8_valid(s, strlen(s))) {
         snprintf(where, cap, "%s", f->name);
         return 1;
       }
@@ -221,7 +221,7 @@ static int bad_string(const ProtobufCMessage *m, char *where, size_t cap) {
 
 int ncd_wire_cmd_check(const void *data, size_t len, size_t max_batch) {
   size_t count = 0, nested_at = 0;
-  int rc = nc__pb_walk_batches(data, len, NC__BATCH_FIELD, &count, &nested_at);
+  int rc = ncc_pb_walk_batches(data, len, NCC_BATCH_FIELD, &count, &nested_at);
   if (rc < 0) return NCD_EPROTO;
   if (rc > 0) {
     ncd_set_errmsg("command %zu of the batch holds batches inside a batch: batches never nest",
@@ -336,10 +336,10 @@ typedef struct event_parts {
 static char *text(event_parts *p, const char *s) {
   if (!s) return "";
   size_t n = strlen(s);
-  if (nc__utf8_valid(s, n)) return (char *)s;
+  if (ncc_utf8_valid(s, n)) return (char *)s;
   if (p->repaired >= sizeof p->repair) return "";
   char *out = p->repair + p->repaired;
-  p->repaired += nc__utf8_repair(s, n, out, sizeof p->repair - p->repaired) + 1;
+  p->repaired += ncc_utf8_repair(s, n, out, sizeof p->repair - p->repaired) + 1;
   return out;
 }
 
@@ -588,11 +588,11 @@ int ncd_wire_event_pack(const ncd_event *ev, ncd_tally *tally, zmq_msg_t *msg) {
   return at ? 0 : NCD_ENOMEM;
 }
 
-int ncd_wire_batch_append(nc__msgbatch_t *batch, const ncd_event *ev) {
+int ncd_wire_batch_append(ncc_msgbatch_t *batch, const ncd_event *ev) {
   event_parts p;
   if (fill_event(ev, &p) != 0) return NCD_ENOMEM;
   size_t len = netcore__v1__event__get_packed_size(&p.e);
-  unsigned char *at = nc__msgbatch_entry(batch, len);
+  unsigned char *at = ncc_msgbatch_entry(batch, len);
   if (at) netcore__v1__event__pack(&p.e, at);
   free(p.heap);
   return at ? 0 : NCD_ENOMEM;

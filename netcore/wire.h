@@ -134,6 +134,6 @@ int ncd_wire_event_pack(const ncd_event *ev, ncd_tally *tally, zmq_msg_t *msg);
 
 /* Appends ev to an EventBatch being collected. Returns 0 or NCD_ENOMEM
  * (batch unchanged). */
-int ncd_wire_batch_append(nc__msgbatch_t *batch, const ncd_event *ev);
+int ncd_wire_batch_append(ncc_msgbatch_t *batch, const ncd_event *ev);
 
 #endif

@@ -87,7 +87,7 @@ int nc_address_json(const nc_address_t *a, char *buf, size_t size) {
   /* JSON is UTF-8: a path that is not shows U+FFFD, as Node's address() does. */
   char shown[sizeof(a->address) * 3 + 1];
   char esc[sizeof(a->address) * 6 + 1];
-  nc__utf8_repair(a->address, strnlen(a->address, sizeof(a->address)), shown, sizeof(shown));
+  ncc_utf8_repair(a->address, strnlen(a->address, sizeof(a->address)), shown, sizeof(shown));
   json_escape(shown, esc, sizeof(esc));
   if (a->family == NC_FAMILY_UNIX) return snprintf(buf, size, "{\"address\":\"%s\"}", esc);
   return snprintf(buf, size, "{\"address\":\"%s\",\"port\":%d}", esc, a->port);

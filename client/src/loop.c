@@ -84,12 +84,12 @@ static void link_failed(nc_loop_t *loop) {
 static void flush_batch(nc_loop_t *loop) {
   zmq_msg_t *frames;
   size_t n;
-  if (nc__msgbatch_empty(&loop->out_batch)) return;
+  if (ncc_msgbatch_empty(&loop->out_batch)) return;
   if (loop->gone || loop->gone_pending || loop->dealer == NULL) {
-    nc__msgbatch_clear(&loop->out_batch);
+    ncc_msgbatch_clear(&loop->out_batch);
     return;
   }
-  if (nc__msgbatch_seal(&loop->out_batch, &frames, &n) != 0) {
+  if (ncc_msgbatch_seal(&loop->out_batch, &frames, &n) != 0) {
     errno = ENOMEM;
     link_failed(loop);
   } else {
@@ -101,14 +101,14 @@ static void flush_batch(nc_loop_t *loop) {
       }
     }
   }
-  nc__msgbatch_clear(&loop->out_batch);
+  ncc_msgbatch_clear(&loop->out_batch);
 }
 
 /* nc__send inside a turn of the loop: cmd joins the batch. Only Write carries
  * a payload frame in a batch (nc_socket_end sends its data as a Write). */
 static int send_batched(nc_loop_t *loop, const nc__cmd_t *cmd, const void *payload, size_t len,
                         zmq_msg_t *payload_msg) {
-  nc__msgbatch_t *b = &loop->out_batch;
+  ncc_msgbatch_t *b = &loop->out_batch;
   /* A full batch leaves before a Write, never after it: the Credit for the
    * data that Write answers comes next and must share its message
    * (PROTOCOL.md 13). Other commands fill it up to twice the size, still
@@ -128,14 +128,14 @@ static int send_batched(nc_loop_t *loop, const nc__cmd_t *cmd, const void *paylo
     } else {
       rv = NC_ENOMEM;
     }
-    if (rv == 0 && nc__msgbatch_frame(b, &m) != 0) rv = NC_ENOMEM;
+    if (rv == 0 && ncc_msgbatch_frame(b, &m) != 0) rv = NC_ENOMEM;
   }
   if (payload_msg != NULL) zmq_msg_close(payload_msg);
   if (rv != 0) {
     /* The batch may now hold a Write without its frame: it cannot go. */
     errno = ENOMEM;
     link_failed(loop);
-    nc__msgbatch_clear(b);
+    ncc_msgbatch_clear(b);
     return NC_ERR_NETCORE_GONE;
   }
   loop->last_send = loop->now;
@@ -212,7 +212,7 @@ void nc__unref(nc__handle_t *h) {
 }
 
 void nc__pend(nc__handle_t *h, unsigned flags) {
-  if (h->pending_flags == 0) nc__list_push(&h->loop->pending, &h->pend);
+  if (h->pending_flags == 0) ncc_list_push(&h->loop->pending, &h->pend);
   h->pending_flags |= flags;
 }
 
@@ -250,7 +250,7 @@ static int monitor_next(nc_loop_t *loop, uint16_t *event, uint32_t *value) {
   }
   int more = zmq_msg_more(&m);
   zmq_msg_close(&m);
-  nc__frames_drain(loop->monitor, &more);
+  ncc_frames_drain(loop->monitor, &more);
   return 1;
 }
 
@@ -341,7 +341,7 @@ static int hello(nc_loop_t *loop) {
       continue;
     }
     int more = zmq_msg_more(&env);
-    nc__frames_drain(loop->dealer, &more); /* a payload frame here would be a protocol error */
+    ncc_frames_drain(loop->dealer, &more); /* a payload frame here would be a protocol error */
     nc__event_t ev;
     rv = nc__wire_unpack(zmq_msg_data(&env), zmq_msg_size(&env), &ev, &loop->arena);
     zmq_msg_close(&env);
@@ -372,7 +372,7 @@ static int hello(nc_loop_t *loop) {
 static int setup_curve(nc_loop_t *loop, const nc_loop_options_t *o) {
   const char *server_key = o->server_key ? o->server_key : getenv("NETCORE_SERVER_KEY");
   const char *secret_file = o->secret_file ? o->secret_file : getenv("NETCORE_SECRET_FILE");
-  char pub[NC__Z85_KEY_LEN + 1], sec[NC__Z85_KEY_LEN + 1], err[400];
+  char pub[NCC_Z85_KEY_LEN + 1], sec[NCC_Z85_KEY_LEN + 1], err[400];
   if (server_key != NULL && *server_key == '\0') server_key = NULL;
   if (secret_file != NULL && *secret_file == '\0') secret_file = NULL;
   if (server_key == NULL && secret_file == NULL) return 0;
@@ -383,18 +383,18 @@ static int setup_curve(nc_loop_t *loop, const nc_loop_options_t *o) {
              server_key ? "public key" : "key pair file");
     return NC_EINVAL;
   }
-  if (!nc__z85_key_valid(server_key, NULL)) {
+  if (!ncc_z85_key_valid(server_key, NULL)) {
     snprintf(loop->errmsg, sizeof(loop->errmsg),
              "netcore's public key (server_key or NETCORE_SERVER_KEY) is not a CURVE key: it "
              "must be the 40 Z85 characters `netcore keygen` prints");
     return NC_EINVAL;
   }
-  if (nc__keyfile_read(secret_file, pub, sec, err, sizeof(err)) != 0) {
+  if (ncc_keyfile_read(secret_file, pub, sec, err, sizeof(err)) != 0) {
     snprintf(loop->errmsg, sizeof(loop->errmsg), "this handler's key pair: %s", err);
     return NC_EINVAL;
   }
   if (strncmp(loop->endpoint, "tcp://", 6) == 0) {
-    memcpy(loop->curve_server, server_key, NC__Z85_KEY_LEN + 1);
+    memcpy(loop->curve_server, server_key, NCC_Z85_KEY_LEN + 1);
     memcpy(loop->curve_public, pub, sizeof(pub));
     memcpy(loop->curve_secret, sec, sizeof(sec));
     loop->curve = 1;
@@ -428,9 +428,9 @@ static int open_dealer(nc_loop_t *loop) {
   set_int(loop->monitor, ZMQ_LINGER, 0);
   if (zmq_connect(loop->monitor, mon) != 0) return NC_ENOMEM;
   if (loop->curve &&
-      (zmq_setsockopt(loop->dealer, ZMQ_CURVE_SERVERKEY, loop->curve_server, NC__Z85_KEY_LEN + 1) ||
-       zmq_setsockopt(loop->dealer, ZMQ_CURVE_PUBLICKEY, loop->curve_public, NC__Z85_KEY_LEN + 1) ||
-       zmq_setsockopt(loop->dealer, ZMQ_CURVE_SECRETKEY, loop->curve_secret, NC__Z85_KEY_LEN + 1))) {
+      (zmq_setsockopt(loop->dealer, ZMQ_CURVE_SERVERKEY, loop->curve_server, NCC_Z85_KEY_LEN + 1) ||
+       zmq_setsockopt(loop->dealer, ZMQ_CURVE_PUBLICKEY, loop->curve_public, NCC_Z85_KEY_LEN + 1) ||
+       zmq_setsockopt(loop->dealer, ZMQ_CURVE_SECRETKEY, loop->curve_secret, NCC_Z85_KEY_LEN + 1))) {
     snprintf(loop->errmsg, sizeof(loop->errmsg), "CURVE: %s", zmq_strerror(errno));
     return NC_EINVAL;
   }
@@ -450,7 +450,7 @@ static void close_dealer(nc_loop_t *loop) {
     epoll_ctl(loop->epfd, EPOLL_CTL_DEL, loop->monitor_fd, NULL);
   }
   loop->dealer_fd = loop->monitor_fd = -1;
-  nc__msgbatch_clear(&loop->out_batch);
+  ncc_msgbatch_clear(&loop->out_batch);
   if (loop->monitor != NULL) zmq_close(loop->monitor);
   if (loop->dealer != NULL) {
     zmq_socket_monitor(loop->dealer, NULL, 0);
@@ -461,7 +461,7 @@ static void close_dealer(nc_loop_t *loop) {
 
 int nc_default_endpoint(char *buf, size_t size) {
   if (buf == NULL) return NC_EINVAL;
-  return nc__default_endpoint(getenv("XDG_RUNTIME_DIR"), (unsigned long)geteuid(), buf, size) == 0
+  return ncc_default_endpoint(getenv("XDG_RUNTIME_DIR"), (unsigned long)geteuid(), buf, size) == 0
              ? 0
              : NC_ENAMETOOLONG;
 }
@@ -524,13 +524,13 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
   nc_loop_t *loop = calloc(1, sizeof(*loop));
   if (loop == NULL) return NC_ENOMEM;
   loop->wake[0] = loop->wake[1] = loop->epfd = loop->dealer_fd = loop->monitor_fd = -1;
-  nc__list_init(&loop->servers);
-  nc__list_init(&loop->sockets);
-  nc__list_init(&loop->timers);
-  nc__list_init(&loop->all_timers);
-  nc__list_init(&loop->pending);
-  nc__idmap_init(&loop->socket_ids);
-  nc__idmap_init(&loop->server_ids);
+  ncc_list_init(&loop->servers);
+  ncc_list_init(&loop->sockets);
+  ncc_list_init(&loop->timers);
+  ncc_list_init(&loop->all_timers);
+  ncc_list_init(&loop->pending);
+  ncc_idmap_init(&loop->socket_ids);
+  ncc_idmap_init(&loop->server_ids);
   loop->now = loop->last_send = loop->last_recv = nc__clock_ms();
   snprintf(loop->errmsg, sizeof(loop->errmsg), "no error");
   if (strlen(ep) >= sizeof(loop->endpoint)) {
@@ -588,10 +588,10 @@ void nc_loop_free(nc_loop_t *loop) {
     set_int(loop->dealer, ZMQ_LINGER, 200);
     nc__send(loop, &bye, NULL, 0, NULL);
   }
-  while (!nc__list_empty(&loop->sockets))
-    nc__socket_free(NC__CONTAINER(loop->sockets.next, nc_socket_t, h.all));
-  while (!nc__list_empty(&loop->servers))
-    nc__server_free(NC__CONTAINER(loop->servers.next, nc_server_t, h.all));
+  while (!ncc_list_empty(&loop->sockets))
+    nc__socket_free(ncc_container_of(loop->sockets.next, nc_socket_t, h.all));
+  while (!ncc_list_empty(&loop->servers))
+    nc__server_free(ncc_container_of(loop->servers.next, nc_server_t, h.all));
   nc__timers_free(loop);
   for (struct nc__stats_req *r; (r = stats_pop(loop)) != NULL;) free(r);
   close_dealer(loop);
@@ -600,10 +600,10 @@ void nc_loop_free(nc_loop_t *loop) {
   if (loop->epfd >= 0) close(loop->epfd);
   if (loop->wake[0] >= 0) close(loop->wake[0]);
   if (loop->wake[1] >= 0) close(loop->wake[1]);
-  nc__idmap_free(&loop->socket_ids);
-  nc__idmap_free(&loop->server_ids);
+  ncc_idmap_free(&loop->socket_ids);
+  ncc_idmap_free(&loop->server_ids);
   nc__arena_reset(&loop->arena);
-  nc__msgbatch_free(&loop->out_batch);
+  ncc_msgbatch_free(&loop->out_batch);
   free(loop->scratch);
   free(loop);
 }
@@ -695,8 +695,8 @@ double nc_stats_value(const nc_stats_t *stats, const char *name, const char *lab
 static void fail_all(nc_loop_t *loop, int err, const char *msg, int keep_relisten) {
   for (;;) {
     nc_socket_t *victim = NULL;
-    for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
-      nc_socket_t *s = NC__CONTAINER(l, nc_socket_t, h.all);
+    for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+      nc_socket_t *s = ncc_container_of(l, nc_socket_t, h.all);
       if (s->state == NC__SK_CONNECTING || s->state == NC__SK_OPEN) {
         victim = s;
         break;
@@ -707,8 +707,8 @@ static void fail_all(nc_loop_t *loop, int err, const char *msg, int keep_reliste
   }
   for (;;) {
     nc_server_t *victim = NULL;
-    for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next) {
-      nc_server_t *s = NC__CONTAINER(l, nc_server_t, h.all);
+    for (ncc_list *l = loop->servers.next; l != &loop->servers; l = l->next) {
+      nc_server_t *s = ncc_container_of(l, nc_server_t, h.all);
       if ((!keep_relisten || s->state != NC__SV_RELISTEN) &&
           (s->state != NC__SV_IDLE || s->close_requested)) {
         victim = s;
@@ -745,8 +745,8 @@ static void link_lost(nc_loop_t *loop) {
   loop->ping_outstanding = 0;
   close_dealer(loop);
   loop->relink_at = loop->now + (again ? 100 : 0);
-  for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next)
-    nc__server_link_lost(NC__CONTAINER(l, nc_server_t, h.all));
+  for (ncc_list *l = loop->servers.next; l != &loop->servers; l = l->next)
+    nc__server_link_lost(ncc_container_of(l, nc_server_t, h.all));
   fail_all(loop, NC_ERR_NETCORE_GONE, msg, 1);
 }
 
@@ -777,8 +777,8 @@ static void relinked(nc_loop_t *loop, const nc__event_t *ev) {
   take_welcome(loop, ev);
   loop->relinking = 0;
   loop->last_recv = loop->last_send = loop->now;
-  for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next)
-    nc__server_relisten(NC__CONTAINER(l, nc_server_t, h.all));
+  for (ncc_list *l = loop->servers.next; l != &loop->servers; l = l->next)
+    nc__server_relisten(ncc_container_of(l, nc_server_t, h.all));
 }
 
 static void on_error_event(nc_loop_t *loop, const nc__event_t *ev) {
@@ -797,12 +797,12 @@ static void on_error_event(nc_loop_t *loop, const nc__event_t *ev) {
     loop->gone_pending = NC_ERR_NETCORE_GONE;
     return;
   }
-  nc_socket_t *s = nc__idmap_get(&loop->socket_ids, ev->socket_id);
+  nc_socket_t *s = ncc_idmap_get(&loop->socket_ids, ev->socket_id);
   if (s != NULL) {
     nc__socket_fail(s, err, ev->message);
     return;
   }
-  nc_server_t *sv = nc__idmap_get(&loop->server_ids, ev->server_id);
+  nc_server_t *sv = ncc_idmap_get(&loop->server_ids, ev->server_id);
   if (sv != NULL) {
     nc__server_error_event(sv, err, ev->message);
     return;
@@ -833,7 +833,7 @@ static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload)
   case NC__EV_LISTENING:
   case NC__EV_SERVER_ERROR:
   case NC__EV_SERVER_CLOSED: {
-    nc_server_t *s = nc__idmap_get(&loop->server_ids, ev->server_id);
+    nc_server_t *s = ncc_idmap_get(&loop->server_ids, ev->server_id);
     if (s != NULL) nc__server_event(s, ev);
     break;
   }
@@ -849,7 +849,7 @@ static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload)
   case NC__EV_SOCKET_ERROR:
   case NC__EV_CLOSED:
   case NC__EV_FD: {
-    nc_socket_t *s = nc__idmap_get(&loop->socket_ids, ev->socket_id);
+    nc_socket_t *s = ncc_idmap_get(&loop->socket_ids, ev->socket_id);
     if (s != NULL) nc__socket_event(s, ev, payload);
     break;
   }
@@ -876,12 +876,12 @@ static void dispatch_batch(nc_loop_t *loop, uint32_t count, zmq_msg_t *first, in
       has_payload = 1;
       first = NULL;
     } else {
-      has_payload = nc__frame_next(loop->dealer, &payload, &more);
+      has_payload = ncc_frame_next(loop->dealer, &payload, &more);
     }
     if (has_payload) dispatch(loop, &ev, &payload);
     zmq_msg_close(&payload);
   }
-  nc__frames_drain(loop->dealer, &more); /* frames the batch did not account for */
+  ncc_frames_drain(loop->dealer, &more); /* frames the batch did not account for */
 }
 
 static void read_events(nc_loop_t *loop) {
@@ -900,7 +900,7 @@ static void read_events(nc_loop_t *loop) {
       break;
     }
     int more = zmq_msg_more(&env);
-    int has_payload = nc__frame_next(loop->dealer, &payload, &more);
+    int has_payload = ncc_frame_next(loop->dealer, &payload, &more);
     loop->last_recv = loop->now;
     loop->ping_outstanding = 0;
     nc__event_t ev;
@@ -908,7 +908,7 @@ static void read_events(nc_loop_t *loop) {
     if (rv == 0 && ev.type == NC__EV_BATCH) {
       dispatch_batch(loop, ev.count, has_payload ? &payload : NULL, more);
     } else {
-      nc__frames_drain(loop->dealer, &more); /* more than one payload frame: not ours to guess */
+      ncc_frames_drain(loop->dealer, &more); /* more than one payload frame: not ours to guess */
       if (rv == 0) dispatch(loop, &ev, has_payload ? &payload : NULL);
     }
     zmq_msg_close(&env);
@@ -935,19 +935,19 @@ static void read_monitor(nc_loop_t *loop) {
 }
 
 static void run_pending(nc_loop_t *loop) {
-  nc__link_t batch;
-  nc__list_init(&batch);
-  if (nc__list_empty(&loop->pending)) return;
+  ncc_list batch;
+  ncc_list_init(&batch);
+  if (ncc_list_empty(&loop->pending)) return;
   /* Work queued by this batch waits for the next turn. */
   batch.next = loop->pending.next;
   batch.prev = loop->pending.prev;
   batch.next->prev = &batch;
   batch.prev->next = &batch;
-  nc__list_init(&loop->pending);
-  while (!nc__list_empty(&batch)) {
-    nc__link_t *l = batch.next;
-    nc__list_remove(l);
-    nc__handle_t *h = NC__CONTAINER(l, nc__handle_t, pend);
+  ncc_list_init(&loop->pending);
+  while (!ncc_list_empty(&batch)) {
+    ncc_list *l = batch.next;
+    ncc_list_remove(l);
+    nc__handle_t *h = ncc_container_of(l, nc__handle_t, pend);
     unsigned flags = h->pending_flags;
     h->pending_flags = 0;
     if (h->type == NC__H_SOCKET)
@@ -989,7 +989,7 @@ static int liveness_timeout(nc_loop_t *loop) {
 }
 
 static int alive(const nc_loop_t *loop) {
-  return loop->refs > 0 || !nc__list_empty(&loop->pending);
+  return loop->refs > 0 || !ncc_list_empty(&loop->pending);
 }
 
 int nc_loop_process(nc_loop_t *loop) {
@@ -1032,7 +1032,7 @@ int nc_loop_process(nc_loop_t *loop) {
 }
 
 int nc_loop_timeout(nc_loop_t *loop) {
-  if (!nc__list_empty(&loop->pending) || loop->more || (loop->gone_pending && !loop->gone))
+  if (!ncc_list_empty(&loop->pending) || loop->more || (loop->gone_pending && !loop->gone))
     return 0;
   /* Readable ZMQ_FDs wake the epoll fd by themselves; only input a send may
    * have hidden needs a look (see dealer_unsure). */

@@ -28,8 +28,8 @@ int nc_server_new(nc_loop_t *loop, const nc_server_options_t *opts,
   }
   s->h.type = NC__H_SERVER;
   s->h.loop = loop;
-  nc__list_init(&s->h.pend);
-  nc__list_push(&loop->servers, &s->h.all);
+  ncc_list_init(&s->h.pend);
+  ncc_list_push(&loop->servers, &s->h.all);
   s->ev.on_connection = on_connection;
   s->state = NC__SV_IDLE;
   *out = s;
@@ -62,7 +62,7 @@ static int send_listen(nc_server_t *s) {
   nc_loop_t *loop = s->h.loop;
   int rv;
   uint64_t id = nc__next_id(loop);
-  if ((rv = nc__idmap_put(&loop->server_ids, id, s)) != 0) return rv;
+  if ((rv = ncc_idmap_put(&loop->server_ids, id, s)) != 0) return rv;
   nc__cmd_t cmd = s->req;
   cmd.type = NC__CMD_LISTEN;
   cmd.id = id;
@@ -71,7 +71,7 @@ static int send_listen(nc_server_t *s) {
   cmd.u32 = s->max_connections;
   cmd.group = s->group;
   if ((rv = nc__send(loop, &cmd, NULL, 0, NULL)) != 0) {
-    nc__idmap_del(&loop->server_ids, id);
+    ncc_idmap_del(&loop->server_ids, id);
     return rv;
   }
   s->id = id;
@@ -166,7 +166,7 @@ void *nc_server_get_data(const nc_server_t *s) { return s->h.data; }
 
 static void forget_id(nc_server_t *s) {
   if (s->id != 0) {
-    nc__idmap_del(&s->h.loop->server_ids, s->id);
+    ncc_idmap_del(&s->h.loop->server_ids, s->id);
     s->id = 0;
   }
 }
@@ -174,10 +174,10 @@ static void forget_id(nc_server_t *s) {
 void nc__server_free(nc_server_t *s) {
   nc_loop_t *loop = s->h.loop;
   forget_id(s);
-  nc__list_remove(&s->h.all);
-  if (s->h.pending_flags) nc__list_remove(&s->h.pend);
-  for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
-    nc_socket_t *sock = NC__CONTAINER(l, nc_socket_t, h.all);
+  ncc_list_remove(&s->h.all);
+  if (s->h.pending_flags) ncc_list_remove(&s->h.pend);
+  for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+    nc_socket_t *sock = ncc_container_of(l, nc_socket_t, h.all);
     if (sock->server == s) sock->server = NULL;
   }
   nc__unref(&s->h);

@@ -118,8 +118,8 @@ static int send_simple(nc_socket_t *s, nc__cmd_type_t type) {
 static void sock_init(nc_socket_t *s, nc_loop_t *loop, int allow_half_open) {
   s->h.type = NC__H_SOCKET;
   s->h.loop = loop;
-  nc__list_init(&s->h.pend);
-  nc__list_push(&loop->sockets, &s->h.all);
+  ncc_list_init(&s->h.pend);
+  ncc_list_push(&loop->sockets, &s->h.all);
   s->state = NC__SK_NEW;
   s->allow_half_open = allow_half_open != 0;
   s->hwm = DEFAULT_HWM;
@@ -180,8 +180,8 @@ nc_socket_t *nc__socket_adopt(nc_loop_t *loop, uint64_t id, const nc_address_t *
   nc_socket_t *s = calloc(1, sizeof(*s));
   if (s == NULL) return NULL;
   sock_init(s, loop, allow_half_open);
-  if (nc__idmap_put(&loop->socket_ids, id, s) != 0) {
-    nc__list_remove(&s->h.all);
+  if (ncc_idmap_put(&loop->socket_ids, id, s) != 0) {
+    ncc_list_remove(&s->h.all);
     free(s);
     return NULL;
   }
@@ -194,7 +194,7 @@ nc_socket_t *nc__socket_adopt(nc_loop_t *loop, uint64_t id, const nc_address_t *
 }
 
 void nc__socket_accepted(nc_loop_t *loop, const nc__event_t *ev) {
-  nc_server_t *server = nc__idmap_get(&loop->server_ids, ev->server_id);
+  nc_server_t *server = ncc_idmap_get(&loop->server_ids, ev->server_id);
   nc_socket_t *s = nc__socket_adopt(loop, ev->socket_id, &ev->local, &ev->remote, ev->flag);
   if (s == NULL) { /* out of memory: refuse the connection rather than lose track */
     nc__cmd_t cmd = {.type = NC__CMD_DESTROY, .id = ev->socket_id};
@@ -234,12 +234,12 @@ static int connect_common(nc_socket_t *s, nc__cmd_t *cmd, nc_socket_cb cb) {
   if (loop->gone || loop->gone_pending) return loop->gone ? loop->gone : loop->gone_pending;
   if (loop->shutdown) return NC_ERR_NETCORE_SHUTDOWN; /* netcore accepts nothing new */
   uint64_t id = nc__next_id(loop);
-  if ((rv = nc__idmap_put(&loop->socket_ids, id, s)) != 0) return rv;
+  if ((rv = ncc_idmap_put(&loop->socket_ids, id, s)) != 0) return rv;
   cmd->type = NC__CMD_CONNECT;
   cmd->id = id;
   cmd->flag = s->allow_half_open;
   if ((rv = nc__send(loop, cmd, NULL, 0, NULL)) != 0) {
-    nc__idmap_del(&loop->socket_ids, id);
+    ncc_idmap_del(&loop->socket_ids, id);
     return rv;
   }
   reset_connection(s);
@@ -511,11 +511,11 @@ static void uncount(nc_socket_t *s) {
  * and the socket is freed unless that callback connected it again. */
 static void finish_close(nc_socket_t *s, int had_error) {
   nc_loop_t *loop = s->h.loop;
-  if (s->id != 0) nc__idmap_del(&loop->socket_ids, s->id);
+  if (s->id != 0) ncc_idmap_del(&loop->socket_ids, s->id);
   s->id = 0;
   s->state = NC__SK_CLOSED;
   if (s->h.pending_flags) {
-    nc__list_remove(&s->h.pend);
+    ncc_list_remove(&s->h.pend);
     s->h.pending_flags = 0;
   }
   unpipe_all(s, 1);
@@ -528,9 +528,9 @@ static void finish_close(nc_socket_t *s, int had_error) {
 
 void nc__socket_free(nc_socket_t *s) {
   nc_loop_t *loop = s->h.loop;
-  if (s->id != 0) nc__idmap_del(&loop->socket_ids, s->id);
-  nc__list_remove(&s->h.all);
-  if (s->h.pending_flags) nc__list_remove(&s->h.pend);
+  if (s->id != 0) ncc_idmap_del(&loop->socket_ids, s->id);
+  ncc_list_remove(&s->h.all);
+  if (s->h.pending_flags) ncc_list_remove(&s->h.pend);
   unpipe_all(s, 0);
   inring_clear(&s->input);
   free(s->input.v);

@@ -58,7 +58,7 @@ static char *str(const char *s) { return (char *)(s ? s : ""); }
  * path_bytes (PROTOCOL.md 1.2). Returns whether it is the string. */
 static int path_is_text(const char *path, ProtobufCBinaryData *bytes) {
   const char *p = str(path);
-  if (nc__utf8_valid(p, strlen(p))) return 1;
+  if (ncc_utf8_valid(p, strlen(p))) return 1;
   bytes->data = (uint8_t *)p;
   bytes->len = strlen(p);
   return 0;
@@ -66,7 +66,7 @@ static int path_is_text(const char *path, ProtobufCBinaryData *bytes) {
 
 /* Packs c into buf (cap bytes) or, when batch is not NULL, as the next entry
  * of batch; see nc__wire_pack and nc__wire_pack_batched for the results. */
-static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, nc__msgbatch_t *batch) {
+static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, ncc_msgbatch_t *batch) {
   Netcore__V1__Command cmd = NETCORE__V1__COMMAND__INIT;
   Netcore__V1__Hello hello = NETCORE__V1__HELLO__INIT;
   Netcore__V1__Bye bye = NETCORE__V1__BYE__INIT;
@@ -228,7 +228,7 @@ static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, nc__msgbat
   size_t n = netcore__v1__command__get_packed_size(&cmd);
   if (n > (size_t)INT32_MAX) return NC_EMSGSIZE;
   if (batch != NULL) {
-    uint8_t *at = nc__msgbatch_entry(batch, n);
+    uint8_t *at = ncc_msgbatch_entry(batch, n);
     if (at == NULL) return NC_ENOMEM;
     netcore__v1__command__pack(&cmd, at);
     return 0;
@@ -268,7 +268,7 @@ static void addr(const Netcore__V1__Address *in, nc_address_t *out) {
   out->port = (int)in->port;
 }
 
-int nc__wire_pack_batched(const nc__cmd_t *c, nc__msgbatch_t *batch) {
+int nc__wire_pack_batched(const nc__cmd_t *c, ncc_msgbatch_t *batch) {
   return pack_command(c, NULL, 0, batch);
 }
 
@@ -283,7 +283,7 @@ int nc__wire_unpack(const void *data, size_t len, nc__event_t *ev, nc__arena_t *
   ev->code = ev->message = ev->command = "";
   /* protobuf-c would recurse on nested batches without a limit (pbwalk.h). */
   size_t count, nested_at;
-  if (nc__pb_walk_batches(data, len, NC__BATCH_FIELD, &count, &nested_at) != 0) return NC_EPROTO;
+  if (ncc_pb_walk_batches(data, len, NCC_BATCH_FIELD, &count, &nested_at) != 0) return NC_EPROTO;
   Netcore__V1__Event *e = netcore__v1__event__unpack(&alloc, len, data);
   if (e == NULL) return NC_EPROTO;
   if (e->event_case == NETCORE__V1__EVENT__EVENT_BATCH) {

@@ -120,11 +120,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   signal(SIGPIPE, SIG_IGN);
   ncd.loop = uv_default_loop();
   ncd.next_prefix = 1;
-  nc__idmap_init(&ncd.sockets);
-  nc__idmap_init(&ncd.servers);
-  ncd_list_init(&ncd.handlers);
-  ncd_list_init(&ncd.listeners);
-  ncd_list_init(&ncd.dirty);
+  ncc_idmap_init(&ncd.sockets);
+  ncc_idmap_init(&ncd.servers);
+  ncc_list_init(&ncd.handlers);
+  ncc_list_init(&ncd.listeners);
+  ncc_list_init(&ncd.dirty);
   snprintf(ncd.instance_id, sizeof ncd.instance_id, "fuzz-dispatch");
   if (ncd_router_start() != 0) fatal("router start");
   ncd_handler_start();
@@ -677,11 +677,11 @@ static void drain_all(void) {
   for (int i = 0; i < NDEALERS; i++) op_bye(&dealers[i]);
   for (int i = 0; i < NDEALERS; i++) sync_dealer(&dealers[i]);
   uint64_t deadline = now_ms() + DRAIN_WAIT_MS;
-  while (!ncd_list_empty(&ncd.handlers) || ncd.nsockets > 0 || !ncd_list_empty(&ncd.listeners)) {
+  while (!ncc_list_empty(&ncd.handlers) || ncd.nsockets > 0 || !ncc_list_empty(&ncd.listeners)) {
     if (now_ms() > deadline) {
       fprintf(stderr, "fuzz_dispatch: %s handlers, %u sockets, %s listeners left after Bye\n",
-              ncd_list_empty(&ncd.handlers) ? "no" : "some", ncd.nsockets,
-              ncd_list_empty(&ncd.listeners) ? "no" : "some");
+              ncc_list_empty(&ncd.handlers) ? "no" : "some", ncd.nsockets,
+              ncc_list_empty(&ncd.listeners) ? "no" : "some");
       fatal("netcore did not let go of a handler's objects within 10 s");
     }
     turn();

@@ -123,15 +123,15 @@ static void test_wire_encodes_error_and_ack(void **state) {
 /* EventBatch packed by hand (msgbatch.c) must read back with protobuf-c, and a
  * batch of one must be the plain event. */
 static void test_wire_event_batch(void **state) {
-  nc__msgbatch_t b = {0};
+  ncc_msgbatch_t b = {0};
   zmq_msg_t *frames, data;
   size_t n;
   ncd_event d = {.kind = NCD_EV_DATA, .seq = 2, .socket_id = 5};
   assert_int_equal(ncd_wire_batch_append(&b, &d), 0);
   zmq_msg_init_size(&data, 3);
   memcpy(zmq_msg_data(&data), "abc", 3);
-  assert_int_equal(nc__msgbatch_frame(&b, &data), 0);
-  assert_int_equal(nc__msgbatch_seal(&b, &frames, &n), 0);
+  assert_int_equal(ncc_msgbatch_frame(&b, &data), 0);
+  assert_int_equal(ncc_msgbatch_seal(&b, &frames, &n), 0);
   assert_int_equal(n, 2);
   Netcore__V1__Event *e = netcore__v1__event__unpack(NULL, zmq_msg_size(&frames[0]),
                                                      zmq_msg_data(&frames[0]));
@@ -140,7 +140,7 @@ static void test_wire_event_batch(void **state) {
   assert_int_equal(e->data->socket_id, 5);
   assert_memory_equal(zmq_msg_data(&frames[1]), "abc", 3);
   netcore__v1__event__free_unpacked(e, NULL);
-  nc__msgbatch_clear(&b);
+  ncc_msgbatch_clear(&b);
 
   /* 300 events (a body longer than one varint byte can say) and 2 payloads */
   for (uint64_t i = 1; i <= 300; i++) {
@@ -150,10 +150,10 @@ static void test_wire_event_batch(void **state) {
     if (ev.kind == NCD_EV_DATA) {
       zmq_msg_init_size(&data, 1);
       *(char *)zmq_msg_data(&data) = (char)i;
-      assert_int_equal(nc__msgbatch_frame(&b, &data), 0);
+      assert_int_equal(ncc_msgbatch_frame(&b, &data), 0);
     }
   }
-  assert_int_equal(nc__msgbatch_seal(&b, &frames, &n), 0);
+  assert_int_equal(ncc_msgbatch_seal(&b, &frames, &n), 0);
   assert_int_equal(n, 3);
   e = netcore__v1__event__unpack(NULL, zmq_msg_size(&frames[0]), zmq_msg_data(&frames[0]));
   assert_non_null(e);
@@ -171,7 +171,7 @@ static void test_wire_event_batch(void **state) {
   assert_null(e->batch->events[7]->ack);
   assert_int_equal(*(char *)zmq_msg_data(&frames[2]), (char)300);
   netcore__v1__event__free_unpacked(e, NULL);
-  nc__msgbatch_free(&b);
+  ncc_msgbatch_free(&b);
 }
 
 /* A CommandBatch unpacks into its commands, each as it would come alone. */

@@ -10,6 +10,14 @@
 #include "nc_errors.h"
 #include "visibility.h"
 
+/* Every number of the table as NCC_<name> (NCC_EPROTO, NCC_ERR_PAYLOAD), for
+ * common code; netcore has the same as NCD_<name>, libnc as NC_<name>. */
+enum {
+#define XX(name, code, msg) NCC_##name = (code),
+  NC_ERRNO_MAP(XX)
+#undef XX
+};
+
 /* The Node code name of err ("EADDRINUSE"), or NULL if the table lacks it. */
 NCC_HIDDEN const char *ncc_err_name(int err);
 /* The default message of err ("address already in use"), or NULL. */

@@ -91,8 +91,8 @@ struct ncd_listener {
   int open_handles;     /* handles whose close callback is still due */
   char key[160];        /* "tcp:ADDR:PORT" or "unix:PATH": what sharing compares */
   char group[64];       /* "" = not shareable */
-  char unlink_path[sizeof(((ncd_addr *)0)->address)]; /* "" = nothing to unlink */
-  ncd_addr address;
+  char unlink_path[sizeof(((ncc_addr *)0)->address)]; /* "" = nothing to unlink */
+  ncc_addr address;
   ncc_list members;     /* ncd_server.member_link, round-robin order */
 };
 

@@ -54,10 +54,10 @@ void ncd_handler_conn_closed(int conn_fd) {
 }
 
 int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int conn_fd,
-                      const ncd_cmd *cmd) {
-  if (cmd->version != NCD_PROTOCOL_VERSION) {
+                      const ncc_cmd *cmd) {
+  if (cmd->version != NCC_PROTOCOL_VERSION) {
     ncd_set_errmsg("protocol version %u is not supported; netcore speaks %d", cmd->version,
-                   NCD_PROTOCOL_VERSION);
+                   NCC_PROTOCOL_VERSION);
     return NCD_ERR_UNSUPPORTED_VERSION;
   }
   if (ncd.shutting_down) return NCD_ERR_NETCORE_SHUTDOWN;
@@ -108,7 +108,7 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
   ncc_list_push(&ncd.handlers, &h->link);
   ncd_handler_touch(h);
 
-  ncd_welcome w = {.instance_id = ncd.instance_id,
+  ncc_welcome w = {.instance_id = ncd.instance_id,
                    .server_version = NCD_VERSION,
                    .id_prefix = h->prefix,
                    .credit_window = h->credit_window,
@@ -117,7 +117,7 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
                    .max_write_queue = ncd.cfg.max_write_queue,
                    .session_token = h->session_token,
                    .session_token_len = sizeof h->session_token};
-  ncd_event ev = {.kind = NCD_EV_WELCOME, .welcome = &w};
+  ncc_event ev = {.kind = NCC_EV_WELCOME, .welcome = &w};
   ncd_router_send(h, &ev, NULL);
   ncd_metrics_handler_joined(h);
   return 0;

@@ -207,10 +207,10 @@ int ncd_http_start(void) {
   }
   struct sockaddr_storage bound;
   int blen = sizeof bound;
-  ncd_addr a;
+  ncc_addr a;
   uv_tcp_getsockname(&listener, (struct sockaddr *)&bound, &blen);
   ncd_addr_from_sockaddr((struct sockaddr *)&bound, (socklen_t)blen, &a);
-  ncd_info(a.family == NCD_FAMILY_IPV6 ? "metrics on http://[%s]:%u/metrics"
+  ncd_info(a.family == NCC_FAMILY_IPV6 ? "metrics on http://[%s]:%u/metrics"
                                        : "metrics on http://%s:%u/metrics",
            a.address, a.port);
   return 0;

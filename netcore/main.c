@@ -150,7 +150,7 @@ static void signal_cb(uv_signal_t *s, int signum) {
   ncd_notify("STOPPING=1");
   shutdown_started = uv_now(ncd.loop);
   ncd_info("%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
-  ncd_event ev = {.kind = NCD_EV_SHUTDOWN, .reason = signum == SIGINT ? "SIGINT" : "SIGTERM"};
+  ncc_event ev = {.kind = NCC_EV_SHUTDOWN, .reason = signum == SIGINT ? "SIGINT" : "SIGTERM"};
   for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
     ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     ncd_router_send(h, &ev, NULL);

@@ -310,7 +310,7 @@ static void check_budget(ncd_handler *h) {
   ncd_handler_update_reading(h);
 }
 
-void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
+void ncd_router_send(ncd_handler *h, const ncc_event *ev, zmq_msg_t *payload) {
   if (ncd_handler_dead(h)) {
     if (payload) zmq_msg_close(payload);
     return;
@@ -344,7 +344,7 @@ void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
   if (!ncd_handler_dead(h)) check_budget(h);
 }
 
-void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev) {
+void ncd_router_send_rid(const void *rid, size_t rid_len, const ncc_event *ev) {
   zmq_msg_t env;
   /* Peers that never said Hello may never read either: what they are owed
    * together is bounded, past that they get nothing. */

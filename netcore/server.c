@@ -32,7 +32,7 @@ static int fd_pause_timer_ready;
 static int fd_paused;         /* listeners are stopped until the timer fires */
 static unsigned fd_pause_ms;  /* length of the last pause; 0 = accept works */
 
-static void emit(ncd_server *srv, ncd_event *ev) {
+static void emit(ncd_server *srv, ncc_event *ev) {
   ev->seq = ++srv->seq;
   ev->server_id = srv->id;
   ncd_router_send(srv->owner, ev, NULL);
@@ -50,7 +50,7 @@ static void server_free(ncd_server *srv) {
 static void listen_failed(ncd_server *srv, int err, const char *where) {
   char msg[900];
   snprintf(msg, sizeof msg, "listen %s: %s %s", ncd_err_name(err), ncd_err_message(err), where);
-  ncd_event ev = {.kind = NCD_EV_SERVER_ERROR, .code = ncd_err_name(err), .message = msg};
+  ncc_event ev = {.kind = NCC_EV_SERVER_ERROR, .code = ncd_err_name(err), .message = msg};
   emit(srv, &ev);
   ncd_debug("server %llu: %s", (unsigned long long)srv->id, msg);
   server_free(srv);
@@ -107,14 +107,14 @@ static void accept_one(ncd_listener *l, int fd, const struct sockaddr_storage *p
   s->server = m;
   s->allow_half_open = m->allow_half_open;
   m->connections++;
-  ncd_addr local, remote;
+  ncc_addr local, remote;
   /* A listener on one address accepts on that address: one getsockname() less. */
   if (ncd_addr_is_wildcard(&l->address)) ncd_addr_of_fd(fd, 0, &local);
   else local = l->address;
   /* accept4() already said who the peer is: one getpeername() less per connection. */
   if (ncd_addr_from_sockaddr((const struct sockaddr *)peer, peer_len, &remote) != 0)
     ncd_addr_of_fd(fd, 1, &remote);
-  ncd_event ev = {.kind = NCD_EV_CONNECTION,
+  ncc_event ev = {.kind = NCC_EV_CONNECTION,
                   .server_id = m->id,
                   .local = &local,
                   .remote = &remote,
@@ -239,7 +239,7 @@ static void listener_close(ncd_listener *l) {
 
 static void maybe_closed(ncd_server *srv) {
   if (!srv->closing || srv->connections) return;
-  ncd_event ev = {.kind = NCD_EV_SERVER_CLOSED};
+  ncc_event ev = {.kind = NCC_EV_SERVER_CLOSED};
   emit(srv, &ev);
   server_free(srv);
 }
@@ -287,7 +287,7 @@ static void join(ncd_server *srv, ncd_listener *l) {
   srv->listener = l;
   ncc_list_push(&l->members, &srv->member_link);
   ncd_listener_update(l);
-  ncd_event ev = {.kind = NCD_EV_LISTENING, .local = &l->address};
+  ncc_event ev = {.kind = NCC_EV_LISTENING, .local = &l->address};
   emit(srv, &ev);
 }
 
@@ -354,10 +354,10 @@ static int bind_listen(int fd, const struct sockaddr *sa, socklen_t len, int bac
  * falls back to 0.0.0.0 as Node does where IPv6 is absent. */
 static int listen_tcp_addr(ncd_server *srv, const struct sockaddr *sa, socklen_t len, int backlog,
                            const char *group, int dual) {
-  ncd_addr a;
+  ncc_addr a;
   ncd_addr_from_sockaddr(sa, len, &a);
   char key[160], where[140];
-  snprintf(where, sizeof where, a.family == NCD_FAMILY_IPV6 ? "[%s]:%u" : "%s:%u", a.address, a.port);
+  snprintf(where, sizeof where, a.family == NCC_FAMILY_IPV6 ? "[%s]:%u" : "%s:%u", a.address, a.port);
   snprintf(key, sizeof key, "tcp:%s:%u", a.address, a.port);
   if (a.port != 0 && try_share(srv, key, group, where)) return 0;
   int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -437,7 +437,7 @@ static void listen_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *
   free(p);
 }
 
-static void listen_tcp(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
+static void listen_tcp(ncd_server *srv, const ncc_cmd *cmd, int backlog) {
   int rc = ncd_addr_check_port(cmd->ep.port, 1);
   if (rc != 0) {
     char where[64];
@@ -492,7 +492,7 @@ static void listen_tcp(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
   }
 }
 
-static void listen_unix(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
+static void listen_unix(ncd_server *srv, const ncc_cmd *cmd, int backlog) {
   struct sockaddr_un sun;
   socklen_t len;
   const char *path = cmd->ep.path;
@@ -522,7 +522,7 @@ static void listen_unix(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
   start_listener(srv, fd, 1, key, cmd->group, path);
 }
 
-static void listen_fd(ncd_server *srv, const ncd_cmd *cmd) {
+static void listen_fd(ncd_server *srv, const ncc_cmd *cmd) {
   char why[600];
   if (ncd_policy_listen_fd(srv->owner->policy, cmd->ep.fd, why, sizeof why) != NCD_POLICY_ALLOW) {
     policy_denied(srv, why);
@@ -544,14 +544,14 @@ static void listen_fd(ncd_server *srv, const ncd_cmd *cmd) {
   int fd = cmd->ep.fd;
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   fcntl(fd, F_SETFD, FD_CLOEXEC);
-  ncd_addr a;
+  ncc_addr a;
   ncd_addr_of_fd(fd, 0, &a);
   char key[160];
   snprintf(key, sizeof key, "fd:%d", fd);
-  start_listener(srv, fd, a.family == NCD_FAMILY_UNIX, key, "", NULL);
+  start_listener(srv, fd, a.family == NCC_FAMILY_UNIX, key, "", NULL);
 }
 
-int ncd_server_listen(ncd_handler *h, const ncd_cmd *cmd) {
+int ncd_server_listen(ncd_handler *h, const ncc_cmd *cmd) {
   ncd_server *srv = calloc(1, sizeof *srv);
   if (!srv) return NCD_ENOMEM;
   srv->id = cmd->id;
@@ -580,13 +580,13 @@ int ncd_server_listen(ncd_handler *h, const ncd_cmd *cmd) {
   }
   int backlog = cmd->backlog > 0 ? cmd->backlog : DEFAULT_BACKLOG;
   switch (cmd->ep.kind) {
-  case NCD_EP_TCP:
+  case NCC_EP_TCP:
     listen_tcp(srv, cmd, backlog);
     break;
-  case NCD_EP_PATH:
+  case NCC_EP_PATH:
     listen_unix(srv, cmd, backlog);
     break;
-  case NCD_EP_FD:
+  case NCC_EP_FD:
     listen_fd(srv, cmd);
     break;
   default:
@@ -598,7 +598,7 @@ int ncd_server_listen(ncd_handler *h, const ncd_cmd *cmd) {
 /* --------------------------------------------------------------- takeover */
 
 ncd_listener *ncd_listener_restore(int fd, int is_unix, const char *key, const char *group,
-                                   const char *unlink_path, const ncd_addr *address) {
+                                   const char *unlink_path, const ncc_addr *address) {
   ncd_listener *l = calloc(1, sizeof *l);
   if (!l) {
     close(fd);

@@ -71,11 +71,11 @@ static void wreq_free(ncd_wreq *w) {
   }
 }
 
-void ncd_socket_emit(ncd_socket *s, ncd_event *ev, zmq_msg_t *payload) {
+void ncd_socket_emit(ncd_socket *s, ncc_event *ev, zmq_msg_t *payload) {
   ev->seq = ++s->seq;
   ev->socket_id = s->id;
   /* Lazy acks ride along with whatever the socket says next (PROTOCOL.md 7). */
-  if (s->owner->lazy_acks && ev->kind != NCD_EV_WRITE_ACK && (s->ack_writes || s->ack_bytes)) {
+  if (s->owner->lazy_acks && ev->kind != NCC_EV_WRITE_ACK && (s->ack_writes || s->ack_bytes)) {
     ev->has_ack = 1;
     ev->ack_writes = s->ack_writes;
     ev->ack_bytes = s->ack_bytes;
@@ -90,7 +90,7 @@ void ncd_socket_emit(ncd_socket *s, ncd_event *ev, zmq_msg_t *payload) {
 
 static void send_ack(ncd_socket *s) {
   if (!s->ack_writes && !s->ack_bytes) return;
-  ncd_event ev = {.kind = NCD_EV_WRITE_ACK,
+  ncc_event ev = {.kind = NCC_EV_WRITE_ACK,
                   .count = s->ack_writes,
                   .bytes = s->ack_bytes,
                   .bytes_written = s->bytes_written,
@@ -137,7 +137,7 @@ static void timer_cb(uv_timer_t *t) {
     return;
   }
   /* Fires once per idle period; the next activity re-arms it (Node's rule). */
-  ncd_event ev = {.kind = NCD_EV_TIMEOUT};
+  ncc_event ev = {.kind = NCC_EV_TIMEOUT};
   ncd_socket_emit(s, &ev, NULL);
 }
 
@@ -218,7 +218,7 @@ static void close_cb(uv_handle_t *handle) {
   ncd_socket *s = handle->data;
   if (s->notify && !s->owner->gone) {
     send_ack(s);
-    ncd_event ev = {.kind = NCD_EV_CLOSED,
+    ncc_event ev = {.kind = NCC_EV_CLOSED,
                     .flag = s->had_error,
                     .bytes_read = s->bytes_read,
                     .bytes_written = s->bytes_written};
@@ -300,7 +300,7 @@ void ncd_socket_fail(ncd_socket *s, int err, const char *syscall) {
     explain(s, err, why, sizeof why);
     snprintf(msg, sizeof msg, "%s %s (%s)", syscall, ncd_err_name(err), why);
   }
-  ncd_event ev = {.kind = NCD_EV_SOCKET_ERROR, .code = ncd_err_name(err), .message = msg};
+  ncc_event ev = {.kind = NCC_EV_SOCKET_ERROR, .code = ncd_err_name(err), .message = msg};
   ncd_socket_emit(s, &ev, NULL);
   ncd_debug("socket %llu: %s", (unsigned long long)s->id, msg);
   ncd_socket_destroy(s, 1);
@@ -343,10 +343,10 @@ static void take_passed_fds(ncd_socket *s) {
       ncd_fdlimit_refused(NCD_FD_PASSED);
       continue;
     }
-    ncd_addr local, remote;
+    ncc_addr local, remote;
     ncd_addr_of_fd(fd, 0, &local);
     ncd_addr_of_fd(fd, 1, &remote);
-    ncd_event ev = {.kind = NCD_EV_FD, .new_socket_id = n->id, .local = &local, .remote = &remote};
+    ncc_event ev = {.kind = NCC_EV_FD, .new_socket_id = n->id, .local = &local, .remote = &remote};
     ncd_socket_emit(s, &ev, NULL);
     ncd_metrics_socket_opened(n, "received");
     ncd_socket_update_reading(n);
@@ -422,13 +422,13 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     s->credit -= (uint32_t)nread;
     s->bytes_read += (uint64_t)nread;
     activity(s);
-    ncd_event ev = {.kind = NCD_EV_DATA};
+    ncc_event ev = {.kind = NCC_EV_DATA};
     ncd_socket_emit(s, &ev, &payload);
     if (s->credit == 0) ncd_socket_update_reading(s);
   } else if (nread == UV_EOF) {
     s->eof = 1;
     ncd_socket_update_reading(s);
-    ncd_event ev = {.kind = NCD_EV_ENDED};
+    ncc_event ev = {.kind = NCC_EV_ENDED};
     ncd_socket_emit(s, &ev, NULL);
     maybe_finish(s);
   } else if (nread == UV_ENOBUFS) {
@@ -658,10 +658,10 @@ static void connected(ncd_socket *s) {
   s->target = NULL;
   uv_os_fd_t fd = -1;
   uv_fileno(&s->h.handle, &fd);
-  ncd_addr local, remote;
+  ncc_addr local, remote;
   ncd_addr_of_fd(fd, 0, &local);
   ncd_addr_of_fd(fd, 1, &remote);
-  ncd_event ev = {.kind = NCD_EV_CONNECTED, .local = &local, .remote = &remote};
+  ncc_event ev = {.kind = NCC_EV_CONNECTED, .local = &local, .remote = &remote};
   ncd_socket_emit(s, &ev, NULL);
   ncd_metrics_socket_opened(s, "connected");
   while (!ncc_list_empty(&s->pending) && !s->closing) {
@@ -707,10 +707,10 @@ static int policy_denied(ncd_socket *s, const char *why) {
 /* Decides a Connect before anything is resolved or connected. A host name
  * that no rule allows as given may still reach an allowed address: then
  * each address it resolves to is checked (try_next_address). */
-static int check_policy(ncd_socket *s, const ncd_cmd *cmd, const char *host) {
+static int check_policy(ncd_socket *s, const ncc_cmd *cmd, const char *host) {
   char why[600];
   const ncd_policy_entry *e = s->owner->policy;
-  if (cmd->ep.kind == NCD_EP_PATH)
+  if (cmd->ep.kind == NCC_EP_PATH)
     return ncd_policy_unix(e, 1, cmd->ep.path, why, sizeof why) == NCD_POLICY_ALLOW
                ? 0
                : policy_denied(s, why);
@@ -783,14 +783,14 @@ static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *r
   try_next_address(s);
 }
 
-int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd) {
-  ncd_socket *s = socket_new(h, cmd->id, cmd->ep.kind == NCD_EP_PATH);
+int ncd_socket_connect(ncd_handler *h, const ncc_cmd *cmd) {
+  ncd_socket *s = socket_new(h, cmd->id, cmd->ep.kind == NCC_EP_PATH);
   if (!s) return NCD_ENOMEM;
   s->connecting = 1;
   s->allow_half_open = cmd->allow_half_open;
   char target[300];
-  if (cmd->ep.kind == NCD_EP_PATH) snprintf(target, sizeof target, "%s", cmd->ep.path);
-  else if (cmd->ep.kind == NCD_EP_TCP)
+  if (cmd->ep.kind == NCC_EP_PATH) snprintf(target, sizeof target, "%s", cmd->ep.path);
+  else if (cmd->ep.kind == NCC_EP_TCP)
     snprintf(target, sizeof target, strchr(cmd->ep.host, ':') ? "[%s]:%lld" : "%s:%lld",
              *cmd->ep.host ? cmd->ep.host : "localhost", (long long)cmd->ep.port);
   else snprintf(target, sizeof target, "(no tcp endpoint or path given)");
@@ -799,15 +799,15 @@ int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd) {
   int rc = 0;
   struct sockaddr_un sun;
   socklen_t len;
-  if (cmd->ep.kind == NCD_EP_TCP) rc = ncd_addr_check_port(cmd->ep.port, 0);
-  else if (cmd->ep.kind == NCD_EP_PATH) rc = ncd_addr_unix(cmd->ep.path, &sun, &len);
+  if (cmd->ep.kind == NCC_EP_TCP) rc = ncd_addr_check_port(cmd->ep.port, 0);
+  else if (cmd->ep.kind == NCC_EP_PATH) rc = ncd_addr_unix(cmd->ep.path, &sun, &len);
   else rc = NCD_ERR_INVALID_ARG_VALUE;
   if (rc == 0 && ncd.nsockets > ncd.cfg.max_connections) rc = NCD_EMFILE; /* counts s itself */
   if (rc == 0 && h->max_sockets && h->nsockets > h->max_sockets) {
     s->over_handler_limit = 1;
     rc = NCD_EMFILE;
   }
-  const char *host = cmd->ep.kind == NCD_EP_TCP && *cmd->ep.host ? cmd->ep.host : "localhost";
+  const char *host = cmd->ep.kind == NCC_EP_TCP && *cmd->ep.host ? cmd->ep.host : "localhost";
   if (rc == 0) rc = check_policy(s, cmd, host);
   if (rc != 0) {
     ncd_socket_fail(s, rc, "connect");
@@ -892,10 +892,10 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
 
   uv_os_fd_t fd = -1;
   uv_fileno(&s->h.handle, &fd);
-  ncd_addr local, remote;
+  ncc_addr local, remote;
   ncd_addr_of_fd(fd, 0, &local);
   ncd_addr_of_fd(fd, 1, &remote);
-  ncd_event ev = {.kind = NCD_EV_ADOPTED,
+  ncc_event ev = {.kind = NCC_EV_ADOPTED,
                   .server_id = to->id,
                   .local = &local,
                   .remote = &remote,
@@ -920,12 +920,12 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
       return;
     }
     memcpy(p, s->kept + s->kept_off + at, n);
-    ncd_event data = {.kind = NCD_EV_DATA};
+    ncc_event data = {.kind = NCC_EV_DATA};
     ncd_socket_emit(s, &data, &payload);
     at += n;
   }
   if (s->eof) {
-    ncd_event ended = {.kind = NCD_EV_ENDED};
+    ncc_event ended = {.kind = NCC_EV_ENDED};
     ncd_socket_emit(s, &ended, NULL);
   }
   ncd_socket_update_reading(s);

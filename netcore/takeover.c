@@ -536,8 +536,8 @@ static int take_handler(import_t *im, buf_t *b) {
 static int take_listener(import_t *im, buf_t *b, int fd) {
   uint32_t idx = get_u32(b);
   int is_unix = get_u8(b);
-  char key[160], group[64], path[sizeof(((ncd_addr *)0)->address)];
-  ncd_addr a;
+  char key[160], group[64], path[sizeof(((ncc_addr *)0)->address)];
+  ncc_addr a;
   memset(&a, 0, sizeof a);
   get_str(b, key, sizeof key);
   get_str(b, group, sizeof group);

@@ -92,3 +92,26 @@ int nc_address_json(const nc_address_t *a, char *buf, size_t size) {
   if (a->family == NC_FAMILY_UNIX) return snprintf(buf, size, "{\"address\":\"%s\"}", esc);
   return snprintf(buf, size, "{\"address\":\"%s\",\"port\":%d}", esc, a->port);
 }
+
+void nc__address(const ncc_addr *a, nc_address_t *out) {
+  memset(out, 0, sizeof(*out));
+  if (a == NULL) return;
+  switch (a->family) {
+  case NCC_FAMILY_IPV4:
+    out->family = NC_FAMILY_IPV4;
+    break;
+  case NCC_FAMILY_IPV6:
+    out->family = NC_FAMILY_IPV6;
+    break;
+  case NCC_FAMILY_UNIX:
+    out->family = NC_FAMILY_UNIX;
+    break;
+  default:
+    out->family = NC_FAMILY_NONE;
+    break;
+  }
+  size_t n = strnlen(a->address, sizeof(a->address));
+  if (n >= sizeof(out->address)) n = sizeof(out->address) - 1;
+  memcpy(out->address, a->address, n);
+  out->port = (int)a->port;
+}

@@ -215,13 +215,14 @@ static void test_client_event_nesting_refused(void **state) {
         len += h;
       }
     }
-    nc__arena_t *arena = calloc(1, sizeof *arena);
-    nc__event_t ev;
-    int rc = nc__wire_unpack(buf + start, len, &ev, arena);
+    static _Alignas(16) unsigned char block[8192];
+    ncc_arena arena;
+    ncc_arena_init(&arena, block, sizeof block);
+    ncc_event ev;
+    int rc = ncc_event_unpack(&arena, buf + start, len, &ev);
     if (depth <= 2) assert_int_equal(rc, 0);
     else assert_int_equal(rc, NC_EPROTO);
-    nc__arena_reset(arena);
-    free(arena);
+    ncc_arena_reset(&arena);
     if (depth == 4400) break;
   }
 }

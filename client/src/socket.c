@@ -621,102 +621,113 @@ static void on_ack(nc_socket_t *s, const ncc_event *ev) {
   }
 }
 
+/* One function per socket event kind (nc__socket_event dispatches); payload
+ * is the Data event's frame, NULL for the others. */
+typedef void (*event_fn)(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload);
+
+static void on_connected(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  if (s->state != NC__SK_CONNECTING) return;
+  s->state = NC__SK_OPEN;
+  nc__address(ev->local, &s->local);
+  nc__address(ev->remote, &s->remote);
+  nc_socket_cb cb = s->connect_cb;
+  s->connect_cb = NULL;
+  if (s->destroyed) return;
+  if (cb != NULL) cb(s);
+  if (live(s) && s->ev.on_connect != NULL) s->ev.on_connect(s);
+}
+
+static void on_data(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  if (payload == NULL) return;
+  s->bytes_read += zmq_msg_size(payload);
+  if (s->destroyed) return;
+  if (s->paused || s->input.len > 0) {
+    if (inring_push(&s->input, NC__IN_DATA, 0, payload) != 0)
+      nc__socket_fail(s, NC_ENOMEM, "no memory to queue data while paused");
+  } else {
+    deliver_data(s, payload);
+  }
+}
+
+static void on_ended(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  if (s->destroyed) return;
+  if (s->paused || s->input.len > 0) {
+    if (inring_push(&s->input, NC__IN_END, 0, NULL) != 0)
+      nc__socket_fail(s, NC_ENOMEM, "no memory to queue end while paused");
+  } else {
+    deliver_end(s);
+  }
+}
+
+static void on_write_ack(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  on_ack(s, ev);
+}
+
+static void on_timeout(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  if (!live(s)) return;
+  nc_socket_cb cb = s->timeout_cb;
+  s->timeout_cb = NULL;
+  if (cb != NULL) cb(s);
+  if (live(s) && s->ev.on_timeout != NULL) s->ev.on_timeout(s);
+}
+
+static void on_socket_error(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  int err = nc__err_code(ev->code);
+  int quiet = s->destroyed; /* after destroy(), only 'close' */
+  s->had_error = 1;
+  s->local_err = err;
+  s->destroyed = 1;
+  if (quiet || s->error_emitted) return;
+  char msg[512];
+  s->error_emitted = 1;
+  snprintf(msg, sizeof(msg), "%s%s%s", ev->code, ev->message[0] ? ": " : "", ev->message);
+  if (s->ev.on_error != NULL) s->ev.on_error(s, err, msg);
+}
+
+static void on_closed(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  int had_error = ev->flag || s->had_error;
+  s->kernel_written = ev->bytes_written;
+  s->closed_final = 1;
+  if (!had_error && !s->destroyed && (s->paused || s->input.len > 0)) {
+    /* A clean close waits behind the input the application has not
+     * read yet, as Node's 'close' waits for 'end'. */
+    if (inring_push(&s->input, NC__IN_CLOSE, 0, NULL) == 0) return;
+  }
+  finish_close(s, had_error);
+}
+
+static void on_fd(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  nc_loop_t *loop = s->h.loop;
+  nc_address_t local, remote;
+  nc__address(ev->local, &local);
+  nc__address(ev->remote, &remote);
+  nc_socket_t *n = nc__socket_adopt(loop, ev->new_socket_id, &local, &remote, s->allow_half_open);
+  if (n == NULL) {
+    ncc_cmd cmd = {.kind = NCC_CMD_DESTROY, .id = ev->new_socket_id};
+    nc__send(loop, &cmd, NULL, 0, NULL);
+    return;
+  }
+  if (live(s) && s->ev.on_fd != NULL)
+    s->ev.on_fd(s, n);
+  else
+    nc_socket_destroy(n);
+}
+
+static const event_fn socket_events[NCC_EV_BATCH + 1] = {
+    [NCC_EV_CONNECTED] = on_connected,       [NCC_EV_DATA] = on_data,
+    [NCC_EV_ENDED] = on_ended,               [NCC_EV_WRITE_ACK] = on_write_ack,
+    [NCC_EV_TIMEOUT] = on_timeout,           [NCC_EV_SOCKET_ERROR] = on_socket_error,
+    [NCC_EV_CLOSED] = on_closed,             [NCC_EV_FD] = on_fd,
+};
+
 void nc__socket_event(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
   if (ev->has_ack) { /* acks that waited for this event come first */
     ncc_event ack = {.count = ev->ack_writes, .bytes = ev->ack_bytes,
-                       .bytes_written = ev->ack_bytes_written};
+                     .bytes_written = ev->ack_bytes_written};
     on_ack(s, &ack);
   }
-  switch (ev->kind) {
-  case NCC_EV_CONNECTED: {
-    if (s->state != NC__SK_CONNECTING) break;
-    s->state = NC__SK_OPEN;
-    nc__address(ev->local, &s->local);
-    nc__address(ev->remote, &s->remote);
-    nc_socket_cb cb = s->connect_cb;
-    s->connect_cb = NULL;
-    if (s->destroyed) break;
-    if (cb != NULL) cb(s);
-    if (live(s) && s->ev.on_connect != NULL) s->ev.on_connect(s);
-    break;
-  }
-  case NCC_EV_DATA:
-    if (payload == NULL) break;
-    s->bytes_read += zmq_msg_size(payload);
-    if (s->destroyed) break;
-    if (s->paused || s->input.len > 0) {
-      if (inring_push(&s->input, NC__IN_DATA, 0, payload) != 0)
-        nc__socket_fail(s, NC_ENOMEM, "no memory to queue data while paused");
-    } else {
-      deliver_data(s, payload);
-    }
-    break;
-  case NCC_EV_ENDED:
-    if (s->destroyed) break;
-    if (s->paused || s->input.len > 0) {
-      if (inring_push(&s->input, NC__IN_END, 0, NULL) != 0)
-        nc__socket_fail(s, NC_ENOMEM, "no memory to queue end while paused");
-    } else {
-      deliver_end(s);
-    }
-    break;
-  case NCC_EV_WRITE_ACK:
-    on_ack(s, ev);
-    break;
-  case NCC_EV_TIMEOUT: {
-    if (!live(s)) break;
-    nc_socket_cb cb = s->timeout_cb;
-    s->timeout_cb = NULL;
-    if (cb != NULL) cb(s);
-    if (live(s) && s->ev.on_timeout != NULL) s->ev.on_timeout(s);
-    break;
-  }
-  case NCC_EV_SOCKET_ERROR: {
-    int err = nc__err_code(ev->code);
-    int quiet = s->destroyed; /* after destroy(), only 'close' */
-    s->had_error = 1;
-    s->local_err = err;
-    s->destroyed = 1;
-    if (!quiet && !s->error_emitted) {
-      char msg[512];
-      s->error_emitted = 1;
-      snprintf(msg, sizeof(msg), "%s%s%s", ev->code, ev->message[0] ? ": " : "", ev->message);
-      if (s->ev.on_error != NULL) s->ev.on_error(s, err, msg);
-    }
-    break;
-  }
-  case NCC_EV_CLOSED: {
-    int had_error = ev->flag || s->had_error;
-    s->kernel_written = ev->bytes_written;
-    s->closed_final = 1;
-    if (!had_error && !s->destroyed && (s->paused || s->input.len > 0)) {
-      /* A clean close waits behind the input the application has not
-       * read yet, as Node's 'close' waits for 'end'. */
-      if (inring_push(&s->input, NC__IN_CLOSE, 0, NULL) == 0) break;
-    }
-    finish_close(s, had_error);
-    break;
-  }
-  case NCC_EV_FD: {
-    nc_loop_t *loop = s->h.loop;
-    nc_address_t local, remote;
-    nc__address(ev->local, &local);
-    nc__address(ev->remote, &remote);
-    nc_socket_t *n = nc__socket_adopt(loop, ev->new_socket_id, &local, &remote, s->allow_half_open);
-    if (n == NULL) {
-      ncc_cmd cmd = {.kind = NCC_CMD_DESTROY, .id = ev->new_socket_id};
-      nc__send(loop, &cmd, NULL, 0, NULL);
-      break;
-    }
-    if (live(s) && s->ev.on_fd != NULL)
-      s->ev.on_fd(s, n);
-    else
-      nc_socket_destroy(n);
-    break;
-  }
-  default:
-    break;
-  }
+  if ((unsigned)ev->kind <= NCC_EV_BATCH && socket_events[ev->kind] != NULL)
+    socket_events[ev->kind](s, ev, payload);
 }
 
 void nc__socket_pending(nc_socket_t *s, unsigned flags) {

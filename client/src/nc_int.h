@@ -6,8 +6,11 @@
  *   server.c  nc_server_*: listen, close and the server events
  *   socket.c  nc_socket_*: connect, write/ack, credits, pause, pipe, close
  *   encoding.c  setEncoding decoders (utf8, ascii, base64)
- *   address.c   isIP and address JSON;  errors.c  the error table;
- *   ../../common/idmap.c  wire id -> handle hash map (shared with netcore)
+ *   address.c   isIP, address JSON, nc__address;  errors.c  nc_err_* over
+ *               common/errtable
+ *   ../../common/  shared with netcore: protocol (the protobuf-c glue:
+ *               ncc_cmd packing, ncc_event unpacking), idmap (wire id ->
+ *               handle), msgbatch, pbwalk, list, utf8, keyfile
  *
  * Everything here runs on the loop's thread. "nc__" names are internal and
  * not exported from the shared library.

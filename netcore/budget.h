@@ -49,7 +49,7 @@ int ncd_tally_give(ncd_tally *t, zmq_msg_t *msg, void *data, size_t len);
 /* Initialises msg as a frame of len bytes charged to t and returns where to
  * write them, or NULL when out of memory (msg is then an empty message). */
 void *ncd_tally_frame(ncd_tally *t, zmq_msg_t *msg, size_t len);
-/* The same with the tally as a void *: nc__msgbatch_t.alloc_frame. */
+/* The same with the tally as a void *: ncc_msgbatch_t.alloc_frame. */
 void *ncd_tally_alloc_frame(void *tally, zmq_msg_t *msg, size_t len);
 
 #endif

@@ -302,7 +302,7 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
     usage(stderr);
     return -1;
   }
-  if (nc__default_endpoint(getenv("XDG_RUNTIME_DIR"), (unsigned long)geteuid(),
+  if (ncc_default_endpoint(getenv("XDG_RUNTIME_DIR"), (unsigned long)geteuid(),
                            cfg->default_endpoint, sizeof cfg->default_endpoint) != 0) {
     fprintf(stderr, "netcore: ENAMETOOLONG: XDG_RUNTIME_DIR is too long for an endpoint\n");
     return -1;

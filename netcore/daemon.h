@@ -38,7 +38,7 @@ typedef struct ncd_outmsg {
 } ncd_outmsg;
 
 struct ncd_handler {
-  ncd_list link;             /* in ncd.handlers */
+  ncc_list link;             /* in ncd.handlers */
   unsigned char rid[256];    /* ZeroMQ routing id of its DEALER: an address, not an identity */
   size_t rid_len;
   /* Identity (auth.h): a handler is its connection. user_id is the ZAP
@@ -57,14 +57,14 @@ struct ncd_handler {
   uint32_t credit_window;
   uint32_t lease_ms;
   uint64_t last_seen;        /* uv_now() of its last command */
-  ncd_list sockets;          /* ncd_socket.owner_link */
-  ncd_list servers;          /* ncd_server.owner_link */
+  ncc_list sockets;          /* ncd_socket.owner_link */
+  ncc_list servers;          /* ncd_server.owner_link */
   ncd_outmsg *outq_head, *outq_tail;
   size_t outq_len;
   int blocked;               /* its pipe is full: its sockets are not read */
   int lazy_acks;             /* Hello.lazy_acks: acks wait unless asked for */
   int batch_events;          /* Hello.batch_events: events go out in batches */
-  nc__msgbatch_t batch;      /* events of this loop turn, when batch_events */
+  ncc_msgbatch_t batch;      /* events of this loop turn, when batch_events */
   int gone;                  /* lease expired, Bye, or unreachable: sends are dropped */
   const char *doomed;        /* why it must go at the end of this turn (ncd_handler_doom) */
   ncd_tally *tally;          /* bytes sent toward it that it has not taken (budget.h) */
@@ -81,7 +81,7 @@ struct ncd_handler {
 };
 
 struct ncd_listener {
-  ncd_list link;        /* in ncd.listeners */
+  ncc_list link;        /* in ncd.listeners */
   uv_poll_t poll;
   uv_timer_t resume_timer; /* ends a server.pause() */
   int fd;
@@ -91,18 +91,18 @@ struct ncd_listener {
   int open_handles;     /* handles whose close callback is still due */
   char key[160];        /* "tcp:ADDR:PORT" or "unix:PATH": what sharing compares */
   char group[64];       /* "" = not shareable */
-  char unlink_path[sizeof(((ncd_addr *)0)->address)]; /* "" = nothing to unlink */
-  ncd_addr address;
-  ncd_list members;     /* ncd_server.member_link, round-robin order */
+  char unlink_path[sizeof(((ncc_addr *)0)->address)]; /* "" = nothing to unlink */
+  ncc_addr address;
+  ncc_list members;     /* ncd_server.member_link, round-robin order */
 };
 
 struct ncd_server {
   uint64_t id;
   uint64_t seq;
   ncd_handler *owner;
-  ncd_list owner_link;
+  ncc_list owner_link;
   ncd_listener *listener; /* NULL once closed */
-  ncd_list member_link;
+  ncc_list member_link;
   int allow_half_open;
   int closing;
   uint32_t max_connections;
@@ -120,11 +120,11 @@ struct ncd_socket {
     uv_pipe_t pipe;
   } h;
   ncd_handler *owner;
-  ncd_list owner_link;
+  ncc_list owner_link;
   ncd_server *server;     /* the server that accepted it, or NULL */
-  ncd_list dirty_link;    /* in ncd.dirty while an ack waits to be sent */
-  ncd_list pending;       /* writes/end queued while connecting (ncd_wreq.link) */
-  ncd_list inflight;      /* writes handed to libuv, oldest first (ncd_wreq.link) */
+  ncc_list dirty_link;    /* in ncd.dirty while an ack waits to be sent */
+  ncc_list pending;       /* writes/end queued while connecting (ncd_wreq.link) */
+  ncc_list inflight;      /* writes handed to libuv, oldest first (ncd_wreq.link) */
   uint32_t credit;        /* bytes it may still read and forward */
   uint32_t ack_writes;    /* completed writes not yet acknowledged */
   uint64_t ack_bytes;
@@ -192,8 +192,8 @@ typedef struct ncd_daemon {
   uint64_t write_memory;     /* bytes all write queues hold, with overhead (--max-memory) */
   ncd_policy *policy;         /* --policy, or NULL (policy.h) */
   ncd_tally *strangers;      /* replies to peers that said no Hello (bounded, best effort) */
-  nc__idmap_t sockets, servers;
-  ncd_list handlers, listeners, dirty;
+  ncc_idmap_t sockets, servers;
+  ncc_list handlers, listeners, dirty;
   int inherited_used[NCD_MAX_LISTEN_FDS];
   int shutting_down;
 } ncd_daemon;

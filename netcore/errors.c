@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <uv.h>
 
+#include "errtable.h"
+
 static int canonical(int err) {
   switch (err) {
   case UV_EAI_NONAME:
@@ -22,27 +24,13 @@ static int canonical(int err) {
 }
 
 const char *ncd_err_name(int err) {
-  switch (canonical(err)) {
-#define XX(name, code, msg) \
-  case (code):              \
-    return #name;
-    NC_ERRNO_MAP(XX)
-#undef XX
-  default:
-    return uv_err_name(err);
-  }
+  const char *name = ncc_err_name(canonical(err));
+  return name ? name : uv_err_name(err);
 }
 
 const char *ncd_err_message(int err) {
-  switch (canonical(err)) {
-#define XX(name, code, msg) \
-  case (code):              \
-    return msg;
-    NC_ERRNO_MAP(XX)
-#undef XX
-  default:
-    return uv_strerror(err);
-  }
+  const char *message = ncc_err_message(canonical(err));
+  return message ? message : uv_strerror(err);
 }
 
 /* The detail of the next command error (daemon.h); loop thread only. */

@@ -1,13 +1,13 @@
 /* errors.h: error numbers inside the daemon and their Node names on the wire.
  *
  * Inside netcore an error is a negative int: libuv's UV_E* values (which are
- * -errno on Unix) or the project-wide numbers of nc_errors.h (NCD_ERR_*). Only
+ * -errno on Unix) or the project-wide numbers of common/include/nc_errors.h (NCD_ERR_*). Only
  * at the wire is it turned into a name and a message. Pure functions; any thread.
  */
 #ifndef NCD_ERRORS_H
 #define NCD_ERRORS_H
 
-#include "nc/nc_errors.h"
+#include "nc_errors.h"
 
 enum {
 #define XX(name, code, msg) NCD_##name = (code),

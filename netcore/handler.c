@@ -16,8 +16,8 @@
 
 ncd_handler *ncd_handler_find(const void *rid, size_t rid_len, const char *user_id) {
   if (!user_id) return NULL;
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     if (!ncd_handler_dead(h) && h->rid_len == rid_len && memcmp(h->rid, rid, rid_len) == 0) {
       if (strcmp(h->user_id, user_id) != 0) {
         ncd_warn("handler %s (%s): connection %s now has its routing id; its own connection "
@@ -27,7 +27,7 @@ ncd_handler *ncd_handler_find(const void *rid, size_t rid_len, const char *user_
       }
       /* Move to front: the busiest handlers are found first. */
       if (ncd.handlers.next != l) {
-        ncd_list_remove(l);
+        ncc_list_remove(l);
         l->next = ncd.handlers.next;
         l->prev = &ncd.handlers;
         ncd.handlers.next->prev = l;
@@ -45,19 +45,19 @@ static uint32_t clamp_credit(uint32_t asked) {
 }
 
 void ncd_handler_conn_closed(int conn_fd) {
-  ncd_list *l, *next;
+  ncc_list *l, *next;
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     if (!h->gone && h->conn_fd == conn_fd) ncd_handler_lost(h, "connection closed");
   }
 }
 
 int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int conn_fd,
-                      const ncd_cmd *cmd) {
-  if (cmd->version != NCD_PROTOCOL_VERSION) {
+                      const ncc_cmd *cmd) {
+  if (cmd->version != NCC_PROTOCOL_VERSION) {
     ncd_set_errmsg("protocol version %u is not supported; netcore speaks %d", cmd->version,
-                   NCD_PROTOCOL_VERSION);
+                   NCC_PROTOCOL_VERSION);
     return NCD_ERR_UNSUPPORTED_VERSION;
   }
   if (ncd.shutting_down) return NCD_ERR_NETCORE_SHUTDOWN;
@@ -102,13 +102,13 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
   h->batch_events = cmd->batch_events;
   h->lease_ms = cmd->lease_ms ? cmd->lease_ms : ncd.cfg.lease_ms;
   if (h->lease_ms < 50) h->lease_ms = 50;
-  ncd_list_init(&h->sockets);
-  ncd_list_init(&h->servers);
-  ncd_list_init(&h->link);
-  ncd_list_push(&ncd.handlers, &h->link);
+  ncc_list_init(&h->sockets);
+  ncc_list_init(&h->servers);
+  ncc_list_init(&h->link);
+  ncc_list_push(&ncd.handlers, &h->link);
   ncd_handler_touch(h);
 
-  ncd_welcome w = {.instance_id = ncd.instance_id,
+  ncc_welcome w = {.instance_id = ncd.instance_id,
                    .server_version = NCD_VERSION,
                    .id_prefix = h->prefix,
                    .credit_window = h->credit_window,
@@ -117,7 +117,7 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
                    .max_write_queue = ncd.cfg.max_write_queue,
                    .session_token = h->session_token,
                    .session_token_len = sizeof h->session_token};
-  ncd_event ev = {.kind = NCD_EV_WELCOME, .welcome = &w};
+  ncc_event ev = {.kind = NCC_EV_WELCOME, .welcome = &w};
   ncd_router_send(h, &ev, NULL);
   ncd_metrics_handler_joined(h);
   return 0;
@@ -136,20 +136,20 @@ static void drop_link(ncd_handler *h, const char *reason) {
   h->outq_tail = NULL;
   h->outq_len = 0;
   h->blocked = 0;
-  nc__msgbatch_clear(&h->batch);
+  ncc_msgbatch_clear(&h->batch);
 }
 
 /* Closes h's servers and destroys its sockets (without events). */
 static void teardown(ncd_handler *h) {
   /* Servers first, so no new connection lands on a handler being emptied. */
-  ncd_list *l, *next;
+  ncc_list *l, *next;
   for (l = h->servers.next; l != &h->servers; l = next) {
     next = l->next;
-    ncd_server_close(ncd_container_of(l, ncd_server, owner_link));
+    ncd_server_close(ncc_container_of(l, ncd_server, owner_link));
   }
   for (l = h->sockets.next; l != &h->sockets; l = next) {
     next = l->next;
-    ncd_socket_destroy(ncd_container_of(l, ncd_socket, owner_link), 0);
+    ncd_socket_destroy(ncc_container_of(l, ncd_socket, owner_link), 0);
   }
 }
 
@@ -216,18 +216,18 @@ ncd_handler *ncd_handler_ghost(const char *principal, const char *name, const ch
   h->taken_over = 1;
   uv_update_time(ncd.loop);
   h->parked_until = uv_now(ncd.loop) + (ncd.cfg.handoff_ms ? ncd.cfg.handoff_ms : 1);
-  ncd_list_init(&h->sockets);
-  ncd_list_init(&h->servers);
-  ncd_list_init(&h->link);
-  ncd_list_push(&ncd.handlers, &h->link);
+  ncc_list_init(&h->sockets);
+  ncc_list_init(&h->servers);
+  ncc_list_init(&h->link);
+  ncc_list_push(&ncd.handlers, &h->link);
   return h;
 }
 
 void ncd_handler_touch(ncd_handler *h) { h->last_seen = uv_now(ncd.loop); }
 
 void ncd_handler_update_reading(ncd_handler *h) {
-  for (ncd_list *l = h->sockets.next; l != &h->sockets; l = l->next)
-    ncd_socket_update_reading(ncd_container_of(l, ncd_socket, owner_link));
+  for (ncc_list *l = h->sockets.next; l != &h->sockets; l = l->next)
+    ncd_socket_update_reading(ncc_container_of(l, ncd_socket, owner_link));
 }
 
 int ncd_handler_claim_id(ncd_handler *h, uint64_t id) {
@@ -257,14 +257,14 @@ static int check_owned(const void *obj, const ncd_handler *owner, const ncd_hand
 }
 
 int ncd_handler_socket(ncd_handler *h, uint64_t id, ncd_socket **out) {
-  ncd_socket *s = nc__idmap_get(&ncd.sockets, id);
+  ncd_socket *s = ncc_idmap_get(&ncd.sockets, id);
   int rc = check_owned(s, s ? s->owner : NULL, h, "socket", id);
   if (rc == 0) *out = s;
   return rc;
 }
 
 int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out) {
-  ncd_server *srv = nc__idmap_get(&ncd.servers, id);
+  ncd_server *srv = ncc_idmap_get(&ncd.servers, id);
   int rc = check_owned(srv, srv ? srv->owner : NULL, h, "server", id);
   if (rc == 0) *out = srv;
   return rc;
@@ -291,10 +291,10 @@ static void check_budget(ncd_handler *h, uint64_t now) {
 
 static void lease_cb(uv_timer_t *t) {
   uint64_t now = uv_now(ncd.loop);
-  ncd_list *l, *next;
+  ncc_list *l, *next;
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     if (!h->gone && now - h->last_seen > h->lease_ms) ncd_handler_lost(h, "lease expired");
     if (h->parked_until && now >= h->parked_until)
       ncd_handler_gone(h, "no adopter within --handoff-ms");
@@ -315,19 +315,19 @@ void ncd_handler_doom(ncd_handler *h, const char *reason) {
 }
 
 void ncd_handler_reap(void) {
-  ncd_list *l, *next;
+  ncc_list *l, *next;
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     if (h->doomed && !h->gone) ncd_handler_lost(h, h->doomed);
   }
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    if (h->gone && ncd_list_empty(&h->sockets) && ncd_list_empty(&h->servers)) {
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
+    if (h->gone && ncc_list_empty(&h->sockets) && ncc_list_empty(&h->servers)) {
       ncd_metrics_handler_freed(h);
-      ncd_list_remove(&h->link);
-      nc__msgbatch_free(&h->batch);
+      ncc_list_remove(&h->link);
+      ncc_msgbatch_free(&h->batch);
       ncd_tally_drop(h->tally);
       free(h);
     }

@@ -28,7 +28,7 @@ ncd_handler *ncd_handler_find(const void *rid, size_t rid_len, const char *user_
  * sends Welcome with a fresh session token. Returns 0 or a negative error for
  * the dispatcher to report (the handler then does not exist). */
 int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int conn_fd,
-                      const ncd_cmd *cmd);
+                      const ncc_cmd *cmd);
 
 /* The connection with libzmq fd conn_fd closed: its handler is gone. */
 void ncd_handler_conn_closed(int conn_fd);

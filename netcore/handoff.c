@@ -23,12 +23,12 @@ static int adoptable(const ncd_server *m, const ncd_listener *l, const ncd_handl
 
 /* The next live member of l with dead's principal, in round-robin order. */
 static ncd_server *heir(ncd_listener *l, const ncd_handler *dead) {
-  for (ncd_list *e = l->members.next; e != &l->members; e = e->next) {
-    ncd_server *m = ncd_container_of(e, ncd_server, member_link);
+  for (ncc_list *e = l->members.next; e != &l->members; e = e->next) {
+    ncd_server *m = ncc_container_of(e, ncd_server, member_link);
     if (m->owner != dead && !ncd_handler_dead(m->owner) && !m->closing &&
         same_principal(m->owner, dead)) {
-      ncd_list_remove(e);
-      ncd_list_push(&l->members, e);
+      ncc_list_remove(e);
+      ncc_list_push(&l->members, e);
       return m;
     }
   }
@@ -36,8 +36,8 @@ static ncd_server *heir(ncd_listener *l, const ncd_handler *dead) {
 }
 
 static int has_live_member(const ncd_listener *l) {
-  for (const ncd_list *e = l->members.next; e != &l->members; e = e->next) {
-    const ncd_server *m = ncd_container_of(e, ncd_server, member_link);
+  for (const ncc_list *e = l->members.next; e != &l->members; e = e->next) {
+    const ncd_server *m = ncc_container_of(e, ncd_server, member_link);
     if (!ncd_handler_dead(m->owner) && !m->closing) return 1;
   }
   return 0;
@@ -47,10 +47,10 @@ static int has_live_member(const ncd_listener *l) {
  * heirs in srv's listener group (spread round robin) while there are any. */
 static void move_sockets(ncd_server *srv, ncd_server *to) {
   ncd_handler *h = srv->owner;
-  ncd_list *e, *next;
+  ncc_list *e, *next;
   for (e = h->sockets.next; e != &h->sockets; e = next) {
     next = e->next;
-    ncd_socket *s = ncd_container_of(e, ncd_socket, owner_link);
+    ncd_socket *s = ncc_container_of(e, ncd_socket, owner_link);
     if (s->server != srv || s->closing) continue;
     ncd_server *dest = to ? to : heir(srv->listener, h);
     if (!dest) return;
@@ -60,10 +60,10 @@ static void move_sockets(ncd_server *srv, ncd_server *to) {
 
 int ncd_handoff_start(ncd_handler *h) {
   int parked = 0;
-  ncd_list *e, *next;
+  ncc_list *e, *next;
   for (e = h->servers.next; e != &h->servers; e = next) {
     next = e->next;
-    ncd_server *srv = ncd_container_of(e, ncd_server, owner_link);
+    ncd_server *srv = ncc_container_of(e, ncd_server, owner_link);
     ncd_listener *l = srv->listener;
     if (srv->closing) continue;
     if (!l || (!l->group[0] && !h->service[0])) {
@@ -82,7 +82,7 @@ int ncd_handoff_start(ncd_handler *h) {
   }
   for (e = h->sockets.next; e != &h->sockets; e = next) {
     next = e->next;
-    ncd_socket *s = ncd_container_of(e, ncd_socket, owner_link);
+    ncd_socket *s = ncc_container_of(e, ncd_socket, owner_link);
     if (s->closing) continue;
     if (s->server && s->server->owner == h && !s->server->closing)
       ncd_socket_update_reading(s); /* parked: not read, its writes still drain */
@@ -95,18 +95,18 @@ int ncd_handoff_start(ncd_handler *h) {
 int ncd_handoff_may_join(const ncd_handler *h, const ncd_listener *l, const char *group) {
   if (l->closing) return 0;
   if (group[0]) return strcmp(group, l->group) == 0;
-  if (l->group[0] || ncd_list_empty(&l->members)) return 0;
-  for (const ncd_list *e = l->members.next; e != &l->members; e = e->next)
-    if (!adoptable(ncd_container_of(e, ncd_server, member_link), l, h)) return 0;
+  if (l->group[0] || ncc_list_empty(&l->members)) return 0;
+  for (const ncc_list *e = l->members.next; e != &l->members; e = e->next)
+    if (!adoptable(ncc_container_of(e, ncd_server, member_link), l, h)) return 0;
   return 1;
 }
 
 void ncd_handoff_joined(ncd_server *srv) {
   ncd_listener *l = srv->listener;
-  ncd_list *e, *next;
+  ncc_list *e, *next;
   for (e = l->members.next; e != &l->members; e = next) {
     next = e->next;
-    ncd_server *m = ncd_container_of(e, ncd_server, member_link);
+    ncd_server *m = ncc_container_of(e, ncd_server, member_link);
     if (m == srv || !adoptable(m, l, srv->owner)) continue;
     move_sockets(m, srv);
     ncd_server_close(m);

@@ -17,7 +17,7 @@ typedef struct client {
   uv_tcp_t tcp;
   uv_timer_t deadline;
   uv_write_t wr;
-  ncd_list link;
+  ncc_list link;
   char *resp; /* the response being written (malloc'ed) */
   size_t len;
   int closing, handles;
@@ -26,7 +26,7 @@ typedef struct client {
 
 static uv_tcp_t listener;
 static int listening;
-static ncd_list clients = {&clients, &clients};
+static ncc_list clients = {&clients, &clients};
 static unsigned nclients;
 
 int ncd_http_parse_listen(const char *spec, char *host, unsigned long cap, int *port) {
@@ -58,7 +58,7 @@ static void handle_closed(uv_handle_t *h) {
 static void client_close(client *c) {
   if (c->closing) return;
   c->closing = 1;
-  ncd_list_remove(&c->link);
+  ncc_list_remove(&c->link);
   nclients--;
   uv_close((uv_handle_t *)&c->deadline, handle_closed);
   uv_close((uv_handle_t *)&c->tcp, handle_closed);
@@ -170,8 +170,8 @@ static void connection_cb(uv_stream_t *server, int status) {
   uv_timer_init(ncd.loop, &c->deadline);
   c->tcp.data = c->deadline.data = c;
   c->handles = 2;
-  ncd_list_init(&c->link);
-  ncd_list_push(&clients, &c->link);
+  ncc_list_init(&c->link);
+  ncc_list_push(&clients, &c->link);
   nclients++;
   uv_os_fd_t fd = -1;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
@@ -207,17 +207,17 @@ int ncd_http_start(void) {
   }
   struct sockaddr_storage bound;
   int blen = sizeof bound;
-  ncd_addr a;
+  ncc_addr a;
   uv_tcp_getsockname(&listener, (struct sockaddr *)&bound, &blen);
   ncd_addr_from_sockaddr((struct sockaddr *)&bound, (socklen_t)blen, &a);
-  ncd_info(a.family == NCD_FAMILY_IPV6 ? "metrics on http://[%s]:%u/metrics"
+  ncd_info(a.family == NCC_FAMILY_IPV6 ? "metrics on http://[%s]:%u/metrics"
                                        : "metrics on http://%s:%u/metrics",
            a.address, a.port);
   return 0;
 }
 
 void ncd_http_stop(void) {
-  while (!ncd_list_empty(&clients)) client_close(ncd_container_of(clients.next, client, link));
+  while (!ncc_list_empty(&clients)) client_close(ncc_container_of(clients.next, client, link));
   if (listening && !uv_is_closing((uv_handle_t *)&listener))
     uv_close((uv_handle_t *)&listener, NULL);
   listening = 0;

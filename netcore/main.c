@@ -41,12 +41,12 @@ static void check_cb(uv_check_t *c) {
 /* A socket whose queued bytes are discarded is reset (ncd_socket_cut), so
  * its TCP peer cannot take the cut stream for a complete one. */
 static void close_all_sockets(void) {
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    ncd_list *e, *next;
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
+    ncc_list *e, *next;
     for (e = h->sockets.next; e != &h->sockets; e = next) {
       next = e->next;
-      ncd_socket_cut(ncd_container_of(e, ncd_socket, owner_link));
+      ncd_socket_cut(ncc_container_of(e, ncd_socket, owner_link));
     }
   }
 }
@@ -74,8 +74,8 @@ static void stop_all(void) {
 
 /* Last stage: the Closed events have been handed to ZeroMQ; stop everything. */
 static void finish_cb(uv_timer_t *t) {
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
-    ncd_router_flush(ncd_container_of(l, ncd_handler, link));
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
+    ncd_router_flush(ncc_container_of(l, ncd_handler, link));
   stop_all();
 }
 
@@ -85,12 +85,12 @@ void ncd_main_handed_over(void) {
    * the service manager its pid); a stopping main process would make systemd
    * stop the unit, the new netcore with it. */
   /* The paths of UNIX listeners are the new netcore's now. */
-  for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next)
-    ncd_container_of(e, ncd_listener, link)->unlink_path[0] = '\0';
+  for (ncc_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next)
+    ncc_container_of(e, ncd_listener, link)->unlink_path[0] = '\0';
   /* Without events (nothing more goes to handlers) and without FIN: the
    * new process holds every shipped fd, so closing ours ends nothing. */
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
-    ncd_handler_gone(ncd_container_of(l, ncd_handler, link), "netcore taken over");
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
+    ncd_handler_gone(ncc_container_of(l, ncd_handler, link), "netcore taken over");
   uv_timer_stop(&ncd.shutdown_timer);
   stop_all();
   ncd_endpoint_release();
@@ -152,9 +152,9 @@ static void signal_cb(uv_signal_t *s, int signum) {
   ncd_notify("STOPPING=1");
   shutdown_started = uv_now(ncd.loop);
   ncd_info("%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
-  ncd_event ev = {.kind = NCD_EV_SHUTDOWN, .reason = signum == SIGINT ? "SIGINT" : "SIGTERM"};
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+  ncc_event ev = {.kind = NCC_EV_SHUTDOWN, .reason = signum == SIGINT ? "SIGINT" : "SIGTERM"};
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     ncd_router_send(h, &ev, NULL);
     ncd_handler_update_reading(h);
   }
@@ -178,8 +178,8 @@ static void sighup_cb(uv_signal_t *s, int signum) {
   }
   ncd_policy *old = ncd.policy;
   ncd.policy = p;
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
-    ncd_handler_apply_policy(ncd_container_of(l, ncd_handler, link));
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
+    ncd_handler_apply_policy(ncc_container_of(l, ncd_handler, link));
   ncd_policy_free(old);
   ncd_info("SIGHUP: policy %s reloaded: %zu handler entries", ncd.cfg.policy_file,
            ncd_policy_count(p));
@@ -224,11 +224,11 @@ int main(int argc, char **argv) {
   if (uv_pipe_init(ncd.loop, &first_stream, 0) == 0) uv_close((uv_handle_t *)&first_stream, NULL);
   uv_loop_configure(ncd.loop, UV_METRICS_IDLE_TIME); /* the loop turn histogram */
   ncd.next_prefix = 1;
-  nc__idmap_init(&ncd.sockets);
-  nc__idmap_init(&ncd.servers);
-  ncd_list_init(&ncd.handlers);
-  ncd_list_init(&ncd.listeners);
-  ncd_list_init(&ncd.dirty);
+  ncc_idmap_init(&ncd.sockets);
+  ncc_idmap_init(&ncd.servers);
+  ncc_list_init(&ncd.handlers);
+  ncc_list_init(&ncd.listeners);
+  ncc_list_init(&ncd.dirty);
   make_instance_id();
   saved_argv = argv;
 
@@ -263,8 +263,8 @@ int main(int argc, char **argv) {
   uv_walk(ncd.loop, walk_close, NULL);
   uv_run(ncd.loop, UV_RUN_DEFAULT);
   ncd_handler_reap();
-  nc__idmap_free(&ncd.sockets);
-  nc__idmap_free(&ncd.servers);
+  ncc_idmap_free(&ncd.sockets);
+  ncc_idmap_free(&ncd.servers);
   uv_loop_close(ncd.loop);
   ncd_endpoint_release();
   ncd_policy_free(ncd.policy);

@@ -100,10 +100,10 @@ void ncd_metrics_stop(void) {
 /* -------------------------------------------------------------- hooks */
 
 /* "127.0.0.1:8124", "[::1]:8124" or a UNIX path ("" when unnamed). */
-static void addr_text(const ncd_addr *a, char *out, size_t cap) {
-  if (a->family == NCD_FAMILY_IPV4)
+static void addr_text(const ncc_addr *a, char *out, size_t cap) {
+  if (a->family == NCC_FAMILY_IPV4)
     snprintf(out, cap, "%s:%u", a->address, a->port);
-  else if (a->family == NCD_FAMILY_IPV6)
+  else if (a->family == NCC_FAMILY_IPV6)
     snprintf(out, cap, "[%s]:%u", a->address, a->port);
   else
     snprintf(out, cap, "%s", a->address);
@@ -111,7 +111,7 @@ static void addr_text(const ncd_addr *a, char *out, size_t cap) {
 
 static void socket_addrs(ncd_socket *s, char *local, char *remote, size_t cap) {
   uv_os_fd_t fd = -1;
-  ncd_addr a;
+  ncc_addr a;
   *local = *remote = 0;
   if (uv_fileno(&s->h.handle, &fd) != 0) return;
   if (ncd_addr_of_fd(fd, 0, &a) == 0) addr_text(&a, local, cap);
@@ -151,11 +151,11 @@ void ncd_metrics_command(ncd_handler *h, int kind, const char *name, size_t payl
   h->stats.payload_bytes += payload_len;
 }
 
-void ncd_metrics_event(ncd_handler *h, const ncd_event *ev) {
+void ncd_metrics_event(ncd_handler *h, const ncc_event *ev) {
   h->stats.events++;
   const char *code = NULL;
-  if (ev->kind == NCD_EV_ERROR || ev->kind == NCD_EV_SOCKET_ERROR ||
-      ev->kind == NCD_EV_SERVER_ERROR)
+  if (ev->kind == NCC_EV_ERROR || ev->kind == NCC_EV_SOCKET_ERROR ||
+      ev->kind == NCC_EV_SERVER_ERROR)
     code = ev->code;
   if (!code) return;
   size_t i = 0;
@@ -288,8 +288,8 @@ static void sample(ncd_mset *set, const char *suffix, double value, int nlabels,
 
 /* Runs the statements once per live handler with h and its labels pfx (prefix text). */
 #define EACH_HANDLER(h, pfx, ...)                                              \
-  for (ncd_list *l_ = ncd.handlers.next; l_ != &ncd.handlers; l_ = l_->next) { \
-    ncd_handler *h = ncd_container_of(l_, ncd_handler, link);                  \
+  for (ncc_list *l_ = ncd.handlers.next; l_ != &ncd.handlers; l_ = l_->next) { \
+    ncd_handler *h = ncc_container_of(l_, ncd_handler, link);                  \
     if (h->gone) continue;                                                     \
     char pfx[16];                                                              \
     snprintf(pfx, sizeof pfx, "%u", h->prefix);                                \
@@ -303,8 +303,8 @@ typedef struct live {
 
 static live live_of(const ncd_handler *h) {
   live v = {0};
-  for (ncd_list *e = h->sockets.next; e != &h->sockets; e = e->next) {
-    const ncd_socket *s = ncd_container_of(e, ncd_socket, owner_link);
+  for (ncc_list *e = h->sockets.next; e != &h->sockets; e = e->next) {
+    const ncd_socket *s = ncc_container_of(e, ncd_socket, owner_link);
     if (s->closing) continue; /* already in closed_read/closed_written */
     v.read += s->bytes_read;
     v.written += s->bytes_written;
@@ -376,13 +376,13 @@ static void global_metrics(ncd_mset *set) {
 
   uint64_t st[4] = {0}; /* connecting, open, half_closed, closing */
   uint64_t read = m.freed_read, written = m.freed_written, queued = 0, nh = 0;
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     read += h->stats.closed_read;
     written += h->stats.closed_written;
     if (!h->gone) nh++;
-    for (ncd_list *e = h->sockets.next; e != &h->sockets; e = e->next) {
-      ncd_socket *s = ncd_container_of(e, ncd_socket, owner_link);
+    for (ncc_list *e = h->sockets.next; e != &h->sockets; e = e->next) {
+      ncd_socket *s = ncc_container_of(e, ncd_socket, owner_link);
       st[s->closing ? 3 : s->connecting ? 0 : (s->eof || s->ended) ? 2 : 1]++;
       if (s->closing) continue;
       read += s->bytes_read;
@@ -417,14 +417,14 @@ static void global_metrics(ncd_mset *set) {
   family(set, "netcore_listeners", "gauge",
          "Listening sockets, with their member servers and connections.");
   uint64_t nl = 0;
-  for (ncd_list *l = ncd.listeners.next; l != &ncd.listeners; l = l->next) nl++;
+  for (ncc_list *l = ncd.listeners.next; l != &ncd.listeners; l = l->next) nl++;
   sample(set, "", (double)nl, 0);
   family(set, "netcore_listener_connections", "gauge", "Live connections of a listener.");
-  for (ncd_list *l = ncd.listeners.next; l != &ncd.listeners; l = l->next) {
-    ncd_listener *li = ncd_container_of(l, ncd_listener, link);
+  for (ncc_list *l = ncd.listeners.next; l != &ncd.listeners; l = l->next) {
+    ncd_listener *li = ncc_container_of(l, ncd_listener, link);
     uint64_t conns = 0, members = 0;
-    for (ncd_list *e = li->members.next; e != &li->members; e = e->next) {
-      conns += ncd_container_of(e, ncd_server, member_link)->connections;
+    for (ncc_list *e = li->members.next; e != &li->members; e = e->next) {
+      conns += ncc_container_of(e, ncd_server, member_link)->connections;
       members++;
     }
     char mem[16];
@@ -632,12 +632,55 @@ int ncd_metrics_render(const ncd_mset *set, char **out, size_t *len) {
 
 /* -------------------------------------------------------------- Stats */
 
+/* The Stats message's view of set (common/protocol.h): families, samples
+ * with their full names, labels, in one allocation (*mem, freed by the
+ * caller). Returns 0 or NCD_ENOMEM. */
+static int stats_view(const ncd_mset *set, ncc_stats *out, void **mem) {
+  size_t names = 0;
+  for (size_t f = 0; f < set->nfam; f++)
+    for (size_t i = 0; i < set->fam[f].nsamples; i++)
+      names += strlen(set->fam[f].name) + strlen(set->smp[set->fam[f].first_sample + i].suffix) + 1;
+  size_t need = set->nfam * sizeof(ncc_stats_family) + set->nsmp * sizeof(ncc_stats_sample) +
+                set->nlab * sizeof(ncc_stats_label);
+  char *block = malloc(need + names + 1);
+  if (block == NULL) return NCD_ENOMEM;
+  ncc_stats_family *fams = (void *)block;
+  ncc_stats_sample *smps = (void *)(fams + set->nfam);
+  ncc_stats_label *labs = (void *)(smps + set->nsmp);
+  char *text_at = (char *)(labs + set->nlab);
+  for (size_t i = 0; i < set->nlab; i++) {
+    labs[i].name = set->lab[i].name;
+    labs[i].value = ncd_mset_text(set, set->lab[i].value);
+  }
+  for (size_t f = 0; f < set->nfam; f++) {
+    const ncd_mfamily *mf = &set->fam[f];
+    fams[f] = (ncc_stats_family){.name = mf->name, .help = mf->help, .type = mf->type,
+                                 .samples = smps + mf->first_sample, .nsamples = mf->nsamples};
+    for (size_t i = mf->first_sample; i < mf->first_sample + mf->nsamples; i++) {
+      const ncd_msample *ms = &set->smp[i];
+      smps[i] = (ncc_stats_sample){.name = text_at, .labels = labs + ms->first_label,
+                                   .nlabels = ms->nlabels, .value = ms->value};
+      text_at += sprintf(text_at, "%s%s", mf->name, ms->suffix) + 1;
+    }
+  }
+  *out = (ncc_stats){.instance_id = set->instance_id, .uptime_ms = set->uptime_ms,
+                     .families = fams, .nfamilies = set->nfam};
+  *mem = block;
+  return 0;
+}
+
 int ncd_metrics_send_stats(ncd_handler *h) {
   ncd_mset set;
   int rc = ncd_metrics_collect(&set);
   if (rc != 0) return rc;
-  ncd_event ev = {.kind = NCD_EV_STATS, .stats = &set};
-  ncd_router_send(h, &ev, NULL);
+  ncc_stats view;
+  void *mem = NULL;
+  rc = stats_view(&set, &view, &mem);
+  if (rc == 0) {
+    ncc_event ev = {.kind = NCC_EV_STATS, .stats = &view};
+    ncd_router_send(h, &ev, NULL);
+  }
+  free(mem);
   ncd_mset_free(&set);
-  return 0;
+  return rc;
 }

@@ -33,10 +33,10 @@ static void retry_cb(uv_timer_t *t);
 static int sent_since_drain = 1;
 
 int ncd_frames_next(ncd_frames *f, zmq_msg_t *out) {
-  return nc__frame_next(ncd.router, out, &f->more) ? 0 : -1;
+  return ncc_frame_next(ncd.router, out, &f->more) ? 0 : -1;
 }
 
-int ncd_frames_drain(ncd_frames *f) { return nc__frames_drain(ncd.router, &f->more); }
+int ncd_frames_drain(ncd_frames *f) { return ncc_frames_drain(ncd.router, &f->more); }
 
 /* Receives one whole multipart message and dispatches it; the dispatcher
  * receives the frames after the envelope as it needs them. Returns how many
@@ -289,14 +289,14 @@ static void deliver(ncd_handler *h, zmq_msg_t *frames, size_t n) {
 static void send_batch(ncd_handler *h) {
   zmq_msg_t *frames;
   size_t n;
-  if (nc__msgbatch_seal(&h->batch, &frames, &n) != 0) {
+  if (ncc_msgbatch_seal(&h->batch, &frames, &n) != 0) {
     ncd_error("out of memory sending to handler %s; dropping it", h->name);
-    nc__msgbatch_clear(&h->batch);
+    ncc_msgbatch_clear(&h->batch);
     ncd_handler_doom(h, "out of memory");
     return;
   }
   deliver(h, frames, n);
-  nc__msgbatch_clear(&h->batch);
+  ncc_msgbatch_clear(&h->batch);
 }
 
 /* Past its budget a handler's sockets stop reading (and its pings and errors
@@ -313,7 +313,7 @@ static void check_budget(ncd_handler *h) {
   ncd_handler_update_reading(h);
 }
 
-void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
+void ncd_router_send(ncd_handler *h, const ncc_event *ev, zmq_msg_t *payload) {
   if (ncd_handler_dead(h)) {
     if (payload) zmq_msg_close(payload);
     return;
@@ -321,7 +321,7 @@ void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
   ncd_metrics_event(h, ev);
   if (h->batch_events) {
     if (ncd_wire_batch_append(&h->batch, ev) != 0 ||
-        (payload && nc__msgbatch_frame(&h->batch, payload) != 0)) {
+        (payload && ncc_msgbatch_frame(&h->batch, payload) != 0)) {
       if (payload) zmq_msg_close(payload);
       ncd_error("out of memory batching for handler %s; dropping it", h->name);
       ncd_handler_doom(h, "out of memory");
@@ -347,7 +347,7 @@ void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
   if (!ncd_handler_dead(h)) check_budget(h);
 }
 
-void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev) {
+void ncd_router_send_rid(const void *rid, size_t rid_len, const ncc_event *ev) {
   zmq_msg_t env;
   /* Peers that never said Hello may never read either: what they are owed
    * together is bounded, past that they get nothing. */
@@ -373,7 +373,7 @@ void ncd_router_flush(ncd_handler *h) {
     h->outq_len--;
     free(m);
   }
-  if (!ncd_handler_dead(h) && !nc__msgbatch_empty(&h->batch)) send_batch(h);
+  if (!ncd_handler_dead(h) && !ncc_msgbatch_empty(&h->batch)) send_batch(h);
   if (h->blocked && !h->outq_head) {
     h->blocked = 0;
     ncd_debug("handler %s: pipe drained, reading its sockets again", h->name);
@@ -382,20 +382,20 @@ void ncd_router_flush(ncd_handler *h) {
 }
 
 void ncd_router_flush_batches(void) {
-  ncd_list *l, *next;
+  ncc_list *l, *next;
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    if (!ncd_handler_dead(h) && !nc__msgbatch_empty(&h->batch)) send_batch(h);
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
+    if (!ncd_handler_dead(h) && !ncc_msgbatch_empty(&h->batch)) send_batch(h);
   }
 }
 
 static void retry_cb(uv_timer_t *t) {
   int still_blocked = 0;
-  ncd_list *l, *next;
+  ncc_list *l, *next;
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     if (h->blocked) {
       ncd_router_flush(h);
       still_blocked |= h->blocked;

@@ -28,7 +28,7 @@
 typedef struct ncd_wreq {
   uv_write_t req;
   zmq_msg_t payload;
-  ncd_list link;        /* in ncd_socket.pending while connecting */
+  ncc_list link;        /* in ncd_socket.pending while connecting */
   size_t offset;        /* bytes already written by try_write */
   uint64_t fd_socket_id;
   unsigned counts : 1;  /* a Write command (1) or End's payload (0) */
@@ -56,7 +56,7 @@ static ncd_wreq *wreq_new(void) {
   }
   memset(w, 0, sizeof *w);
   zmq_msg_init(&w->payload);
-  ncd_list_init(&w->link);
+  ncc_list_init(&w->link);
   return w;
 }
 
@@ -71,11 +71,11 @@ static void wreq_free(ncd_wreq *w) {
   }
 }
 
-void ncd_socket_emit(ncd_socket *s, ncd_event *ev, zmq_msg_t *payload) {
+void ncd_socket_emit(ncd_socket *s, ncc_event *ev, zmq_msg_t *payload) {
   ev->seq = ++s->seq;
   ev->socket_id = s->id;
   /* Lazy acks ride along with whatever the socket says next (PROTOCOL.md 7). */
-  if (s->owner->lazy_acks && ev->kind != NCD_EV_WRITE_ACK && (s->ack_writes || s->ack_bytes)) {
+  if (s->owner->lazy_acks && ev->kind != NCC_EV_WRITE_ACK && (s->ack_writes || s->ack_bytes)) {
     ev->has_ack = 1;
     ev->ack_writes = s->ack_writes;
     ev->ack_bytes = s->ack_bytes;
@@ -83,27 +83,27 @@ void ncd_socket_emit(ncd_socket *s, ncd_event *ev, zmq_msg_t *payload) {
     ev->ack_queued_bytes = s->queued_bytes;
     s->ack_writes = 0;
     s->ack_bytes = 0;
-    ncd_list_remove(&s->dirty_link);
+    ncc_list_remove(&s->dirty_link);
   }
   ncd_router_send(s->owner, ev, payload);
 }
 
 static void send_ack(ncd_socket *s) {
   if (!s->ack_writes && !s->ack_bytes) return;
-  ncd_event ev = {.kind = NCD_EV_WRITE_ACK,
+  ncc_event ev = {.kind = NCC_EV_WRITE_ACK,
                   .count = s->ack_writes,
                   .bytes = s->ack_bytes,
                   .bytes_written = s->bytes_written,
                   .queued_bytes = s->queued_bytes};
   s->ack_writes = 0;
   s->ack_bytes = 0;
-  ncd_list_remove(&s->dirty_link);
+  ncc_list_remove(&s->dirty_link);
   ncd_socket_emit(s, &ev, NULL);
 }
 
 void ncd_socket_flush_acks(void) {
-  while (!ncd_list_empty(&ncd.dirty))
-    send_ack(ncd_container_of(ncd.dirty.next, ncd_socket, dirty_link));
+  while (!ncc_list_empty(&ncd.dirty))
+    send_ack(ncc_container_of(ncd.dirty.next, ncd_socket, dirty_link));
 }
 
 uint64_t ncd_socket_total_queued(void) { return total_queued; }
@@ -123,8 +123,8 @@ static void ack(ncd_socket *s, uint32_t writes, uint64_t bytes, int prompt) {
   }
   s->ack_writes += writes;
   s->ack_bytes += bytes;
-  if ((prompt || !s->owner->lazy_acks) && ncd_list_empty(&s->dirty_link))
-    ncd_list_push(&ncd.dirty, &s->dirty_link);
+  if ((prompt || !s->owner->lazy_acks) && ncc_list_empty(&s->dirty_link))
+    ncc_list_push(&ncd.dirty, &s->dirty_link);
 }
 
 /* ------------------------------------------------------------ idle timeout */
@@ -137,7 +137,7 @@ static void timer_cb(uv_timer_t *t) {
     return;
   }
   /* Fires once per idle period; the next activity re-arms it (Node's rule). */
-  ncd_event ev = {.kind = NCD_EV_TIMEOUT};
+  ncc_event ev = {.kind = NCC_EV_TIMEOUT};
   ncd_socket_emit(s, &ev, NULL);
 }
 
@@ -177,21 +177,21 @@ static ncd_socket *socket_new(ncd_handler *owner, uint64_t id, int is_unix) {
   s->owner = owner;
   s->is_unix = is_unix;
   s->credit = owner->credit_window;
-  ncd_list_init(&s->owner_link);
-  ncd_list_init(&s->dirty_link);
-  ncd_list_init(&s->pending);
-  ncd_list_init(&s->inflight);
+  ncc_list_init(&s->owner_link);
+  ncc_list_init(&s->dirty_link);
+  ncc_list_init(&s->pending);
+  ncc_list_init(&s->inflight);
   int rc = is_unix ? uv_pipe_init(ncd.loop, &s->h.pipe, 1) : uv_tcp_init(ncd.loop, &s->h.tcp);
   if (rc != 0) {
     free(s);
     return NULL;
   }
   s->h.handle.data = s;
-  if (nc__idmap_put(&ncd.sockets, id, s) != 0) {
+  if (ncc_idmap_put(&ncd.sockets, id, s) != 0) {
     uv_close(&s->h.handle, free_unregistered);
     return NULL;
   }
-  ncd_list_push(&owner->sockets, &s->owner_link);
+  ncc_list_push(&owner->sockets, &s->owner_link);
   ncd.nsockets++;
   owner->nsockets++;
   return s;
@@ -218,14 +218,14 @@ static void close_cb(uv_handle_t *handle) {
   ncd_socket *s = handle->data;
   if (s->notify && !s->owner->gone) {
     send_ack(s);
-    ncd_event ev = {.kind = NCD_EV_CLOSED,
+    ncc_event ev = {.kind = NCC_EV_CLOSED,
                     .flag = s->had_error,
                     .bytes_read = s->bytes_read,
                     .bytes_written = s->bytes_written};
     ncd_socket_emit(s, &ev, NULL);
   }
-  ncd_list_remove(&s->dirty_link);
-  ncd_list_remove(&s->owner_link);
+  ncc_list_remove(&s->dirty_link);
+  ncc_list_remove(&s->owner_link);
   free(s->kept);
   if (s->ai_list) uv_freeaddrinfo(s->ai_list);
   free(s->target);
@@ -240,16 +240,16 @@ void ncd_socket_destroy(ncd_socket *s, int notify) {
   s->closing = 1;
   s->notify = notify;
   ncd_metrics_socket_closed(s);
-  nc__idmap_del(&ncd.sockets, s->id);
+  ncc_idmap_del(&ncd.sockets, s->id);
   if (s->gai) {
     /* The resolver callback frees the request; it must not find the socket. */
     s->gai->data = NULL;
     uv_cancel((uv_req_t *)s->gai);
     s->gai = NULL;
   }
-  while (!ncd_list_empty(&s->pending)) {
-    ncd_wreq *w = ncd_container_of(s->pending.next, ncd_wreq, link);
-    ncd_list_remove(&w->link);
+  while (!ncc_list_empty(&s->pending)) {
+    ncd_wreq *w = ncc_container_of(s->pending.next, ncd_wreq, link);
+    ncc_list_remove(&w->link);
     unpend(s, w);
     wreq_free(w);
   }
@@ -300,7 +300,7 @@ void ncd_socket_fail(ncd_socket *s, int err, const char *syscall) {
     explain(s, err, why, sizeof why);
     snprintf(msg, sizeof msg, "%s %s (%s)", syscall, ncd_err_name(err), why);
   }
-  ncd_event ev = {.kind = NCD_EV_SOCKET_ERROR, .code = ncd_err_name(err), .message = msg};
+  ncc_event ev = {.kind = NCC_EV_SOCKET_ERROR, .code = ncd_err_name(err), .message = msg};
   ncd_socket_emit(s, &ev, NULL);
   ncd_debug("socket %llu: %s", (unsigned long long)s->id, msg);
   ncd_socket_destroy(s, 1);
@@ -343,10 +343,10 @@ static void take_passed_fds(ncd_socket *s) {
       ncd_fdlimit_refused(NCD_FD_PASSED);
       continue;
     }
-    ncd_addr local, remote;
+    ncc_addr local, remote;
     ncd_addr_of_fd(fd, 0, &local);
     ncd_addr_of_fd(fd, 1, &remote);
-    ncd_event ev = {.kind = NCD_EV_FD, .new_socket_id = n->id, .local = &local, .remote = &remote};
+    ncc_event ev = {.kind = NCC_EV_FD, .new_socket_id = n->id, .local = &local, .remote = &remote};
     ncd_socket_emit(s, &ev, NULL);
     ncd_metrics_socket_opened(n, "received");
     ncd_socket_update_reading(n);
@@ -422,13 +422,13 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     s->credit -= (uint32_t)nread;
     s->bytes_read += (uint64_t)nread;
     activity(s);
-    ncd_event ev = {.kind = NCD_EV_DATA};
+    ncc_event ev = {.kind = NCC_EV_DATA};
     ncd_socket_emit(s, &ev, &payload);
     if (s->credit == 0) ncd_socket_update_reading(s);
   } else if (nread == UV_EOF) {
     s->eof = 1;
     ncd_socket_update_reading(s);
-    ncd_event ev = {.kind = NCD_EV_ENDED};
+    ncc_event ev = {.kind = NCC_EV_ENDED};
     ncd_socket_emit(s, &ev, NULL);
     maybe_finish(s);
   } else if (nread == UV_ENOBUFS) {
@@ -476,11 +476,11 @@ void ncd_socket_credit(ncd_socket *s, uint32_t bytes) {
 /* ----------------------------------------------------------------- writing */
 
 static void write_cb(uv_write_t *req, int status) {
-  ncd_wreq *w = ncd_container_of(req, ncd_wreq, req);
+  ncd_wreq *w = ncc_container_of(req, ncd_wreq, req);
   ncd_socket *s = req->handle->data;
   size_t len = zmq_msg_size(&w->payload) - w->offset;
   unsigned counts = w->counts, prompt = w->ack_now;
-  ncd_list_remove(&w->link);
+  ncc_list_remove(&w->link);
   s->queued_bytes -= len;
   total_queued -= len;
   ncd.write_memory -= len + WRITE_OVERHEAD;
@@ -502,7 +502,7 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
   uv_buf_t buf = uv_buf_init(zmq_msg_data(&w->payload), (unsigned)size);
   int rc;
   if (w->fd_socket_id) {
-    ncd_socket *fs = nc__idmap_get(&ncd.sockets, w->fd_socket_id);
+    ncd_socket *fs = ncc_idmap_get(&ncd.sockets, w->fd_socket_id);
     if (!fs || fs->owner != s->owner) {
       wreq_free(w);
       ncd_socket_fail(s, NCD_EBADF, "write"); /* another handler's: as unknown */
@@ -537,7 +537,7 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
     ncd_socket_fail(s, rc, "write");
     return;
   }
-  ncd_list_push(&s->inflight, &w->link);
+  ncc_list_push(&s->inflight, &w->link);
   s->queued_bytes += buf.len;
   total_queued += buf.len;
   ncd.write_memory += buf.len + WRITE_OVERHEAD;
@@ -547,7 +547,7 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
 static void submit(ncd_socket *s, ncd_wreq *w) {
   if (s->connecting) {
     size_t len = zmq_msg_size(&w->payload);
-    ncd_list_push(&s->pending, &w->link);
+    ncc_list_push(&s->pending, &w->link);
     s->pending_bytes += len;
     ncd.write_memory += len + WRITE_OVERHEAD;
   } else if (w->is_end) {
@@ -658,15 +658,15 @@ static void connected(ncd_socket *s) {
   s->target = NULL;
   uv_os_fd_t fd = -1;
   uv_fileno(&s->h.handle, &fd);
-  ncd_addr local, remote;
+  ncc_addr local, remote;
   ncd_addr_of_fd(fd, 0, &local);
   ncd_addr_of_fd(fd, 1, &remote);
-  ncd_event ev = {.kind = NCD_EV_CONNECTED, .local = &local, .remote = &remote};
+  ncc_event ev = {.kind = NCC_EV_CONNECTED, .local = &local, .remote = &remote};
   ncd_socket_emit(s, &ev, NULL);
   ncd_metrics_socket_opened(s, "connected");
-  while (!ncd_list_empty(&s->pending) && !s->closing) {
-    ncd_wreq *w = ncd_container_of(s->pending.next, ncd_wreq, link);
-    ncd_list_remove(&w->link);
+  while (!ncc_list_empty(&s->pending) && !s->closing) {
+    ncd_wreq *w = ncc_container_of(s->pending.next, ncd_wreq, link);
+    ncc_list_remove(&w->link);
     unpend(s, w);
     submit(s, w);
   }
@@ -707,10 +707,10 @@ static int policy_denied(ncd_socket *s, const char *why) {
 /* Decides a Connect before anything is resolved or connected. A host name
  * that no rule allows as given may still reach an allowed address: then
  * each address it resolves to is checked (try_next_address). */
-static int check_policy(ncd_socket *s, const ncd_cmd *cmd, const char *host) {
+static int check_policy(ncd_socket *s, const ncc_cmd *cmd, const char *host) {
   char why[600];
   const ncd_policy_entry *e = s->owner->policy;
-  if (cmd->ep.kind == NCD_EP_PATH)
+  if (cmd->ep.kind == NCC_EP_PATH)
     return ncd_policy_unix(e, 1, cmd->ep.path, why, sizeof why) == NCD_POLICY_ALLOW
                ? 0
                : policy_denied(s, why);
@@ -783,14 +783,14 @@ static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *r
   try_next_address(s);
 }
 
-int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd) {
-  ncd_socket *s = socket_new(h, cmd->id, cmd->ep.kind == NCD_EP_PATH);
+int ncd_socket_connect(ncd_handler *h, const ncc_cmd *cmd) {
+  ncd_socket *s = socket_new(h, cmd->id, cmd->ep.kind == NCC_EP_PATH);
   if (!s) return NCD_ENOMEM;
   s->connecting = 1;
   s->allow_half_open = cmd->allow_half_open;
   char target[300];
-  if (cmd->ep.kind == NCD_EP_PATH) snprintf(target, sizeof target, "%s", cmd->ep.path);
-  else if (cmd->ep.kind == NCD_EP_TCP)
+  if (cmd->ep.kind == NCC_EP_PATH) snprintf(target, sizeof target, "%s", cmd->ep.path);
+  else if (cmd->ep.kind == NCC_EP_TCP)
     snprintf(target, sizeof target, strchr(cmd->ep.host, ':') ? "[%s]:%lld" : "%s:%lld",
              *cmd->ep.host ? cmd->ep.host : "localhost", (long long)cmd->ep.port);
   else snprintf(target, sizeof target, "(no tcp endpoint or path given)");
@@ -799,15 +799,15 @@ int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd) {
   int rc = 0;
   struct sockaddr_un sun;
   socklen_t len;
-  if (cmd->ep.kind == NCD_EP_TCP) rc = ncd_addr_check_port(cmd->ep.port, 0);
-  else if (cmd->ep.kind == NCD_EP_PATH) rc = ncd_addr_unix(cmd->ep.path, &sun, &len);
+  if (cmd->ep.kind == NCC_EP_TCP) rc = ncd_addr_check_port(cmd->ep.port, 0);
+  else if (cmd->ep.kind == NCC_EP_PATH) rc = ncd_addr_unix(cmd->ep.path, &sun, &len);
   else rc = NCD_ERR_INVALID_ARG_VALUE;
   if (rc == 0 && ncd.nsockets > ncd.cfg.max_connections) rc = NCD_EMFILE; /* counts s itself */
   if (rc == 0 && h->max_sockets && h->nsockets > h->max_sockets) {
     s->over_handler_limit = 1;
     rc = NCD_EMFILE;
   }
-  const char *host = cmd->ep.kind == NCD_EP_TCP && *cmd->ep.host ? cmd->ep.host : "localhost";
+  const char *host = cmd->ep.kind == NCC_EP_TCP && *cmd->ep.host ? cmd->ep.host : "localhost";
   if (rc == 0) rc = check_policy(s, cmd, host);
   if (rc != 0) {
     ncd_socket_fail(s, rc, "connect");
@@ -869,10 +869,10 @@ int ncd_socket_set_keepalive(ncd_socket *s, int enable, uint32_t initial_delay_m
 void ncd_socket_move(ncd_socket *s, ncd_server *to) {
   ncd_handler *h = to->owner;
   ncd_metrics_adopted(s->owner, h);
-  ncd_list_remove(&s->owner_link);
+  ncc_list_remove(&s->owner_link);
   s->owner->nsockets--;
   s->owner = h;
-  ncd_list_push(&h->sockets, &s->owner_link);
+  ncc_list_push(&h->sockets, &s->owner_link);
   h->nsockets++;
   s->server->connections--;
   s->server = to;
@@ -881,7 +881,7 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
    * queued, were the old owner's business. */
   s->ack_writes = 0;
   s->ack_bytes = 0;
-  ncd_list_remove(&s->dirty_link);
+  ncc_list_remove(&s->dirty_link);
   s->skip_writes = s->writes_out;
   s->skip_bytes = s->queued_bytes + s->pending_bytes;
   /* The adopter starts as with a new connection: flowing, no timeout, its
@@ -892,10 +892,10 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
 
   uv_os_fd_t fd = -1;
   uv_fileno(&s->h.handle, &fd);
-  ncd_addr local, remote;
+  ncc_addr local, remote;
   ncd_addr_of_fd(fd, 0, &local);
   ncd_addr_of_fd(fd, 1, &remote);
-  ncd_event ev = {.kind = NCD_EV_ADOPTED,
+  ncc_event ev = {.kind = NCC_EV_ADOPTED,
                   .server_id = to->id,
                   .local = &local,
                   .remote = &remote,
@@ -920,12 +920,12 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
       return;
     }
     memcpy(p, s->kept + s->kept_off + at, n);
-    ncd_event data = {.kind = NCD_EV_DATA};
+    ncc_event data = {.kind = NCC_EV_DATA};
     ncd_socket_emit(s, &data, &payload);
     at += n;
   }
   if (s->eof) {
-    ncd_event ended = {.kind = NCD_EV_ENDED};
+    ncc_event ended = {.kind = NCC_EV_ENDED};
     ncd_socket_emit(s, &ended, NULL);
   }
   ncd_socket_update_reading(s);
@@ -939,8 +939,8 @@ int ncd_socket_unsent(ncd_socket *s, char **out, size_t *len) {
   /* libuv advances partly written requests in place: what is left of every
    * queued write is the last write_queue_size bytes of the queue. */
   size_t left = uv_stream_get_write_queue_size(&s->h.stream), total = 0;
-  for (ncd_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
-    ncd_wreq *w = ncd_container_of(e, ncd_wreq, link);
+  for (ncc_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
+    ncd_wreq *w = ncc_container_of(e, ncd_wreq, link);
     if (w->fd_socket_id) return NCD_EBUSY; /* an fd in flight cannot be shipped */
     total += zmq_msg_size(&w->payload) - w->offset;
   }
@@ -949,8 +949,8 @@ int ncd_socket_unsent(ncd_socket *s, char **out, size_t *len) {
   char *p = malloc(left);
   if (!p) return NCD_ENOMEM;
   size_t skip = total - left, at = 0;
-  for (ncd_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
-    ncd_wreq *w = ncd_container_of(e, ncd_wreq, link);
+  for (ncc_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
+    ncd_wreq *w = ncc_container_of(e, ncd_wreq, link);
     const char *data = (const char *)zmq_msg_data(&w->payload) + w->offset;
     size_t n = zmq_msg_size(&w->payload) - w->offset;
     if (skip >= n) {

@@ -20,12 +20,12 @@
 ncd_socket *ncd_socket_adopt(ncd_handler *owner, int fd, int is_unix);
 
 /* Sends ev as the next event of s (fills seq and socket_id). Takes *payload. */
-void ncd_socket_emit(ncd_socket *s, ncd_event *ev, zmq_msg_t *payload);
+void ncd_socket_emit(ncd_socket *s, ncc_event *ev, zmq_msg_t *payload);
 
 /* Connect command; cmd->id was already claimed. Always creates the socket;
  * failures arrive as SocketError + Closed. Returns 0, or an error for the
  * dispatcher when the arguments are invalid (no socket is created). */
-int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd);
+int ncd_socket_connect(ncd_handler *h, const ncc_cmd *cmd);
 
 /* Write command: takes *payload. Failures arrive as SocketError + Closed.
  * ack_now: acknowledge promptly even if the owner asked for lazy acks. */

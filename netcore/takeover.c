@@ -279,8 +279,8 @@ static int shipped(const ncd_socket *s) {
 
 static uint32_t index_of_listener(const ncd_listener *want) {
   uint32_t i = 0;
-  for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next, i++)
-    if (ncd_container_of(e, ncd_listener, link) == want) return i;
+  for (ncc_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next, i++)
+    if (ncc_container_of(e, ncd_listener, link) == want) return i;
   return UINT32_MAX;
 }
 
@@ -304,8 +304,8 @@ static int ship(int conn, char *why, size_t cap) {
   if (send_record(conn, 'S', &b, -1) != 0) goto io;
 
   uint32_t hi = 0;
-  for (ncd_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next, hi++) {
-    ncd_handler *h = ncd_container_of(e, ncd_handler, link);
+  for (ncc_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next, hi++) {
+    ncd_handler *h = ncc_container_of(e, ncd_handler, link);
     if (!handler_shipped(h)) continue;
     b.len = 0;
     put_u32(&b, hi);
@@ -318,8 +318,8 @@ static int ship(int conn, char *why, size_t cap) {
     if (b.fail || send_record(conn, 'h', &b, -1) != 0) goto io;
   }
   uint32_t li = 0;
-  for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next, li++) {
-    ncd_listener *l = ncd_container_of(e, ncd_listener, link);
+  for (ncc_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next, li++) {
+    ncd_listener *l = ncc_container_of(e, ncd_listener, link);
     b.len = 0;
     put_u32(&b, li);
     put_u8(&b, (uint8_t)l->is_unix);
@@ -332,11 +332,11 @@ static int ship(int conn, char *why, size_t cap) {
     if (b.fail || send_record(conn, 'l', &b, l->fd) != 0) goto io;
   }
   hi = 0;
-  for (ncd_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next, hi++) {
-    ncd_handler *h = ncd_container_of(e, ncd_handler, link);
+  for (ncc_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next, hi++) {
+    ncd_handler *h = ncc_container_of(e, ncd_handler, link);
     if (!handler_shipped(h)) continue;
-    for (ncd_list *f = h->servers.next; f != &h->servers; f = f->next) {
-      ncd_server *srv = ncd_container_of(f, ncd_server, owner_link);
+    for (ncc_list *f = h->servers.next; f != &h->servers; f = f->next) {
+      ncd_server *srv = ncc_container_of(f, ncd_server, owner_link);
       if (srv->closing || !srv->listener) continue;
       b.len = 0;
       put_u64(&b, srv->id);
@@ -349,11 +349,11 @@ static int ship(int conn, char *why, size_t cap) {
     }
   }
   hi = 0;
-  for (ncd_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next, hi++) {
-    ncd_handler *h = ncd_container_of(e, ncd_handler, link);
+  for (ncc_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next, hi++) {
+    ncd_handler *h = ncc_container_of(e, ncd_handler, link);
     if (!handler_shipped(h)) continue;
-    for (ncd_list *f = h->sockets.next; f != &h->sockets; f = f->next) {
-      ncd_socket *s = ncd_container_of(f, ncd_socket, owner_link);
+    for (ncc_list *f = h->sockets.next; f != &h->sockets; f = f->next) {
+      ncd_socket *s = ncc_container_of(f, ncd_socket, owner_link);
       if (!shipped(s)) continue;
       char *unsent;
       size_t unsent_len;
@@ -547,8 +547,8 @@ static int take_handler(import_t *im, buf_t *b) {
 static int take_listener(import_t *im, buf_t *b, int fd) {
   uint32_t idx = get_u32(b);
   int is_unix = get_u8(b);
-  char key[160], group[64], path[sizeof(((ncd_addr *)0)->address)];
-  ncd_addr a;
+  char key[160], group[64], path[sizeof(((ncc_addr *)0)->address)];
+  ncc_addr a;
   memset(&a, 0, sizeof a);
   get_str(b, key, sizeof key);
   get_str(b, group, sizeof group);
@@ -575,7 +575,7 @@ static int take_server(import_t *im, buf_t *b) {
   uint32_t max = get_u32(b);
   ncd_handler *h = handler_at(im, hi);
   ncd_listener *l = li < im->nlisteners ? im->listeners[li] : NULL;
-  if (b->fail || !h || !l || nc__idmap_get(&ncd.servers, id)) return -1;
+  if (b->fail || !h || !l || ncc_idmap_get(&ncd.servers, id)) return -1;
   ncd_server *srv = ncd_server_restore(h, id, l, half, max);
   if (!srv) return -1;
   srv->seq = seq;
@@ -596,8 +596,8 @@ static int take_socket(import_t *im, buf_t *b, int fd) {
   const char *kept = get_bytes(b, &kept_len);
   const char *unsent = get_bytes(b, &unsent_len);
   ncd_handler *h = handler_at(im, hi);
-  ncd_server *srv = nc__idmap_get(&ncd.servers, server_id);
-  if (b->fail || fd < 0 || !h || !srv || srv->owner != h || nc__idmap_get(&ncd.sockets, id)) {
+  ncd_server *srv = ncc_idmap_get(&ncd.servers, server_id);
+  if (b->fail || fd < 0 || !h || !srv || srv->owner != h || ncc_idmap_get(&ncd.sockets, id)) {
     if (fd >= 0) close(fd);
     return -1;
   }

@@ -110,16 +110,16 @@ static int live(const nc_socket_t *s) {
   return (s->state == NC__SK_CONNECTING || s->state == NC__SK_OPEN) && !s->destroyed;
 }
 
-static int send_simple(nc_socket_t *s, nc__cmd_type_t type) {
-  nc__cmd_t cmd = {.type = type, .id = s->id};
+static int send_simple(nc_socket_t *s, ncc_cmd_kind kind) {
+  ncc_cmd cmd = {.kind = kind, .id = s->id};
   return nc__send(s->h.loop, &cmd, NULL, 0, NULL);
 }
 
 static void sock_init(nc_socket_t *s, nc_loop_t *loop, int allow_half_open) {
   s->h.type = NC__H_SOCKET;
   s->h.loop = loop;
-  nc__list_init(&s->h.pend);
-  nc__list_push(&loop->sockets, &s->h.all);
+  ncc_list_init(&s->h.pend);
+  ncc_list_push(&loop->sockets, &s->h.all);
   s->state = NC__SK_NEW;
   s->allow_half_open = allow_half_open != 0;
   s->hwm = DEFAULT_HWM;
@@ -149,16 +149,16 @@ static void reset_connection(nc_socket_t *s) {
 static void send_options(nc_socket_t *s) {
   nc_loop_t *loop = s->h.loop;
   if (s->timeout_ms > 0) {
-    nc__cmd_t c = {.type = NC__CMD_SET_TIMEOUT, .id = s->id, .u32 = s->timeout_ms};
+    ncc_cmd c = {.kind = NCC_CMD_SET_TIMEOUT, .id = s->id, .msecs = s->timeout_ms};
     nc__send(loop, &c, NULL, 0, NULL);
   }
   if (s->nodelay >= 0) {
-    nc__cmd_t c = {.type = NC__CMD_SET_NO_DELAY, .id = s->id, .flag = s->nodelay};
+    ncc_cmd c = {.kind = NCC_CMD_SET_NO_DELAY, .id = s->id, .enable = s->nodelay};
     nc__send(loop, &c, NULL, 0, NULL);
   }
   if (s->keepalive >= 0) {
-    nc__cmd_t c = {.type = NC__CMD_SET_KEEP_ALIVE, .id = s->id, .flag = s->keepalive,
-                   .u32b = s->keepalive_delay};
+    ncc_cmd c = {.kind = NCC_CMD_SET_KEEP_ALIVE, .id = s->id, .enable = s->keepalive,
+                   .initial_delay_ms = s->keepalive_delay};
     nc__send(loop, &c, NULL, 0, NULL);
   }
 }
@@ -180,8 +180,8 @@ nc_socket_t *nc__socket_adopt(nc_loop_t *loop, uint64_t id, const nc_address_t *
   nc_socket_t *s = calloc(1, sizeof(*s));
   if (s == NULL) return NULL;
   sock_init(s, loop, allow_half_open);
-  if (nc__idmap_put(&loop->socket_ids, id, s) != 0) {
-    nc__list_remove(&s->h.all);
+  if (ncc_idmap_put(&loop->socket_ids, id, s) != 0) {
+    ncc_list_remove(&s->h.all);
     free(s);
     return NULL;
   }
@@ -193,11 +193,14 @@ nc_socket_t *nc__socket_adopt(nc_loop_t *loop, uint64_t id, const nc_address_t *
   return s;
 }
 
-void nc__socket_accepted(nc_loop_t *loop, const nc__event_t *ev) {
-  nc_server_t *server = nc__idmap_get(&loop->server_ids, ev->server_id);
-  nc_socket_t *s = nc__socket_adopt(loop, ev->socket_id, &ev->local, &ev->remote, ev->flag);
+void nc__socket_accepted(nc_loop_t *loop, const ncc_event *ev) {
+  nc_server_t *server = ncc_idmap_get(&loop->server_ids, ev->server_id);
+  nc_address_t local, remote;
+  nc__address(ev->local, &local);
+  nc__address(ev->remote, &remote);
+  nc_socket_t *s = nc__socket_adopt(loop, ev->socket_id, &local, &remote, ev->flag);
   if (s == NULL) { /* out of memory: refuse the connection rather than lose track */
-    nc__cmd_t cmd = {.type = NC__CMD_DESTROY, .id = ev->socket_id};
+    ncc_cmd cmd = {.kind = NCC_CMD_DESTROY, .id = ev->socket_id};
     nc__send(loop, &cmd, NULL, 0, NULL);
     return;
   }
@@ -206,13 +209,13 @@ void nc__socket_accepted(nc_loop_t *loop, const nc__event_t *ev) {
     nc_socket_destroy(s);
     return;
   }
-  if (ev->type == NC__EV_ADOPTED) {
+  if (ev->kind == NCC_EV_ADOPTED) {
     /* Its history so far (PROTOCOL.md 13); the replayed Data follows. */
     s->adopted = 1;
     s->bytes_read = ev->bytes_read;
     s->kernel_written = ev->bytes_written;
     s->bytes_sent = ev->bytes_written + ev->queued_bytes;
-    s->ended_local = ev->flag2;
+    s->ended_local = ev->write_ended;
   }
   server->connections = ev->count;
   if (server->ev.on_connection != NULL) server->ev.on_connection(server, s);
@@ -225,7 +228,7 @@ void nc_socket_set_events(nc_socket_t *s, const nc_socket_events_t *events) {
     memset(&s->ev, 0, sizeof(s->ev));
 }
 
-static int connect_common(nc_socket_t *s, nc__cmd_t *cmd, nc_socket_cb cb) {
+static int connect_common(nc_socket_t *s, ncc_cmd *cmd, nc_socket_cb cb) {
   nc_loop_t *loop = s->h.loop;
   int rv;
   if (s->state == NC__SK_OPEN) return NC_EISCONN;
@@ -234,12 +237,12 @@ static int connect_common(nc_socket_t *s, nc__cmd_t *cmd, nc_socket_cb cb) {
   if (loop->gone || loop->gone_pending) return loop->gone ? loop->gone : loop->gone_pending;
   if (loop->shutdown) return NC_ERR_NETCORE_SHUTDOWN; /* netcore accepts nothing new */
   uint64_t id = nc__next_id(loop);
-  if ((rv = nc__idmap_put(&loop->socket_ids, id, s)) != 0) return rv;
-  cmd->type = NC__CMD_CONNECT;
+  if ((rv = ncc_idmap_put(&loop->socket_ids, id, s)) != 0) return rv;
+  cmd->kind = NCC_CMD_CONNECT;
   cmd->id = id;
-  cmd->flag = s->allow_half_open;
+  cmd->allow_half_open = s->allow_half_open;
   if ((rv = nc__send(loop, cmd, NULL, 0, NULL)) != 0) {
-    nc__idmap_del(&loop->socket_ids, id);
+    ncc_idmap_del(&loop->socket_ids, id);
     return rv;
   }
   reset_connection(s);
@@ -255,13 +258,13 @@ static int connect_common(nc_socket_t *s, nc__cmd_t *cmd, nc_socket_cb cb) {
 int nc_socket_connect(nc_socket_t *s, int port, const char *host, nc_socket_cb cb) {
   if (s == NULL) return NC_EINVAL;
   if (port <= 0 || port > 65535) return NC_ERR_SOCKET_BAD_PORT;
-  nc__cmd_t cmd = {.ep = NC__EP_TCP, .port = port, .host = host ? host : "localhost"};
+  ncc_cmd cmd = {.ep = {.kind = NCC_EP_TCP, .port = port, .host = host ? host : "localhost"}};
   return connect_common(s, &cmd, cb);
 }
 
 int nc_socket_connect_path(nc_socket_t *s, const char *path, nc_socket_cb cb) {
   if (s == NULL || path == NULL || path[0] == '\0') return NC_EINVAL;
-  nc__cmd_t cmd = {.ep = NC__EP_PATH, .path = path};
+  ncc_cmd cmd = {.ep = {.kind = NCC_EP_PATH, .path = path}};
   return connect_common(s, &cmd, cb);
 }
 
@@ -321,20 +324,20 @@ static int write_common(nc_socket_t *s, const void *data, size_t len, zmq_msg_t 
   size_t chunk = loop->max_frame ? loop->max_frame : len;
   const char *p = data;
   size_t left = len;
-  nc__cmd_t cmd = {.type = NC__CMD_WRITE, .id = s->id, .id2 = fd_id};
+  ncc_cmd cmd = {.kind = NCC_CMD_WRITE, .id = s->id, .fd_socket_id = fd_id};
   /* Lazy acks (PROTOCOL.md 7): ask for a prompt one only when something waits
    * for it, a write callback or a 'drain' this write makes due. */
   int prompt = cb != NULL || s->buffer_size + len >= s->hwm;
   if (msg != NULL) {
-    cmd.flag = prompt;
+    cmd.ack_now = prompt;
     if ((rv = nc__send(loop, &cmd, NULL, 0, msg)) != 0) return rv;
     s->write_seq++;
   } else {
     do {
       size_t n = left < chunk ? left : chunk;
-      cmd.flag = prompt && n == left; /* the last part's ack covers the rest */
+      cmd.ack_now = prompt && n == left; /* the last part's ack covers the rest */
       if ((rv = nc__send(loop, &cmd, p, n, NULL)) != 0) return rv;
-      cmd.id2 = 0; /* the fd goes with the first part only */
+      cmd.fd_socket_id = 0; /* the fd goes with the first part only */
       s->write_seq++;
       p += n;
       left -= n;
@@ -376,7 +379,7 @@ int nc_socket_end(nc_socket_t *s, const void *data, size_t len) {
   if (len > 0 && (rv = write_common(s, data, len, NULL, 0, NULL, NULL)) < 0) return rv;
   /* No ack_now: nothing waits for the FIN's ack (no drain after end), and it
    * rides along with Closed, which follows as soon as the peer has ended too. */
-  nc__cmd_t cmd = {.type = NC__CMD_END, .id = s->id};
+  ncc_cmd cmd = {.kind = NCC_CMD_END, .id = s->id};
   if ((rv = nc__send(loop, &cmd, NULL, 0, NULL)) != 0) return rv;
   s->write_seq++;
   s->ended_local = 1;
@@ -387,7 +390,7 @@ int nc_socket_end(nc_socket_t *s, const void *data, size_t len) {
 /* ---------------------------------------------------------------- reading */
 
 static void grant(nc_socket_t *s) {
-  nc__cmd_t cmd = {.type = NC__CMD_CREDIT, .id = s->id, .u32 = s->unacked_credit};
+  ncc_cmd cmd = {.kind = NCC_CMD_CREDIT, .id = s->id, .bytes = s->unacked_credit};
   if (s->unacked_credit == 0) return;
   s->unacked_credit = 0;
   nc__send(s->h.loop, &cmd, NULL, 0, NULL);
@@ -511,11 +514,11 @@ static void uncount(nc_socket_t *s) {
  * and the socket is freed unless that callback connected it again. */
 static void finish_close(nc_socket_t *s, int had_error) {
   nc_loop_t *loop = s->h.loop;
-  if (s->id != 0) nc__idmap_del(&loop->socket_ids, s->id);
+  if (s->id != 0) ncc_idmap_del(&loop->socket_ids, s->id);
   s->id = 0;
   s->state = NC__SK_CLOSED;
   if (s->h.pending_flags) {
-    nc__list_remove(&s->h.pend);
+    ncc_list_remove(&s->h.pend);
     s->h.pending_flags = 0;
   }
   unpipe_all(s, 1);
@@ -528,9 +531,9 @@ static void finish_close(nc_socket_t *s, int had_error) {
 
 void nc__socket_free(nc_socket_t *s) {
   nc_loop_t *loop = s->h.loop;
-  if (s->id != 0) nc__idmap_del(&loop->socket_ids, s->id);
-  nc__list_remove(&s->h.all);
-  if (s->h.pending_flags) nc__list_remove(&s->h.pend);
+  if (s->id != 0) ncc_idmap_del(&loop->socket_ids, s->id);
+  ncc_list_remove(&s->h.all);
+  if (s->h.pending_flags) ncc_list_remove(&s->h.pend);
   unpipe_all(s, 0);
   inring_clear(&s->input);
   free(s->input.v);
@@ -549,7 +552,7 @@ void nc_socket_destroy(nc_socket_t *s) {
   if (!live(s)) return;
   s->destroyed = 1;
   uncount(s);
-  send_simple(s, NC__CMD_DESTROY); /* if netcore is gone, its loss closes us */
+  send_simple(s, NCC_CMD_DESTROY); /* if netcore is gone, its loss closes us */
 }
 
 /* A failure found by libnc or reported by an Error event: 'error', then
@@ -598,7 +601,7 @@ static void flush_input(nc_socket_t *s) {
   }
 }
 
-static void on_ack(nc_socket_t *s, const nc__event_t *ev) {
+static void on_ack(nc_socket_t *s, const ncc_event *ev) {
   s->acked_seq += ev->count;
   s->buffer_size -= ev->bytes < s->buffer_size ? (size_t)ev->bytes : s->buffer_size;
   s->kernel_written = ev->bytes_written;
@@ -618,100 +621,113 @@ static void on_ack(nc_socket_t *s, const nc__event_t *ev) {
   }
 }
 
-void nc__socket_event(nc_socket_t *s, const nc__event_t *ev, zmq_msg_t *payload) {
+/* One function per socket event kind (nc__socket_event dispatches); payload
+ * is the Data event's frame, NULL for the others. */
+typedef void (*event_fn)(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload);
+
+static void on_connected(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  if (s->state != NC__SK_CONNECTING) return;
+  s->state = NC__SK_OPEN;
+  nc__address(ev->local, &s->local);
+  nc__address(ev->remote, &s->remote);
+  nc_socket_cb cb = s->connect_cb;
+  s->connect_cb = NULL;
+  if (s->destroyed) return;
+  if (cb != NULL) cb(s);
+  if (live(s) && s->ev.on_connect != NULL) s->ev.on_connect(s);
+}
+
+static void on_data(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  if (payload == NULL) return;
+  s->bytes_read += zmq_msg_size(payload);
+  if (s->destroyed) return;
+  if (s->paused || s->input.len > 0) {
+    if (inring_push(&s->input, NC__IN_DATA, 0, payload) != 0)
+      nc__socket_fail(s, NC_ENOMEM, "no memory to queue data while paused");
+  } else {
+    deliver_data(s, payload);
+  }
+}
+
+static void on_ended(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  if (s->destroyed) return;
+  if (s->paused || s->input.len > 0) {
+    if (inring_push(&s->input, NC__IN_END, 0, NULL) != 0)
+      nc__socket_fail(s, NC_ENOMEM, "no memory to queue end while paused");
+  } else {
+    deliver_end(s);
+  }
+}
+
+static void on_write_ack(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  on_ack(s, ev);
+}
+
+static void on_timeout(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  if (!live(s)) return;
+  nc_socket_cb cb = s->timeout_cb;
+  s->timeout_cb = NULL;
+  if (cb != NULL) cb(s);
+  if (live(s) && s->ev.on_timeout != NULL) s->ev.on_timeout(s);
+}
+
+static void on_socket_error(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  int err = nc__err_code(ev->code);
+  int quiet = s->destroyed; /* after destroy(), only 'close' */
+  s->had_error = 1;
+  s->local_err = err;
+  s->destroyed = 1;
+  if (quiet || s->error_emitted) return;
+  char msg[512];
+  s->error_emitted = 1;
+  snprintf(msg, sizeof(msg), "%s%s%s", ev->code, ev->message[0] ? ": " : "", ev->message);
+  if (s->ev.on_error != NULL) s->ev.on_error(s, err, msg);
+}
+
+static void on_closed(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  int had_error = ev->flag || s->had_error;
+  s->kernel_written = ev->bytes_written;
+  s->closed_final = 1;
+  if (!had_error && !s->destroyed && (s->paused || s->input.len > 0)) {
+    /* A clean close waits behind the input the application has not
+     * read yet, as Node's 'close' waits for 'end'. */
+    if (inring_push(&s->input, NC__IN_CLOSE, 0, NULL) == 0) return;
+  }
+  finish_close(s, had_error);
+}
+
+static void on_fd(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  nc_loop_t *loop = s->h.loop;
+  nc_address_t local, remote;
+  nc__address(ev->local, &local);
+  nc__address(ev->remote, &remote);
+  nc_socket_t *n = nc__socket_adopt(loop, ev->new_socket_id, &local, &remote, s->allow_half_open);
+  if (n == NULL) {
+    ncc_cmd cmd = {.kind = NCC_CMD_DESTROY, .id = ev->new_socket_id};
+    nc__send(loop, &cmd, NULL, 0, NULL);
+    return;
+  }
+  if (live(s) && s->ev.on_fd != NULL)
+    s->ev.on_fd(s, n);
+  else
+    nc_socket_destroy(n);
+}
+
+static const event_fn socket_events[NCC_EV_BATCH + 1] = {
+    [NCC_EV_CONNECTED] = on_connected,       [NCC_EV_DATA] = on_data,
+    [NCC_EV_ENDED] = on_ended,               [NCC_EV_WRITE_ACK] = on_write_ack,
+    [NCC_EV_TIMEOUT] = on_timeout,           [NCC_EV_SOCKET_ERROR] = on_socket_error,
+    [NCC_EV_CLOSED] = on_closed,             [NCC_EV_FD] = on_fd,
+};
+
+void nc__socket_event(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
   if (ev->has_ack) { /* acks that waited for this event come first */
-    nc__event_t ack = {.count = ev->ack_writes, .bytes = ev->ack_bytes,
-                       .bytes_written = ev->ack_bytes_written};
+    ncc_event ack = {.count = ev->ack_writes, .bytes = ev->ack_bytes,
+                     .bytes_written = ev->ack_bytes_written};
     on_ack(s, &ack);
   }
-  switch (ev->type) {
-  case NC__EV_CONNECTED: {
-    if (s->state != NC__SK_CONNECTING) break;
-    s->state = NC__SK_OPEN;
-    s->local = ev->local;
-    s->remote = ev->remote;
-    nc_socket_cb cb = s->connect_cb;
-    s->connect_cb = NULL;
-    if (s->destroyed) break;
-    if (cb != NULL) cb(s);
-    if (live(s) && s->ev.on_connect != NULL) s->ev.on_connect(s);
-    break;
-  }
-  case NC__EV_DATA:
-    if (payload == NULL) break;
-    s->bytes_read += zmq_msg_size(payload);
-    if (s->destroyed) break;
-    if (s->paused || s->input.len > 0) {
-      if (inring_push(&s->input, NC__IN_DATA, 0, payload) != 0)
-        nc__socket_fail(s, NC_ENOMEM, "no memory to queue data while paused");
-    } else {
-      deliver_data(s, payload);
-    }
-    break;
-  case NC__EV_ENDED:
-    if (s->destroyed) break;
-    if (s->paused || s->input.len > 0) {
-      if (inring_push(&s->input, NC__IN_END, 0, NULL) != 0)
-        nc__socket_fail(s, NC_ENOMEM, "no memory to queue end while paused");
-    } else {
-      deliver_end(s);
-    }
-    break;
-  case NC__EV_WRITE_ACK:
-    on_ack(s, ev);
-    break;
-  case NC__EV_TIMEOUT: {
-    if (!live(s)) break;
-    nc_socket_cb cb = s->timeout_cb;
-    s->timeout_cb = NULL;
-    if (cb != NULL) cb(s);
-    if (live(s) && s->ev.on_timeout != NULL) s->ev.on_timeout(s);
-    break;
-  }
-  case NC__EV_SOCKET_ERROR: {
-    int err = nc__err_code(ev->code);
-    int quiet = s->destroyed; /* after destroy(), only 'close' */
-    s->had_error = 1;
-    s->local_err = err;
-    s->destroyed = 1;
-    if (!quiet && !s->error_emitted) {
-      char msg[512];
-      s->error_emitted = 1;
-      snprintf(msg, sizeof(msg), "%s%s%s", ev->code, ev->message[0] ? ": " : "", ev->message);
-      if (s->ev.on_error != NULL) s->ev.on_error(s, err, msg);
-    }
-    break;
-  }
-  case NC__EV_CLOSED: {
-    int had_error = ev->flag || s->had_error;
-    s->kernel_written = ev->bytes_written;
-    s->closed_final = 1;
-    if (!had_error && !s->destroyed && (s->paused || s->input.len > 0)) {
-      /* A clean close waits behind the input the application has not
-       * read yet, as Node's 'close' waits for 'end'. */
-      if (inring_push(&s->input, NC__IN_CLOSE, 0, NULL) == 0) break;
-    }
-    finish_close(s, had_error);
-    break;
-  }
-  case NC__EV_FD: {
-    nc_loop_t *loop = s->h.loop;
-    nc_socket_t *n =
-        nc__socket_adopt(loop, ev->new_socket_id, &ev->local, &ev->remote, s->allow_half_open);
-    if (n == NULL) {
-      nc__cmd_t cmd = {.type = NC__CMD_DESTROY, .id = ev->new_socket_id};
-      nc__send(loop, &cmd, NULL, 0, NULL);
-      break;
-    }
-    if (live(s) && s->ev.on_fd != NULL)
-      s->ev.on_fd(s, n);
-    else
-      nc_socket_destroy(n);
-    break;
-  }
-  default:
-    break;
-  }
+  if ((unsigned)ev->kind <= NCC_EV_BATCH && socket_events[ev->kind] != NULL)
+    socket_events[ev->kind](s, ev, payload);
 }
 
 void nc__socket_pending(nc_socket_t *s, unsigned flags) {
@@ -735,7 +751,7 @@ void nc_socket_pause(nc_socket_t *s) {
   if (s == NULL || (s->paused && !s->soft_paused)) return;
   s->paused = 1;
   s->soft_paused = 0; /* the application's pause stops reading at once */
-  if (live(s)) send_simple(s, NC__CMD_PAUSE);
+  if (live(s)) send_simple(s, NCC_CMD_PAUSE);
 }
 
 void nc_socket_resume(nc_socket_t *s) {
@@ -745,7 +761,7 @@ void nc_socket_resume(nc_socket_t *s) {
   s->soft_paused = 0;
   s->pipe_paused = 0;
   if (!live(s)) return;
-  if (!soft) send_simple(s, NC__CMD_RESUME);
+  if (!soft) send_simple(s, NCC_CMD_RESUME);
   grant(s);
   if (s->input.len > 0) nc__pend(&s->h, NC__P_FLUSH_INPUT);
 }
@@ -757,7 +773,7 @@ int nc_socket_set_timeout(nc_socket_t *s, unsigned msecs, nc_socket_cb cb) {
   s->timeout_ms = msecs;
   s->timeout_cb = msecs > 0 ? cb : NULL;
   if (!live(s)) return 0;
-  nc__cmd_t c = {.type = NC__CMD_SET_TIMEOUT, .id = s->id, .u32 = msecs};
+  ncc_cmd c = {.kind = NCC_CMD_SET_TIMEOUT, .id = s->id, .msecs = msecs};
   return nc__send(s->h.loop, &c, NULL, 0, NULL);
 }
 
@@ -765,7 +781,7 @@ int nc_socket_set_no_delay(nc_socket_t *s, int enable) {
   if (s == NULL) return NC_EINVAL;
   s->nodelay = enable != 0;
   if (!live(s)) return 0;
-  nc__cmd_t c = {.type = NC__CMD_SET_NO_DELAY, .id = s->id, .flag = s->nodelay};
+  ncc_cmd c = {.kind = NCC_CMD_SET_NO_DELAY, .id = s->id, .enable = s->nodelay};
   return nc__send(s->h.loop, &c, NULL, 0, NULL);
 }
 
@@ -774,8 +790,8 @@ int nc_socket_set_keep_alive(nc_socket_t *s, int enable, unsigned initial_delay_
   s->keepalive = enable != 0;
   s->keepalive_delay = initial_delay_ms;
   if (!live(s)) return 0;
-  nc__cmd_t c = {.type = NC__CMD_SET_KEEP_ALIVE, .id = s->id, .flag = s->keepalive,
-                 .u32b = initial_delay_ms};
+  ncc_cmd c = {.kind = NCC_CMD_SET_KEEP_ALIVE, .id = s->id, .enable = s->keepalive,
+                 .initial_delay_ms = initial_delay_ms};
   return nc__send(s->h.loop, &c, NULL, 0, NULL);
 }
 

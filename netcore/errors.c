@@ -45,19 +45,12 @@ const char *ncd_err_message(int err) {
   }
 }
 
-/* The detail of the next command error (daemon.h); loop thread only. */
-static char errmsg[512];
-
-void ncd_set_errmsg(const char *fmt, ...) {
+int ncd_err_set(ncd_err *e, int code, const char *fmt, ...) {
+  if (!e) return code;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+  e->code = code;
+  vsnprintf(e->message, sizeof e->message, fmt, ap);
   va_end(ap);
-}
-
-const char *ncd_take_errmsg(void) {
-  static char taken[sizeof errmsg];
-  snprintf(taken, sizeof taken, "%s", errmsg);
-  errmsg[0] = '\0';
-  return taken;
+  return code;
 }

@@ -219,23 +219,23 @@ static int bad_string(const ProtobufCMessage *m, char *where, size_t cap) {
   return 0;
 }
 
+static char wire_error[256];
+
 int ncd_wire_cmd_check(const void *data, size_t len, size_t max_batch) {
   size_t count = 0, nested_at = 0;
   int rc = nc__pb_walk_batches(data, len, NC__BATCH_FIELD, &count, &nested_at);
   if (rc < 0) return NCD_EPROTO;
   if (rc > 0) {
-    ncd_set_errmsg("command %zu of the batch holds batches inside a batch: batches never nest",
-                   nested_at - 1);
+    snprintf(wire_error, sizeof wire_error,
+             "command %zu of the batch holds batches inside a batch: batches never nest", nested_at - 1);
     return NCD_ERR_INVALID_ARG_VALUE;
   }
   if (count > max_batch) {
-    ncd_set_errmsg("a batch of %zu commands is over the limit of %zu", count, max_batch);
+    snprintf(wire_error, sizeof wire_error, "a batch of %zu commands is over the limit of %zu", count, max_batch);
     return NCD_EMSGSIZE;
   }
   return 0;
 }
-
-static char wire_error[256];
 
 const char *ncd_wire_error(void) { return wire_error; }
 
@@ -295,7 +295,7 @@ int ncd_wire_payload_rule(ncd_cmd_kind kind) {
 
 /* Room for repaired copies of an event's strings that are not valid UTF-8
  * (rare: a UNIX path, or a message quoting one). Enough for an Error with a
- * full ncd_set_errmsg message of invalid bytes; anything longer is cut. */
+ * full ncd_err message of invalid bytes; anything longer is cut. */
 #define REPAIR_ROOM 2048
 
 /* An Event and the sub-messages it points to, all on the caller's stack. */

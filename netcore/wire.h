@@ -72,7 +72,7 @@ typedef struct ncd_cmd {
  * nested more than one level (a batch inside a batch inside a batch:
  * ERR_INVALID_ARG_VALUE; one level is refused per entry when the batch runs)
  * and a batch of more than max_batch
- * commands (EMSGSIZE), each with a message set by ncd_set_errmsg, and bytes
+ * commands (EMSGSIZE), each with a message ncd_wire_error() gives, and bytes
  * that are not protobuf (EPROTO). Must pass before ncd_wire_cmd_unpack, which
  * recurses. Returns 0 or one of those errors. */
 int ncd_wire_cmd_check(const void *data, size_t len, size_t max_batch);
@@ -83,8 +83,9 @@ int ncd_wire_cmd_check(const void *data, size_t len, size_t max_batch);
  * field is not valid UTF-8 or path_bytes holds a NUL byte: cmd is filled, for
  * the Error, but must not be carried out. */
 int ncd_wire_cmd_unpack(const void *data, size_t len, ncd_cmd *cmd);
-/* Why the last unpack or batch command gave NCD_ERR_INVALID_ARG_VALUE (names
- * the field); a static buffer, valid until the next unpack. */
+/* Why the last check, unpack or batch command failed with ERR_INVALID_ARG_VALUE
+ * or EMSGSIZE (names the field or the count); a static buffer, valid until the
+ * next call. */
 const char *ncd_wire_error(void);
 /* The i-th command of the CommandBatch last unpacked, as ncd_wire_cmd_unpack
  * would give it alone. Valid until ncd_wire_cmd_release(). */

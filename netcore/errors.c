@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <uv.h>
 
+#include "log.h"
+
 static int canonical(int err) {
   switch (err) {
   case UV_EAI_NONAME:
@@ -53,4 +55,9 @@ int ncd_err_set(ncd_err *e, int code, const char *fmt, ...) {
   vsnprintf(e->message, sizeof e->message, fmt, ap);
   va_end(ap);
   return code;
+}
+
+int ncd_uv_check(int rc, const char *what) {
+  if (rc != 0) ncd_error("cannot %s: %s: %s", what, ncd_err_name(rc), ncd_err_message(rc));
+  return rc;
 }

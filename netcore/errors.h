@@ -35,4 +35,10 @@ typedef struct ncd_err {
  * Returns code, so that a callee can `return ncd_err_set(e, NCD_EBADF, ...)`. */
 int ncd_err_set(ncd_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Checks the result of a libuv init/start call: 0 passes; an error is logged
+ * ("cannot <what>: ENAME message", error level) and returned, so that
+ * `if ((rc = ncd_uv_check(uv_timer_start(...), "start the lease timer")) != 0)`
+ * handles it. Loop thread (it logs). */
+int ncd_uv_check(int rc, const char *what);
+
 #endif

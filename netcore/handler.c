@@ -293,9 +293,12 @@ static void lease_cb(uv_timer_t *t) {
   ncd_handler_reap();
 }
 
-void ncd_handler_start(void) {
-  uv_timer_init(ncd.loop, &ncd.lease_timer);
-  uv_timer_start(&ncd.lease_timer, lease_cb, LEASE_CHECK_MS, LEASE_CHECK_MS);
+int ncd_handler_start(void) {
+  int rc = ncd_uv_check(uv_timer_init(ncd.loop, &ncd.lease_timer), "make the lease timer");
+  if (rc == 0)
+    rc = ncd_uv_check(uv_timer_start(&ncd.lease_timer, lease_cb, LEASE_CHECK_MS, LEASE_CHECK_MS),
+                      "start the lease timer");
+  return rc;
 }
 
 void ncd_handler_stop(void) { uv_close((uv_handle_t *)&ncd.lease_timer, NULL); }

@@ -82,8 +82,9 @@ int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out, ncd_err *e
 /* Whether h may own one more socket (--max-handler-sockets). */
 int ncd_handler_socket_room(const ncd_handler *h);
 
-/* Starts the lease timer (which also ends or drops over-budget handlers). */
-void ncd_handler_start(void);
+/* Starts the lease timer (which also ends or drops over-budget handlers).
+ * Returns 0 or the libuv error, logged. */
+int ncd_handler_start(void);
 void ncd_handler_stop(void);
 
 /* Tears doomed handlers down, then frees gone handlers that own nothing any

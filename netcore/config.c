@@ -83,14 +83,13 @@ static const option_spec options[] = {
     {"takeover", NULL, ARG_FLAG, AT(takeover), 0, 0, 0, NULL,
      "take every listener and connection over from the netcore running on the same --bind "
      "(zero-downtime upgrade, README); it exits 0 once it holds nothing"},
-    {"hwm", "N", ARG_U32, AT(hwm), 100000, 1, 0, NULL,
-     "ZeroMQ send high-water mark, messages"},
+    {"hwm", "N", ARG_U32, AT(hwm), 100000, 1, 0, NULL, "ZeroMQ send high-water mark, messages"},
     {"max-credit", "BYTES", ARG_U32, AT(max_credit), 16 * 1024 * 1024, 1, 0, NULL,
      "largest read credit of one socket"},
     {"max-envelope", "BYTES", ARG_U32, AT(max_envelope), 1024 * 1024, 1, 0, NULL,
      "largest envelope frame of a handler"},
-    {"max-batch", "N", ARG_U32, AT(max_batch), 1024, 1, 256,
-     "client libraries send up to 256", "most commands in one batch, >= 256"},
+    {"max-batch", "N", ARG_U32, AT(max_batch), 1024, 1, 256, "client libraries send up to 256",
+     "most commands in one batch, >= 256"},
     {"handler-budget", "BYTES", ARG_U64, AT(handler_budget), 64ull * 1024 * 1024, 1, 0, NULL,
      "bytes queued toward one handler before netcore stops reading its sockets"},
     {"max-memory", "BYTES", ARG_U64, AT(max_memory), 1024ull * 1024 * 1024, 1, 0, NULL,
@@ -124,7 +123,7 @@ static const option_spec options[] = {
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
-#define OPT_BASE 1000 /* getopt_long's value of options[i] is OPT_BASE + i */
+#define OPT_BASE 1000  /* getopt_long's value of options[i] is OPT_BASE + i */
 #define HELP_COLUMN 26 /* where the text of an option starts in --help */
 #define HELP_WIDTH 80
 
@@ -150,15 +149,19 @@ static void print_wrapped(FILE *out, const char *text) {
 }
 
 static void usage(FILE *out) {
-  fputs("Usage: netcore [options]\n"
-        "The netcore daemon: owns TCP and UNIX sockets on one event loop and serves\n"
-        "handler actors over ZeroMQ (protocol netcore.v1, see proto/PROTOCOL.md).\n\n",
-        out);
+  fputs(
+      "Usage: netcore [options]\n"
+      "The netcore daemon: owns TCP and UNIX sockets on one event loop and serves\n"
+      "handler actors over ZeroMQ (protocol netcore.v1, see proto/PROTOCOL.md).\n\n",
+      out);
   for (size_t i = 0; i < NOPTIONS; i++) {
     const option_spec *o = &options[i];
-    int n = fprintf(out, "  --%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
-    if (n < HELP_COLUMN) fprintf(out, "%*s", HELP_COLUMN - n, "");
-    else fprintf(out, "\n%*s", HELP_COLUMN, "");
+    int n =
+        fprintf(out, "  --%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
+    if (n < HELP_COLUMN)
+      fprintf(out, "%*s", HELP_COLUMN - n, "");
+    else
+      fprintf(out, "\n%*s", HELP_COLUMN, "");
     char text[512];
     if (o->show_default)
       snprintf(text, sizeof text, "%s (default %llu)", o->help, (unsigned long long)o->def);
@@ -166,12 +169,13 @@ static void usage(FILE *out) {
       snprintf(text, sizeof text, "%s", o->help);
     print_wrapped(out, text);
   }
-  fputs("Subcommand: netcore keygen FILE   writes a new key pair (mode 0600) to FILE\n"
-        "                                  and prints its public key\n"
-        "            netcore status [--endpoint E]   a running netcore's handlers,\n"
-        "                                  sockets, queues and listeners (a table)\n"
-        "            netcore --ping [--endpoint E]   exit 0 if a netcore answers Hello\n",
-        out);
+  fputs(
+      "Subcommand: netcore keygen FILE   writes a new key pair (mode 0600) to FILE\n"
+      "                                  and prints its public key\n"
+      "            netcore status [--endpoint E]   a running netcore's handlers,\n"
+      "                                  sockets, queues and listeners (a table)\n"
+      "            netcore --ping [--endpoint E]   exit 0 if a netcore answers Hello\n",
+      out);
 }
 
 static int parse_u32(const char *opt, const char *s, uint32_t *out) {
@@ -224,9 +228,12 @@ static void set_defaults(ncd_config *cfg) {
   for (size_t i = 0; i < NOPTIONS; i++) {
     const option_spec *o = &options[i];
     void *field = (char *)cfg + o->offset;
-    if (o->kind == ARG_U32) *(uint32_t *)field = (uint32_t)o->def;
-    else if (o->kind == ARG_U64) *(uint64_t *)field = o->def;
-    else if (o->kind == ARG_LOG_LEVEL || o->kind == ARG_LOG_FORMAT) *(int *)field = (int)o->def;
+    if (o->kind == ARG_U32)
+      *(uint32_t *)field = (uint32_t)o->def;
+    else if (o->kind == ARG_U64)
+      *(uint64_t *)field = o->def;
+    else if (o->kind == ARG_LOG_LEVEL || o->kind == ARG_LOG_FORMAT)
+      *(int *)field = (int)o->def;
   }
 }
 
@@ -246,49 +253,49 @@ static int apply(ncd_config *cfg, const option_spec *o, const char *arg) {
   void *field = (char *)cfg + o->offset;
   uint32_t v;
   switch (o->kind) {
-  case ARG_FLAG:
-    *(int *)field = 1;
-    return 0;
-  case ARG_U32:
-    if (parse_u32(opt, arg, &v) != 0 || check_min(o, opt, v) != 0) return -1;
-    *(uint32_t *)field = v;
-    return 0;
-  case ARG_U64:
-    return parse_u64(opt, arg, (uint64_t *)field);
-  case ARG_STR:
-    *(const char **)field = arg;
-    return 0;
-  case ARG_BIND:
-    if (cfg->nbinds == NCD_MAX_BINDS) {
-      fprintf(stderr, "netcore: at most %d --bind endpoints\n", NCD_MAX_BINDS);
+    case ARG_FLAG:
+      *(int *)field = 1;
+      return 0;
+    case ARG_U32:
+      if (parse_u32(opt, arg, &v) != 0 || check_min(o, opt, v) != 0) return -1;
+      *(uint32_t *)field = v;
+      return 0;
+    case ARG_U64:
+      return parse_u64(opt, arg, (uint64_t *)field);
+    case ARG_STR:
+      *(const char **)field = arg;
+      return 0;
+    case ARG_BIND:
+      if (cfg->nbinds == NCD_MAX_BINDS) {
+        fprintf(stderr, "netcore: at most %d --bind endpoints\n", NCD_MAX_BINDS);
+        return -1;
+      }
+      cfg->binds[cfg->nbinds++] = arg;
+      return 0;
+    case ARG_LISTEN_FD:
+      return parse_u32(opt, arg, &v) != 0 || add_listen_fd(cfg, (int)v) != 0 ? -1 : 0;
+    case ARG_ALLOW_UID:
+      if (cfg->nallow_uids == NCD_MAX_ALLOW_UIDS) {
+        fprintf(stderr, "netcore: at most %d --allow-uid\n", NCD_MAX_ALLOW_UIDS);
+        return -1;
+      }
+      if (parse_u32(opt, arg, &cfg->allow_uids[cfg->nallow_uids]) != 0) return -1;
+      cfg->nallow_uids++;
+      return 0;
+    case ARG_LOG_LEVEL:
+      if ((*(int *)field = ncd_log_level_parse(arg)) >= 0) return 0;
+      fprintf(stderr, "netcore: --log-level is error, warn, info or debug, not '%s'\n", arg);
       return -1;
-    }
-    cfg->binds[cfg->nbinds++] = arg;
-    return 0;
-  case ARG_LISTEN_FD:
-    return parse_u32(opt, arg, &v) != 0 || add_listen_fd(cfg, (int)v) != 0 ? -1 : 0;
-  case ARG_ALLOW_UID:
-    if (cfg->nallow_uids == NCD_MAX_ALLOW_UIDS) {
-      fprintf(stderr, "netcore: at most %d --allow-uid\n", NCD_MAX_ALLOW_UIDS);
+    case ARG_LOG_FORMAT:
+      if ((*(int *)field = ncd_log_format_parse(arg)) >= 0) return 0;
+      fprintf(stderr, "netcore: --log-format is text or json, not '%s'\n", arg);
       return -1;
-    }
-    if (parse_u32(opt, arg, &cfg->allow_uids[cfg->nallow_uids]) != 0) return -1;
-    cfg->nallow_uids++;
-    return 0;
-  case ARG_LOG_LEVEL:
-    if ((*(int *)field = ncd_log_level_parse(arg)) >= 0) return 0;
-    fprintf(stderr, "netcore: --log-level is error, warn, info or debug, not '%s'\n", arg);
-    return -1;
-  case ARG_LOG_FORMAT:
-    if ((*(int *)field = ncd_log_format_parse(arg)) >= 0) return 0;
-    fprintf(stderr, "netcore: --log-format is text or json, not '%s'\n", arg);
-    return -1;
-  case ARG_HELP:
-    usage(stdout);
-    return 1;
-  case ARG_VERSION:
-    printf("netcore %s (protocol netcore.v1)\n", NCD_VERSION);
-    return 1;
+    case ARG_HELP:
+      usage(stdout);
+      return 1;
+    case ARG_VERSION:
+      printf("netcore %s (protocol netcore.v1)\n", NCD_VERSION);
+      return 1;
   }
   return -1;
 }
@@ -308,8 +315,9 @@ static int finish(ncd_config *cfg) {
   if (cfg->lease_ms < 50) cfg->lease_ms = 50;
   if (cfg->credit_window > cfg->max_credit) cfg->max_credit = cfg->credit_window;
   if (!cfg->curve_secret_file != !cfg->curve_allow_file) {
-    fprintf(stderr, "netcore: CURVE needs both --curve-secret-file (netcore's key pair) and "
-                    "--curve-allow (the handlers' public keys)\n");
+    fprintf(stderr,
+            "netcore: CURVE needs both --curve-secret-file (netcore's key pair) and "
+            "--curve-allow (the handlers' public keys)\n");
     return -1;
   }
   return take_systemd_fds(cfg);

@@ -15,9 +15,9 @@
 #include <sys/types.h>
 
 /* The fields of a launch, also spelled out in harness.h's nct_daemon. */
-#define NCT_LAUNCH_FIELDS                                         \
-  pid_t pid;          /* the running netcore, 0 once reaped */    \
-  int status;         /* its wait status once reaped */           \
+#define NCT_LAUNCH_FIELDS                                           \
+  pid_t pid;          /* the running netcore, 0 once reaped */      \
+  int status;         /* its wait status once reaped */             \
   char dir[64];       /* its private directory ("" once removed) */ \
   char endpoint[160]; /* ipc://DIR/<sock> */
 

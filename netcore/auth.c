@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "daemon.h"
+#include "errors.h"
 #include "keyfile.h"
 #include "log.h"
 #include "router.h"
@@ -365,9 +366,11 @@ int ncd_auth_start(void) {
     ncd_error("cannot start the ZAP handler on %s: %s", ZAP_ENDPOINT, zmq_strerror(errno));
     return -1;
   }
-  uv_poll_init(ncd.loop, &auth.poll, fd);
-  uv_poll_start(&auth.poll, UV_READABLE, zap_cb);
-  auth.polling = 1;
+  if (ncd_uv_check(uv_poll_init(ncd.loop, &auth.poll, fd), "watch the ZAP socket") != 0)
+    return -1;
+  auth.polling = 1; /* initialised: closed at exit */
+  if (ncd_uv_check(uv_poll_start(&auth.poll, UV_READABLE, zap_cb), "poll the ZAP socket") != 0)
+    return -1;
   return 0;
 }
 

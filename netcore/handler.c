@@ -54,22 +54,17 @@ void ncd_handler_conn_closed(int conn_fd) {
 }
 
 int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int conn_fd,
-                      const ncc_cmd *cmd) {
-  if (cmd->version != NCC_PROTOCOL_VERSION) {
-    ncd_set_errmsg("protocol version %u is not supported; netcore speaks %d", cmd->version,
-                   NCC_PROTOCOL_VERSION);
-    return NCD_ERR_UNSUPPORTED_VERSION;
-  }
+                      const ncc_cmd *cmd, ncd_err *err) {
+  if (cmd->version != NCC_PROTOCOL_VERSION)
+    return ncd_err_set(err, NCD_ERR_UNSUPPORTED_VERSION,
+                       "protocol version %u is not supported; netcore speaks %d", cmd->version,
+                       NCC_PROTOCOL_VERSION);
   if (ncd.shutting_down) return NCD_ERR_NETCORE_SHUTDOWN;
-  if (cmd->service && strlen(cmd->service) >= sizeof ((ncd_handler *)0)->service) {
-    ncd_set_errmsg("service name of %zu bytes; at most %zu", strlen(cmd->service),
-                   sizeof ((ncd_handler *)0)->service - 1);
-    return NCD_ERR_INVALID_ARG_VALUE;
-  }
-  if (!user_id || conn_fd < 0) {
-    ncd_set_errmsg("this connection was not authenticated");
-    return NCD_EACCES;
-  }
+  if (cmd->service && strlen(cmd->service) >= sizeof ((ncd_handler *)0)->service)
+    return ncd_err_set(err, NCD_ERR_INVALID_ARG_VALUE, "service name of %zu bytes; at most %zu",
+                       strlen(cmd->service), sizeof ((ncd_handler *)0)->service - 1);
+  if (!user_id || conn_fd < 0)
+    return ncd_err_set(err, NCD_EACCES, "this connection was not authenticated");
   /* Closes of earlier connections first: one that had this fd is dead. */
   ncd_router_poll_monitor();
   ncd_handler *old = ncd_handler_find(rid, rid_len, user_id);
@@ -82,8 +77,7 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
   if (uv_random(NULL, NULL, h->session_token, sizeof h->session_token, 0, NULL) != 0) {
     ncd_tally_drop(h->tally);
     free(h);
-    ncd_set_errmsg("no randomness for a session token");
-    return NCD_EIO;
+    return ncd_err_set(err, NCD_EIO, "no randomness for a session token");
   }
   h->batch.alloc_frame = ncd_tally_alloc_frame;
   h->batch.alloc_ctx = h->tally;
@@ -230,17 +224,15 @@ void ncd_handler_update_reading(ncd_handler *h) {
     ncd_socket_update_reading(ncc_container_of(l, ncd_socket, owner_link));
 }
 
-int ncd_handler_claim_id(ncd_handler *h, uint64_t id) {
-  if ((uint32_t)(id >> 32) != h->prefix) {
-    ncd_set_errmsg("id %llu does not carry this handler's prefix %u", (unsigned long long)id,
-                   h->prefix);
-    return NCD_ERR_INVALID_ARG_VALUE;
-  }
-  if (id <= h->last_id) {
-    ncd_set_errmsg("id %llu is not greater than the last id used (%llu)",
-                   (unsigned long long)id, (unsigned long long)h->last_id);
-    return NCD_ERR_INVALID_ARG_VALUE;
-  }
+int ncd_handler_claim_id(ncd_handler *h, uint64_t id, ncd_err *err) {
+  if ((uint32_t)(id >> 32) != h->prefix)
+    return ncd_err_set(err, NCD_ERR_INVALID_ARG_VALUE,
+                       "id %llu does not carry this handler's prefix %u", (unsigned long long)id,
+                       h->prefix);
+  if (id <= h->last_id)
+    return ncd_err_set(err, NCD_ERR_INVALID_ARG_VALUE,
+                       "id %llu is not greater than the last id used (%llu)",
+                       (unsigned long long)id, (unsigned long long)h->last_id);
   h->last_id = id;
   return 0;
 }
@@ -248,24 +240,22 @@ int ncd_handler_claim_id(ncd_handler *h, uint64_t id) {
 /* The rule both lookups share: an unknown id and another handler's id get the
  * same EBADF and the same message, so ids of others cannot be probed. */
 static int check_owned(const void *obj, const ncd_handler *owner, const ncd_handler *h,
-                       const char *what, uint64_t id) {
-  if (!obj || owner != h) {
-    ncd_set_errmsg("no %s with id %llu", what, (unsigned long long)id);
-    return NCD_EBADF;
-  }
+                       const char *what, uint64_t id, ncd_err *err) {
+  if (!obj || owner != h)
+    return ncd_err_set(err, NCD_EBADF, "no %s with id %llu", what, (unsigned long long)id);
   return 0;
 }
 
-int ncd_handler_socket(ncd_handler *h, uint64_t id, ncd_socket **out) {
+int ncd_handler_socket(ncd_handler *h, uint64_t id, ncd_socket **out, ncd_err *err) {
   ncd_socket *s = ncc_idmap_get(&ncd.sockets, id);
-  int rc = check_owned(s, s ? s->owner : NULL, h, "socket", id);
+  int rc = check_owned(s, s ? s->owner : NULL, h, "socket", id, err);
   if (rc == 0) *out = s;
   return rc;
 }
 
-int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out) {
+int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out, ncd_err *err) {
   ncd_server *srv = ncc_idmap_get(&ncd.servers, id);
-  int rc = check_owned(srv, srv ? srv->owner : NULL, h, "server", id);
+  int rc = check_owned(srv, srv ? srv->owner : NULL, h, "server", id, err);
   if (rc == 0) *out = srv;
   return rc;
 }
@@ -303,9 +293,12 @@ static void lease_cb(uv_timer_t *t) {
   ncd_handler_reap();
 }
 
-void ncd_handler_start(void) {
-  uv_timer_init(ncd.loop, &ncd.lease_timer);
-  uv_timer_start(&ncd.lease_timer, lease_cb, LEASE_CHECK_MS, LEASE_CHECK_MS);
+int ncd_handler_start(void) {
+  int rc = ncd_uv_check(uv_timer_init(ncd.loop, &ncd.lease_timer), "make the lease timer");
+  if (rc == 0)
+    rc = ncd_uv_check(uv_timer_start(&ncd.lease_timer, lease_cb, LEASE_CHECK_MS, LEASE_CHECK_MS),
+                      "start the lease timer");
+  return rc;
 }
 
 void ncd_handler_stop(void) { uv_close((uv_handle_t *)&ncd.lease_timer, NULL); }

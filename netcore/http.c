@@ -166,9 +166,16 @@ static void connection_cb(uv_stream_t *server, int status) {
   }
   client *c = calloc(1, sizeof *c);
   if (!c) return;
-  uv_tcp_init(ncd.loop, &c->tcp);
-  uv_timer_init(ncd.loop, &c->deadline);
+  if (ncd_uv_check(uv_tcp_init(ncd.loop, &c->tcp), "make a metrics connection") != 0) {
+    free(c); /* the connection waits in the backlog for the next accept */
+    return;
+  }
   c->tcp.data = c->deadline.data = c;
+  if (ncd_uv_check(uv_timer_init(ncd.loop, &c->deadline), "make a metrics deadline") != 0) {
+    c->handles = 1;
+    uv_close((uv_handle_t *)&c->tcp, handle_closed);
+    return;
+  }
   c->handles = 2;
   ncc_list_init(&c->link);
   ncc_list_push(&clients, &c->link);
@@ -181,8 +188,11 @@ static void connection_cb(uv_stream_t *server, int status) {
     client_close(c);
     return;
   }
-  uv_timer_start(&c->deadline, deadline_cb, HTTP_DEADLINE_MS, 0);
-  if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0) client_close(c);
+  if (ncd_uv_check(uv_timer_start(&c->deadline, deadline_cb, HTTP_DEADLINE_MS, 0),
+                   "start a metrics deadline") != 0 ||
+      ncd_uv_check(uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb),
+                   "read a metrics request") != 0)
+    client_close(c);
 }
 
 int ncd_http_start(void) {
@@ -197,7 +207,8 @@ int ncd_http_start(void) {
     return -1;
   }
   int rc;
-  uv_tcp_init(ncd.loop, &listener);
+  if (ncd_uv_check(uv_tcp_init(ncd.loop, &listener), "make the --metrics-listen socket") != 0)
+    return -1;
   listening = 1;
   if ((rc = uv_tcp_bind(&listener, (struct sockaddr *)&ss, 0)) != 0 ||
       (rc = uv_listen((uv_stream_t *)&listener, 128, connection_cb)) != 0) {

@@ -130,6 +130,13 @@ static void sigusr2_cb(uv_signal_t *sig, int signum) {
   uv_close((uv_handle_t *)&proc, NULL);
 }
 
+/* Arms a shutdown timer; if libuv refuses, the loop stops now rather than
+ * wait for a timer that never fires. */
+static void arm_shutdown(uv_timer_t *t, uv_timer_cb cb, uint64_t ms, uint64_t repeat) {
+  if (ncd_uv_check(uv_timer_start(t, cb, ms, repeat), "start the shutdown timer") != 0)
+    uv_stop(ncd.loop);
+}
+
 static void drain_cb(uv_timer_t *t) {
   uint64_t waited = uv_now(ncd.loop) - shutdown_started;
   if (ncd_socket_total_queued() > 0 && waited < ncd.cfg.shutdown_ms) return;
@@ -137,14 +144,14 @@ static void drain_cb(uv_timer_t *t) {
     ncd_warn("shutdown: %llu queued bytes not flushed after %u ms",
              (unsigned long long)ncd_socket_total_queued(), ncd.cfg.shutdown_ms);
   close_all_sockets();
-  uv_timer_start(t, finish_cb, 50, 0);
+  arm_shutdown(t, finish_cb, 50, 0);
 }
 
 static void signal_cb(uv_signal_t *s, int signum) {
   if (ncd.shutting_down) {
     ncd_warn("second signal: closing at once");
     close_all_sockets();
-    uv_timer_start(&ncd.shutdown_timer, finish_cb, 10, 0);
+    arm_shutdown(&ncd.shutdown_timer, finish_cb, 10, 0);
     return;
   }
   ncd.shutting_down = 1;
@@ -159,7 +166,7 @@ static void signal_cb(uv_signal_t *s, int signum) {
     ncd_handler_update_reading(h);
   }
   ncd_server_close_all();
-  uv_timer_start(&ncd.shutdown_timer, drain_cb, 0, SHUTDOWN_POLL_MS);
+  arm_shutdown(&ncd.shutdown_timer, drain_cb, 0, SHUTDOWN_POLL_MS);
 }
 
 /* SIGHUP: reads the policy file again. A file that does not parse leaves the
@@ -195,6 +202,31 @@ static void make_instance_id(void) {
   for (size_t i = 0; i < sizeof r; i++) sprintf(ncd.instance_id + 2 * i, "%02x", r[i]);
 }
 
+/* The loop handles of main itself: the ack check, the shutdown timer and the
+ * signals. Returns 0 or the first libuv error (logged). */
+static int start_loop_handles(void) {
+  static const struct {
+    uv_signal_t *h;
+    uv_signal_cb cb;
+    int signum;
+    const char *what;
+  } signals[] = {{&ncd.sigint, signal_cb, SIGINT, "watch SIGINT"},
+                 {&ncd.sigterm, signal_cb, SIGTERM, "watch SIGTERM"},
+                 {&ncd.sighup, sighup_cb, SIGHUP, "watch SIGHUP"},
+                 {&ncd.sigusr2, sigusr2_cb, SIGUSR2, "watch SIGUSR2"}};
+  int rc;
+  if ((rc = ncd_uv_check(uv_check_init(ncd.loop, &ncd.ack_check), "make the ack check")) != 0 ||
+      (rc = ncd_uv_check(uv_check_start(&ncd.ack_check, check_cb), "start the ack check")) != 0 ||
+      (rc = ncd_uv_check(uv_timer_init(ncd.loop, &ncd.shutdown_timer), "make the shutdown timer")))
+    return rc;
+  for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
+    if ((rc = ncd_uv_check(uv_signal_init(ncd.loop, signals[i].h), signals[i].what)) != 0 ||
+        (rc = ncd_uv_check(uv_signal_start(signals[i].h, signals[i].cb, signals[i].signum),
+                           signals[i].what)) != 0)
+      return rc;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "keygen") == 0) return ncd_auth_keygen(argc - 1, argv + 1);
   if (argc > 1 && strcmp(argv[1], "status") == 0) return ncd_status_main(argc - 1, argv + 1);
@@ -216,7 +248,10 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (ncd_fdlimit_init(&ncd.cfg) != 0) return 1;
 
-  ncd.loop = uv_default_loop();
+  if (!(ncd.loop = uv_default_loop())) {
+    ncd_error("cannot make the event loop");
+    return 1;
+  }
   /* libuv opens a spare descriptor (its EMFILE reserve) with the first stream
    * handle of a loop and keeps it: open it now, so that netcore's descriptor
    * count does not grow by one at its first connection. */
@@ -241,19 +276,11 @@ int main(int argc, char **argv) {
     ncd_endpoint_release();
     return 1;
   }
-  ncd_metrics_start();
-  ncd_handler_start();
-  uv_check_init(ncd.loop, &ncd.ack_check);
-  uv_check_start(&ncd.ack_check, check_cb);
-  uv_timer_init(ncd.loop, &ncd.shutdown_timer);
-  uv_signal_init(ncd.loop, &ncd.sigint);
-  uv_signal_init(ncd.loop, &ncd.sigterm);
-  uv_signal_start(&ncd.sigint, signal_cb, SIGINT);
-  uv_signal_start(&ncd.sigterm, signal_cb, SIGTERM);
-  uv_signal_init(ncd.loop, &ncd.sighup);
-  uv_signal_start(&ncd.sighup, sighup_cb, SIGHUP);
-  uv_signal_init(ncd.loop, &ncd.sigusr2);
-  uv_signal_start(&ncd.sigusr2, sigusr2_cb, SIGUSR2);
+  if (ncd_metrics_start() != 0 || ncd_handler_start() != 0 || start_loop_handles() != 0) {
+    ncd_error("netcore cannot start its event loop handles; exiting");
+    ncd_endpoint_release();
+    return 1;
+  }
   ncd_info("netcore %s ready (instance %s)", NCD_VERSION, ncd.instance_id);
   ncd_notify("READY=1");
 

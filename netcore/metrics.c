@@ -81,15 +81,17 @@ static void check_cb(uv_check_t *c) {
   m.last_idle_ns = idle;
 }
 
-void ncd_metrics_start(void) {
+int ncd_metrics_start(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   m.start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
   m.start_ms = uv_now(ncd.loop);
-  uv_check_init(ncd.loop, &m.check);
-  uv_check_start(&m.check, check_cb);
+  int rc = ncd_uv_check(uv_check_init(ncd.loop, &m.check), "make the loop turn check");
+  if (rc == 0) rc = ncd_uv_check(uv_check_start(&m.check, check_cb), "start the loop turn check");
+  if (rc != 0) return rc;
   uv_unref((uv_handle_t *)&m.check);
   m.started = 1;
+  return 0;
 }
 
 void ncd_metrics_stop(void) {

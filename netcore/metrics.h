@@ -86,8 +86,9 @@ int ncd_metrics_render(const ncd_mset *set, char **out, size_t *len);
 /* ------------------------------------------------------------ lifecycle */
 
 /* Starts the loop turn histogram (a check handle and libuv's idle time
- * metric; the loop must have been configured with UV_METRICS_IDLE_TIME). */
-void ncd_metrics_start(void);
+ * metric; the loop must have been configured with UV_METRICS_IDLE_TIME).
+ * Returns 0 or the libuv error, logged. */
+int ncd_metrics_start(void);
 void ncd_metrics_stop(void);
 
 /* Answers a Stats command of h with a Stats event. Returns 0 or NCD_ENOMEM. */

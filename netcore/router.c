@@ -72,11 +72,19 @@ static int input_pending(void) {
  * always drained while ZMQ_EVENTS says so, and re-checked before the loop
  * blocks (prepare). The per-turn budget keeps sockets and timers fair against
  * chatty handlers. */
+static void process_input(void);
+
+/* More input waits: the idle handle runs process_input next turn (libuv
+ * refuses only a closing handle, at exit). */
+static void schedule_input(void) {
+  ncd_uv_check(uv_idle_start(&ncd.router_idle, (uv_idle_cb)process_input), "schedule input");
+}
+
 static void process_input(void) {
   long done = 0, n = 0;
   while (done < TURN_COMMANDS && (n = recv_one()) >= 0) done += n;
   ncd_socket_flush_acks();
-  if (n >= 0 || input_pending()) uv_idle_start(&ncd.router_idle, (uv_idle_cb)process_input);
+  if (n >= 0 || input_pending()) schedule_input();
   else uv_idle_stop(&ncd.router_idle);
 }
 
@@ -87,7 +95,7 @@ static void poll_cb(uv_poll_t *p, int status, int events) { process_input(); }
  * checked after. */
 static void prepare_cb(uv_prepare_t *p) {
   ncd_router_flush_batches();
-  if (input_pending()) uv_idle_start(&ncd.router_idle, (uv_idle_cb)process_input);
+  if (input_pending()) schedule_input();
 }
 
 /* A handler's connection closed (kill -9, close without Bye, a failed
@@ -201,16 +209,26 @@ int ncd_router_start(void) {
 
   int fd;
   size_t len = sizeof fd;
-  zmq_getsockopt(ncd.router, ZMQ_FD, &fd, &len);
-  uv_poll_init(ncd.loop, &ncd.router_poll, fd);
-  uv_poll_start(&ncd.router_poll, UV_READABLE, poll_cb);
-  uv_idle_init(ncd.loop, &ncd.router_idle);
-  uv_prepare_init(ncd.loop, &ncd.router_prepare);
-  uv_prepare_start(&ncd.router_prepare, prepare_cb);
-  uv_timer_init(ncd.loop, &ncd.retry_timer);
-  zmq_getsockopt(ncd.monitor, ZMQ_FD, &fd, &len);
-  uv_poll_init(ncd.loop, &ncd.monitor_poll, fd);
-  uv_poll_start(&ncd.monitor_poll, UV_READABLE, monitor_cb);
+  int rc, mfd;
+  size_t mlen = sizeof mfd;
+  if (zmq_getsockopt(ncd.router, ZMQ_FD, &fd, &len) != 0 ||
+      zmq_getsockopt(ncd.monitor, ZMQ_FD, &mfd, &mlen) != 0) {
+    ncd_error("cannot get the ROUTER's descriptors: %s", zmq_strerror(errno));
+    return -1;
+  }
+  if ((rc = ncd_uv_check(uv_poll_init(ncd.loop, &ncd.router_poll, fd), "watch the ROUTER")) ||
+      (rc = ncd_uv_check(uv_poll_start(&ncd.router_poll, UV_READABLE, poll_cb),
+                         "poll the ROUTER")) ||
+      (rc = ncd_uv_check(uv_idle_init(ncd.loop, &ncd.router_idle), "make the ROUTER idle")) ||
+      (rc = ncd_uv_check(uv_prepare_init(ncd.loop, &ncd.router_prepare),
+                         "make the ROUTER flush")) ||
+      (rc = ncd_uv_check(uv_prepare_start(&ncd.router_prepare, prepare_cb),
+                         "start the ROUTER flush")) ||
+      (rc = ncd_uv_check(uv_timer_init(ncd.loop, &ncd.retry_timer), "make the retry timer")) ||
+      (rc = ncd_uv_check(uv_poll_init(ncd.loop, &ncd.monitor_poll, mfd), "watch the monitor")) ||
+      (rc = ncd_uv_check(uv_poll_start(&ncd.monitor_poll, UV_READABLE, monitor_cb),
+                         "poll the monitor")))
+    return -1;
   return 0;
 }
 
@@ -268,7 +286,8 @@ static void enqueue(ncd_handler *h, zmq_msg_t *frames, size_t n) {
     ncd_debug("handler %s: pipe full, pausing its sockets", h->name);
     ncd_handler_update_reading(h);
     if (!uv_is_active((uv_handle_t *)&ncd.retry_timer))
-      uv_timer_start(&ncd.retry_timer, retry_cb, RETRY_MS, RETRY_MS);
+      ncd_uv_check(uv_timer_start(&ncd.retry_timer, retry_cb, RETRY_MS, RETRY_MS),
+                   "start the retry timer"); /* fails only while the loop closes */
   }
 }
 

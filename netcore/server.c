@@ -139,11 +139,14 @@ static void pause_accepting(int err) {
   fd_pause_ms = fd_pause_ms ? fd_pause_ms * 2 : FD_PAUSE_MIN_MS;
   if (fd_pause_ms > FD_PAUSE_MAX_MS) fd_pause_ms = FD_PAUSE_MAX_MS;
   if (!fd_pause_timer_ready) {
-    uv_timer_init(ncd.loop, &fd_pause_timer);
+    if (ncd_uv_check(uv_timer_init(ncd.loop, &fd_pause_timer), "make the accept pause timer"))
+      return; /* no pause: the next accept tries again */
     fd_pause_timer_ready = 1;
   }
+  if (ncd_uv_check(uv_timer_start(&fd_pause_timer, fd_pause_cb, fd_pause_ms, 0),
+                   "start the accept pause timer"))
+    return;
   fd_paused = 1;
-  uv_timer_start(&fd_pause_timer, fd_pause_cb, fd_pause_ms, 0);
   update_all_listeners();
   ncd_fdlimit_paused(err, fd_pause_ms);
 }
@@ -202,13 +205,13 @@ void ncd_listener_update(ncd_listener *l) {
     }
   }
   if (active && !l->polling && !ncd.shutting_down && !fd_paused) {
-    uv_poll_start(&l->poll, UV_READABLE, poll_cb);
-    l->polling = 1;
+    l->polling = ncd_uv_check(uv_poll_start(&l->poll, UV_READABLE, poll_cb), "poll a listener") == 0;
   } else if ((!active || fd_paused) && l->polling) {
     uv_poll_stop(&l->poll);
     l->polling = 0;
   }
-  if (wake) uv_timer_start(&l->resume_timer, resume_cb, wake - now, 0);
+  if (wake) ncd_uv_check(uv_timer_start(&l->resume_timer, resume_cb, wake - now, 0),
+                         "start a listener's resume timer"); /* refused only while closing */
   else uv_timer_stop(&l->resume_timer);
 }
 
@@ -299,6 +302,27 @@ static ncd_listener *find_listener(const char *key) {
   return NULL;
 }
 
+static void free_on_close(uv_handle_t *h) { free(h->data); }
+
+/* The poll and resume timer of a new listener around l->fd. Returns 0, or the
+ * libuv error (logged) after l is given back: its fd closed, l freed now or
+ * by its timer's close callback. */
+static int init_listener_handles(ncd_listener *l) {
+  l->poll.data = l;
+  l->resume_timer.data = l;
+  int rc = ncd_uv_check(uv_timer_init(ncd.loop, &l->resume_timer), "make a listener timer");
+  if (rc != 0) {
+    close(l->fd);
+    free(l);
+    return rc;
+  }
+  if ((rc = ncd_uv_check(uv_poll_init(ncd.loop, &l->poll, l->fd), "watch a listener")) != 0) {
+    close(l->fd);
+    uv_close((uv_handle_t *)&l->resume_timer, free_on_close);
+  }
+  return rc;
+}
+
 /* Makes a listener around a bound, listening fd and makes srv its first member. */
 static void start_listener(ncd_server *srv, int fd, int is_unix, const char *key,
                            const char *group, const char *unlink_path) {
@@ -316,10 +340,11 @@ static void start_listener(ncd_server *srv, int fd, int is_unix, const char *key
   ncd_addr_of_fd(fd, 0, &l->address);
   if (is_unix && unlink_path) snprintf(l->address.address, sizeof l->address.address, "%s", unlink_path);
   ncc_list_init(&l->members);
-  uv_poll_init(ncd.loop, &l->poll, fd);
-  uv_timer_init(ncd.loop, &l->resume_timer);
-  l->poll.data = l;
-  l->resume_timer.data = l;
+  int rc = init_listener_handles(l);
+  if (rc != 0) {
+    listen_failed(srv, rc, key);
+    return;
+  }
   ncc_list_push(&ncd.listeners, &l->link);
   /* A port-0 listener's key is only known once bound. */
   if (!is_unix && !unlink_path && strncmp(key, "fd:", 3) != 0)
@@ -611,10 +636,7 @@ ncd_listener *ncd_listener_restore(int fd, int is_unix, const char *key, const c
   snprintf(l->unlink_path, sizeof l->unlink_path, "%s", unlink_path);
   l->address = *address;
   ncc_list_init(&l->members);
-  uv_poll_init(ncd.loop, &l->poll, fd);
-  uv_timer_init(ncd.loop, &l->resume_timer);
-  l->poll.data = l;
-  l->resume_timer.data = l;
+  if (init_listener_handles(l) != 0) return NULL;
   ncc_list_push(&ncd.listeners, &l->link);
   return l;
 }

@@ -133,8 +133,8 @@ static void timer_cb(uv_timer_t *t) {
   ncd_socket *s = t->data;
   uint64_t idle = uv_now(ncd.loop) - s->last_active;
   if (idle < s->timeout_ms) {
-    uv_timer_start(t, timer_cb, s->timeout_ms - idle, 0);
-    return;
+    ncd_uv_check(uv_timer_start(t, timer_cb, s->timeout_ms - idle, 0), "restart an idle timer");
+    return; /* refused only while the timer closes: the socket is going */
   }
   /* Fires once per idle period; the next activity re-arms it (Node's rule). */
   ncc_event ev = {.kind = NCC_EV_TIMEOUT};
@@ -146,7 +146,8 @@ static void timer_cb(uv_timer_t *t) {
 static void activity(ncd_socket *s) {
   if (!s->timeout_ms) return;
   s->last_active = uv_now(ncd.loop);
-  if (!uv_is_active((uv_handle_t *)s->timer)) uv_timer_start(s->timer, timer_cb, s->timeout_ms, 0);
+  if (!uv_is_active((uv_handle_t *)s->timer))
+    ncd_uv_check(uv_timer_start(s->timer, timer_cb, s->timeout_ms, 0), "restart an idle timer");
 }
 
 int ncd_socket_set_timeout(ncd_socket *s, uint32_t msecs) {
@@ -155,13 +156,22 @@ int ncd_socket_set_timeout(ncd_socket *s, uint32_t msecs) {
     if (s->timer) uv_timer_stop(s->timer);
     return 0;
   }
+  int rc;
   if (!s->timer) {
     if (!(s->timer = malloc(sizeof *s->timer))) return NCD_ENOMEM;
-    uv_timer_init(ncd.loop, s->timer);
+    if ((rc = ncd_uv_check(uv_timer_init(ncd.loop, s->timer), "make an idle timer")) != 0) {
+      free(s->timer);
+      s->timer = NULL;
+      s->timeout_ms = 0;
+      return rc;
+    }
     s->timer->data = s;
   }
   s->last_active = uv_now(ncd.loop);
-  uv_timer_start(s->timer, timer_cb, msecs, 0);
+  if ((rc = ncd_uv_check(uv_timer_start(s->timer, timer_cb, msecs, 0), "start an idle timer"))) {
+    s->timeout_ms = 0;
+    return rc;
+  }
   return 0;
 }
 
@@ -182,7 +192,7 @@ static ncd_socket *socket_new(ncd_handler *owner, uint64_t id, int is_unix) {
   ncc_list_init(&s->pending);
   ncc_list_init(&s->inflight);
   int rc = is_unix ? uv_pipe_init(ncd.loop, &s->h.pipe, 1) : uv_tcp_init(ncd.loop, &s->h.tcp);
-  if (rc != 0) {
+  if (ncd_uv_check(rc, "make a socket handle") != 0) {
     free(s);
     return NULL;
   }
@@ -759,7 +769,13 @@ static void reconnect_close_cb(uv_handle_t *handle) {
     close_cb(handle);
     return;
   }
-  uv_tcp_init(ncd.loop, &s->h.tcp);
+  int rc = ncd_uv_check(uv_tcp_init(ncd.loop, &s->h.tcp), "make a socket for the next address");
+  if (rc != 0) {
+    s->reconnecting = 1; /* the handle is closed already: destroy must not close it again */
+    ncd_socket_fail(s, rc, "connect");
+    close_cb(handle);
+    return;
+  }
   s->h.handle.data = s;
   try_next_address(s);
 }

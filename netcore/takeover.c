@@ -493,9 +493,17 @@ int ncd_takeover_listen(void) {
     close(fd);
     return -1;
   }
+  if (ncd_uv_check(uv_poll_init(ncd.loop, &listen_poll, fd), "watch the takeover socket") != 0) {
+    close(fd);
+    unlink(sock_path);
+    return -1;
+  }
   listen_fd = fd;
-  uv_poll_init(ncd.loop, &listen_poll, fd);
-  uv_poll_start(&listen_poll, UV_READABLE, accept_cb);
+  if (ncd_uv_check(uv_poll_start(&listen_poll, UV_READABLE, accept_cb),
+                   "poll the takeover socket") != 0) {
+    ncd_takeover_stop();
+    return -1;
+  }
   ncd_debug("takeover: listening on %s", sock_path);
   return 0;
 }

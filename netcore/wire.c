@@ -16,17 +16,19 @@ void ncd_wire_cmd_release(void) { ncc_arena_reset(&arena); }
 
 const char *ncd_wire_error(void) { return wire_error; }
 
+static char wire_error[256];
+
 int ncd_wire_cmd_check(const void *data, size_t len, size_t max_batch) {
   size_t count = 0, nested_at = 0;
   int rc = ncc_pb_walk_batches(data, len, NCC_BATCH_FIELD, &count, &nested_at);
   if (rc < 0) return NCD_EPROTO;
   if (rc > 0) {
-    ncd_set_errmsg("command %zu of the batch holds batches inside a batch: batches never nest",
-                   nested_at - 1);
+    snprintf(wire_error, sizeof wire_error,
+             "command %zu of the batch holds batches inside a batch: batches never nest", nested_at - 1);
     return NCD_ERR_INVALID_ARG_VALUE;
   }
   if (count > max_batch) {
-    ncd_set_errmsg("a batch of %zu commands is over the limit of %zu", count, max_batch);
+    snprintf(wire_error, sizeof wire_error, "a batch of %zu commands is over the limit of %zu", count, max_batch);
     return NCD_EMSGSIZE;
   }
   return 0;

@@ -21,7 +21,7 @@
  * nested more than one level (a batch inside a batch inside a batch:
  * ERR_INVALID_ARG_VALUE; one level is refused per entry when the batch runs)
  * and a batch of more than max_batch
- * commands (EMSGSIZE), each with a message set by ncd_set_errmsg, and bytes
+ * commands (EMSGSIZE), each with a message ncd_wire_error() gives, and bytes
  * that are not protobuf (EPROTO). Must pass before ncd_wire_cmd_unpack, which
  * recurses. Returns 0 or one of those errors. */
 int ncd_wire_cmd_check(const void *data, size_t len, size_t max_batch);

@@ -36,6 +36,7 @@
 #include <cmocka.h>
 
 #include "netcore.pb-c.h"
+#include "nct_launch.h"
 
 /* How long a test waits for something that must happen (ms). Generous: a
  * slow CI machine must never turn a correct daemon into a failure. The
@@ -76,11 +77,16 @@ uint64_t nct_now_ms(void);
 
 /* ---------------------------------------------------------------- daemon */
 
+/* A netcore of a test: the launch (tests/support/nct_launch.h: pid, status,
+ * dir, where tests may create paths, and endpoint "ipc://<dir>/nc.sock"),
+ * its fields also reachable directly (d->pid), and its Welcome's instance id. */
 typedef struct nct_daemon {
-  pid_t pid;          /* 0 once reaped */
-  int status;         /* wait status once reaped */
-  char dir[64];       /* the mkdtemp directory (tests may create paths in it) */
-  char endpoint[128]; /* "ipc://<dir>/nc.sock" */
+  union {
+    nct_launch launch;
+    struct {
+      NCT_LAUNCH_FIELDS
+    };
+  };
   char instance_id[64];
 } nct_daemon;
 

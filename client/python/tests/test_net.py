@@ -9,12 +9,10 @@ hang fails instead.
 """
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -24,6 +22,7 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 import netcore_net as net  # noqa: E402
 from netcore_net import handler as _handler  # noqa: E402
 from netcore_net._proto import pb  # noqa: E402
+from netcore_launch import Netcore as Daemon  # noqa: E402
 
 NETCORE = None
 ACTORS = os.path.normpath(os.path.join(HERE, "..", "..", "..", "actors", "python"))
@@ -34,25 +33,10 @@ class NetcoreCase(unittest.TestCase):
     """Starts netcore for each test; self.nc is a handler connected to it."""
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="nc-pytest-")
-        self.endpoint = "ipc://%s/nc.sock" % self.tmp
-        self.daemon = subprocess.Popen([NETCORE, "--bind", self.endpoint, "--log-level", "warn"])
-        deadline = time.monotonic() + 10
-        while not os.path.exists(os.path.join(self.tmp, "nc.sock")):
-            self.assertIsNone(self.daemon.poll(), "netcore exited")
-            self.assertLess(time.monotonic(), deadline, "netcore did not start")
-            time.sleep(0.01)
+        self.daemon = Daemon(NETCORE).start()
+        self.addCleanup(self.daemon.stop)
+        self.tmp, self.endpoint = self.daemon.dir, self.daemon.endpoint
         self.nc = net.Netcore(self.endpoint, name="test")
-
-    def tearDown(self):
-        if self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(10)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def run_loop(self, main):
         """net.run(main) with a guard: past GUARD_S the test fails."""

@@ -687,7 +687,11 @@ class Socket extends Duplex {
     return super.resume();
   }
 
+  // As Node's setStreamTimeout: a destroyed socket ignores it; `timeout`
+  // takes msecs before the checks; assigning `timeout` changes only the property.
   setTimeout(msecs, cb) {
+    if (this.destroyed) return this;
+    this.timeout = msecs;
     if (typeof msecs !== 'number') {
       throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "msecs" argument must be of type number. Received ${describeArg(msecs)}`);
     }
@@ -697,7 +701,6 @@ class Socket extends Duplex {
       throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "callback" argument must be of type function. Received ${describeArg(cb)}`);
     }
     this._timeoutMs = ms;
-    this.timeout = ms;
     if (cb) {
       if (ms === 0) this.removeListener('timeout', cb);
       else this.once('timeout', cb);

@@ -275,7 +275,11 @@ class Netcore(EventEmitter):
     def keeps_alive(self) -> bool:
         """Whether a live object keeps run() going: one not unref()'d, or an
         unref()'d one waiting for what Node's libuv requests wait for."""
-        return any(getattr(o, "_keeps_alive", None) is None or o._keeps_alive() for o in self._live)
+        for o in self._live:
+            keeps = getattr(o, "_keeps_alive", None)
+            if keeps is None or keeps():
+                return True
+        return False
 
     def ref_changed(self) -> None:
         """A server or socket was ref()'d or unref()'d: run() looks again."""

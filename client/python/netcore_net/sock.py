@@ -69,7 +69,9 @@ def abs_path(path: PathArg) -> PathArg:
     p = os.fspath(path)
     if os.path.isabs(p):
         return p
-    return os.path.join(os.getcwdb() if isinstance(p, bytes) else os.getcwd(), p)
+    if isinstance(p, bytes):
+        return os.path.join(os.getcwdb(), p)
+    return os.path.join(os.getcwd(), p)
 
 
 def is_path(x: object) -> bool:

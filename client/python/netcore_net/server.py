@@ -279,6 +279,13 @@ class Server(EventEmitter):
             self.emit("listening")
 
     def _on_server_error(self, m: Message) -> None:
+        if m.server_id in self._closing_ids:
+            # Closed before netcore refused it: that incarnation is over.
+            self._closing_ids.discard(m.server_id)
+            self._nc.unregister_server(self, m.server_id)
+            self._maybe_release()
+            self.emit("close")
+            return
         if m.server_id != self._id:
             return
         if self._probed and m.code == "EADDRINUSE":
@@ -353,6 +360,15 @@ class Server(EventEmitter):
         self._conns.discard(sock)
 
     def _on_command_error(self, err: NetcoreError, m: Message) -> None:
+        if m.server_id in self._closing_ids:
+            # A closed incarnation netcore does not know (its Listen was
+            # refused, or it is gone already): no ServerClosed will come.
+            if err.code == "EBADF" or m.command == "listen":
+                self._closing_ids.discard(m.server_id)
+                self._nc.unregister_server(self, m.server_id)
+                self._maybe_release()
+                self.emit("close")
+            return
         if err.code == "EBADF":
             return
         if m.ref and m.ref == self._listen_ref and self._state == "binding":

@@ -127,6 +127,25 @@ class TestListen(NetcoreCase):
         self.assertEqual(sorted(seen[:2], key=str), ["close", "listening"])
         self.assertEqual(seen[2], b"again")
 
+    def test_close_of_a_listen_netcore_refuses_still_closes(self):
+        seen = []
+
+        def main():
+            srv = self.server()
+            srv.on("error", lambda e: seen.append("error " + e.code))
+            srv.on("close", lambda: seen.append("close"))
+            srv.on("listening", lambda: seen.append("listening"))
+
+            def welcomed():  # netcore knows us: the bad Listen really goes out
+                srv.listen(os.path.join(self.tmp, "no", "such", "dir.sock"))
+                srv.close()  # before netcore refuses it
+                srv.listen(0, "127.0.0.1", srv.close)
+                first.close()
+            first = self.server()
+            first.listen(0, "127.0.0.1", welcomed)
+        self.run_loop(main)  # ends: every incarnation said its last word
+        self.assertEqual(sorted(seen), ["close", "close", "listening"])
+
     def test_max_connections_set_after_listen_before_listening(self):
         seen = {}
 

@@ -270,6 +270,7 @@ class Link {
       else this.helloTimer.unref();
     }
     const sock = this.sock;
+    if (sock.closed) return; // between DEALERs (relink): the next one starts in this mode
     if (want) {
       clearTimeout(this.pollTimer);
       this.pollTimer = null;

@@ -9,7 +9,8 @@ const assert = require('node:assert');
 const { spawn } = require('child_process');
 const path = require('path');
 const nodeNet = require('net');
-const { startNetcore, delay } = require('../test-support/netcore');
+const net = require('..');
+const { startNetcore, delay, until, NETCORE_BIN } = require('../test-support/netcore');
 
 const LIB = path.resolve(__dirname, '..');
 const LIMIT_MS = 15000; // a child still running by then has hung
@@ -196,4 +197,44 @@ test('a socket unref()ed at once still connects and delivers its write before th
   });
   await ended;
   assert.strictEqual(got, 'payload');
+});
+
+test('an unref()ed server whose netcore dies (noticed by the lease) listens again on the next netcore', async () => {
+  const own = await startNetcore(['--lease-ms', '600']);
+  let proc2 = null;
+  try {
+    const server = net.createServer({ endpoint: own.endpoint }, (c) => c.end('again'));
+    let listening = 0;
+    server.on('listening', () => {
+      listening += 1;
+    });
+    server.listen(0, '127.0.0.1');
+    server.unref();
+    await until(() => listening === 1, 'listening');
+    const { port } = server.address();
+    own.proc.kill('SIGKILL');
+    await new Promise((r) => own.proc.once('exit', r));
+    proc2 = spawn(NETCORE_BIN, ['--bind', own.endpoint, '--lease-ms', '600', '--log-level', 'warn'], { stdio: 'inherit' });
+    await until(() => listening === 2, 'listening again');
+    assert.strictEqual(server.address().port, port);
+    const got = await new Promise((resolve, reject) => {
+      const peer = nodeNet.connect(port, '127.0.0.1');
+      let data = '';
+      peer.on('data', (d) => {
+        data += d;
+      });
+      peer.on('error', reject);
+      peer.on('close', () => resolve(data));
+    });
+    assert.strictEqual(got, 'again');
+    server.ref(); // back to a pending receive: close() is answered as usual
+    await new Promise((r) => server.close(r));
+  } finally {
+    if (proc2) {
+      const done = new Promise((r) => proc2.once('exit', r));
+      proc2.kill('SIGTERM');
+      await done;
+    }
+    require('fs').rmSync(own.dir, { recursive: true, force: true });
+  }
 });

@@ -37,8 +37,8 @@
 // the DEALER's last receive is woken by a Ping (its Pong), then an unref'd
 // timer reads what `sock.readable` says is there (1 ms after traffic,
 // doubling to 50 ms when idle); the Observer is replaced by a fresh one that
-// nobody reads until a ref'd holder comes back (libzmq keeps its events;
-// the old one ends at MONITOR_STOPPED). A netcore that dies meanwhile is
+// nobody reads until a ref'd holder comes back (libzmq keeps its events),
+// and the old one is closed. A netcore that dies meanwhile is
 // found by the unanswered ping (the lease) instead of the 'disconnect'.
 // Every timer of the link follows the same rule.
 
@@ -59,6 +59,16 @@ const links = new Map(); // endpoint -> Link in state 'connecting' or 'ready'
 // and which Observers are being read.
 const receiving = new WeakSet();
 const reading = new WeakSet();
+// A zeromq Observer monitors at inproc://zmq.monitor.<its C++ address>, an
+// endpoint libzmq frees only once the old monitor is reaped: a closed
+// Observer collected at once lets the next one reuse the address
+// (EADDRINUSE). The last closed ones stay referenced for a while.
+const retired = [];
+function retire(obs) {
+  if (!obs.closed) obs.close();
+  retired.push(obs);
+  if (retired.length > 32) retired.shift();
+}
 
 // netcore's default endpoint for this process, the rule netcore and every
 // client library share: ipc://$XDG_RUNTIME_DIR/netcore/netcore.sock when
@@ -189,7 +199,9 @@ class Link {
   closeDealer() {
     clearTimeout(this.pollTimer);
     this.pollTimer = null;
-    if (this.obs && !reading.has(this.obs)) this.obs.close(); // a read one ends at MONITOR_STOPPED
+    // Closed before its DEALER: a pending receive() of it ends (undefined)
+    // instead of waiting for a MONITOR_STOPPED that does not always come.
+    if (this.obs) retire(this.obs);
     this.sock.close();
   }
 
@@ -207,17 +219,11 @@ class Link {
         const ev = await obs.receive();
         if (ev) this.onMonitor(sock, ev);
       }
-      // Superseded (unref'd) or closed: a superseded one still holds events
-      // up to its MONITOR_STOPPED, all of them this DEALER's.
-      while (!obs.closed && obs !== this.obs) {
-        const ev = await obs.receive();
-        if (ev) this.onMonitor(sock, ev);
-      }
     } catch (err) {
       // closed under us (the DEALER went): nothing more to read
     }
     reading.delete(obs);
-    if (!obs.closed && obs !== this.obs) obs.close();
+    if (obs !== this.obs) retire(obs);
   }
 
   onMonitor(sock, ev) {
@@ -278,10 +284,12 @@ class Link {
       if (!reading.has(this.obs)) this.readMonitor(sock, this.obs);
       return;
     }
-    // A fresh Observer stops the old one's monitor (its pending receive
-    // ends with MONITOR_STOPPED); the DEALER's pending receive ends with the
-    // Pong (before Welcome, with the Welcome).
+    // A fresh Observer takes the monitor over; closing the old one ends its
+    // pending receive. The DEALER's pending receive ends with the Pong
+    // (before Welcome, with the Welcome).
+    const old = this.obs;
     this.obs = new zmq.Observer(sock);
+    retire(old);
     if (this.state === 'ready') {
       this.pingNonce += 1;
       this.send({ ping: { nonce: this.pingNonce } });

@@ -521,6 +521,7 @@ class Socket extends Duplex {
       this._sentCmds += 1;
       this._sentBytes += buf.length;
     }
+    if (this._refd === false) this._link.setRef(this);
     if (this._held && this._queuedBytes - this._ackedBytes < limit) {
       const { cb } = this._held;
       this._held = null;
@@ -687,7 +688,11 @@ class Socket extends Duplex {
     return super.resume();
   }
 
+  // As Node's setStreamTimeout: a destroyed socket ignores it; `timeout`
+  // takes msecs before the checks; assigning `timeout` changes only the property.
   setTimeout(msecs, cb) {
+    if (this.destroyed) return this;
+    this.timeout = msecs;
     if (typeof msecs !== 'number') {
       throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "msecs" argument must be of type number. Received ${describeArg(msecs)}`);
     }
@@ -697,13 +702,32 @@ class Socket extends Duplex {
       throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "callback" argument must be of type function. Received ${describeArg(cb)}`);
     }
     this._timeoutMs = ms;
-    this.timeout = ms;
     if (cb) {
       if (ms === 0) this.removeListener('timeout', cb);
       else this.once('timeout', cb);
     }
     this._option('timeout', { set_timeout: { msecs: Math.floor(ms) } }, false);
     return this;
+  }
+
+  // Node's handle refs: while every object of the link is unref'd, the
+  // link keeps the process alive no more (link.js).
+  ref() {
+    this._refd = true;
+    if (this._link) this._link.setRef(this);
+    return this;
+  }
+
+  unref() {
+    this._refd = false;
+    if (this._link) this._link.setRef(this);
+    return this;
+  }
+
+  // An unref'd socket still waits for its connect and its writes, as Node's
+  // pending libuv requests keep the loop alive.
+  _keepsAlive() {
+    return this._refd !== false || this.connecting || this._wq.length > 0 || this._sentCmds > this._ackedCmds;
   }
 
   setNoDelay(noDelay = true) {

@@ -62,6 +62,18 @@ def set_path(msg: Message, path: PathArg) -> None:
         msg.path_bytes = raw
 
 
+def abs_path(path: PathArg) -> PathArg:
+    """A UNIX path is the handler's: a relative one is resolved against this
+    process's working directory before it goes to netcore (whose cwd is not
+    ours). Bytes stay bytes; anything else becomes str."""
+    p = os.fspath(path)
+    if os.path.isabs(p):
+        return p
+    if isinstance(p, bytes):
+        return os.path.join(os.getcwdb(), p)
+    return os.path.join(os.getcwd(), p)
+
+
 def is_path(x: object) -> bool:
     """Whether a listen()/connect() argument is a UNIX path (not a port)."""
     if isinstance(x, str):
@@ -98,6 +110,13 @@ class Socket(EventEmitter):
         self.allow_half_open = allow_half_open
         self.high_water_mark = high_water_mark
         self.server: Optional[Server] = None
+        self._refd = True
+        self._decoder: Optional[codec.Decoder] = None  # set_encoding() outlives a reconnect
+        self._reset_connection()
+
+    def _reset_connection(self) -> None:
+        """Everything of one connection: connect() after 'close' starts here
+        again, as Node's reconnect of the same object does (counters at 0)."""
         self._id: Optional[int] = None
         self._state = "new"          # new -> connecting -> open -> closed
         self._endpoint: Union[Tuple[int, str], PathArg, None] = None  # (port, host) or path for connect
@@ -115,7 +134,6 @@ class Socket(EventEmitter):
         self._consumed = 0
         self._bytes_read = 0
         self.adopted = False  # came from a handler that went (PROTOCOL.md 13)
-        self._decoder: Optional[codec.Decoder] = None
         # writing
         self._writable = True
         self._ended = False
@@ -127,6 +145,9 @@ class Socket(EventEmitter):
         self._error: Optional[BaseException] = None
         self._close_emitted = False
         self.destroyed = False
+        self._backlog = 0  # netcore's queue for this socket at its last ack (the kernel refused it)
+        self._shutdown_failed = False  # our End met ENOTCONN: Node ignores shutdown errors
+        self._uncounted = False  # left server.connections (destroy() or close)
 
     @classmethod
     def _adopt(cls, nc: Netcore, socket_id: int, local: Message, remote: Message,
@@ -222,13 +243,15 @@ class Socket(EventEmitter):
         also keywords port=, host=, path=. 'connect' follows, or 'error' and
         'close'. Raises ERR_SOCKET_BAD_PORT at once for a bad port, as Node."""
         port, host, path, callback = _parse_endpoint(args, kw, "localhost")
+        if self._state == "closed" and self._close_emitted:
+            self._reset_connection()  # Node reconnects a socket after 'close'
         if self._state != "new":
             raise NetcoreError("EISCONN", syscall="connect")
         if path is None:
             _check_port(port)
             self._endpoint = (port, host)
         else:
-            self._endpoint = path
+            self._endpoint = abs_path(path)
         if callback is not None:
             self.once("connect", callback)
         self._state = "connecting"
@@ -285,6 +308,7 @@ class Socket(EventEmitter):
         if callable(encoding) and callback is None:
             encoding, callback = None, encoding
         buf = codec.encode(data, cast(Optional[str], encoding))
+        buffered = self._buffered()
         if self._state == "closed" or self.destroyed:
             self._fail_write(callback, NetcoreError("ERR_SOCKET_CLOSED", syscall="write"), False)
             return False
@@ -300,10 +324,21 @@ class Socket(EventEmitter):
             self._send(self._command("write", fd_socket_id=fd._id), buf, entry)
         else:
             self._write_chunks(buf, callback, is_end=False)
-        if self._buffer_size >= self.high_water_mark:
+        # Node's Writable: false once what is buffered, this chunk included,
+        # reaches the high-water mark (0 included).
+        if buffered + len(buf) >= self.high_water_mark:
             self._need_drain = True
             return False
         return True
+
+    def _buffered(self) -> int:
+        """What Node would count as buffered: bytes the kernel did not take at
+        once. Bytes netcore can hand to the kernel straight away are not:
+        unacknowledged bytes count only while connecting, or while netcore's
+        last WriteAck reported a queue for this socket."""
+        if self._state != "open" or self._backlog > 0:
+            return self._buffer_size
+        return 0
 
     def _max_frame(self) -> int:
         w = self._nc.welcome
@@ -363,6 +398,7 @@ class Socket(EventEmitter):
         if self.destroyed or self._state == "closed":
             return self
         self.destroyed = True
+        self._uncount()  # server.connections drops now, as Node's
         self._readable = self._writable = False
         if error is not None:
             self._error = error
@@ -535,6 +571,7 @@ class Socket(EventEmitter):
             self._buffer_size -= e.nbytes
             done.append(e)
         self._acked_written = m.bytes_written
+        self._backlog = m.queued_bytes
         for e in done:
             if e.callback is not None:
                 e.callback(None)
@@ -550,6 +587,23 @@ class Socket(EventEmitter):
 
     def _on_socket_error(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
+        if m.code == "ENOTCONN" and self._ended:
+            # Our End found the connection already dropped (shutdown(2) says
+            # ENOTCONN). Node ignores shutdown errors: 'finish', 'end', then
+            # 'close'(False) once netcore's Closed arrives.
+            self._shutdown_failed = True
+            for e in list(self._wq):
+                if e.is_end:
+                    self._wq.remove(e)
+                    self._buffer_size -= e.nbytes
+                    self.emit("finish")
+            if self._readable:
+                self._readable = False
+                if self._paused:
+                    self._eof_pending = True
+                else:
+                    self._emit_end()
+            return
         ep = self._endpoint
         address: Optional[str] = None
         port: Optional[int] = None
@@ -572,12 +626,13 @@ class Socket(EventEmitter):
     def _on_closed(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
         self._nc.unregister_socket(self)
-        if (self._rbuf or self._eof_pending) and not m.had_error and not self.destroyed:
+        had_error = m.had_error and not self._shutdown_failed
+        if (self._rbuf or self._eof_pending) and not had_error and not self.destroyed:
             # Paused with data still unread: 'close' waits until it was read.
-            self._close_pending = (m.had_error, m.bytes_read, m.bytes_written)
+            self._close_pending = (had_error, m.bytes_read, m.bytes_written)
             self._state = "closed"
             return
-        self._finish_close(m.had_error, m.bytes_read, m.bytes_written)
+        self._finish_close(had_error, m.bytes_read, m.bytes_written)
 
     def _on_command_error(self, err: NetcoreError, m: Message) -> None:
         """netcore rejected one of our commands (nothing changed in netcore)."""
@@ -615,10 +670,31 @@ class Socket(EventEmitter):
         for e in pending:
             if e.callback is not None:
                 call(e.callback, err)
-        if self.server is not None:
-            self.server._socket_closed(self)
+        self._uncount()
         self._nc.release(self)
         self.emit("close", bool(had_error))
+
+    def _uncount(self) -> None:
+        if self.server is not None and not self._uncounted:
+            self._uncounted = True
+            self.server._socket_closed(self)
+
+    def ref(self) -> Socket:
+        """Node's socket.ref(): this socket keeps run() going (the default)."""
+        self._refd = True
+        self._nc.ref_changed()
+        return self
+
+    def unref(self) -> Socket:
+        """Node's socket.unref(): run() may end while this socket is open."""
+        self._refd = False
+        self._nc.ref_changed()
+        return self
+
+    def _keeps_alive(self) -> bool:
+        # An unref'd socket still waits for its connect and its writes, as
+        # Node's pending libuv requests keep the loop alive.
+        return self._refd or self._state in ("new", "connecting") or bool(self._wq)
 
     def _lost(self, err: NetcoreError) -> None:
         """netcore is gone (or never answered): 'error' then 'close'(True)."""
@@ -696,12 +772,14 @@ def _parse_endpoint(args: Sequence[Any], kw: Dict[str, Any], default_host: str
 
 
 def create_connection(*args: Any, allow_half_open: bool = False, netcore: Optional[Netcore] = None,
-                      **kw: Any) -> Socket:
+                      high_water_mark: int = HIGH_WATER_MARK, **kw: Any) -> Socket:
     """Node's net.createConnection(port, [host], [callback]) /
     (path, [callback]): a new Socket, connecting."""
+    hwm = high_water_mark
     if args and isinstance(args[0], dict):
         opts = dict(args[0])
         allow_half_open = opts.pop("allow_half_open", opts.pop("allowHalfOpen", allow_half_open))
+        hwm = opts.pop("high_water_mark", opts.pop("highWaterMark", hwm))
         args = (opts,) + tuple(args[1:])
-    s = Socket(allow_half_open=allow_half_open, netcore=netcore)
+    s = Socket(allow_half_open=allow_half_open, netcore=netcore, high_water_mark=hwm)
     return s.connect(*args, **kw)

@@ -74,11 +74,8 @@ int ncd_pipe_start(ncd_socket *src, ncd_socket *dest, int no_end, uint32_t hwm) 
   return 0;
 }
 
-int ncd_pipe_restore(ncd_socket *src, ncd_socket *dest, int no_end, uint32_t hwm, uint64_t bytes) {
-  if (src->pipe) return NCD_EINVAL;
-  int rc = ncd_pipe_start(src, dest, no_end, hwm);
-  if (rc == 0 && src->pipe) src->pipe->bytes = bytes;
-  return rc;
+int ncd_pipe_restore(ncd_socket *src, ncd_socket *dest, int no_end, uint32_t hwm) {
+  return src->pipe ? NCD_EINVAL : ncd_pipe_start(src, dest, no_end, hwm);
 }
 
 int ncd_pipe_unpipe(ncd_socket *src) {

@@ -966,7 +966,10 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
   s->skip_bytes = s->queued_bytes + s->pending_bytes - s->piped_queued; /* piped: never acked */
   s->data_sent = s->kept_len; /* what the replay sends; the adopter credits from 0 */
   s->credited = 0;
-  if (s->pipe) s->pipe->start_at = s->kept_len;
+  if (s->pipe) { /* Unpiped counts what moved since the adopter has it */
+    s->pipe->start_at = s->kept_len;
+    s->pipe->bytes = 0;
+  }
   /* The adopter starts as with a new connection: flowing, no timeout, its
    * own window less what is replayed. */
   s->paused = 0;
@@ -986,7 +989,7 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
                   .count = to->connections,
                   .bytes_read = s->bytes_read - s->kept_len,
                   .bytes_written = s->bytes_written,
-                  .queued_bytes = s->skip_bytes,
+                  .queued_bytes = s->queued_bytes + s->pending_bytes, /* piped ones too */
                   .bytes = s->kept_len,
                   .write_ended = s->ended,
                   .peer_ended = s->eof,

@@ -11,7 +11,7 @@
  *               's' socket (+fd): id, seq, handler index, server id, is_unix, credit, bytes_read,
  *                   bytes_written, timeout_ms, flags, kept bytes, unsent bytes
  *               'p' pipe inside netcore (pipe.h) between two shipped sockets: source id,
- *                   dest id, no_end, high_water_mark, bytes moved
+ *                   dest id, no_end, high_water_mark
  *               'E' end of state
  *               'R' refusal: reason (either side)
  *   new -> old  'A' ack
@@ -396,7 +396,6 @@ static int ship(int conn, char *why, size_t cap) {
       put_u64(&b, s->pipe->dest->id);
       put_u8(&b, (uint8_t)s->pipe->no_end);
       put_u32(&b, s->pipe->hwm);
-      put_u64(&b, s->pipe->bytes);
       if (b.fail || send_record(conn, 'p', &b, -1) != 0) goto io;
     }
   }
@@ -637,10 +636,9 @@ static int take_pipe(buf_t *b) {
   uint64_t src_id = get_u64(b), dest_id = get_u64(b);
   int no_end = get_u8(b);
   uint32_t hwm = get_u32(b);
-  uint64_t bytes = get_u64(b);
   ncd_socket *src = nc__idmap_get(&ncd.sockets, src_id), *dest = nc__idmap_get(&ncd.sockets, dest_id);
   if (b->fail || !src || !dest || src->owner != dest->owner) return -1;
-  return ncd_pipe_restore(src, dest, no_end, hwm, bytes) == 0 ? 0 : -1;
+  return ncd_pipe_restore(src, dest, no_end, hwm) == 0 ? 0 : -1;
 }
 
 /* Reads the state up to 'E'. Returns 0, or -1 with why. */

@@ -70,6 +70,9 @@ void ncd_pipe_dest_ended(ncd_socket *d);
 /* s fails or closes: its own pipe stops (SOURCE_CLOSED), then the pipes
  * into it (DEST_CLOSED), each Unpiped before s's SocketError or Closed. */
 void ncd_pipe_socket_closing(ncd_socket *s);
+/* The handler credited src: a pipe of an ended source whose Data in flight
+ * is now all credited ends as at the source's end. */
+void ncd_pipe_credited(ncd_socket *src);
 /* d's queue is written out: its waiting sources read again. */
 void ncd_pipe_drained(ncd_socket *d);
 

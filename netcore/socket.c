@@ -523,6 +523,7 @@ void ncd_socket_credit(ncd_socket *s, uint32_t bytes) {
   s->credit = c > ncd.cfg.max_credit ? ncd.cfg.max_credit : (uint32_t)c;
   s->credited += bytes;
   ncd_socket_update_reading(s);
+  if (s->pipe) ncd_pipe_credited(s);
 }
 
 /* ----------------------------------------------------------------- writing */

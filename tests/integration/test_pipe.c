@@ -212,6 +212,31 @@ static void test_pipe_waits_for_data_in_flight(void **state) {
   nct_event_free(ev);
   nct_close_both(h, a, pa);
   nct_close_both(h, b, pb);
+
+  /* The source's last Data and its end were on their way: dest ends only
+   * after the handler wrote and credited them. */
+  int pc = accept_one(h, srv, port, &a), pd = accept_one(h, srv, port, &b);
+  nct_peer_write(pc, "last", 4);
+  shutdown(pc, SHUT_WR);
+  nct_expect_data(h, a, "last", 4);
+  nct_expect_drop(h, ENDED, a);
+  nct_cmd_pipe(h, a, b, 0, 0);
+  nct_sync(h);
+  nct_expect_none(h, a, 100);
+  nct_peer_expect_quiet(pd, 1);
+  nct_cmd_write(h, b, "last", 4);
+  nct_cmd_credit(h, a, 4);
+  Netcore__V1__Unpiped *u = expect_unpiped(h, a, b, UNPIPE(SOURCE_ENDED), &ev);
+  assert_true(u->dest_ended);
+  nct_event_free(ev);
+  nct_peer_expect(pd, "last", 4);
+  assert_int_equal(nct_peer_expect_eof(pd), 0);
+  nct_cmd_end(h, a, NULL, 0);
+  nct_event_free(nct_expect_skip(h, CLOSED, a, NCT_SKIP(WRITE_ACK)));
+  shutdown(pd, SHUT_WR);
+  nct_event_free(nct_expect_skip(h, ENDED, b, NCT_SKIP(WRITE_ACK)));
+  nct_event_free(nct_expect_skip(h, CLOSED, b, NCT_SKIP(WRITE_ACK)));
+  close(pc), close(pd);
   nct_env_finish(e);
 }
 

@@ -624,6 +624,7 @@ static int take_socket(import_t *im, buf_t *b, int fd) {
     memcpy(s->kept, kept, kept_len);
     s->kept_len = s->kept_cap = kept_len;
   }
+  s->data_sent = kept_len; /* Data not credited: a pipe waits for it (pipe.h) */
   if (timeout_ms && ncd_socket_set_timeout(s, timeout_ms) != 0) return -1;
   int owe_fin = (flags & F_ENDED) && !s->shutdown_done;
   if (ncd_socket_restore_writes(s, unsent, unsent_len, owe_fin) != 0) return -1;

@@ -669,6 +669,10 @@ static void on_unpiped(nc_socket_t *s, const nc__event_t *ev) {
     if (ev->bytes_written > dst->kernel_written) dst->kernel_written = ev->bytes_written;
   }
   if (s->pipes_out > 0) s->pipes_out--;
+  if (s->adopted_pipe_dst == ev->pipe_dest_id) { /* its destination never came to us */
+    s->adopted_pipe_dst = 0;
+    if (s->input.len > 0) nc__pend(&s->h, NC__P_FLUSH_INPUT);
+  }
   if (s->pipes_out > 0) return; /* a newer Pipe replaced this one */
   s->unpiping = 0;
   if (ev->count == NC__UNPIPE_DEST_CLOSED && s->pipe_dst != NULL && s->pipe_dst == dst) {

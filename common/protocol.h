@@ -31,6 +31,8 @@
 #include "visibility.h"
 
 #define NCC_PROTOCOL_VERSION 1
+/* Welcome.minor_version: 1 = batches (PROTOCOL.md 1.1), 2 = Pipe/Unpipe/Unpiped (PROTOCOL.md 17). */
+#define NCC_PROTOCOL_MINOR 2
 
 /* ------------------------------------------------------------------ memory */
 

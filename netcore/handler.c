@@ -102,7 +102,8 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
   ncc_list_push(&ncd.handlers, &h->link);
   ncd_handler_touch(h);
 
-  ncc_welcome w = {.instance_id = ncd.instance_id,
+  ncc_welcome w = {.minor_version = NCC_PROTOCOL_MINOR,
+                   .instance_id = ncd.instance_id,
                    .server_version = NCD_VERSION,
                    .id_prefix = h->prefix,
                    .credit_window = h->credit_window,

@@ -338,6 +338,7 @@ static void take_welcome(nc_loop_t *loop, const ncc_welcome *w) {
   loop->lease_ms = w->lease_ms;
   loop->max_frame = w->max_frame;
   loop->max_write_queue = w->max_write_queue;
+  loop->minor_version = w->minor_version;
   snprintf(loop->instance_id, sizeof(loop->instance_id), "%s", w->instance_id);
   snprintf(loop->server_version, sizeof(loop->server_version), "%s", w->server_version);
 }
@@ -595,6 +596,8 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
   loop->hello_timeout = o.hello_timeout_ms ? o.hello_timeout_ms : DEFAULT_HELLO_TIMEOUT_MS;
   const char *env_reconnect = getenv("NETCORE_RECONNECT");
   loop->reconnect = !o.no_reconnect && !(env_reconnect != NULL && strcmp(env_reconnect, "0") == 0);
+  const char *env_offload = getenv("NETCORE_PIPE_OFFLOAD");
+  loop->pipe_offload = !(env_offload != NULL && strcmp(env_offload, "0") == 0);
   if ((loop->zctx = zmq_ctx_new()) == NULL) {
     rv = NC_ENOMEM;
     goto fail;
@@ -871,6 +874,13 @@ static void on_error_event(nc_loop_t *loop, const ncc_event *ev) {
     return;
   }
   nc_socket_t *s = ncc_idmap_get(&loop->socket_ids, ev->socket_id);
+  if (s != NULL && (strcmp(ev->command, "pipe") == 0 || strcmp(ev->command, "unpipe") == 0)) {
+    /* A pipe inside netcore that raced with a close, or had stopped already:
+     * the pipe in the library carries on, the Unpiped (or the close) says
+     * the rest (PROTOCOL.md 17). */
+    nc__socket_pipe_refused(s, strcmp(ev->command, "pipe") == 0);
+    return;
+  }
   if (s != NULL) {
     nc__socket_fail(s, err, ev->message);
     return;
@@ -921,6 +931,7 @@ static void dispatch(nc_loop_t *loop, const ncc_event *ev, zmq_msg_t *payload) {
   case NCC_EV_TIMEOUT:
   case NCC_EV_SOCKET_ERROR:
   case NCC_EV_CLOSED:
+  case NCC_EV_UNPIPED:
   case NCC_EV_FD: {
     nc_socket_t *s = ncc_idmap_get(&loop->socket_ids, ev->socket_id);
     if (s != NULL) nc__socket_event(s, ev, payload);

@@ -175,6 +175,14 @@ struct nc_socket_s {
   nc__inring_t input;
   nc__decoder_t dec;
   nc_socket_t *pipe_dst, *pipe_srcs, *pipe_next;
+  int pipe_no_end;          /* nc_socket_pipe_opts {end: false} */
+  /* Pipes inside netcore (PROTOCOL.md 17) of this source: Pipe commands
+   * sent (or named by Adopted) whose Unpiped has not come yet; unpiping:
+   * Unpipe sent for the latest one. Each Pipe ends in exactly one Unpiped
+   * (or an Error), in order. */
+  unsigned pipes_out;
+  int unpiping;
+  uint64_t adopted_pipe_dst; /* Adopted named this dest, not adopted here yet */
   /* Options given before connect, sent once the connection exists. */
   unsigned timeout_ms;
   int nodelay, keepalive; /* -1 = never set */
@@ -200,6 +208,8 @@ struct nc_loop_s {
   char instance_id[64], server_version[32];
   uint32_t id_prefix, next_id;
   uint32_t credit_window, lease_ms, max_frame, max_write_queue;
+  uint32_t minor_version; /* Welcome.minor_version: 2 = pipes inside netcore */
+  int pipe_offload;       /* NETCORE_PIPE_OFFLOAD is not "0" */
   uint64_t now, last_send, last_recv, ping_nonce;
   int ping_outstanding;
   volatile sig_atomic_t stop;
@@ -268,6 +278,9 @@ NCC_HIDDEN int nc__server_link_lost(nc_server_t *s);
 NCC_HIDDEN void nc__server_relisten(nc_server_t *s);
 NCC_HIDDEN void nc__socket_event(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload);
 NCC_HIDDEN void nc__socket_accepted(nc_loop_t *loop, const ncc_event *ev);
+/* netcore refused a Pipe (is_pipe) or an Unpipe of s (it raced with a
+ * close, or the pipe had stopped): the pipe goes on in the library. */
+NCC_HIDDEN void nc__socket_pipe_refused(nc_socket_t *s, int is_pipe);
 NCC_HIDDEN void nc__socket_pending(nc_socket_t *s, unsigned flags);
 NCC_HIDDEN void nc__socket_gone(nc_socket_t *s, int err, const char *msg);
 NCC_HIDDEN void nc__socket_free(nc_socket_t *s);

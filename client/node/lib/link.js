@@ -94,6 +94,7 @@ class Link {
     this.sockets = new Map(); // BigInt id -> Socket
     this.servers = new Map(); // BigInt id -> Server
     this.holders = new Set(); // objects netcore knows (or will know) about
+    this.pipeWaiters = new Map(); // BigInt dest id -> adopted source piping into it, dest not adopted yet (lib/pipe.js)
     this.pending = []; // operations waiting for Welcome
     this.outq = []; // messages waiting for the DEALER
     this.batch = []; // encoded commands of this turn (PROTOCOL.md 1.1)

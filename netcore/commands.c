@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "handler.h"
 #include "log.h"
+#include "pipe.h"
 #include "router.h"
 #include "server.h"
 #include "socket.h"
@@ -88,8 +89,16 @@ static int run(ncd_handler *h, const ncd_cmd *cmd, zmq_msg_t *payload) {
     ncd_socket_resume(s);
     return 0;
   case NCD_CMD_CREDIT:
-    ncd_socket_credit(s, cmd->bytes);
+    ncd_socket_credit(s, cmd->bytes); /* may start a pipe waiting for it (pipe.h) */
     return 0;
+  case NCD_CMD_PIPE: {
+    ncd_socket *dest;
+    /* Another handler's destination is as unknown (ARCHITECTURE.md rule 4). */
+    if ((rc = ncd_handler_socket(h, cmd->dest_socket_id, &dest)) != 0) return rc;
+    return ncd_pipe_start(s, dest, cmd->no_end, cmd->high_water_mark);
+  }
+  case NCD_CMD_UNPIPE:
+    return ncd_pipe_unpipe(s);
   case NCD_CMD_SET_TIMEOUT:
     return ncd_socket_set_timeout(s, cmd->msecs);
   case NCD_CMD_SET_NO_DELAY:

@@ -28,6 +28,7 @@ typedef struct ncd_handler ncd_handler;
 typedef struct ncd_server ncd_server;
 typedef struct ncd_listener ncd_listener;
 typedef struct ncd_socket ncd_socket;
+typedef struct ncd_pipe ncd_pipe;
 
 /* An event that could not be handed to ZeroMQ because the handler's pipe was
  * full; sent in order once the pipe drains. */
@@ -130,6 +131,13 @@ struct ncd_socket {
   uint64_t ack_bytes;
   uint64_t bytes_read, bytes_written, queued_bytes;
   uint64_t pending_bytes; /* bytes of writes queued while connecting */
+  /* pipe.h: the pipe this socket is the source of (NULL = none), the pipes
+   * writing into it (ncd_pipe.dest_link), and the bytes of piped writes in
+   * its queue (in queued_bytes or pending_bytes, never acknowledged). */
+  ncd_pipe *pipe;
+  ncd_list piped_in;
+  uint64_t piped_queued;
+  uint64_t data_sent, credited; /* bytes sent as Data and credited since it got its owner */
   /* Input sent as Data that the owner has not credited yet, kept for an
    * adopter (handoff.h): kept[kept_off .. kept_off + kept_len). At most the
    * credit window. */
@@ -162,6 +170,7 @@ struct ncd_socket {
   unsigned had_error : 1;
   unsigned reconnecting : 1;  /* h is closing to try the next address */
   unsigned end_ack_now : 1;   /* the End asked for a prompt ack */
+  unsigned end_uncounted : 1; /* a pipe ended it (pipe.h): the FIN is nobody's write */
   unsigned over_memory : 1;   /* a write failed on --max-memory (for the message) */
   unsigned over_handler_limit : 1; /* a connect failed on --max-handler-sockets */
   unsigned check_policy : 1;  /* no policy rule allows the host name: each address is checked */

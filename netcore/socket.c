@@ -12,6 +12,7 @@
 #include "fdlimit.h"
 #include "log.h"
 #include "metrics.h"
+#include "pipe.h"
 #include "router.h"
 #include "server.h"
 
@@ -23,17 +24,21 @@
  * message it keeps alive), counted against --max-memory. */
 #define WRITE_OVERHEAD (sizeof(ncd_wreq) + 64)
 
-/* One queued write: the ZeroMQ payload frame stays alive until the kernel has
- * the bytes, so they are never copied. Recycled through a free list. */
+/* One queued write: the ZeroMQ payload frame (or, for a pipe inside netcore,
+ * the buffer its source was read into) stays alive until the kernel has the
+ * bytes, so they are never copied. Recycled through a free list. */
 typedef struct ncd_wreq {
   uv_write_t req;
   zmq_msg_t payload;
+  char *buf;            /* piped: a read buffer (ncd_tally_buffer) instead of payload */
+  size_t buf_len;
   ncd_list link;        /* in ncd_socket.pending while connecting */
   size_t offset;        /* bytes already written by try_write */
   uint64_t fd_socket_id;
   unsigned counts : 1;  /* a Write command (1) or End's payload (0) */
   unsigned is_end : 1;  /* an End marker queued while connecting */
   unsigned ack_now : 1; /* acknowledge promptly on completion (lazy acks) */
+  unsigned piped : 1;   /* moved by a pipe (pipe.h): never acknowledged */
   struct ncd_wreq *next_free;
 } ncd_wreq;
 
@@ -45,6 +50,11 @@ static uint64_t total_queued;
 static void start_shutdown(ncd_socket *s);
 static void unpend(ncd_socket *s, ncd_wreq *w);
 static void try_next_address(ncd_socket *s);
+static int write_allowed(ncd_socket *s, size_t len);
+static void submit(ncd_socket *s, struct ncd_wreq *w);
+
+static size_t wreq_size(ncd_wreq *w) { return w->buf ? w->buf_len : zmq_msg_size(&w->payload); }
+static char *wreq_data(ncd_wreq *w) { return w->buf ? w->buf : zmq_msg_data(&w->payload); }
 
 static ncd_wreq *wreq_new(void) {
   ncd_wreq *w = free_wreqs;
@@ -62,6 +72,7 @@ static ncd_wreq *wreq_new(void) {
 
 static void wreq_free(ncd_wreq *w) {
   zmq_msg_close(&w->payload);
+  ncd_tally_buffer_free(w->buf);
   if (nfree_wreqs < 1024) {
     w->next_free = free_wreqs;
     free_wreqs = w;
@@ -181,6 +192,7 @@ static ncd_socket *socket_new(ncd_handler *owner, uint64_t id, int is_unix) {
   ncd_list_init(&s->dirty_link);
   ncd_list_init(&s->pending);
   ncd_list_init(&s->inflight);
+  ncd_list_init(&s->piped_in);
   int rc = is_unix ? uv_pipe_init(ncd.loop, &s->h.pipe, 1) : uv_tcp_init(ncd.loop, &s->h.tcp);
   if (rc != 0) {
     free(s);
@@ -239,6 +251,7 @@ void ncd_socket_destroy(ncd_socket *s, int notify) {
   if (s->closing) return;
   s->closing = 1;
   s->notify = notify;
+  ncd_pipe_socket_closing(s); /* Unpiped before Closed (PROTOCOL.md 17) */
   ncd_metrics_socket_closed(s);
   nc__idmap_del(&ncd.sockets, s->id);
   if (s->gai) {
@@ -289,6 +302,7 @@ static void explain(const ncd_socket *s, int err, char *out, size_t cap) {
 
 void ncd_socket_fail(ncd_socket *s, int err, const char *syscall) {
   if (s->closing) return;
+  ncd_pipe_socket_closing(s); /* Unpiped before SocketError (PROTOCOL.md 17) */
   s->had_error = 1;
   s->close_code = ncd_err_name(err);
   send_ack(s);
@@ -316,7 +330,7 @@ static void maybe_finish(ncd_socket *s) {
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   ncd_socket *s = handle->data;
   if (!spare) spare = ncd_tally_buffer(READ_MAX);
-  size_t n = s->credit < READ_MAX ? s->credit : READ_MAX;
+  size_t n = s->pipe ? ncd_pipe_read_room(s, READ_MAX) : s->credit < READ_MAX ? s->credit : READ_MAX;
   *buf = uv_buf_init(spare, spare ? (unsigned)n : 0);
 }
 
@@ -394,42 +408,75 @@ static void unkeep(ncd_socket *s, size_t n) {
   }
 }
 
+/* Sends the nread bytes just read into buf (the spare buffer) to the owner
+ * as Data, under its credit. */
+static void deliver(ncd_socket *s, const uv_buf_t *buf, ssize_t nread) {
+  if (keeps_input(s) && keep(s, buf->base, (size_t)nread) != 0) {
+    ncd_socket_fail(s, NCD_ENOMEM, "read");
+    return;
+  }
+  /* The frame is charged to the owner's budget (budget.h) until ZeroMQ has
+   * written it. */
+  zmq_msg_t payload;
+  ncd_tally *tally = s->owner->tally;
+  if (nread <= COPY_MAX) {
+    void *at = ncd_tally_frame(tally, &payload, (size_t)nread);
+    if (at) memcpy(at, buf->base, (size_t)nread);
+  } else {
+    char *data = ncd_tally_buffer_shrink(spare, (size_t)nread); /* shrinks in place */
+    spare = NULL;
+    ncd_tally_give(tally, &payload, data, (size_t)nread);
+  }
+  if (zmq_msg_size(&payload) != (size_t)nread) {
+    zmq_msg_close(&payload);
+    ncd_socket_fail(s, NCD_ENOMEM, "read");
+    return;
+  }
+  /* Only a destination failing under a pipe hands over more than the
+   * credit left (pipe_read): the window then closes. */
+  s->credit -= (uint32_t)nread < s->credit ? (uint32_t)nread : s->credit;
+  s->data_sent += (uint64_t)nread;
+  ncd_event ev = {.kind = NCD_EV_DATA};
+  ncd_socket_emit(s, &ev, &payload);
+  if (s->credit == 0) ncd_socket_update_reading(s);
+}
+
+/* n bytes read from piped s go to its destination's write queue in the
+ * buffer they were read into (pipe.h). */
+static void pipe_read(ncd_socket *s, const uv_buf_t *buf, size_t n) {
+  ncd_socket *d = s->pipe->dest;
+  int rc = write_allowed(d, n);
+  ncd_wreq *w = rc == 0 ? wreq_new() : NULL;
+  if (rc == 0 && !w) rc = NCD_ENOMEM;
+  if (rc != 0) {
+    /* dest cannot take them (--max-memory): it fails, its pipes stop first,
+     * and the bytes reach the handler as Data after the Unpiped. */
+    ncd_socket_fail(d, rc, "write");
+    if (!s->closing) deliver(s, buf, (ssize_t)n);
+    return;
+  }
+  w->buf = spare;
+  w->buf_len = n;
+  w->piped = 1;
+  spare = NULL;
+  submit(d, w);
+  if (s->pipe) ncd_pipe_moved(s, n);
+}
+
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   ncd_socket *s = stream->data;
   if (nread > 0) {
     if (s->is_unix) take_passed_fds(s);
-    if (keeps_input(s) && keep(s, buf->base, (size_t)nread) != 0) {
-      ncd_socket_fail(s, NCD_ENOMEM, "read");
-      return;
-    }
-    /* The frame is charged to the owner's budget (budget.h) until ZeroMQ has
-     * written it. */
-    zmq_msg_t payload;
-    ncd_tally *tally = s->owner->tally;
-    if (nread <= COPY_MAX) {
-      void *at = ncd_tally_frame(tally, &payload, (size_t)nread);
-      if (at) memcpy(at, buf->base, (size_t)nread);
-    } else {
-      char *data = ncd_tally_buffer_shrink(spare, (size_t)nread); /* shrinks in place */
-      spare = NULL;
-      ncd_tally_give(tally, &payload, data, (size_t)nread);
-    }
-    if (zmq_msg_size(&payload) != (size_t)nread) {
-      zmq_msg_close(&payload);
-      ncd_socket_fail(s, NCD_ENOMEM, "read");
-      return;
-    }
-    s->credit -= (uint32_t)nread;
     s->bytes_read += (uint64_t)nread;
     activity(s);
-    ncd_event ev = {.kind = NCD_EV_DATA};
-    ncd_socket_emit(s, &ev, &payload);
-    if (s->credit == 0) ncd_socket_update_reading(s);
+    if (s->pipe) pipe_read(s, buf, (size_t)nread);
+    else deliver(s, buf, nread);
   } else if (nread == UV_EOF) {
     s->eof = 1;
     ncd_socket_update_reading(s);
     ncd_event ev = {.kind = NCD_EV_ENDED};
     ncd_socket_emit(s, &ev, NULL);
+    if (s->pipe) ncd_pipe_source_ended(s);
     maybe_finish(s);
   } else if (nread == UV_ENOBUFS) {
     ncd_socket_update_reading(s);
@@ -439,9 +486,13 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 }
 
 void ncd_socket_update_reading(ncd_socket *s) {
-  int want = !s->closing && !s->connecting && !s->eof && !s->paused && s->credit > 0 &&
-             !s->owner->blocked && !s->owner->over_budget && !s->owner->gone &&
-             !ncd.shutting_down;
+  int want = !s->closing && !s->connecting && !s->eof && !s->paused && !ncd.shutting_down;
+  /* Piped bytes never go to the owner: only the destination's queue holds a
+   * pipe back, whoever owns it and whatever it may take (pipe.h). */
+  if (s->pipe) want = want && ncd_pipe_read_room(s, 1) > 0;
+  else
+    want = want && s->credit > 0 && !s->owner->blocked && !s->owner->over_budget &&
+           !s->owner->gone;
   if (want && !s->reading) {
     int rc = uv_read_start(&s->h.stream, alloc_cb, read_cb);
     if (rc != 0) {
@@ -470,6 +521,7 @@ void ncd_socket_credit(ncd_socket *s, uint32_t bytes) {
   unkeep(s, bytes); /* credit says "consumed" (PROTOCOL.md 13) */
   uint64_t c = (uint64_t)s->credit + bytes;
   s->credit = c > ncd.cfg.max_credit ? ncd.cfg.max_credit : (uint32_t)c;
+  s->credited += bytes;
   ncd_socket_update_reading(s);
 }
 
@@ -478,10 +530,11 @@ void ncd_socket_credit(ncd_socket *s, uint32_t bytes) {
 static void write_cb(uv_write_t *req, int status) {
   ncd_wreq *w = ncd_container_of(req, ncd_wreq, req);
   ncd_socket *s = req->handle->data;
-  size_t len = zmq_msg_size(&w->payload) - w->offset;
-  unsigned counts = w->counts, prompt = w->ack_now;
+  size_t len = wreq_size(w) - w->offset;
+  unsigned counts = w->counts, prompt = w->ack_now, piped = w->piped;
   ncd_list_remove(&w->link);
   s->queued_bytes -= len;
+  if (piped) s->piped_queued -= len;
   total_queued -= len;
   ncd.write_memory -= len + WRITE_OVERHEAD;
   wreq_free(w);
@@ -491,15 +544,16 @@ static void write_cb(uv_write_t *req, int status) {
     return;
   }
   s->bytes_written += len;
-  ack(s, counts, len, prompt);
+  if (!piped) ack(s, counts, len, prompt);
   activity(s);
+  if (s->queued_bytes == 0 && s->pending_bytes == 0) ncd_pipe_drained(s);
 }
 
 /* Hands w to the kernel: at once if nothing is queued ahead of it, else behind
  * the queue. Takes w. */
 static void do_write(ncd_socket *s, ncd_wreq *w) {
-  size_t size = zmq_msg_size(&w->payload);
-  uv_buf_t buf = uv_buf_init(zmq_msg_data(&w->payload), (unsigned)size);
+  size_t size = wreq_size(w);
+  uv_buf_t buf = uv_buf_init(wreq_data(w), (unsigned)size);
   int rc;
   if (w->fd_socket_id) {
     ncd_socket *fs = nc__idmap_get(&ncd.sockets, w->fd_socket_id);
@@ -514,22 +568,28 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
       int n = uv_try_write(&s->h.stream, &buf, 1);
       if (n == (int)size) {
         s->bytes_written += size;
-        ack(s, w->counts, size, w->ack_now);
+        if (!w->piped) ack(s, w->counts, size, w->ack_now);
         activity(s);
+        if (w->buf && !spare) { /* the kernel took a piped read at once: read into it again */
+          spare = w->buf;
+          w->buf = NULL;
+        }
         wreq_free(w);
         return;
       }
       if (n > 0) {
         w->offset = (size_t)n;
         s->bytes_written += (uint64_t)n;
-        ack(s, 0, (uint64_t)n, 0);
-        buf = uv_buf_init(buf.base + n, (unsigned)(size - (size_t)n));
+        if (!w->piped) ack(s, 0, (uint64_t)n, 0);
       } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
         wreq_free(w);
         ncd_socket_fail(s, n, "write");
         return;
       }
     }
+    /* A piped read buffer waits in the queue at its length, not READ_MAX. */
+    if (w->buf && w->buf_len < READ_MAX) w->buf = ncd_tally_buffer_shrink(w->buf, w->buf_len);
+    buf = uv_buf_init(wreq_data(w) + w->offset, (unsigned)(size - w->offset));
     rc = uv_write(&w->req, &s->h.stream, &buf, 1, write_cb);
   }
   if (rc != 0) {
@@ -539,6 +599,7 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
   }
   ncd_list_push(&s->inflight, &w->link);
   s->queued_bytes += buf.len;
+  if (w->piped) s->piped_queued += buf.len;
   total_queued += buf.len;
   ncd.write_memory += buf.len + WRITE_OVERHEAD;
 }
@@ -546,9 +607,10 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
 /* Queues (while connecting) or writes w. Takes w. */
 static void submit(ncd_socket *s, ncd_wreq *w) {
   if (s->connecting) {
-    size_t len = zmq_msg_size(&w->payload);
+    size_t len = wreq_size(w);
     ncd_list_push(&s->pending, &w->link);
     s->pending_bytes += len;
+    if (w->piped) s->piped_queued += len;
     ncd.write_memory += len + WRITE_OVERHEAD;
   } else if (w->is_end) {
     wreq_free(w);
@@ -558,8 +620,9 @@ static void submit(ncd_socket *s, ncd_wreq *w) {
 
 /* w leaves the connecting socket's queue (to be written, or dropped). */
 static void unpend(ncd_socket *s, ncd_wreq *w) {
-  size_t len = zmq_msg_size(&w->payload);
+  size_t len = wreq_size(w);
   s->pending_bytes -= len;
+  if (w->piped) s->piped_queued -= len;
   ncd.write_memory -= len + WRITE_OVERHEAD;
 }
 
@@ -602,7 +665,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
     return;
   }
   s->shutdown_done = 1;
-  ack(s, 1, 0, s->end_ack_now);
+  if (!s->end_uncounted) ack(s, 1, 0, s->end_ack_now);
   maybe_finish(s);
 }
 
@@ -641,6 +704,21 @@ void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload, int ack_now) {
   }
   s->ended = 1;
   s->end_ack_now = ack_now != 0;
+  ncd_pipe_dest_ended(s); /* Node's pipe stops at the destination's 'finish' */
+  ncd_wreq *end = wreq_new();
+  if (!end) {
+    ncd_socket_fail(s, NCD_ENOMEM, "end");
+    return;
+  }
+  end->is_end = 1;
+  submit(s, end);
+}
+
+void ncd_socket_end_piped(ncd_socket *s) {
+  if (s->ended || s->closing) return;
+  s->ended = 1;
+  s->end_uncounted = 1;
+  ncd_pipe_dest_ended(s);
   ncd_wreq *end = wreq_new();
   if (!end) {
     ncd_socket_fail(s, NCD_ENOMEM, "end");
@@ -670,7 +748,9 @@ static void connected(ncd_socket *s) {
     unpend(s, w);
     submit(s, w);
   }
-  if (!s->closing) ncd_socket_update_reading(s);
+  if (s->closing) return;
+  ncd_socket_update_reading(s);
+  if (!s->closing && s->queued_bytes == 0 && s->pending_bytes == 0) ncd_pipe_drained(s);
 }
 
 static void reconnect_close_cb(uv_handle_t *handle);
@@ -883,7 +963,10 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
   s->ack_bytes = 0;
   ncd_list_remove(&s->dirty_link);
   s->skip_writes = s->writes_out;
-  s->skip_bytes = s->queued_bytes + s->pending_bytes;
+  s->skip_bytes = s->queued_bytes + s->pending_bytes - s->piped_queued; /* piped: never acked */
+  s->data_sent = s->kept_len; /* what the replay sends; the adopter credits from 0 */
+  s->credited = 0;
+  if (s->pipe) s->pipe->start_at = s->kept_len;
   /* The adopter starts as with a new connection: flowing, no timeout, its
    * own window less what is replayed. */
   s->paused = 0;
@@ -906,7 +989,10 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
                   .queued_bytes = s->skip_bytes,
                   .bytes = s->kept_len,
                   .write_ended = s->ended,
-                  .peer_ended = s->eof};
+                  .peer_ended = s->eof,
+                  .dest_socket_id = s->pipe ? s->pipe->dest->id : 0,
+                  .pipe_no_end = s->pipe && s->pipe->no_end,
+                  .pipe_hwm = s->pipe ? s->pipe->hwm : 0};
   ncd_socket_emit(s, &ev, NULL);
   /* The replay: what the old owner was given and did not credit, exactly,
    * in frames no larger than a read. */
@@ -942,7 +1028,7 @@ int ncd_socket_unsent(ncd_socket *s, char **out, size_t *len) {
   for (ncd_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
     ncd_wreq *w = ncd_container_of(e, ncd_wreq, link);
     if (w->fd_socket_id) return NCD_EBUSY; /* an fd in flight cannot be shipped */
-    total += zmq_msg_size(&w->payload) - w->offset;
+    total += wreq_size(w) - w->offset;
   }
   if (left > total) return NCD_EIO;
   if (left == 0) return 0;
@@ -951,8 +1037,8 @@ int ncd_socket_unsent(ncd_socket *s, char **out, size_t *len) {
   size_t skip = total - left, at = 0;
   for (ncd_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
     ncd_wreq *w = ncd_container_of(e, ncd_wreq, link);
-    const char *data = (const char *)zmq_msg_data(&w->payload) + w->offset;
-    size_t n = zmq_msg_size(&w->payload) - w->offset;
+    const char *data = wreq_data(w) + w->offset;
+    size_t n = wreq_size(w) - w->offset;
     if (skip >= n) {
       skip -= n;
       continue;

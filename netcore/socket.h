@@ -33,6 +33,10 @@ void ncd_socket_write(ncd_socket *s, zmq_msg_t *payload, uint64_t fd_socket_id, 
 /* End command: optional payload (taken), then FIN after queued writes. */
 void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload, int ack_now);
 
+/* A pipe's End (pipe.h): FIN after the queued writes, acknowledged to
+ * nobody; nothing when s already ended. */
+void ncd_socket_end_piped(ncd_socket *s);
+
 /* Closes s now, dropping queued writes. notify: send Closed to the owner. */
 void ncd_socket_destroy(ncd_socket *s, int notify);
 /* Closes s now, with Closed to the owner; if bytes it was asked to write are

@@ -181,6 +181,17 @@ static int convert(const Netcore__V1__Command *m, ncd_cmd *c) {
   case NETCORE__V1__COMMAND__COMMAND_STATS:
     c->kind = NCD_CMD_STATS, c->name = "stats";
     break;
+  case NETCORE__V1__COMMAND__COMMAND_PIPE:
+    c->kind = NCD_CMD_PIPE, c->name = "pipe";
+    c->id = m->pipe->socket_id;
+    c->dest_socket_id = m->pipe->dest_socket_id;
+    c->no_end = m->pipe->no_end;
+    c->high_water_mark = m->pipe->high_water_mark;
+    break;
+  case NETCORE__V1__COMMAND__COMMAND_UNPIPE:
+    c->kind = NCD_CMD_UNPIPE, c->name = "unpipe";
+    c->id = m->unpipe->socket_id;
+    break;
   case NETCORE__V1__COMMAND__COMMAND_BATCH:
     c->kind = NCD_CMD_BATCH, c->name = "batch";
     c->batch_count = m->batch->n_commands;
@@ -325,6 +336,7 @@ typedef struct event_parts {
     Netcore__V1__Shutdown shutdown;
     Netcore__V1__Adopted adopted;
     Netcore__V1__Stats stats;
+    Netcore__V1__Unpiped unpiped;
   } u;
 } event_parts;
 
@@ -441,6 +453,7 @@ static int fill_event(const ncd_event *ev, event_parts *p) {
     p->u.welcome.max_frame = w->max_frame;
     p->u.welcome.max_write_queue = w->max_write_queue;
     p->u.welcome.server_version = text(p, w->server_version);
+    p->u.welcome.minor_version = NCD_PROTOCOL_MINOR;
     p->u.welcome.session_token.data = (uint8_t *)w->session_token;
     p->u.welcome.session_token.len = w->session_token_len;
     e.event_case = NETCORE__V1__EVENT__EVENT_WELCOME, e.welcome = &p->u.welcome;
@@ -563,7 +576,23 @@ static int fill_event(const ncd_event *ev, event_parts *p) {
     a->replay_bytes = ev->bytes;
     a->write_ended = ev->write_ended;
     a->peer_ended = ev->peer_ended;
+    a->pipe_dest_socket_id = ev->dest_socket_id;
+    a->pipe_no_end = ev->pipe_no_end;
+    a->pipe_high_water_mark = ev->pipe_hwm;
     e.event_case = NETCORE__V1__EVENT__EVENT_ADOPTED, e.adopted = a;
+    break;
+  }
+  case NCD_EV_UNPIPED: {
+    Netcore__V1__Unpiped *u = &p->u.unpiped;
+    netcore__v1__unpiped__init(u);
+    u->socket_id = ev->socket_id;
+    u->dest_socket_id = ev->dest_socket_id;
+    u->reason = (Netcore__V1__UnpipeReason)ev->unpipe_reason;
+    u->bytes = ev->bytes;
+    u->bytes_read = ev->bytes_read;
+    u->bytes_written = ev->bytes_written;
+    u->dest_ended = ev->flag;
+    e.event_case = NETCORE__V1__EVENT__EVENT_UNPIPED, e.unpiped = u;
     break;
   }
   case NCD_EV_STATS:

@@ -16,6 +16,8 @@
 #include "msgbatch.h"
 
 #define NCD_PROTOCOL_VERSION 1
+/* Welcome.minor_version: 2 = Pipe/Unpipe/Unpiped (PROTOCOL.md 17). */
+#define NCD_PROTOCOL_MINOR 2
 
 typedef enum ncd_cmd_kind {
   NCD_CMD_NONE = 0,
@@ -23,7 +25,7 @@ typedef enum ncd_cmd_kind {
   NCD_CMD_LISTEN, NCD_CMD_SERVER_PAUSE, NCD_CMD_SERVER_CLOSE, NCD_CMD_SERVER_SET_MAX,
   NCD_CMD_CONNECT, NCD_CMD_WRITE, NCD_CMD_END, NCD_CMD_DESTROY, NCD_CMD_PAUSE,
   NCD_CMD_RESUME, NCD_CMD_CREDIT, NCD_CMD_SET_TIMEOUT, NCD_CMD_SET_NO_DELAY,
-  NCD_CMD_SET_KEEP_ALIVE, NCD_CMD_STATS, NCD_CMD_BATCH
+  NCD_CMD_SET_KEEP_ALIVE, NCD_CMD_STATS, NCD_CMD_BATCH, NCD_CMD_PIPE, NCD_CMD_UNPIPE
 } ncd_cmd_kind;
 
 enum { NCD_EP_NONE, NCD_EP_TCP, NCD_EP_PATH, NCD_EP_FD };
@@ -65,6 +67,9 @@ typedef struct ncd_cmd {
   uint32_t bytes;             /* Credit */
   int enable;                 /* SetNoDelay, SetKeepAlive */
   uint32_t initial_delay_ms;  /* SetKeepAlive */
+  uint64_t dest_socket_id;    /* Pipe */
+  int no_end;                 /* Pipe */
+  uint32_t high_water_mark;   /* Pipe; 0 = the default */
   size_t batch_count;         /* CommandBatch: how many commands it holds */
 } ncd_cmd;
 
@@ -98,7 +103,7 @@ typedef enum ncd_event_kind {
   NCD_EV_WELCOME, NCD_EV_ERROR, NCD_EV_PONG, NCD_EV_LISTENING, NCD_EV_SERVER_ERROR,
   NCD_EV_SERVER_CLOSED, NCD_EV_CONNECTION, NCD_EV_CONNECTED, NCD_EV_DATA, NCD_EV_ENDED,
   NCD_EV_WRITE_ACK, NCD_EV_TIMEOUT, NCD_EV_SOCKET_ERROR, NCD_EV_CLOSED, NCD_EV_FD,
-  NCD_EV_SHUTDOWN, NCD_EV_ADOPTED, NCD_EV_STATS
+  NCD_EV_SHUTDOWN, NCD_EV_ADOPTED, NCD_EV_STATS, NCD_EV_UNPIPED
 } ncd_event_kind;
 
 typedef struct ncd_welcome {
@@ -120,6 +125,10 @@ typedef struct ncd_event {
   uint64_t bytes;                 /* WriteAck: bytes; Adopted: replay_bytes */
   uint64_t bytes_read, bytes_written, queued_bytes;
   int write_ended, peer_ended;    /* Adopted */
+  uint64_t dest_socket_id;        /* Unpiped; Adopted: pipe_dest_socket_id */
+  int unpipe_reason;              /* Unpiped (pipe.h NCD_UNPIPE_*); flag = dest_ended */
+  int pipe_no_end;                /* Adopted */
+  uint32_t pipe_hwm;              /* Adopted: pipe_high_water_mark */
   const ncd_welcome *welcome;
   const struct ncd_mset *stats; /* Stats (metrics.h) */
   /* Lazy acks riding along with a socket event (Event.ack), when has_ack. */

@@ -386,6 +386,8 @@ static uint64_t ev_object(const nct_pb_event *ev, int *kind) {
       return ev->fd->socket_id;
     case EV(ADOPTED):
       return ev->adopted->socket_id;
+    case EV(UNPIPED):
+      return ev->unpiped->socket_id;
     default:
       *kind = OBJ_NONE;
       return 0;
@@ -444,6 +446,8 @@ const char *nct_event_name(int type) {
       return "Shutdown";
     case EV(ADOPTED):
       return "Adopted";
+    case EV(UNPIPED):
+      return "Unpiped";
     default:
       return "(unknown event)";
   }
@@ -500,6 +504,13 @@ const char *nct_event_str(const nct_event *e, char *buf, size_t cap) {
                (unsigned long long)ev->adopted->bytes_read,
                (unsigned long long)ev->adopted->replay_bytes,
                (unsigned long long)ev->adopted->queued_bytes, ev->adopted->peer_ended);
+      break;
+    case EV(UNPIPED):
+      snprintf(buf + n, cap - (size_t)n,
+               " dest=0x%llx reason=%d bytes=%llu bytes_read=%llu bytes_written=%llu dest_ended=%d",
+               (unsigned long long)ev->unpiped->dest_socket_id, ev->unpiped->reason,
+               (unsigned long long)ev->unpiped->bytes, (unsigned long long)ev->unpiped->bytes_read,
+               (unsigned long long)ev->unpiped->bytes_written, ev->unpiped->dest_ended);
       break;
     case EV(FD):
       snprintf(buf + n, cap - (size_t)n, " new_socket=0x%llx",
@@ -934,6 +945,7 @@ void nct_hello_at(const char *file, int line, nct_client *c, uint32_t credit_win
   c->max_frame = w->max_frame;
   c->max_write_queue = w->max_write_queue;
   snprintf(c->instance_id, sizeof c->instance_id, "%s", w->instance_id ? w->instance_id : "");
+  c->minor_version = w->minor_version;
   snprintf(c->server_version, sizeof c->server_version, "%s",
            w->server_version ? w->server_version : "");
   c->session_token_len = w->session_token.len;
@@ -1135,6 +1147,27 @@ void nct_cmd_set_keepalive(nct_client *c, uint64_t socket_id, int enable, uint32
   nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
   cmd.command_case = NETCORE__V1__COMMAND__COMMAND_SET_KEEP_ALIVE;
   cmd.set_keep_alive = &m;
+  send_simple(c, &cmd);
+}
+
+void nct_cmd_pipe(nct_client *c, uint64_t src, uint64_t dest, int no_end, uint32_t hwm) {
+  Netcore__V1__Pipe m = NETCORE__V1__PIPE__INIT;
+  m.socket_id = src;
+  m.dest_socket_id = dest;
+  m.no_end = no_end;
+  m.high_water_mark = hwm;
+  nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
+  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_PIPE;
+  cmd.pipe = &m;
+  send_simple(c, &cmd);
+}
+
+void nct_cmd_unpipe(nct_client *c, uint64_t src) {
+  Netcore__V1__Unpipe m = NETCORE__V1__UNPIPE__INIT;
+  m.socket_id = src;
+  nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
+  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_UNPIPE;
+  cmd.unpipe = &m;
   send_simple(c, &cmd);
 }
 

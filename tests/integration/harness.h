@@ -139,6 +139,7 @@ typedef struct nct_client {
   uint32_t id_prefix, credit_window, lease_ms, max_frame, max_write_queue;
   char instance_id[64];
   char server_version[64];
+  uint32_t minor_version; /* Welcome.minor_version */
   uint8_t session_token[16]; /* Welcome.session_token */
   size_t session_token_len;
   uint64_t last_id;
@@ -209,6 +210,9 @@ void nct_cmd_credit(nct_client *c, uint64_t socket_id, uint32_t bytes);
 void nct_cmd_set_timeout(nct_client *c, uint64_t socket_id, uint32_t msecs);
 void nct_cmd_set_nodelay(nct_client *c, uint64_t socket_id, int enable);
 void nct_cmd_set_keepalive(nct_client *c, uint64_t socket_id, int enable, uint32_t delay_ms);
+/* Pipe{src, dest, no_end, hwm} and Unpipe{src} (PROTOCOL.md 17). */
+void nct_cmd_pipe(nct_client *c, uint64_t src, uint64_t dest, int no_end, uint32_t hwm);
+void nct_cmd_unpipe(nct_client *c, uint64_t src);
 
 /* Ping with a fresh nonce and wait for its Pong: every command sent before
  * has then been processed by netcore (commands of one handler are handled in

@@ -20,8 +20,13 @@
 // byte. Unpiped also brings the byte counts (bytesRead, bytesWritten) and,
 // when src's end ended dest, makes dest 'finish' as pipe()'s end() would.
 //
+// The Pipe leaves at the end of the turn (setImmediate), once every event
+// already received has been dispatched: Data of src that came with it is
+// written into dest first, and a src whose end came with it is not piped.
+//
 // State lives on the source socket (src._offload) while a pipe runs inside
-// netcore: { dest, destId, end, state: 'active' | 'unpiping', adopted, hook }.
+// netcore: { dest, destId, end, state: 'arming' | 'active' | 'unpiping',
+// adopted, hook }.
 // Called from socket.js on the event loop only.
 
 const { Readable } = require('stream');
@@ -69,21 +74,43 @@ function plan(src, dest) {
   return null;
 }
 
-// Sends Pipe for src -> dest (Node's pipe of src into dest is attached).
+// Node's pipe of src into dest is attached: Pipe goes at the end of this
+// turn if the rules still allow it then.
 function start(src, dest, opts) {
-  if (!destFlushed(dest)) return;
   const end = !opts || opts.end !== false;
-  const o = { dest, destId: dest._id, end, state: 'active', adopted: false, hook: null };
+  const o = { dest, destId: dest._id, end, state: 'arming', adopted: false, hook: null };
   src._offload = o;
+  watch(src, o);
+  setImmediate(() => arm(src, o));
+}
+
+function arm(src, o) {
+  if (src._offload !== o || o.state !== 'arming') return;
+  const { dest } = o;
+  const rs = src._readableState;
+  const ok = isOpen(src) && isOpen(dest) && !src.destroyed && !dest.destroyed && !src._peerEnded &&
+    !src.readableEnded && !dest.writableEnded && dest._endCmd === 0 && !dest._pipeEnding &&
+    !rs.encoding && src.listenerCount('readable') === 0 && src.listenerCount('data') === 1 &&
+    rs.pipes.length === 1 && rs.pipes[0] === dest && destFlushed(dest);
+  if (!ok) {
+    cancel(src, o);
+    return;
+  }
+  o.state = 'active';
   src._link.send({
     pipe: {
       socket_id: toLong(src._id),
       dest_socket_id: toLong(dest._id),
-      no_end: !end,
+      no_end: !o.end,
       high_water_mark: dest.writableHighWaterMark,
     },
   });
-  watch(src, o);
+}
+
+// A pipe whose Pipe never left: it stays Node's.
+function cancel(src, o) {
+  unwatch(src, o);
+  if (src._offload === o) src._offload = null;
 }
 
 // After Node's pipe is attached for a later decision: offload once both
@@ -117,6 +144,7 @@ function unwatch(src, o) {
 // Unpiped on (Socket._onEvent 'unpiped').
 function handBack(src) {
   const o = src._offload;
+  if (o && o.state === 'arming') cancel(src, o);
   if (!o || o.state !== 'active') return;
   o.state = 'unpiping';
   unwatch(src, o);
@@ -168,7 +196,8 @@ function endedByPipe(dest) {
 // end: false), so dest.end() from Node's pipe must not send an End.
 function onSourceEnded(src) {
   const o = src._offload;
-  if (o && o.state === 'active' && o.end && o.dest) o.dest._pipeEnding = true;
+  if (o && o.state === 'arming') cancel(src, o);
+  else if (o && o.state === 'active' && o.end && o.dest) o.dest._pipeEnding = true;
 }
 
 // Adopted with pipe_dest_socket_id (PROTOCOL.md 13 and 17): the pipe runs

@@ -1,8 +1,10 @@
 /* handoff.c: see handoff.h. */
 #include "handoff.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "pipe.h"
 #include "server.h"
 #include "socket.h"
 
@@ -43,6 +45,42 @@ static int has_live_member(const ncd_listener *l) {
   return 0;
 }
 
+static int linked(const ncd_socket *s) { return s->pipe || !ncd_list_empty(&s->piped_in); }
+
+/* A work list of sockets (move_linked). */
+typedef struct todo {
+  ncd_socket **at;
+  size_t n, cap;
+} todo;
+
+static void push(todo *t, ncd_socket *s) {
+  if (t->n == t->cap) {
+    size_t cap = t->cap ? 2 * t->cap : 8;
+    ncd_socket **p = realloc(t->at, cap * sizeof *p);
+    if (!p) return; /* left behind: its pipes stop when it goes */
+    t->at = p, t->cap = cap;
+  }
+  t->at[t->n++] = s;
+}
+
+/* Moves s to `to`, and with it every accepted socket a chain of pipes links
+ * it to (pipe.h): both ends of a pipe always have one owner. A work list,
+ * not recursion: a handler may chain thousands of sockets. */
+static void move_linked(ncd_socket *s, ncd_server *to) {
+  todo t = {0};
+  for (ncd_socket *x = s;; x = t.at[--t.n]) {
+    if (x->owner != to->owner && !x->closing && x->server) {
+      ncd_socket_move(x, to);
+      if (!x->closing && x->pipe) push(&t, x->pipe->dest);
+      if (!x->closing)
+        for (ncd_list *e = x->piped_in.next; e != &x->piped_in; e = e->next)
+          push(&t, ncd_container_of(e, ncd_pipe, dest_link)->src);
+    }
+    if (!t.n) break;
+  }
+  free(t.at);
+}
+
 /* Moves the live connections srv accepted to `to`, or, when to is NULL, to
  * heirs in srv's listener group (spread round robin) while there are any. */
 static void move_sockets(ncd_server *srv, ncd_server *to) {
@@ -54,7 +92,12 @@ static void move_sockets(ncd_server *srv, ncd_server *to) {
     if (s->server != srv || s->closing) continue;
     ncd_server *dest = to ? to : heir(srv->listener, h);
     if (!dest) return;
-    ncd_socket_move(s, dest);
+    if (!linked(s)) {
+      ncd_socket_move(s, dest);
+      continue;
+    }
+    move_linked(s, dest);
+    next = h->sockets.next; /* the sockets moved with it may have included next */
   }
 }
 

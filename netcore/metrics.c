@@ -44,6 +44,7 @@ static struct {
   uint64_t accept_errors[ACCEPT_ERRNOS + 1];
   uint64_t auth_refused;
   uint64_t adopted; /* sockets handed from a gone handler to another (failover) */
+  uint64_t piped;   /* bytes moved by pipes inside netcore */
   uint64_t joined;
   const char *gone_reason[GONE_REASONS];
   uint64_t gone[GONE_REASONS + 1];
@@ -338,6 +339,8 @@ static void process_metrics(ncd_mset *set) {
   GAUGE(set, "netcore_max_fds", "RLIMIT_NOFILE of the netcore process (after raising it).", maxfds);
 }
 
+void ncd_metrics_piped(uint64_t n) { m.piped += n; }
+
 void ncd_metrics_adopted(ncd_handler *from, ncd_handler *to) {
   (void)from;
   to->stats.adopted++;
@@ -375,7 +378,7 @@ static void global_metrics(ncd_mset *set) {
     sample(set, "", (double)m.closed[k], 1, "reason", close_names[k]);
 
   uint64_t st[4] = {0}; /* connecting, open, half_closed, closing */
-  uint64_t read = m.freed_read, written = m.freed_written, queued = 0, nh = 0;
+  uint64_t read = m.freed_read, written = m.freed_written, queued = 0, nh = 0, npipes = 0;
   for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
     ncd_handler *h = ncd_container_of(l, ncd_handler, link);
     read += h->stats.closed_read;
@@ -385,6 +388,7 @@ static void global_metrics(ncd_mset *set) {
       ncd_socket *s = ncd_container_of(e, ncd_socket, owner_link);
       st[s->closing ? 3 : s->connecting ? 0 : (s->eof || s->ended) ? 2 : 1]++;
       if (s->closing) continue;
+      npipes += s->pipe != NULL;
       read += s->bytes_read;
       written += s->bytes_written;
       queued += s->queued_bytes + s->pending_bytes;
@@ -399,6 +403,9 @@ static void global_metrics(ncd_mset *set) {
   COUNTER(set, "netcore_written_bytes_total", "Bytes written to all sockets (reached the kernel).",
           written);
   GAUGE(set, "netcore_write_queue_bytes", "Bytes waiting in all sockets' write queues.", queued);
+  GAUGE(set, "netcore_pipes", "Pipes inside netcore now (PROTOCOL.md 17), by source socket.", npipes);
+  COUNTER(set, "netcore_piped_bytes_total",
+          "Bytes pipes inside netcore moved from one socket into another's write queue.", m.piped);
   GAUGE(set, "netcore_write_memory_bytes",
         "Memory all write queues hold, with overhead (what --max-memory bounds).",
         ncd.write_memory);

@@ -128,5 +128,7 @@ void ncd_metrics_accept_error(int err);
 void ncd_metrics_auth_refused(void);
 /* A socket moved from the handler `from` (gone or leaving) to `to`. */
 void ncd_metrics_adopted(struct ncd_handler *from, struct ncd_handler *to);
+/* n bytes moved by a pipe inside netcore (pipe.h). */
+void ncd_metrics_piped(uint64_t n);
 
 #endif

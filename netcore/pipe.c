@@ -5,6 +5,7 @@
 
 #include "errors.h"
 #include "log.h"
+#include "metrics.h"
 #include "socket.h"
 
 static uint64_t dest_queue(const ncd_socket *d) { return d->queued_bytes + d->pending_bytes; }
@@ -50,7 +51,9 @@ int ncd_pipe_start(ncd_socket *src, ncd_socket *dest, int no_end, uint32_t hwm) 
   ncd_pipe *p = calloc(1, sizeof *p);
   if (!p) return NCD_ENOMEM;
   if (src->pipe) stop(src->pipe, NCD_UNPIPE_REQUESTED, 0);
-  if (src->eof) { /* Node: pipe() of an ended stream ends dest at once */
+  /* Node: pipe() of an ended stream ends dest at once; but Data still on
+   * its way to the handler goes to dest first (ncd_pipe_credited). */
+  if (src->eof && src->credited >= src->data_sent) {
     free(p);
     end_dest(src, dest, no_end, 0);
     return 0;
@@ -74,11 +77,8 @@ int ncd_pipe_start(ncd_socket *src, ncd_socket *dest, int no_end, uint32_t hwm) 
   return 0;
 }
 
-int ncd_pipe_restore(ncd_socket *src, ncd_socket *dest, int no_end, uint32_t hwm, uint64_t bytes) {
-  if (src->pipe) return NCD_EINVAL;
-  int rc = ncd_pipe_start(src, dest, no_end, hwm);
-  if (rc == 0 && src->pipe) src->pipe->bytes = bytes;
-  return rc;
+int ncd_pipe_restore(ncd_socket *src, ncd_socket *dest, int no_end, uint32_t hwm) {
+  return src->pipe ? NCD_EINVAL : ncd_pipe_start(src, dest, no_end, hwm);
 }
 
 int ncd_pipe_unpipe(ncd_socket *src) {
@@ -101,6 +101,7 @@ size_t ncd_pipe_read_room(const ncd_socket *src, size_t max) {
 void ncd_pipe_moved(ncd_socket *src, size_t n) {
   ncd_pipe *p = src->pipe;
   p->bytes += n;
+  ncd_metrics_piped(n);
   if (dest_queue(p->dest) > p->hwm) {
     p->waiting = 1;
     ncd_socket_update_reading(src);
@@ -124,6 +125,10 @@ void ncd_pipe_dest_ended(ncd_socket *d) {
 void ncd_pipe_socket_closing(ncd_socket *s) {
   if (s->pipe) stop(s->pipe, NCD_UNPIPE_SOURCE_CLOSED, 0);
   ncd_pipe_dest_ended(s);
+}
+
+void ncd_pipe_credited(ncd_socket *src) {
+  if (src->pipe && src->eof && src->credited >= src->pipe->start_at) ncd_pipe_source_ended(src);
 }
 
 void ncd_pipe_drained(ncd_socket *d) {

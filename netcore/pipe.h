@@ -34,7 +34,7 @@ enum {
 struct ncd_pipe {
   ncd_socket *src, *dest;
   ncd_list dest_link; /* in dest->piped_in */
-  uint64_t bytes;     /* moved in total */
+  uint64_t bytes;     /* moved since the Pipe (or the adoption) */
   uint64_t start_at;  /* moves once src->credited reaches this (bytes sent as Data) */
   uint32_t hwm;
   unsigned no_end : 1;
@@ -51,8 +51,9 @@ int ncd_pipe_start(ncd_socket *src, ncd_socket *dest, int no_end, uint32_t hwm);
  * NCD_EINVAL when src has none. */
 int ncd_pipe_unpipe(ncd_socket *src);
 
-/* Takeover (takeover.h) restores a pipe moved `bytes` so far, ready to move. */
-int ncd_pipe_restore(ncd_socket *src, ncd_socket *dest, int no_end, uint32_t hwm, uint64_t bytes);
+/* Takeover (takeover.h) restores a pipe shipped by the previous netcore.
+ * Returns 0, or NCD_EINVAL when src has one already (a malformed state). */
+int ncd_pipe_restore(ncd_socket *src, ncd_socket *dest, int no_end, uint32_t hwm);
 
 /* Hooks of socket.c. */
 /* How many bytes piped src may read now (0: not now): room in dest's queue,
@@ -69,6 +70,9 @@ void ncd_pipe_dest_ended(ncd_socket *d);
 /* s fails or closes: its own pipe stops (SOURCE_CLOSED), then the pipes
  * into it (DEST_CLOSED), each Unpiped before s's SocketError or Closed. */
 void ncd_pipe_socket_closing(ncd_socket *s);
+/* The handler credited src: a pipe of an ended source whose Data in flight
+ * is now all credited ends as at the source's end. */
+void ncd_pipe_credited(ncd_socket *src);
 /* d's queue is written out: its waiting sources read again. */
 void ncd_pipe_drained(ncd_socket *d);
 

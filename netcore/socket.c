@@ -523,6 +523,7 @@ void ncd_socket_credit(ncd_socket *s, uint32_t bytes) {
   s->credit = c > ncd.cfg.max_credit ? ncd.cfg.max_credit : (uint32_t)c;
   s->credited += bytes;
   ncd_socket_update_reading(s);
+  if (s->pipe) ncd_pipe_credited(s);
 }
 
 /* ----------------------------------------------------------------- writing */
@@ -966,7 +967,10 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
   s->skip_bytes = s->queued_bytes + s->pending_bytes - s->piped_queued; /* piped: never acked */
   s->data_sent = s->kept_len; /* what the replay sends; the adopter credits from 0 */
   s->credited = 0;
-  if (s->pipe) s->pipe->start_at = s->kept_len;
+  if (s->pipe) { /* Unpiped counts what moved since the adopter has it */
+    s->pipe->start_at = s->kept_len;
+    s->pipe->bytes = 0;
+  }
   /* The adopter starts as with a new connection: flowing, no timeout, its
    * own window less what is replayed. */
   s->paused = 0;
@@ -986,7 +990,7 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
                   .count = to->connections,
                   .bytes_read = s->bytes_read - s->kept_len,
                   .bytes_written = s->bytes_written,
-                  .queued_bytes = s->skip_bytes,
+                  .queued_bytes = s->queued_bytes + s->pending_bytes, /* piped ones too */
                   .bytes = s->kept_len,
                   .write_ended = s->ended,
                   .peer_ended = s->eof,

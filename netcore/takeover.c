@@ -10,6 +10,8 @@
  *               'v' server: id, seq, handler index, listener index, allow_half_open, max_connections
  *               's' socket (+fd): id, seq, handler index, server id, is_unix, credit, bytes_read,
  *                   bytes_written, timeout_ms, flags, kept bytes, unsent bytes
+ *               'p' pipe inside netcore (pipe.h) between two shipped sockets: source id,
+ *                   dest id, no_end, high_water_mark
  *               'E' end of state
  *               'R' refusal: reason (either side)
  *   new -> old  'A' ack
@@ -30,6 +32,7 @@
 #include "errors.h"
 #include "handler.h"
 #include "log.h"
+#include "pipe.h"
 #include "server.h"
 #include "socket.h"
 
@@ -380,6 +383,22 @@ static int ship(int conn, char *why, size_t cap) {
       if (b.fail || send_fd_of(conn, 's', &b, &s->h.handle) != 0) goto io;
     }
   }
+  /* Pipes last: both their ends exist on the new side by then. One whose
+   * destination is not shipped (an outbound socket) stops there. */
+  for (ncd_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next) {
+    ncd_handler *h = ncd_container_of(e, ncd_handler, link);
+    if (!handler_shipped(h)) continue;
+    for (ncd_list *f = h->sockets.next; f != &h->sockets; f = f->next) {
+      ncd_socket *s = ncd_container_of(f, ncd_socket, owner_link);
+      if (!shipped(s) || !s->pipe || !shipped(s->pipe->dest)) continue;
+      b.len = 0;
+      put_u64(&b, s->id);
+      put_u64(&b, s->pipe->dest->id);
+      put_u8(&b, (uint8_t)s->pipe->no_end);
+      put_u32(&b, s->pipe->hwm);
+      if (b.fail || send_record(conn, 'p', &b, -1) != 0) goto io;
+    }
+  }
   if (send_record(conn, 'E', NULL, -1) != 0) goto io;
   free(b.p);
   return 0;
@@ -613,6 +632,15 @@ static int take_socket(import_t *im, buf_t *b, int fd) {
   return 0;
 }
 
+static int take_pipe(buf_t *b) {
+  uint64_t src_id = get_u64(b), dest_id = get_u64(b);
+  int no_end = get_u8(b);
+  uint32_t hwm = get_u32(b);
+  ncd_socket *src = nc__idmap_get(&ncd.sockets, src_id), *dest = nc__idmap_get(&ncd.sockets, dest_id);
+  if (b->fail || !src || !dest || src->owner != dest->owner) return -1;
+  return ncd_pipe_restore(src, dest, no_end, hwm) == 0 ? 0 : -1;
+}
+
 /* Reads the state up to 'E'. Returns 0, or -1 with why. */
 static int take_state(int conn, import_t *im, char *why, size_t cap) {
   buf_t b = {0};
@@ -650,6 +678,7 @@ static int take_state(int conn, import_t *im, char *why, size_t cap) {
     case 'l': ok = take_listener(im, &b, fd), fd = -1; break;
     case 'v': ok = take_server(im, &b); break;
     case 's': ok = take_socket(im, &b, fd), fd = -1; break;
+    case 'p': ok = take_pipe(&b); break;
     case 'E': rc = 0; goto out;
     case 'R': {
       char reason[256];

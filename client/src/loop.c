@@ -314,6 +314,7 @@ static void take_welcome(nc_loop_t *loop, const nc__event_t *ev) {
   loop->lease_ms = ev->lease_ms;
   loop->max_frame = ev->max_frame;
   loop->max_write_queue = ev->max_write_queue;
+  loop->minor_version = ev->minor_version;
   snprintf(loop->instance_id, sizeof(loop->instance_id), "%s", ev->instance_id);
   snprintf(loop->server_version, sizeof(loop->server_version), "%s", ev->server_version);
 }
@@ -553,6 +554,8 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
   loop->hello_timeout = o.hello_timeout_ms ? o.hello_timeout_ms : DEFAULT_HELLO_TIMEOUT_MS;
   const char *env_reconnect = getenv("NETCORE_RECONNECT");
   loop->reconnect = !o.no_reconnect && !(env_reconnect != NULL && strcmp(env_reconnect, "0") == 0);
+  const char *env_offload = getenv("NETCORE_PIPE_OFFLOAD");
+  loop->pipe_offload = !(env_offload != NULL && strcmp(env_offload, "0") == 0);
   if ((loop->zctx = zmq_ctx_new()) == NULL) {
     rv = NC_ENOMEM;
     goto fail;
@@ -798,6 +801,13 @@ static void on_error_event(nc_loop_t *loop, const nc__event_t *ev) {
     return;
   }
   nc_socket_t *s = nc__idmap_get(&loop->socket_ids, ev->socket_id);
+  if (s != NULL && (strcmp(ev->command, "pipe") == 0 || strcmp(ev->command, "unpipe") == 0)) {
+    /* A pipe inside netcore that raced with a close, or had stopped already:
+     * the pipe in the library carries on, the Unpiped (or the close) says
+     * the rest (PROTOCOL.md 17). */
+    nc__socket_pipe_refused(s, strcmp(ev->command, "pipe") == 0);
+    return;
+  }
   if (s != NULL) {
     nc__socket_fail(s, err, ev->message);
     return;
@@ -848,6 +858,7 @@ static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload)
   case NC__EV_TIMEOUT:
   case NC__EV_SOCKET_ERROR:
   case NC__EV_CLOSED:
+  case NC__EV_UNPIPED:
   case NC__EV_FD: {
     nc_socket_t *s = nc__idmap_get(&loop->socket_ids, ev->socket_id);
     if (s != NULL) nc__socket_event(s, ev, payload);

@@ -70,7 +70,9 @@ typedef enum {
   NC__CMD_SET_TIMEOUT,
   NC__CMD_SET_NO_DELAY,
   NC__CMD_SET_KEEP_ALIVE,
-  NC__CMD_STATS
+  NC__CMD_STATS,
+  NC__CMD_PIPE,  /* id = source, id2 = dest, flag = no_end, u32 = high_water_mark */
+  NC__CMD_UNPIPE
 } nc__cmd_type_t;
 
 /* Where a Listen or Connect goes. */
@@ -117,8 +119,13 @@ typedef enum {
   NC__EV_SHUTDOWN,
   NC__EV_ADOPTED, /* a Connection handed over from a handler that went (bytes = replay_bytes) */
   NC__EV_STATS,
+  NC__EV_UNPIPED, /* count = reason (NC__UNPIPE_*), bytes = moved, flag = dest_ended */
   NC__EV_BATCH /* an EventBatch: count events, see nc__wire_batch_event() */
 } nc__ev_type_t;
+
+/* Unpiped.reason values (proto UnpipeReason). */
+enum { NC__UNPIPE_REQUESTED = 1, NC__UNPIPE_SOURCE_ENDED, NC__UNPIPE_SOURCE_CLOSED,
+       NC__UNPIPE_DEST_CLOSED };
 
 /* One event in plain C. Strings point into the decoder's arena and are valid
  * until the next nc__wire_unpack() on the same arena. */
@@ -135,7 +142,12 @@ typedef struct {
   uint64_t bytes, bytes_written, queued_bytes, bytes_read, nonce;
   /* Welcome */
   uint32_t version, id_prefix, credit_window, lease_ms, max_frame, max_write_queue;
+  uint32_t minor_version;
   const char *instance_id, *server_version;
+  /* Adopted.pipe_*, Unpiped.dest_socket_id */
+  uint64_t pipe_dest_id;
+  int pipe_no_end;
+  uint32_t pipe_hwm;
   /* Event.ack: acknowledgements riding along with a socket event (lazy acks) */
   int has_ack;
   uint32_t ack_writes;
@@ -308,6 +320,14 @@ struct nc_socket_s {
   nc__inring_t input;
   nc__decoder_t dec;
   nc_socket_t *pipe_dst, *pipe_srcs, *pipe_next;
+  int pipe_no_end;          /* nc_socket_pipe_opts {end: false} */
+  /* Pipes inside netcore (PROTOCOL.md 17) of this source: Pipe commands
+   * sent (or named by Adopted) whose Unpiped has not come yet; unpiping:
+   * Unpipe sent for the latest one. Each Pipe ends in exactly one Unpiped
+   * (or an Error), in order. */
+  unsigned pipes_out;
+  int unpiping;
+  uint64_t adopted_pipe_dst; /* Adopted named this dest, not adopted here yet */
   /* Options given before connect, sent once the connection exists. */
   unsigned timeout_ms;
   int nodelay, keepalive; /* -1 = never set */
@@ -333,6 +353,8 @@ struct nc_loop_s {
   char instance_id[64], server_version[32];
   uint32_t id_prefix, next_id;
   uint32_t credit_window, lease_ms, max_frame, max_write_queue;
+  uint32_t minor_version; /* Welcome.minor_version: 2 = pipes inside netcore */
+  int pipe_offload;       /* NETCORE_PIPE_OFFLOAD is not "0" */
   uint64_t now, last_send, last_recv, ping_nonce;
   int ping_outstanding;
   volatile sig_atomic_t stop;
@@ -400,6 +422,9 @@ NC__HIDDEN int nc__server_link_lost(nc_server_t *s);
 NC__HIDDEN void nc__server_relisten(nc_server_t *s);
 NC__HIDDEN void nc__socket_event(nc_socket_t *s, const nc__event_t *ev, zmq_msg_t *payload);
 NC__HIDDEN void nc__socket_accepted(nc_loop_t *loop, const nc__event_t *ev);
+/* netcore refused a Pipe (is_pipe) or an Unpipe of s (it raced with a
+ * close, or the pipe had stopped): the pipe goes on in the library. */
+NC__HIDDEN void nc__socket_pipe_refused(nc_socket_t *s, int is_pipe);
 NC__HIDDEN void nc__socket_pending(nc_socket_t *s, unsigned flags);
 NC__HIDDEN void nc__socket_gone(nc_socket_t *s, int err, const char *msg);
 NC__HIDDEN void nc__socket_free(nc_socket_t *s);

@@ -11,6 +11,13 @@
  * sends Pause and stops granting; what is already on its way is queued here
  * (moved, not copied, in its ZeroMQ frame) and delivered after resume().
  *
+ * Pipes: nc_socket_pipe() asks netcore to move the bytes itself (Pipe,
+ * PROTOCOL.md 17) when nothing here consumes the source's data; until
+ * netcore has the Pipe, Data still on its way is written to dst here as in
+ * the library's own pipe, and netcore starts moving only once that is
+ * credited. A late on_data, an encoding or unpipe() sends Unpipe; Unpiped
+ * gives the counts back, and data after it flows through here again.
+ *
  * Lifetime: a socket is freed right after its close callback, which only
  * ever runs from the loop (an event, the pending queue, or netcore's loss).
  * Loop thread only. */
@@ -139,6 +146,9 @@ static void reset_connection(nc_socket_t *s) {
   s->unacked_credit = 0;
   s->closed_final = 0;
   s->adopted = 0;
+  s->pipes_out = 0;
+  s->unpiping = 0;
+  s->adopted_pipe_dst = 0;
   memset(&s->local, 0, sizeof(s->local));
   memset(&s->remote, 0, sizeof(s->remote));
   nc__decoder_t d = s->dec;
@@ -193,6 +203,29 @@ nc_socket_t *nc__socket_adopt(nc_loop_t *loop, uint64_t id, const nc_address_t *
   return s;
 }
 
+static void pipe_attach(nc_socket_t *src, nc_socket_t *dst, int no_end);
+
+/* Adopted (PROTOCOL.md 17): s's pipe inside netcore carries on, and so does
+ * any pipe of an adopted socket that waited for s as its destination. Both
+ * ends come to this handler, in either order; a source's input waits until
+ * its destination is here. */
+static void adopt_pipes(nc_loop_t *loop, nc_socket_t *s, const nc__event_t *ev) {
+  if (ev->pipe_dest_id != 0) {
+    s->pipes_out = 1;
+    s->pipe_no_end = ev->pipe_no_end;
+    nc_socket_t *dst = nc__idmap_get(&loop->socket_ids, ev->pipe_dest_id);
+    if (dst != NULL) pipe_attach(s, dst, ev->pipe_no_end);
+    else s->adopted_pipe_dst = ev->pipe_dest_id;
+  }
+  for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+    nc_socket_t *src = NC__CONTAINER(l, nc_socket_t, h.all);
+    if (src->adopted_pipe_dst != s->id) continue;
+    src->adopted_pipe_dst = 0;
+    pipe_attach(src, s, src->pipe_no_end);
+    if (src->input.len > 0) nc__pend(&src->h, NC__P_FLUSH_INPUT);
+  }
+}
+
 void nc__socket_accepted(nc_loop_t *loop, const nc__event_t *ev) {
   nc_server_t *server = nc__idmap_get(&loop->server_ids, ev->server_id);
   nc_socket_t *s = nc__socket_adopt(loop, ev->socket_id, &ev->local, &ev->remote, ev->flag);
@@ -213,16 +246,20 @@ void nc__socket_accepted(nc_loop_t *loop, const nc__event_t *ev) {
     s->kernel_written = ev->bytes_written;
     s->bytes_sent = ev->bytes_written + ev->queued_bytes;
     s->ended_local = ev->flag2;
+    adopt_pipes(loop, s, ev);
   }
   server->connections = ev->count;
   if (server->ev.on_connection != NULL) server->ev.on_connection(server, s);
 }
+
+static void offload_stop(nc_socket_t *s);
 
 void nc_socket_set_events(nc_socket_t *s, const nc_socket_events_t *events) {
   if (events != NULL)
     s->ev = *events;
   else
     memset(&s->ev, 0, sizeof(s->ev));
+  if (s->ev.on_data != NULL) offload_stop(s); /* a 'data' listener: the bytes must come here */
 }
 
 static int connect_common(nc_socket_t *s, nc__cmd_t *cmd, nc_socket_cb cb) {
@@ -463,9 +500,12 @@ static void deliver_end(nc_socket_t *s) {
   }
   if (!s->destroyed && s->ev.on_end != NULL) s->ev.on_end(s);
   if (!s->destroyed && s->pipe_dst != NULL) {
+    /* A pipe inside netcore stops at the source's end by itself (its
+     * Unpiped follows): no Unpipe. Ending dst again there is a no-op. */
     nc_socket_t *dst = s->pipe_dst;
-    nc_socket_unpipe(s);
-    if (live(dst)) nc_socket_end(dst, NULL, 0);
+    pipe_detach(s);
+    if (s->pipe_paused) nc_socket_resume(s);
+    if (!s->pipe_no_end && live(dst)) nc_socket_end(dst, NULL, 0);
   }
   /* Without allowHalfOpen the peer's FIN ends our side too, after the
    * writes already queued (Node's behaviour; netcore leaves it to us). */
@@ -578,7 +618,7 @@ void nc__socket_gone(nc_socket_t *s, int err, const char *msg) {
 /* --------------------------------------------------------------- events */
 
 static void flush_input(nc_socket_t *s) {
-  while (!s->paused && s->input.len > 0 && s->state == NC__SK_OPEN) {
+  while (!s->paused && !s->adopted_pipe_dst && s->input.len > 0 && s->state == NC__SK_OPEN) {
     nc__input_t in;
     inring_pop(&s->input, &in);
     switch (in.kind) {
@@ -618,6 +658,30 @@ static void on_ack(nc_socket_t *s, const nc__event_t *ev) {
   }
 }
 
+/* A pipe inside netcore stopped (PROTOCOL.md 17): its bytes count now, on
+ * both ends; when the destination failed, ended or closed, the source is
+ * unpiped as Node does on the destination's 'error'/'close'/'finish'. */
+static void on_unpiped(nc_socket_t *s, const nc__event_t *ev) {
+  nc_socket_t *dst = nc__idmap_get(&s->h.loop->socket_ids, ev->pipe_dest_id);
+  s->bytes_read += ev->bytes;
+  if (dst != NULL) {
+    dst->bytes_sent += ev->bytes;
+    if (ev->bytes_written > dst->kernel_written) dst->kernel_written = ev->bytes_written;
+  }
+  if (s->pipes_out > 0) s->pipes_out--;
+  if (s->pipes_out > 0) return; /* a newer Pipe replaced this one */
+  s->unpiping = 0;
+  if (ev->count == NC__UNPIPE_DEST_CLOSED && s->pipe_dst != NULL && s->pipe_dst == dst) {
+    pipe_detach(s);
+    if (s->pipe_paused) nc_socket_resume(s);
+  }
+}
+
+void nc__socket_pipe_refused(nc_socket_t *s, int is_pipe) {
+  if (is_pipe && s->pipes_out > 0) s->pipes_out--;
+  if (s->pipes_out == 0) s->unpiping = 0;
+}
+
 void nc__socket_event(nc_socket_t *s, const nc__event_t *ev, zmq_msg_t *payload) {
   if (ev->has_ack) { /* acks that waited for this event come first */
     nc__event_t ack = {.count = ev->ack_writes, .bytes = ev->ack_bytes,
@@ -641,7 +705,7 @@ void nc__socket_event(nc_socket_t *s, const nc__event_t *ev, zmq_msg_t *payload)
     if (payload == NULL) break;
     s->bytes_read += zmq_msg_size(payload);
     if (s->destroyed) break;
-    if (s->paused || s->input.len > 0) {
+    if (s->paused || s->input.len > 0 || s->adopted_pipe_dst) {
       if (inring_push(&s->input, NC__IN_DATA, 0, payload) != 0)
         nc__socket_fail(s, NC_ENOMEM, "no memory to queue data while paused");
     } else {
@@ -650,7 +714,7 @@ void nc__socket_event(nc_socket_t *s, const nc__event_t *ev, zmq_msg_t *payload)
     break;
   case NC__EV_ENDED:
     if (s->destroyed) break;
-    if (s->paused || s->input.len > 0) {
+    if (s->paused || s->input.len > 0 || s->adopted_pipe_dst) {
       if (inring_push(&s->input, NC__IN_END, 0, NULL) != 0)
         nc__socket_fail(s, NC_ENOMEM, "no memory to queue end while paused");
     } else {
@@ -694,6 +758,9 @@ void nc__socket_event(nc_socket_t *s, const nc__event_t *ev, zmq_msg_t *payload)
     finish_close(s, had_error);
     break;
   }
+  case NC__EV_UNPIPED:
+    on_unpiped(s, ev);
+    break;
   case NC__EV_FD: {
     nc_loop_t *loop = s->h.loop;
     nc_socket_t *n =
@@ -781,24 +848,66 @@ int nc_socket_set_keep_alive(nc_socket_t *s, int enable, unsigned initial_delay_
 
 int nc_socket_set_encoding(nc_socket_t *s, const char *encoding) {
   if (s == NULL) return NC_EINVAL;
-  return nc__decoder_set(&s->dec, encoding);
+  int rv = nc__decoder_set(&s->dec, encoding);
+  if (rv == 0 && s->dec.enc != NC__ENC_NONE) offload_stop(s); /* decoded text is made here */
+  return rv;
 }
 
-int nc_socket_pipe(nc_socket_t *src, nc_socket_t *dst) {
-  if (src == NULL || dst == NULL) return NC_EINVAL;
-  if (src->pipe_dst == dst) return 0;
-  nc_socket_unpipe(src);
+static void pipe_attach(nc_socket_t *src, nc_socket_t *dst, int no_end) {
   src->pipe_dst = dst;
+  src->pipe_no_end = no_end != 0;
   src->pipe_next = dst->pipe_srcs;
   dst->pipe_srcs = src;
+}
+
+/* Whether netcore can carry src.pipe(dst) out itself (nc.h, nc_socket_pipe). */
+static int offloadable(const nc_socket_t *src, const nc_socket_t *dst) {
+  const nc_loop_t *loop = src->h.loop;
+  return loop->pipe_offload && loop->minor_version >= 2 && src->ev.on_data == NULL &&
+         src->dec.enc == NC__ENC_NONE && live(src) && live(dst) && !src->ended_remote &&
+         !dst->ended_local;
+}
+
+/* Hands the pipe to netcore. */
+static void offload_start(nc_socket_t *src, nc_socket_t *dst) {
+  uint32_t hwm = dst->hwm > UINT32_MAX ? UINT32_MAX : (uint32_t)dst->hwm;
+  nc__cmd_t cmd = {.type = NC__CMD_PIPE, .id = src->id, .id2 = dst->id,
+                   .flag = src->pipe_no_end, .u32 = hwm};
+  if (nc__send(src->h.loop, &cmd, NULL, 0, NULL) != 0) return; /* the library pipes */
+  src->pipes_out++;
+  src->unpiping = 0;
+}
+
+/* Takes s's bytes back from a pipe inside netcore: Unpipe, once; data read
+ * after its Unpiped comes here again. */
+static void offload_stop(nc_socket_t *s) {
+  if (s->pipes_out == 0 || s->unpiping || !live(s)) return;
+  nc__cmd_t cmd = {.type = NC__CMD_UNPIPE, .id = s->id};
+  if (nc__send(s->h.loop, &cmd, NULL, 0, NULL) == 0) s->unpiping = 1;
+}
+
+int nc_socket_pipe_opts(nc_socket_t *src, nc_socket_t *dst, const nc_pipe_options_t *opts) {
+  if (src == NULL || dst == NULL) return NC_EINVAL;
+  int no_end = opts != NULL && opts->no_end;
+  if (src->pipe_dst == dst && src->pipe_no_end == no_end) return 0;
+  nc_socket_unpipe(src);
+  pipe_attach(src, dst, no_end);
   nc_socket_resume(src); /* pipe() starts the flow, as in Node */
+  if (offloadable(src, dst)) offload_start(src, dst);
   return 0;
 }
+
+int nc_socket_pipe(nc_socket_t *src, nc_socket_t *dst) { return nc_socket_pipe_opts(src, dst, NULL); }
 
 void nc_socket_unpipe(nc_socket_t *src) {
   if (src == NULL || src->pipe_dst == NULL) return;
   pipe_detach(src);
+  offload_stop(src);
   if (src->pipe_paused) nc_socket_resume(src);
+}
+
+int nc_socket_pipe_offloaded(const nc_socket_t *src) {
+  return src != NULL && src->pipes_out > 0 && !src->unpiping;
 }
 
 size_t nc_socket_buffer_size(const nc_socket_t *s) { return s->buffer_size; }

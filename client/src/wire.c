@@ -87,6 +87,8 @@ static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, nc__msgbat
   Netcore__V1__SetNoDelay snodelay = NETCORE__V1__SET_NO_DELAY__INIT;
   Netcore__V1__SetKeepAlive skeep = NETCORE__V1__SET_KEEP_ALIVE__INIT;
   Netcore__V1__StatsQuery stats = NETCORE__V1__STATS_QUERY__INIT;
+  Netcore__V1__Pipe pipe = NETCORE__V1__PIPE__INIT;
+  Netcore__V1__Unpipe unpipe = NETCORE__V1__UNPIPE__INIT;
 
   tcp.host = str(c->host);
   tcp.port = c->port;
@@ -222,6 +224,19 @@ static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, nc__msgbat
     cmd.command_case = NETCORE__V1__COMMAND__COMMAND_SET_KEEP_ALIVE;
     cmd.set_keep_alive = &skeep;
     break;
+  case NC__CMD_PIPE:
+    pipe.socket_id = c->id;
+    pipe.dest_socket_id = c->id2;
+    pipe.no_end = c->flag != 0;
+    pipe.high_water_mark = c->u32;
+    cmd.command_case = NETCORE__V1__COMMAND__COMMAND_PIPE;
+    cmd.pipe = &pipe;
+    break;
+  case NC__CMD_UNPIPE:
+    unpipe.socket_id = c->id;
+    cmd.command_case = NETCORE__V1__COMMAND__COMMAND_UNPIPE;
+    cmd.unpipe = &unpipe;
+    break;
   default:
     return NC_EINVAL;
   }
@@ -328,6 +343,7 @@ static void convert(const Netcore__V1__Event *e, nc__event_t *ev) {
     ev->max_frame = w->max_frame;
     ev->max_write_queue = w->max_write_queue;
     ev->server_version = w->server_version;
+    ev->minor_version = w->minor_version;
     break;
   }
   case NETCORE__V1__EVENT__EVENT_ERROR:
@@ -426,6 +442,19 @@ static void convert(const Netcore__V1__Event *e, nc__event_t *ev) {
     ev->queued_bytes = e->adopted->queued_bytes;
     ev->bytes = e->adopted->replay_bytes;
     ev->flag2 = e->adopted->write_ended;
+    ev->pipe_dest_id = e->adopted->pipe_dest_socket_id;
+    ev->pipe_no_end = e->adopted->pipe_no_end;
+    ev->pipe_hwm = e->adopted->pipe_high_water_mark;
+    break;
+  case NETCORE__V1__EVENT__EVENT_UNPIPED:
+    ev->type = NC__EV_UNPIPED;
+    ev->socket_id = e->unpiped->socket_id;
+    ev->pipe_dest_id = e->unpiped->dest_socket_id;
+    ev->count = (uint32_t)e->unpiped->reason;
+    ev->bytes = e->unpiped->bytes;
+    ev->bytes_read = e->unpiped->bytes_read;
+    ev->bytes_written = e->unpiped->bytes_written;
+    ev->flag = e->unpiped->dest_ended;
     break;
   case NETCORE__V1__EVENT__EVENT_STATS:
     ev->type = NC__EV_STATS;

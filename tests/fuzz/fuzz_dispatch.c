@@ -317,6 +317,8 @@ typedef struct gen {
     Netcore__V1__SetTimeout stimeout;
     Netcore__V1__SetNoDelay snodelay;
     Netcore__V1__SetKeepAlive skeep;
+    Netcore__V1__Pipe pipe;
+    Netcore__V1__Unpipe unpipe;
   } u;
   Netcore__V1__TcpEndpoint tcp;
   char path[160];
@@ -403,7 +405,7 @@ static int gen_cmd(input *in, dealer *d, gen *g, int *payload_len) {
   uint32_t v = u32(in);
   g->c.ref = kind & 0x80 ? v : 0;
   *payload_len = 0;
-  switch ((kind & 0x7f) % 17) {
+  switch ((kind & 0x7f) % 19) {
   case 0:
     netcore__v1__ping__init(&g->u.ping);
     g->u.ping.nonce = v;
@@ -515,6 +517,19 @@ static int gen_cmd(input *in, dealer *d, gen *g, int *payload_len) {
     g->u.skeep.enable = v & 1;
     g->u.skeep.initial_delay_ms = v >> 1;
     g->c.command_case = NETCORE__V1__COMMAND__COMMAND_SET_KEEP_ALIVE, g->c.set_keep_alive = &g->u.skeep;
+    break;
+  case 16: /* pipes inside netcore: self, cycles, another dealer's sockets */
+    netcore__v1__pipe__init(&g->u.pipe);
+    g->u.pipe.socket_id = pick_id(in, d, 0);
+    g->u.pipe.dest_socket_id = pick_id(in, d, 0);
+    g->u.pipe.no_end = v & 1;
+    g->u.pipe.high_water_mark = v >> 1;
+    g->c.command_case = NETCORE__V1__COMMAND__COMMAND_PIPE, g->c.pipe = &g->u.pipe;
+    break;
+  case 17:
+    netcore__v1__unpipe__init(&g->u.unpipe);
+    g->u.unpipe.socket_id = pick_id(in, d, 0);
+    g->c.command_case = NETCORE__V1__COMMAND__COMMAND_UNPIPE, g->c.unpipe = &g->u.unpipe;
     break;
   default:
     netcore__v1__bye__init(&g->u.bye);

@@ -9,7 +9,8 @@
  * destination whose peer never reads (the source's peer is pushed back by
  * TCP, netcore's memory stays flat, the loop keeps serving), validation
  * (EBADF, EINVAL), and a pipe that outlives its handler: it keeps moving
- * while parked and the group successor's Adopted names it. */
+ * while parked and the group successor's Adopted names it, and one that
+ * outlives netcore itself (--takeover). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -18,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -209,6 +212,31 @@ static void test_pipe_waits_for_data_in_flight(void **state) {
   nct_event_free(ev);
   nct_close_both(h, a, pa);
   nct_close_both(h, b, pb);
+
+  /* The source's last Data and its end were on their way: dest ends only
+   * after the handler wrote and credited them. */
+  int pc = accept_one(h, srv, port, &a), pd = accept_one(h, srv, port, &b);
+  nct_peer_write(pc, "last", 4);
+  shutdown(pc, SHUT_WR);
+  nct_expect_data(h, a, "last", 4);
+  nct_expect_drop(h, ENDED, a);
+  nct_cmd_pipe(h, a, b, 0, 0);
+  nct_sync(h);
+  nct_expect_none(h, a, 100);
+  nct_peer_expect_quiet(pd, 1);
+  nct_cmd_write(h, b, "last", 4);
+  nct_cmd_credit(h, a, 4);
+  Netcore__V1__Unpiped *u = expect_unpiped(h, a, b, UNPIPE(SOURCE_ENDED), &ev);
+  assert_true(u->dest_ended);
+  nct_event_free(ev);
+  nct_peer_expect(pd, "last", 4);
+  assert_int_equal(nct_peer_expect_eof(pd), 0);
+  nct_cmd_end(h, a, NULL, 0);
+  nct_event_free(nct_expect_skip(h, CLOSED, a, NCT_SKIP(WRITE_ACK)));
+  shutdown(pd, SHUT_WR);
+  nct_event_free(nct_expect_skip(h, ENDED, b, NCT_SKIP(WRITE_ACK)));
+  nct_event_free(nct_expect_skip(h, CLOSED, b, NCT_SKIP(WRITE_ACK)));
+  close(pc), close(pd);
   nct_env_finish(e);
 }
 
@@ -503,19 +531,119 @@ static void test_pipe_survives_handler_death(void **state) {
   assert_int_equal(ad->pipe_high_water_mark, 32768);
   assert_false(ad->pipe_no_end);
   assert_int_equal(ad->replay_bytes, 0);
-  assert_int_equal(ad->queued_bytes, 0); /* piped bytes are nobody's writes */
+  assert_int_equal(ad->bytes_read, 101000);
+  assert_int_equal(ad->bytes_written, 101000);
   nct_event_free(ev);
   echo_round(peer, 101000, 3000);
   nct_expect_none(b, id, 50);
   nct_cmd_unpipe(b, id);
   Netcore__V1__Unpiped *u = expect_unpiped(b, id, id, UNPIPE(REQUESTED), &ev);
-  assert_int_equal(u->bytes, 104000);
+  assert_int_equal(u->bytes, 3000); /* since the adoption */
   assert_int_equal(u->bytes_read, 104000);
   nct_event_free(ev);
   nct_peer_write(peer, "mine", 4);
   nct_expect_data(b, id, "mine", 4);
   nct_close_both(b, id, peer);
   nct_env_finish(e);
+}
+
+/* A proxy's two sockets (x->y, y->x) go to one heir when their owner
+ * dies, although heirs take a dead member's sockets in turn. */
+static void test_pipe_ends_move_together(void **state) {
+  nct_env *e = *state;
+  nct_env_start(e, NULL);
+  nct_client *a = nct_env_handler(e, "a");
+  uint16_t port = 0;
+  uint64_t sa = listen_group(a, &port, "g"), x, y;
+  int px = accept_one(a, sa, port, &x), py = accept_one(a, sa, port, &y);
+  nct_cmd_pipe(a, x, y, 0, 0);
+  nct_cmd_pipe(a, y, x, 0, 0);
+  nct_client *b = nct_env_handler(e, "b"), *c = nct_env_handler(e, "c");
+  uint64_t sb = listen_group(b, &port, "g"), sc = listen_group(c, &port, "g");
+  nct_sync(a);
+  nct_env_release(e, a, 0);
+  nct_event *ex = NULL, *ey = NULL;
+  nct_client *hx = NULL, *hy = NULL;
+  for (uint64_t end = nct_now_ms() + NCT_WAIT; (!ex || !ey) && nct_now_ms() < end;) {
+    nct_client *hs[2] = {b, c};
+    for (int i = 0; i < 2; i++) {
+      nct_event *ev;
+      if (!ex && (ev = nct_take(hs[i], EV(ADOPTED), x, 10))) ex = ev, hx = hs[i];
+      if (!ey && (ev = nct_take(hs[i], EV(ADOPTED), y, 10))) ey = ev, hy = hs[i];
+    }
+  }
+  if (!ex || !ey) nct_fail("both sockets were not adopted");
+  if (hx != hy) nct_fail("the two ends of the pipes went to %s and %s", hx->name, hy->name);
+  assert_int_equal(ex->ev->adopted->pipe_dest_socket_id, y);
+  assert_int_equal(ey->ev->adopted->pipe_dest_socket_id, x);
+  assert_int_equal(ex->ev->adopted->server_id, hx == b ? sb : sc);
+  nct_event_free(ex);
+  nct_event_free(ey);
+  nct_peer_write(px, "over", 4);
+  nct_peer_expect(py, "over", 4);
+  nct_peer_write(py, "back", 4);
+  nct_peer_expect(px, "back", 4);
+  nct_cmd_destroy(hx, x);
+  nct_cmd_destroy(hx, y);
+  nct_event_free(nct_expect_skip(hx, CLOSED, x, NCT_SKIP(UNPIPED)));
+  nct_event_free(nct_expect_skip(hx, CLOSED, y, NCT_SKIP(UNPIPED)));
+  close(px), close(py);
+  nct_env_finish(e);
+}
+
+/* `netcore --takeover` replaces the running netcore under a self-pipe: the
+ * echo goes on in the new process with no handler, a handler of the same
+ * principal that listens again adopts it (Adopted names the pipe, bytes
+ * moved so far carry over), and Unpipe hands the input back. */
+static void test_pipe_survives_takeover(void **state) {
+  nct_env *e = *state;
+  nct_env_start(e, NULL);
+  nct_client *h = nct_env_handler(e, "h");
+  uint16_t port = 0;
+  uint64_t srv = nct_listen_local(h, &port, 1), id;
+  int peer = accept_one(h, srv, port, &id);
+  nct_cmd_pipe(h, id, id, 1, 0);
+  nct_sync(h);
+  echo_round(peer, 0, 70000);
+
+  pid_t old = e->d.pid, pid = fork();
+  if (pid < 0) nct_fail("fork");
+  if (pid == 0) {
+    execl(nct_netcore_path(), nct_netcore_path(), "--bind", e->d.endpoint, "--takeover",
+          "--handoff-ms", "20000", "--log-level", "error", (char *)NULL);
+    _exit(127);
+  }
+  int status = 0;
+  if (waitpid(old, &status, 0) != old || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    nct_fail("the old netcore did not exit 0 after the takeover (status 0x%x)", status);
+  e->d.pid = pid;
+  nct_env_release(e, h, 0); /* its link was to the old netcore */
+  for (int i = 0; i < 10; i++) echo_round(peer, 70000 + (uint64_t)i * 3000, 3000);
+
+  nct_client *n = nct_client_new(e->d.endpoint, "n", 0);
+  nct_env_adopt(e, n);
+  nct_hello(n, 0, 60000);
+  uint64_t srv2 = nct_new_id(n);
+  nct_cmd_listen_tcp(n, srv2, "127.0.0.1", port, 1, 0, 0, NULL);
+  nct_expect_drop(n, LISTENING, srv2);
+  nct_event *ev = nct_take(n, EV(ADOPTED), id, NCT_WAIT);
+  if (!ev) nct_fail("no Adopted after the takeover");
+  assert_int_equal(ev->ev->adopted->pipe_dest_socket_id, id);
+  assert_true(ev->ev->adopted->pipe_no_end);
+  assert_int_equal(ev->ev->adopted->pipe_high_water_mark, 16384);
+  nct_event_free(ev);
+  echo_round(peer, 100000, 5000);
+  nct_cmd_unpipe(n, id);
+  Netcore__V1__Unpiped *u = expect_unpiped(n, id, id, UNPIPE(REQUESTED), &ev);
+  assert_int_equal(u->bytes, 5000); /* since the adoption */
+  assert_int_equal(u->bytes_read, 105000);
+  assert_int_equal(u->bytes_written, 105000);
+  nct_event_free(ev);
+  nct_peer_write(peer, "mine", 4);
+  nct_expect_data(n, id, "mine", 4);
+  nct_close_both(n, id, peer);
+  nct_env_release(e, n, 1);
+  nct_daemon_stop(&e->d);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, nct_env_setup, nct_env_teardown)
@@ -531,6 +659,8 @@ int main(int argc, char **argv) {
       T(test_pipe_errors_either_side),
       T(test_pipe_slow_reader_bounded),
       T(test_pipe_survives_handler_death),
+      T(test_pipe_ends_move_together),
+      T(test_pipe_survives_takeover),
   };
   return NCT_RUN(argc, argv, tests);
 }

@@ -375,7 +375,10 @@ class Socket extends Duplex {
     if (!this.destroyed) this.emit('fd', s);
   }
 
-  _onCommandError(err) {
+  _onCommandError(err, command) {
+    // A Pipe or Unpipe that crossed the pipe's own end (PROTOCOL.md 17): the
+    // Unpiped or Closed it crossed says what happened; nothing is wrong.
+    if (command === 'pipe' || command === 'unpipe') return;
     // A command of ours was refused (e.g. an fd socket we do not own): the
     // socket's state is no longer what we believe, as for any socket error.
     if (!this.destroyed) this.destroy(err);

@@ -18,6 +18,10 @@ Data again and flows through the pipe's and the application's listeners,
 without a lost or repeated byte. Unpiped also brings the byte counts
 (bytes_read, bytes_written) and, when src's end ended dest, dest's 'finish'.
 
+The Pipe leaves on the next turn of the loop (call_soon), once the events
+already received have been dispatched: Data of src that came with them is
+written into dest first, and a src whose end came with them is not piped.
+
 The state lives on the source (Socket._offload) while netcore runs its pipe.
 Event-loop thread only, like every Socket method.
 """
@@ -45,7 +49,7 @@ class Offload:
         self.dest = dest
         self.dest_id = dest_id
         self.end = end
-        self.state = "active"  # -> "unpiping" once Unpipe left
+        self.state = "arming"  # -> "active" once Pipe left -> "unpiping" once Unpipe left
         self.adopted = adopted
 
 
@@ -90,10 +94,30 @@ def plan(src: "Socket", dest: "Socket") -> Optional[str]:
 
 
 def start(src: "Socket", dest: "Socket", end: bool) -> None:
-    """Sends Pipe src -> dest. Writes of dest the handler made before it are
-    already on their way (Socket sends each write at once), so netcore puts
-    the piped bytes behind them."""
-    src._offload = Offload(dest, dest._id, end, adopted=False)
+    """The library's pipe of src into dest is attached: Pipe goes on the next
+    turn if the rules still allow it then."""
+    o = Offload(dest, dest._id, end, adopted=False)
+    src._offload = o
+    src._nc.loop.call_soon(_arm, src, o)
+
+
+def _arm(src: "Socket", o: Offload) -> None:
+    """Sends the Pipe. Writes of dest the handler made before it are already
+    on their way (Socket sends each write at once), so netcore puts the piped
+    bytes behind them."""
+    if src._offload is not o or o.state != "arming":
+        return
+    dest = o.dest
+    assert dest is not None
+    ok = (_open(src) and _open(dest) and not src.destroyed and not dest.destroyed
+          and src._readable and not src._eof_pending and not dest._ended and dest._writable
+          and not dest._pipe_ending and src._decoder is None and src.listener_count("data") == 1
+          and len(src._pipes) == 1 and src._pipes[0].dest is dest)
+    if not ok:
+        src._offload = None
+        return
+    o.state = "active"
+    end = o.end
     cmd = pb.Command()
     cmd.pipe.dest_socket_id = dest._id
     cmd.pipe.no_end = not end
@@ -124,6 +148,9 @@ def hand_back(src: "Socket") -> None:
     """Asks netcore to stop src's pipe; its input comes as Data from the
     Unpiped on."""
     o = src._offload
+    if o is not None and o.state == "arming":
+        src._offload = None  # its Pipe never left: the pipe stays the library's
+        return
     if o is None or o.state != "active":
         return
     o.state = "unpiping"
@@ -137,7 +164,9 @@ def on_source_ended(src: "Socket") -> None:
     """src's peer ended while netcore pipes it: netcore ends dest (unless
     end=False), so dest.end() from the pipe must not send an End."""
     o = src._offload
-    if o is not None and o.state == "active" and o.end and o.dest is not None:
+    if o is not None and o.state == "arming":
+        src._offload = None
+    elif o is not None and o.state == "active" and o.end and o.dest is not None:
         o.dest._pipe_ending = True
 
 
@@ -167,7 +196,9 @@ def adopt(nc: "Netcore", src: "Socket", m: Message) -> None:
     adopted_socket(nc, src)
     if not m.pipe_dest_socket_id:
         return
-    src._offload = Offload(None, m.pipe_dest_socket_id, not m.pipe_no_end, adopted=True)
+    o = Offload(None, m.pipe_dest_socket_id, not m.pipe_no_end, adopted=True)
+    o.state = "active"
+    src._offload = o
     dest = nc._sockets.get(m.pipe_dest_socket_id)
     if dest is not None:
         _attach_adopted(src, dest)

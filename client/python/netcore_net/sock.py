@@ -690,6 +690,8 @@ class Socket(EventEmitter):
         """netcore rejected one of our commands (nothing changed in netcore)."""
         if err.code == "EBADF":
             return  # the socket is gone in netcore: its Closed is on the way or came
+        if m.command in ("pipe", "unpipe"):
+            return  # it crossed the pipe's own end: the Unpiped or Closed says what happened
         if m.ref and m.ref == self._connect_ref:
             self._error = err
             self._nc.unregister_socket(self)

@@ -399,6 +399,7 @@ class PipeCase(unittest.TestCase):
                 seen["src"] = c
                 up = net.create_connection(sink.port, "127.0.0.1", netcore=self.nc)
                 up.on("error", lambda e: seen.__setitem__("err", e.code))
+                up.on("unpipe", lambda _s: seen.__setitem__("unpiped", True))
                 c.pipe(up)
             srv = await self.listen(on_conn)
             _reader, writer = await asyncio.open_connection("127.0.0.1", srv.address()["port"])
@@ -410,7 +411,8 @@ class PipeCase(unittest.TestCase):
                     await asyncio.wait_for(writer.drain(), 0.1)
                 except asyncio.TimeoutError:
                     pass
-            await until(lambda: "err" in seen, "the destination's error")
+            # Node's rule: the destination's error (then close) unpipes and pauses the source.
+            await until(lambda: "err" in seen and "unpiped" in seen, "the destination's error")
             src = seen["src"]
             seen["destroyed"] = src.destroyed
             src.on("data", seen["tail"].extend)

@@ -126,6 +126,7 @@ class Link {
     this.refd = true; // receiving with a pending receive() (else: polling)
     this.pollTimer = null;
     this.polling = false;
+    this.pipeWaiters = new Map(); // BigInt dest id -> adopted source piping into it, dest not adopted yet (lib/pipe.js)
     this.pending = []; // operations waiting for Welcome
     this.outq = []; // messages waiting for the DEALER
     this.batch = []; // encoded commands of this turn (PROTOCOL.md 1.1)

@@ -24,6 +24,7 @@ root.loadSync(PROTO_PATH, { keepCase: true });
 const Command = root.lookupType('netcore.v1.Command');
 const Event = root.lookupType('netcore.v1.Event');
 const Family = root.lookupEnum('netcore.v1.Family').values;
+const UnpipeReason = root.lookupEnum('netcore.v1.UnpipeReason').values;
 
 const MASK32 = 0xffffffffn;
 
@@ -93,4 +94,4 @@ function nodeAddress(a) {
   };
 }
 
-module.exports = { toBig, toLong, toNum, encodeCommand, decodeEvent, nodeAddress, pathEndpoint, pathText };
+module.exports = { toBig, toLong, toNum, encodeCommand, decodeEvent, nodeAddress, pathEndpoint, pathText, UnpipeReason };

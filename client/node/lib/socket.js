@@ -11,12 +11,15 @@
 //   _final  -> End; 'finish' once its ack arrives (the FIN was sent);
 //   read()  -> read credit given back as the application consumes data;
 //   pause() / resume() -> Pause / Resume (reading stops at once);
-//   _destroy -> Destroy; 'close' when netcore's Closed arrives.
+//   _destroy -> Destroy; 'close' when netcore's Closed arrives;
+//   pipe()   -> Node's pipe, and Pipe when netcore can move the bytes itself
+//               (lib/pipe.js: when it applies, and how the stream comes back).
 //
 // A socket belongs to one link (lib/link.js); all its events come from there.
 
 const nodeNet = require('net');
 const { Duplex } = require('stream');
+const pipes = require('./pipe');
 const { Link, linkOptions } = require('./link');
 const { toBig, toLong, toNum, nodeAddress, pathEndpoint, pathText } = require('./protocol');
 const { ncError, argError } = require('./errors');
@@ -124,6 +127,11 @@ class Socket extends Duplex {
     this._lastSeq = 0n;
     this._neverConnected = true; // destroyed before 'connect': write callbacks get Node's error
     this._shutdownFailed = false; // our End met ENOTCONN (see _onSocketError)
+    // Pipes inside netcore (lib/pipe.js).
+    this._offload = null; // as a source: the pipe netcore runs from this socket
+    this._pipedBytes = 0; // as a destination: bytes pipes inside netcore moved into it
+    this._pipeEnding = false; // a source piping into it ended: netcore ends it
+    this._pipeEnded = false; // netcore ended it for a pipe (its FIN is queued)
   }
 
   // A socket netcore accepted for one of our servers.
@@ -143,6 +151,10 @@ class Socket extends Duplex {
       s._lastSeq = 0n; /* the next event's seq is taken as it comes */
       s._bytesRead = Number(ev.bytes_read);
       s._credited = Number(ev.bytes_read);
+      // A pipe inside netcore that carries on: this socket may be its
+      // destination, its source, or both.
+      pipes.adoptedSocket(link, s);
+      pipes.adopt(s, ev);
     }
     return s;
   }
@@ -214,6 +226,7 @@ class Socket extends Duplex {
         return this._onData(payload || Buffer.alloc(0));
       case 'ended':
         this._peerEnded = true;
+        pipes.onSourceEnded(this);
         if (!this.destroyed) {
           this.push(null);
           this.read(0);
@@ -230,6 +243,8 @@ class Socket extends Duplex {
         return this._onClosed(ev);
       case 'fd':
         return this._onFd(ev);
+      case 'unpiped':
+        return pipes.onUnpiped(this, ev);
       default:
         return undefined;
     }
@@ -360,7 +375,10 @@ class Socket extends Duplex {
     if (!this.destroyed) this.emit('fd', s);
   }
 
-  _onCommandError(err) {
+  _onCommandError(err, command) {
+    // A Pipe or Unpipe that crossed the pipe's own end (PROTOCOL.md 17): the
+    // Unpiped or Closed it crossed says what happened; nothing is wrong.
+    if (command === 'pipe' || command === 'unpipe') return;
     // A command of ours was refused (e.g. an fd socket we do not own): the
     // socket's state is no longer what we believe, as for any socket error.
     if (!this.destroyed) this.destroy(err);
@@ -413,6 +431,9 @@ class Socket extends Duplex {
     if (this._id === null || (this._nc !== 'open' && this._nc !== 'pending')) return;
     const owed = this._bytesRead - this.readableLength - this._credited;
     if (owed < 1) return; // every consumed byte, at once: credit is netcore's proof (PROTOCOL.md 13)
+    // Piped inside netcore: this credit lets netcore start moving, so the
+    // writes this Data produced into the destination must reach it first.
+    if (this._offload && this._offload.dest) this._offload.dest._pump();
     this._link.send({ credit: { socket_id: toLong(this._id), bytes: owed } });
     this._credited += owed;
   }
@@ -453,7 +474,13 @@ class Socket extends Duplex {
   }
 
   _final(cb) {
+    if (this._pipeEnded) {
+      cb(); // netcore ended it for a pipe (lib/pipe.js)
+      return;
+    }
     this._finalCb = cb;
+    if (this._pipeEnding) return; // netcore's end of it is on its way: Unpiped settles
+
     this._wq.push({ buf: null, fd: undefined, end: true });
     this._schedulePump();
   }
@@ -667,6 +694,29 @@ class Socket extends Duplex {
     return super.end(cb);
   }
 
+  // Node's pipe, run inside netcore when it can (lib/pipe.js).
+  pipe(dest, opts) {
+    if (pipes.alreadyPiped(this, dest)) return dest;
+    const when = pipes.plan(this, dest);
+    // Any other consumer takes the stream back from netcore first.
+    pipes.handBack(this);
+    const r = super.pipe(dest, opts);
+    if (when === 'now') pipes.start(this, dest, opts);
+    else if (when === 'later') pipes.startWhenOpen(this, dest, opts);
+    return r;
+  }
+
+  unpipe(dest) {
+    const o = this._offload;
+    if (o && (dest === undefined || dest === o.dest)) pipes.handBack(this);
+    return super.unpipe(dest);
+  }
+
+  setEncoding(encoding) {
+    pipes.handBack(this);
+    return super.setEncoding(encoding);
+  }
+
   pause() {
     if (!this._ncPaused) {
       this._ncPaused = true;
@@ -834,7 +884,7 @@ class Socket extends Duplex {
 
   // Node's definition: bytes given to the socket to write, queued ones included.
   get bytesWritten() {
-    let n = this._queuedBytes;
+    let n = this._queuedBytes + this._pipedBytes;
     for (const { chunk } of this.writableBuffer) n += chunk.length;
     return n;
   }

@@ -172,6 +172,7 @@ class Netcore(EventEmitter):
         self._batch_scheduled = False
         self._poll_scheduled = False
         self._waiting: List[Any] = []  # objects to start once Welcome arrives
+        self._pipe_waiters: Dict[int, Any] = {}  # dest id -> adopted source piping into it (_pipe.py)
         self._sockets: Dict[int, Socket] = {}  # id -> Socket
         self._servers: Dict[int, Server] = {}  # id -> Server
         self._live: Set[object] = set()  # objects that keep run() going
@@ -702,7 +703,7 @@ class Netcore(EventEmitter):
 
 
 _SOCKET_EVENTS = frozenset(("connected", "data", "ended", "write_ack", "timeout",
-                            "socket_error", "closed", "fd"))
+                            "socket_error", "closed", "fd", "unpiped"))
 _SERVER_EVENTS = frozenset(("listening", "server_error", "server_closed", "connection",
                             "adopted"))
 

@@ -14,6 +14,7 @@ import os
 import socket as _socket
 from typing import Any, Callable, Optional, Set, Tuple
 
+from . import _pipe
 from ._proto import pb
 from .emitter import EventEmitter
 from .errors import NetcoreError
@@ -353,6 +354,7 @@ class Server(EventEmitter):
         s.adopted = adopted
         if adopted:
             s._bytes_read = m.bytes_read
+            _pipe.adopt(self._nc, s, m)  # a pipe inside netcore carries on (PROTOCOL.md 17)
         self._conns.add(s)
         self.emit("connection", s)
 

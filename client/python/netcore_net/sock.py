@@ -17,6 +17,9 @@ Backpressure, both ways:
   reaches high_water_mark (16 KiB, Node's default); 'drain' follows when it
   is back to 0.
 
+pipe(dest) runs inside netcore when it can (_pipe.py says when, and how the
+stream comes back to the handler); unpipe() as Node's.
+
 Like the seed (Node v0.4), data is emitted whether or not a 'data' listener is
 attached. Without allow_half_open, the peer's FIN ('end') makes this side end()
 too once the 'end' listeners ran (netcore leaves that decision to handlers).
@@ -28,7 +31,7 @@ import collections
 import os
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union, cast
 
-from . import codec
+from . import _pipe, codec
 from ._proto import pb
 from .emitter import EventEmitter
 from .errors import NetcoreError
@@ -100,6 +103,16 @@ class _Write:
         self.is_end = is_end
 
 
+class _PipeRec:
+    """One destination of pipe(): its listeners, removed by unpipe()."""
+    __slots__ = ("dest", "end", "ondata", "ondrain", "onend", "ondest_close", "awaiting_drain")
+
+    def __init__(self, dest: "Socket", end: bool) -> None:
+        self.dest = dest
+        self.end = end
+        self.awaiting_drain = False
+
+
 class Socket(EventEmitter):
     """A TCP or UNIX stream socket (Node's net.Socket)."""
 
@@ -148,6 +161,14 @@ class Socket(EventEmitter):
         self._backlog = 0  # netcore's queue for this socket at its last ack (the kernel refused it)
         self._shutdown_failed = False  # our End met ENOTCONN: Node ignores shutdown errors
         self._uncounted = False  # left server.connections (destroy() or close)
+        # pipes (_pipe.py)
+        self._pipes: List[_PipeRec] = []  # destinations of pipe(), in order
+        self._offload: Optional[_pipe.Offload] = None  # as a source: the pipe netcore runs
+        self._piped_in = 0            # as a destination: bytes pipes inside netcore moved into it
+        self._own_acked = 0           # bytes of our own writes acknowledged
+        self._pipe_ending = False     # a source piping into it ended: netcore ends it
+        self._pipe_ended = False      # netcore ended it for a pipe
+        self._finish_waits_pipe = False  # end() was called while _pipe_ending
 
     @classmethod
     def _adopt(cls, nc: Netcore, socket_id: int, local: Message, remote: Message,
@@ -200,7 +221,7 @@ class Socket(EventEmitter):
     def bytes_written(self) -> int:
         if self._final_written is not None:
             return self._final_written
-        return self._acked_written + self._buffer_size
+        return max(self._acked_written, self._own_acked + self._piped_in) + self._buffer_size
 
     @property
     def remote_address(self) -> Optional[str]:
@@ -387,10 +408,25 @@ class Socket(EventEmitter):
         if callback is not None:
             self.once("finish", callback)
         buf = codec.encode(cast(Data, data), cast(Optional[str], encoding)) if data is not None else b""
+        if self._pipe_ending and not buf:
+            # netcore ends this socket for a pipe (_pipe.py): 'finish' comes with its Unpiped.
+            self._ended = True
+            self._writable = False
+            self._finish_waits_pipe = True
+            return self
         self._ended = True
         self._writable = False
         self._write_chunks(buf, None, is_end=True)
         return self
+
+    def _ended_by_pipe(self) -> None:
+        """netcore queued this socket's FIN behind what a pipe moved into it:
+        ended, as the pipe's end() would have made it."""
+        self._pipe_ended = True
+        self._finish_waits_pipe = False
+        self._ended = True
+        self._writable = False
+        self.emit("finish")
 
     def destroy(self, error: Optional[BaseException] = None) -> Socket:
         """Closes now, dropping queued writes. With error: 'error' then
@@ -446,8 +482,19 @@ class Socket(EventEmitter):
     def set_encoding(self, encoding: Optional[str] = None) -> Socket:
         """'data' gives str in this encoding (utf8, ascii, latin1, base64,
         hex, utf16le), or bytes with None."""
+        _pipe.hand_back(self)
         self._decoder = codec.Decoder(encoding) if encoding is not None else None
         return self
+
+    def on(self, event: str, listener: Callable[..., Any]) -> Socket:
+        """EventEmitter.on; a 'data' listener other than a pipe's takes the
+        stream back from a pipe inside netcore first (_pipe.py)."""
+        if event == "data" and self._offload is not None and not getattr(listener, "_nc_pipe", False):
+            _pipe.hand_back(self)
+        return super().on(event, listener)
+
+    add_listener = on
+    addListener = on
 
     def _deliver(self, chunk: bytes) -> None:
         n = len(chunk)
@@ -507,26 +554,80 @@ class Socket(EventEmitter):
 
     def pipe(self, dest: Socket, end: bool = True) -> Socket:
         """Sends everything read here to dest, pausing while dest is full
-        (its write() returned False) until its 'drain'. end: dest.end() on 'end'."""
+        (its write() returned False) until its 'drain'. end: dest.end() on
+        'end'. Between two netcore sockets netcore moves the bytes itself
+        when nothing else reads this socket (_pipe.py)."""
+        if _pipe.already_piped(self, dest):
+            return dest
+        when = _pipe.plan(self, dest)
+        _pipe.hand_back(self)  # any other consumer takes the stream back first
+        self._attach_pipe(dest, end)
+        if when == "now":
+            _pipe.start(self, dest, end)
+        elif when == "later":
+            _pipe.start_when_open(self, dest, end)
+        return dest
+
+    def _attach_pipe(self, dest: Socket, end: bool) -> None:
+        """The library's own pipe (Node's rules): data into dest, pause while
+        dest is full, dest.end() on 'end', unpipe when dest finishes or closes."""
+        rec = _PipeRec(dest, end)
+
         def ondata(chunk: Data) -> None:
             if dest.write(chunk) is False:
+                rec.awaiting_drain = True
                 self.pause()
 
         def ondrain() -> None:
-            self.resume()
+            if rec.awaiting_drain:
+                rec.awaiting_drain = False
+                self.resume()
 
-        def cleanup(*_: Any) -> None:
-            self.off("data", ondata)
-            dest.off("drain", ondrain)
+        def onend() -> None:
+            dest.end()
 
+        def ondest_close(*_: Any) -> None:
+            self.unpipe(dest)
+
+        ondata._nc_pipe = True  # type: ignore[attr-defined]
+        rec.ondata, rec.ondrain, rec.onend, rec.ondest_close = ondata, ondrain, onend, ondest_close
+        self._pipes.append(rec)
         self.on("data", ondata)
         dest.on("drain", ondrain)
         if end:
-            self.once("end", dest.end)
-        self.once("close", cleanup)
+            self.on("end", onend)
+        dest.on("finish", ondest_close)
+        dest.on("close", ondest_close)
         if dest.listener_count("pipe"):
             dest.emit("pipe", self)
-        return dest
+
+    def unpipe(self, dest: Optional[Socket] = None) -> Socket:
+        """Node's unpipe([dest]): stops piping into dest (every destination
+        without one); this socket pauses once it pipes nowhere, and dest
+        gets 'unpipe'. A pipe inside netcore hands the stream back first."""
+        o = self._offload
+        if o is not None and (dest is None or o.dest is dest):
+            _pipe.hand_back(self)
+        recs = [r for r in self._pipes if dest is None or r.dest is dest]
+        if not recs:
+            return self
+        for r in recs:
+            self._pipes.remove(r)
+            self.off("data", r.ondata)
+            self.off("end", r.onend)
+            r.dest.off("drain", r.ondrain)
+            r.dest.off("finish", r.ondest_close)
+            r.dest.off("close", r.ondest_close)
+        if not self._pipes:
+            self.pause()
+        for r in recs:
+            r.dest.emit("unpipe", self)
+        return self
+
+    @property
+    def pipes(self) -> List[Socket]:
+        """The destinations this socket pipes into (adopted pipes included)."""
+        return [r.dest for r in self._pipes]
 
     # ---------------------------------------------------------------- events
 
@@ -555,6 +656,7 @@ class Socket(EventEmitter):
     def _on_ended(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
         self._readable = False
+        _pipe.on_source_ended(self)
         if self._paused:
             # Node gives 'end' only once everything before it was read.
             self._eof_pending = True
@@ -569,6 +671,7 @@ class Socket(EventEmitter):
                 break
             e = self._wq.popleft()
             self._buffer_size -= e.nbytes
+            self._own_acked += e.nbytes
             done.append(e)
         self._acked_written = m.bytes_written
         self._backlog = m.queued_bytes
@@ -618,6 +721,10 @@ class Socket(EventEmitter):
         self._readable = self._writable = False
         self.emit("error", err)
 
+    def _on_unpiped(self, m: Message, payload: Optional[bytes], seq: int) -> None:
+        self._check_seq(seq)
+        _pipe.on_unpiped(self, m)
+
     def _on_fd(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
         s = Socket._adopt(self._nc, m.new_socket_id, m.local, m.remote, self.allow_half_open)
@@ -638,6 +745,8 @@ class Socket(EventEmitter):
         """netcore rejected one of our commands (nothing changed in netcore)."""
         if err.code == "EBADF":
             return  # the socket is gone in netcore: its Closed is on the way or came
+        if m.command in ("pipe", "unpipe"):
+            return  # it crossed the pipe's own end: the Unpiped or Closed says what happened
         if m.ref and m.ref == self._connect_ref:
             self._error = err
             self._nc.unregister_socket(self)

@@ -168,6 +168,9 @@ class Link {
         credit_window: Number(process.env.NETCORE_CREDIT_WINDOW) || 0,
         lease_ms: 0,
         batch_events: true, // several events per message; see dispatch()
+        // Acks only where something waits (Write.ack_now, End.ack_now); the
+        // rest ride along with the socket's next event (PROTOCOL.md 7).
+        lazy_acks: true,
         service: process.env.NETCORE_SERVICE || '', // successors inherit (PROTOCOL.md 13)
       },
     });
@@ -413,7 +416,9 @@ class Link {
       }
       default: {
         const sock = this.sockets.get(toBig(body.socket_id));
-        if (sock) sock._onEvent(kind, body, payload, ev.seq);
+        if (!sock) return undefined;
+        if (ev.ack) sock._onAck(ev.ack); // a lazy ack is applied before its event
+        sock._onEvent(kind, body, payload, ev.seq);
         return undefined;
       }
     }

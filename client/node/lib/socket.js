@@ -490,7 +490,8 @@ class Socket extends Duplex {
       const p = q[0];
       if (p.end) {
         q.shift();
-        this._link.send({ end: { socket_id: id } });
+        // 'finish' waits for the End's ack: always prompt.
+        this._link.send({ end: { socket_id: id, ack_now: true } });
         this._sentCmds += 1;
         this._endCmd = this._sentCmds;
         continue;
@@ -516,6 +517,13 @@ class Socket extends Duplex {
           }
         }
         if (k > 0) buf = Buffer.concat([buf, ...q.splice(0, k).map((x) => x.buf)], n);
+      }
+      // Lazy acks (PROTOCOL.md 7): a prompt one only when something waits
+      // for it: a write callback, 'drain', the Writable held back, 'finish',
+      // or the pump itself nearing its limit.
+      if (this._waits.length > 0 || this._needDrain || this._held || this._finalCb ||
+          this._sentBytes + buf.length - this._ackedBytes >= Math.min(this._hwm, limit >>> 1)) {
+        write.ack_now = true;
       }
       this._link.send({ write }, buf);
       this._sentCmds += 1;

@@ -328,6 +328,7 @@ void ncd_handler_reap(void) {
       ncd_metrics_handler_freed(h);
       ncd_list_remove(&h->link);
       nc__msgbatch_free(&h->batch);
+      ncd_slab_drop(h->slab);
       ncd_tally_drop(h->tally);
       free(h);
     }

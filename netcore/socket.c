@@ -16,9 +16,10 @@
 #include "server.h"
 
 #define READ_MAX (64 * 1024)
-/* Reads up to this size are copied into a small ZeroMQ message and the read
- * buffer is reused; larger reads hand the buffer itself to ZeroMQ (no copy). */
-#define COPY_MAX 2048
+/* Each handler's reads go end to end into a slab of this size (budget.h): a
+ * read is offered the slab's room only when a whole READ_MAX (or the
+ * socket's credit, if less) fits, so a slab is retired more than half used. */
+#define SLAB_SIZE (2 * READ_MAX + 256)
 /* What a queued write costs besides its bytes (the request, the ZeroMQ
  * message it keeps alive), counted against --max-memory. */
 #define WRITE_OVERHEAD (sizeof(ncd_wreq) + 64)
@@ -39,7 +40,6 @@ typedef struct ncd_wreq {
 
 static ncd_wreq *free_wreqs;
 static size_t nfree_wreqs;
-static char *spare;     /* the next read buffer (ncd_tally_buffer) */
 static uint64_t total_queued;
 
 static void start_shutdown(ncd_socket *s);
@@ -313,11 +313,19 @@ static void maybe_finish(ncd_socket *s) {
 
 /* ----------------------------------------------------------------- reading */
 
+/* The read lands in the owner's slab, where read_cb makes a frame of it in
+ * place: no copy, and ZeroMQ's record of the frame the only allocation. */
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   ncd_socket *s = handle->data;
-  if (!spare) spare = ncd_tally_buffer(READ_MAX);
-  size_t n = s->credit < READ_MAX ? s->credit : READ_MAX;
-  *buf = uv_buf_init(spare, spare ? (unsigned)n : 0);
+  ncd_handler *h = s->owner;
+  size_t want = s->credit < READ_MAX ? s->credit : READ_MAX, room = 0;
+  char *at = h->slab ? ncd_slab_room(h->slab, &room) : NULL;
+  if (room < want) {
+    ncd_slab_drop(h->slab);
+    h->slab = ncd_slab_new(h->tally, SLAB_SIZE);
+    at = h->slab ? ncd_slab_room(h->slab, &room) : NULL;
+  }
+  *buf = uv_buf_init(at, at ? (unsigned)(want < room ? want : room) : 0);
 }
 
 /* fds that arrived with data on a UNIX socket become sockets of the same
@@ -405,17 +413,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     /* The frame is charged to the owner's budget (budget.h) until ZeroMQ has
      * written it. */
     zmq_msg_t payload;
-    ncd_tally *tally = s->owner->tally;
-    if (nread <= COPY_MAX) {
-      void *at = ncd_tally_frame(tally, &payload, (size_t)nread);
-      if (at) memcpy(at, buf->base, (size_t)nread);
-    } else {
-      char *data = ncd_tally_buffer_shrink(spare, (size_t)nread); /* shrinks in place */
-      spare = NULL;
-      ncd_tally_give(tally, &payload, data, (size_t)nread);
-    }
-    if (zmq_msg_size(&payload) != (size_t)nread) {
-      zmq_msg_close(&payload);
+    if (ncd_slab_give(s->owner->slab, &payload, (size_t)nread) != 0) {
       ncd_socket_fail(s, NCD_ENOMEM, "read");
       return;
     }

@@ -212,8 +212,9 @@ static int bad_string(const ProtobufCMessage *m, char *where, size_t cap) {
       }
     } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
       const ProtobufCMessage *sub = *(ProtobufCMessage *const *)member;
-      size_t n = (size_t)snprintf(where, cap, "%s.", f->name);
-      if (sub && n < cap && bad_string(sub, where + n, cap - n)) return 1;
+      char inner[128]; /* the name is built only for a bad string: no printf per command */
+      if (!sub || !bad_string(sub, inner, sizeof inner)) continue;
+      return snprintf(where, cap, "%s.%s", f->name, inner) >= 0; /* cut if long: fine */
     }
   }
   return 0;

@@ -520,7 +520,9 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
       if (n > 0) {
         w->offset = (size_t)n;
         s->bytes_written += (uint64_t)n;
-        ack(s, 0, (uint64_t)n, 0);
+        /* An ack_now write that has to queue says so at once (queued_bytes):
+         * the library's write() and 'drain' follow netcore's queue. */
+        ack(s, 0, (uint64_t)n, w->ack_now);
         buf = uv_buf_init(buf.base + n, (unsigned)(size - (size_t)n));
       } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
         wreq_free(w);

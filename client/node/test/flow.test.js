@@ -447,8 +447,12 @@ test('lazy acks: no WriteAck per response; callbacks and finish still come', asy
   assert.ifError(err);
   assert.strictEqual(kinds[kinds.length - 1], 'write_ack');
   // end() waits for the End's ack: 'finish' comes while the peer stays open.
+  // An orderly close both ways (the peer ends on our FIN); listening first,
+  // since 'close' may follow 'finish' within the same batch of events.
+  const closed = Promise.all([once(conn, 'close'), once(peer, 'close')]);
+  const finished = once(conn, 'finish');
   conn.end();
-  await once(conn, 'finish');
-  peer.destroy();
-  server.close();
+  await finished;
+  await closed;
+  await new Promise((r) => server.close(r));
 });

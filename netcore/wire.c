@@ -45,7 +45,7 @@ void ncd_wire_cmd_release(void) {
 /* A path_bytes endpoint: its bytes as a C string in ep->path_buf. */
 static void take_path_bytes(ncd_endpoint *ep, const ProtobufCBinaryData *b) {
   size_t n = b->len < sizeof ep->path_buf - 1 ? b->len : sizeof ep->path_buf - 1;
-  memcpy(ep->path_buf, b->data, n);
+  if (n) memcpy(ep->path_buf, b->data, n); /* an empty one may have no data at all */
   ep->path_buf[n] = '\0';
   ep->kind = NCD_EP_PATH;
   ep->path = ep->path_buf;

@@ -268,7 +268,7 @@ int ncc_cmd_payload_rule(ncc_cmd_kind kind) {
 /* A path_bytes endpoint: its bytes as a C string in ep->path_buf. */
 static void take_path_bytes(ncc_endpoint *ep, const ProtobufCBinaryData *b) {
   size_t n = b->len < sizeof ep->path_buf - 1 ? b->len : sizeof ep->path_buf - 1;
-  memcpy(ep->path_buf, b->data, n);
+  if (n) memcpy(ep->path_buf, b->data, n); /* an empty one may have no data at all */
   ep->path_buf[n] = '\0';
   ep->kind = NCC_EP_PATH;
   ep->path = ep->path_buf;
@@ -453,8 +453,9 @@ static int bad_string(const ProtobufCMessage *m, char *where, size_t cap) {
       }
     } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
       const ProtobufCMessage *sub = *(ProtobufCMessage *const *)member;
-      size_t n = (size_t)snprintf(where, cap, "%s.", f->name);
-      if (sub && n < cap && bad_string(sub, where + n, cap - n)) return 1;
+      char inner[128]; /* the name is built only for a bad string: no printf per command */
+      if (!sub || !bad_string(sub, inner, sizeof inner)) continue;
+      return snprintf(where, cap, "%s.%s", f->name, inner) >= 0; /* cut if long: fine */
     }
   }
   return 0;

@@ -69,6 +69,7 @@ struct ncd_handler {
   int gone;                  /* lease expired, Bye, or unreachable: sends are dropped */
   const char *doomed;        /* why it must go at the end of this turn (ncd_handler_doom) */
   ncd_tally *tally;          /* bytes sent toward it that it has not taken (budget.h) */
+  ncd_slab *slab;            /* where its sockets' next reads go (budget.h), or NULL */
   int over_budget;           /* tally over --handler-budget: its sockets are not read */
   uint64_t over_since;       /* uv_now() when it went over */
   uint32_t nsockets, nservers; /* what it owns, for the per-handler limits */

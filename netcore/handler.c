@@ -322,6 +322,7 @@ void ncd_handler_reap(void) {
       ncd_metrics_handler_freed(h);
       ncc_list_remove(&h->link);
       ncc_msgbatch_free(&h->batch);
+      ncd_slab_drop(h->slab);
       ncd_tally_drop(h->tally);
       free(h);
     }

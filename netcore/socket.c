@@ -17,9 +17,10 @@
 #include "server.h"
 
 #define READ_MAX (64 * 1024)
-/* Reads up to this size are copied into a small ZeroMQ message and the read
- * buffer is reused; larger reads hand the buffer itself to ZeroMQ (no copy). */
-#define COPY_MAX 2048
+/* Each handler's reads go end to end into a slab of this size (budget.h): a
+ * read is offered the slab's room only when a whole READ_MAX (or the
+ * socket's credit, if less) fits, so a slab is retired more than half used. */
+#define SLAB_SIZE (2 * READ_MAX + 256)
 /* What a queued write costs besides its bytes (the request, the ZeroMQ
  * message it keeps alive), counted against --max-memory. */
 #define WRITE_OVERHEAD (sizeof(ncd_wreq) + 64)
@@ -30,7 +31,7 @@
 typedef struct ncd_wreq {
   uv_write_t req;
   zmq_msg_t payload;
-  char *buf;            /* piped: a read buffer (ncd_tally_buffer) instead of payload */
+  char *buf;            /* piped: a read buffer (malloc, READ_MAX) instead of payload */
   size_t buf_len;
   ncc_list link;        /* in ncd_socket.pending while connecting */
   size_t offset;        /* bytes already written by try_write */
@@ -44,7 +45,6 @@ typedef struct ncd_wreq {
 
 static ncd_wreq *free_wreqs;
 static size_t nfree_wreqs;
-static char *spare;     /* the next read buffer (ncd_tally_buffer) */
 static uint64_t total_queued;
 
 static void start_shutdown(ncd_socket *s);
@@ -70,9 +70,16 @@ static ncd_wreq *wreq_new(void) {
   return w;
 }
 
+/* A piped read buffer cut to the len bytes it holds (the same one if realloc
+ * cannot). */
+static char *shrink(char *buf, size_t len) {
+  char *p = realloc(buf, len);
+  return p ? p : buf;
+}
+
 static void wreq_free(ncd_wreq *w) {
   zmq_msg_close(&w->payload);
-  ncd_tally_buffer_free(w->buf);
+  free(w->buf);
   if (nfree_wreqs < 1024) {
     w->next_free = free_wreqs;
     free_wreqs = w;
@@ -337,11 +344,30 @@ static void maybe_finish(ncd_socket *s) {
 
 /* ----------------------------------------------------------------- reading */
 
+/* The read buffer of the next piped read (malloc, READ_MAX): it becomes the
+ * destination's write request (pipe_read), or comes back here when the
+ * kernel took the write at once. Loop thread only. */
+static char *spare;
+
+/* The read lands in the owner's slab, where read_cb makes a frame of it in
+ * place: no copy, and ZeroMQ's record of the frame the only allocation. */
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   ncd_socket *s = handle->data;
-  if (!spare) spare = ncd_tally_buffer(READ_MAX);
-  size_t n = s->pipe ? ncd_pipe_read_room(s, READ_MAX) : s->credit < READ_MAX ? s->credit : READ_MAX;
-  *buf = uv_buf_init(spare, spare ? (unsigned)n : 0);
+  if (s->pipe) { /* a pipe inside netcore reads into a buffer that becomes a write */
+    if (!spare) spare = malloc(READ_MAX);
+    size_t n = ncd_pipe_read_room(s, READ_MAX);
+    *buf = uv_buf_init(spare, spare ? (unsigned)n : 0);
+    return;
+  }
+  ncd_handler *h = s->owner;
+  size_t want = s->credit < READ_MAX ? s->credit : READ_MAX, room = 0;
+  char *at = h->slab ? ncd_slab_room(h->slab, &room) : NULL;
+  if (room < want) {
+    ncd_slab_drop(h->slab);
+    h->slab = ncd_slab_new(h->tally, SLAB_SIZE);
+    at = h->slab ? ncd_slab_room(h->slab, &room) : NULL;
+  }
+  *buf = uv_buf_init(at, at ? (unsigned)(want < room ? want : room) : 0);
 }
 
 /* fds that arrived with data on a UNIX socket become sockets of the same
@@ -418,7 +444,7 @@ static void unkeep(ncd_socket *s, size_t n) {
   }
 }
 
-/* Sends the nread bytes just read into buf (the spare buffer) to the owner
+/* Sends the nread bytes just read into buf (the owner's slab) to the owner
  * as Data, under its credit. */
 static void deliver(ncd_socket *s, const uv_buf_t *buf, ssize_t nread) {
   if (keeps_input(s) && keep(s, buf->base, (size_t)nread) != 0) {
@@ -428,16 +454,15 @@ static void deliver(ncd_socket *s, const uv_buf_t *buf, ssize_t nread) {
   /* The frame is charged to the owner's budget (budget.h) until ZeroMQ has
    * written it. */
   zmq_msg_t payload;
-  ncd_tally *tally = s->owner->tally;
-  if (nread <= COPY_MAX) {
-    void *at = ncd_tally_frame(tally, &payload, (size_t)nread);
+  int rc;
+  if (spare && buf->base == spare) { /* a piped read its destination refused (pipe_read) */
+    void *at = ncd_tally_frame(s->owner->tally, &payload, (size_t)nread);
     if (at) memcpy(at, buf->base, (size_t)nread);
-  } else {
-    char *data = ncd_tally_buffer_shrink(spare, (size_t)nread); /* shrinks in place */
-    spare = NULL;
-    ncd_tally_give(tally, &payload, data, (size_t)nread);
+    rc = at ? 0 : -1;
+  } else { /* the read landed in the owner's slab: it becomes the frame in place */
+    rc = ncd_slab_give(s->owner->slab, &payload, (size_t)nread);
   }
-  if (zmq_msg_size(&payload) != (size_t)nread) {
+  if (rc != 0) {
     zmq_msg_close(&payload);
     ncd_socket_fail(s, NCD_ENOMEM, "read");
     return;
@@ -479,7 +504,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     if (s->is_unix) take_passed_fds(s);
     s->bytes_read += (uint64_t)nread;
     activity(s);
-    if (s->pipe) pipe_read(s, buf, (size_t)nread);
+    if (s->pipe && spare && buf->base == spare) pipe_read(s, buf, (size_t)nread);
     else deliver(s, buf, nread);
   } else if (nread == UV_EOF) {
     s->eof = 1;
@@ -591,7 +616,9 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
       if (n > 0) {
         w->offset = (size_t)n;
         s->bytes_written += (uint64_t)n;
-        if (!w->piped) ack(s, 0, (uint64_t)n, 0);
+        /* An ack_now write that has to queue says so at once (queued_bytes):
+         * the library's write() and 'drain' follow netcore's queue. */
+        if (!w->piped) ack(s, 0, (uint64_t)n, w->ack_now);
       } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
         wreq_free(w);
         ncd_socket_fail(s, n, "write");
@@ -599,7 +626,7 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
       }
     }
     /* A piped read buffer waits in the queue at its length, not READ_MAX. */
-    if (w->buf && w->buf_len < READ_MAX) w->buf = ncd_tally_buffer_shrink(w->buf, w->buf_len);
+    if (w->buf && w->buf_len < READ_MAX) w->buf = shrink(w->buf, w->buf_len);
     buf = uv_buf_init(wreq_data(w) + w->offset, (unsigned)(size - w->offset));
     rc = uv_write(&w->req, &s->h.stream, &buf, 1, write_cb);
   }

@@ -227,6 +227,9 @@ struct nc_loop_s {
   _Alignas(16) unsigned char arena_block[NC__ARENA_BLOCK];
   int batching;       /* inside nc_loop_process: commands wait in out_batch */
   int sent_since_drain; /* sent since a receive found the dealer empty */
+  /* The Data frame whose bytes an on_data callback is looking at: a write of
+   * exactly those bytes shares the frame instead of copying it (socket.c). */
+  zmq_msg_t *delivering;
   int curve;            /* the link uses CURVE (a tcp endpoint with keys) */
   char curve_server[41], curve_public[41], curve_secret[41]; /* Z85, for every new dealer */
   /* Reconnection (nc.h, no_reconnect): */

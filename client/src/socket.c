@@ -365,6 +365,16 @@ static int write_common(nc_socket_t *s, const void *data, size_t len, zmq_msg_t 
   /* Lazy acks (PROTOCOL.md 7): ask for a prompt one only when something waits
    * for it, a write callback or a 'drain' this write makes due. */
   int prompt = cb != NULL || s->buffer_size + len >= s->hwm;
+  zmq_msg_t shared;
+  zmq_msg_t *d = loop->delivering;
+  if (msg == NULL && d != NULL && len > 0 && len <= chunk && data == zmq_msg_data(d) &&
+      len == zmq_msg_size(d)) {
+    /* Writing back the very bytes on_data was given (an echo, a forward):
+     * the received frame goes out again, shared, not copied. */
+    zmq_msg_init(&shared);
+    if (zmq_msg_copy(&shared, d) == 0) msg = &shared;
+    else zmq_msg_close(&shared);
+  }
   if (msg != NULL) {
     cmd.ack_now = prompt;
     if ((rv = nc__send(loop, &cmd, NULL, 0, msg)) != 0) return rv;
@@ -479,7 +489,11 @@ static void deliver_data(nc_socket_t *s, zmq_msg_t *msg) {
   size_t n = zmq_msg_size(msg);
   if (s->ev.on_data != NULL) {
     if (s->dec.enc == NC__ENC_NONE) {
+      nc_loop_t *loop = s->h.loop;
+      zmq_msg_t *outer = loop->delivering; /* a callback may run a nested loop turn */
+      loop->delivering = msg;
       s->ev.on_data(s, p, n);
+      loop->delivering = outer;
     } else {
       char *out = nc__scratch(s->h.loop, nc__decoder_max_out(&s->dec, n));
       if (out == NULL) {

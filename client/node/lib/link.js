@@ -188,6 +188,9 @@ class Link {
         credit_window: Number(process.env.NETCORE_CREDIT_WINDOW) || 0,
         lease_ms: 0,
         batch_events: true, // several events per message; see dispatch()
+        // Acks only where something waits (Write.ack_now, End.ack_now); the
+        // rest ride along with the socket's next event (PROTOCOL.md 7).
+        lazy_acks: true,
         service: process.env.NETCORE_SERVICE || '', // successors inherit (PROTOCOL.md 13)
       },
     });
@@ -445,13 +448,21 @@ class Link {
   send(cmd, payload) {
     if (this.state === 'closed') return;
     const env = encodeCommand(cmd);
-    this.lastSent = Date.now();
     if ((payload !== undefined && !cmd.write) || cmd.hello || cmd.bye) {
+      this.lastSent = Date.now();
       this.flushBatch();
       this.enqueue(payload === undefined ? [env] : [env, payload]);
       return;
     }
-    if (cmd.write && this.batch.length >= 256) this.flushBatch(); // never between a Write and its Credit
+    this.sendPacked(env, Boolean(cmd.write), payload);
+  }
+
+  // A command already packed (protocol.js packWrite, packCredit) joins the
+  // batch of this turn; a Write with its payload frame.
+  sendPacked(env, isWrite, payload) {
+    if (this.state === 'closed') return;
+    this.lastSent = Date.now();
+    if (isWrite && this.batch.length >= 256) this.flushBatch(); // never between a Write and its Credit
     this.batch.push(env);
     if (payload !== undefined) this.batchFrames.push(payload);
     if (!this.batchScheduled) {
@@ -469,11 +480,19 @@ class Link {
     this.batchFrames = [];
     let env = cmds[0];
     if (cmds.length > 1) {
-      // Command{batch = 50: CommandBatch{repeated Command commands = 1}}.
-      const parts = [];
-      for (const c of cmds) parts.push(Buffer.from([0x0a]), varint(c.length), c);
-      const body = Buffer.concat(parts);
-      env = Buffer.concat([Buffer.from([0x92, 0x03]), varint(body.length), body]);
+      // Command{batch = 50: CommandBatch{repeated Command commands = 1}}, in
+      // one allocation.
+      let body = 0;
+      for (const c of cmds) body += 1 + varintLength(c.length) + c.length;
+      env = Buffer.allocUnsafe(2 + varintLength(body) + body);
+      env[0] = 0x92;
+      env[1] = 0x03;
+      let at = putVarint(env, 2, body);
+      for (const c of cmds) {
+        env[at++] = 0x0a;
+        at = putVarint(env, at, c.length);
+        at += c.copy(env, at);
+      }
     }
     this.enqueue([env, ...frames]);
   }
@@ -597,10 +616,10 @@ class Link {
       }
       default: {
         const sock = this.sockets.get(toBig(body.socket_id));
-        if (sock) {
+          if (!sock) return undefined;
+          if (ev.ack) sock._onAck(ev.ack); // a lazy ack is applied before its event
           sock._onEvent(kind, body, payload, ev.seq);
           if (sock._refd === false) this.setRef(sock);
-        }
         return undefined;
       }
     }
@@ -766,14 +785,22 @@ function keepsAlive(obj) {
   return obj._keepsAlive ? obj._keepsAlive() : obj._refd !== false;
 }
 
-function varint(n) {
-  const out = [];
+function varintLength(n) {
+  let len = 1;
   while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+    len += 1;
+  }
+  return len;
+}
+
+function putVarint(buf, at, n) {
+  while (n > 0x7f) {
+    buf[at++] = (n & 0x7f) | 0x80;
     n >>>= 7;
   }
-  out.push(n);
-  return Buffer.from(out);
+  buf[at++] = n;
+  return at;
 }
 
 // Every link of this process leaves with Bye{handoff} (a rolling restart's

@@ -21,7 +21,9 @@ const nodeNet = require('net');
 const { Duplex } = require('stream');
 const pipes = require('./pipe');
 const { Link, linkOptions } = require('./link');
-const { toBig, toLong, toNum, nodeAddress, pathEndpoint, pathText } = require('./protocol');
+const {
+  toBig, toLong, toNum, nodeAddress, pathEndpoint, pathText, idVarint, packWrite, packCredit,
+} = require('./protocol');
 const { ncError, argError } = require('./errors');
 
 const HIGH_WATER_MARK = 16 * 1024; // Node's default for sockets
@@ -162,6 +164,7 @@ class Socket extends Duplex {
   _attach(link, id) {
     this._link = link;
     this._id = id;
+    this._idv = idVarint(id); // packed once: Write and Credit carry it (protocol.js)
     link.hold(this);
     link.sockets.set(id, this);
   }
@@ -434,7 +437,7 @@ class Socket extends Duplex {
     // Piped inside netcore: this credit lets netcore start moving, so the
     // writes this Data produced into the destination must reach it first.
     if (this._offload && this._offload.dest) this._offload.dest._pump();
-    this._link.send({ credit: { socket_id: toLong(this._id), bytes: owed } });
+    this._link.sendPacked(packCredit(this._idv, owed), false);
     this._credited += owed;
   }
 
@@ -511,21 +514,21 @@ class Socket extends Duplex {
     const limit = this._writeLimit();
     const maxPiece = Math.max(1, Math.min(this._link.welcome.max_frame, limit));
     const mergeMax = Math.min(MERGE_MAX, maxPiece);
-    const id = toLong(this._id);
     const q = this._wq;
     while (q.length > 0 && (this._sentBytes - this._ackedBytes < limit || this._sentCmds === this._ackedCmds)) {
       const p = q[0];
       if (p.end) {
         q.shift();
-        this._link.send({ end: { socket_id: id } });
+        // 'finish' waits for the End's ack: always prompt.
+        this._link.send({ end: { socket_id: toLong(this._id), ack_now: true } });
         this._sentCmds += 1;
         this._endCmd = this._sentCmds;
         continue;
       }
       let buf = p.buf;
-      const write = { socket_id: id };
+      let fd = null;
       if (p.fd) {
-        write.fd_socket_id = toLong(p.fd._id);
+        fd = idVarint(p.fd._id);
         p.fd = undefined; // the fd goes with the first piece only
       }
       if (buf.length > maxPiece) {
@@ -536,7 +539,7 @@ class Socket extends Duplex {
         q.shift();
         let n = buf.length;
         let k = 0;
-        if (!write.fd_socket_id && n < SMALL_PIECE) {
+        if (!fd && n < SMALL_PIECE) {
           while (k < q.length && isSmall(q[k]) && n + q[k].buf.length <= mergeMax) {
             n += q[k].buf.length;
             k += 1;
@@ -544,7 +547,12 @@ class Socket extends Duplex {
         }
         if (k > 0) buf = Buffer.concat([buf, ...q.splice(0, k).map((x) => x.buf)], n);
       }
-      this._link.send({ write }, buf);
+      // Lazy acks (PROTOCOL.md 7): a prompt one only when something waits
+      // for it: a write callback, 'drain', the Writable held back, 'finish',
+      // or the pump itself nearing its limit.
+      const ackNow = this._waits.length > 0 || this._needDrain || this._held !== null ||
+        this._finalCb !== null || this._sentBytes + buf.length - this._ackedBytes >= Math.min(this._hwm, limit >>> 1);
+      this._link.sendPacked(packWrite(this._idv, fd, ackNow), true, buf);
       this._sentCmds += 1;
       this._sentBytes += buf.length;
     }

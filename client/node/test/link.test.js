@@ -200,3 +200,24 @@ test('reconnection off (reconnect: false, NETCORE_RECONNECT=0): the loss ends th
     }
   }
 });
+
+// Write and Credit are packed by hand on the hot path (protocol.js): the bytes
+// must be exactly protobufjs's, for every id width and flag.
+test('hand-packed Write and Credit are the bytes protobufjs encodes', () => {
+  const { idVarint, packWrite, packCredit, encodeCommand, toLong } = require('../lib/protocol');
+  const ids = [1n, 127n, 128n, 300n, (7n << 32n) | 5n, (1n << 53n) + 3n, (1n << 64n) - 1n];
+  for (const id of ids) {
+    const idv = idVarint(id);
+    for (const fd of [null, 2n, (3n << 40n) | 1n]) {
+      for (const ackNow of [false, true]) {
+        const write = { socket_id: toLong(id) };
+        if (fd !== null) write.fd_socket_id = toLong(fd);
+        if (ackNow) write.ack_now = true;
+        assert.deepStrictEqual(packWrite(idv, fd === null ? null : idVarint(fd), ackNow), Buffer.from(encodeCommand({ write })));
+      }
+    }
+    for (const bytes of [0, 1, 127, 128, 65536, 0xffffffff]) {
+      assert.deepStrictEqual(packCredit(idv, bytes), Buffer.from(encodeCommand({ credit: { socket_id: toLong(id), bytes } })));
+    }
+  }
+});

@@ -227,6 +227,9 @@ class Netcore(EventEmitter):
         hello.hello.credit_window = self._hello_credit
         hello.hello.lease_ms = self._hello_lease
         hello.hello.batch_events = True  # several events per message; see _dispatch
+        # Acks only where something waits (Write.ack_now, End.ack_now); the rest
+        # ride along with the socket's next event (PROTOCOL.md 7).
+        hello.hello.lazy_acks = True
         # Successors with the same service name inherit (PROTOCOL.md 13).
         hello.hello.service = os.environ.get("NETCORE_SERVICE", "")
         self._send_raw([hello.SerializeToString()])
@@ -624,6 +627,8 @@ class Netcore(EventEmitter):
             if sock is None:
                 log.debug("%s for unknown socket %d", kind, msg.socket_id)
                 return
+            if ev.HasField("ack"):  # a lazy ack is applied before its event
+                sock._apply_ack(ev.ack)
             getattr(sock, "_on_" + kind)(msg, payload, ev.seq)
         elif kind in _SERVER_EVENTS:
             srv = self._servers.get(msg.server_id)

@@ -342,7 +342,8 @@ class Socket(EventEmitter):
                 raise NetcoreError("EBADF", "the fd's socket is not open", syscall="write")
             entry = _Write(len(buf), callback, False)
             self._queue(entry)
-            self._send(self._command("write", fd_socket_id=fd._id), buf, entry)
+            prompt = callback is not None or self._buffer_size >= self.high_water_mark
+            self._send(self._command("write", fd_socket_id=fd._id, ack_now=prompt), buf, entry)
         else:
             self._write_chunks(buf, callback, is_end=False)
         # Node's Writable: false once what is buffered, this chunk included,
@@ -378,8 +379,13 @@ class Socket(EventEmitter):
         rest = buf[start:] if start else buf
         entry = _Write(len(rest), callback, is_end)
         self._queue(entry)
+        # Lazy acks (PROTOCOL.md 7): a prompt one only when something waits for
+        # it: a callback, 'finish' (every End), or a 'drain' this write makes due.
+        # It covers the writes before it.
         if is_end:
-            self._send(self._command("end"), rest if rest else None, entry)
+            self._send(self._command("end", ack_now=True), rest if rest else None, entry)
+        elif callback is not None or self._buffer_size >= self.high_water_mark:
+            self._send(self._command("write", ack_now=True), rest, entry)
         else:
             self._send(self._command("write"), rest, entry)
 
@@ -665,6 +671,10 @@ class Socket(EventEmitter):
 
     def _on_write_ack(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
+        self._apply_ack(m)
+
+    def _apply_ack(self, m: Message) -> None:
+        """A WriteAck, alone or riding along with another event (Event.ack)."""
         done = []
         for _ in range(m.writes):
             if not self._wq:

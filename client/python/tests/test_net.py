@@ -370,6 +370,57 @@ class TestData(NetcoreCase):
         self.assertEqual(seen["server_counts"], (4 * rounds, 4 * rounds + 3))
         self.assertEqual(seen["client_counts"], (4 * rounds + 3, 4 * rounds))
 
+    def test_lazy_acks(self):
+        """Hello.lazy_acks (PROTOCOL.md 7): writes nothing waits for get no
+        WriteAck message of their own; a write callback still gets its ack
+        at once, and end() still gets 'finish' while the peer stays open."""
+        rounds = 50
+        seen = {"acks": 0, "data": 0, "pongs": 0}
+
+        def main():
+            def on_conn(c):
+                plain = c._on_write_ack
+
+                def counting(*a):
+                    seen["acks"] += 1
+                    plain(*a)
+                c._on_write_ack = counting
+
+                def on_data(d):
+                    seen["data"] += 1
+                    if d != b"LAST":
+                        c.write(d)  # no callback, far below the high-water mark
+                        return
+                    seen["acks_before_cb"] = seen["acks"]
+
+                    def written(err):
+                        seen["cb"] = err
+                        c.end()
+                    c.write(b"DONE", written)
+                c.on("data", on_data)
+                c.on("finish", lambda: (seen.__setitem__("finish", True), srv.close(),
+                                        client[0].destroy()))
+            srv = self.server(on_conn)
+            client = [None]
+
+            def listening():
+                c = client[0] = self.connect(srv.address()["port"], "127.0.0.1")
+
+                def on_data(d):
+                    if d == b"DONE":
+                        return
+                    seen["pongs"] += 1
+                    c.write(b"PING" if seen["pongs"] < rounds else b"LAST")
+                c.on("data", on_data)
+                c.on("error", lambda err: None)
+                c.write(b"PING")
+            srv.listen(0, "127.0.0.1", listening)
+        self.run_loop(main)
+        self.assertEqual(seen["data"], rounds + 1)
+        self.assertEqual(seen["acks_before_cb"], 0)
+        self.assertIsNone(seen["cb"])
+        self.assertTrue(seen["finish"])
+
     def test_binary_all_bytes_both_ways(self):
         data = bytes(range(256)) * 4
         seen = {}

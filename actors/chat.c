@@ -10,13 +10,13 @@
  *
  * Usage: chat [--port N] [--host H] [--path P] [--endpoint E]
  * Prints one line once listening: chat server listening on <address() JSON>. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nc/nc.h"
 #include "options.h"
+#include "serve.h"
 
 #define MAX_LINE 4096
 #define SLOW_MS 2000
@@ -32,7 +32,6 @@ typedef struct client_s {
 
 static client_t *clients;
 static int congested_clients;
-static int exit_code;
 
 static void resume_senders_if_clear(void) {
   if (congested_clients > 0) return;
@@ -121,78 +120,30 @@ static void on_connection(nc_server_t *server, nc_socket_t *s) {
   nc_socket_set_events(s, &events);
 }
 
-static void on_listening(nc_server_t *server) {
-  nc_address_t addr;
-  char json[256];
-  nc_server_address(server, &addr);
-  nc_address_json(&addr, json, sizeof(json));
-  printf("chat server listening on %s\n", json);
-  fflush(stdout);
-}
-
-static void on_error(nc_server_t *server, int err, const char *message) {
-  fprintf(stderr, "chat: %s: %s\n", nc_err_name(err), message);
-  exit_code = 1;
-  nc_server_close(server, NULL);
-  nc_loop_stop(nc_server_loop(server)); /* the watchdog timer would keep it running */
-}
-
-static void on_signal(nc_loop_t *loop, int signum, void *arg) {
-  (void)signum;
-  (void)arg;
-  nc_loop_stop(loop);
-}
-
 int main(int argc, char **argv) {
-  int port = 0;
-  const char *host = "127.0.0.1", *path = NULL, *endpoint = NULL;
-  const nca_option_t options[] = {
-      {"port", "N", "TCP port to listen on (default 0: one the OS picks)", NCA_OPT_INT, &port, 0,
-       65535},
-      {"host", "H", "address to listen on (default 127.0.0.1)", NCA_OPT_STRING, &host, 0, 0},
-      {"path", "P", "listen on this UNIX socket path instead", NCA_OPT_STRING, &path, 0, 0},
-      {"endpoint", "E", "netcore's endpoint (default: NETCORE_ENDPOINT, then the default rule)",
-       NCA_OPT_STRING, &endpoint, 0, 0},
-  };
+  nca_serve_t s = {.host = "127.0.0.1", .fd = -1, .prog = "chat",
+                   .banner = "chat server listening on", .on_connection = on_connection,
+                   .stop_on_error = 1 /* the watchdog timer would keep it running */};
+  nca_option_t options[4];
+  int n = nca_serve_options(&s, options,
+                            NCA_SERVE_PORT | NCA_SERVE_HOST | NCA_SERVE_PATH | NCA_SERVE_ENDPOINT);
   const nca_program_t prog = {
       "chat", "[--port N] [--host H] [--path P] [--endpoint E]",
       "Every line a client sends goes to every other client; a client that does not read\n"
       "grows nobody's memory."};
-  int code = nca_options_parse(&prog, options, (int)(sizeof(options) / sizeof(options[0])), argc,
-                               argv);
+  int code = nca_options_parse(&prog, options, n, argc, argv);
   if (code >= 0) return code;
 
-  nc_loop_t *loop;
-  nc_server_t *server;
-  char err[512];
-  nc_loop_options_t opts = {.endpoint = endpoint, .name = "chat"};
-  int rv = nc_loop_new(&loop, &opts, err, sizeof(err));
-  if (rv != 0) {
-    fprintf(stderr, "chat: %s: %s\n", nc_err_name(rv), err);
-    return 1;
-  }
-  nc_server_new(loop, NULL, on_connection, &server);
-  nc_server_events_t events = {.on_connection = on_connection, .on_listening = on_listening,
-                               .on_error = on_error};
-  nc_server_set_events(server, &events);
-  nc_loop_signal(loop, SIGINT, on_signal, NULL);
-  nc_loop_signal(loop, SIGTERM, on_signal, NULL);
+  if (nca_serve_open(&s) != 0) return 1;
   nc_timer_t *watchdog;
-  nc_timer_new(loop, &watchdog);
-  nc_timer_set_data(watchdog, loop);
+  nc_timer_new(s.loop, &watchdog);
+  nc_timer_set_data(watchdog, s.loop);
   nc_timer_start(watchdog, on_watchdog, 500, 500);
-
-  rv = path ? nc_server_listen_path(server, path, NULL) : nc_server_listen(server, port, host, NULL);
-  if (rv == 0) rv = nc_loop_run(loop);
-  if (rv != 0) {
-    fprintf(stderr, "chat: %s: %s\n", nc_err_name(rv), nc_loop_error_message(loop));
-    exit_code = 1;
-  }
-  nc_loop_free(loop); /* frees the sockets; our client records go with exit */
+  code = nca_serve_run(&s); /* frees the sockets; our client records go next */
   while (clients != NULL) {
     client_t *next = clients->next;
     free(clients);
     clients = next;
   }
-  return exit_code;
+  return code;
 }

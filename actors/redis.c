@@ -23,7 +23,6 @@
  * Prints one line once listening: redis server listening on <address() JSON>.
  * Single-threaded: everything runs on the libnc loop's thread. */
 #include <ctype.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,12 +30,12 @@
 
 #include "nc/nc.h"
 #include "options.h"
+#include "serve.h"
 
 #define MAX_BULK (512u * 1024 * 1024)
 #define MAX_INLINE (64u * 1024)
 #define MAX_ARGS (1024 * 1024)
 
-static int exit_code;
 
 /* ---------------------------------------------------------------- buffers */
 
@@ -468,70 +467,21 @@ static void on_connection(nc_server_t *server, nc_socket_t *s) {
   nc_socket_set_events(s, &conn_events);
 }
 
-static void on_listening(nc_server_t *server) {
-  nc_address_t addr;
-  char json[256];
-  nc_server_address(server, &addr);
-  nc_address_json(&addr, json, sizeof(json));
-  printf("redis server listening on %s\n", json);
-  fflush(stdout);
-}
-
-static void on_server_error(nc_server_t *server, int err, const char *message) {
-  if (err == NC_ERR_NETCORE_SHUTDOWN) return;
-  fprintf(stderr, "redis: %s: %s\n", nc_err_name(err), message);
-  exit_code = 1;
-  nc_server_close(server, NULL);
-}
-
-static void on_signal(nc_loop_t *loop, int signum, void *arg) {
-  (void)signum;
-  (void)arg;
-  nc_loop_stop(loop);
-}
-
 int main(int argc, char **argv) {
-  int port = 6379;
-  const char *host = "127.0.0.1", *path = NULL, *endpoint = NULL;
-  const nca_option_t options[] = {
-      {"port", "N", "TCP port to listen on (default 6379; 0: one the OS picks)", NCA_OPT_INT, &port,
-       0, 65535},
-      {"host", "H", "address to listen on (default 127.0.0.1)", NCA_OPT_STRING, &host, 0, 0},
-      {"path", "P", "listen on this UNIX socket path instead", NCA_OPT_STRING, &path, 0, 0},
-      {"endpoint", "E", "netcore's endpoint (default: NETCORE_ENDPOINT, then the default rule)",
-       NCA_OPT_STRING, &endpoint, 0, 0},
-  };
+  nca_serve_t s = {.port = 6379, .host = "127.0.0.1", .fd = -1, .prog = "redis",
+                   .banner = "redis server listening on", .on_connection = on_connection,
+                   .shutdown_ok = 1};
+  nca_option_t options[4];
+  int n = nca_serve_options(&s, options,
+                            NCA_SERVE_PORT | NCA_SERVE_HOST | NCA_SERVE_PATH | NCA_SERVE_ENDPOINT);
   const nca_program_t prog = {
       "redis", "[--port N] [--host H] [--path P] [--endpoint E]",
       "A small Redis-protocol server (PING, ECHO, SET, GET) as a netcore handler actor."};
-  int code =
-      nca_options_parse(&prog, options, (int)(sizeof(options) / sizeof(options[0])), argc, argv);
+  int code = nca_options_parse(&prog, options, n, argc, argv);
   if (code >= 0) return code;
 
-  nc_loop_t *loop;
-  nc_server_t *server;
-  char err[512];
-  nc_loop_options_t opts = {.endpoint = endpoint, .name = "redis"};
-  int rv = nc_loop_new(&loop, &opts, err, sizeof(err));
-  if (rv != 0) {
-    fprintf(stderr, "redis: %s: %s\n", nc_err_name(rv), err);
-    return 1;
-  }
-  nc_server_new(loop, NULL, on_connection, &server);
-  nc_server_events_t events = {
-      .on_connection = on_connection, .on_listening = on_listening, .on_error = on_server_error};
-  nc_server_set_events(server, &events);
-  nc_loop_signal(loop, SIGINT, on_signal, NULL);
-  nc_loop_signal(loop, SIGTERM, on_signal, NULL);
-
-  rv =
-      path ? nc_server_listen_path(server, path, NULL) : nc_server_listen(server, port, host, NULL);
-  if (rv == 0) rv = nc_loop_run(loop);
-  if (rv != 0 && rv != NC_ERR_NETCORE_SHUTDOWN) {
-    fprintf(stderr, "redis: %s: %s\n", nc_err_name(rv), nc_loop_error_message(loop));
-    exit_code = 1;
-  }
-  nc_loop_free(loop);
+  if (nca_serve_open(&s) != 0) return 1;
+  code = nca_serve_run(&s);
   while (conns != NULL) conn_free(conns);
   free(out.p);
   free(args.v);
@@ -543,5 +493,5 @@ int main(int argc, char **argv) {
     }
   }
   free(store.buckets);
-  return exit_code;
+  return code;
 }

@@ -11,25 +11,11 @@
 
 const net = require('./netcore');
 const { parseArgs } = require('./args');
-const { serve } = require('./resp');
+const { serve, listen } = require('./resp');
 
 const opts = parseArgs('redis', process.argv.slice(2), {
   port: 6379, host: '127.0.0.1', path: null, endpoint: null,
 });
 const store = new Map();
 const server = net.createServer({ endpoint: opts.endpoint || undefined }, (c) => serve(c, store));
-
-server.on('error', (err) => {
-  if (err.code === 'ERR_NETCORE_SHUTDOWN') return;
-  process.stderr.write(`redis: ${err.code}: ${err.message}\n`);
-  process.exit(1);
-});
-server.on('listening', () => {
-  const a = server.address();
-  const shown = typeof a === 'string' ? { address: a } : { address: a.address, port: a.port };
-  process.stdout.write(`redis server listening on ${JSON.stringify(shown)}\n`);
-});
-server.listen(opts.path !== null ? { path: opts.path } : { port: opts.port, host: opts.host });
-
-process.once('SIGINT', () => process.exit(0));
-process.once('SIGTERM', () => process.exit(0));
+listen(server, 'redis', opts);

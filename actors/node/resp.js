@@ -2,7 +2,8 @@
 // resp.js: the Redis protocol (RESP) logic of the benchmark's Redis-protocol
 // server, without any transport: actors/node/redis.js runs it on our Node.js
 // library through netcore, tests/bench/node-redis.js on Node's own `net`, so
-// the two differ only in the socket underneath. The same logic as actors/redis.c
+// the two differ only in the socket underneath (serve() wires a session to a
+// socket, listen() is the rest of both servers' main). The same logic as actors/redis.c
 // (C) and actors/python/resp.py (Python).
 //
 // Multibulk ("*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n") and inline ("PING\r\n", words
@@ -234,4 +235,25 @@ function serve(socket, store) {
   socket.on('error', () => {}); // a client's reset ends that connection only
 }
 
-module.exports = { Session, serve, MAX_BULK, MAX_INLINE };
+// The rest of both servers' main: `server` (of either library, its connections
+// given to serve()) listens on opts.path, or opts.port and opts.host; prints
+// "redis server listening on <address()>" once listening; a server error goes
+// to stderr as "PROG: CODE: message" and exits 1 (netcore's announcement of
+// its own shutdown, ERR_NETCORE_SHUTDOWN, is no error); SIGINT/SIGTERM exit 0.
+function listen(server, prog, opts) {
+  server.on('error', (err) => {
+    if (err.code === 'ERR_NETCORE_SHUTDOWN') return;
+    process.stderr.write(`${prog}: ${err.code}: ${err.message}\n`);
+    process.exit(1);
+  });
+  server.on('listening', () => {
+    const a = server.address();
+    const shown = typeof a === 'string' ? { address: a } : { address: a.address, port: a.port };
+    process.stdout.write(`redis server listening on ${JSON.stringify(shown)}\n`);
+  });
+  server.listen(opts.path !== null ? { path: opts.path } : { port: opts.port, host: opts.host });
+  process.once('SIGINT', () => process.exit(0));
+  process.once('SIGTERM', () => process.exit(0));
+}
+
+module.exports = { Session, serve, listen, MAX_BULK, MAX_INLINE };

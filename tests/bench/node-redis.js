@@ -10,22 +10,9 @@
 
 const net = require('net');
 const { parseArgs } = require('../../actors/node/args');
-const { serve } = require('../../actors/node/resp');
+const { serve, listen } = require('../../actors/node/resp');
 
 const opts = parseArgs('node-redis', process.argv.slice(2), { port: 6379, host: '127.0.0.1', path: null });
 const store = new Map();
 const server = net.createServer((c) => serve(c, store));
-
-server.on('error', (err) => {
-  process.stderr.write(`node-redis: ${err.code}: ${err.message}\n`);
-  process.exit(1);
-});
-server.on('listening', () => {
-  const a = server.address();
-  const shown = typeof a === 'string' ? { address: a } : { address: a.address, port: a.port };
-  process.stdout.write(`redis server listening on ${JSON.stringify(shown)}\n`);
-});
-server.listen(opts.path !== null ? { path: opts.path } : { port: opts.port, host: opts.host });
-
-process.once('SIGINT', () => process.exit(0));
-process.once('SIGTERM', () => process.exit(0));
+listen(server, 'node-redis', opts);

@@ -36,9 +36,14 @@ static void arena_free(void *data, void *p) {
 
 static ProtobufCAllocator arena_allocator = {arena_alloc, arena_free, NULL};
 
+/* Hello.resume_sockets made flat (ncd_cmd.resume), in the arena or not. */
+static void *resume_flat;
+
 void ncd_wire_cmd_release(void) {
   if (current) protobuf_c_message_free_unpacked(&current->base, &arena_allocator);
   current = NULL;
+  if (resume_flat) arena_free(NULL, resume_flat);
+  resume_flat = NULL;
   arena_used = 0;
 }
 
@@ -81,6 +86,25 @@ static int convert(const Netcore__V1__Command *m, ncd_cmd *c) {
     c->lazy_acks = m->hello->lazy_acks;
     c->batch_events = m->hello->batch_events;
     c->service = m->hello->service ? m->hello->service : "";
+    c->resumable = m->hello->resumable;
+    c->resume_token = m->hello->resume_token.data;
+    c->resume_token_len = m->hello->resume_token.len;
+    if (m->hello->n_resume_sockets) {
+      size_t n = m->hello->n_resume_sockets;
+      ncd_resume_socket *r = n <= SIZE_MAX / sizeof *r ? arena_alloc(NULL, n * sizeof *r) : NULL;
+      if (!r) return NCD_ENOMEM;
+      resume_flat = r;
+      for (size_t i = 0; i < n; i++) {
+        const Netcore__V1__ResumeSocket *rs = m->hello->resume_sockets[i];
+        r[i] = (ncd_resume_socket){.socket_id = rs->socket_id,
+                                   .bytes_consumed = rs->bytes_consumed,
+                                   .bytes_acked = rs->bytes_acked,
+                                   .writes_acked = rs->writes_acked,
+                                   .saw_end = rs->saw_end};
+      }
+      c->resume = r;
+      c->nresume = n;
+    }
     break;
   case NETCORE__V1__COMMAND__COMMAND_BYE:
     c->kind = NCD_CMD_BYE, c->name = "bye";
@@ -443,6 +467,23 @@ static int fill_event(const ncd_event *ev, event_parts *p) {
     p->u.welcome.server_version = text(p, w->server_version);
     p->u.welcome.session_token.data = (uint8_t *)w->session_token;
     p->u.welcome.session_token.len = w->session_token_len;
+    p->u.welcome.resumed = w->resumed;
+    if (w->nresumed) {
+      /* One block: the pointers, then the messages (freed after packing). */
+      size_t n = w->nresumed;
+      Netcore__V1__ResumedSocket **ptrs = malloc(n * (sizeof *ptrs + sizeof **ptrs));
+      if (!ptrs) return -1;
+      Netcore__V1__ResumedSocket *rs = (Netcore__V1__ResumedSocket *)(ptrs + n);
+      for (size_t i = 0; i < n; i++) {
+        netcore__v1__resumed_socket__init(&rs[i]);
+        rs[i].socket_id = w->resumed_sockets[i].socket_id;
+        rs[i].writes = w->resumed_sockets[i].writes;
+        ptrs[i] = &rs[i];
+      }
+      p->heap = ptrs;
+      p->u.welcome.n_resumed_sockets = n;
+      p->u.welcome.resumed_sockets = ptrs;
+    }
     e.event_case = NETCORE__V1__EVENT__EVENT_WELCOME, e.welcome = &p->u.welcome;
     break;
   }

@@ -43,6 +43,12 @@ typedef struct ncd_endpoint {
   char path_buf[sizeof(((struct sockaddr_un *)0)->sun_path) + 2];
 } ncd_endpoint;
 
+/* One entry of Hello.resume_sockets (PROTOCOL.md 16.1). */
+typedef struct ncd_resume_socket {
+  uint64_t socket_id, bytes_consumed, bytes_acked, writes_acked;
+  int saw_end;
+} ncd_resume_socket;
+
 typedef struct ncd_cmd {
   ncd_cmd_kind kind;
   const char *name; /* "write", "listen", ...: for errors and logs */
@@ -55,6 +61,11 @@ typedef struct ncd_cmd {
   int ack_now;                                /* Write, End */
   const char *hello_name;
   const char *service;        /* Hello; "" when omitted */
+  int resumable;              /* Hello.resumable */
+  const uint8_t *resume_token; /* Hello.resume_token (NULL/0 when none) */
+  size_t resume_token_len;
+  const ncd_resume_socket *resume; /* Hello.resume_sockets */
+  size_t nresume;
   int handoff;                /* Bye */
   uint64_t nonce;             /* Ping */
   int allow_half_open;        /* Listen, Connect */
@@ -101,11 +112,19 @@ typedef enum ncd_event_kind {
   NCD_EV_SHUTDOWN, NCD_EV_ADOPTED, NCD_EV_STATS
 } ncd_event_kind;
 
+/* One entry of Welcome.resumed_sockets. */
+typedef struct ncd_resumed_socket {
+  uint64_t socket_id, writes;
+} ncd_resumed_socket;
+
 typedef struct ncd_welcome {
   const char *instance_id, *server_version;
   uint32_t id_prefix, credit_window, lease_ms, max_frame, max_write_queue;
   const uint8_t *session_token; /* borrowed */
   size_t session_token_len;
+  int resumed;                             /* PROTOCOL.md 16.1 */
+  const ncd_resumed_socket *resumed_sockets; /* borrowed */
+  size_t nresumed;
 } ncd_welcome;
 
 typedef struct ncd_event {

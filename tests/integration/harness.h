@@ -155,6 +155,7 @@ typedef struct nct_client {
   int ack_now;   /* Write.ack_now of the writes sent while set */
   int batch_events; /* set before Hello: Hello.batch_events (default: $NCT_BATCH_EVENTS=1) */
   int batches;      /* EventBatches received so far */
+  int resumed;      /* it resumed another client's session (PROTOCOL.md 16.1) */
 } nct_client;
 
 /* A DEALER connected to endpoint; rcvhwm 0 keeps ZeroMQ's default. */
@@ -167,6 +168,10 @@ typedef struct nct_client_opts {
   const char *public_key, *secret_key; /* this client's CURVE key pair (Z85) */
 } nct_client_opts;
 nct_client *nct_client_new_opts(const char *endpoint, const char *name, const nct_client_opts *o);
+/* `to` goes on with from's session (PROTOCOL.md 16.1): its seq bookkeeping,
+ * id prefix and last id; a Connection of a socket it has not seen may then
+ * carry any seq (netcore announces a socket whose Connection was lost). */
+void nct_client_carry(nct_client *to, const nct_client *from);
 /* Closes the DEALER at once (no Bye): for handlers that "die". */
 void nct_client_free(nct_client *c);
 /* Sends Bye, lets ZeroMQ deliver it, then frees. */

@@ -1045,13 +1045,18 @@ void ncd_socket_restore_timeout(ncd_socket *s, uint32_t msecs, uint32_t idle_ms)
 
 void ncd_socket_resume_session(ncd_socket *s, const ncd_resume_socket *r) {
   ncd_handler *h = s->owner;
-  /* What the handler consumed beyond what it credited: its Credit was lost
-   * with the old netcore. Taken as credited now. */
+  /* Credit the handler gave that the old netcore never read (lost with
+   * it) counts now; what it received and has not credited yet is not sent
+   * again (it still holds it), nor credited. */
   uint64_t base = s->bytes_read - s->kept_len;
-  uint64_t consumed = r->bytes_consumed < base ? base
-                      : r->bytes_consumed > s->bytes_read ? s->bytes_read
-                                                           : r->bytes_consumed;
-  if (consumed > base) ncd_socket_credit(s, (uint32_t)(consumed - base));
+  uint64_t credited = r->bytes_credited < base ? base
+                      : r->bytes_credited > s->bytes_read ? s->bytes_read
+                                                           : r->bytes_credited;
+  uint64_t received = r->bytes_received < credited ? credited
+                      : r->bytes_received > s->bytes_read ? s->bytes_read
+                                                           : r->bytes_received;
+  if (credited > base) ncd_socket_credit(s, (uint32_t)(credited - base));
+  size_t held = (size_t)(received - credited), skip = held < s->kept_len ? held : s->kept_len;
   /* Acknowledgements it has not seen: lost in flight, lazy, or completed
    * while parked. They go out first, at the end of this turn. */
   s->ack_writes = r->writes_acked < s->acked_writes_total
@@ -1060,7 +1065,7 @@ void ncd_socket_resume_session(ncd_socket *s, const ncd_resume_socket *r) {
   if ((s->ack_writes || s->ack_bytes) && ncd_list_empty(&s->dirty_link))
     ncd_list_push(&ncd.dirty, &s->dirty_link);
   /* The input it never received, exactly, then Ended if it missed that. */
-  for (size_t at = 0; at < s->kept_len && !ncd_handler_dead(h);) {
+  for (size_t at = skip; at < s->kept_len && !ncd_handler_dead(h);) {
     size_t n = s->kept_len - at < READ_MAX ? s->kept_len - at : READ_MAX;
     zmq_msg_t payload;
     void *p = ncd_tally_frame(h->tally, &payload, n);

@@ -97,7 +97,8 @@ static int convert(const Netcore__V1__Command *m, ncd_cmd *c) {
       for (size_t i = 0; i < n; i++) {
         const Netcore__V1__ResumeSocket *rs = m->hello->resume_sockets[i];
         r[i] = (ncd_resume_socket){.socket_id = rs->socket_id,
-                                   .bytes_consumed = rs->bytes_consumed,
+                                   .bytes_received = rs->bytes_received,
+                                   .bytes_credited = rs->bytes_credited,
                                    .bytes_acked = rs->bytes_acked,
                                    .writes_acked = rs->writes_acked,
                                    .saw_end = rs->saw_end};

@@ -173,8 +173,8 @@ static void test_resume_session_goes_on(void **state) {
   /* What the handler saw: all of s1's "abc" but not "def", and not the ack
    * of s2's write (lost: netcore sends it again). */
   Netcore__V1__ResumeSocket r1 = NETCORE__V1__RESUME_SOCKET__INIT, r2 = NETCORE__V1__RESUME_SOCKET__INIT;
-  r1.socket_id = s1, r1.bytes_consumed = 3, r1.writes_acked = 1, r1.bytes_acked = 1;
-  r2.socket_id = s2, r2.bytes_consumed = 0, r2.writes_acked = 0, r2.bytes_acked = 0;
+  r1.socket_id = s1, r1.bytes_received = 3, r1.writes_acked = 1, r1.bytes_acked = 1;
+  r2.socket_id = s2, r2.bytes_received = 0, r2.writes_acked = 0, r2.bytes_acked = 0;
   Netcore__V1__ResumeSocket *rs[] = {&r1, &r2};
   nct_event *welcome;
   nct_client *h2 = hello(d.endpoint, "h2", 0, old, rs, 2, &welcome);

@@ -18,7 +18,11 @@
  * restarted one inherits its connections (PROTOCOL.md 13). With either,
  * SIGINT/SIGTERM hand the connections over (Bye{handoff}) instead of closing
  * them, and a connection adopted from an echo that died or left is not
- * greeted again: its peer already was. */
+ * greeted again: its peer already was.
+ *
+ * SIGUSR1 prints "echo connections N adopted M": the 'connection' events so
+ * far, and how many of them were adopted ones (a session resumed after a
+ * netcore takeover has none new, PROTOCOL.md 16.1). */
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,9 +31,12 @@
 #include "options.h"
 
 static int exit_code;
+static unsigned long connections, adopted;
 
 static void on_connection(nc_server_t *server, nc_socket_t *c) {
   (void)server;
+  connections++;
+  adopted += nc_socket_adopted(c) != 0;
   if (!nc_socket_adopted(c)) nc_socket_write(c, "hello\r\n", 7, NULL, NULL);
   nc_socket_pipe(c, c);
 }
@@ -48,6 +55,12 @@ static void on_error(nc_server_t *server, int err, const char *message) {
   fprintf(stderr, "echo: %s: %s\n", nc_err_name(err), message);
   exit_code = 1;
   nc_server_close(server, NULL);
+}
+
+static void on_usr1(nc_loop_t *loop, int signum, void *arg) {
+  (void)loop, (void)signum, (void)arg;
+  printf("echo connections %lu adopted %lu\n", connections, adopted);
+  fflush(stdout);
 }
 
 static void on_signal(nc_loop_t *loop, int signum, void *server) {
@@ -97,6 +110,7 @@ int main(int argc, char **argv) {
   nc_server_events_t events = {.on_connection = on_connection, .on_listening = on_listening,
                                .on_error = on_error};
   nc_server_set_events(server, &events);
+  nc_loop_signal(loop, SIGUSR1, on_usr1, NULL);
   if (!handoff) {
     nc_loop_signal(loop, SIGINT, on_signal, server);
     nc_loop_signal(loop, SIGTERM, on_signal, server);

@@ -300,13 +300,28 @@ static int send_hello(nc_loop_t *loop) {
                    .u32b = loop->hello_lease,
                    .flag = 1, /* lazy acks: see write_common() */
                    .flag2 = 1 /* batched events: see read_events() */,
-                   .service = loop->hello_service[0] ? loop->hello_service : NULL};
+                   .service = loop->hello_service[0] ? loop->hello_service : NULL,
+                   .resumable = loop->resumable};
+  nc__resume_sock_t *list = NULL;
+  if (loop->resuming) {
+    /* The session of the netcore that was taken over (PROTOCOL.md 16.1):
+     * its token, and what this side has seen of each socket. */
+    size_t n = 0;
+    for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) n++;
+    if (n && (list = malloc(n * sizeof(*list))) == NULL) return NC_ENOMEM;
+    cmd.token = loop->session_token;
+    cmd.token_len = loop->session_token_len;
+    cmd.resume = list;
+    for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next)
+      cmd.nresume += nc__socket_resume_entry(NC__CONTAINER(l, nc_socket_t, h.all), &list[cmd.nresume]);
+  }
   /* Hello goes alone, first, and past nc__send's hold on a relinking loop. */
   int relinking = loop->relinking, batching = loop->batching;
   loop->relinking = loop->batching = 0;
   int rv = nc__send(loop, &cmd, NULL, 0, NULL);
   loop->relinking = relinking;
   loop->batching = batching;
+  free(list);
   return rv;
 }
 
@@ -321,6 +336,8 @@ static void take_welcome(nc_loop_t *loop, const nc__event_t *ev) {
   loop->max_write_queue = ev->max_write_queue;
   snprintf(loop->instance_id, sizeof(loop->instance_id), "%s", ev->instance_id);
   snprintf(loop->server_version, sizeof(loop->server_version), "%s", ev->server_version);
+  loop->session_token_len = ev->session_token_len <= sizeof(loop->session_token) ? ev->session_token_len : 0;
+  if (loop->session_token_len) memcpy(loop->session_token, ev->session_token, loop->session_token_len);
 }
 
 /* Waits for Welcome; returns 0, or an error with loop->errmsg set. */
@@ -575,6 +592,10 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
   loop->hello_timeout = o.hello_timeout_ms ? o.hello_timeout_ms : DEFAULT_HELLO_TIMEOUT_MS;
   const char *env_reconnect = getenv("NETCORE_RECONNECT");
   loop->reconnect = !o.no_reconnect && !(env_reconnect != NULL && strcmp(env_reconnect, "0") == 0);
+  /* Sessions resume after a netcore takeover (PROTOCOL.md 16.1) unless
+   * NETCORE_RESUME=0 (netcore then keeps less input per socket). */
+  const char *env_resume = getenv("NETCORE_RESUME");
+  loop->resumable = loop->reconnect && !(env_resume != NULL && strcmp(env_resume, "0") == 0);
   if ((loop->zctx = zmq_ctx_new()) == NULL) {
     rv = NC_ENOMEM;
     goto fail;
@@ -757,16 +778,39 @@ static void netcore_gone(nc_loop_t *loop, int err) {
  * socket gets 'error' NC_ERR_NETCORE_GONE then 'close'; listening servers
  * wait for the next Welcome (nc__server_link_lost), closing ones close; then
  * relink_step() opens a new dealer and says Hello. */
+/* How long a session waits for a netcore that resumes it before its
+ * sockets fail as after any lost link: past the new netcore's --handoff-ms
+ * (5 s by default), which is how long it keeps an unclaimed session. */
+#define RESUME_WAIT_MS 10000
+
+static void relinked(nc_loop_t *loop, const nc__event_t *ev);
+
+/* The session will not resume: what a lost link ends, ends now. */
+static void resume_abandoned(nc_loop_t *loop, const char *msg) {
+  loop->resuming = 0;
+  for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next)
+    nc__server_link_lost(NC__CONTAINER(l, nc_server_t, h.all));
+  fail_all(loop, NC_ERR_NETCORE_GONE, msg, 1);
+  loop->shutdown = 0;
+}
+
 static void link_lost(nc_loop_t *loop) {
   char msg[sizeof(loop->errmsg)];
   int again = loop->relinking; /* lost while reconnecting: wait a little */
   snprintf(msg, sizeof(msg), "%s", loop->errmsg);
   loop->gone_pending = 0;
   loop->relinking = 1;
-  loop->shutdown = 0;
   loop->ping_outstanding = 0;
   close_dealer(loop);
   loop->relink_at = loop->now + (again ? 100 : 0);
+  /* A resumable session that was not shut down waits as it is: the next
+   * netcore may hold it (a takeover, PROTOCOL.md 16.1); its Welcome says. */
+  if (loop->resuming || (loop->resumable && loop->session_token_len && !loop->shutdown)) {
+    if (!loop->resuming) loop->resume_deadline = loop->now + RESUME_WAIT_MS;
+    loop->resuming = 1;
+    return;
+  }
+  loop->shutdown = 0;
   for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next)
     nc__server_link_lost(NC__CONTAINER(l, nc_server_t, h.all));
   fail_all(loop, NC_ERR_NETCORE_GONE, msg, 1);
@@ -777,6 +821,12 @@ static void link_lost(nc_loop_t *loop) {
  * connection of each dealer with its own backoff). */
 static void relink_step(nc_loop_t *loop) {
   if (!loop->relinking || loop->gone) return;
+  if (loop->resuming && loop->now >= loop->resume_deadline) {
+    char msg[sizeof(loop->errmsg)];
+    snprintf(msg, sizeof(msg), "netcore at %s went away and no netcore resumed this session "
+             "within %d ms", loop->endpoint, RESUME_WAIT_MS);
+    resume_abandoned(loop, msg);
+  }
   if (loop->dealer != NULL) {
     if (loop->now < loop->relink_deadline) return;
     close_dealer(loop);
@@ -791,6 +841,56 @@ static void relink_step(nc_loop_t *loop) {
     return;
   }
   loop->relink_deadline = loop->now + loop->hello_timeout;
+}
+
+/* Welcome on the new dealer of a session waiting to resume: it goes on with
+ * every object, or, not resumed (another netcore, a restart), it ends as a
+ * lost link does and a new session begins (relinked). */
+static void resume_answered(nc_loop_t *loop, const nc__event_t *ev) {
+  loop->resuming = 0;
+  if (!ev->resumed || ev->id_prefix != loop->id_prefix) {
+    char msg[sizeof(loop->errmsg)];
+    snprintf(msg, sizeof(msg), "netcore at %s went away (the new one does not hold this session)",
+             loop->endpoint);
+    resume_abandoned(loop, msg);
+    relinked(loop, ev);
+    return;
+  }
+  /* The same session: same prefix and ids (next_id goes on), same token. */
+  snprintf(loop->instance_id, sizeof(loop->instance_id), "%s", ev->instance_id);
+  snprintf(loop->server_version, sizeof(loop->server_version), "%s", ev->server_version);
+  loop->max_frame = ev->max_frame;
+  loop->max_write_queue = ev->max_write_queue;
+  loop->relinking = 0;
+  loop->last_recv = loop->last_send = loop->now;
+  for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+    nc_socket_t *s = NC__CONTAINER(l, nc_socket_t, h.all);
+    s->resume_mark = s->state == NC__SK_CONNECTING || s->state == NC__SK_OPEN ? 2 : 0;
+  }
+  for (size_t i = 0; i < ev->nresumed; i++) {
+    uint64_t id, writes;
+    nc__wire_resumed(ev, i, &id, &writes);
+    nc_socket_t *s = nc__idmap_get(&loop->socket_ids, id);
+    if (s != NULL && s->resume_mark == 2) {
+      s->resume_mark = 1;
+      s->resume_writes = writes;
+    }
+  }
+  /* A callback may free any socket: search again after each one. */
+  for (;;) {
+    nc_socket_t *s = NULL;
+    for (nc__link_t *l = loop->sockets.next; l != &loop->sockets && s == NULL; l = l->next) {
+      nc_socket_t *c = NC__CONTAINER(l, nc_socket_t, h.all);
+      if (c->resume_mark) s = c;
+    }
+    if (s == NULL) break;
+    int mark = s->resume_mark;
+    s->resume_mark = 0;
+    if (mark == 1)
+      nc__socket_resumed(s, s->resume_writes);
+    else
+      nc__socket_gone(s, NC_ERR_NETCORE_GONE, "the socket did not survive the netcore takeover");
+  }
 }
 
 /* A Welcome on the new dealer: the new session's ids, and every waiting server
@@ -842,7 +942,10 @@ static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload)
     on_error_event(loop, ev);
     break;
   case NC__EV_WELCOME:
-    if (loop->relinking) relinked(loop, ev);
+    if (loop->relinking && loop->resuming)
+      resume_answered(loop, ev);
+    else if (loop->relinking)
+      relinked(loop, ev);
     break;
   case NC__EV_STATS:
     on_stats_event(loop, ev);

@@ -76,6 +76,12 @@ typedef enum {
 /* Where a Listen or Connect goes. */
 typedef enum { NC__EP_NONE, NC__EP_TCP, NC__EP_PATH, NC__EP_FD } nc__ep_kind_t;
 
+/* One socket of a session to resume (Hello.resume_sockets, PROTOCOL.md 16.1). */
+typedef struct {
+  uint64_t socket_id, bytes_received, bytes_credited, writes_acked, bytes_acked;
+  int saw_end;
+} nc__resume_sock_t;
+
 /* One command in plain C; the fields a command does not use are ignored.
  * Strings are borrowed for the duration of nc__wire_pack(). */
 typedef struct {
@@ -95,6 +101,11 @@ typedef struct {
   const char *group;
   const char *name;   /* Hello.name */
   const char *service; /* Hello.service */
+  int resumable;       /* Hello.resumable */
+  const uint8_t *token; /* Hello.resume_token (token_len 0: none) */
+  size_t token_len;
+  const nc__resume_sock_t *resume; /* Hello.resume_sockets */
+  size_t nresume;
 } nc__cmd_t;
 
 typedef enum {
@@ -136,6 +147,11 @@ typedef struct {
   /* Welcome */
   uint32_t version, id_prefix, credit_window, lease_ms, max_frame, max_write_queue;
   const char *instance_id, *server_version;
+  const uint8_t *session_token; /* Welcome.session_token (in the arena) */
+  size_t session_token_len;
+  int resumed;                  /* Welcome.resumed */
+  size_t nresumed;              /* Welcome.resumed_sockets: see nc__wire_resumed() */
+  const void *welcome;          /* the unpacked Welcome, in the arena */
   /* Event.ack: acknowledgements riding along with a socket event (lazy acks) */
   int has_ack;
   uint32_t ack_writes;
@@ -165,6 +181,9 @@ NC__HIDDEN void nc__arena_reset(nc__arena_t *arena);
  * NC__EV_BATCH), as nc__wire_unpack would give it alone. NC_EPROTO if there
  * is no such event. */
 NC__HIDDEN int nc__wire_batch_event(nc__arena_t *arena, size_t i, nc__event_t *ev);
+/* Entry i of a Welcome's resumed_sockets (i < ev->nresumed). */
+NC__HIDDEN void nc__wire_resumed(const nc__event_t *ev, size_t i, uint64_t *socket_id,
+                                 uint64_t *writes);
 /* The nc_stats_t view of a Stats event's message (ev->stats): arrays in one
  * malloc'ed block (*mem, the caller frees it), strings in the arena. Returns
  * 0 or NC_ENOMEM. */
@@ -213,6 +232,20 @@ typedef struct {
   nc__wreq_t *v;
   size_t cap, head, len;
 } nc__wring_t;
+
+/* A Write or End kept until netcore acknowledges it, to be sent again to the
+ * netcore that resumes the session if the one that took over never read it
+ * (PROTOCOL.md 16.1). msg shares the payload's bytes (zmq_msg_copy). */
+typedef struct {
+  uint64_t seq, fd_id;
+  int is_end;
+  zmq_msg_t msg;
+} nc__wlog_ent_t;
+
+typedef struct {
+  nc__wlog_ent_t *v;
+  size_t cap, head, len;
+} nc__wlog_t;
 
 /* Input held while a socket is paused, in arrival order. */
 typedef enum { NC__IN_DATA, NC__IN_END, NC__IN_CLOSE } nc__in_kind_t;
@@ -302,6 +335,13 @@ struct nc_socket_s {
   uint64_t bytes_read, bytes_sent, kernel_written;
   size_t buffer_size, hwm;
   uint64_t write_seq, acked_seq;
+  /* Session resumption (PROTOCOL.md 16.1): */
+  uint64_t acked_bytes, credited; /* WriteAck bytes and Credit given, in total */
+  int got_end;         /* Ended received (delivered or queued) */
+  int opts_dirty;      /* an option set while the link was down: send it again */
+  int resume_mark;     /* while a resumed Welcome is handled: 1 go on, 2 gone */
+  uint64_t resume_writes; /* with mark 1: writes netcore carried out */
+  nc__wlog_t wlog;     /* writes kept until acknowledged */
   nc__wring_t wreqs;   /* writes waiting for their ack */
   nc__wring_t failed;  /* writes after end, failing on the next turn */
   uint32_t unacked_credit; /* consumed but not yet granted back */
@@ -359,6 +399,12 @@ struct nc_loop_s {
   uint64_t relink_deadline; /* relinking with a dealer: a new one after this */
   char hello_name[256];
   char hello_service[64]; /* Hello.service, "" = none (kept for every reconnect) */
+  /* Session resumption across a netcore takeover (PROTOCOL.md 16.1): */
+  int resumable;        /* Hello.resumable (NETCORE_RESUME=0 turns it off) */
+  uint8_t session_token[16]; /* Welcome.session_token of this session */
+  size_t session_token_len;
+  int resuming;         /* the link is lost and the session may resume: sockets wait */
+  uint64_t resume_deadline; /* resuming: the sockets fail after this */
   uint32_t hello_credit, hello_lease, hello_timeout;
   int in_run;         /* inside nc_loop_run, which knows what epoll saw */
   int left;           /* nc_loop_leave(): nothing more is sent or dispatched */
@@ -404,6 +450,12 @@ NC__HIDDEN void nc__socket_pending(nc_socket_t *s, unsigned flags);
 NC__HIDDEN void nc__socket_gone(nc_socket_t *s, int err, const char *msg);
 NC__HIDDEN void nc__socket_free(nc_socket_t *s);
 NC__HIDDEN void nc__socket_fail(nc_socket_t *s, int err, const char *msg);
+/* Session resumption (PROTOCOL.md 16.1): whether s goes in a resume Hello,
+ * and its entry; then, after Welcome{resumed}, s goes on (the writes netcore
+ * did not carry out are sent again, then its pause, options and credit) or,
+ * not named there, is gone. */
+NC__HIDDEN int nc__socket_resume_entry(const nc_socket_t *s, nc__resume_sock_t *out);
+NC__HIDDEN void nc__socket_resumed(nc_socket_t *s, uint64_t writes);
 NC__HIDDEN nc_socket_t *nc__socket_adopt(nc_loop_t *loop, uint64_t id,
                                          const nc_address_t *local,
                                          const nc_address_t *remote,

@@ -87,6 +87,7 @@ static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, nc__msgbat
   Netcore__V1__SetNoDelay snodelay = NETCORE__V1__SET_NO_DELAY__INIT;
   Netcore__V1__SetKeepAlive skeep = NETCORE__V1__SET_KEEP_ALIVE__INIT;
   Netcore__V1__StatsQuery stats = NETCORE__V1__STATS_QUERY__INIT;
+  Netcore__V1__ResumeSocket *rsv = NULL, **rsp = NULL; /* Hello.resume_sockets, freed below */
 
   tcp.host = str(c->host);
   tcp.port = c->port;
@@ -99,6 +100,28 @@ static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, nc__msgbat
     hello.lazy_acks = c->flag != 0;
     hello.batch_events = c->flag2 != 0;
     hello.service = str(c->service);
+    hello.resumable = c->resumable != 0;
+    if (c->token_len) {
+      hello.resume_token.data = (uint8_t *)c->token;
+      hello.resume_token.len = c->token_len;
+      if (c->nresume) {
+        rsv = malloc(c->nresume * (sizeof *rsv + sizeof *rsp));
+        if (rsv == NULL) return NC_ENOMEM;
+        rsp = (Netcore__V1__ResumeSocket **)(rsv + c->nresume);
+        for (size_t i = 0; i < c->nresume; i++) {
+          netcore__v1__resume_socket__init(&rsv[i]);
+          rsv[i].socket_id = c->resume[i].socket_id;
+          rsv[i].bytes_received = c->resume[i].bytes_received;
+          rsv[i].bytes_credited = c->resume[i].bytes_credited;
+          rsv[i].writes_acked = c->resume[i].writes_acked;
+          rsv[i].bytes_acked = c->resume[i].bytes_acked;
+          rsv[i].saw_end = c->resume[i].saw_end != 0;
+          rsp[i] = &rsv[i];
+        }
+        hello.n_resume_sockets = c->nresume;
+        hello.resume_sockets = rsp;
+      }
+    }
     cmd.command_case = NETCORE__V1__COMMAND__COMMAND_HELLO;
     cmd.hello = &hello;
     break;
@@ -226,15 +249,18 @@ static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, nc__msgbat
     return NC_EINVAL;
   }
   size_t n = netcore__v1__command__get_packed_size(&cmd);
-  if (n > (size_t)INT32_MAX) return NC_EMSGSIZE;
-  if (batch != NULL) {
+  int rv = (int)n;
+  if (n > (size_t)INT32_MAX) {
+    rv = NC_EMSGSIZE;
+  } else if (batch != NULL) {
     uint8_t *at = nc__msgbatch_entry(batch, n);
-    if (at == NULL) return NC_ENOMEM;
-    netcore__v1__command__pack(&cmd, at);
-    return 0;
+    if (at != NULL) netcore__v1__command__pack(&cmd, at);
+    rv = at == NULL ? NC_ENOMEM : 0;
+  } else if (n <= cap) {
+    netcore__v1__command__pack(&cmd, buf);
   }
-  if (n <= cap) netcore__v1__command__pack(&cmd, buf);
-  return (int)n;
+  free(rsv);
+  return rv;
 }
 
 int nc__wire_pack(const nc__cmd_t *c, uint8_t *buf, size_t cap) {
@@ -308,6 +334,12 @@ int nc__wire_batch_event(nc__arena_t *arena, size_t i, nc__event_t *ev) {
   return 0;
 }
 
+void nc__wire_resumed(const nc__event_t *ev, size_t i, uint64_t *socket_id, uint64_t *writes) {
+  const Netcore__V1__Welcome *w = ev->welcome;
+  *socket_id = w->resumed_sockets[i]->socket_id;
+  *writes = w->resumed_sockets[i]->writes;
+}
+
 static void convert(const Netcore__V1__Event *e, nc__event_t *ev) {
   ev->seq = e->seq;
   if (e->ack != NULL) {
@@ -328,6 +360,11 @@ static void convert(const Netcore__V1__Event *e, nc__event_t *ev) {
     ev->max_frame = w->max_frame;
     ev->max_write_queue = w->max_write_queue;
     ev->server_version = w->server_version;
+    ev->session_token = w->session_token.data;
+    ev->session_token_len = w->session_token.len;
+    ev->resumed = w->resumed;
+    ev->nresumed = w->n_resumed_sockets;
+    ev->welcome = w;
     break;
   }
   case NETCORE__V1__EVENT__EVENT_ERROR:

@@ -892,6 +892,8 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
   ncd_list_remove(&s->dirty_link);
   s->skip_writes = s->writes_out;
   s->skip_bytes = s->queued_bytes + s->pending_bytes;
+  /* The adopter's writes and acks count from zero (PROTOCOL.md 16.1). */
+  s->writes_in = s->acked_writes_total = s->acked_bytes_total = 0;
   /* The adopter starts as with a new connection: flowing, no timeout, its
    * own window less what is replayed. */
   s->paused = 0;
@@ -1045,6 +1047,9 @@ void ncd_socket_restore_timeout(ncd_socket *s, uint32_t msecs, uint32_t idle_ms)
 
 void ncd_socket_resume_session(ncd_socket *s, const ncd_resume_socket *r) {
   ncd_handler *h = s->owner;
+  /* Events lost with the old netcore are sent again below (or were only
+   * acks and Data, which come again): number on from what it saw. */
+  if (r->last_seq && r->last_seq < s->seq) s->seq = r->last_seq;
   /* Credit the handler gave that the old netcore never read (lost with
    * it) counts now; what it received and has not credited yet is not sent
    * again (it still holds it), nor credited. */

@@ -99,6 +99,7 @@ static int convert(const Netcore__V1__Command *m, ncd_cmd *c) {
         r[i] = (ncd_resume_socket){.socket_id = rs->socket_id,
                                    .bytes_received = rs->bytes_received,
                                    .bytes_credited = rs->bytes_credited,
+                                   .last_seq = rs->last_seq,
                                    .bytes_acked = rs->bytes_acked,
                                    .writes_acked = rs->writes_acked,
                                    .saw_end = rs->saw_end};

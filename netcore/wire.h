@@ -45,7 +45,7 @@ typedef struct ncd_endpoint {
 
 /* One entry of Hello.resume_sockets (PROTOCOL.md 16.1). */
 typedef struct ncd_resume_socket {
-  uint64_t socket_id, bytes_received, bytes_credited, bytes_acked, writes_acked;
+  uint64_t socket_id, bytes_received, bytes_credited, bytes_acked, writes_acked, last_seq;
   int saw_end;
 } ncd_resume_socket;
 

@@ -78,7 +78,7 @@ typedef enum { NC__EP_NONE, NC__EP_TCP, NC__EP_PATH, NC__EP_FD } nc__ep_kind_t;
 
 /* One socket of a session to resume (Hello.resume_sockets, PROTOCOL.md 16.1). */
 typedef struct {
-  uint64_t socket_id, bytes_received, bytes_credited, writes_acked, bytes_acked;
+  uint64_t socket_id, bytes_received, bytes_credited, writes_acked, bytes_acked, last_seq;
   int saw_end;
 } nc__resume_sock_t;
 
@@ -338,6 +338,7 @@ struct nc_socket_s {
   /* Session resumption (PROTOCOL.md 16.1): */
   uint64_t acked_bytes, credited; /* WriteAck bytes and Credit given, in total */
   int got_end;         /* Ended received (delivered or queued) */
+  uint64_t last_seq;   /* seq of the last event received about it */
   int opts_dirty;      /* an option set while the link was down: send it again */
   int resume_mark;     /* while a resumed Welcome is handled: 1 go on, 2 gone */
   uint64_t resume_writes; /* with mark 1: writes netcore carried out */

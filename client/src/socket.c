@@ -239,6 +239,7 @@ void nc__socket_accepted(nc_loop_t *loop, const nc__event_t *ev) {
     return;
   }
   s->server = server;
+  s->last_seq = ev->seq;
   if (server == NULL) {
     nc_socket_destroy(s);
     return;
@@ -247,6 +248,7 @@ void nc__socket_accepted(nc_loop_t *loop, const nc__event_t *ev) {
     /* Its history so far (PROTOCOL.md 13); the replayed Data follows. */
     s->adopted = 1;
     s->bytes_read = ev->bytes_read;
+    s->credited = ev->bytes_read; /* what the old owner consumed was credited */
     s->kernel_written = ev->bytes_written;
     s->bytes_sent = ev->bytes_written + ev->queued_bytes;
     s->ended_local = ev->flag2;
@@ -700,6 +702,7 @@ static void on_ack(nc_socket_t *s, const nc__event_t *ev) {
 }
 
 void nc__socket_event(nc_socket_t *s, const nc__event_t *ev, zmq_msg_t *payload) {
+  if (ev->seq) s->last_seq = ev->seq;
   if (ev->has_ack) { /* acks that waited for this event come first */
     nc__event_t ack = {.count = ev->ack_writes, .bytes = ev->ack_bytes,
                        .bytes_written = ev->ack_bytes_written};
@@ -920,7 +923,8 @@ int nc__socket_resume_entry(const nc_socket_t *s, nc__resume_sock_t *out) {
                              .bytes_credited = s->credited,
                              .writes_acked = s->acked_seq,
                              .bytes_acked = s->acked_bytes,
-                             .saw_end = s->got_end};
+                             .saw_end = s->got_end,
+                             .last_seq = s->last_seq};
   return 1;
 }
 

@@ -116,6 +116,7 @@ static int pack_command(const nc__cmd_t *c, uint8_t *buf, size_t cap, nc__msgbat
           rsv[i].writes_acked = c->resume[i].writes_acked;
           rsv[i].bytes_acked = c->resume[i].bytes_acked;
           rsv[i].saw_end = c->resume[i].saw_end != 0;
+          rsv[i].last_seq = c->resume[i].last_seq;
           rsp[i] = &rsv[i];
         }
         hello.n_resume_sockets = c->nresume;

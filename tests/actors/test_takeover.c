@@ -229,6 +229,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test_teardown(test_takeover_service, teardown),
       cmocka_unit_test_teardown(test_takeover_group, teardown),
       cmocka_unit_test_teardown(test_takeover_twice, teardown),
+      cmocka_unit_test_teardown(test_takeover_resume_plain, teardown),
+      cmocka_unit_test_teardown(test_takeover_no_resume, teardown),
   };
   if (strcmp(lang, "c") == 0) return cmocka_run_group_tests_name("takeover_c", c_tests, NULL, NULL);
   return cmocka_run_group_tests_name(lang, other_tests, NULL, NULL);

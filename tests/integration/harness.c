@@ -486,6 +486,12 @@ uint64_t nct_last_seq(nct_client *c, uint64_t socket_id) {
   return o ? o->last : 0;
 }
 
+void nct_set_last_seq(nct_client *c, uint64_t socket_id, uint64_t seq) {
+  nct_objseq *o = obj_find(c, OBJ_SOCKET, socket_id, 1);
+  o->last = seq;
+  o->ended = o->errored = 0;
+}
+
 const char *nct_event_name(int type) {
   switch (type) {
     case EV(WELCOME):

@@ -296,6 +296,9 @@ uint64_t nct_wait_acks_at(const char *file, int line, nct_client *c, uint64_t id
 
 /* The seq of the last event c received about socket id (0: none yet). */
 uint64_t nct_last_seq(nct_client *c, uint64_t socket_id);
+/* Makes c's bookkeeping say it last saw seq of socket id (a client that
+ * pretends it lost the events after it, PROTOCOL.md 16.1). */
+void nct_set_last_seq(nct_client *c, uint64_t socket_id, uint64_t seq);
 void nct_event_free(nct_event *e);
 /* A one-line description of an event, for failure messages. */
 const char *nct_event_str(const nct_event *e, char *buf, size_t cap);

@@ -779,9 +779,10 @@ static void netcore_gone(nc_loop_t *loop, int err) {
  * wait for the next Welcome (nc__server_link_lost), closing ones close; then
  * relink_step() opens a new dealer and says Hello. */
 /* How long a session waits for a netcore that resumes it before its
- * sockets fail as after any lost link: past the new netcore's --handoff-ms
- * (5 s by default), which is how long it keeps an unclaimed session. */
-#define RESUME_WAIT_MS 10000
+ * sockets fail as after any lost link: the new netcore's default
+ * --handoff-ms, how long it keeps an unclaimed session (a handler
+ * reconnects within milliseconds of a takeover). */
+#define RESUME_WAIT_MS 5000
 
 static void relinked(nc_loop_t *loop, const nc__event_t *ev);
 

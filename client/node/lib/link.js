@@ -39,7 +39,7 @@ const PROTOCOL_VERSION = 1;
 // starting at the same moment as its handlers (scripts start both at once).
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 const RELINK_HELLO_TIMEOUT_MS = 2000; // reconnecting: a fresh DEALER after this long without Welcome
-const RESUME_WAIT_MS = 10000; // a session waits this long for a netcore that resumes it (PROTOCOL.md 16.1)
+const RESUME_WAIT_MS = 5000; // a session waits this long for a netcore that resumes it (PROTOCOL.md 16.1)
 
 const links = new Map(); // endpoint -> Link in state 'connecting' or 'ready'
 

@@ -27,7 +27,7 @@ resume the session (PROTOCOL.md 16.1): every object waits as it is, the Hello
 carries the session token and what each socket has seen, and a
 Welcome{resumed} lets everything go on (writes netcore never read are sent
 again; the application sees a pause). Without it (another netcore, or none
-within 10 s) the objects end as above. NETCORE_RESUME=0 turns this off.
+within 5 s) the objects end as above. NETCORE_RESUME=0 turns this off.
 
 CURVE (tcp:// endpoints of a netcore with --curve-secret-file): server_key
 (netcore's public key, Z85) and secret_file (this handler's key pair file, as
@@ -66,7 +66,7 @@ _RECV_BATCH = 256  # messages handled per loop turn before yielding to other cal
 _BATCH_MAX_COMMANDS = 256  # a CommandBatch leaves early at this many commands
 _BATCH_MAX_PAYLOAD = 64 * 1024  # or this many payload bytes
 _RELINK_HELLO_TIMEOUT = 2.0  # reconnecting: a fresh DEALER after this long without Welcome
-_RESUME_WAIT = 10.0  # a session waits this long for a netcore that resumes it (PROTOCOL.md 16.1)
+_RESUME_WAIT = 5.0  # a session waits this long for a netcore that resumes it (PROTOCOL.md 16.1)
 
 
 def default_endpoint() -> str:

@@ -369,11 +369,58 @@ static void test_resume_refused(void **state) {
   nct_daemon_stop(&d);
 }
 
+/* A session of 600 sockets: its resume Hello (over 4 KB) is larger than a
+ * stranger's Hello may be (PROTOCOL.md 10) and is taken all the same. */
+static void test_resume_large_session(void **state) {
+  (void)state;
+  enum { N = 600 };
+  nct_daemon_start(&d, flags, NULL);
+  nct_client *h = handler("h");
+  uint16_t port = 0;
+  uint64_t srv = listen_tcp(h, &port);
+  static int peers[N];
+  static uint64_t ids[N];
+  static Netcore__V1__ResumeSocket rs[N];
+  static Netcore__V1__ResumeSocket *rsp[N];
+  for (int i = 0; i < N; i++) {
+    peers[i] = nct_tcp_connect("127.0.0.1", port);
+    ids[i] = accepted(h, srv);
+  }
+  nct_sync(h);
+  nct_daemon_takeover(&d, flags);
+  for (int i = 0; i < N; i++) {
+    netcore__v1__resume_socket__init(&rs[i]);
+    rs[i].socket_id = ids[i];
+    rs[i].last_seq = nct_last_seq(h, ids[i]);
+    rsp[i] = &rs[i];
+  }
+  Netcore__V1__Hello probe = NETCORE__V1__HELLO__INIT;
+  probe.n_resume_sockets = N;
+  probe.resume_sockets = rsp;
+  size_t size = netcore__v1__hello__get_packed_size(&probe);
+  print_message("resume Hello of %d sockets: over %zu bytes\n", N, size);
+  assert_true(size > 4096);
+  nct_event *welcome;
+  nct_client *h2 = hello(d.endpoint, "h2", 0, h, rsp, N, &welcome);
+  assert_true(welcome->ev->welcome->resumed);
+  assert_int_equal(welcome->ev->welcome->n_resumed_sockets, N);
+  nct_event_free(welcome);
+  drop(h);
+  for (int i = 0; i < N; i += 37) {
+    nct_cmd_write(h2, ids[i], "ok", 2);
+    nct_peer_expect(peers[i], "ok", 2);
+  }
+  for (int i = 0; i < N; i++) close(peers[i]);
+  drop(h2);
+  nct_daemon_stop(&d);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_resume_session_goes_on, setup, teardown),
       cmocka_unit_test_setup_teardown(test_resume_unseen_socket_and_lazy_acks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_resume_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_resume_large_session, setup, teardown),
   };
   return NCT_RUN(argc, argv, tests);
 }

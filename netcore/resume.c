@@ -31,11 +31,6 @@ static ncd_handler *find_session(const char *principal, const uint8_t *token, si
   return NULL;
 }
 
-static const ncd_resume_socket *listed(const ncd_cmd *cmd, uint64_t id) {
-  for (size_t i = 0; i < cmd->nresume; i++)
-    if (cmd->resume[i].socket_id == id) return &cmd->resume[i];
-  return NULL;
-}
 
 int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int conn_fd,
                      const ncd_cmd *cmd) {
@@ -46,12 +41,21 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
              cmd->hello_name && *cmd->hello_name ? cmd->hello_name : "handler", principal);
     return 0;
   }
+  /* The listed sockets of this session, by id (the first entry of an id). */
+  nc__idmap_t listed;
+  nc__idmap_init(&listed);
   ncd_resumed_socket *list = NULL;
   size_t n = 0;
   if (cmd->nresume && !(list = calloc(cmd->nresume, sizeof *list))) return NCD_ENOMEM;
   for (size_t i = 0; i < cmd->nresume; i++) {
-    ncd_socket *s = nc__idmap_get(&ncd.sockets, cmd->resume[i].socket_id);
-    if (!s || s->owner != h || s->closing || listed(cmd, s->id) != &cmd->resume[i]) continue;
+    const ncd_resume_socket *r = &cmd->resume[i];
+    ncd_socket *s = nc__idmap_get(&ncd.sockets, r->socket_id);
+    if (!s || s->owner != h || s->closing || nc__idmap_get(&listed, s->id)) continue;
+    if (nc__idmap_put(&listed, s->id, (void *)r) != 0) {
+      nc__idmap_free(&listed);
+      free(list);
+      return NCD_ENOMEM;
+    }
     list[n++] = (ncd_resumed_socket){.socket_id = s->id, .writes = s->writes_in};
   }
   /* The session is this connection's now. */
@@ -86,7 +90,7 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
     next = e->next;
     ncd_socket *s = ncd_container_of(e, ncd_socket, owner_link);
     if (s->closing) continue;
-    const ncd_resume_socket *r = listed(cmd, s->id);
+    const ncd_resume_socket *r = nc__idmap_get(&listed, s->id);
     if (r) {
       ncd_socket_resume_session(s, r), named++;
     } else if (s->server) {
@@ -95,6 +99,7 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
       ncd_socket_destroy(s, 0), ended++; /* it knows nothing of it: nobody could use it */
     }
   }
+  nc__idmap_free(&listed);
   for (e = h->servers.next; e != &h->servers; e = e->next) {
     ncd_server *srv = ncd_container_of(e, ncd_server, owner_link);
     if (srv->listener) ncd_listener_update(srv->listener);

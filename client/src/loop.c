@@ -877,7 +877,13 @@ static void resume_answered(nc_loop_t *loop, const nc__event_t *ev) {
       s->resume_writes = writes;
     }
   }
-  /* A callback may free any socket: search again after each one. */
+  /* The sockets that go on (no callback runs), in one pass... */
+  for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+    nc_socket_t *s = NC__CONTAINER(l, nc_socket_t, h.all);
+    if (s->resume_mark == 1) s->resume_mark = nc__socket_resumed(s, s->resume_writes) == 0 ? 0 : 3;
+  }
+  /* ...then the gone ones: a callback may free any socket, so the search
+   * starts again after each one. */
   for (;;) {
     nc_socket_t *s = NULL;
     for (nc__link_t *l = loop->sockets.next; l != &loop->sockets && s == NULL; l = l->next) {
@@ -887,8 +893,8 @@ static void resume_answered(nc_loop_t *loop, const nc__event_t *ev) {
     if (s == NULL) break;
     int mark = s->resume_mark;
     s->resume_mark = 0;
-    if (mark == 1)
-      nc__socket_resumed(s, s->resume_writes);
+    if (mark == 3)
+      nc__socket_fail(s, NC_ENOMEM, "no memory to send a write again");
     else
       nc__socket_gone(s, NC_ERR_NETCORE_GONE, "the socket did not survive the netcore takeover");
   }

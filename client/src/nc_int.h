@@ -340,7 +340,7 @@ struct nc_socket_s {
   int got_end;         /* Ended received (delivered or queued) */
   uint64_t last_seq;   /* seq of the last event received about it */
   int opts_dirty;      /* an option set while the link was down: send it again */
-  int resume_mark;     /* while a resumed Welcome is handled: 1 go on, 2 gone */
+  int resume_mark;     /* while a resumed Welcome is handled: 1 go on, 2 gone, 3 failed */
   uint64_t resume_writes; /* with mark 1: writes netcore carried out */
   nc__wlog_t wlog;     /* writes kept until acknowledged */
   nc__wring_t wreqs;   /* writes waiting for their ack */
@@ -452,11 +452,11 @@ NC__HIDDEN void nc__socket_gone(nc_socket_t *s, int err, const char *msg);
 NC__HIDDEN void nc__socket_free(nc_socket_t *s);
 NC__HIDDEN void nc__socket_fail(nc_socket_t *s, int err, const char *msg);
 /* Session resumption (PROTOCOL.md 16.1): whether s goes in a resume Hello,
- * and its entry; then, after Welcome{resumed}, s goes on (the writes netcore
- * did not carry out are sent again, then its pause, options and credit) or,
- * not named there, is gone. */
+ * and its entry; then, after Welcome{resumed}, s goes on: the writes netcore
+ * did not carry out are sent again, then its pause, options and credit. No
+ * callback runs. Returns 0, or NC_ENOMEM (s cannot go on). */
 NC__HIDDEN int nc__socket_resume_entry(const nc_socket_t *s, nc__resume_sock_t *out);
-NC__HIDDEN void nc__socket_resumed(nc_socket_t *s, uint64_t writes);
+NC__HIDDEN int nc__socket_resumed(nc_socket_t *s, uint64_t writes);
 NC__HIDDEN nc_socket_t *nc__socket_adopt(nc_loop_t *loop, uint64_t id,
                                          const nc_address_t *local,
                                          const nc_address_t *remote,

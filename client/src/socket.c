@@ -928,7 +928,7 @@ int nc__socket_resume_entry(const nc_socket_t *s, nc__resume_sock_t *out) {
   return 1;
 }
 
-void nc__socket_resumed(nc_socket_t *s, uint64_t writes) {
+int nc__socket_resumed(nc_socket_t *s, uint64_t writes) {
   nc_loop_t *loop = s->h.loop;
   /* The writes the old netcore never read, in order (their data is shared
    * with the log, which keeps it until the ack). */
@@ -945,8 +945,7 @@ void nc__socket_resumed(nc_socket_t *s, uint64_t writes) {
     zmq_msg_init(&m);
     if (zmq_msg_copy(&m, &e->msg) != 0) {
       zmq_msg_close(&m);
-      nc__socket_fail(s, NC_ENOMEM, "no memory to send a write again");
-      return;
+      return NC_ENOMEM;
     }
     nc__send(loop, &cmd, NULL, 0, &m);
   }
@@ -955,7 +954,7 @@ void nc__socket_resumed(nc_socket_t *s, uint64_t writes) {
    * while the link was down, the credit not yet given. */
   if (s->destroyed) {
     send_simple(s, NC__CMD_DESTROY);
-    return;
+    return 0;
   }
   send_simple(s, s->paused && !s->soft_paused ? NC__CMD_PAUSE : NC__CMD_RESUME);
   if (s->opts_dirty) {
@@ -963,4 +962,5 @@ void nc__socket_resumed(nc_socket_t *s, uint64_t writes) {
     send_options(s);
   }
   grant(s);
+  return 0;
 }

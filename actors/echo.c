@@ -7,6 +7,12 @@
  *   server.listen(8124, 'localhost');
  *
  * Usage: echo [--port N] [--host H] [--path P] [--fd N] [--endpoint E] [--group G] [--service S]
+ *             [--via-handler]
+ * --via-handler: echo from the data callback instead of pipe(): write()
+ * every chunk back, pause() when write() returns 0 (false), resume() on
+ * 'drain'. The same bytes, but every one passes through this process, so the
+ * benchmark measures the path through a handler (the default, pipe(), may be
+ * done inside netcore).
  * --fd N: listenFD(N), a listener netcore inherited (--listen-fd, or systemd's
  * socket activation: the first is 3).
  * Prints one line once listening: echo server listening on <address() JSON>.
@@ -32,13 +38,26 @@
 
 static int exit_code;
 static unsigned long connections, adopted;
+static int via_handler;
+
+/* --via-handler: Node's hand-written pipe, data -> write, false -> pause, drain -> resume. */
+static void on_data(nc_socket_t *c, const char *data, size_t len) {
+  if (nc_socket_write(c, data, len, NULL, NULL) == 0) nc_socket_pause(c);
+}
+
+static void on_drain(nc_socket_t *c) { nc_socket_resume(c); }
+
+static const nc_socket_events_t via_events = {.on_data = on_data, .on_drain = on_drain};
 
 static void on_connection(nc_server_t *server, nc_socket_t *c) {
   (void)server;
   connections++;
   adopted += nc_socket_adopted(c) != 0;
   if (!nc_socket_adopted(c)) nc_socket_write(c, "hello\r\n", 7, NULL, NULL);
-  nc_socket_pipe(c, c);
+  if (via_handler)
+    nc_socket_set_events(c, &via_events);
+  else
+    nc_socket_pipe(c, c);
 }
 
 static void on_listening(nc_server_t *server) {
@@ -85,9 +104,12 @@ int main(int argc, char **argv) {
        0},
       {"service", "S", "name this echo so that a successor inherits its connections",
        NCA_OPT_STRING, &service, 0, 0},
+      {"via-handler", "", "echo with write/pause/resume here instead of pipe()", NCA_OPT_FLAG,
+       &via_handler, 0, 0},
   };
   const nca_program_t prog = {
-      "echo", "[--port N] [--host H] [--path P] [--fd N] [--endpoint E] [--group G] [--service S]",
+      "echo", "[--port N] [--host H] [--path P] [--fd N] [--endpoint E] [--group G] [--service S]"
+              " [--via-handler]",
       "The seed's echo server as a netcore handler actor: greets every connection with\n"
       "\"hello\" and echoes every byte back."};
   int code = nca_options_parse(&prog, options, (int)(sizeof(options) / sizeof(options[0])), argc,

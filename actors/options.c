@@ -23,7 +23,8 @@ static void print_help(const nca_program_t *prog, const nca_option_t *opts, int 
   printf("\noptions:\n");
   for (int i = 0; i < n; i++) {
     char left[64];
-    snprintf(left, sizeof(left), "--%s %s", opts[i].name, opts[i].value);
+    snprintf(left, sizeof(left), opts[i].kind == NCA_OPT_FLAG ? "--%s" : "--%s %s", opts[i].name,
+             opts[i].value);
     if (opts[i].kind == NCA_OPT_INT)
       printf("  %-22s %s (%ld..%ld)\n", left, opts[i].help, opts[i].min, opts[i].max);
     else
@@ -46,6 +47,10 @@ static int parse_int(const char *text, long min, long max, int *out) {
 }
 
 static int store(const nca_program_t *prog, const nca_option_t *opt, const char *arg) {
+  if (opt->kind == NCA_OPT_FLAG) {
+    *(int *)opt->dest = 1;
+    return -1;
+  }
   if (opt->kind == NCA_OPT_STRING) {
     *(const char **)opt->dest = arg;
     return -1;
@@ -62,7 +67,9 @@ int nca_options_parse(const nca_program_t *prog, const nca_option_t *opts, int n
   struct option longopts[MAX_OPTIONS + 2];
   if (n > MAX_OPTIONS) return nca_usage_error(prog, "ERR_INTERNAL_ASSERTION", "too many options");
   for (int i = 0; i < n; i++)
-    longopts[i] = (struct option){opts[i].name, required_argument, NULL, FIRST_VAL + i};
+    longopts[i] = (struct option){opts[i].name,
+                                  opts[i].kind == NCA_OPT_FLAG ? no_argument : required_argument,
+                                  NULL, FIRST_VAL + i};
   longopts[n] = (struct option){"help", no_argument, NULL, HELP_VAL};
   longopts[n + 1] = (struct option){NULL, 0, NULL, 0};
 
@@ -80,6 +87,10 @@ int nca_options_parse(const nca_program_t *prog, const nca_option_t *opts, int n
     }
     if (c == ':') {
       snprintf(msg, sizeof(msg), "%s needs a value", argv[optind - 1]);
+      return nca_usage_error(prog, "ERR_PARSE_ARGS_INVALID_OPTION_VALUE", msg);
+    }
+    if (c == '?' && optopt >= FIRST_VAL && optopt < FIRST_VAL + n) { /* "--flag=value" */
+      snprintf(msg, sizeof(msg), "--%s takes no value", opts[optopt - FIRST_VAL].name);
       return nca_usage_error(prog, "ERR_PARSE_ARGS_INVALID_OPTION_VALUE", msg);
     }
     if (c < FIRST_VAL || c >= FIRST_VAL + n) { /* '?': unknown or ambiguous */

@@ -20,12 +20,13 @@
 /* What an option's value is and where it goes. */
 typedef enum {
   NCA_OPT_STRING, /* dest is const char **: the argument itself (into argv) */
-  NCA_OPT_INT     /* dest is int *: a decimal integer in [min, max] */
+  NCA_OPT_INT,    /* dest is int *: a decimal integer in [min, max] */
+  NCA_OPT_FLAG    /* dest is int *: set to 1 when the option is given; it takes no value */
 } nca_opt_kind_t;
 
 typedef struct {
   const char *name;  /* long name without the dashes: "port" for --port */
-  const char *value; /* the value's name in the usage: "N", "HOST" */
+  const char *value; /* the value's name in the usage: "N", "HOST" ("" for a flag) */
   const char *help;  /* one line for --help */
   nca_opt_kind_t kind;
   void *dest;        /* written only when the option is given */

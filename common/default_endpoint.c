@@ -5,17 +5,17 @@
 #include <stdio.h>
 #include <string.h>
 
-int nc__default_endpoint(const char *xdg, unsigned long euid, char *out, size_t cap) {
+int ncc_default_endpoint(const char *xdg, unsigned long euid, char *out, size_t cap) {
   int n;
   if (xdg != NULL && xdg[0] == '/') {
     size_t len = strlen(xdg);
     while (len > 0 && xdg[len - 1] == '/') len--;
-    n = snprintf(out, cap, "ipc://%.*s/" NC__ENDPOINT_DIR_NAME "/" NC__ENDPOINT_SOCK_NAME,
+    n = snprintf(out, cap, "ipc://%.*s/" NCC_ENDPOINT_DIR_NAME "/" NCC_ENDPOINT_SOCK_NAME,
                  (int)len, xdg);
   } else if (euid == 0) {
-    n = snprintf(out, cap, "ipc:///run/" NC__ENDPOINT_DIR_NAME "/" NC__ENDPOINT_SOCK_NAME);
+    n = snprintf(out, cap, "ipc:///run/" NCC_ENDPOINT_DIR_NAME "/" NCC_ENDPOINT_SOCK_NAME);
   } else {
-    n = snprintf(out, cap, "ipc:///tmp/" NC__ENDPOINT_DIR_NAME "-%lu/" NC__ENDPOINT_SOCK_NAME,
+    n = snprintf(out, cap, "ipc:///tmp/" NCC_ENDPOINT_DIR_NAME "-%lu/" NCC_ENDPOINT_SOCK_NAME,
                  euid);
   }
   if (n < 0 || (size_t)n >= cap) {

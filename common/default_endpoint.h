@@ -14,17 +14,17 @@
 
 #include <stddef.h>
 
-#define NC__HIDDEN_DEFEP __attribute__((visibility("hidden")))
+#include "visibility.h"
 
 /* The directory and file name under it, as the daemon creates them. */
-#define NC__ENDPOINT_DIR_NAME "netcore"
-#define NC__ENDPOINT_SOCK_NAME "netcore.sock"
+#define NCC_ENDPOINT_DIR_NAME "netcore"
+#define NCC_ENDPOINT_SOCK_NAME "netcore.sock"
 
 /* Writes the default endpoint for a process whose XDG_RUNTIME_DIR is xdg
  * (NULL or not absolute = unset) and whose effective uid is euid into out
  * (cap bytes, NUL-terminated). Returns 0, or -ENAMETOOLONG when it does not
  * fit (out is then ""). */
-NC__HIDDEN_DEFEP int nc__default_endpoint(const char *xdg, unsigned long euid, char *out,
+NCC_HIDDEN int ncc_default_endpoint(const char *xdg, unsigned long euid, char *out,
                                           size_t cap);
 
 #endif

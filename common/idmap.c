@@ -14,19 +14,19 @@ static size_t slot(uint64_t key, size_t cap) {
   return (size_t)key & (cap - 1);
 }
 
-void nc__idmap_init(nc__idmap_t *m) {
+void ncc_idmap_init(ncc_idmap_t *m) {
   m->keys = NULL;
   m->vals = NULL;
   m->cap = m->count = 0;
 }
 
-void nc__idmap_free(nc__idmap_t *m) {
+void ncc_idmap_free(ncc_idmap_t *m) {
   free(m->keys);
   free(m->vals);
-  nc__idmap_init(m);
+  ncc_idmap_init(m);
 }
 
-static int grow(nc__idmap_t *m) {
+static int grow(ncc_idmap_t *m) {
   size_t ncap = m->cap ? m->cap * 2 : 64;
   uint64_t *keys = calloc(ncap, sizeof(*keys));
   void **vals = calloc(ncap, sizeof(*vals));
@@ -50,7 +50,7 @@ static int grow(nc__idmap_t *m) {
   return 0;
 }
 
-int nc__idmap_put(nc__idmap_t *m, uint64_t key, void *val) {
+int ncc_idmap_put(ncc_idmap_t *m, uint64_t key, void *val) {
   int rv;
   if ((m->count + 1) * 2 > m->cap && (rv = grow(m)) != 0) return rv;
   size_t i = slot(key, m->cap);
@@ -61,7 +61,7 @@ int nc__idmap_put(nc__idmap_t *m, uint64_t key, void *val) {
   return 0;
 }
 
-void *nc__idmap_get(const nc__idmap_t *m, uint64_t key) {
+void *ncc_idmap_get(const ncc_idmap_t *m, uint64_t key) {
   if (m->cap == 0 || key == 0) return NULL;
   size_t i = slot(key, m->cap);
   while (m->keys[i] != 0) {
@@ -71,7 +71,7 @@ void *nc__idmap_get(const nc__idmap_t *m, uint64_t key) {
   return NULL;
 }
 
-void nc__idmap_del(nc__idmap_t *m, uint64_t key) {
+void ncc_idmap_del(ncc_idmap_t *m, uint64_t key) {
   if (m->cap == 0 || key == 0) return;
   size_t mask = m->cap - 1, i = slot(key, m->cap);
   while (m->keys[i] != key) {

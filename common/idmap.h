@@ -13,22 +13,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct nc__idmap_s {
+typedef struct ncc_idmap_s {
   uint64_t *keys; /* 0 = empty slot */
   void **vals;
   size_t cap;     /* power of two */
   size_t count;
-} nc__idmap_t;
+} ncc_idmap_t;
 
-#define NC__HIDDEN_IDMAP __attribute__((visibility("hidden")))
+#include "visibility.h"
 
-NC__HIDDEN_IDMAP void nc__idmap_init(nc__idmap_t *m);
-NC__HIDDEN_IDMAP void nc__idmap_free(nc__idmap_t *m);
+NCC_HIDDEN void ncc_idmap_init(ncc_idmap_t *m);
+NCC_HIDDEN void ncc_idmap_free(ncc_idmap_t *m);
 /* Stores val for key (replacing any). Returns 0 or -ENOMEM (NC_ENOMEM, NCD_ENOMEM). */
-NC__HIDDEN_IDMAP int nc__idmap_put(nc__idmap_t *m, uint64_t key, void *val);
+NCC_HIDDEN int ncc_idmap_put(ncc_idmap_t *m, uint64_t key, void *val);
 /* The value stored for key, or NULL. */
-NC__HIDDEN_IDMAP void *nc__idmap_get(const nc__idmap_t *m, uint64_t key);
+NCC_HIDDEN void *ncc_idmap_get(const ncc_idmap_t *m, uint64_t key);
 /* Removes key if present. */
-NC__HIDDEN_IDMAP void nc__idmap_del(nc__idmap_t *m, uint64_t key);
+NCC_HIDDEN void ncc_idmap_del(ncc_idmap_t *m, uint64_t key);
 
 #endif

@@ -11,9 +11,9 @@
 
 #define HEADER "# netcore CURVE key pair (Z85). Keep this file secret.\n"
 
-int nc__z85_key_valid(const char *s, unsigned char *out32) {
+int ncc_z85_key_valid(const char *s, unsigned char *out32) {
   unsigned char buf[32];
-  if (s == NULL || strlen(s) != NC__Z85_KEY_LEN) return 0;
+  if (s == NULL || strlen(s) != NCC_Z85_KEY_LEN) return 0;
   if (zmq_z85_decode(buf, s) == NULL) return 0;
   if (out32 != NULL) memcpy(out32, buf, sizeof buf);
   return 1;
@@ -44,7 +44,7 @@ static int parse_assign(const char *line, char *name, size_t namecap, char *valu
   return 1;
 }
 
-int nc__keyfile_read(const char *path, char *public_z85, char *secret_z85, char *err,
+int ncc_keyfile_read(const char *path, char *public_z85, char *secret_z85, char *err,
                      size_t errcap) {
   FILE *f = fopen(path, "r");
   if (f == NULL) {
@@ -69,19 +69,19 @@ int nc__keyfile_read(const char *path, char *public_z85, char *secret_z85, char 
                lineno);
       goto out;
     }
-    if (!nc__z85_key_valid(value, NULL)) {
+    if (!ncc_z85_key_valid(value, NULL)) {
       snprintf(err, errcap, "%s:%d: %s is not a %d-character Z85 CURVE key", path, lineno, name,
-               NC__Z85_KEY_LEN);
+               NCC_Z85_KEY_LEN);
       goto out;
     }
-    memcpy(dst, value, NC__Z85_KEY_LEN + 1);
+    memcpy(dst, value, NCC_Z85_KEY_LEN + 1);
   }
   if (!public_z85[0] || !secret_z85[0]) {
     snprintf(err, errcap, "%s: needs both public-key and secret-key (as `netcore keygen` writes)",
              path);
     goto out;
   }
-  char derived[NC__Z85_KEY_LEN + 1];
+  char derived[NCC_Z85_KEY_LEN + 1];
   if (zmq_curve_public(derived, secret_z85) != 0 || strcmp(derived, public_z85) != 0) {
     snprintf(err, errcap, "%s: its public-key does not belong to its secret-key", path);
     goto out;
@@ -92,8 +92,8 @@ out:
   return rc;
 }
 
-int nc__keyfile_generate(const char *path, char *public_z85, char *err, size_t errcap) {
-  char pub[NC__Z85_KEY_LEN + 1], sec[NC__Z85_KEY_LEN + 1], text[256];
+int ncc_keyfile_generate(const char *path, char *public_z85, char *err, size_t errcap) {
+  char pub[NCC_Z85_KEY_LEN + 1], sec[NCC_Z85_KEY_LEN + 1], text[256];
   if (zmq_curve_keypair(pub, sec) != 0) {
     snprintf(err, errcap, "cannot make a CURVE key pair: %s (libzmq without CURVE?)",
              zmq_strerror(zmq_errno()));

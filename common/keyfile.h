@@ -15,22 +15,22 @@
 
 #include <stddef.h>
 
-#define NC__Z85_KEY_LEN 40 /* a 32-byte CURVE key in Z85 */
-#define NC__HIDDEN_KEYFILE __attribute__((visibility("hidden")))
+#define NCC_Z85_KEY_LEN 40 /* a 32-byte CURVE key in Z85 */
+#include "visibility.h"
 
 /* Reads the key pair at path into public_z85 and secret_z85 (each
- * NC__Z85_KEY_LEN + 1 bytes, NUL-terminated). Returns 0, or -1 with a message
+ * NCC_Z85_KEY_LEN + 1 bytes, NUL-terminated). Returns 0, or -1 with a message
  * naming the file (and line) in err. */
-NC__HIDDEN_KEYFILE int nc__keyfile_read(const char *path, char *public_z85, char *secret_z85, char *err,
+NCC_HIDDEN int ncc_keyfile_read(const char *path, char *public_z85, char *secret_z85, char *err,
                      size_t errcap);
 
 /* Makes a new key pair and writes it to path, which must not exist yet
- * (created with mode 0600). public_z85 (NC__Z85_KEY_LEN + 1 bytes) gets the
+ * (created with mode 0600). public_z85 (NCC_Z85_KEY_LEN + 1 bytes) gets the
  * public key. Returns 0, or -1 with a message in err. */
-NC__HIDDEN_KEYFILE int nc__keyfile_generate(const char *path, char *public_z85, char *err, size_t errcap);
+NCC_HIDDEN int ncc_keyfile_generate(const char *path, char *public_z85, char *err, size_t errcap);
 
 /* 1 if s is a 40-character Z85 string that decodes to 32 bytes (written to
  * out32 when it is not NULL), else 0. */
-NC__HIDDEN_KEYFILE int nc__z85_key_valid(const char *s, unsigned char *out32);
+NCC_HIDDEN int ncc_z85_key_valid(const char *s, unsigned char *out32);
 
 #endif

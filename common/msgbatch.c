@@ -26,7 +26,7 @@ static size_t varint_len(uint64_t v) {
   return n;
 }
 
-unsigned char *nc__msgbatch_entry(nc__msgbatch_t *b, size_t len) {
+unsigned char *ncc_msgbatch_entry(ncc_msgbatch_t *b, size_t len) {
   size_t need = 1 + VARINT_MAX + len;
   if (b->cap - b->len < need) {
     size_t cap = b->cap ? b->cap : 4096;
@@ -46,7 +46,7 @@ unsigned char *nc__msgbatch_entry(nc__msgbatch_t *b, size_t len) {
 }
 
 /* Room for one more frame; slot 0 is kept for the envelope. */
-static int reserve_frame(nc__msgbatch_t *b) {
+static int reserve_frame(ncc_msgbatch_t *b) {
   if (b->nframes == 0) b->nframes = 1;
   if (b->nframes < b->frames_cap) return 0;
   size_t cap = b->frames_cap ? b->frames_cap * 2 : 16;
@@ -57,7 +57,7 @@ static int reserve_frame(nc__msgbatch_t *b) {
   return 0;
 }
 
-int nc__msgbatch_frame(nc__msgbatch_t *b, zmq_msg_t *frame) {
+int ncc_msgbatch_frame(ncc_msgbatch_t *b, zmq_msg_t *frame) {
   if (reserve_frame(b) != 0) {
     zmq_msg_close(frame);
     return -1;
@@ -71,12 +71,12 @@ int nc__msgbatch_frame(nc__msgbatch_t *b, zmq_msg_t *frame) {
 }
 
 /* The envelope frame of len bytes: where to write them, or NULL. */
-static unsigned char *envelope(nc__msgbatch_t *b, zmq_msg_t *env, size_t len) {
+static unsigned char *envelope(ncc_msgbatch_t *b, zmq_msg_t *env, size_t len) {
   if (b->alloc_frame) return b->alloc_frame(b->alloc_ctx, env, len);
   return zmq_msg_init_size(env, len) == 0 ? zmq_msg_data(env) : NULL;
 }
 
-int nc__msgbatch_seal(nc__msgbatch_t *b, zmq_msg_t **frames, size_t *n) {
+int ncc_msgbatch_seal(ncc_msgbatch_t *b, zmq_msg_t **frames, size_t *n) {
   if (reserve_frame(b) != 0) return -1;
   zmq_msg_t *env = &b->frames[0];
   unsigned char *at;
@@ -86,7 +86,7 @@ int nc__msgbatch_seal(nc__msgbatch_t *b, zmq_msg_t **frames, size_t *n) {
     memcpy(at, b->data + b->first_off, len);
   } else {
     unsigned char head[2 * VARINT_MAX];
-    size_t h = put_varint(head, KEY(NC__BATCH_FIELD));
+    size_t h = put_varint(head, KEY(NCC_BATCH_FIELD));
     h += put_varint(head + h, b->len);
     if ((at = envelope(b, env, h + b->len)) == NULL) return -1;
     memcpy(at, head, h);
@@ -98,7 +98,7 @@ int nc__msgbatch_seal(nc__msgbatch_t *b, zmq_msg_t **frames, size_t *n) {
   return 0;
 }
 
-void nc__msgbatch_clear(nc__msgbatch_t *b) {
+void ncc_msgbatch_clear(ncc_msgbatch_t *b) {
   /* Frame 0 holds a message only once sealed; closing a sent frame is harmless. */
   for (size_t i = b->sealed ? 0 : 1; i < b->nframes; i++) zmq_msg_close(&b->frames[i]);
   b->sealed = 0;
@@ -108,8 +108,8 @@ void nc__msgbatch_clear(nc__msgbatch_t *b) {
   b->count = 0;
 }
 
-void nc__msgbatch_free(nc__msgbatch_t *b) {
-  nc__msgbatch_clear(b);
+void ncc_msgbatch_free(ncc_msgbatch_t *b) {
+  ncc_msgbatch_clear(b);
   free(b->frames);
   free(b->data);
   b->frames = NULL;
@@ -117,7 +117,7 @@ void nc__msgbatch_free(nc__msgbatch_t *b) {
   b->len = b->cap = b->frames_cap = 0;
 }
 
-int nc__frame_next(void *zsock, zmq_msg_t *out, int *more) {
+int ncc_frame_next(void *zsock, zmq_msg_t *out, int *more) {
   zmq_msg_init(out);
   if (!*more) return 0;
   if (zmq_msg_recv(out, zsock, 0) < 0) {
@@ -128,10 +128,10 @@ int nc__frame_next(void *zsock, zmq_msg_t *out, int *more) {
   return 1;
 }
 
-int nc__frames_drain(void *zsock, int *more) {
+int ncc_frames_drain(void *zsock, int *more) {
   int n = 0;
   zmq_msg_t m;
-  while (nc__frame_next(zsock, &m, more)) {
+  while (ncc_frame_next(zsock, &m, more)) {
     zmq_msg_close(&m);
     n++;
   }

@@ -18,9 +18,9 @@
 #include <stdint.h>
 #include <zmq.h>
 
-#define NC__BATCH_FIELD 50 /* Event.batch and Command.batch */
+#define NCC_BATCH_FIELD 50 /* Event.batch and Command.batch */
 
-typedef struct nc__msgbatch_s {
+typedef struct ncc_msgbatch_s {
   unsigned char *data;   /* the packed entries */
   size_t len, cap;
   size_t first_off;      /* where the first message's own bytes start */
@@ -34,36 +34,36 @@ typedef struct nc__msgbatch_s {
    * netcore charges its frames to the receiving handler this way. */
   void *(*alloc_frame)(void *ctx, zmq_msg_t *msg, size_t len);
   void *alloc_ctx;
-} nc__msgbatch_t;
+} ncc_msgbatch_t;
 
-#define NC__HIDDEN_MB __attribute__((visibility("hidden")))
+#include "visibility.h"
 
 /* Room for one more message of len packed bytes: returns where to pack it, or
  * NULL when out of memory (the batch is then unchanged). */
-NC__HIDDEN_MB unsigned char *nc__msgbatch_entry(nc__msgbatch_t *b, size_t len);
+NCC_HIDDEN unsigned char *ncc_msgbatch_entry(ncc_msgbatch_t *b, size_t len);
 
 /* Appends a payload frame (moved from *frame, which is closed). Returns 0, or
  * -1 when out of memory (*frame is closed then too). */
-NC__HIDDEN_MB int nc__msgbatch_frame(nc__msgbatch_t *b, zmq_msg_t *frame);
+NCC_HIDDEN int ncc_msgbatch_frame(ncc_msgbatch_t *b, zmq_msg_t *frame);
 
 /* Wraps the entries into the envelope in frames[0]. On success *frames and *n
  * describe the whole message; send or move the frames, then call
- * nc__msgbatch_clear(). Returns 0 or -1 when out of memory. */
-NC__HIDDEN_MB int nc__msgbatch_seal(nc__msgbatch_t *b, zmq_msg_t **frames, size_t *n);
+ * ncc_msgbatch_clear(). Returns 0 or -1 when out of memory. */
+NCC_HIDDEN int ncc_msgbatch_seal(ncc_msgbatch_t *b, zmq_msg_t **frames, size_t *n);
 
 /* Closes the frames left and empties the batch, keeping its memory. */
-NC__HIDDEN_MB void nc__msgbatch_clear(nc__msgbatch_t *b);
+NCC_HIDDEN void ncc_msgbatch_clear(ncc_msgbatch_t *b);
 
 /* Empties the batch and frees its memory. */
-NC__HIDDEN_MB void nc__msgbatch_free(nc__msgbatch_t *b);
+NCC_HIDDEN void ncc_msgbatch_free(ncc_msgbatch_t *b);
 
 /* Receiving: the frames after the envelope of a message on zsock, one at a
  * time. *more says whether one is waiting (zmq_msg_more of the last frame);
  * *out is initialised either way (close it). Returns 1 if a frame was read. */
-NC__HIDDEN_MB int nc__frame_next(void *zsock, zmq_msg_t *out, int *more);
+NCC_HIDDEN int ncc_frame_next(void *zsock, zmq_msg_t *out, int *more);
 /* Receives and drops the frames left; returns how many there were. */
-NC__HIDDEN_MB int nc__frames_drain(void *zsock, int *more);
+NCC_HIDDEN int ncc_frames_drain(void *zsock, int *more);
 
-static inline int nc__msgbatch_empty(const nc__msgbatch_t *b) { return b->count == 0; }
+static inline int ncc_msgbatch_empty(const ncc_msgbatch_t *b) { return b->count == 0; }
 
 #endif

@@ -81,7 +81,7 @@ static int walk_batch(const uint8_t *p, const uint8_t *end, unsigned batch_field
   return 0;
 }
 
-int nc__pb_walk_batches(const void *data, size_t len, unsigned batch_field, size_t *count,
+int ncc_pb_walk_batches(const void *data, size_t len, unsigned batch_field, size_t *count,
                         size_t *nested_at) {
   const uint8_t *p = data, *end = p + len;
   field f;

@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-#define NC__HIDDEN_PW __attribute__((visibility("hidden")))
+#include "visibility.h"
 
 /* Walks the envelope data[0..len): counts the entries of its batch (field
  * batch_field) into *count, and checks the nesting: an entry that is itself a
@@ -21,7 +21,7 @@
  * inside that one is not. Returns 0, 1 when nested too deep (*nested_at: the
  * 1-based entry where), or -1 when the bytes are not protobuf (groups, which
  * proto3 never uses and protobuf-c would recurse on, included). */
-NC__HIDDEN_PW int nc__pb_walk_batches(const void *data, size_t len, unsigned batch_field,
+NCC_HIDDEN int ncc_pb_walk_batches(const void *data, size_t len, unsigned batch_field,
                                       size_t *count, size_t *nested_at);
 
 #endif

@@ -33,7 +33,7 @@ static size_t sequence(const unsigned char *s, size_t n, size_t *bad) {
   return need + 1;
 }
 
-int nc__utf8_valid(const char *s, size_t n) {
+int ncc_utf8_valid(const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0, bad;
   while (i < n) {
@@ -48,7 +48,7 @@ int nc__utf8_valid(const char *s, size_t n) {
   return 1;
 }
 
-size_t nc__utf8_repair(const char *s, size_t n, char *out, size_t cap) {
+size_t ncc_utf8_repair(const char *s, size_t n, char *out, size_t cap) {
   static const char replacement[] = "\xEF\xBF\xBD";
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0, o = 0, bad = 0;

@@ -14,15 +14,15 @@
 
 #include <stddef.h>
 
-#define NC__HIDDEN_UTF8 __attribute__((visibility("hidden")))
+#include "visibility.h"
 
 /* Whether the n bytes at s are valid UTF-8 (NUL bytes count as valid). */
-NC__HIDDEN_UTF8 int nc__utf8_valid(const char *s, size_t n);
+NCC_HIDDEN int ncc_utf8_valid(const char *s, size_t n);
 
 /* Writes the n bytes at s into out (cap bytes, cap >= 1) with every invalid
  * sequence replaced by U+FFFD, always NUL-terminated; stops before a
  * character that would not fit, so out is valid UTF-8 even when cut short.
  * Returns the length written (without the NUL). */
-NC__HIDDEN_UTF8 size_t nc__utf8_repair(const char *s, size_t n, char *out, size_t cap);
+NCC_HIDDEN size_t ncc_utf8_repair(const char *s, size_t n, char *out, size_t cap);
 
 #endif

@@ -18,7 +18,7 @@ ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
     npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
 COPY LICENSE /src/
 COPY proto/netcore.proto /src/proto/
-COPY client/include/nc/nc_errors.h /src/client/include/nc/
+COPY common/include/nc_errors.h /src/common/include/
 COPY client/node/package.json client/node/index.d.ts client/node/README.md /src/client/node/
 COPY client/node/lib /src/client/node/lib
 COPY client/node/tools /src/client/node/tools

@@ -12,7 +12,7 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
       python3 python3-venv python3-setuptools python3-wheel python3-zmq python3-protobuf \
       protobuf-compiler && rm -rf /var/lib/apt/lists/*
 COPY proto/netcore.proto /src/proto/
-COPY client/include/nc/nc_errors.h /src/client/include/nc/
+COPY common/include/nc_errors.h /src/common/include/
 COPY client/python/pyproject.toml client/python/setup.py client/python/README.md /src/client/python/
 COPY client/python/netcore_net /src/client/python/netcore_net
 RUN python3 -m venv --system-site-packages /opt/netcore/venv \

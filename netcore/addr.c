@@ -54,26 +54,26 @@ int ncd_addr_unix(const char *path, struct sockaddr_un *sun, socklen_t *len) {
   return 0;
 }
 
-int ncd_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, ncd_addr *out) {
+int ncd_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, ncc_addr *out) {
   memset(out, 0, sizeof *out);
   switch (sa->sa_family) {
   case AF_INET: {
     const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
-    out->family = NCD_FAMILY_IPV4;
+    out->family = NCC_FAMILY_IPV4;
     inet_ntop(AF_INET, &in4->sin_addr, out->address, sizeof out->address);
     out->port = ntohs(in4->sin_port);
     return 0;
   }
   case AF_INET6: {
     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    out->family = NCD_FAMILY_IPV6;
+    out->family = NCC_FAMILY_IPV6;
     inet_ntop(AF_INET6, &in6->sin6_addr, out->address, sizeof out->address);
     out->port = ntohs(in6->sin6_port);
     return 0;
   }
   case AF_UNIX: {
     const struct sockaddr_un *sun = (const struct sockaddr_un *)sa;
-    out->family = NCD_FAMILY_UNIX;
+    out->family = NCC_FAMILY_UNIX;
     size_t max = len > offsetof(struct sockaddr_un, sun_path)
                      ? len - offsetof(struct sockaddr_un, sun_path)
                      : 0;
@@ -87,7 +87,7 @@ int ncd_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, ncd_addr *o
   }
 }
 
-int ncd_addr_of_fd(int fd, int peer, ncd_addr *out) {
+int ncd_addr_of_fd(int fd, int peer, ncc_addr *out) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   memset(out, 0, sizeof *out);
@@ -97,8 +97,8 @@ int ncd_addr_of_fd(int fd, int peer, ncd_addr *out) {
   return ncd_addr_from_sockaddr((struct sockaddr *)&ss, len, out);
 }
 
-int ncd_addr_is_wildcard(const ncd_addr *a) {
-  if (a->family == NCD_FAMILY_IPV4) return strcmp(a->address, "0.0.0.0") == 0;
-  if (a->family == NCD_FAMILY_IPV6) return strcmp(a->address, "::") == 0;
-  return a->family != NCD_FAMILY_UNIX;
+int ncd_addr_is_wildcard(const ncc_addr *a) {
+  if (a->family == NCC_FAMILY_IPV4) return strcmp(a->address, "0.0.0.0") == 0;
+  if (a->family == NCC_FAMILY_IPV6) return strcmp(a->address, "::") == 0;
+  return a->family != NCC_FAMILY_UNIX;
 }

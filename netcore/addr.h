@@ -10,14 +10,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-/* Same values as netcore.v1.Family. */
-enum { NCD_FAMILY_UNSPECIFIED = 0, NCD_FAMILY_IPV4 = 1, NCD_FAMILY_IPV6 = 2, NCD_FAMILY_UNIX = 3 };
+#include "protocol.h"
 
-typedef struct ncd_addr {
-  int family;
-  char address[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; /* IP text or path */
-  uint32_t port;
-} ncd_addr;
+/* ncc_addr and NCC_FAMILY_* (the wire's Family) are common/protocol.h's. */
 
 /* Checks a TCP port from the wire: 0..65535, and 0 only if allow_zero.
  * Returns 0 or NCD_ERR_SOCKET_BAD_PORT. */
@@ -32,14 +27,14 @@ int ncd_addr_parse_ip(const char *host, uint32_t port, struct sockaddr_storage *
 int ncd_addr_unix(const char *path, struct sockaddr_un *sun, socklen_t *len);
 
 /* Converts a kernel address to its wire form. Returns 0 or NCD_EAFNOSUPPORT. */
-int ncd_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, ncd_addr *out);
+int ncd_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, ncc_addr *out);
 
 /* Whether a listening address accepts on every local address (0.0.0.0, ::),
  * so its connections' local addresses must be asked of each one. */
-int ncd_addr_is_wildcard(const ncd_addr *a);
+int ncd_addr_is_wildcard(const ncc_addr *a);
 
 /* getsockname (peer = 0) or getpeername (peer = 1) of fd, in wire form. On
  * failure out is an unspecified address and the negative errno is returned. */
-int ncd_addr_of_fd(int fd, int peer, ncd_addr *out);
+int ncd_addr_of_fd(int fd, int peer, ncc_addr *out);
 
 #endif

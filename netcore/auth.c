@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "daemon.h"
+#include "errors.h"
 #include "keyfile.h"
 #include "log.h"
 #include "router.h"
@@ -33,7 +34,7 @@ typedef struct allowed_key {
 static struct {
   int curve;                      /* tcp binds use CURVE */
   unsigned char secret[32];       /* netcore's CURVE secret key */
-  char public_z85[NC__Z85_KEY_LEN + 1];
+  char public_z85[NCC_Z85_KEY_LEN + 1];
   allowed_key *keys;
   size_t nkeys;
   uid_t uid;
@@ -55,8 +56,8 @@ int ncd_auth_keygen(int argc, char **argv) {
                     "prints its public key (Z85) on stdout.\n");
     return 2;
   }
-  char pub[NC__Z85_KEY_LEN + 1], err[512];
-  if (nc__keyfile_generate(argv[1], pub, err, sizeof err) != 0) {
+  char pub[NCC_Z85_KEY_LEN + 1], err[512];
+  if (ncc_keyfile_generate(argv[1], pub, err, sizeof err) != 0) {
     fprintf(stderr, "netcore keygen: %s\n", err);
     return 1;
   }
@@ -151,7 +152,7 @@ static int load_allow(const char *path) {
     unsigned char raw[32];
     if (n != 2) why = "expected 'NAME Z85KEY'";
     else if (!valid_name(name)) why = "a name is 1 to 64 of A-Z a-z 0-9 . _ - @";
-    else if (!nc__z85_key_valid(key, raw)) why = "not a 40-character Z85 CURVE public key";
+    else if (!ncc_z85_key_valid(key, raw)) why = "not a 40-character Z85 CURVE public key";
     for (size_t i = 0; !why && i < auth.nkeys; i++) {
       if (strcmp(auth.keys[i].name, name) == 0) why = "this name is already used above";
       else if (memcmp(auth.keys[i].key, raw, 32) == 0) why = "this key is already listed above";
@@ -182,12 +183,12 @@ int ncd_auth_init(void) {
   auth.uid = geteuid();
   auth.gid = getegid();
   if (ncd.cfg.curve_secret_file) {
-    char sec[NC__Z85_KEY_LEN + 1], err[512];
+    char sec[NCC_Z85_KEY_LEN + 1], err[512];
     if (!zmq_has("curve")) {
       fprintf(stderr, "netcore: this libzmq was built without CURVE\n");
       return 2;
     }
-    if (nc__keyfile_read(ncd.cfg.curve_secret_file, auth.public_z85, sec, err, sizeof err) != 0) {
+    if (ncc_keyfile_read(ncd.cfg.curve_secret_file, auth.public_z85, sec, err, sizeof err) != 0) {
       fprintf(stderr, "netcore: --curve-secret-file: %s\n", err);
       return 2;
     }
@@ -263,7 +264,7 @@ static int decide_ipc(const char *address, char *principal, size_t cap) {
 
 static int decide_curve(const char *address, const unsigned char *key, size_t len,
                         char *principal, size_t cap) {
-  char z85[NC__Z85_KEY_LEN + 1] = "?";
+  char z85[NCC_Z85_KEY_LEN + 1] = "?";
   if (len == 32) zmq_z85_encode(z85, key, 32);
   for (size_t i = 0; len == 32 && i < auth.nkeys; i++)
     if (memcmp(auth.keys[i].key, key, 32) == 0) {
@@ -365,9 +366,11 @@ int ncd_auth_start(void) {
     ncd_error("cannot start the ZAP handler on %s: %s", ZAP_ENDPOINT, zmq_strerror(errno));
     return -1;
   }
-  uv_poll_init(ncd.loop, &auth.poll, fd);
-  uv_poll_start(&auth.poll, UV_READABLE, zap_cb);
-  auth.polling = 1;
+  if (ncd_uv_check(uv_poll_init(ncd.loop, &auth.poll, fd), "watch the ZAP socket") != 0)
+    return -1;
+  auth.polling = 1; /* initialised: closed at exit */
+  if (ncd_uv_check(uv_poll_start(&auth.poll, UV_READABLE, zap_cb), "poll the ZAP socket") != 0)
+    return -1;
   return 0;
 }
 

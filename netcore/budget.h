@@ -34,22 +34,33 @@ void ncd_tally_drop(ncd_tally *t);
 /* Bytes charged and not yet released. */
 uint64_t ncd_tally_in_flight(const ncd_tally *t);
 
-/* A buffer of cap bytes that can later become a frame (ncd_tally_give), for
- * data that must be read before its length is known. NULL when out of memory.
- * Owned by the caller until given; free it with ncd_tally_buffer_free. */
-void *ncd_tally_buffer(size_t cap);
-/* Shrinks a buffer to len bytes (len > 0); returns the buffer, moved or not. */
-void *ncd_tally_buffer_shrink(void *data, size_t len);
-void ncd_tally_buffer_free(void *data);
-/* Makes msg a frame of the first len bytes of buffer data, charged to t; msg
- * owns the buffer from now on (sent or closed by the caller). Returns 0, or -1
- * when out of memory (the buffer is freed then and msg is empty). */
-int ncd_tally_give(ncd_tally *t, zmq_msg_t *msg, void *data, size_t len);
+/* A read slab: one buffer that successive reads of one handler's sockets
+ * fill end to end, each read becoming a frame that points into it. ZeroMQ's
+ * own record of the frame is then the only allocation per read, and no byte
+ * is copied (before slabs: a frame allocation, that record, and a copy of
+ * every small read). A slab lives while its owner holds it or any of its
+ * frames is in flight. Frames are charged like any other (len plus
+ * NCD_FRAME_OVERHEAD); the slab's unused room is not: a slab is only retired
+ * (ncd_slab_drop) once more than half of it went into frames (socket.c), so
+ * the memory behind a handler's frames stays below twice their charge plus
+ * the one slab it holds. Loop thread only, except the frames' release. */
+typedef struct ncd_slab ncd_slab;
+/* A new slab of cap bytes charging its frames to t, held by the caller.
+ * NULL when out of memory. */
+ncd_slab *ncd_slab_new(ncd_tally *t, size_t cap);
+/* Where the next frame's bytes go and, in *room, how many fit. */
+char *ncd_slab_room(ncd_slab *s, size_t *room);
+/* Makes msg a frame of the len bytes just written at ncd_slab_room() (len <=
+ * room); the slab moves past them. Returns 0, or -1 when out of memory (msg is
+ * then empty and the bytes are not used). */
+int ncd_slab_give(ncd_slab *s, zmq_msg_t *msg, size_t len);
+/* The holder lets go (NULL is fine); freed once no frame points into it. */
+void ncd_slab_drop(ncd_slab *s);
 
 /* Initialises msg as a frame of len bytes charged to t and returns where to
  * write them, or NULL when out of memory (msg is then an empty message). */
 void *ncd_tally_frame(ncd_tally *t, zmq_msg_t *msg, size_t len);
-/* The same with the tally as a void *: nc__msgbatch_t.alloc_frame. */
+/* The same with the tally as a void *: ncc_msgbatch_t.alloc_frame. */
 void *ncd_tally_alloc_frame(void *tally, zmq_msg_t *msg, size_t len);
 
 #endif

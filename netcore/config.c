@@ -1,8 +1,15 @@
-/* config.c: see config.h. */
+/* config.c: see config.h.
+ *
+ * One table (options[]) holds every option: its name, the kind of argument,
+ * the default, the lower bound, where in ncd_config it goes and its help.
+ * getopt_long's option array, the defaults and --help are all made from it, so
+ * an option is added in one place. README's option table is checked against
+ * --help by tests/integration/cli_options.py. */
 #include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,69 +22,160 @@
 #define NCD_VERSION "0.0.0"
 #endif
 
-/* Long options without a short letter. */
-enum { OPT_HEARTBEAT = 1000, OPT_CURVE_SECRET, OPT_CURVE_ALLOW, OPT_ALLOW_UID, OPT_INSECURE_TCP, OPT_POLICY,
-       OPT_HANDOFF, OPT_TAKEOVER, OPT_METRICS_LISTEN, OPT_LOG_FORMAT };
+typedef enum arg_kind {
+  ARG_FLAG,       /* no argument: the int at offset becomes 1 */
+  ARG_U32,        /* a number 0 .. UINT32_MAX into a uint32_t */
+  ARG_U64,        /* a number of bytes into a uint64_t */
+  ARG_STR,        /* a string (points into argv) */
+  ARG_BIND,       /* a --bind endpoint, appended to binds[] */
+  ARG_LISTEN_FD,  /* an inherited fd, appended to listen_fds[] */
+  ARG_ALLOW_UID,  /* a uid, appended to allow_uids[] */
+  ARG_LOG_LEVEL,  /* ncd_log_level_parse() */
+  ARG_LOG_FORMAT, /* ncd_log_format_parse() */
+  ARG_HELP,
+  ARG_VERSION,
+} arg_kind;
+
+typedef struct option_spec {
+  const char *name;    /* without the leading "--" */
+  const char *metavar; /* the argument in --help; NULL for kinds without one */
+  arg_kind kind;
+  size_t offset;       /* of the field in ncd_config (numbers, strings, flags) */
+  uint64_t def;        /* default of a number (or log level/format) */
+  int show_default;    /* --help ends the text with "(default <def>)" */
+  uint32_t min;        /* smallest value accepted (numbers) */
+  const char *min_why; /* why, said after "must be at least <min>"; or NULL */
+  const char *help;
+} option_spec;
+
+#define AT(field) offsetof(ncd_config, field)
+
+static const option_spec options[] = {
+    {"bind", "ENDPOINT", ARG_BIND, 0, 0, 0, 0, NULL,
+     "ZeroMQ endpoint for handlers; repeatable (default $NETCORE_ENDPOINT, else "
+     "ipc://$XDG_RUNTIME_DIR/netcore/netcore.sock, for root ipc:///run/netcore/netcore.sock, "
+     "else ipc:///tmp/netcore-UID/netcore.sock)"},
+    {"group-access", NULL, ARG_FLAG, AT(group_access), 0, 0, 0, NULL,
+     "the default endpoint's directory 0750 and ipc socket files 0660: handlers of netcore's "
+     "group may connect"},
+    {"listen-fd", "N", ARG_LISTEN_FD, 0, 0, 0, 0, NULL,
+     "adopt inherited listening fd N (repeatable; systemd's LISTEN_FDS/LISTEN_PID are honoured "
+     "too)"},
+    {"credit-window", "BYTES", ARG_U32, AT(credit_window), 256 * 1024, 1, 1, NULL,
+     "initial read credit per socket"},
+    {"lease-ms", "MS", ARG_U32, AT(lease_ms), 10000, 1, 0, NULL,
+     "handler lease: silence this long = gone"},
+    {"max-frame", "BYTES", ARG_U32, AT(max_frame), 16 * 1024 * 1024, 1, 0, NULL,
+     "largest accepted frame"},
+    {"max-write-queue", "BYTES", ARG_U32, AT(max_write_queue), 16 * 1024 * 1024, 1, 0, NULL,
+     "per-socket write queue limit"},
+    {"max-connections", "N", ARG_U32, AT(max_connections), 0, 0, 0, NULL,
+     "total sockets held (default, also for 0, and upper bound: the descriptor limit minus "
+     "--fd-reserve)"},
+    {"fd-reserve", "N", ARG_U32, AT(fd_reserve), 0, 0, 16, "ZeroMQ and netcore need them",
+     "descriptors kept for ZeroMQ and netcore itself, at least 16 (default 64, or 1/32 of the "
+     "limit if more)"},
+    {"shutdown-ms", "MS", ARG_U32, AT(shutdown_ms), 2000, 1, 0, NULL,
+     "SIGTERM: time given to queued writes"},
+    {"handoff-ms", "MS", ARG_U32, AT(handoff_ms), 5000, 1, 0, NULL,
+     "how long a gone handler's connections wait for a group member or successor to adopt "
+     "them"},
+    {"takeover", NULL, ARG_FLAG, AT(takeover), 0, 0, 0, NULL,
+     "take every listener and connection over from the netcore running on the same --bind "
+     "(zero-downtime upgrade, README); it exits 0 once it holds nothing"},
+    {"hwm", "N", ARG_U32, AT(hwm), 100000, 1, 0, NULL, "ZeroMQ send high-water mark, messages"},
+    {"max-credit", "BYTES", ARG_U32, AT(max_credit), 16 * 1024 * 1024, 1, 0, NULL,
+     "largest read credit of one socket"},
+    {"max-envelope", "BYTES", ARG_U32, AT(max_envelope), 1024 * 1024, 1, 0, NULL,
+     "largest envelope frame of a handler"},
+    {"max-batch", "N", ARG_U32, AT(max_batch), 1024, 1, 256, "client libraries send up to 256",
+     "most commands in one batch, >= 256"},
+    {"handler-budget", "BYTES", ARG_U64, AT(handler_budget), 64ull * 1024 * 1024, 1, 0, NULL,
+     "bytes queued toward one handler before netcore stops reading its sockets"},
+    {"max-memory", "BYTES", ARG_U64, AT(max_memory), 1024ull * 1024 * 1024, 1, 0, NULL,
+     "bytes all write queues may hold together"},
+    {"max-handler-sockets", "N", ARG_U32, AT(max_handler_sockets), 0, 1, 0, NULL,
+     "sockets one handler may own; 0 = only --max-connections"},
+    {"max-handler-servers", "N", ARG_U32, AT(max_handler_servers), 1024, 1, 0, NULL,
+     "servers one handler may own"},
+    {"log-level", "LEVEL", ARG_LOG_LEVEL, AT(log_level), NCD_LOG_INFO, 0, 0, NULL,
+     "error, warn, info or debug (default info)"},
+    {"log-format", "FORMAT", ARG_LOG_FORMAT, AT(log_format), NCD_LOG_TEXT, 0, 0, NULL,
+     "text or json (one object a line; default text)"},
+    {"metrics-listen", "ADDR", ARG_STR, AT(metrics_listen), 0, 0, 0, NULL,
+     "serve Prometheus metrics at http://ADDR/metrics; HOST:PORT, or PORT alone for 127.0.0.1 "
+     "(0 = any port)"},
+    {"heartbeat-ms", "MS", ARG_U32, AT(heartbeat_ms), 2000, 1, 0, NULL,
+     "a handler link silent this long is dead (ZMTP heartbeats; 0 = off)"},
+    {"curve-secret-file", "F", ARG_STR, AT(curve_secret_file), 0, 0, 0, NULL,
+     "netcore's CURVE key pair (from netcore keygen): tcp binds use CURVE"},
+    {"curve-allow", "FILE", ARG_STR, AT(curve_allow_file), 0, 0, 0, NULL,
+     "handler public keys allowed in, 'NAME Z85KEY' a line"},
+    {"allow-uid", "UID", ARG_ALLOW_UID, 0, 0, 0, 0, NULL,
+     "also let this uid in over ipc (repeatable)"},
+    {"insecure-tcp", NULL, ARG_FLAG, AT(insecure_tcp), 0, 0, 0, NULL,
+     "allow a non-loopback tcp bind without CURVE"},
+    {"policy", "FILE", ARG_STR, AT(policy_file), 0, 0, 0, NULL,
+     "what each handler may listen on, connect to and join, and its limits (docs/POLICY.md; "
+     "SIGHUP reloads it); without it CURVE handlers may do nothing, ipc handlers anything"},
+    {"help", NULL, ARG_HELP, 0, 0, 0, 0, NULL, "print this and exit"},
+    {"version", NULL, ARG_VERSION, 0, 0, 0, 0, NULL, "print the version and exit"},
+};
+
+#define NOPTIONS (sizeof options / sizeof options[0])
+#define OPT_BASE 1000  /* getopt_long's value of options[i] is OPT_BASE + i */
+#define HELP_COLUMN 26 /* where the text of an option starts in --help */
+#define HELP_WIDTH 80
+
+/* Prints text, the cursor at HELP_COLUMN: words wrapped at HELP_WIDTH,
+ * continuation lines indented to HELP_COLUMN. */
+static void print_wrapped(FILE *out, const char *text) {
+  size_t col = HELP_COLUMN;
+  while (*text) {
+    size_t word = strcspn(text, " ");
+    if (col > HELP_COLUMN && col + 1 + word > HELP_WIDTH) {
+      fprintf(out, "\n%*s", HELP_COLUMN, "");
+      col = HELP_COLUMN;
+    } else if (col > HELP_COLUMN) {
+      fputc(' ', out);
+      col++;
+    }
+    fprintf(out, "%.*s", (int)word, text);
+    col += word;
+    text += word;
+    text += strspn(text, " ");
+  }
+  fputc('\n', out);
+}
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "Usage: netcore [options]\n"
-          "The netcore daemon: owns TCP and UNIX sockets on one event loop and serves\n"
-          "handler actors over ZeroMQ (protocol netcore.v1, see proto/PROTOCOL.md).\n\n"
-          "  --bind ENDPOINT         ZeroMQ endpoint for handlers; repeatable\n"
-          "                          (default $NETCORE_ENDPOINT, else\n"
-          "                          ipc://$XDG_RUNTIME_DIR/netcore/netcore.sock, for root\n"
-          "                          ipc:///run/netcore/netcore.sock, else\n"
-          "                          ipc:///tmp/netcore-UID/netcore.sock)\n"
-          "  --group-access          the default endpoint's directory 0750 and ipc socket\n"
-          "                          files 0660: handlers of netcore's group may connect\n"
-          "  --listen-fd N           adopt inherited listening fd N (repeatable; systemd's\n"
-          "                          LISTEN_FDS/LISTEN_PID are honoured too)\n"
-          "  --credit-window BYTES   initial read credit per socket (default 262144)\n"
-          "  --lease-ms MS           handler lease: silence this long = gone (default 10000)\n"
-          "  --max-frame BYTES       largest accepted frame (default 16777216)\n"
-          "  --max-write-queue BYTES per-socket write queue limit (default 16777216)\n"
-          "  --max-connections N     total sockets held (default, also for 0, and upper\n"
-          "                          bound: the descriptor limit minus --fd-reserve)\n"
-          "  --fd-reserve N          descriptors kept for ZeroMQ and netcore itself, at\n"
-          "                          least 16 (default 64, or 1/32 of the limit if more)\n"
-          "  --shutdown-ms MS        SIGTERM: time given to queued writes (default 2000)\n"
-          "  --handoff-ms MS         how long a gone handler's connections wait for a group\n"
-          "                          member or successor to adopt them (default 5000)\n"
-          "  --takeover              take every listener and connection over from the\n"
-          "                          netcore running on the same --bind (zero-downtime\n"
-          "                          upgrade, README); it exits 0 once it holds nothing\n"
-          "  --hwm N                 ZeroMQ send high-water mark, messages (default 100000)\n"
-          "  --max-credit BYTES      largest read credit of one socket (default 16777216)\n"
-          "  --max-envelope BYTES    largest envelope frame of a handler (default 1048576)\n"
-          "  --max-batch N           most commands in one batch, >= 256 (default 1024)\n"
-          "  --handler-budget BYTES  bytes queued toward one handler before netcore stops\n"
-          "                          reading its sockets (default 67108864)\n"
-          "  --max-memory BYTES      bytes all write queues may hold together (default 1073741824)\n"
-          "  --max-handler-sockets N sockets one handler may own; 0 = only --max-connections\n"
-          "                          (default 0)\n"
-          "  --max-handler-servers N servers one handler may own (default 1024)\n"
-          "  --log-level LEVEL       error, warn, info or debug (default info)\n"
-          "  --log-format FORMAT     text or json (one object a line; default text)\n"
-          "  --metrics-listen ADDR   serve Prometheus metrics at http://ADDR/metrics;\n"
-          "                          HOST:PORT, or PORT alone for 127.0.0.1 (0 = any port)\n"
-          "  --heartbeat-ms MS       a handler link silent this long is dead (ZMTP\n"
-          "                          heartbeats; default 2000, 0 = off)\n"
-          "  --curve-secret-file F   netcore's CURVE key pair (from netcore keygen): tcp\n"
-          "                          binds use CURVE\n"
-          "  --curve-allow FILE      handler public keys allowed in, 'NAME Z85KEY' a line\n"
-          "  --allow-uid UID         also let this uid in over ipc (repeatable)\n"
-          "  --insecure-tcp          allow a non-loopback tcp bind without CURVE\n"
-          "  --policy FILE           what each handler may listen on, connect to and join,\n"
-          "                          and its limits (docs/POLICY.md; SIGHUP reloads it);\n"
-          "                          without it CURVE handlers may do nothing, ipc\n"
-          "                          handlers anything\n"
-          "Subcommand: netcore keygen FILE   writes a new key pair (mode 0600) to FILE\n"
-          "                                  and prints its public key\n"
-          "            netcore status [--endpoint E]   a running netcore's handlers,\n"
-          "                                  sockets, queues and listeners (a table)\n"
-          "            netcore --ping [--endpoint E]   exit 0 if a netcore answers Hello\n"
-          "  --help, --version\n");
+  fputs(
+      "Usage: netcore [options]\n"
+      "The netcore daemon: owns TCP and UNIX sockets on one event loop and serves\n"
+      "handler actors over ZeroMQ (protocol netcore.v1, see proto/PROTOCOL.md).\n\n",
+      out);
+  for (size_t i = 0; i < NOPTIONS; i++) {
+    const option_spec *o = &options[i];
+    int n =
+        fprintf(out, "  --%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
+    if (n < HELP_COLUMN)
+      fprintf(out, "%*s", HELP_COLUMN - n, "");
+    else
+      fprintf(out, "\n%*s", HELP_COLUMN, "");
+    char text[512];
+    if (o->show_default)
+      snprintf(text, sizeof text, "%s (default %llu)", o->help, (unsigned long long)o->def);
+    else
+      snprintf(text, sizeof text, "%s", o->help);
+    print_wrapped(out, text);
+  }
+  fputs(
+      "Subcommand: netcore keygen FILE   writes a new key pair (mode 0600) to FILE\n"
+      "                                  and prints its public key\n"
+      "            netcore status [--endpoint E]   a running netcore's handlers,\n"
+      "                                  sockets, queues and listeners (a table)\n"
+      "            netcore --ping [--endpoint E]   exit 0 if a netcore answers Hello\n",
+      out);
 }
 
 static int parse_u32(const char *opt, const char *s, uint32_t *out) {
@@ -125,184 +223,87 @@ static int take_systemd_fds(ncd_config *cfg) {
   return 0;
 }
 
-int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
+static void set_defaults(ncd_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
-  cfg->credit_window = 256 * 1024;
-  cfg->max_credit = 16 * 1024 * 1024;
-  cfg->max_envelope = 1024 * 1024;
-  cfg->max_batch = 1024;
-  cfg->handler_budget = 64ull * 1024 * 1024;
-  cfg->max_memory = 1024ull * 1024 * 1024;
-  cfg->max_handler_servers = 1024;
-  cfg->lease_ms = 10000;
-  cfg->max_frame = 16 * 1024 * 1024;
-  cfg->max_write_queue = 16 * 1024 * 1024;
-  cfg->shutdown_ms = 2000;
-  cfg->hwm = 100000;
-  cfg->log_level = NCD_LOG_INFO;
-  cfg->heartbeat_ms = 2000;
-  cfg->handoff_ms = 5000;
-  cfg->log_format = NCD_LOG_TEXT;
+  for (size_t i = 0; i < NOPTIONS; i++) {
+    const option_spec *o = &options[i];
+    void *field = (char *)cfg + o->offset;
+    if (o->kind == ARG_U32)
+      *(uint32_t *)field = (uint32_t)o->def;
+    else if (o->kind == ARG_U64)
+      *(uint64_t *)field = o->def;
+    else if (o->kind == ARG_LOG_LEVEL || o->kind == ARG_LOG_FORMAT)
+      *(int *)field = (int)o->def;
+  }
+}
 
-  static const struct option opts[] = {
-      {"bind", required_argument, 0, 'b'},        {"listen-fd", required_argument, 0, 'f'},
-      {"credit-window", required_argument, 0, 'c'}, {"lease-ms", required_argument, 0, 'l'},
-      {"max-frame", required_argument, 0, 'F'},    {"max-write-queue", required_argument, 0, 'q'},
-      {"max-connections", required_argument, 0, 'm'}, {"shutdown-ms", required_argument, 0, 's'},
-      {"hwm", required_argument, 0, 'w'},           {"log-level", required_argument, 0, 'L'},
-      {"max-credit", required_argument, 0, 'C'},    {"max-envelope", required_argument, 0, 'E'},
-      {"max-batch", required_argument, 0, 'B'},     {"handler-budget", required_argument, 0, 'H'},
-      {"max-memory", required_argument, 0, 'M'},    {"max-handler-sockets", required_argument, 0, 'S'},
-      {"max-handler-servers", required_argument, 0, 'R'}, {"fd-reserve", required_argument, 0, 'r'},
-      {"group-access", no_argument, 0, 'g'},        {"help", no_argument, 0, 'h'},
-      {"version", no_argument, 0, 'V'},
-      {"heartbeat-ms", required_argument, 0, OPT_HEARTBEAT},
-      {"handoff-ms", required_argument, 0, OPT_HANDOFF},
-      {"takeover", no_argument, 0, OPT_TAKEOVER},
-      {"curve-secret-file", required_argument, 0, OPT_CURVE_SECRET},
-      {"curve-allow", required_argument, 0, OPT_CURVE_ALLOW},
-      {"allow-uid", required_argument, 0, OPT_ALLOW_UID},
-      {"insecure-tcp", no_argument, 0, OPT_INSECURE_TCP},
-      {"policy", required_argument, 0, OPT_POLICY},
-      {"metrics-listen", required_argument, 0, OPT_METRICS_LISTEN},
-      {"log-format", required_argument, 0, OPT_LOG_FORMAT},
-      {0, 0, 0, 0}};
-  int c;
+/* A number's lower bound; prints why it is refused. */
+static int check_min(const option_spec *o, const char *opt, uint32_t v) {
+  if (v >= o->min) return 0;
+  fprintf(stderr, "netcore: %s must be at least %u%s%s%s\n", opt, o->min, o->min_why ? " (" : "",
+          o->min_why ? o->min_why : "", o->min_why ? ")" : "");
+  return -1;
+}
+
+/* Stores one option's argument. Returns 0, 1 for --help/--version (printed),
+ * or -1 after printing what is wrong. */
+static int apply(ncd_config *cfg, const option_spec *o, const char *arg) {
+  char opt[64];
+  snprintf(opt, sizeof opt, "--%s", o->name);
+  void *field = (char *)cfg + o->offset;
   uint32_t v;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    switch (c) {
-    case 'b':
+  switch (o->kind) {
+    case ARG_FLAG:
+      *(int *)field = 1;
+      return 0;
+    case ARG_U32:
+      if (parse_u32(opt, arg, &v) != 0 || check_min(o, opt, v) != 0) return -1;
+      *(uint32_t *)field = v;
+      return 0;
+    case ARG_U64:
+      return parse_u64(opt, arg, (uint64_t *)field);
+    case ARG_STR:
+      *(const char **)field = arg;
+      return 0;
+    case ARG_BIND:
       if (cfg->nbinds == NCD_MAX_BINDS) {
         fprintf(stderr, "netcore: at most %d --bind endpoints\n", NCD_MAX_BINDS);
         return -1;
       }
-      cfg->binds[cfg->nbinds++] = optarg;
-      break;
-    case 'f':
-      if (parse_u32("--listen-fd", optarg, &v) != 0 || add_listen_fd(cfg, (int)v) != 0) return -1;
-      break;
-    case 'c':
-      if (parse_u32("--credit-window", optarg, &cfg->credit_window) != 0) return -1;
-      if (cfg->credit_window == 0) {
-        fprintf(stderr, "netcore: --credit-window must be at least 1\n");
-        return -1;
-      }
-      break;
-    case 'l':
-      if (parse_u32("--lease-ms", optarg, &cfg->lease_ms) != 0) return -1;
-      break;
-    case 'F':
-      if (parse_u32("--max-frame", optarg, &cfg->max_frame) != 0) return -1;
-      break;
-    case 'q':
-      if (parse_u32("--max-write-queue", optarg, &cfg->max_write_queue) != 0) return -1;
-      break;
-    case 'm':
-      if (parse_u32("--max-connections", optarg, &cfg->max_connections) != 0) return -1;
-      break;
-    case 'r':
-      if (parse_u32("--fd-reserve", optarg, &cfg->fd_reserve) != 0) return -1;
-      if (cfg->fd_reserve < 16) {
-        fprintf(stderr, "netcore: --fd-reserve must be at least 16 (ZeroMQ and netcore need them)\n");
-        return -1;
-      }
-      break;
-    case 's':
-      if (parse_u32("--shutdown-ms", optarg, &cfg->shutdown_ms) != 0) return -1;
-      break;
-    case 'w':
-      if (parse_u32("--hwm", optarg, &cfg->hwm) != 0) return -1;
-      break;
-    case 'L':
-      if ((cfg->log_level = ncd_log_level_parse(optarg)) < 0) {
-        fprintf(stderr, "netcore: --log-level is error, warn, info or debug, not '%s'\n", optarg);
-        return -1;
-      }
-      break;
-    case 'C':
-      if (parse_u32("--max-credit", optarg, &cfg->max_credit) != 0) return -1;
-      break;
-    case 'E':
-      if (parse_u32("--max-envelope", optarg, &cfg->max_envelope) != 0) return -1;
-      break;
-    case 'B':
-      if (parse_u32("--max-batch", optarg, &cfg->max_batch) != 0) return -1;
-      if (cfg->max_batch < 256) {
-        fprintf(stderr, "netcore: --max-batch must be at least 256 (client libraries send up to 256)\n");
-        return -1;
-      }
-      break;
-    case 'H':
-      if (parse_u64("--handler-budget", optarg, &cfg->handler_budget) != 0) return -1;
-      break;
-    case 'M':
-      if (parse_u64("--max-memory", optarg, &cfg->max_memory) != 0) return -1;
-      break;
-    case 'S':
-      if (parse_u32("--max-handler-sockets", optarg, &cfg->max_handler_sockets) != 0) return -1;
-      break;
-    case 'R':
-      if (parse_u32("--max-handler-servers", optarg, &cfg->max_handler_servers) != 0) return -1;
-      break;
-    case 'g':
-      cfg->group_access = 1;
-      break;
-    case OPT_TAKEOVER:
-      cfg->takeover = 1;
-      break;
-    case OPT_HANDOFF:
-      if (parse_u32("--handoff-ms", optarg, &cfg->handoff_ms) != 0) return -1;
-      break;
-    case OPT_HEARTBEAT:
-      if (parse_u32("--heartbeat-ms", optarg, &cfg->heartbeat_ms) != 0) return -1;
-      break;
-    case OPT_CURVE_SECRET:
-      cfg->curve_secret_file = optarg;
-      break;
-    case OPT_CURVE_ALLOW:
-      cfg->curve_allow_file = optarg;
-      break;
-    case OPT_ALLOW_UID:
+      cfg->binds[cfg->nbinds++] = arg;
+      return 0;
+    case ARG_LISTEN_FD:
+      return parse_u32(opt, arg, &v) != 0 || add_listen_fd(cfg, (int)v) != 0 ? -1 : 0;
+    case ARG_ALLOW_UID:
       if (cfg->nallow_uids == NCD_MAX_ALLOW_UIDS) {
         fprintf(stderr, "netcore: at most %d --allow-uid\n", NCD_MAX_ALLOW_UIDS);
         return -1;
       }
-      if (parse_u32("--allow-uid", optarg, &cfg->allow_uids[cfg->nallow_uids]) != 0) return -1;
+      if (parse_u32(opt, arg, &cfg->allow_uids[cfg->nallow_uids]) != 0) return -1;
       cfg->nallow_uids++;
-      break;
-    case OPT_INSECURE_TCP:
-      cfg->insecure_tcp = 1;
-      break;
-    case OPT_POLICY:
-      cfg->policy_file = optarg;
-      break;
-    case OPT_METRICS_LISTEN:
-      cfg->metrics_listen = optarg;
-      break;
-    case OPT_LOG_FORMAT:
-      if ((cfg->log_format = ncd_log_format_parse(optarg)) < 0) {
-        fprintf(stderr, "netcore: --log-format is text or json, not '%s'\n", optarg);
-        return -1;
-      }
-      break;
-    case 'h':
+      return 0;
+    case ARG_LOG_LEVEL:
+      if ((*(int *)field = ncd_log_level_parse(arg)) >= 0) return 0;
+      fprintf(stderr, "netcore: --log-level is error, warn, info or debug, not '%s'\n", arg);
+      return -1;
+    case ARG_LOG_FORMAT:
+      if ((*(int *)field = ncd_log_format_parse(arg)) >= 0) return 0;
+      fprintf(stderr, "netcore: --log-format is text or json, not '%s'\n", arg);
+      return -1;
+    case ARG_HELP:
       usage(stdout);
       return 1;
-    case 'V':
+    case ARG_VERSION:
       printf("netcore %s (protocol netcore.v1)\n", NCD_VERSION);
       return 1;
-    default:
-      usage(stderr);
-      return -1;
-    }
   }
-  if (optind < argc) {
-    fprintf(stderr, "netcore: unexpected argument '%s'\n", argv[optind]);
-    usage(stderr);
-    return -1;
-  }
-  if (nc__default_endpoint(getenv("XDG_RUNTIME_DIR"), (unsigned long)geteuid(),
+  return -1;
+}
+
+/* What follows from the options together: the default endpoint, bounds that
+ * depend on each other, and the fds systemd passed. */
+static int finish(ncd_config *cfg) {
+  if (ncc_default_endpoint(getenv("XDG_RUNTIME_DIR"), (unsigned long)geteuid(),
                            cfg->default_endpoint, sizeof cfg->default_endpoint) != 0) {
     fprintf(stderr, "netcore: ENAMETOOLONG: XDG_RUNTIME_DIR is too long for an endpoint\n");
     return -1;
@@ -314,9 +315,37 @@ int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
   if (cfg->lease_ms < 50) cfg->lease_ms = 50;
   if (cfg->credit_window > cfg->max_credit) cfg->max_credit = cfg->credit_window;
   if (!cfg->curve_secret_file != !cfg->curve_allow_file) {
-    fprintf(stderr, "netcore: CURVE needs both --curve-secret-file (netcore's key pair) and "
-                    "--curve-allow (the handlers' public keys)\n");
+    fprintf(stderr,
+            "netcore: CURVE needs both --curve-secret-file (netcore's key pair) and "
+            "--curve-allow (the handlers' public keys)\n");
     return -1;
   }
   return take_systemd_fds(cfg);
+}
+
+int ncd_config_parse(ncd_config *cfg, int argc, char **argv) {
+  struct option longopts[NOPTIONS + 1];
+  for (size_t i = 0; i < NOPTIONS; i++) {
+    int takes_arg = options[i].metavar != NULL;
+    longopts[i] = (struct option){options[i].name, takes_arg ? required_argument : no_argument, 0,
+                                  OPT_BASE + (int)i};
+  }
+  longopts[NOPTIONS] = (struct option){0, 0, 0, 0};
+  set_defaults(cfg);
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    if (c < OPT_BASE || (size_t)(c - OPT_BASE) >= NOPTIONS) { /* '?': getopt_long said why */
+      usage(stderr);
+      return -1;
+    }
+    int rc = apply(cfg, &options[c - OPT_BASE], optarg);
+    if (rc != 0) return rc;
+  }
+  if (optind < argc) {
+    fprintf(stderr, "netcore: unexpected argument '%s'\n", argv[optind]);
+    usage(stderr);
+    return -1;
+  }
+  return finish(cfg);
 }

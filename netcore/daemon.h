@@ -28,6 +28,7 @@ typedef struct ncd_handler ncd_handler;
 typedef struct ncd_server ncd_server;
 typedef struct ncd_listener ncd_listener;
 typedef struct ncd_socket ncd_socket;
+typedef struct ncd_pipe ncd_pipe;
 
 /* An event that could not be handed to ZeroMQ because the handler's pipe was
  * full; sent in order once the pipe drains. */
@@ -38,7 +39,7 @@ typedef struct ncd_outmsg {
 } ncd_outmsg;
 
 struct ncd_handler {
-  ncd_list link;             /* in ncd.handlers */
+  ncc_list link;             /* in ncd.handlers */
   unsigned char rid[256];    /* ZeroMQ routing id of its DEALER: an address, not an identity */
   size_t rid_len;
   /* Identity (auth.h): a handler is its connection. user_id is the ZAP
@@ -59,17 +60,18 @@ struct ncd_handler {
   uint32_t credit_window;
   uint32_t lease_ms;
   uint64_t last_seen;        /* uv_now() of its last command */
-  ncd_list sockets;          /* ncd_socket.owner_link */
-  ncd_list servers;          /* ncd_server.owner_link */
+  ncc_list sockets;          /* ncd_socket.owner_link */
+  ncc_list servers;          /* ncd_server.owner_link */
   ncd_outmsg *outq_head, *outq_tail;
   size_t outq_len;
   int blocked;               /* its pipe is full: its sockets are not read */
   int lazy_acks;             /* Hello.lazy_acks: acks wait unless asked for */
   int batch_events;          /* Hello.batch_events: events go out in batches */
-  nc__msgbatch_t batch;      /* events of this loop turn, when batch_events */
+  ncc_msgbatch_t batch;      /* events of this loop turn, when batch_events */
   int gone;                  /* lease expired, Bye, or unreachable: sends are dropped */
   const char *doomed;        /* why it must go at the end of this turn (ncd_handler_doom) */
   ncd_tally *tally;          /* bytes sent toward it that it has not taken (budget.h) */
+  ncd_slab *slab;            /* where its sockets' next reads go (budget.h), or NULL */
   int over_budget;           /* tally over --handler-budget: its sockets are not read */
   uint64_t over_since;       /* uv_now() when it went over */
   uint32_t nsockets, nservers; /* what it owns, for the per-handler limits */
@@ -83,7 +85,7 @@ struct ncd_handler {
 };
 
 struct ncd_listener {
-  ncd_list link;        /* in ncd.listeners */
+  ncc_list link;        /* in ncd.listeners */
   uv_poll_t poll;
   uv_timer_t resume_timer; /* ends a server.pause() */
   int fd;
@@ -93,18 +95,18 @@ struct ncd_listener {
   int open_handles;     /* handles whose close callback is still due */
   char key[160];        /* "tcp:ADDR:PORT" or "unix:PATH": what sharing compares */
   char group[64];       /* "" = not shareable */
-  char unlink_path[sizeof(((ncd_addr *)0)->address)]; /* "" = nothing to unlink */
-  ncd_addr address;
-  ncd_list members;     /* ncd_server.member_link, round-robin order */
+  char unlink_path[sizeof(((ncc_addr *)0)->address)]; /* "" = nothing to unlink */
+  ncc_addr address;
+  ncc_list members;     /* ncd_server.member_link, round-robin order */
 };
 
 struct ncd_server {
   uint64_t id;
   uint64_t seq;
   ncd_handler *owner;
-  ncd_list owner_link;
+  ncc_list owner_link;
   ncd_listener *listener; /* NULL once closed */
-  ncd_list member_link;
+  ncc_list member_link;
   int allow_half_open;
   int closing;
   uint32_t max_connections;
@@ -122,16 +124,23 @@ struct ncd_socket {
     uv_pipe_t pipe;
   } h;
   ncd_handler *owner;
-  ncd_list owner_link;
+  ncc_list owner_link;
   ncd_server *server;     /* the server that accepted it, or NULL */
-  ncd_list dirty_link;    /* in ncd.dirty while an ack waits to be sent */
-  ncd_list pending;       /* writes/end queued while connecting (ncd_wreq.link) */
-  ncd_list inflight;      /* writes handed to libuv, oldest first (ncd_wreq.link) */
+  ncc_list dirty_link;    /* in ncd.dirty while an ack waits to be sent */
+  ncc_list pending;       /* writes/end queued while connecting (ncd_wreq.link) */
+  ncc_list inflight;      /* writes handed to libuv, oldest first (ncd_wreq.link) */
   uint32_t credit;        /* bytes it may still read and forward */
   uint32_t ack_writes;    /* completed writes not yet acknowledged */
   uint64_t ack_bytes;
   uint64_t bytes_read, bytes_written, queued_bytes;
   uint64_t pending_bytes; /* bytes of writes queued while connecting */
+  /* pipe.h: the pipe this socket is the source of (NULL = none), the pipes
+   * writing into it (ncd_pipe.dest_link), and the bytes of piped writes in
+   * its queue (in queued_bytes or pending_bytes, never acknowledged). */
+  ncd_pipe *pipe;
+  ncc_list piped_in;
+  uint64_t piped_queued;
+  uint64_t data_sent, credited; /* bytes sent as Data and credited since it got its owner */
   /* Input sent as Data that the owner has not credited yet, kept for an
    * adopter (handoff.h): kept[kept_off .. kept_off + kept_len). At most the
    * credit window. */
@@ -167,6 +176,7 @@ struct ncd_socket {
   unsigned had_error : 1;
   unsigned reconnecting : 1;  /* h is closing to try the next address */
   unsigned end_ack_now : 1;   /* the End asked for a prompt ack */
+  unsigned end_uncounted : 1; /* a pipe ended it (pipe.h): the FIN is nobody's write */
   unsigned over_memory : 1;   /* a write failed on --max-memory (for the message) */
   unsigned over_handler_limit : 1; /* a connect failed on --max-handler-sockets */
   unsigned check_policy : 1;  /* no policy rule allows the host name: each address is checked */
@@ -197,8 +207,8 @@ typedef struct ncd_daemon {
   uint64_t write_memory;     /* bytes all write queues hold, with overhead (--max-memory) */
   ncd_policy *policy;         /* --policy, or NULL (policy.h) */
   ncd_tally *strangers;      /* replies to peers that said no Hello (bounded, best effort) */
-  nc__idmap_t sockets, servers;
-  ncd_list handlers, listeners, dirty;
+  ncc_idmap_t sockets, servers;
+  ncc_list handlers, listeners, dirty;
   int inherited_used[NCD_MAX_LISTEN_FDS];
   int shutting_down;
 } ncd_daemon;

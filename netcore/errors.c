@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <uv.h>
 
+#include "errtable.h"
+#include "log.h"
+
 static int canonical(int err) {
   switch (err) {
   case UV_EAI_NONAME:
@@ -22,42 +25,26 @@ static int canonical(int err) {
 }
 
 const char *ncd_err_name(int err) {
-  switch (canonical(err)) {
-#define XX(name, code, msg) \
-  case (code):              \
-    return #name;
-    NC_ERRNO_MAP(XX)
-#undef XX
-  default:
-    return uv_err_name(err);
-  }
+  const char *name = ncc_err_name(canonical(err));
+  return name ? name : uv_err_name(err);
 }
 
 const char *ncd_err_message(int err) {
-  switch (canonical(err)) {
-#define XX(name, code, msg) \
-  case (code):              \
-    return msg;
-    NC_ERRNO_MAP(XX)
-#undef XX
-  default:
-    return uv_strerror(err);
-  }
+  const char *message = ncc_err_message(canonical(err));
+  return message ? message : uv_strerror(err);
 }
 
-/* The detail of the next command error (daemon.h); loop thread only. */
-static char errmsg[512];
-
-void ncd_set_errmsg(const char *fmt, ...) {
+int ncd_err_set(ncd_err *e, int code, const char *fmt, ...) {
+  if (!e) return code;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+  e->code = code;
+  vsnprintf(e->message, sizeof e->message, fmt, ap);
   va_end(ap);
+  return code;
 }
 
-const char *ncd_take_errmsg(void) {
-  static char taken[sizeof errmsg];
-  snprintf(taken, sizeof taken, "%s", errmsg);
-  errmsg[0] = '\0';
-  return taken;
+int ncd_uv_check(int rc, const char *what) {
+  if (rc != 0) ncd_error("cannot %s: %s: %s", what, ncd_err_name(rc), ncd_err_message(rc));
+  return rc;
 }

@@ -157,12 +157,17 @@ static void note(void) {
     return;
   }
   if (!report_timer_ready) {
-    uv_timer_init(ncd.loop, &report_timer);
+    if (ncd_uv_check(uv_timer_init(ncd.loop, &report_timer), "make the fd report timer") != 0) {
+      report(); /* no timer: the counts come out now */
+      return;
+    }
     uv_unref((uv_handle_t *)&report_timer); /* never keeps the loop alive */
     report_timer_ready = 1;
   }
-  if (!uv_is_active((uv_handle_t *)&report_timer))
-    uv_timer_start(&report_timer, report_cb, REPORT_MS - (now - last_report), 0);
+  if (!uv_is_active((uv_handle_t *)&report_timer) &&
+      ncd_uv_check(uv_timer_start(&report_timer, report_cb, REPORT_MS - (now - last_report), 0),
+                   "start the fd report timer") != 0)
+    report();
 }
 
 void ncd_fdlimit_refused(enum ncd_fd_refusal why) {

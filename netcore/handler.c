@@ -17,8 +17,8 @@
 
 ncd_handler *ncd_handler_find(const void *rid, size_t rid_len, const char *user_id) {
   if (!user_id) return NULL;
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     if (!ncd_handler_dead(h) && h->rid_len == rid_len && memcmp(h->rid, rid, rid_len) == 0) {
       if (strcmp(h->user_id, user_id) != 0) {
         ncd_warn("handler %s (%s): connection %s now has its routing id; its own connection "
@@ -28,7 +28,7 @@ ncd_handler *ncd_handler_find(const void *rid, size_t rid_len, const char *user_
       }
       /* Move to front: the busiest handlers are found first. */
       if (ncd.handlers.next != l) {
-        ncd_list_remove(l);
+        ncc_list_remove(l);
         l->next = ncd.handlers.next;
         l->prev = &ncd.handlers;
         ncd.handlers.next->prev = l;
@@ -46,37 +46,32 @@ static uint32_t clamp_credit(uint32_t asked) {
 }
 
 void ncd_handler_conn_closed(int conn_fd) {
-  ncd_list *l, *next;
+  ncc_list *l, *next;
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     if (!h->gone && h->conn_fd == conn_fd) ncd_handler_lost(h, "connection closed");
   }
 }
 
 int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int conn_fd,
-                      const ncd_cmd *cmd) {
-  if (cmd->version != NCD_PROTOCOL_VERSION) {
-    ncd_set_errmsg("protocol version %u is not supported; netcore speaks %d", cmd->version,
-                   NCD_PROTOCOL_VERSION);
-    return NCD_ERR_UNSUPPORTED_VERSION;
-  }
+                      const ncc_cmd *cmd, ncd_err *err) {
+  if (cmd->version != NCC_PROTOCOL_VERSION)
+    return ncd_err_set(err, NCD_ERR_UNSUPPORTED_VERSION,
+                       "protocol version %u is not supported; netcore speaks %d", cmd->version,
+                       NCC_PROTOCOL_VERSION);
   if (ncd.shutting_down) return NCD_ERR_NETCORE_SHUTDOWN;
-  if (cmd->service && strlen(cmd->service) >= sizeof ((ncd_handler *)0)->service) {
-    ncd_set_errmsg("service name of %zu bytes; at most %zu", strlen(cmd->service),
-                   sizeof ((ncd_handler *)0)->service - 1);
-    return NCD_ERR_INVALID_ARG_VALUE;
-  }
-  if (!user_id || conn_fd < 0) {
-    ncd_set_errmsg("this connection was not authenticated");
-    return NCD_EACCES;
-  }
+  if (cmd->service && strlen(cmd->service) >= sizeof ((ncd_handler *)0)->service)
+    return ncd_err_set(err, NCD_ERR_INVALID_ARG_VALUE, "service name of %zu bytes; at most %zu",
+                       strlen(cmd->service), sizeof ((ncd_handler *)0)->service - 1);
+  if (!user_id || conn_fd < 0)
+    return ncd_err_set(err, NCD_EACCES, "this connection was not authenticated");
   /* Closes of earlier connections first: one that had this fd is dead. */
   ncd_router_poll_monitor();
   ncd_handler *old = ncd_handler_find(rid, rid_len, user_id);
   if (old) ncd_handler_gone(old, "said Hello again");
   if (cmd->resume_token_len) { /* PROTOCOL.md 16.1 */
-    int rc = ncd_resume_hello(rid, rid_len, user_id, conn_fd, cmd);
+    int rc = ncd_resume_hello(rid, rid_len, user_id, conn_fd, cmd, err);
     if (rc != 0) return rc < 0 ? rc : 0;
   }
   ncd_handler *h = calloc(1, sizeof *h);
@@ -87,8 +82,7 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
   if (uv_random(NULL, NULL, h->session_token, sizeof h->session_token, 0, NULL) != 0) {
     ncd_tally_drop(h->tally);
     free(h);
-    ncd_set_errmsg("no randomness for a session token");
-    return NCD_EIO;
+    return ncd_err_set(err, NCD_EIO, "no randomness for a session token");
   }
   h->batch.alloc_frame = ncd_tally_alloc_frame;
   h->batch.alloc_ctx = h->tally;
@@ -108,13 +102,14 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
   h->resumable = cmd->resumable;
   h->lease_ms = cmd->lease_ms ? cmd->lease_ms : ncd.cfg.lease_ms;
   if (h->lease_ms < 50) h->lease_ms = 50;
-  ncd_list_init(&h->sockets);
-  ncd_list_init(&h->servers);
-  ncd_list_init(&h->link);
-  ncd_list_push(&ncd.handlers, &h->link);
+  ncc_list_init(&h->sockets);
+  ncc_list_init(&h->servers);
+  ncc_list_init(&h->link);
+  ncc_list_push(&ncd.handlers, &h->link);
   ncd_handler_touch(h);
 
-  ncd_welcome w = {.instance_id = ncd.instance_id,
+  ncc_welcome w = {.minor_version = NCC_PROTOCOL_MINOR,
+                   .instance_id = ncd.instance_id,
                    .server_version = NCD_VERSION,
                    .id_prefix = h->prefix,
                    .credit_window = h->credit_window,
@@ -123,7 +118,7 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
                    .max_write_queue = ncd.cfg.max_write_queue,
                    .session_token = h->session_token,
                    .session_token_len = sizeof h->session_token};
-  ncd_event ev = {.kind = NCD_EV_WELCOME, .welcome = &w};
+  ncc_event ev = {.kind = NCC_EV_WELCOME, .welcome = &w};
   ncd_router_send(h, &ev, NULL);
   ncd_metrics_handler_joined(h);
   return 0;
@@ -142,20 +137,20 @@ static void drop_link(ncd_handler *h, const char *reason) {
   h->outq_tail = NULL;
   h->outq_len = 0;
   h->blocked = 0;
-  nc__msgbatch_clear(&h->batch);
+  ncc_msgbatch_clear(&h->batch);
 }
 
 /* Closes h's servers and destroys its sockets (without events). */
 static void teardown(ncd_handler *h) {
   /* Servers first, so no new connection lands on a handler being emptied. */
-  ncd_list *l, *next;
+  ncc_list *l, *next;
   for (l = h->servers.next; l != &h->servers; l = next) {
     next = l->next;
-    ncd_server_close(ncd_container_of(l, ncd_server, owner_link));
+    ncd_server_close(ncc_container_of(l, ncd_server, owner_link));
   }
   for (l = h->sockets.next; l != &h->sockets; l = next) {
     next = l->next;
-    ncd_socket_destroy(ncd_container_of(l, ncd_socket, owner_link), 0);
+    ncd_socket_destroy(ncc_container_of(l, ncd_socket, owner_link), 0);
   }
 }
 
@@ -222,31 +217,29 @@ ncd_handler *ncd_handler_ghost(const char *principal, const char *name, const ch
   h->taken_over = 1;
   uv_update_time(ncd.loop);
   h->parked_until = uv_now(ncd.loop) + (ncd.cfg.handoff_ms ? ncd.cfg.handoff_ms : 1);
-  ncd_list_init(&h->sockets);
-  ncd_list_init(&h->servers);
-  ncd_list_init(&h->link);
-  ncd_list_push(&ncd.handlers, &h->link);
+  ncc_list_init(&h->sockets);
+  ncc_list_init(&h->servers);
+  ncc_list_init(&h->link);
+  ncc_list_push(&ncd.handlers, &h->link);
   return h;
 }
 
 void ncd_handler_touch(ncd_handler *h) { h->last_seen = uv_now(ncd.loop); }
 
 void ncd_handler_update_reading(ncd_handler *h) {
-  for (ncd_list *l = h->sockets.next; l != &h->sockets; l = l->next)
-    ncd_socket_update_reading(ncd_container_of(l, ncd_socket, owner_link));
+  for (ncc_list *l = h->sockets.next; l != &h->sockets; l = l->next)
+    ncd_socket_update_reading(ncc_container_of(l, ncd_socket, owner_link));
 }
 
-int ncd_handler_claim_id(ncd_handler *h, uint64_t id) {
-  if ((uint32_t)(id >> 32) != h->prefix) {
-    ncd_set_errmsg("id %llu does not carry this handler's prefix %u", (unsigned long long)id,
-                   h->prefix);
-    return NCD_ERR_INVALID_ARG_VALUE;
-  }
-  if (id <= h->last_id) {
-    ncd_set_errmsg("id %llu is not greater than the last id used (%llu)",
-                   (unsigned long long)id, (unsigned long long)h->last_id);
-    return NCD_ERR_INVALID_ARG_VALUE;
-  }
+int ncd_handler_claim_id(ncd_handler *h, uint64_t id, ncd_err *err) {
+  if ((uint32_t)(id >> 32) != h->prefix)
+    return ncd_err_set(err, NCD_ERR_INVALID_ARG_VALUE,
+                       "id %llu does not carry this handler's prefix %u", (unsigned long long)id,
+                       h->prefix);
+  if (id <= h->last_id)
+    return ncd_err_set(err, NCD_ERR_INVALID_ARG_VALUE,
+                       "id %llu is not greater than the last id used (%llu)",
+                       (unsigned long long)id, (unsigned long long)h->last_id);
   h->last_id = id;
   return 0;
 }
@@ -254,24 +247,22 @@ int ncd_handler_claim_id(ncd_handler *h, uint64_t id) {
 /* The rule both lookups share: an unknown id and another handler's id get the
  * same EBADF and the same message, so ids of others cannot be probed. */
 static int check_owned(const void *obj, const ncd_handler *owner, const ncd_handler *h,
-                       const char *what, uint64_t id) {
-  if (!obj || owner != h) {
-    ncd_set_errmsg("no %s with id %llu", what, (unsigned long long)id);
-    return NCD_EBADF;
-  }
+                       const char *what, uint64_t id, ncd_err *err) {
+  if (!obj || owner != h)
+    return ncd_err_set(err, NCD_EBADF, "no %s with id %llu", what, (unsigned long long)id);
   return 0;
 }
 
-int ncd_handler_socket(ncd_handler *h, uint64_t id, ncd_socket **out) {
-  ncd_socket *s = nc__idmap_get(&ncd.sockets, id);
-  int rc = check_owned(s, s ? s->owner : NULL, h, "socket", id);
+int ncd_handler_socket(ncd_handler *h, uint64_t id, ncd_socket **out, ncd_err *err) {
+  ncd_socket *s = ncc_idmap_get(&ncd.sockets, id);
+  int rc = check_owned(s, s ? s->owner : NULL, h, "socket", id, err);
   if (rc == 0) *out = s;
   return rc;
 }
 
-int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out) {
-  ncd_server *srv = nc__idmap_get(&ncd.servers, id);
-  int rc = check_owned(srv, srv ? srv->owner : NULL, h, "server", id);
+int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out, ncd_err *err) {
+  ncd_server *srv = ncc_idmap_get(&ncd.servers, id);
+  int rc = check_owned(srv, srv ? srv->owner : NULL, h, "server", id, err);
   if (rc == 0) *out = srv;
   return rc;
 }
@@ -297,10 +288,10 @@ static void check_budget(ncd_handler *h, uint64_t now) {
 
 static void lease_cb(uv_timer_t *t) {
   uint64_t now = uv_now(ncd.loop);
-  ncd_list *l, *next;
+  ncc_list *l, *next;
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     if (!h->gone && now - h->last_seen > h->lease_ms) ncd_handler_lost(h, "lease expired");
     if (h->parked_until && now >= h->parked_until)
       ncd_handler_gone(h, "no adopter within --handoff-ms");
@@ -309,9 +300,12 @@ static void lease_cb(uv_timer_t *t) {
   ncd_handler_reap();
 }
 
-void ncd_handler_start(void) {
-  uv_timer_init(ncd.loop, &ncd.lease_timer);
-  uv_timer_start(&ncd.lease_timer, lease_cb, LEASE_CHECK_MS, LEASE_CHECK_MS);
+int ncd_handler_start(void) {
+  int rc = ncd_uv_check(uv_timer_init(ncd.loop, &ncd.lease_timer), "make the lease timer");
+  if (rc == 0)
+    rc = ncd_uv_check(uv_timer_start(&ncd.lease_timer, lease_cb, LEASE_CHECK_MS, LEASE_CHECK_MS),
+                      "start the lease timer");
+  return rc;
 }
 
 void ncd_handler_stop(void) { uv_close((uv_handle_t *)&ncd.lease_timer, NULL); }
@@ -321,19 +315,20 @@ void ncd_handler_doom(ncd_handler *h, const char *reason) {
 }
 
 void ncd_handler_reap(void) {
-  ncd_list *l, *next;
+  ncc_list *l, *next;
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     if (h->doomed && !h->gone) ncd_handler_lost(h, h->doomed);
   }
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    if (h->gone && ncd_list_empty(&h->sockets) && ncd_list_empty(&h->servers)) {
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
+    if (h->gone && ncc_list_empty(&h->sockets) && ncc_list_empty(&h->servers)) {
       ncd_metrics_handler_freed(h);
-      ncd_list_remove(&h->link);
-      nc__msgbatch_free(&h->batch);
+      ncc_list_remove(&h->link);
+      ncc_msgbatch_free(&h->batch);
+      ncd_slab_drop(h->slab);
       ncd_tally_drop(h->tally);
       free(h);
     }

@@ -14,6 +14,7 @@
 #define NCD_HANDLER_H
 
 #include "daemon.h"
+#include "errors.h"
 #include "wire.h"
 
 /* The live handler of the connection user_id (the envelope's ZAP User-Id)
@@ -26,9 +27,10 @@ ncd_handler *ncd_handler_find(const void *rid, size_t rid_len, const char *user_
 /* Handles Hello from rid on connection user_id (libzmq fd conn_fd): checks the
  * version, resets the connection's existing handler or makes a new one, and
  * sends Welcome with a fresh session token. Returns 0 or a negative error for
- * the dispatcher to report (the handler then does not exist). */
+ * the dispatcher to report (the handler then does not exist), its detail in
+ * err (the caller's). */
 int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int conn_fd,
-                      const ncd_cmd *cmd);
+                      const ncc_cmd *cmd, ncd_err *err);
 
 /* The connection with libzmq fd conn_fd closed: its handler is gone. */
 void ncd_handler_conn_closed(int conn_fd);
@@ -68,20 +70,21 @@ void ncd_handler_touch(ncd_handler *h);
 void ncd_handler_update_reading(ncd_handler *h);
 
 /* Checks a handler-chosen id for a new object (prefix, strictly increasing)
- * and records it. Returns 0 or NCD_ERR_INVALID_ARG_VALUE. */
-int ncd_handler_claim_id(ncd_handler *h, uint64_t id);
+ * and records it. Returns 0 or NCD_ERR_INVALID_ARG_VALUE, with why in err. */
+int ncd_handler_claim_id(ncd_handler *h, uint64_t id, ncd_err *err);
 
 /* Finds a socket/server by id for a command from h. Returns 0 or NCD_EBADF:
  * another handler's id answers exactly as an id that does not exist, so a
- * handler learns nothing of the others. */
-int ncd_handler_socket(ncd_handler *h, uint64_t id, ncd_socket **out);
-int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out);
+ * handler learns nothing of the others; err says which id. */
+int ncd_handler_socket(ncd_handler *h, uint64_t id, ncd_socket **out, ncd_err *err);
+int ncd_handler_server(ncd_handler *h, uint64_t id, ncd_server **out, ncd_err *err);
 
 /* Whether h may own one more socket (--max-handler-sockets). */
 int ncd_handler_socket_room(const ncd_handler *h);
 
-/* Starts the lease timer (which also ends or drops over-budget handlers). */
-void ncd_handler_start(void);
+/* Starts the lease timer (which also ends or drops over-budget handlers).
+ * Returns 0 or the libuv error, logged. */
+int ncd_handler_start(void);
 void ncd_handler_stop(void);
 
 /* Tears doomed handlers down, then frees gone handlers that own nothing any

@@ -11,6 +11,8 @@
  * service name (Hello.service). After --handoff-ms whatever is still parked is
  * torn down as before (handler.c). Outbound connections (Connect) and
  * received fds are never adopted: an adopter cannot know what they were for.
+ * Sockets linked by pipes inside netcore (pipe.h) move together, to one
+ * adopter, and keep piping while parked.
  * The module owns no memory; it moves sockets (socket.c ncd_socket_move) and
  * closes emptied servers. Loop thread only.
  */

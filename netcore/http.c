@@ -17,7 +17,7 @@ typedef struct client {
   uv_tcp_t tcp;
   uv_timer_t deadline;
   uv_write_t wr;
-  ncd_list link;
+  ncc_list link;
   char *resp; /* the response being written (malloc'ed) */
   size_t len;
   int closing, handles;
@@ -26,7 +26,7 @@ typedef struct client {
 
 static uv_tcp_t listener;
 static int listening;
-static ncd_list clients = {&clients, &clients};
+static ncc_list clients = {&clients, &clients};
 static unsigned nclients;
 
 int ncd_http_parse_listen(const char *spec, char *host, unsigned long cap, int *port) {
@@ -58,7 +58,7 @@ static void handle_closed(uv_handle_t *h) {
 static void client_close(client *c) {
   if (c->closing) return;
   c->closing = 1;
-  ncd_list_remove(&c->link);
+  ncc_list_remove(&c->link);
   nclients--;
   uv_close((uv_handle_t *)&c->deadline, handle_closed);
   uv_close((uv_handle_t *)&c->tcp, handle_closed);
@@ -166,12 +166,19 @@ static void connection_cb(uv_stream_t *server, int status) {
   }
   client *c = calloc(1, sizeof *c);
   if (!c) return;
-  uv_tcp_init(ncd.loop, &c->tcp);
-  uv_timer_init(ncd.loop, &c->deadline);
+  if (ncd_uv_check(uv_tcp_init(ncd.loop, &c->tcp), "make a metrics connection") != 0) {
+    free(c); /* the connection waits in the backlog for the next accept */
+    return;
+  }
   c->tcp.data = c->deadline.data = c;
+  if (ncd_uv_check(uv_timer_init(ncd.loop, &c->deadline), "make a metrics deadline") != 0) {
+    c->handles = 1;
+    uv_close((uv_handle_t *)&c->tcp, handle_closed);
+    return;
+  }
   c->handles = 2;
-  ncd_list_init(&c->link);
-  ncd_list_push(&clients, &c->link);
+  ncc_list_init(&c->link);
+  ncc_list_push(&clients, &c->link);
   nclients++;
   uv_os_fd_t fd = -1;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
@@ -181,8 +188,11 @@ static void connection_cb(uv_stream_t *server, int status) {
     client_close(c);
     return;
   }
-  uv_timer_start(&c->deadline, deadline_cb, HTTP_DEADLINE_MS, 0);
-  if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0) client_close(c);
+  if (ncd_uv_check(uv_timer_start(&c->deadline, deadline_cb, HTTP_DEADLINE_MS, 0),
+                   "start a metrics deadline") != 0 ||
+      ncd_uv_check(uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb),
+                   "read a metrics request") != 0)
+    client_close(c);
 }
 
 int ncd_http_start(void) {
@@ -197,7 +207,8 @@ int ncd_http_start(void) {
     return -1;
   }
   int rc;
-  uv_tcp_init(ncd.loop, &listener);
+  if (ncd_uv_check(uv_tcp_init(ncd.loop, &listener), "make the --metrics-listen socket") != 0)
+    return -1;
   listening = 1;
   if ((rc = uv_tcp_bind(&listener, (struct sockaddr *)&ss, 0)) != 0 ||
       (rc = uv_listen((uv_stream_t *)&listener, 128, connection_cb)) != 0) {
@@ -207,17 +218,17 @@ int ncd_http_start(void) {
   }
   struct sockaddr_storage bound;
   int blen = sizeof bound;
-  ncd_addr a;
+  ncc_addr a;
   uv_tcp_getsockname(&listener, (struct sockaddr *)&bound, &blen);
   ncd_addr_from_sockaddr((struct sockaddr *)&bound, (socklen_t)blen, &a);
-  ncd_info(a.family == NCD_FAMILY_IPV6 ? "metrics on http://[%s]:%u/metrics"
+  ncd_info(a.family == NCC_FAMILY_IPV6 ? "metrics on http://[%s]:%u/metrics"
                                        : "metrics on http://%s:%u/metrics",
            a.address, a.port);
   return 0;
 }
 
 void ncd_http_stop(void) {
-  while (!ncd_list_empty(&clients)) client_close(ncd_container_of(clients.next, client, link));
+  while (!ncc_list_empty(&clients)) client_close(ncc_container_of(clients.next, client, link));
   if (listening && !uv_is_closing((uv_handle_t *)&listener))
     uv_close((uv_handle_t *)&listener, NULL);
   listening = 0;

@@ -41,12 +41,12 @@ static void check_cb(uv_check_t *c) {
 /* A socket whose queued bytes are discarded is reset (ncd_socket_cut), so
  * its TCP peer cannot take the cut stream for a complete one. */
 static void close_all_sockets(void) {
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    ncd_list *e, *next;
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
+    ncc_list *e, *next;
     for (e = h->sockets.next; e != &h->sockets; e = next) {
       next = e->next;
-      ncd_socket_cut(ncd_container_of(e, ncd_socket, owner_link));
+      ncd_socket_cut(ncc_container_of(e, ncd_socket, owner_link));
     }
   }
 }
@@ -74,8 +74,8 @@ static void stop_all(void) {
 
 /* Last stage: the Closed events have been handed to ZeroMQ; stop everything. */
 static void finish_cb(uv_timer_t *t) {
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
-    ncd_router_flush(ncd_container_of(l, ncd_handler, link));
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
+    ncd_router_flush(ncc_container_of(l, ncd_handler, link));
   stop_all();
 }
 
@@ -85,12 +85,12 @@ void ncd_main_handed_over(void) {
    * the service manager its pid); a stopping main process would make systemd
    * stop the unit, the new netcore with it. */
   /* The paths of UNIX listeners are the new netcore's now. */
-  for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next)
-    ncd_container_of(e, ncd_listener, link)->unlink_path[0] = '\0';
+  for (ncc_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next)
+    ncc_container_of(e, ncd_listener, link)->unlink_path[0] = '\0';
   /* Without events (nothing more goes to handlers) and without FIN: the
    * new process holds every shipped fd, so closing ours ends nothing. */
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
-    ncd_handler_gone(ncd_container_of(l, ncd_handler, link), "netcore taken over");
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
+    ncd_handler_gone(ncc_container_of(l, ncd_handler, link), "netcore taken over");
   uv_timer_stop(&ncd.shutdown_timer);
   stop_all();
   ncd_endpoint_release();
@@ -130,6 +130,13 @@ static void sigusr2_cb(uv_signal_t *sig, int signum) {
   uv_close((uv_handle_t *)&proc, NULL);
 }
 
+/* Arms a shutdown timer; if libuv refuses, the loop stops now rather than
+ * wait for a timer that never fires. */
+static void arm_shutdown(uv_timer_t *t, uv_timer_cb cb, uint64_t ms, uint64_t repeat) {
+  if (ncd_uv_check(uv_timer_start(t, cb, ms, repeat), "start the shutdown timer") != 0)
+    uv_stop(ncd.loop);
+}
+
 static void drain_cb(uv_timer_t *t) {
   uint64_t waited = uv_now(ncd.loop) - shutdown_started;
   if (ncd_socket_total_queued() > 0 && waited < ncd.cfg.shutdown_ms) return;
@@ -137,14 +144,14 @@ static void drain_cb(uv_timer_t *t) {
     ncd_warn("shutdown: %llu queued bytes not flushed after %u ms",
              (unsigned long long)ncd_socket_total_queued(), ncd.cfg.shutdown_ms);
   close_all_sockets();
-  uv_timer_start(t, finish_cb, 50, 0);
+  arm_shutdown(t, finish_cb, 50, 0);
 }
 
 static void signal_cb(uv_signal_t *s, int signum) {
   if (ncd.shutting_down) {
     ncd_warn("second signal: closing at once");
     close_all_sockets();
-    uv_timer_start(&ncd.shutdown_timer, finish_cb, 10, 0);
+    arm_shutdown(&ncd.shutdown_timer, finish_cb, 10, 0);
     return;
   }
   ncd.shutting_down = 1;
@@ -152,14 +159,14 @@ static void signal_cb(uv_signal_t *s, int signum) {
   ncd_notify("STOPPING=1");
   shutdown_started = uv_now(ncd.loop);
   ncd_info("%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
-  ncd_event ev = {.kind = NCD_EV_SHUTDOWN, .reason = signum == SIGINT ? "SIGINT" : "SIGTERM"};
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+  ncc_event ev = {.kind = NCC_EV_SHUTDOWN, .reason = signum == SIGINT ? "SIGINT" : "SIGTERM"};
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     ncd_router_send(h, &ev, NULL);
     ncd_handler_update_reading(h);
   }
   ncd_server_close_all();
-  uv_timer_start(&ncd.shutdown_timer, drain_cb, 0, SHUTDOWN_POLL_MS);
+  arm_shutdown(&ncd.shutdown_timer, drain_cb, 0, SHUTDOWN_POLL_MS);
 }
 
 /* SIGHUP: reads the policy file again. A file that does not parse leaves the
@@ -178,8 +185,8 @@ static void sighup_cb(uv_signal_t *s, int signum) {
   }
   ncd_policy *old = ncd.policy;
   ncd.policy = p;
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
-    ncd_handler_apply_policy(ncd_container_of(l, ncd_handler, link));
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next)
+    ncd_handler_apply_policy(ncc_container_of(l, ncd_handler, link));
   ncd_policy_free(old);
   ncd_info("SIGHUP: policy %s reloaded: %zu handler entries", ncd.cfg.policy_file,
            ncd_policy_count(p));
@@ -193,6 +200,31 @@ static void make_instance_id(void) {
     memcpy(r + 8, &t, sizeof t);
   }
   for (size_t i = 0; i < sizeof r; i++) sprintf(ncd.instance_id + 2 * i, "%02x", r[i]);
+}
+
+/* The loop handles of main itself: the ack check, the shutdown timer and the
+ * signals. Returns 0 or the first libuv error (logged). */
+static int start_loop_handles(void) {
+  static const struct {
+    uv_signal_t *h;
+    uv_signal_cb cb;
+    int signum;
+    const char *what;
+  } signals[] = {{&ncd.sigint, signal_cb, SIGINT, "watch SIGINT"},
+                 {&ncd.sigterm, signal_cb, SIGTERM, "watch SIGTERM"},
+                 {&ncd.sighup, sighup_cb, SIGHUP, "watch SIGHUP"},
+                 {&ncd.sigusr2, sigusr2_cb, SIGUSR2, "watch SIGUSR2"}};
+  int rc;
+  if ((rc = ncd_uv_check(uv_check_init(ncd.loop, &ncd.ack_check), "make the ack check")) != 0 ||
+      (rc = ncd_uv_check(uv_check_start(&ncd.ack_check, check_cb), "start the ack check")) != 0 ||
+      (rc = ncd_uv_check(uv_timer_init(ncd.loop, &ncd.shutdown_timer), "make the shutdown timer")))
+    return rc;
+  for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
+    if ((rc = ncd_uv_check(uv_signal_init(ncd.loop, signals[i].h), signals[i].what)) != 0 ||
+        (rc = ncd_uv_check(uv_signal_start(signals[i].h, signals[i].cb, signals[i].signum),
+                           signals[i].what)) != 0)
+      return rc;
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -216,7 +248,10 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (ncd_fdlimit_init(&ncd.cfg) != 0) return 1;
 
-  ncd.loop = uv_default_loop();
+  if (!(ncd.loop = uv_default_loop())) {
+    ncd_error("cannot make the event loop");
+    return 1;
+  }
   /* libuv opens a spare descriptor (its EMFILE reserve) with the first stream
    * handle of a loop and keeps it: open it now, so that netcore's descriptor
    * count does not grow by one at its first connection. */
@@ -224,11 +259,11 @@ int main(int argc, char **argv) {
   if (uv_pipe_init(ncd.loop, &first_stream, 0) == 0) uv_close((uv_handle_t *)&first_stream, NULL);
   uv_loop_configure(ncd.loop, UV_METRICS_IDLE_TIME); /* the loop turn histogram */
   ncd.next_prefix = 1;
-  nc__idmap_init(&ncd.sockets);
-  nc__idmap_init(&ncd.servers);
-  ncd_list_init(&ncd.handlers);
-  ncd_list_init(&ncd.listeners);
-  ncd_list_init(&ncd.dirty);
+  ncc_idmap_init(&ncd.sockets);
+  ncc_idmap_init(&ncd.servers);
+  ncc_list_init(&ncd.handlers);
+  ncc_list_init(&ncd.listeners);
+  ncc_list_init(&ncd.dirty);
   make_instance_id();
   saved_argv = argv;
 
@@ -241,19 +276,11 @@ int main(int argc, char **argv) {
     ncd_endpoint_release();
     return 1;
   }
-  ncd_metrics_start();
-  ncd_handler_start();
-  uv_check_init(ncd.loop, &ncd.ack_check);
-  uv_check_start(&ncd.ack_check, check_cb);
-  uv_timer_init(ncd.loop, &ncd.shutdown_timer);
-  uv_signal_init(ncd.loop, &ncd.sigint);
-  uv_signal_init(ncd.loop, &ncd.sigterm);
-  uv_signal_start(&ncd.sigint, signal_cb, SIGINT);
-  uv_signal_start(&ncd.sigterm, signal_cb, SIGTERM);
-  uv_signal_init(ncd.loop, &ncd.sighup);
-  uv_signal_start(&ncd.sighup, sighup_cb, SIGHUP);
-  uv_signal_init(ncd.loop, &ncd.sigusr2);
-  uv_signal_start(&ncd.sigusr2, sigusr2_cb, SIGUSR2);
+  if (ncd_metrics_start() != 0 || ncd_handler_start() != 0 || start_loop_handles() != 0) {
+    ncd_error("netcore cannot start its event loop handles; exiting");
+    ncd_endpoint_release();
+    return 1;
+  }
   ncd_info("netcore %s ready (instance %s)", NCD_VERSION, ncd.instance_id);
   ncd_notify("READY=1");
 
@@ -263,8 +290,8 @@ int main(int argc, char **argv) {
   uv_walk(ncd.loop, walk_close, NULL);
   uv_run(ncd.loop, UV_RUN_DEFAULT);
   ncd_handler_reap();
-  nc__idmap_free(&ncd.sockets);
-  nc__idmap_free(&ncd.servers);
+  ncc_idmap_free(&ncd.sockets);
+  ncc_idmap_free(&ncd.servers);
   uv_loop_close(ncd.loop);
   ncd_endpoint_release();
   ncd_policy_free(ncd.policy);

@@ -44,6 +44,7 @@ static struct {
   uint64_t accept_errors[ACCEPT_ERRNOS + 1];
   uint64_t auth_refused;
   uint64_t adopted; /* sockets handed from a gone handler to another (failover) */
+  uint64_t piped;   /* bytes moved by pipes inside netcore */
   uint64_t joined;
   const char *gone_reason[GONE_REASONS];
   uint64_t gone[GONE_REASONS + 1];
@@ -81,15 +82,17 @@ static void check_cb(uv_check_t *c) {
   m.last_idle_ns = idle;
 }
 
-void ncd_metrics_start(void) {
+int ncd_metrics_start(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   m.start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
   m.start_ms = uv_now(ncd.loop);
-  uv_check_init(ncd.loop, &m.check);
-  uv_check_start(&m.check, check_cb);
+  int rc = ncd_uv_check(uv_check_init(ncd.loop, &m.check), "make the loop turn check");
+  if (rc == 0) rc = ncd_uv_check(uv_check_start(&m.check, check_cb), "start the loop turn check");
+  if (rc != 0) return rc;
   uv_unref((uv_handle_t *)&m.check);
   m.started = 1;
+  return 0;
 }
 
 void ncd_metrics_stop(void) {
@@ -100,10 +103,10 @@ void ncd_metrics_stop(void) {
 /* -------------------------------------------------------------- hooks */
 
 /* "127.0.0.1:8124", "[::1]:8124" or a UNIX path ("" when unnamed). */
-static void addr_text(const ncd_addr *a, char *out, size_t cap) {
-  if (a->family == NCD_FAMILY_IPV4)
+static void addr_text(const ncc_addr *a, char *out, size_t cap) {
+  if (a->family == NCC_FAMILY_IPV4)
     snprintf(out, cap, "%s:%u", a->address, a->port);
-  else if (a->family == NCD_FAMILY_IPV6)
+  else if (a->family == NCC_FAMILY_IPV6)
     snprintf(out, cap, "[%s]:%u", a->address, a->port);
   else
     snprintf(out, cap, "%s", a->address);
@@ -111,7 +114,7 @@ static void addr_text(const ncd_addr *a, char *out, size_t cap) {
 
 static void socket_addrs(ncd_socket *s, char *local, char *remote, size_t cap) {
   uv_os_fd_t fd = -1;
-  ncd_addr a;
+  ncc_addr a;
   *local = *remote = 0;
   if (uv_fileno(&s->h.handle, &fd) != 0) return;
   if (ncd_addr_of_fd(fd, 0, &a) == 0) addr_text(&a, local, cap);
@@ -151,11 +154,11 @@ void ncd_metrics_command(ncd_handler *h, int kind, const char *name, size_t payl
   h->stats.payload_bytes += payload_len;
 }
 
-void ncd_metrics_event(ncd_handler *h, const ncd_event *ev) {
+void ncd_metrics_event(ncd_handler *h, const ncc_event *ev) {
   h->stats.events++;
   const char *code = NULL;
-  if (ev->kind == NCD_EV_ERROR || ev->kind == NCD_EV_SOCKET_ERROR ||
-      ev->kind == NCD_EV_SERVER_ERROR)
+  if (ev->kind == NCC_EV_ERROR || ev->kind == NCC_EV_SOCKET_ERROR ||
+      ev->kind == NCC_EV_SERVER_ERROR)
     code = ev->code;
   if (!code) return;
   size_t i = 0;
@@ -288,8 +291,8 @@ static void sample(ncd_mset *set, const char *suffix, double value, int nlabels,
 
 /* Runs the statements once per live handler with h and its labels pfx (prefix text). */
 #define EACH_HANDLER(h, pfx, ...)                                              \
-  for (ncd_list *l_ = ncd.handlers.next; l_ != &ncd.handlers; l_ = l_->next) { \
-    ncd_handler *h = ncd_container_of(l_, ncd_handler, link);                  \
+  for (ncc_list *l_ = ncd.handlers.next; l_ != &ncd.handlers; l_ = l_->next) { \
+    ncd_handler *h = ncc_container_of(l_, ncd_handler, link);                  \
     if (h->gone) continue;                                                     \
     char pfx[16];                                                              \
     snprintf(pfx, sizeof pfx, "%u", h->prefix);                                \
@@ -303,8 +306,8 @@ typedef struct live {
 
 static live live_of(const ncd_handler *h) {
   live v = {0};
-  for (ncd_list *e = h->sockets.next; e != &h->sockets; e = e->next) {
-    const ncd_socket *s = ncd_container_of(e, ncd_socket, owner_link);
+  for (ncc_list *e = h->sockets.next; e != &h->sockets; e = e->next) {
+    const ncd_socket *s = ncc_container_of(e, ncd_socket, owner_link);
     if (s->closing) continue; /* already in closed_read/closed_written */
     v.read += s->bytes_read;
     v.written += s->bytes_written;
@@ -337,6 +340,8 @@ static void process_metrics(ncd_mset *set) {
       getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (double)rl.rlim_cur : 0;
   GAUGE(set, "netcore_max_fds", "RLIMIT_NOFILE of the netcore process (after raising it).", maxfds);
 }
+
+void ncd_metrics_piped(uint64_t n) { m.piped += n; }
 
 void ncd_metrics_adopted(ncd_handler *from, ncd_handler *to) {
   (void)from;
@@ -375,16 +380,17 @@ static void global_metrics(ncd_mset *set) {
     sample(set, "", (double)m.closed[k], 1, "reason", close_names[k]);
 
   uint64_t st[4] = {0}; /* connecting, open, half_closed, closing */
-  uint64_t read = m.freed_read, written = m.freed_written, queued = 0, nh = 0;
-  for (ncd_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+  uint64_t read = m.freed_read, written = m.freed_written, queued = 0, nh = 0, npipes = 0;
+  for (ncc_list *l = ncd.handlers.next; l != &ncd.handlers; l = l->next) {
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     read += h->stats.closed_read;
     written += h->stats.closed_written;
     if (!h->gone) nh++;
-    for (ncd_list *e = h->sockets.next; e != &h->sockets; e = e->next) {
-      ncd_socket *s = ncd_container_of(e, ncd_socket, owner_link);
+    for (ncc_list *e = h->sockets.next; e != &h->sockets; e = e->next) {
+      ncd_socket *s = ncc_container_of(e, ncd_socket, owner_link);
       st[s->closing ? 3 : s->connecting ? 0 : (s->eof || s->ended) ? 2 : 1]++;
       if (s->closing) continue;
+      npipes += s->pipe != NULL;
       read += s->bytes_read;
       written += s->bytes_written;
       queued += s->queued_bytes + s->pending_bytes;
@@ -399,6 +405,9 @@ static void global_metrics(ncd_mset *set) {
   COUNTER(set, "netcore_written_bytes_total", "Bytes written to all sockets (reached the kernel).",
           written);
   GAUGE(set, "netcore_write_queue_bytes", "Bytes waiting in all sockets' write queues.", queued);
+  GAUGE(set, "netcore_pipes", "Pipes inside netcore now (PROTOCOL.md 17), by source socket.", npipes);
+  COUNTER(set, "netcore_piped_bytes_total",
+          "Bytes pipes inside netcore moved from one socket into another's write queue.", m.piped);
   GAUGE(set, "netcore_write_memory_bytes",
         "Memory all write queues hold, with overhead (what --max-memory bounds).",
         ncd.write_memory);
@@ -417,14 +426,14 @@ static void global_metrics(ncd_mset *set) {
   family(set, "netcore_listeners", "gauge",
          "Listening sockets, with their member servers and connections.");
   uint64_t nl = 0;
-  for (ncd_list *l = ncd.listeners.next; l != &ncd.listeners; l = l->next) nl++;
+  for (ncc_list *l = ncd.listeners.next; l != &ncd.listeners; l = l->next) nl++;
   sample(set, "", (double)nl, 0);
   family(set, "netcore_listener_connections", "gauge", "Live connections of a listener.");
-  for (ncd_list *l = ncd.listeners.next; l != &ncd.listeners; l = l->next) {
-    ncd_listener *li = ncd_container_of(l, ncd_listener, link);
+  for (ncc_list *l = ncd.listeners.next; l != &ncd.listeners; l = l->next) {
+    ncd_listener *li = ncc_container_of(l, ncd_listener, link);
     uint64_t conns = 0, members = 0;
-    for (ncd_list *e = li->members.next; e != &li->members; e = e->next) {
-      conns += ncd_container_of(e, ncd_server, member_link)->connections;
+    for (ncc_list *e = li->members.next; e != &li->members; e = e->next) {
+      conns += ncc_container_of(e, ncd_server, member_link)->connections;
       members++;
     }
     char mem[16];
@@ -632,12 +641,55 @@ int ncd_metrics_render(const ncd_mset *set, char **out, size_t *len) {
 
 /* -------------------------------------------------------------- Stats */
 
+/* The Stats message's view of set (common/protocol.h): families, samples
+ * with their full names, labels, in one allocation (*mem, freed by the
+ * caller). Returns 0 or NCD_ENOMEM. */
+static int stats_view(const ncd_mset *set, ncc_stats *out, void **mem) {
+  size_t names = 0;
+  for (size_t f = 0; f < set->nfam; f++)
+    for (size_t i = 0; i < set->fam[f].nsamples; i++)
+      names += strlen(set->fam[f].name) + strlen(set->smp[set->fam[f].first_sample + i].suffix) + 1;
+  size_t need = set->nfam * sizeof(ncc_stats_family) + set->nsmp * sizeof(ncc_stats_sample) +
+                set->nlab * sizeof(ncc_stats_label);
+  char *block = malloc(need + names + 1);
+  if (block == NULL) return NCD_ENOMEM;
+  ncc_stats_family *fams = (void *)block;
+  ncc_stats_sample *smps = (void *)(fams + set->nfam);
+  ncc_stats_label *labs = (void *)(smps + set->nsmp);
+  char *text_at = (char *)(labs + set->nlab);
+  for (size_t i = 0; i < set->nlab; i++) {
+    labs[i].name = set->lab[i].name;
+    labs[i].value = ncd_mset_text(set, set->lab[i].value);
+  }
+  for (size_t f = 0; f < set->nfam; f++) {
+    const ncd_mfamily *mf = &set->fam[f];
+    fams[f] = (ncc_stats_family){.name = mf->name, .help = mf->help, .type = mf->type,
+                                 .samples = smps + mf->first_sample, .nsamples = mf->nsamples};
+    for (size_t i = mf->first_sample; i < mf->first_sample + mf->nsamples; i++) {
+      const ncd_msample *ms = &set->smp[i];
+      smps[i] = (ncc_stats_sample){.name = text_at, .labels = labs + ms->first_label,
+                                   .nlabels = ms->nlabels, .value = ms->value};
+      text_at += sprintf(text_at, "%s%s", mf->name, ms->suffix) + 1;
+    }
+  }
+  *out = (ncc_stats){.instance_id = set->instance_id, .uptime_ms = set->uptime_ms,
+                     .families = fams, .nfamilies = set->nfam};
+  *mem = block;
+  return 0;
+}
+
 int ncd_metrics_send_stats(ncd_handler *h) {
   ncd_mset set;
   int rc = ncd_metrics_collect(&set);
   if (rc != 0) return rc;
-  ncd_event ev = {.kind = NCD_EV_STATS, .stats = &set};
-  ncd_router_send(h, &ev, NULL);
+  ncc_stats view;
+  void *mem = NULL;
+  rc = stats_view(&set, &view, &mem);
+  if (rc == 0) {
+    ncc_event ev = {.kind = NCC_EV_STATS, .stats = &view};
+    ncd_router_send(h, &ev, NULL);
+  }
+  free(mem);
   ncd_mset_free(&set);
-  return 0;
+  return rc;
 }

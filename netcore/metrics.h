@@ -20,14 +20,14 @@
 
 struct ncd_handler;
 struct ncd_socket;
-struct ncd_event;
+struct ncc_event;
 
 /* Per handler, kept inside ncd_handler (daemon.h). */
-#define NCD_METRICS_CMD_KINDS 24 /* > the number of ncd_cmd_kind values */
+#define NCD_METRICS_CMD_KINDS 24 /* > the number of ncc_cmd_kind values */
 #define NCD_METRICS_CODES 12     /* distinct error codes counted per handler */
 typedef struct ncd_hstats {
   uint64_t joined_ms;                          /* uv_now() of its Hello */
-  uint64_t commands[NCD_METRICS_CMD_KINDS];    /* by ncd_cmd_kind */
+  uint64_t commands[NCD_METRICS_CMD_KINDS];    /* by ncc_cmd_kind */
   uint64_t events;                             /* messages (events) sent toward it */
   uint64_t payload_bytes;                      /* bytes of its Write/End payload frames */
   uint64_t closed_read, closed_written;        /* bytes of its sockets that are closed */
@@ -86,8 +86,9 @@ int ncd_metrics_render(const ncd_mset *set, char **out, size_t *len);
 /* ------------------------------------------------------------ lifecycle */
 
 /* Starts the loop turn histogram (a check handle and libuv's idle time
- * metric; the loop must have been configured with UV_METRICS_IDLE_TIME). */
-void ncd_metrics_start(void);
+ * metric; the loop must have been configured with UV_METRICS_IDLE_TIME).
+ * Returns 0 or the libuv error, logged. */
+int ncd_metrics_start(void);
 void ncd_metrics_stop(void);
 
 /* Answers a Stats command of h with a Stats event. Returns 0 or NCD_ENOMEM. */
@@ -111,12 +112,12 @@ void ncd_metrics_handler_joined(struct ncd_handler *h);
 void ncd_metrics_handler_gone(struct ncd_handler *h, const char *reason);
 /* Before h is freed: its byte totals move into netcore's own. */
 void ncd_metrics_handler_freed(struct ncd_handler *h);
-/* A command h sent: its ncd_cmd_kind, its name (static) and its payload
+/* A command h sent: its ncc_cmd_kind, its name (static) and its payload
  * frame's bytes (0 if none). */
 void ncd_metrics_command(struct ncd_handler *h, int kind, const char *name, size_t payload_len);
 /* An event is on its way to h (errors are counted by code; codes are static
  * strings, as ncd_err_name gives them). */
-void ncd_metrics_event(struct ncd_handler *h, const struct ncd_event *ev);
+void ncd_metrics_event(struct ncd_handler *h, const struct ncc_event *ev);
 /* A socket is open: how is "accepted", "connected" or "received". */
 void ncd_metrics_socket_opened(struct ncd_socket *s, const char *how);
 /* A socket starts closing (its fd is still open). */
@@ -128,5 +129,7 @@ void ncd_metrics_accept_error(int err);
 void ncd_metrics_auth_refused(void);
 /* A socket moved from the handler `from` (gone or leaving) to `to`. */
 void ncd_metrics_adopted(struct ncd_handler *from, struct ncd_handler *to);
+/* n bytes moved by a pipe inside netcore (pipe.h). */
+void ncd_metrics_piped(uint64_t n);
 
 #endif

@@ -22,8 +22,8 @@ static int same_token(const uint8_t *a, const uint8_t *b, size_t n) {
 /* The parked session of principal named by token, or NULL. */
 static ncd_handler *find_session(const char *principal, const uint8_t *token, size_t len) {
   if (len != sizeof ((ncd_handler *)0)->session_token) return NULL;
-  for (ncd_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next) {
-    ncd_handler *h = ncd_container_of(e, ncd_handler, link);
+  for (ncc_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next) {
+    ncd_handler *h = ncc_container_of(e, ncd_handler, link);
     if (h->resumable && h->taken_over && h->parked_until && !h->doomed &&
         same_token(h->session_token, token, len) && strcmp(h->principal, principal) == 0)
       return h;
@@ -31,9 +31,8 @@ static ncd_handler *find_session(const char *principal, const uint8_t *token, si
   return NULL;
 }
 
-
 int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int conn_fd,
-                     const ncd_cmd *cmd) {
+                     const ncc_cmd *cmd, ncd_err *err) {
   const char *principal = ncd_auth_principal(user_id);
   ncd_handler *h = find_session(principal, cmd->resume_token, cmd->resume_token_len);
   if (!h) {
@@ -42,21 +41,23 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
     return 0;
   }
   /* The listed sockets of this session, by id (the first entry of an id). */
-  nc__idmap_t listed;
-  nc__idmap_init(&listed);
-  ncd_resumed_socket *list = NULL;
+  ncc_idmap_t listed;
+  ncc_idmap_init(&listed);
+  ncc_resumed_socket *list = NULL;
   size_t n = 0;
-  if (cmd->nresume && !(list = calloc(cmd->nresume, sizeof *list))) return NCD_ENOMEM;
+  if (cmd->nresume && !(list = calloc(cmd->nresume, sizeof *list)))
+    return ncd_err_set(err, NCD_ENOMEM, "no memory for the %zu sockets of the resumed session",
+                       cmd->nresume);
   for (size_t i = 0; i < cmd->nresume; i++) {
-    const ncd_resume_socket *r = &cmd->resume[i];
-    ncd_socket *s = nc__idmap_get(&ncd.sockets, r->socket_id);
-    if (!s || s->owner != h || s->closing || nc__idmap_get(&listed, s->id)) continue;
-    if (nc__idmap_put(&listed, s->id, (void *)r) != 0) {
-      nc__idmap_free(&listed);
+    const ncc_resume_socket *r = &cmd->resume[i];
+    ncd_socket *s = ncc_idmap_get(&ncd.sockets, r->socket_id);
+    if (!s || s->owner != h || s->closing || ncc_idmap_get(&listed, s->id)) continue;
+    if (ncc_idmap_put(&listed, s->id, (void *)r) != 0) {
+      ncc_idmap_free(&listed);
       free(list);
-      return NCD_ENOMEM;
+      return ncd_err_set(err, NCD_ENOMEM, "no memory for the sockets of the resumed session");
     }
-    list[n++] = (ncd_resumed_socket){.socket_id = s->id, .writes = s->writes_in};
+    list[n++] = (ncc_resumed_socket){.socket_id = s->id, .writes = s->writes_in};
   }
   /* The session is this connection's now. */
   memcpy(h->rid, rid, rid_len);
@@ -68,7 +69,8 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
   h->taken_over = 0;
   ncd_handler_apply_policy(h);
   ncd_handler_touch(h);
-  ncd_welcome w = {.instance_id = ncd.instance_id,
+  ncc_welcome w = {.minor_version = NCC_PROTOCOL_MINOR,
+                   .instance_id = ncd.instance_id,
                    .server_version = NCD_VERSION,
                    .id_prefix = h->prefix,
                    .credit_window = h->credit_window,
@@ -80,17 +82,17 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
                    .resumed = 1,
                    .resumed_sockets = list,
                    .nresumed = n};
-  ncd_event ev = {.kind = NCD_EV_WELCOME, .welcome = &w};
+  ncc_event ev = {.kind = NCC_EV_WELCOME, .welcome = &w};
   ncd_router_send(h, &ev, NULL);
   free(list);
   ncd_metrics_handler_joined(h);
   uint32_t named = 0, announced = 0, ended = 0;
-  ncd_list *e, *next;
+  ncc_list *e, *next;
   for (e = h->sockets.next; e != &h->sockets; e = next) {
     next = e->next;
-    ncd_socket *s = ncd_container_of(e, ncd_socket, owner_link);
+    ncd_socket *s = ncc_container_of(e, ncd_socket, owner_link);
     if (s->closing) continue;
-    const ncd_resume_socket *r = nc__idmap_get(&listed, s->id);
+    const ncc_resume_socket *r = ncc_idmap_get(&listed, s->id);
     if (r) {
       ncd_socket_resume_session(s, r), named++;
     } else if (s->server) {
@@ -99,9 +101,9 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
       ncd_socket_destroy(s, 0), ended++; /* it knows nothing of it: nobody could use it */
     }
   }
-  nc__idmap_free(&listed);
+  ncc_idmap_free(&listed);
   for (e = h->servers.next; e != &h->servers; e = e->next) {
-    ncd_server *srv = ncd_container_of(e, ncd_server, owner_link);
+    ncd_server *srv = ncc_container_of(e, ncd_server, owner_link);
     if (srv->listener) ncd_listener_update(srv->listener);
   }
   ncd_info("handler %s (prefix %u, %s): session resumed: %u sockets go on, %u announced, "

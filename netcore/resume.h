@@ -14,13 +14,14 @@
 #define NCD_RESUME_H
 
 #include "daemon.h"
+#include "errors.h"
 #include "wire.h"
 
 /* Hello with a resume_token from connection user_id (routing id rid, libzmq
  * fd conn_fd). Returns 1 when the session resumed (Welcome sent), 0 when no
  * session of this principal has that token (the caller makes a new one), or
- * a negative error. */
+ * a negative error with its detail in err. */
 int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int conn_fd,
-                     const ncd_cmd *cmd);
+                     const ncc_cmd *cmd, ncd_err *err);
 
 #endif

@@ -33,10 +33,10 @@ static void retry_cb(uv_timer_t *t);
 static int sent_since_drain = 1;
 
 int ncd_frames_next(ncd_frames *f, zmq_msg_t *out) {
-  return nc__frame_next(ncd.router, out, &f->more) ? 0 : -1;
+  return ncc_frame_next(ncd.router, out, &f->more) ? 0 : -1;
 }
 
-int ncd_frames_drain(ncd_frames *f) { return nc__frames_drain(ncd.router, &f->more); }
+int ncd_frames_drain(ncd_frames *f) { return ncc_frames_drain(ncd.router, &f->more); }
 
 /* Receives one whole multipart message and dispatches it; the dispatcher
  * receives the frames after the envelope as it needs them. Returns how many
@@ -72,11 +72,19 @@ static int input_pending(void) {
  * always drained while ZMQ_EVENTS says so, and re-checked before the loop
  * blocks (prepare). The per-turn budget keeps sockets and timers fair against
  * chatty handlers. */
+static void process_input(void);
+
+/* More input waits: the idle handle runs process_input next turn (libuv
+ * refuses only a closing handle, at exit). */
+static void schedule_input(void) {
+  ncd_uv_check(uv_idle_start(&ncd.router_idle, (uv_idle_cb)process_input), "schedule input");
+}
+
 static void process_input(void) {
   long done = 0, n = 0;
   while (done < TURN_COMMANDS && (n = recv_one()) >= 0) done += n;
   ncd_socket_flush_acks();
-  if (n >= 0 || input_pending()) uv_idle_start(&ncd.router_idle, (uv_idle_cb)process_input);
+  if (n >= 0 || input_pending()) schedule_input();
   else uv_idle_stop(&ncd.router_idle);
 }
 
@@ -87,7 +95,7 @@ static void poll_cb(uv_poll_t *p, int status, int events) { process_input(); }
  * checked after. */
 static void prepare_cb(uv_prepare_t *p) {
   ncd_router_flush_batches();
-  if (input_pending()) uv_idle_start(&ncd.router_idle, (uv_idle_cb)process_input);
+  if (input_pending()) schedule_input();
 }
 
 /* A handler's connection closed (kill -9, close without Bye, a failed
@@ -201,16 +209,26 @@ int ncd_router_start(void) {
 
   int fd;
   size_t len = sizeof fd;
-  zmq_getsockopt(ncd.router, ZMQ_FD, &fd, &len);
-  uv_poll_init(ncd.loop, &ncd.router_poll, fd);
-  uv_poll_start(&ncd.router_poll, UV_READABLE, poll_cb);
-  uv_idle_init(ncd.loop, &ncd.router_idle);
-  uv_prepare_init(ncd.loop, &ncd.router_prepare);
-  uv_prepare_start(&ncd.router_prepare, prepare_cb);
-  uv_timer_init(ncd.loop, &ncd.retry_timer);
-  zmq_getsockopt(ncd.monitor, ZMQ_FD, &fd, &len);
-  uv_poll_init(ncd.loop, &ncd.monitor_poll, fd);
-  uv_poll_start(&ncd.monitor_poll, UV_READABLE, monitor_cb);
+  int rc, mfd;
+  size_t mlen = sizeof mfd;
+  if (zmq_getsockopt(ncd.router, ZMQ_FD, &fd, &len) != 0 ||
+      zmq_getsockopt(ncd.monitor, ZMQ_FD, &mfd, &mlen) != 0) {
+    ncd_error("cannot get the ROUTER's descriptors: %s", zmq_strerror(errno));
+    return -1;
+  }
+  if ((rc = ncd_uv_check(uv_poll_init(ncd.loop, &ncd.router_poll, fd), "watch the ROUTER")) ||
+      (rc = ncd_uv_check(uv_poll_start(&ncd.router_poll, UV_READABLE, poll_cb),
+                         "poll the ROUTER")) ||
+      (rc = ncd_uv_check(uv_idle_init(ncd.loop, &ncd.router_idle), "make the ROUTER idle")) ||
+      (rc = ncd_uv_check(uv_prepare_init(ncd.loop, &ncd.router_prepare),
+                         "make the ROUTER flush")) ||
+      (rc = ncd_uv_check(uv_prepare_start(&ncd.router_prepare, prepare_cb),
+                         "start the ROUTER flush")) ||
+      (rc = ncd_uv_check(uv_timer_init(ncd.loop, &ncd.retry_timer), "make the retry timer")) ||
+      (rc = ncd_uv_check(uv_poll_init(ncd.loop, &ncd.monitor_poll, mfd), "watch the monitor")) ||
+      (rc = ncd_uv_check(uv_poll_start(&ncd.monitor_poll, UV_READABLE, monitor_cb),
+                         "poll the monitor")))
+    return -1;
   return 0;
 }
 
@@ -268,7 +286,8 @@ static void enqueue(ncd_handler *h, zmq_msg_t *frames, size_t n) {
     ncd_debug("handler %s: pipe full, pausing its sockets", h->name);
     ncd_handler_update_reading(h);
     if (!uv_is_active((uv_handle_t *)&ncd.retry_timer))
-      uv_timer_start(&ncd.retry_timer, retry_cb, RETRY_MS, RETRY_MS);
+      ncd_uv_check(uv_timer_start(&ncd.retry_timer, retry_cb, RETRY_MS, RETRY_MS),
+                   "start the retry timer"); /* fails only while the loop closes */
   }
 }
 
@@ -289,14 +308,14 @@ static void deliver(ncd_handler *h, zmq_msg_t *frames, size_t n) {
 static void send_batch(ncd_handler *h) {
   zmq_msg_t *frames;
   size_t n;
-  if (nc__msgbatch_seal(&h->batch, &frames, &n) != 0) {
+  if (ncc_msgbatch_seal(&h->batch, &frames, &n) != 0) {
     ncd_error("out of memory sending to handler %s; dropping it", h->name);
-    nc__msgbatch_clear(&h->batch);
+    ncc_msgbatch_clear(&h->batch);
     ncd_handler_doom(h, "out of memory");
     return;
   }
   deliver(h, frames, n);
-  nc__msgbatch_clear(&h->batch);
+  ncc_msgbatch_clear(&h->batch);
 }
 
 /* Past its budget a handler's sockets stop reading (and its pings and errors
@@ -313,7 +332,7 @@ static void check_budget(ncd_handler *h) {
   ncd_handler_update_reading(h);
 }
 
-void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
+void ncd_router_send(ncd_handler *h, const ncc_event *ev, zmq_msg_t *payload) {
   if (ncd_handler_dead(h)) {
     if (payload) zmq_msg_close(payload);
     return;
@@ -321,7 +340,7 @@ void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
   ncd_metrics_event(h, ev);
   if (h->batch_events) {
     if (ncd_wire_batch_append(&h->batch, ev) != 0 ||
-        (payload && nc__msgbatch_frame(&h->batch, payload) != 0)) {
+        (payload && ncc_msgbatch_frame(&h->batch, payload) != 0)) {
       if (payload) zmq_msg_close(payload);
       ncd_error("out of memory batching for handler %s; dropping it", h->name);
       ncd_handler_doom(h, "out of memory");
@@ -347,7 +366,7 @@ void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload) {
   if (!ncd_handler_dead(h)) check_budget(h);
 }
 
-void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev) {
+void ncd_router_send_rid(const void *rid, size_t rid_len, const ncc_event *ev) {
   zmq_msg_t env;
   /* Peers that never said Hello may never read either: what they are owed
    * together is bounded, past that they get nothing. */
@@ -373,7 +392,7 @@ void ncd_router_flush(ncd_handler *h) {
     h->outq_len--;
     free(m);
   }
-  if (!ncd_handler_dead(h) && !nc__msgbatch_empty(&h->batch)) send_batch(h);
+  if (!ncd_handler_dead(h) && !ncc_msgbatch_empty(&h->batch)) send_batch(h);
   if (h->blocked && !h->outq_head) {
     h->blocked = 0;
     ncd_debug("handler %s: pipe drained, reading its sockets again", h->name);
@@ -382,20 +401,20 @@ void ncd_router_flush(ncd_handler *h) {
 }
 
 void ncd_router_flush_batches(void) {
-  ncd_list *l, *next;
+  ncc_list *l, *next;
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
-    if (!ncd_handler_dead(h) && !nc__msgbatch_empty(&h->batch)) send_batch(h);
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
+    if (!ncd_handler_dead(h) && !ncc_msgbatch_empty(&h->batch)) send_batch(h);
   }
 }
 
 static void retry_cb(uv_timer_t *t) {
   int still_blocked = 0;
-  ncd_list *l, *next;
+  ncc_list *l, *next;
   for (l = ncd.handlers.next; l != &ncd.handlers; l = next) {
     next = l->next;
-    ncd_handler *h = ncd_container_of(l, ncd_handler, link);
+    ncd_handler *h = ncc_container_of(l, ncd_handler, link);
     if (h->blocked) {
       ncd_router_flush(h);
       still_blocked |= h->blocked;

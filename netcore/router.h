@@ -26,11 +26,11 @@ void ncd_router_stop(void);
 
 /* Sends ev to h, followed by *payload if payload is not NULL. Takes ownership
  * of *payload (it is moved or closed). Dropped silently if h is gone. */
-void ncd_router_send(ncd_handler *h, const ncd_event *ev, zmq_msg_t *payload);
+void ncd_router_send(ncd_handler *h, const ncc_event *ev, zmq_msg_t *payload);
 
 /* Sends ev to whoever has routing id rid (used before a Hello made a handler).
  * Best effort: dropped if the peer's pipe is full. */
-void ncd_router_send_rid(const void *rid, size_t rid_len, const ncd_event *ev);
+void ncd_router_send_rid(const void *rid, size_t rid_len, const ncc_event *ev);
 
 /* Tries to send h's queued events, then its batch; unblocks h when its queue
  * is empty. */

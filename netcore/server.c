@@ -32,15 +32,15 @@ static int fd_pause_timer_ready;
 static int fd_paused;         /* listeners are stopped until the timer fires */
 static unsigned fd_pause_ms;  /* length of the last pause; 0 = accept works */
 
-static void emit(ncd_server *srv, ncd_event *ev) {
+static void emit(ncd_server *srv, ncc_event *ev) {
   ev->seq = ++srv->seq;
   ev->server_id = srv->id;
   ncd_router_send(srv->owner, ev, NULL);
 }
 
 static void server_free(ncd_server *srv) {
-  nc__idmap_del(&ncd.servers, srv->id);
-  ncd_list_remove(&srv->owner_link);
+  ncc_idmap_del(&ncd.servers, srv->id);
+  ncc_list_remove(&srv->owner_link);
   srv->owner->nservers--;
   free(srv);
 }
@@ -50,7 +50,7 @@ static void server_free(ncd_server *srv) {
 static void listen_failed(ncd_server *srv, int err, const char *where) {
   char msg[900];
   snprintf(msg, sizeof msg, "listen %s: %s %s", ncd_err_name(err), ncd_err_message(err), where);
-  ncd_event ev = {.kind = NCD_EV_SERVER_ERROR, .code = ncd_err_name(err), .message = msg};
+  ncc_event ev = {.kind = NCC_EV_SERVER_ERROR, .code = ncd_err_name(err), .message = msg};
   emit(srv, &ev);
   ncd_debug("server %llu: %s", (unsigned long long)srv->id, msg);
   server_free(srv);
@@ -78,11 +78,11 @@ static int member_can_take(ncd_server *m, uint64_t now) {
 
 static ncd_server *pick_member(ncd_listener *l) {
   uint64_t now = uv_now(ncd.loop);
-  for (ncd_list *e = l->members.next; e != &l->members; e = e->next) {
-    ncd_server *m = ncd_container_of(e, ncd_server, member_link);
+  for (ncc_list *e = l->members.next; e != &l->members; e = e->next) {
+    ncd_server *m = ncc_container_of(e, ncd_server, member_link);
     if (member_can_take(m, now)) {
-      ncd_list_remove(e); /* round robin: to the back of the line */
-      ncd_list_push(&l->members, e);
+      ncc_list_remove(e); /* round robin: to the back of the line */
+      ncc_list_push(&l->members, e);
       return m;
     }
   }
@@ -107,14 +107,14 @@ static void accept_one(ncd_listener *l, int fd, const struct sockaddr_storage *p
   s->server = m;
   s->allow_half_open = m->allow_half_open;
   m->connections++;
-  ncd_addr local, remote;
+  ncc_addr local, remote;
   /* A listener on one address accepts on that address: one getsockname() less. */
   if (ncd_addr_is_wildcard(&l->address)) ncd_addr_of_fd(fd, 0, &local);
   else local = l->address;
   /* accept4() already said who the peer is: one getpeername() less per connection. */
   if (ncd_addr_from_sockaddr((const struct sockaddr *)peer, peer_len, &remote) != 0)
     ncd_addr_of_fd(fd, 1, &remote);
-  ncd_event ev = {.kind = NCD_EV_CONNECTION,
+  ncc_event ev = {.kind = NCC_EV_CONNECTION,
                   .server_id = m->id,
                   .local = &local,
                   .remote = &remote,
@@ -126,8 +126,8 @@ static void accept_one(ncd_listener *l, int fd, const struct sockaddr_storage *p
 }
 
 static void update_all_listeners(void) {
-  for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next)
-    ncd_listener_update(ncd_container_of(e, ncd_listener, link));
+  for (ncc_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next)
+    ncd_listener_update(ncc_container_of(e, ncd_listener, link));
 }
 
 static void fd_pause_cb(uv_timer_t *t) {
@@ -139,11 +139,14 @@ static void pause_accepting(int err) {
   fd_pause_ms = fd_pause_ms ? fd_pause_ms * 2 : FD_PAUSE_MIN_MS;
   if (fd_pause_ms > FD_PAUSE_MAX_MS) fd_pause_ms = FD_PAUSE_MAX_MS;
   if (!fd_pause_timer_ready) {
-    uv_timer_init(ncd.loop, &fd_pause_timer);
+    if (ncd_uv_check(uv_timer_init(ncd.loop, &fd_pause_timer), "make the accept pause timer"))
+      return; /* no pause: the next accept tries again */
     fd_pause_timer_ready = 1;
   }
+  if (ncd_uv_check(uv_timer_start(&fd_pause_timer, fd_pause_cb, fd_pause_ms, 0),
+                   "start the accept pause timer"))
+    return;
   fd_paused = 1;
-  uv_timer_start(&fd_pause_timer, fd_pause_cb, fd_pause_ms, 0);
   update_all_listeners();
   ncd_fdlimit_paused(err, fd_pause_ms);
 }
@@ -192,8 +195,8 @@ void ncd_listener_update(ncd_listener *l) {
   if (l->closing) return;
   uint64_t now = uv_now(ncd.loop), wake = 0;
   int active = 0;
-  for (ncd_list *e = l->members.next; e != &l->members; e = e->next) {
-    ncd_server *m = ncd_container_of(e, ncd_server, member_link);
+  for (ncc_list *e = l->members.next; e != &l->members; e = e->next) {
+    ncd_server *m = ncc_container_of(e, ncd_server, member_link);
     if (m->paused_until && m->paused_until <= now) m->paused_until = 0;
     if (m->paused_until) {
       if (!wake || m->paused_until < wake) wake = m->paused_until;
@@ -202,13 +205,13 @@ void ncd_listener_update(ncd_listener *l) {
     }
   }
   if (active && !l->polling && !ncd.shutting_down && !fd_paused) {
-    uv_poll_start(&l->poll, UV_READABLE, poll_cb);
-    l->polling = 1;
+    l->polling = ncd_uv_check(uv_poll_start(&l->poll, UV_READABLE, poll_cb), "poll a listener") == 0;
   } else if ((!active || fd_paused) && l->polling) {
     uv_poll_stop(&l->poll);
     l->polling = 0;
   }
-  if (wake) uv_timer_start(&l->resume_timer, resume_cb, wake - now, 0);
+  if (wake) ncd_uv_check(uv_timer_start(&l->resume_timer, resume_cb, wake - now, 0),
+                         "start a listener's resume timer"); /* refused only while closing */
   else uv_timer_stop(&l->resume_timer);
 }
 
@@ -228,7 +231,7 @@ static void listener_close(ncd_listener *l) {
   if (l->closing) return;
   l->closing = 1;
   l->polling = 0;
-  ncd_list_remove(&l->link);
+  ncc_list_remove(&l->link);
   if (l->unlink_path[0]) unlink(l->unlink_path);
   l->open_handles = 2;
   uv_close((uv_handle_t *)&l->poll, listener_handle_closed_cb);
@@ -239,7 +242,7 @@ static void listener_close(ncd_listener *l) {
 
 static void maybe_closed(ncd_server *srv) {
   if (!srv->closing || srv->connections) return;
-  ncd_event ev = {.kind = NCD_EV_SERVER_CLOSED};
+  ncc_event ev = {.kind = NCC_EV_SERVER_CLOSED};
   emit(srv, &ev);
   server_free(srv);
 }
@@ -249,9 +252,9 @@ int ncd_server_close(ncd_server *srv) {
   srv->closing = 1;
   ncd_listener *l = srv->listener;
   if (l) {
-    ncd_list_remove(&srv->member_link);
+    ncc_list_remove(&srv->member_link);
     srv->listener = NULL;
-    if (ncd_list_empty(&l->members)) listener_close(l);
+    if (ncc_list_empty(&l->members)) listener_close(l);
     else ncd_listener_update(l);
   }
   maybe_closed(srv);
@@ -265,10 +268,10 @@ void ncd_server_connection_closed(ncd_server *srv) {
 }
 
 void ncd_server_close_all(void) {
-  while (!ncd_list_empty(&ncd.listeners)) {
-    ncd_listener *l = ncd_container_of(ncd.listeners.next, ncd_listener, link);
-    while (!ncd_list_empty(&l->members))
-      ncd_server_close(ncd_container_of(l->members.next, ncd_server, member_link));
+  while (!ncc_list_empty(&ncd.listeners)) {
+    ncd_listener *l = ncc_container_of(ncd.listeners.next, ncd_listener, link);
+    while (!ncc_list_empty(&l->members))
+      ncd_server_close(ncc_container_of(l->members.next, ncd_server, member_link));
   }
 }
 
@@ -285,18 +288,39 @@ void ncd_server_set_max_connections(ncd_server *srv, uint32_t max) {
 
 static void join(ncd_server *srv, ncd_listener *l) {
   srv->listener = l;
-  ncd_list_push(&l->members, &srv->member_link);
+  ncc_list_push(&l->members, &srv->member_link);
   ncd_listener_update(l);
-  ncd_event ev = {.kind = NCD_EV_LISTENING, .local = &l->address};
+  ncc_event ev = {.kind = NCC_EV_LISTENING, .local = &l->address};
   emit(srv, &ev);
 }
 
 static ncd_listener *find_listener(const char *key) {
-  for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next) {
-    ncd_listener *l = ncd_container_of(e, ncd_listener, link);
+  for (ncc_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next) {
+    ncd_listener *l = ncc_container_of(e, ncd_listener, link);
     if (strcmp(l->key, key) == 0) return l;
   }
   return NULL;
+}
+
+static void free_on_close(uv_handle_t *h) { free(h->data); }
+
+/* The poll and resume timer of a new listener around l->fd. Returns 0, or the
+ * libuv error (logged) after l is given back: its fd closed, l freed now or
+ * by its timer's close callback. */
+static int init_listener_handles(ncd_listener *l) {
+  l->poll.data = l;
+  l->resume_timer.data = l;
+  int rc = ncd_uv_check(uv_timer_init(ncd.loop, &l->resume_timer), "make a listener timer");
+  if (rc != 0) {
+    close(l->fd);
+    free(l);
+    return rc;
+  }
+  if ((rc = ncd_uv_check(uv_poll_init(ncd.loop, &l->poll, l->fd), "watch a listener")) != 0) {
+    close(l->fd);
+    uv_close((uv_handle_t *)&l->resume_timer, free_on_close);
+  }
+  return rc;
 }
 
 /* Makes a listener around a bound, listening fd and makes srv its first member. */
@@ -315,12 +339,13 @@ static void start_listener(ncd_server *srv, int fd, int is_unix, const char *key
   snprintf(l->unlink_path, sizeof l->unlink_path, "%s", unlink_path ? unlink_path : "");
   ncd_addr_of_fd(fd, 0, &l->address);
   if (is_unix && unlink_path) snprintf(l->address.address, sizeof l->address.address, "%s", unlink_path);
-  ncd_list_init(&l->members);
-  uv_poll_init(ncd.loop, &l->poll, fd);
-  uv_timer_init(ncd.loop, &l->resume_timer);
-  l->poll.data = l;
-  l->resume_timer.data = l;
-  ncd_list_push(&ncd.listeners, &l->link);
+  ncc_list_init(&l->members);
+  int rc = init_listener_handles(l);
+  if (rc != 0) {
+    listen_failed(srv, rc, key);
+    return;
+  }
+  ncc_list_push(&ncd.listeners, &l->link);
   /* A port-0 listener's key is only known once bound. */
   if (!is_unix && !unlink_path && strncmp(key, "fd:", 3) != 0)
     snprintf(l->key, sizeof l->key, "tcp:%s:%u", l->address.address, l->address.port);
@@ -354,10 +379,10 @@ static int bind_listen(int fd, const struct sockaddr *sa, socklen_t len, int bac
  * falls back to 0.0.0.0 as Node does where IPv6 is absent. */
 static int listen_tcp_addr(ncd_server *srv, const struct sockaddr *sa, socklen_t len, int backlog,
                            const char *group, int dual) {
-  ncd_addr a;
+  ncc_addr a;
   ncd_addr_from_sockaddr(sa, len, &a);
   char key[160], where[140];
-  snprintf(where, sizeof where, a.family == NCD_FAMILY_IPV6 ? "[%s]:%u" : "%s:%u", a.address, a.port);
+  snprintf(where, sizeof where, a.family == NCC_FAMILY_IPV6 ? "[%s]:%u" : "%s:%u", a.address, a.port);
   snprintf(key, sizeof key, "tcp:%s:%u", a.address, a.port);
   if (a.port != 0 && try_share(srv, key, group, where)) return 0;
   int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -396,9 +421,9 @@ typedef struct pending_listen {
 } pending_listen;
 
 static void listen_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  pending_listen *p = ncd_container_of(req, pending_listen, req);
+  pending_listen *p = ncc_container_of(req, pending_listen, req);
   /* The server may have been closed (or its handler gone) meanwhile. */
-  ncd_server *srv = nc__idmap_get(&ncd.servers, p->server_id);
+  ncd_server *srv = ncc_idmap_get(&ncd.servers, p->server_id);
   if (srv && !srv->closing) {
     if (status < 0) {
       char where[300];
@@ -437,7 +462,7 @@ static void listen_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *
   free(p);
 }
 
-static void listen_tcp(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
+static void listen_tcp(ncd_server *srv, const ncc_cmd *cmd, int backlog) {
   int rc = ncd_addr_check_port(cmd->ep.port, 1);
   if (rc != 0) {
     char where[64];
@@ -492,7 +517,7 @@ static void listen_tcp(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
   }
 }
 
-static void listen_unix(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
+static void listen_unix(ncd_server *srv, const ncc_cmd *cmd, int backlog) {
   struct sockaddr_un sun;
   socklen_t len;
   const char *path = cmd->ep.path;
@@ -522,7 +547,7 @@ static void listen_unix(ncd_server *srv, const ncd_cmd *cmd, int backlog) {
   start_listener(srv, fd, 1, key, cmd->group, path);
 }
 
-static void listen_fd(ncd_server *srv, const ncd_cmd *cmd) {
+static void listen_fd(ncd_server *srv, const ncc_cmd *cmd) {
   char why[600];
   if (ncd_policy_listen_fd(srv->owner->policy, cmd->ep.fd, why, sizeof why) != NCD_POLICY_ALLOW) {
     policy_denied(srv, why);
@@ -544,27 +569,27 @@ static void listen_fd(ncd_server *srv, const ncd_cmd *cmd) {
   int fd = cmd->ep.fd;
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   fcntl(fd, F_SETFD, FD_CLOEXEC);
-  ncd_addr a;
+  ncc_addr a;
   ncd_addr_of_fd(fd, 0, &a);
   char key[160];
   snprintf(key, sizeof key, "fd:%d", fd);
-  start_listener(srv, fd, a.family == NCD_FAMILY_UNIX, key, "", NULL);
+  start_listener(srv, fd, a.family == NCC_FAMILY_UNIX, key, "", NULL);
 }
 
-int ncd_server_listen(ncd_handler *h, const ncd_cmd *cmd) {
+int ncd_server_listen(ncd_handler *h, const ncc_cmd *cmd) {
   ncd_server *srv = calloc(1, sizeof *srv);
   if (!srv) return NCD_ENOMEM;
   srv->id = cmd->id;
   srv->owner = h;
   srv->allow_half_open = cmd->allow_half_open;
   srv->max_connections = cmd->max_connections;
-  ncd_list_init(&srv->member_link);
-  ncd_list_init(&srv->owner_link);
-  if (nc__idmap_put(&ncd.servers, srv->id, srv) != 0) {
+  ncc_list_init(&srv->member_link);
+  ncc_list_init(&srv->owner_link);
+  if (ncc_idmap_put(&ncd.servers, srv->id, srv) != 0) {
     free(srv);
     return NCD_ENOMEM;
   }
-  ncd_list_push(&h->servers, &srv->owner_link);
+  ncc_list_push(&h->servers, &srv->owner_link);
   if (++h->nservers > h->max_servers) {
     char where[80];
     snprintf(where, sizeof where, "(this handler already owns its limit of %u servers)",
@@ -580,13 +605,13 @@ int ncd_server_listen(ncd_handler *h, const ncd_cmd *cmd) {
   }
   int backlog = cmd->backlog > 0 ? cmd->backlog : DEFAULT_BACKLOG;
   switch (cmd->ep.kind) {
-  case NCD_EP_TCP:
+  case NCC_EP_TCP:
     listen_tcp(srv, cmd, backlog);
     break;
-  case NCD_EP_PATH:
+  case NCC_EP_PATH:
     listen_unix(srv, cmd, backlog);
     break;
-  case NCD_EP_FD:
+  case NCC_EP_FD:
     listen_fd(srv, cmd);
     break;
   default:
@@ -598,7 +623,7 @@ int ncd_server_listen(ncd_handler *h, const ncd_cmd *cmd) {
 /* --------------------------------------------------------------- takeover */
 
 ncd_listener *ncd_listener_restore(int fd, int is_unix, const char *key, const char *group,
-                                   const char *unlink_path, const ncd_addr *address) {
+                                   const char *unlink_path, const ncc_addr *address) {
   ncd_listener *l = calloc(1, sizeof *l);
   if (!l) {
     close(fd);
@@ -610,12 +635,9 @@ ncd_listener *ncd_listener_restore(int fd, int is_unix, const char *key, const c
   snprintf(l->group, sizeof l->group, "%s", group);
   snprintf(l->unlink_path, sizeof l->unlink_path, "%s", unlink_path);
   l->address = *address;
-  ncd_list_init(&l->members);
-  uv_poll_init(ncd.loop, &l->poll, fd);
-  uv_timer_init(ncd.loop, &l->resume_timer);
-  l->poll.data = l;
-  l->resume_timer.data = l;
-  ncd_list_push(&ncd.listeners, &l->link);
+  ncc_list_init(&l->members);
+  if (init_listener_handles(l) != 0) return NULL;
+  ncc_list_push(&ncd.listeners, &l->link);
   return l;
 }
 
@@ -627,25 +649,25 @@ ncd_server *ncd_server_restore(ncd_handler *owner, uint64_t id, ncd_listener *l,
   srv->owner = owner;
   srv->allow_half_open = allow_half_open;
   srv->max_connections = max_connections;
-  ncd_list_init(&srv->member_link);
-  ncd_list_init(&srv->owner_link);
-  if (nc__idmap_put(&ncd.servers, id, srv) != 0) {
+  ncc_list_init(&srv->member_link);
+  ncc_list_init(&srv->owner_link);
+  if (ncc_idmap_put(&ncd.servers, id, srv) != 0) {
     free(srv);
     return NULL;
   }
-  ncd_list_push(&owner->servers, &srv->owner_link);
+  ncc_list_push(&owner->servers, &srv->owner_link);
   owner->nservers++;
   srv->listener = l;
-  ncd_list_push(&l->members, &srv->member_link);
+  ncc_list_push(&l->members, &srv->member_link);
   return srv;
 }
 
 void ncd_listener_close_empty(void) {
-  ncd_list *e, *next;
+  ncc_list *e, *next;
   for (e = ncd.listeners.next; e != &ncd.listeners; e = next) {
     next = e->next;
-    ncd_listener *l = ncd_container_of(e, ncd_listener, link);
-    if (ncd_list_empty(&l->members)) listener_close(l);
+    ncd_listener *l = ncc_container_of(e, ncd_listener, link);
+    if (ncc_list_empty(&l->members)) listener_close(l);
     else ncd_listener_update(l);
   }
 }

@@ -16,7 +16,7 @@
 
 /* Listen command; cmd->id was already claimed. Answers with Listening or
  * ServerError (then the id is dead). Returns 0, or NCD_ENOMEM. */
-int ncd_server_listen(ncd_handler *h, const ncd_cmd *cmd);
+int ncd_server_listen(ncd_handler *h, const ncc_cmd *cmd);
 
 /* server.close(): stop accepting now; ServerClosed once connections reach 0.
  * Returns 0 or NCD_ERR_SERVER_NOT_RUNNING if it was already closing. */
@@ -37,7 +37,7 @@ void ncd_listener_update(ncd_listener *l);
 /* Takeover (takeover.h): a listener shipped by a previous netcore around its
  * fd (NULL after closing fd), and a parked server of owner on it. */
 ncd_listener *ncd_listener_restore(int fd, int is_unix, const char *key, const char *group,
-                                   const char *unlink_path, const ncd_addr *address);
+                                   const char *unlink_path, const ncc_addr *address);
 ncd_server *ncd_server_restore(ncd_handler *owner, uint64_t id, ncd_listener *l,
                                int allow_half_open, uint32_t max_connections);
 /* Closes the listeners left without a member, updates the others. */

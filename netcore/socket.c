@@ -12,40 +12,50 @@
 #include "fdlimit.h"
 #include "log.h"
 #include "metrics.h"
+#include "pipe.h"
 #include "router.h"
 #include "server.h"
 
 #define READ_MAX (64 * 1024)
-/* Reads up to this size are copied into a small ZeroMQ message and the read
- * buffer is reused; larger reads hand the buffer itself to ZeroMQ (no copy). */
-#define COPY_MAX 2048
+/* Each handler's reads go end to end into a slab of this size (budget.h): a
+ * read is offered the slab's room only when a whole READ_MAX (or the
+ * socket's credit, if less) fits, so a slab is retired more than half used. */
+#define SLAB_SIZE (2 * READ_MAX + 256)
 /* What a queued write costs besides its bytes (the request, the ZeroMQ
  * message it keeps alive), counted against --max-memory. */
 #define WRITE_OVERHEAD (sizeof(ncd_wreq) + 64)
 
-/* One queued write: the ZeroMQ payload frame stays alive until the kernel has
- * the bytes, so they are never copied. Recycled through a free list. */
+/* One queued write: the ZeroMQ payload frame (or, for a pipe inside netcore,
+ * the buffer its source was read into) stays alive until the kernel has the
+ * bytes, so they are never copied. Recycled through a free list. */
 typedef struct ncd_wreq {
   uv_write_t req;
   zmq_msg_t payload;
-  ncd_list link;        /* in ncd_socket.pending while connecting */
+  char *buf;            /* piped: a read buffer (malloc, READ_MAX) instead of payload */
+  size_t buf_len;
+  ncc_list link;        /* in ncd_socket.pending while connecting */
   size_t offset;        /* bytes already written by try_write */
   uint64_t fd_socket_id;
   uint32_t counts;      /* Write commands it completes: 1, 0 for End's payload, k for a
                            previous netcore's unsent bytes of k writes (takeover) */
   unsigned is_end : 1;  /* an End marker queued while connecting */
   unsigned ack_now : 1; /* acknowledge promptly on completion (lazy acks) */
+  unsigned piped : 1;   /* moved by a pipe (pipe.h): never acknowledged */
   struct ncd_wreq *next_free;
 } ncd_wreq;
 
 static ncd_wreq *free_wreqs;
 static size_t nfree_wreqs;
-static char *spare;     /* the next read buffer (ncd_tally_buffer) */
 static uint64_t total_queued;
 
 static void start_shutdown(ncd_socket *s);
 static void unpend(ncd_socket *s, ncd_wreq *w);
 static void try_next_address(ncd_socket *s);
+static int write_allowed(ncd_socket *s, size_t len);
+static void submit(ncd_socket *s, struct ncd_wreq *w);
+
+static size_t wreq_size(ncd_wreq *w) { return w->buf ? w->buf_len : zmq_msg_size(&w->payload); }
+static char *wreq_data(ncd_wreq *w) { return w->buf ? w->buf : zmq_msg_data(&w->payload); }
 
 static ncd_wreq *wreq_new(void) {
   ncd_wreq *w = free_wreqs;
@@ -57,12 +67,20 @@ static ncd_wreq *wreq_new(void) {
   }
   memset(w, 0, sizeof *w);
   zmq_msg_init(&w->payload);
-  ncd_list_init(&w->link);
+  ncc_list_init(&w->link);
   return w;
+}
+
+/* A piped read buffer cut to the len bytes it holds (the same one if realloc
+ * cannot). */
+static char *shrink(char *buf, size_t len) {
+  char *p = realloc(buf, len);
+  return p ? p : buf;
 }
 
 static void wreq_free(ncd_wreq *w) {
   zmq_msg_close(&w->payload);
+  free(w->buf);
   if (nfree_wreqs < 1024) {
     w->next_free = free_wreqs;
     free_wreqs = w;
@@ -72,11 +90,11 @@ static void wreq_free(ncd_wreq *w) {
   }
 }
 
-void ncd_socket_emit(ncd_socket *s, ncd_event *ev, zmq_msg_t *payload) {
+void ncd_socket_emit(ncd_socket *s, ncc_event *ev, zmq_msg_t *payload) {
   ev->seq = ++s->seq;
   ev->socket_id = s->id;
   /* Lazy acks ride along with whatever the socket says next (PROTOCOL.md 7). */
-  if (s->owner->lazy_acks && ev->kind != NCD_EV_WRITE_ACK && (s->ack_writes || s->ack_bytes)) {
+  if (s->owner->lazy_acks && ev->kind != NCC_EV_WRITE_ACK && (s->ack_writes || s->ack_bytes)) {
     ev->has_ack = 1;
     ev->ack_writes = s->ack_writes;
     ev->ack_bytes = s->ack_bytes;
@@ -84,27 +102,27 @@ void ncd_socket_emit(ncd_socket *s, ncd_event *ev, zmq_msg_t *payload) {
     ev->ack_queued_bytes = s->queued_bytes;
     s->ack_writes = 0;
     s->ack_bytes = 0;
-    ncd_list_remove(&s->dirty_link);
+    ncc_list_remove(&s->dirty_link);
   }
   ncd_router_send(s->owner, ev, payload);
 }
 
 static void send_ack(ncd_socket *s) {
   if (!s->ack_writes && !s->ack_bytes) return;
-  ncd_event ev = {.kind = NCD_EV_WRITE_ACK,
+  ncc_event ev = {.kind = NCC_EV_WRITE_ACK,
                   .count = s->ack_writes,
                   .bytes = s->ack_bytes,
                   .bytes_written = s->bytes_written,
                   .queued_bytes = s->queued_bytes};
   s->ack_writes = 0;
   s->ack_bytes = 0;
-  ncd_list_remove(&s->dirty_link);
+  ncc_list_remove(&s->dirty_link);
   ncd_socket_emit(s, &ev, NULL);
 }
 
 void ncd_socket_flush_acks(void) {
-  while (!ncd_list_empty(&ncd.dirty))
-    send_ack(ncd_container_of(ncd.dirty.next, ncd_socket, dirty_link));
+  while (!ncc_list_empty(&ncd.dirty))
+    send_ack(ncc_container_of(ncd.dirty.next, ncd_socket, dirty_link));
 }
 
 uint64_t ncd_socket_total_queued(void) { return total_queued; }
@@ -128,8 +146,8 @@ static void ack(ncd_socket *s, uint32_t writes, uint64_t bytes, int prompt) {
   s->acked_bytes_total += bytes;
   /* A parked owner gets nothing: its acks wait (for a resumed session,
    * PROTOCOL.md 16.1) and never use up a seq. */
-  if ((prompt || !s->owner->lazy_acks) && !s->owner->gone && ncd_list_empty(&s->dirty_link))
-    ncd_list_push(&ncd.dirty, &s->dirty_link);
+  if ((prompt || !s->owner->lazy_acks) && !s->owner->gone && ncc_list_empty(&s->dirty_link))
+    ncc_list_push(&ncd.dirty, &s->dirty_link);
 }
 
 /* ------------------------------------------------------------ idle timeout */
@@ -138,11 +156,11 @@ static void timer_cb(uv_timer_t *t) {
   ncd_socket *s = t->data;
   uint64_t idle = uv_now(ncd.loop) - s->last_active;
   if (idle < s->timeout_ms) {
-    uv_timer_start(t, timer_cb, s->timeout_ms - idle, 0);
-    return;
+    ncd_uv_check(uv_timer_start(t, timer_cb, s->timeout_ms - idle, 0), "restart an idle timer");
+    return; /* refused only while the timer closes: the socket is going */
   }
   /* Fires once per idle period; the next activity re-arms it (Node's rule). */
-  ncd_event ev = {.kind = NCD_EV_TIMEOUT};
+  ncc_event ev = {.kind = NCC_EV_TIMEOUT};
   ncd_socket_emit(s, &ev, NULL);
 }
 
@@ -151,7 +169,8 @@ static void timer_cb(uv_timer_t *t) {
 static void activity(ncd_socket *s) {
   if (!s->timeout_ms) return;
   s->last_active = uv_now(ncd.loop);
-  if (!uv_is_active((uv_handle_t *)s->timer)) uv_timer_start(s->timer, timer_cb, s->timeout_ms, 0);
+  if (!uv_is_active((uv_handle_t *)s->timer))
+    ncd_uv_check(uv_timer_start(s->timer, timer_cb, s->timeout_ms, 0), "restart an idle timer");
 }
 
 int ncd_socket_set_timeout(ncd_socket *s, uint32_t msecs) {
@@ -160,13 +179,22 @@ int ncd_socket_set_timeout(ncd_socket *s, uint32_t msecs) {
     if (s->timer) uv_timer_stop(s->timer);
     return 0;
   }
+  int rc;
   if (!s->timer) {
     if (!(s->timer = malloc(sizeof *s->timer))) return NCD_ENOMEM;
-    uv_timer_init(ncd.loop, s->timer);
+    if ((rc = ncd_uv_check(uv_timer_init(ncd.loop, s->timer), "make an idle timer")) != 0) {
+      free(s->timer);
+      s->timer = NULL;
+      s->timeout_ms = 0;
+      return rc;
+    }
     s->timer->data = s;
   }
   s->last_active = uv_now(ncd.loop);
-  uv_timer_start(s->timer, timer_cb, msecs, 0);
+  if ((rc = ncd_uv_check(uv_timer_start(s->timer, timer_cb, msecs, 0), "start an idle timer"))) {
+    s->timeout_ms = 0;
+    return rc;
+  }
   return 0;
 }
 
@@ -182,21 +210,22 @@ static ncd_socket *socket_new(ncd_handler *owner, uint64_t id, int is_unix) {
   s->owner = owner;
   s->is_unix = is_unix;
   s->credit = owner->credit_window;
-  ncd_list_init(&s->owner_link);
-  ncd_list_init(&s->dirty_link);
-  ncd_list_init(&s->pending);
-  ncd_list_init(&s->inflight);
+  ncc_list_init(&s->owner_link);
+  ncc_list_init(&s->dirty_link);
+  ncc_list_init(&s->pending);
+  ncc_list_init(&s->inflight);
+  ncc_list_init(&s->piped_in);
   int rc = is_unix ? uv_pipe_init(ncd.loop, &s->h.pipe, 1) : uv_tcp_init(ncd.loop, &s->h.tcp);
-  if (rc != 0) {
+  if (ncd_uv_check(rc, "make a socket handle") != 0) {
     free(s);
     return NULL;
   }
   s->h.handle.data = s;
-  if (nc__idmap_put(&ncd.sockets, id, s) != 0) {
+  if (ncc_idmap_put(&ncd.sockets, id, s) != 0) {
     uv_close(&s->h.handle, free_unregistered);
     return NULL;
   }
-  ncd_list_push(&owner->sockets, &s->owner_link);
+  ncc_list_push(&owner->sockets, &s->owner_link);
   ncd.nsockets++;
   owner->nsockets++;
   return s;
@@ -223,14 +252,14 @@ static void close_cb(uv_handle_t *handle) {
   ncd_socket *s = handle->data;
   if (s->notify && !s->owner->gone) {
     send_ack(s);
-    ncd_event ev = {.kind = NCD_EV_CLOSED,
+    ncc_event ev = {.kind = NCC_EV_CLOSED,
                     .flag = s->had_error,
                     .bytes_read = s->bytes_read,
                     .bytes_written = s->bytes_written};
     ncd_socket_emit(s, &ev, NULL);
   }
-  ncd_list_remove(&s->dirty_link);
-  ncd_list_remove(&s->owner_link);
+  ncc_list_remove(&s->dirty_link);
+  ncc_list_remove(&s->owner_link);
   free(s->kept);
   if (s->ai_list) uv_freeaddrinfo(s->ai_list);
   free(s->target);
@@ -244,17 +273,18 @@ void ncd_socket_destroy(ncd_socket *s, int notify) {
   if (s->closing) return;
   s->closing = 1;
   s->notify = notify;
+  ncd_pipe_socket_closing(s); /* Unpiped before Closed (PROTOCOL.md 17) */
   ncd_metrics_socket_closed(s);
-  nc__idmap_del(&ncd.sockets, s->id);
+  ncc_idmap_del(&ncd.sockets, s->id);
   if (s->gai) {
     /* The resolver callback frees the request; it must not find the socket. */
     s->gai->data = NULL;
     uv_cancel((uv_req_t *)s->gai);
     s->gai = NULL;
   }
-  while (!ncd_list_empty(&s->pending)) {
-    ncd_wreq *w = ncd_container_of(s->pending.next, ncd_wreq, link);
-    ncd_list_remove(&w->link);
+  while (!ncc_list_empty(&s->pending)) {
+    ncd_wreq *w = ncc_container_of(s->pending.next, ncd_wreq, link);
+    ncc_list_remove(&w->link);
     unpend(s, w);
     wreq_free(w);
   }
@@ -294,6 +324,7 @@ static void explain(const ncd_socket *s, int err, char *out, size_t cap) {
 
 void ncd_socket_fail(ncd_socket *s, int err, const char *syscall) {
   if (s->closing) return;
+  ncd_pipe_socket_closing(s); /* Unpiped before SocketError (PROTOCOL.md 17) */
   s->had_error = 1;
   s->close_code = ncd_err_name(err);
   send_ack(s);
@@ -305,7 +336,7 @@ void ncd_socket_fail(ncd_socket *s, int err, const char *syscall) {
     explain(s, err, why, sizeof why);
     snprintf(msg, sizeof msg, "%s %s (%s)", syscall, ncd_err_name(err), why);
   }
-  ncd_event ev = {.kind = NCD_EV_SOCKET_ERROR, .code = ncd_err_name(err), .message = msg};
+  ncc_event ev = {.kind = NCC_EV_SOCKET_ERROR, .code = ncd_err_name(err), .message = msg};
   ncd_socket_emit(s, &ev, NULL);
   ncd_debug("socket %llu: %s", (unsigned long long)s->id, msg);
   ncd_socket_destroy(s, 1);
@@ -318,11 +349,30 @@ static void maybe_finish(ncd_socket *s) {
 
 /* ----------------------------------------------------------------- reading */
 
+/* The read buffer of the next piped read (malloc, READ_MAX): it becomes the
+ * destination's write request (pipe_read), or comes back here when the
+ * kernel took the write at once. Loop thread only. */
+static char *spare;
+
+/* The read lands in the owner's slab, where read_cb makes a frame of it in
+ * place: no copy, and ZeroMQ's record of the frame the only allocation. */
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   ncd_socket *s = handle->data;
-  if (!spare) spare = ncd_tally_buffer(READ_MAX);
-  size_t n = s->credit < READ_MAX ? s->credit : READ_MAX;
-  *buf = uv_buf_init(spare, spare ? (unsigned)n : 0);
+  if (s->pipe) { /* a pipe inside netcore reads into a buffer that becomes a write */
+    if (!spare) spare = malloc(READ_MAX);
+    size_t n = ncd_pipe_read_room(s, READ_MAX);
+    *buf = uv_buf_init(spare, spare ? (unsigned)n : 0);
+    return;
+  }
+  ncd_handler *h = s->owner;
+  size_t want = s->credit < READ_MAX ? s->credit : READ_MAX, room = 0;
+  char *at = h->slab ? ncd_slab_room(h->slab, &room) : NULL;
+  if (room < want) {
+    ncd_slab_drop(h->slab);
+    h->slab = ncd_slab_new(h->tally, SLAB_SIZE);
+    at = h->slab ? ncd_slab_room(h->slab, &room) : NULL;
+  }
+  *buf = uv_buf_init(at, at ? (unsigned)(want < room ? want : room) : 0);
 }
 
 /* fds that arrived with data on a UNIX socket become sockets of the same
@@ -348,10 +398,10 @@ static void take_passed_fds(ncd_socket *s) {
       ncd_fdlimit_refused(NCD_FD_PASSED);
       continue;
     }
-    ncd_addr local, remote;
+    ncc_addr local, remote;
     ncd_addr_of_fd(fd, 0, &local);
     ncd_addr_of_fd(fd, 1, &remote);
-    ncd_event ev = {.kind = NCD_EV_FD, .new_socket_id = n->id, .local = &local, .remote = &remote};
+    ncc_event ev = {.kind = NCC_EV_FD, .new_socket_id = n->id, .local = &local, .remote = &remote};
     ncd_socket_emit(s, &ev, NULL);
     ncd_metrics_socket_opened(n, "received");
     ncd_socket_update_reading(n);
@@ -400,42 +450,74 @@ static void unkeep(ncd_socket *s, size_t n) {
   }
 }
 
+/* Sends the nread bytes just read into buf (the owner's slab) to the owner
+ * as Data, under its credit. */
+static void deliver(ncd_socket *s, const uv_buf_t *buf, ssize_t nread) {
+  if (keeps_input(s) && keep(s, buf->base, (size_t)nread) != 0) {
+    ncd_socket_fail(s, NCD_ENOMEM, "read");
+    return;
+  }
+  /* The frame is charged to the owner's budget (budget.h) until ZeroMQ has
+   * written it. */
+  zmq_msg_t payload;
+  int rc;
+  if (spare && buf->base == spare) { /* a piped read its destination refused (pipe_read) */
+    void *at = ncd_tally_frame(s->owner->tally, &payload, (size_t)nread);
+    if (at) memcpy(at, buf->base, (size_t)nread);
+    rc = at ? 0 : -1;
+  } else { /* the read landed in the owner's slab: it becomes the frame in place */
+    rc = ncd_slab_give(s->owner->slab, &payload, (size_t)nread);
+  }
+  if (rc != 0) {
+    zmq_msg_close(&payload);
+    ncd_socket_fail(s, NCD_ENOMEM, "read");
+    return;
+  }
+  /* Only a destination failing under a pipe hands over more than the
+   * credit left (pipe_read): the window then closes. */
+  s->credit -= (uint32_t)nread < s->credit ? (uint32_t)nread : s->credit;
+  s->data_sent += (uint64_t)nread;
+  ncc_event ev = {.kind = NCC_EV_DATA};
+  ncd_socket_emit(s, &ev, &payload);
+  if (s->credit == 0) ncd_socket_update_reading(s);
+}
+
+/* n bytes read from piped s go to its destination's write queue in the
+ * buffer they were read into (pipe.h). */
+static void pipe_read(ncd_socket *s, const uv_buf_t *buf, size_t n) {
+  ncd_socket *d = s->pipe->dest;
+  int rc = write_allowed(d, n);
+  ncd_wreq *w = rc == 0 ? wreq_new() : NULL;
+  if (rc == 0 && !w) rc = NCD_ENOMEM;
+  if (rc != 0) {
+    /* dest cannot take them (--max-memory): it fails, its pipes stop first,
+     * and the bytes reach the handler as Data after the Unpiped. */
+    ncd_socket_fail(d, rc, "write");
+    if (!s->closing) deliver(s, buf, (ssize_t)n);
+    return;
+  }
+  w->buf = spare;
+  w->buf_len = n;
+  w->piped = 1;
+  spare = NULL;
+  submit(d, w);
+  if (s->pipe) ncd_pipe_moved(s, n);
+}
+
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   ncd_socket *s = stream->data;
   if (nread > 0) {
     if (s->is_unix) take_passed_fds(s);
-    if (keeps_input(s) && keep(s, buf->base, (size_t)nread) != 0) {
-      ncd_socket_fail(s, NCD_ENOMEM, "read");
-      return;
-    }
-    /* The frame is charged to the owner's budget (budget.h) until ZeroMQ has
-     * written it. */
-    zmq_msg_t payload;
-    ncd_tally *tally = s->owner->tally;
-    if (nread <= COPY_MAX) {
-      void *at = ncd_tally_frame(tally, &payload, (size_t)nread);
-      if (at) memcpy(at, buf->base, (size_t)nread);
-    } else {
-      char *data = ncd_tally_buffer_shrink(spare, (size_t)nread); /* shrinks in place */
-      spare = NULL;
-      ncd_tally_give(tally, &payload, data, (size_t)nread);
-    }
-    if (zmq_msg_size(&payload) != (size_t)nread) {
-      zmq_msg_close(&payload);
-      ncd_socket_fail(s, NCD_ENOMEM, "read");
-      return;
-    }
-    s->credit -= (uint32_t)nread;
     s->bytes_read += (uint64_t)nread;
     activity(s);
-    ncd_event ev = {.kind = NCD_EV_DATA};
-    ncd_socket_emit(s, &ev, &payload);
-    if (s->credit == 0) ncd_socket_update_reading(s);
+    if (s->pipe && spare && buf->base == spare) pipe_read(s, buf, (size_t)nread);
+    else deliver(s, buf, nread);
   } else if (nread == UV_EOF) {
     s->eof = 1;
     ncd_socket_update_reading(s);
-    ncd_event ev = {.kind = NCD_EV_ENDED};
+    ncc_event ev = {.kind = NCC_EV_ENDED};
     ncd_socket_emit(s, &ev, NULL);
+    if (s->pipe) ncd_pipe_source_ended(s);
     maybe_finish(s);
   } else if (nread == UV_ENOBUFS) {
     ncd_socket_update_reading(s);
@@ -445,9 +527,13 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 }
 
 void ncd_socket_update_reading(ncd_socket *s) {
-  int want = !s->closing && !s->connecting && !s->eof && !s->paused && s->credit > 0 &&
-             !s->owner->blocked && !s->owner->over_budget && !s->owner->gone &&
-             !ncd.shutting_down;
+  int want = !s->closing && !s->connecting && !s->eof && !s->paused && !ncd.shutting_down;
+  /* Piped bytes never go to the owner: only the destination's queue holds a
+   * pipe back, whoever owns it and whatever it may take (pipe.h). */
+  if (s->pipe) want = want && ncd_pipe_read_room(s, 1) > 0;
+  else
+    want = want && s->credit > 0 && !s->owner->blocked && !s->owner->over_budget &&
+           !s->owner->gone;
   if (want && !s->reading) {
     int rc = uv_read_start(&s->h.stream, alloc_cb, read_cb);
     if (rc != 0) {
@@ -476,18 +562,21 @@ void ncd_socket_credit(ncd_socket *s, uint32_t bytes) {
   unkeep(s, bytes); /* credit says "consumed" (PROTOCOL.md 13) */
   uint64_t c = (uint64_t)s->credit + bytes;
   s->credit = c > ncd.cfg.max_credit ? ncd.cfg.max_credit : (uint32_t)c;
+  s->credited += bytes;
   ncd_socket_update_reading(s);
+  if (s->pipe) ncd_pipe_credited(s);
 }
 
 /* ----------------------------------------------------------------- writing */
 
 static void write_cb(uv_write_t *req, int status) {
-  ncd_wreq *w = ncd_container_of(req, ncd_wreq, req);
+  ncd_wreq *w = ncc_container_of(req, ncd_wreq, req);
   ncd_socket *s = req->handle->data;
-  size_t len = zmq_msg_size(&w->payload) - w->offset;
-  unsigned counts = w->counts, prompt = w->ack_now;
-  ncd_list_remove(&w->link);
+  size_t len = wreq_size(w) - w->offset;
+  unsigned counts = w->counts, prompt = w->ack_now, piped = w->piped;
+  ncc_list_remove(&w->link);
   s->queued_bytes -= len;
+  if (piped) s->piped_queued -= len;
   total_queued -= len;
   ncd.write_memory -= len + WRITE_OVERHEAD;
   wreq_free(w);
@@ -497,18 +586,19 @@ static void write_cb(uv_write_t *req, int status) {
     return;
   }
   s->bytes_written += len;
-  ack(s, counts, len, prompt);
+  if (!piped) ack(s, counts, len, prompt);
   activity(s);
+  if (s->queued_bytes == 0 && s->pending_bytes == 0) ncd_pipe_drained(s);
 }
 
 /* Hands w to the kernel: at once if nothing is queued ahead of it, else behind
  * the queue. Takes w. */
 static void do_write(ncd_socket *s, ncd_wreq *w) {
-  size_t size = zmq_msg_size(&w->payload);
-  uv_buf_t buf = uv_buf_init(zmq_msg_data(&w->payload), (unsigned)size);
+  size_t size = wreq_size(w);
+  uv_buf_t buf = uv_buf_init(wreq_data(w), (unsigned)size);
   int rc;
   if (w->fd_socket_id) {
-    ncd_socket *fs = nc__idmap_get(&ncd.sockets, w->fd_socket_id);
+    ncd_socket *fs = ncc_idmap_get(&ncd.sockets, w->fd_socket_id);
     if (!fs || fs->owner != s->owner) {
       wreq_free(w);
       ncd_socket_fail(s, NCD_EBADF, "write"); /* another handler's: as unknown */
@@ -520,22 +610,30 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
       int n = uv_try_write(&s->h.stream, &buf, 1);
       if (n == (int)size) {
         s->bytes_written += size;
-        ack(s, w->counts, size, w->ack_now);
+        if (!w->piped) ack(s, w->counts, size, w->ack_now);
         activity(s);
+        if (w->buf && !spare) { /* the kernel took a piped read at once: read into it again */
+          spare = w->buf;
+          w->buf = NULL;
+        }
         wreq_free(w);
         return;
       }
       if (n > 0) {
         w->offset = (size_t)n;
         s->bytes_written += (uint64_t)n;
-        ack(s, 0, (uint64_t)n, 0);
-        buf = uv_buf_init(buf.base + n, (unsigned)(size - (size_t)n));
+        /* An ack_now write that has to queue says so at once (queued_bytes):
+         * the library's write() and 'drain' follow netcore's queue. */
+        if (!w->piped) ack(s, 0, (uint64_t)n, w->ack_now);
       } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
         wreq_free(w);
         ncd_socket_fail(s, n, "write");
         return;
       }
     }
+    /* A piped read buffer waits in the queue at its length, not READ_MAX. */
+    if (w->buf && w->buf_len < READ_MAX) w->buf = shrink(w->buf, w->buf_len);
+    buf = uv_buf_init(wreq_data(w) + w->offset, (unsigned)(size - w->offset));
     rc = uv_write(&w->req, &s->h.stream, &buf, 1, write_cb);
   }
   if (rc != 0) {
@@ -543,8 +641,9 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
     ncd_socket_fail(s, rc, "write");
     return;
   }
-  ncd_list_push(&s->inflight, &w->link);
+  ncc_list_push(&s->inflight, &w->link);
   s->queued_bytes += buf.len;
+  if (w->piped) s->piped_queued += buf.len;
   total_queued += buf.len;
   ncd.write_memory += buf.len + WRITE_OVERHEAD;
 }
@@ -552,9 +651,10 @@ static void do_write(ncd_socket *s, ncd_wreq *w) {
 /* Queues (while connecting) or writes w. Takes w. */
 static void submit(ncd_socket *s, ncd_wreq *w) {
   if (s->connecting) {
-    size_t len = zmq_msg_size(&w->payload);
-    ncd_list_push(&s->pending, &w->link);
+    size_t len = wreq_size(w);
+    ncc_list_push(&s->pending, &w->link);
     s->pending_bytes += len;
+    if (w->piped) s->piped_queued += len;
     ncd.write_memory += len + WRITE_OVERHEAD;
   } else if (w->is_end) {
     wreq_free(w);
@@ -564,8 +664,9 @@ static void submit(ncd_socket *s, ncd_wreq *w) {
 
 /* w leaves the connecting socket's queue (to be written, or dropped). */
 static void unpend(ncd_socket *s, ncd_wreq *w) {
-  size_t len = zmq_msg_size(&w->payload);
+  size_t len = wreq_size(w);
   s->pending_bytes -= len;
+  if (w->piped) s->piped_queued -= len;
   ncd.write_memory -= len + WRITE_OVERHEAD;
 }
 
@@ -609,7 +710,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
     return;
   }
   s->shutdown_done = 1;
-  ack(s, 1, 0, s->end_ack_now);
+  if (!s->end_uncounted) ack(s, 1, 0, s->end_ack_now);
   maybe_finish(s);
 }
 
@@ -649,6 +750,21 @@ void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload, int ack_now) {
   }
   s->ended = 1;
   s->end_ack_now = ack_now != 0;
+  ncd_pipe_dest_ended(s); /* Node's pipe stops at the destination's 'finish' */
+  ncd_wreq *end = wreq_new();
+  if (!end) {
+    ncd_socket_fail(s, NCD_ENOMEM, "end");
+    return;
+  }
+  end->is_end = 1;
+  submit(s, end);
+}
+
+void ncd_socket_end_piped(ncd_socket *s) {
+  if (s->ended || s->closing) return;
+  s->ended = 1;
+  s->end_uncounted = 1;
+  ncd_pipe_dest_ended(s);
   ncd_wreq *end = wreq_new();
   if (!end) {
     ncd_socket_fail(s, NCD_ENOMEM, "end");
@@ -666,19 +782,21 @@ static void connected(ncd_socket *s) {
   s->target = NULL;
   uv_os_fd_t fd = -1;
   uv_fileno(&s->h.handle, &fd);
-  ncd_addr local, remote;
+  ncc_addr local, remote;
   ncd_addr_of_fd(fd, 0, &local);
   ncd_addr_of_fd(fd, 1, &remote);
-  ncd_event ev = {.kind = NCD_EV_CONNECTED, .local = &local, .remote = &remote};
+  ncc_event ev = {.kind = NCC_EV_CONNECTED, .local = &local, .remote = &remote};
   ncd_socket_emit(s, &ev, NULL);
   ncd_metrics_socket_opened(s, "connected");
-  while (!ncd_list_empty(&s->pending) && !s->closing) {
-    ncd_wreq *w = ncd_container_of(s->pending.next, ncd_wreq, link);
-    ncd_list_remove(&w->link);
+  while (!ncc_list_empty(&s->pending) && !s->closing) {
+    ncd_wreq *w = ncc_container_of(s->pending.next, ncd_wreq, link);
+    ncc_list_remove(&w->link);
     unpend(s, w);
     submit(s, w);
   }
-  if (!s->closing) ncd_socket_update_reading(s);
+  if (s->closing) return;
+  ncd_socket_update_reading(s);
+  if (!s->closing && s->queued_bytes == 0 && s->pending_bytes == 0) ncd_pipe_drained(s);
 }
 
 static void reconnect_close_cb(uv_handle_t *handle);
@@ -715,10 +833,10 @@ static int policy_denied(ncd_socket *s, const char *why) {
 /* Decides a Connect before anything is resolved or connected. A host name
  * that no rule allows as given may still reach an allowed address: then
  * each address it resolves to is checked (try_next_address). */
-static int check_policy(ncd_socket *s, const ncd_cmd *cmd, const char *host) {
+static int check_policy(ncd_socket *s, const ncc_cmd *cmd, const char *host) {
   char why[600];
   const ncd_policy_entry *e = s->owner->policy;
-  if (cmd->ep.kind == NCD_EP_PATH)
+  if (cmd->ep.kind == NCC_EP_PATH)
     return ncd_policy_unix(e, 1, cmd->ep.path, why, sizeof why) == NCD_POLICY_ALLOW
                ? 0
                : policy_denied(s, why);
@@ -767,7 +885,13 @@ static void reconnect_close_cb(uv_handle_t *handle) {
     close_cb(handle);
     return;
   }
-  uv_tcp_init(ncd.loop, &s->h.tcp);
+  int rc = ncd_uv_check(uv_tcp_init(ncd.loop, &s->h.tcp), "make a socket for the next address");
+  if (rc != 0) {
+    s->reconnecting = 1; /* the handle is closed already: destroy must not close it again */
+    ncd_socket_fail(s, rc, "connect");
+    close_cb(handle);
+    return;
+  }
   s->h.handle.data = s;
   try_next_address(s);
 }
@@ -791,14 +915,14 @@ static void getaddrinfo_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *r
   try_next_address(s);
 }
 
-int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd) {
-  ncd_socket *s = socket_new(h, cmd->id, cmd->ep.kind == NCD_EP_PATH);
+int ncd_socket_connect(ncd_handler *h, const ncc_cmd *cmd) {
+  ncd_socket *s = socket_new(h, cmd->id, cmd->ep.kind == NCC_EP_PATH);
   if (!s) return NCD_ENOMEM;
   s->connecting = 1;
   s->allow_half_open = cmd->allow_half_open;
   char target[300];
-  if (cmd->ep.kind == NCD_EP_PATH) snprintf(target, sizeof target, "%s", cmd->ep.path);
-  else if (cmd->ep.kind == NCD_EP_TCP)
+  if (cmd->ep.kind == NCC_EP_PATH) snprintf(target, sizeof target, "%s", cmd->ep.path);
+  else if (cmd->ep.kind == NCC_EP_TCP)
     snprintf(target, sizeof target, strchr(cmd->ep.host, ':') ? "[%s]:%lld" : "%s:%lld",
              *cmd->ep.host ? cmd->ep.host : "localhost", (long long)cmd->ep.port);
   else snprintf(target, sizeof target, "(no tcp endpoint or path given)");
@@ -807,15 +931,15 @@ int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd) {
   int rc = 0;
   struct sockaddr_un sun;
   socklen_t len;
-  if (cmd->ep.kind == NCD_EP_TCP) rc = ncd_addr_check_port(cmd->ep.port, 0);
-  else if (cmd->ep.kind == NCD_EP_PATH) rc = ncd_addr_unix(cmd->ep.path, &sun, &len);
+  if (cmd->ep.kind == NCC_EP_TCP) rc = ncd_addr_check_port(cmd->ep.port, 0);
+  else if (cmd->ep.kind == NCC_EP_PATH) rc = ncd_addr_unix(cmd->ep.path, &sun, &len);
   else rc = NCD_ERR_INVALID_ARG_VALUE;
   if (rc == 0 && ncd.nsockets > ncd.cfg.max_connections) rc = NCD_EMFILE; /* counts s itself */
   if (rc == 0 && h->max_sockets && h->nsockets > h->max_sockets) {
     s->over_handler_limit = 1;
     rc = NCD_EMFILE;
   }
-  const char *host = cmd->ep.kind == NCD_EP_TCP && *cmd->ep.host ? cmd->ep.host : "localhost";
+  const char *host = cmd->ep.kind == NCC_EP_TCP && *cmd->ep.host ? cmd->ep.host : "localhost";
   if (rc == 0) rc = check_policy(s, cmd, host);
   if (rc != 0) {
     ncd_socket_fail(s, rc, "connect");
@@ -877,10 +1001,10 @@ int ncd_socket_set_keepalive(ncd_socket *s, int enable, uint32_t initial_delay_m
 void ncd_socket_move(ncd_socket *s, ncd_server *to) {
   ncd_handler *h = to->owner;
   ncd_metrics_adopted(s->owner, h);
-  ncd_list_remove(&s->owner_link);
+  ncc_list_remove(&s->owner_link);
   s->owner->nsockets--;
   s->owner = h;
-  ncd_list_push(&h->sockets, &s->owner_link);
+  ncc_list_push(&h->sockets, &s->owner_link);
   h->nsockets++;
   s->server->connections--;
   s->server = to;
@@ -889,11 +1013,17 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
    * queued, were the old owner's business. */
   s->ack_writes = 0;
   s->ack_bytes = 0;
-  ncd_list_remove(&s->dirty_link);
+  ncc_list_remove(&s->dirty_link);
   s->skip_writes = s->writes_out;
-  s->skip_bytes = s->queued_bytes + s->pending_bytes;
+  s->skip_bytes = s->queued_bytes + s->pending_bytes - s->piped_queued; /* piped: never acked */
   /* The adopter's writes and acks count from zero (PROTOCOL.md 16.1). */
   s->writes_in = s->acked_writes_total = s->acked_bytes_total = 0;
+  s->data_sent = s->kept_len; /* what the replay sends; the adopter credits from 0 */
+  s->credited = 0;
+  if (s->pipe) { /* Unpiped counts what moved since the adopter has it */
+    s->pipe->start_at = s->kept_len;
+    s->pipe->bytes = 0;
+  }
   /* The adopter starts as with a new connection: flowing, no timeout, its
    * own window less what is replayed. */
   s->paused = 0;
@@ -902,10 +1032,10 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
 
   uv_os_fd_t fd = -1;
   uv_fileno(&s->h.handle, &fd);
-  ncd_addr local, remote;
+  ncc_addr local, remote;
   ncd_addr_of_fd(fd, 0, &local);
   ncd_addr_of_fd(fd, 1, &remote);
-  ncd_event ev = {.kind = NCD_EV_ADOPTED,
+  ncc_event ev = {.kind = NCC_EV_ADOPTED,
                   .server_id = to->id,
                   .local = &local,
                   .remote = &remote,
@@ -913,10 +1043,13 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
                   .count = to->connections,
                   .bytes_read = s->bytes_read - s->kept_len,
                   .bytes_written = s->bytes_written,
-                  .queued_bytes = s->skip_bytes,
+                  .queued_bytes = s->queued_bytes + s->pending_bytes, /* piped ones too */
                   .bytes = s->kept_len,
                   .write_ended = s->ended,
-                  .peer_ended = s->eof};
+                  .peer_ended = s->eof,
+                  .dest_socket_id = s->pipe ? s->pipe->dest->id : 0,
+                  .pipe_no_end = s->pipe && s->pipe->no_end,
+                  .pipe_high_water_mark = s->pipe ? s->pipe->hwm : 0};
   ncd_socket_emit(s, &ev, NULL);
   /* The replay: what the old owner was given and did not credit, exactly,
    * in frames no larger than a read. */
@@ -930,12 +1063,12 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
       return;
     }
     memcpy(p, s->kept + s->kept_off + at, n);
-    ncd_event data = {.kind = NCD_EV_DATA};
+    ncc_event data = {.kind = NCC_EV_DATA};
     ncd_socket_emit(s, &data, &payload);
     at += n;
   }
   if (s->eof) {
-    ncd_event ended = {.kind = NCD_EV_ENDED};
+    ncc_event ended = {.kind = NCC_EV_ENDED};
     ncd_socket_emit(s, &ended, NULL);
   }
   ncd_socket_update_reading(s);
@@ -949,20 +1082,20 @@ int ncd_socket_unsent(ncd_socket *s, char **out, size_t *len) {
   /* libuv advances partly written requests in place: what is left of every
    * queued write is the last write_queue_size bytes of the queue. */
   size_t left = uv_stream_get_write_queue_size(&s->h.stream), total = 0;
-  for (ncd_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
-    ncd_wreq *w = ncd_container_of(e, ncd_wreq, link);
+  for (ncc_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
+    ncd_wreq *w = ncc_container_of(e, ncd_wreq, link);
     if (w->fd_socket_id) return NCD_EBUSY; /* an fd in flight cannot be shipped */
-    total += zmq_msg_size(&w->payload) - w->offset;
+    total += wreq_size(w) - w->offset;
   }
   if (left > total) return NCD_EIO;
   if (left == 0) return 0;
   char *p = malloc(left);
   if (!p) return NCD_ENOMEM;
   size_t skip = total - left, at = 0;
-  for (ncd_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
-    ncd_wreq *w = ncd_container_of(e, ncd_wreq, link);
-    const char *data = (const char *)zmq_msg_data(&w->payload) + w->offset;
-    size_t n = zmq_msg_size(&w->payload) - w->offset;
+  for (ncc_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
+    ncd_wreq *w = ncc_container_of(e, ncd_wreq, link);
+    const char *data = wreq_data(w) + w->offset;
+    size_t n = wreq_size(w) - w->offset;
     if (skip >= n) {
       skip -= n;
       continue;
@@ -1031,9 +1164,9 @@ int ncd_socket_restore_writes(ncd_socket *s, const char *unsent, size_t len, int
 
 uint64_t ncd_socket_unacked_written(ncd_socket *s) {
   size_t left = uv_stream_get_write_queue_size(&s->h.stream), total = 0;
-  for (ncd_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
-    ncd_wreq *w = ncd_container_of(e, ncd_wreq, link);
-    total += zmq_msg_size(&w->payload) - w->offset;
+  for (ncc_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
+    ncd_wreq *w = ncc_container_of(e, ncd_wreq, link);
+    total += wreq_size(w) - w->offset;
   }
   return total > left ? total - left : 0;
 }
@@ -1045,7 +1178,7 @@ void ncd_socket_restore_timeout(ncd_socket *s, uint32_t msecs, uint32_t idle_ms)
   uv_timer_stop(s->timer); /* armed when the session resumes */
 }
 
-void ncd_socket_resume_session(ncd_socket *s, const ncd_resume_socket *r) {
+void ncd_socket_resume_session(ncd_socket *s, const ncc_resume_socket *r) {
   ncd_handler *h = s->owner;
   /* Events lost with the old netcore are sent again below (or were only
    * acks and Data, which come again): number on from what it saw. */
@@ -1067,8 +1200,8 @@ void ncd_socket_resume_session(ncd_socket *s, const ncd_resume_socket *r) {
   s->ack_writes = r->writes_acked < s->acked_writes_total
                       ? (uint32_t)(s->acked_writes_total - r->writes_acked) : 0;
   s->ack_bytes = r->bytes_acked < s->acked_bytes_total ? s->acked_bytes_total - r->bytes_acked : 0;
-  if ((s->ack_writes || s->ack_bytes) && ncd_list_empty(&s->dirty_link))
-    ncd_list_push(&ncd.dirty, &s->dirty_link);
+  if ((s->ack_writes || s->ack_bytes) && ncc_list_empty(&s->dirty_link))
+    ncc_list_push(&ncd.dirty, &s->dirty_link);
   /* The input it never received, exactly, then Ended if it missed that. */
   for (size_t at = skip; at < s->kept_len && !ncd_handler_dead(h);) {
     size_t n = s->kept_len - at < READ_MAX ? s->kept_len - at : READ_MAX;
@@ -1080,12 +1213,12 @@ void ncd_socket_resume_session(ncd_socket *s, const ncd_resume_socket *r) {
       return;
     }
     memcpy(p, s->kept + s->kept_off + at, n);
-    ncd_event data = {.kind = NCD_EV_DATA};
+    ncc_event data = {.kind = NCC_EV_DATA};
     ncd_socket_emit(s, &data, &payload);
     at += n;
   }
   if (s->eof && !r->saw_end) {
-    ncd_event ended = {.kind = NCD_EV_ENDED};
+    ncc_event ended = {.kind = NCC_EV_ENDED};
     ncd_socket_emit(s, &ended, NULL);
   }
   /* A pending setTimeout goes on where it was (the pause counts as idle). */
@@ -1099,16 +1232,16 @@ void ncd_socket_resume_session(ncd_socket *s, const ncd_resume_socket *r) {
 void ncd_socket_announce(ncd_socket *s) {
   uv_os_fd_t fd = -1;
   uv_fileno(&s->h.handle, &fd);
-  ncd_addr local, remote;
+  ncc_addr local, remote;
   ncd_addr_of_fd(fd, 0, &local);
   ncd_addr_of_fd(fd, 1, &remote);
-  ncd_event ev = {.kind = NCD_EV_CONNECTION,
+  ncc_event ev = {.kind = NCC_EV_CONNECTION,
                   .server_id = s->server->id,
                   .local = &local,
                   .remote = &remote,
                   .flag = s->allow_half_open,
                   .count = s->server->connections};
   ncd_socket_emit(s, &ev, NULL);
-  ncd_resume_socket none = {.socket_id = s->id};
+  ncc_resume_socket none = {.socket_id = s->id};
   ncd_socket_resume_session(s, &none);
 }

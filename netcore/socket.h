@@ -20,18 +20,22 @@
 ncd_socket *ncd_socket_adopt(ncd_handler *owner, int fd, int is_unix);
 
 /* Sends ev as the next event of s (fills seq and socket_id). Takes *payload. */
-void ncd_socket_emit(ncd_socket *s, ncd_event *ev, zmq_msg_t *payload);
+void ncd_socket_emit(ncd_socket *s, ncc_event *ev, zmq_msg_t *payload);
 
 /* Connect command; cmd->id was already claimed. Always creates the socket;
  * failures arrive as SocketError + Closed. Returns 0, or an error for the
  * dispatcher when the arguments are invalid (no socket is created). */
-int ncd_socket_connect(ncd_handler *h, const ncd_cmd *cmd);
+int ncd_socket_connect(ncd_handler *h, const ncc_cmd *cmd);
 
 /* Write command: takes *payload. Failures arrive as SocketError + Closed.
  * ack_now: acknowledge promptly even if the owner asked for lazy acks. */
 void ncd_socket_write(ncd_socket *s, zmq_msg_t *payload, uint64_t fd_socket_id, int ack_now);
 /* End command: optional payload (taken), then FIN after queued writes. */
 void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload, int ack_now);
+
+/* A pipe's End (pipe.h): FIN after the queued writes, acknowledged to
+ * nobody; nothing when s already ended. */
+void ncd_socket_end_piped(ncd_socket *s);
 
 /* Closes s now, dropping queued writes. notify: send Closed to the owner. */
 void ncd_socket_destroy(ncd_socket *s, int notify);
@@ -88,7 +92,7 @@ void ncd_socket_restore_timeout(ncd_socket *s, uint32_t msecs, uint32_t idle_ms)
  * the handler consumed beyond its last Credit counts as credited, the acks it
  * has not seen go out, the input it did not receive is replayed as Data,
  * then Ended if it missed that; its timeout goes on; reading starts. */
-void ncd_socket_resume_session(ncd_socket *s, const ncd_resume_socket *r);
+void ncd_socket_resume_session(ncd_socket *s, const ncc_resume_socket *r);
 /* Resumption of an accepted socket the handler did not list (its Connection
  * was lost): Connection, then as ncd_socket_resume_session from nothing seen. */
 void ncd_socket_announce(ncd_socket *s);

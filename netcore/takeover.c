@@ -15,6 +15,8 @@
  *                   bytes_written, timeout_ms, flags, kept bytes, unsent bytes
  *                   [writes_in, acked writes, acked bytes, writes_out, idle ms]; server id 0
  *                   (outbound or fd-made) only for a resumable session
+ *               'p' pipe inside netcore (pipe.h) between two shipped sockets: source id,
+ *                   dest id, no_end, high_water_mark
  *               'E' end of state
  *               'R' refusal: reason (either side)
  *   new -> old  'A' ack
@@ -37,6 +39,7 @@
 #include "handler.h"
 #include "log.h"
 #include "notify.h"
+#include "pipe.h"
 #include "server.h"
 #include "socket.h"
 
@@ -295,8 +298,8 @@ static int shipped(const ncd_socket *s) {
 
 static uint32_t index_of_listener(const ncd_listener *want) {
   uint32_t i = 0;
-  for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next, i++)
-    if (ncd_container_of(e, ncd_listener, link) == want) return i;
+  for (ncc_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next, i++)
+    if (ncc_container_of(e, ncd_listener, link) == want) return i;
   return UINT32_MAX;
 }
 
@@ -320,8 +323,8 @@ static int ship(int conn, char *why, size_t cap) {
   if (send_record(conn, 'S', &b, -1) != 0) goto io;
 
   uint32_t hi = 0;
-  for (ncd_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next, hi++) {
-    ncd_handler *h = ncd_container_of(e, ncd_handler, link);
+  for (ncc_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next, hi++) {
+    ncd_handler *h = ncc_container_of(e, ncd_handler, link);
     if (!handler_shipped(h)) continue;
     b.len = 0;
     put_u32(&b, hi);
@@ -341,8 +344,8 @@ static int ship(int conn, char *why, size_t cap) {
     if (b.fail || send_record(conn, 'h', &b, -1) != 0) goto io;
   }
   uint32_t li = 0;
-  for (ncd_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next, li++) {
-    ncd_listener *l = ncd_container_of(e, ncd_listener, link);
+  for (ncc_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next, li++) {
+    ncd_listener *l = ncc_container_of(e, ncd_listener, link);
     b.len = 0;
     put_u32(&b, li);
     put_u8(&b, (uint8_t)l->is_unix);
@@ -355,11 +358,11 @@ static int ship(int conn, char *why, size_t cap) {
     if (b.fail || send_record(conn, 'l', &b, l->fd) != 0) goto io;
   }
   hi = 0;
-  for (ncd_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next, hi++) {
-    ncd_handler *h = ncd_container_of(e, ncd_handler, link);
+  for (ncc_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next, hi++) {
+    ncd_handler *h = ncc_container_of(e, ncd_handler, link);
     if (!handler_shipped(h)) continue;
-    for (ncd_list *f = h->servers.next; f != &h->servers; f = f->next) {
-      ncd_server *srv = ncd_container_of(f, ncd_server, owner_link);
+    for (ncc_list *f = h->servers.next; f != &h->servers; f = f->next) {
+      ncd_server *srv = ncc_container_of(f, ncd_server, owner_link);
       if (srv->closing || !srv->listener) continue;
       b.len = 0;
       put_u64(&b, srv->id);
@@ -374,11 +377,11 @@ static int ship(int conn, char *why, size_t cap) {
     }
   }
   hi = 0;
-  for (ncd_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next, hi++) {
-    ncd_handler *h = ncd_container_of(e, ncd_handler, link);
+  for (ncc_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next, hi++) {
+    ncd_handler *h = ncc_container_of(e, ncd_handler, link);
     if (!handler_shipped(h)) continue;
-    for (ncd_list *f = h->sockets.next; f != &h->sockets; f = f->next) {
-      ncd_socket *s = ncd_container_of(f, ncd_socket, owner_link);
+    for (ncc_list *f = h->sockets.next; f != &h->sockets; f = f->next) {
+      ncd_socket *s = ncc_container_of(f, ncd_socket, owner_link);
       if (!shipped(s)) continue;
       char *unsent;
       size_t unsent_len;
@@ -413,6 +416,22 @@ static int ship(int conn, char *why, size_t cap) {
       put_u32(&b, s->writes_out);
       put_u32(&b, now > s->last_active ? (uint32_t)(now - s->last_active) : 0);
       if (b.fail || send_fd_of(conn, 's', &b, &s->h.handle) != 0) goto io;
+    }
+  }
+  /* Pipes last: both their ends exist on the new side by then. One whose
+   * destination is not shipped (an outbound socket) stops there. */
+  for (ncc_list *e = ncd.handlers.next; e != &ncd.handlers; e = e->next) {
+    ncd_handler *h = ncc_container_of(e, ncd_handler, link);
+    if (!handler_shipped(h)) continue;
+    for (ncc_list *f = h->sockets.next; f != &h->sockets; f = f->next) {
+      ncd_socket *s = ncc_container_of(f, ncd_socket, owner_link);
+      if (!shipped(s) || !s->pipe || !shipped(s->pipe->dest)) continue;
+      b.len = 0;
+      put_u64(&b, s->id);
+      put_u64(&b, s->pipe->dest->id);
+      put_u8(&b, (uint8_t)s->pipe->no_end);
+      put_u32(&b, s->pipe->hwm);
+      if (b.fail || send_record(conn, 'p', &b, -1) != 0) goto io;
     }
   }
   if (send_record(conn, 'E', NULL, -1) != 0) goto io;
@@ -526,9 +545,17 @@ int ncd_takeover_listen(void) {
     close(fd);
     return -1;
   }
+  if (ncd_uv_check(uv_poll_init(ncd.loop, &listen_poll, fd), "watch the takeover socket") != 0) {
+    close(fd);
+    unlink(sock_path);
+    return -1;
+  }
   listen_fd = fd;
-  uv_poll_init(ncd.loop, &listen_poll, fd);
-  uv_poll_start(&listen_poll, UV_READABLE, accept_cb);
+  if (ncd_uv_check(uv_poll_start(&listen_poll, UV_READABLE, accept_cb),
+                   "poll the takeover socket") != 0) {
+    ncd_takeover_stop();
+    return -1;
+  }
   ncd_debug("takeover: listening on %s", sock_path);
   return 0;
 }
@@ -596,8 +623,8 @@ static int take_handler(import_t *im, buf_t *b) {
 static int take_listener(import_t *im, buf_t *b, int fd) {
   uint32_t idx = get_u32(b);
   int is_unix = get_u8(b);
-  char key[160], group[64], path[sizeof(((ncd_addr *)0)->address)];
-  ncd_addr a;
+  char key[160], group[64], path[sizeof(((ncc_addr *)0)->address)];
+  ncc_addr a;
   memset(&a, 0, sizeof a);
   get_str(b, key, sizeof key);
   get_str(b, group, sizeof group);
@@ -624,7 +651,7 @@ static int take_server(import_t *im, buf_t *b) {
   uint32_t max = get_u32(b);
   ncd_handler *h = handler_at(im, hi);
   ncd_listener *l = li < im->nlisteners ? im->listeners[li] : NULL;
-  if (b->fail || !h || !l || nc__idmap_get(&ncd.servers, id)) return -1;
+  if (b->fail || !h || !l || ncc_idmap_get(&ncd.servers, id)) return -1;
   uint32_t pause_ms = b->at < b->len ? get_u32(b) : 0;
   if (b->fail) return -1;
   ncd_server *srv = ncd_server_restore(h, id, l, half, max);
@@ -652,9 +679,9 @@ static int take_socket(import_t *im, buf_t *b, int fd) {
   uint64_t acked_bytes = extra ? get_u64(b) : 0;
   uint32_t writes_out = extra ? get_u32(b) : 0, idle_ms = extra ? get_u32(b) : 0;
   ncd_handler *h = handler_at(im, hi);
-  ncd_server *srv = server_id ? nc__idmap_get(&ncd.servers, server_id) : NULL;
+  ncd_server *srv = server_id ? ncc_idmap_get(&ncd.servers, server_id) : NULL;
   if (b->fail || fd < 0 || !h || (server_id ? !srv || srv->owner != h : !h->resumable) ||
-      nc__idmap_get(&ncd.sockets, id)) {
+      ncc_idmap_get(&ncd.sockets, id)) {
     if (fd >= 0) close(fd);
     return -1;
   }
@@ -673,6 +700,7 @@ static int take_socket(import_t *im, buf_t *b, int fd) {
     memcpy(s->kept, kept, kept_len);
     s->kept_len = s->kept_cap = kept_len;
   }
+  s->data_sent = kept_len; /* Data not credited: a pipe waits for it (pipe.h) */
   s->writes_in = writes_in;
   s->acked_writes_total = acked_writes;
   s->acked_bytes_total = acked_bytes;
@@ -687,6 +715,15 @@ static int take_socket(import_t *im, buf_t *b, int fd) {
   s->ended = (flags & F_ENDED) != 0;
   im->nsockets++;
   return 0;
+}
+
+static int take_pipe(buf_t *b) {
+  uint64_t src_id = get_u64(b), dest_id = get_u64(b);
+  int no_end = get_u8(b);
+  uint32_t hwm = get_u32(b);
+  ncd_socket *src = ncc_idmap_get(&ncd.sockets, src_id), *dest = ncc_idmap_get(&ncd.sockets, dest_id);
+  if (b->fail || !src || !dest || src->owner != dest->owner) return -1;
+  return ncd_pipe_restore(src, dest, no_end, hwm) == 0 ? 0 : -1;
 }
 
 /* Reads the state up to 'E'. Returns 0, or -1 with why. */
@@ -726,6 +763,7 @@ static int take_state(int conn, import_t *im, char *why, size_t cap) {
     case 'l': ok = take_listener(im, &b, fd), fd = -1; break;
     case 'v': ok = take_server(im, &b); break;
     case 's': ok = take_socket(im, &b, fd), fd = -1; break;
+    case 'p': ok = take_pipe(&b); break;
     case 'E': rc = 0; goto out;
     case 'R': {
       char reason[256];

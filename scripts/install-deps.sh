@@ -10,7 +10,8 @@ pkgs=(build-essential cmake pkg-config libuv1-dev libzmq3-dev libprotobuf-c-dev
       protobuf-c-compiler libcmocka-dev protobuf-compiler python3-zmq python3-protobuf
       nodejs npm netcat-openbsd socat valgrind procps
       python3-venv python3-setuptools python3-wheel python3-mypy help2man dpkg-dev file
-      docker.io docker-compose debootstrap tini systemd prometheus)
+      docker.io docker-compose debootstrap tini systemd prometheus
+      redis-tools redis-server)
 if [ "${1:-}" = --fuzz ]; then
   pkgs=(clang-14 libclang-rt-14-dev)
 fi

@@ -1,17 +1,23 @@
 'use strict';
 // args.js: the command line shared by the example actors: --name VALUE
-// options only, each known to the actor; anything else is a usage error
-// (stderr, exit 2).
+// options, each known to the actor, and --flag options without a value
+// (false unless given); anything else is a usage error (stderr, exit 2).
 
-function parseArgs(prog, argv, defaults) {
+function parseArgs(prog, argv, defaults, flags = []) {
   const opts = { ...defaults };
+  for (const f of flags) opts[f] = false;
   const usage = () => {
-    const flags = Object.keys(defaults).map((k) => `[--${k} ${k === 'port' ? 'N' : k[0].toUpperCase()}]`);
-    process.stderr.write(`usage: ${prog} ${flags.join(' ')}\n`);
+    const words = Object.keys(defaults).map((k) => `[--${k} ${k === 'port' ? 'N' : k[0].toUpperCase()}]`);
+    for (const f of flags) words.push(`[--${f}]`);
+    process.stderr.write(`usage: ${prog} ${words.join(' ')}\n`);
     process.exit(2);
   };
   for (let i = 0; i < argv.length; i++) {
-    const m = /^--([a-z]+)(?:=(.*))?$/.exec(argv[i]);
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
+    if (m && flags.includes(m[1]) && m[2] === undefined) {
+      opts[m[1]] = true;
+      continue;
+    }
     if (!m || !(m[1] in defaults)) usage();
     const value = m[2] !== undefined ? m[2] : argv[++i];
     if (value === undefined) usage();

@@ -4,7 +4,12 @@
 // netcore handler actor in JavaScript.
 //
 //   node actors/node/echo.js [--port N] [--host H] [--path P] [--endpoint E]
-//                            [--group G] [--service S]
+//                            [--group G] [--service S] [--via-handler]
+//
+// --via-handler: echo from the 'data' listener instead of pipe(): write()
+// every chunk back, pause() when write() returns false, resume() on 'drain'.
+// Every byte then passes through this process (pipe() may stay in netcore),
+// which is the path through a handler the benchmark measures.
 //
 // Prints one line once listening ("echo server listening on <address()>"),
 // errors to stderr with their Node code (exit 1); SIGINT/SIGTERM close the
@@ -18,7 +23,7 @@ const { parseArgs } = require('./args');
 
 const opts = parseArgs('echo', process.argv.slice(2), {
   port: 8124, host: 'localhost', path: null, endpoint: null, group: null, service: null,
-});
+}, ['via-handler']);
 // --service S: a restarted echo with the same name inherits the connections
 // (read by the library's Hello); --group G shares the port (PROTOCOL.md 13).
 if (opts.service !== null) process.env.NETCORE_SERVICE = opts.service;
@@ -33,7 +38,14 @@ const server = net.createServer({ endpoint: opts.endpoint || undefined }, (c) =>
   c.on('close', () => sockets.delete(c));
   c.on('error', () => {}); // a peer's reset ends that connection only
   if (!c.adopted) c.write('hello\r\n'); // an adopted peer was greeted already
-  c.pipe(c);
+  if (opts['via-handler']) {
+    c.on('data', (chunk) => {
+      if (!c.write(chunk)) c.pause();
+    });
+    c.on('drain', () => c.resume());
+  } else {
+    c.pipe(c);
+  }
 });
 
 server.on('error', (err) => {

@@ -2,6 +2,10 @@
 """echo: the seed's echo server (c.write('hello\\r\\n'); c.pipe(c)) as a Python handler.
 
 usage: echo.py [--port N] [--host H] [--path P] [--endpoint E] [--group G] [--service S]
+               [--via-handler]
+--via-handler: echo from the 'data' listener instead of pipe(): write() every
+chunk back, pause() when write() returns False, resume() on 'drain', so every
+byte passes through this process (the path through a handler).
 Prints one line once listening, e.g.
   echo server listening on {"address":"127.0.0.1","port":8124}
 SIGINT/SIGTERM close the server and exit 0, and so does netcore announcing its
@@ -34,6 +38,8 @@ def main(status):
                    "else " + net.default_endpoint() + ")")
     p.add_argument("--group", help="share the port with echoes of this group")
     p.add_argument("--service", help="service name a restarted echo inherits under")
+    p.add_argument("--via-handler", action="store_true",
+                   help="echo with write/pause/resume here instead of pipe()")
     args = p.parse_args()
     if args.service:
         os.environ["NETCORE_SERVICE"] = args.service
@@ -50,7 +56,14 @@ def main(status):
         c.on("error", lambda err: print("echo: connection: %s" % err, file=sys.stderr))
         if not c.adopted:  # an adopted peer was greeted already
             c.write("hello\r\n")
-        c.pipe(c)
+        if args.via_handler:
+            def on_data(chunk):
+                if not c.write(chunk):
+                    c.pause()
+            c.on("data", on_data)
+            c.on("drain", c.resume)
+        else:
+            c.pipe(c)
 
     server = net.create_server(on_connection, netcore=handler)
 

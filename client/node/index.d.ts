@@ -70,6 +70,8 @@ export class Socket extends stream.Duplex {
   setTimeout(timeout: number, callback?: () => void): this;
   setNoDelay(noDelay?: boolean): this;
   setKeepAlive(enable?: boolean, initialDelay?: number): this;
+  ref(): this;
+  unref(): this;
   address(): AddressInfo | {};
 
   readonly bufferSize: number;
@@ -85,7 +87,7 @@ export class Socket extends stream.Duplex {
   readonly remoteAddress?: string | undefined;
   readonly remoteFamily?: string | undefined;
   readonly remotePort?: number | undefined;
-  readonly timeout?: number | undefined;
+  timeout?: number | undefined;
 
   end(callback?: () => void): this;
   end(buffer: Uint8Array | string, callback?: () => void): this;
@@ -204,6 +206,8 @@ export class Server extends EventEmitter {
   getConnections(cb: (error: Error | null, count: number) => void): void;
   /** The seed's server.pause(msecs): accept nothing for msecs (default 1000). */
   pause(msecs?: number): this;
+  ref(): this;
+  unref(): this;
   maxConnections: number;
   readonly connections: number;
   readonly listening: boolean;

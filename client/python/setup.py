@@ -1,7 +1,7 @@
 """Build steps pyproject.toml cannot express: netcore_pb2.py is generated from
 proto/netcore.proto with protoc (Debian's protobuf-compiler) while the package is
 built, and shipped in it together with a copy of the error table
-(client/include/nc/nc_errors.h), so an installed netcore_net never needs the
+(common/include/nc_errors.h), so an installed netcore_net never needs the
 repository nor protoc at import.
 
 The two inputs are taken from the repository (../../proto, ../include) when
@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SDIST_DIR = "_build_inputs"
 INPUTS = {  # file name -> where it lives in a checkout
     "netcore.proto": os.path.join(HERE, "..", "..", "proto", "netcore.proto"),
-    "nc_errors.h": os.path.join(HERE, "..", "include", "nc", "nc_errors.h"),
+    "nc_errors.h": os.path.join(HERE, "..", "..", "common", "include", "nc_errors.h"),
 }
 
 

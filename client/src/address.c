@@ -87,8 +87,31 @@ int nc_address_json(const nc_address_t *a, char *buf, size_t size) {
   /* JSON is UTF-8: a path that is not shows U+FFFD, as Node's address() does. */
   char shown[sizeof(a->address) * 3 + 1];
   char esc[sizeof(a->address) * 6 + 1];
-  nc__utf8_repair(a->address, strnlen(a->address, sizeof(a->address)), shown, sizeof(shown));
+  ncc_utf8_repair(a->address, strnlen(a->address, sizeof(a->address)), shown, sizeof(shown));
   json_escape(shown, esc, sizeof(esc));
   if (a->family == NC_FAMILY_UNIX) return snprintf(buf, size, "{\"address\":\"%s\"}", esc);
   return snprintf(buf, size, "{\"address\":\"%s\",\"port\":%d}", esc, a->port);
+}
+
+void nc__address(const ncc_addr *a, nc_address_t *out) {
+  memset(out, 0, sizeof(*out));
+  if (a == NULL) return;
+  switch (a->family) {
+  case NCC_FAMILY_IPV4:
+    out->family = NC_FAMILY_IPV4;
+    break;
+  case NCC_FAMILY_IPV6:
+    out->family = NC_FAMILY_IPV6;
+    break;
+  case NCC_FAMILY_UNIX:
+    out->family = NC_FAMILY_UNIX;
+    break;
+  default:
+    out->family = NC_FAMILY_NONE;
+    break;
+  }
+  size_t n = strnlen(a->address, sizeof(a->address));
+  if (n >= sizeof(out->address)) n = sizeof(out->address) - 1;
+  memcpy(out->address, a->address, n);
+  out->port = (int)a->port;
 }

@@ -1,40 +1,21 @@
-/* errors.c: names and messages of libnc's error numbers, from the one table
- * in nc_errors.h. Pure functions; callable from any thread. */
-#include <string.h>
-
+/* errors.c: names and messages of libnc's error numbers, the public face of
+ * common/errtable.h. Pure functions; callable from any thread. */
+#include "errtable.h"
 #include "nc_int.h"
 
 const char *nc_err_name(int err) {
-  switch (err) {
-#define XX(name, value, message) \
-  case value:                    \
-    return #name;
-    NC_ERRNO_MAP(XX)
-#undef XX
-  default:
-    return "UNKNOWN";
-  }
+  const char *name = ncc_err_name(err);
+  return name ? name : "UNKNOWN";
 }
 
 const char *nc_strerror(int err) {
-  switch (err) {
-#define XX(name, value, message) \
-  case value:                    \
-    return message;
-    NC_ERRNO_MAP(XX)
-#undef XX
-  default:
-    return "unknown error";
-  }
+  const char *message = ncc_err_message(err);
+  return message ? message : "unknown error";
 }
 
 int nc_err_from_name(const char *name) {
-  if (name == NULL) return NC_EIO;
-#define XX(n, value, message) \
-  if (strcmp(name, #n) == 0) return value;
-  NC_ERRNO_MAP(XX)
-#undef XX
-  return NC_EIO;
+  int err = ncc_err_from_name(name);
+  return err ? err : NC_EIO;
 }
 
 int nc__err_code(const char *code) { return nc_err_from_name(code); }

@@ -86,12 +86,12 @@ static void link_failed(nc_loop_t *loop) {
 static void flush_batch(nc_loop_t *loop) {
   zmq_msg_t *frames;
   size_t n;
-  if (nc__msgbatch_empty(&loop->out_batch)) return;
+  if (ncc_msgbatch_empty(&loop->out_batch)) return;
   if (loop->gone || loop->gone_pending || loop->dealer == NULL) {
-    nc__msgbatch_clear(&loop->out_batch);
+    ncc_msgbatch_clear(&loop->out_batch);
     return;
   }
-  if (nc__msgbatch_seal(&loop->out_batch, &frames, &n) != 0) {
+  if (ncc_msgbatch_seal(&loop->out_batch, &frames, &n) != 0) {
     errno = ENOMEM;
     link_failed(loop);
   } else {
@@ -103,23 +103,23 @@ static void flush_batch(nc_loop_t *loop) {
       }
     }
   }
-  nc__msgbatch_clear(&loop->out_batch);
+  ncc_msgbatch_clear(&loop->out_batch);
 }
 
 /* nc__send inside a turn of the loop: cmd joins the batch. Only Write carries
  * a payload frame in a batch (nc_socket_end sends its data as a Write). */
-static int send_batched(nc_loop_t *loop, const nc__cmd_t *cmd, const void *payload, size_t len,
+static int send_batched(nc_loop_t *loop, const ncc_cmd *cmd, const void *payload, size_t len,
                         zmq_msg_t *payload_msg) {
-  nc__msgbatch_t *b = &loop->out_batch;
+  ncc_msgbatch_t *b = &loop->out_batch;
   /* A full batch leaves before a Write, never after it: the Credit for the
    * data that Write answers comes next and must share its message
    * (PROTOCOL.md 13). Other commands fill it up to twice the size, still
    * far below netcore's --max-batch. */
-  if (cmd->type == NC__CMD_WRITE ? b->count >= BATCH_MAX_COMMANDS || b->payload_bytes >= BATCH_MAX_PAYLOAD
+  if (cmd->kind == NCC_CMD_WRITE ? b->count >= BATCH_MAX_COMMANDS || b->payload_bytes >= BATCH_MAX_PAYLOAD
                                  : b->count >= 2 * BATCH_MAX_COMMANDS)
     flush_batch(loop);
-  int rv = nc__wire_pack_batched(cmd, b);
-  if (rv == 0 && cmd->type == NC__CMD_WRITE) {
+  int rv = ncc_cmd_pack(cmd, ncc_place_in_batch, b);
+  if (rv == 0 && cmd->kind == NCC_CMD_WRITE) {
     zmq_msg_t m;
     if (payload_msg != NULL) {
       zmq_msg_init(&m);
@@ -130,67 +130,85 @@ static int send_batched(nc_loop_t *loop, const nc__cmd_t *cmd, const void *paylo
     } else {
       rv = NC_ENOMEM;
     }
-    if (rv == 0 && nc__msgbatch_frame(b, &m) != 0) rv = NC_ENOMEM;
+    if (rv == 0 && ncc_msgbatch_frame(b, &m) != 0) rv = NC_ENOMEM;
   }
   if (payload_msg != NULL) zmq_msg_close(payload_msg);
   if (rv != 0) {
     /* The batch may now hold a Write without its frame: it cannot go. */
     errno = ENOMEM;
     link_failed(loop);
-    nc__msgbatch_clear(b);
+    ncc_msgbatch_clear(b);
     return NC_ERR_NETCORE_GONE;
   }
   loop->last_send = loop->now;
   return 0;
 }
 
-int nc__send(nc_loop_t *loop, const nc__cmd_t *cmd, const void *payload, size_t len,
-             zmq_msg_t *payload_msg) {
-  uint8_t stackbuf[512], *buf = stackbuf;
-  int rv = NC_ERR_NETCORE_GONE;
-  if (loop->relinking && !loop->gone) {
-    rv = NC_ERR_NETCORE_UNAVAILABLE; /* no ids before the new Welcome */
-    goto out;
-  }
-  if (loop->gone || loop->gone_pending || loop->dealer == NULL || loop->left) goto out;
-  if (loop->batching && (cmd->type == NC__CMD_WRITE || (payload == NULL && payload_msg == NULL)))
-    return send_batched(loop, cmd, payload, len, payload_msg);
-  flush_batch(loop); /* keep the order */
-  int n = nc__wire_pack(cmd, buf, sizeof(stackbuf));
-  if (n < 0) {
-    rv = n;
-    goto out;
-  }
-  if ((size_t)n > sizeof(stackbuf)) {
-    if ((buf = malloc((size_t)n)) == NULL) {
-      rv = NC_ENOMEM;
-      goto out;
-    }
-    nc__wire_pack(cmd, buf, (size_t)n);
-  }
+/* Why nothing may be sent now (0: it may): netcore gone or being replaced,
+ * no dealer, or nc_loop_leave(). */
+static int send_refused(const nc_loop_t *loop) {
+  if (loop->relinking && !loop->gone) return NC_ERR_NETCORE_UNAVAILABLE; /* no ids before the new Welcome */
+  if (loop->gone || loop->gone_pending || loop->dealer == NULL || loop->left)
+    return NC_ERR_NETCORE_GONE;
+  return 0;
+}
+
+/* Where a command packed alone goes: the caller's stack buffer when it fits,
+ * else the heap (heap is then set, for the caller to free). */
+typedef struct envelope_buf {
+  uint8_t *stack;
+  size_t cap, len;
+  uint8_t *heap;
+} envelope_buf;
+
+static void *in_envelope(void *arg, size_t len) {
+  envelope_buf *e = arg;
+  e->len = len;
+  if (len <= e->cap) return e->stack;
+  return e->heap = malloc(len);
+}
+
+/* Sends the envelope and the payload frame, if any (payload_msg is moved).
+ * 0, or -1 when the dealer refused (the link is then failed by the caller). */
+static int send_frames(nc_loop_t *loop, const void *env, size_t env_len, const void *payload,
+                       size_t len, zmq_msg_t *payload_msg) {
   int more = (payload != NULL || payload_msg != NULL) ? ZMQ_SNDMORE : 0;
   loop->sent_since_drain = 1;
-  if (zmq_send(loop->dealer, buf, (size_t)n, more | ZMQ_DONTWAIT) < 0) goto failed;
-  if (payload_msg != NULL) {
-    if (zmq_msg_send(payload_msg, loop->dealer, ZMQ_DONTWAIT) < 0) goto failed;
-  } else if (payload != NULL) {
-    /* The one copy of the data: into the frame ZeroMQ will send. */
-    zmq_msg_t m;
-    if (zmq_msg_init_size(&m, len) != 0) goto failed;
-    if (len > 0) memcpy(zmq_msg_data(&m), payload, len);
-    if (zmq_msg_send(&m, loop->dealer, ZMQ_DONTWAIT) < 0) {
-      zmq_msg_close(&m);
-      goto failed;
-    }
+  if (zmq_send(loop->dealer, env, env_len, more | ZMQ_DONTWAIT) < 0) return -1;
+  if (payload_msg != NULL) return zmq_msg_send(payload_msg, loop->dealer, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+  if (payload == NULL) return 0;
+  /* The one copy of the data: into the frame ZeroMQ will send. */
+  zmq_msg_t m;
+  if (zmq_msg_init_size(&m, len) != 0) return -1;
+  if (len > 0) memcpy(zmq_msg_data(&m), payload, len);
+  if (zmq_msg_send(&m, loop->dealer, ZMQ_DONTWAIT) < 0) {
+    zmq_msg_close(&m);
+    return -1;
   }
-  loop->last_send = loop->now;
-  rv = 0;
-  goto out;
-failed:
-  link_failed(loop);
-  rv = NC_ERR_NETCORE_GONE;
-out:
-  if (buf != stackbuf) free(buf);
+  return 0;
+}
+
+int nc__send(nc_loop_t *loop, const ncc_cmd *cmd, const void *payload, size_t len,
+             zmq_msg_t *payload_msg) {
+  int rv = send_refused(loop);
+  if (rv == 0 && loop->batching &&
+      (cmd->kind == NCC_CMD_WRITE || (payload == NULL && payload_msg == NULL)))
+    return send_batched(loop, cmd, payload, len, payload_msg);
+  uint8_t stackbuf[512];
+  envelope_buf env = {stackbuf, sizeof(stackbuf), 0, NULL};
+  if (rv == 0) {
+    flush_batch(loop); /* keep the order */
+    rv = ncc_cmd_pack(cmd, in_envelope, &env);
+  }
+  if (rv == 0 && send_frames(loop, env.heap ? env.heap : stackbuf, env.len, payload, len,
+                             payload_msg) != 0) {
+    link_failed(loop);
+    rv = NC_ERR_NETCORE_GONE;
+  } else if (rv == 0) {
+    loop->last_send = loop->now;
+    payload_msg = NULL; /* sent */
+  }
+  free(env.heap);
   if (rv != 0 && payload_msg != NULL) zmq_msg_close(payload_msg);
   return rv;
 }
@@ -214,7 +232,7 @@ void nc__unref(nc__handle_t *h) {
 }
 
 void nc__pend(nc__handle_t *h, unsigned flags) {
-  if (h->pending_flags == 0) nc__list_push(&h->loop->pending, &h->pend);
+  if (h->pending_flags == 0) ncc_list_push(&h->loop->pending, &h->pend);
   h->pending_flags |= flags;
 }
 
@@ -252,7 +270,7 @@ static int monitor_next(nc_loop_t *loop, uint16_t *event, uint32_t *value) {
   }
   int more = zmq_msg_more(&m);
   zmq_msg_close(&m);
-  nc__frames_drain(loop->monitor, &more);
+  ncc_frames_drain(loop->monitor, &more);
   return 1;
 }
 
@@ -294,26 +312,27 @@ static int handshake_failure(nc_loop_t *loop, int *dropped) {
 
 /* Sends Hello on the current dealer (the first, or one made to reconnect). */
 static int send_hello(nc_loop_t *loop) {
-  nc__cmd_t cmd = {.type = NC__CMD_HELLO,
-                   .name = loop->hello_name,
-                   .u32 = loop->hello_credit,
-                   .u32b = loop->hello_lease,
-                   .flag = 1, /* lazy acks: see write_common() */
-                   .flag2 = 1 /* batched events: see read_events() */,
-                   .service = loop->hello_service[0] ? loop->hello_service : NULL,
-                   .resumable = loop->resumable};
-  nc__resume_sock_t *list = NULL;
+  ncc_cmd cmd = {.kind = NCC_CMD_HELLO,
+                 .version = NCC_PROTOCOL_VERSION,
+                 .hello_name = loop->hello_name,
+                 .credit_window = loop->hello_credit,
+                 .lease_ms = loop->hello_lease,
+                 .lazy_acks = 1,   /* see write_common() */
+                 .batch_events = 1 /* see read_events() */,
+                 .service = loop->hello_service[0] ? loop->hello_service : NULL,
+                 .resumable = loop->resumable};
+  ncc_resume_socket *list = NULL;
   if (loop->resuming) {
     /* The session of the netcore that was taken over (PROTOCOL.md 16.1):
      * its token, and what this side has seen of each socket. */
     size_t n = 0;
-    for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) n++;
+    for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next) n++;
     if (n && (list = malloc(n * sizeof(*list))) == NULL) return NC_ENOMEM;
-    cmd.token = loop->session_token;
-    cmd.token_len = loop->session_token_len;
+    cmd.resume_token = loop->session_token;
+    cmd.resume_token_len = loop->session_token_len;
     cmd.resume = list;
-    for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next)
-      cmd.nresume += nc__socket_resume_entry(NC__CONTAINER(l, nc_socket_t, h.all), &list[cmd.nresume]);
+    for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next)
+      cmd.nresume += nc__socket_resume_entry(ncc_container_of(l, nc_socket_t, h.all), &list[cmd.nresume]);
   }
   /* Hello goes alone, first, and past nc__send's hold on a relinking loop. */
   int relinking = loop->relinking, batching = loop->batching;
@@ -326,18 +345,19 @@ static int send_hello(nc_loop_t *loop) {
 }
 
 /* What a Welcome says, kept for the loop (the first one and every new one). */
-static void take_welcome(nc_loop_t *loop, const nc__event_t *ev) {
+static void take_welcome(nc_loop_t *loop, const ncc_welcome *w) {
   loop->welcomed = 1;
-  loop->id_prefix = ev->id_prefix;
+  loop->id_prefix = w->id_prefix;
   loop->next_id = 0;
-  loop->credit_window = ev->credit_window;
-  loop->lease_ms = ev->lease_ms;
-  loop->max_frame = ev->max_frame;
-  loop->max_write_queue = ev->max_write_queue;
-  snprintf(loop->instance_id, sizeof(loop->instance_id), "%s", ev->instance_id);
-  snprintf(loop->server_version, sizeof(loop->server_version), "%s", ev->server_version);
-  loop->session_token_len = ev->session_token_len <= sizeof(loop->session_token) ? ev->session_token_len : 0;
-  if (loop->session_token_len) memcpy(loop->session_token, ev->session_token, loop->session_token_len);
+  loop->credit_window = w->credit_window;
+  loop->lease_ms = w->lease_ms;
+  loop->max_frame = w->max_frame;
+  loop->max_write_queue = w->max_write_queue;
+  loop->minor_version = w->minor_version;
+  snprintf(loop->instance_id, sizeof(loop->instance_id), "%s", w->instance_id);
+  snprintf(loop->server_version, sizeof(loop->server_version), "%s", w->server_version);
+  loop->session_token_len = w->session_token_len <= sizeof(loop->session_token) ? w->session_token_len : 0;
+  if (loop->session_token_len) memcpy(loop->session_token, w->session_token, loop->session_token_len);
 }
 
 /* Waits for Welcome; returns 0, or an error with loop->errmsg set. */
@@ -374,16 +394,16 @@ static int hello(nc_loop_t *loop) {
       continue;
     }
     int more = zmq_msg_more(&env);
-    nc__frames_drain(loop->dealer, &more); /* a payload frame here would be a protocol error */
-    nc__event_t ev;
-    rv = nc__wire_unpack(zmq_msg_data(&env), zmq_msg_size(&env), &ev, &loop->arena);
+    ncc_frames_drain(loop->dealer, &more); /* a payload frame here would be a protocol error */
+    ncc_event ev;
+    rv = ncc_event_unpack(&loop->arena, zmq_msg_data(&env), zmq_msg_size(&env), &ev);
     zmq_msg_close(&env);
     if (rv != 0) continue;
-    if (ev.type == NC__EV_WELCOME) {
-      take_welcome(loop, &ev);
+    if (ev.kind == NCC_EV_WELCOME) {
+      take_welcome(loop, ev.welcome);
       return 0;
     }
-    if (ev.type == NC__EV_ERROR) {
+    if (ev.kind == NCC_EV_ERROR) {
       snprintf(loop->errmsg, sizeof(loop->errmsg), "netcore at %s refused Hello: %s: %s",
                loop->endpoint, ev.code, ev.message);
       int err = nc__err_code(ev.code);
@@ -405,7 +425,7 @@ static int hello(nc_loop_t *loop) {
 static int setup_curve(nc_loop_t *loop, const nc_loop_options_t *o) {
   const char *server_key = o->server_key ? o->server_key : getenv("NETCORE_SERVER_KEY");
   const char *secret_file = o->secret_file ? o->secret_file : getenv("NETCORE_SECRET_FILE");
-  char pub[NC__Z85_KEY_LEN + 1], sec[NC__Z85_KEY_LEN + 1], err[400];
+  char pub[NCC_Z85_KEY_LEN + 1], sec[NCC_Z85_KEY_LEN + 1], err[400];
   if (server_key != NULL && *server_key == '\0') server_key = NULL;
   if (secret_file != NULL && *secret_file == '\0') secret_file = NULL;
   if (server_key == NULL && secret_file == NULL) return 0;
@@ -416,18 +436,18 @@ static int setup_curve(nc_loop_t *loop, const nc_loop_options_t *o) {
              server_key ? "public key" : "key pair file");
     return NC_EINVAL;
   }
-  if (!nc__z85_key_valid(server_key, NULL)) {
+  if (!ncc_z85_key_valid(server_key, NULL)) {
     snprintf(loop->errmsg, sizeof(loop->errmsg),
              "netcore's public key (server_key or NETCORE_SERVER_KEY) is not a CURVE key: it "
              "must be the 40 Z85 characters `netcore keygen` prints");
     return NC_EINVAL;
   }
-  if (nc__keyfile_read(secret_file, pub, sec, err, sizeof(err)) != 0) {
+  if (ncc_keyfile_read(secret_file, pub, sec, err, sizeof(err)) != 0) {
     snprintf(loop->errmsg, sizeof(loop->errmsg), "this handler's key pair: %s", err);
     return NC_EINVAL;
   }
   if (strncmp(loop->endpoint, "tcp://", 6) == 0) {
-    memcpy(loop->curve_server, server_key, NC__Z85_KEY_LEN + 1);
+    memcpy(loop->curve_server, server_key, NCC_Z85_KEY_LEN + 1);
     memcpy(loop->curve_public, pub, sizeof(pub));
     memcpy(loop->curve_secret, sec, sizeof(sec));
     loop->curve = 1;
@@ -461,9 +481,9 @@ static int open_dealer(nc_loop_t *loop) {
   set_int(loop->monitor, ZMQ_LINGER, 0);
   if (zmq_connect(loop->monitor, mon) != 0) return NC_ENOMEM;
   if (loop->curve &&
-      (zmq_setsockopt(loop->dealer, ZMQ_CURVE_SERVERKEY, loop->curve_server, NC__Z85_KEY_LEN + 1) ||
-       zmq_setsockopt(loop->dealer, ZMQ_CURVE_PUBLICKEY, loop->curve_public, NC__Z85_KEY_LEN + 1) ||
-       zmq_setsockopt(loop->dealer, ZMQ_CURVE_SECRETKEY, loop->curve_secret, NC__Z85_KEY_LEN + 1))) {
+      (zmq_setsockopt(loop->dealer, ZMQ_CURVE_SERVERKEY, loop->curve_server, NCC_Z85_KEY_LEN + 1) ||
+       zmq_setsockopt(loop->dealer, ZMQ_CURVE_PUBLICKEY, loop->curve_public, NCC_Z85_KEY_LEN + 1) ||
+       zmq_setsockopt(loop->dealer, ZMQ_CURVE_SECRETKEY, loop->curve_secret, NCC_Z85_KEY_LEN + 1))) {
     snprintf(loop->errmsg, sizeof(loop->errmsg), "CURVE: %s", zmq_strerror(errno));
     return NC_EINVAL;
   }
@@ -483,7 +503,7 @@ static void close_dealer(nc_loop_t *loop) {
     epoll_ctl(loop->epfd, EPOLL_CTL_DEL, loop->monitor_fd, NULL);
   }
   loop->dealer_fd = loop->monitor_fd = -1;
-  nc__msgbatch_clear(&loop->out_batch);
+  ncc_msgbatch_clear(&loop->out_batch);
   if (loop->monitor != NULL) zmq_close(loop->monitor);
   if (loop->dealer != NULL) {
     zmq_socket_monitor(loop->dealer, NULL, 0);
@@ -494,7 +514,7 @@ static void close_dealer(nc_loop_t *loop) {
 
 int nc_default_endpoint(char *buf, size_t size) {
   if (buf == NULL) return NC_EINVAL;
-  return nc__default_endpoint(getenv("XDG_RUNTIME_DIR"), (unsigned long)geteuid(), buf, size) == 0
+  return ncc_default_endpoint(getenv("XDG_RUNTIME_DIR"), (unsigned long)geteuid(), buf, size) == 0
              ? 0
              : NC_ENAMETOOLONG;
 }
@@ -524,7 +544,7 @@ void nc_loop_leave(nc_loop_t *loop, int handoff) {
   if (loop == NULL || loop->left) return;
   flush_batch(loop); /* the writes and credits of this turn go first */
   if (loop->dealer != NULL && loop->welcomed && !loop->gone && !loop->gone_pending) {
-    nc__cmd_t bye = {.type = NC__CMD_BYE, .flag = handoff};
+    ncc_cmd bye = {.kind = NCC_CMD_BYE, .handoff = handoff};
     int batching = loop->batching;
     loop->batching = 0;
     set_int(loop->dealer, ZMQ_LINGER, 2000); /* let it leave before the process does */
@@ -563,13 +583,14 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
   nc_loop_t *loop = calloc(1, sizeof(*loop));
   if (loop == NULL) return NC_ENOMEM;
   loop->wake[0] = loop->wake[1] = loop->epfd = loop->dealer_fd = loop->monitor_fd = -1;
-  nc__list_init(&loop->servers);
-  nc__list_init(&loop->sockets);
-  nc__list_init(&loop->timers);
-  nc__list_init(&loop->all_timers);
-  nc__list_init(&loop->pending);
-  nc__idmap_init(&loop->socket_ids);
-  nc__idmap_init(&loop->server_ids);
+  ncc_list_init(&loop->servers);
+  ncc_list_init(&loop->sockets);
+  ncc_list_init(&loop->timers);
+  ncc_list_init(&loop->all_timers);
+  ncc_list_init(&loop->pending);
+  ncc_arena_init(&loop->arena, loop->arena_block, sizeof(loop->arena_block));
+  ncc_idmap_init(&loop->socket_ids);
+  ncc_idmap_init(&loop->server_ids);
   loop->now = loop->last_send = loop->last_recv = nc__clock_ms();
   snprintf(loop->errmsg, sizeof(loop->errmsg), "no error");
   if (strlen(ep) >= sizeof(loop->endpoint)) {
@@ -596,6 +617,8 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
    * NETCORE_RESUME=0 (netcore then keeps less input per socket). */
   const char *env_resume = getenv("NETCORE_RESUME");
   loop->resumable = loop->reconnect && !(env_resume != NULL && strcmp(env_resume, "0") == 0);
+  const char *env_offload = getenv("NETCORE_PIPE_OFFLOAD");
+  loop->pipe_offload = !(env_offload != NULL && strcmp(env_offload, "0") == 0);
   if ((loop->zctx = zmq_ctx_new()) == NULL) {
     rv = NC_ENOMEM;
     goto fail;
@@ -626,15 +649,15 @@ void nc_loop_free(nc_loop_t *loop) {
   loop->batching = 0;
   if (loop->dealer != NULL && loop->welcomed && !loop->gone && !loop->gone_pending &&
       !loop->relinking && !loop->left) {
-    nc__cmd_t bye = {.type = NC__CMD_BYE};
+    ncc_cmd bye = {.kind = NCC_CMD_BYE};
     /* Give the Bye a moment to leave; netcore would find us gone anyway. */
     set_int(loop->dealer, ZMQ_LINGER, 200);
     nc__send(loop, &bye, NULL, 0, NULL);
   }
-  while (!nc__list_empty(&loop->sockets))
-    nc__socket_free(NC__CONTAINER(loop->sockets.next, nc_socket_t, h.all));
-  while (!nc__list_empty(&loop->servers))
-    nc__server_free(NC__CONTAINER(loop->servers.next, nc_server_t, h.all));
+  while (!ncc_list_empty(&loop->sockets))
+    nc__socket_free(ncc_container_of(loop->sockets.next, nc_socket_t, h.all));
+  while (!ncc_list_empty(&loop->servers))
+    nc__server_free(ncc_container_of(loop->servers.next, nc_server_t, h.all));
   nc__timers_free(loop);
   for (struct nc__stats_req *r; (r = stats_pop(loop)) != NULL;) free(r);
   close_dealer(loop);
@@ -643,10 +666,10 @@ void nc_loop_free(nc_loop_t *loop) {
   if (loop->epfd >= 0) close(loop->epfd);
   if (loop->wake[0] >= 0) close(loop->wake[0]);
   if (loop->wake[1] >= 0) close(loop->wake[1]);
-  nc__idmap_free(&loop->socket_ids);
-  nc__idmap_free(&loop->server_ids);
-  nc__arena_reset(&loop->arena);
-  nc__msgbatch_free(&loop->out_batch);
+  ncc_idmap_free(&loop->socket_ids);
+  ncc_idmap_free(&loop->server_ids);
+  ncc_arena_reset(&loop->arena);
+  ncc_msgbatch_free(&loop->out_batch);
   free(loop->scratch);
   free(loop);
 }
@@ -677,7 +700,7 @@ int nc_loop_stats(nc_loop_t *loop, nc_stats_cb cb, void *arg) {
   if (loop->gone || loop->gone_pending) return NC_ERR_NETCORE_GONE;
   struct nc__stats_req *r = calloc(1, sizeof(*r));
   if (r == NULL) return NC_ENOMEM;
-  nc__cmd_t cmd = {.type = NC__CMD_STATS};
+  ncc_cmd cmd = {.kind = NCC_CMD_STATS};
   int rv = nc__send(loop, &cmd, NULL, 0, NULL);
   if (rv != 0) {
     free(r);
@@ -692,12 +715,43 @@ int nc_loop_stats(nc_loop_t *loop, nc_stats_cb cb, void *arg) {
   return 0;
 }
 
-static void on_stats_event(nc_loop_t *loop, const nc__event_t *ev) {
+/* The public nc_stats_t of what the protocol module unpacked: arrays in one
+ * malloc'ed block (*mem, the caller frees it), strings in the arena. Returns
+ * 0 or NC_ENOMEM. */
+static int public_stats(const ncc_stats *in, nc_stats_t *out, void **mem) {
+  size_t nsmp = 0, nlab = 0;
+  for (size_t f = 0; f < in->nfamilies; f++) {
+    nsmp += in->families[f].nsamples;
+    for (size_t i = 0; i < in->families[f].nsamples; i++) nlab += in->families[f].samples[i].nlabels;
+  }
+  size_t size = in->nfamilies * sizeof(nc_stats_family_t) + nsmp * sizeof(nc_stats_sample_t) +
+                nlab * sizeof(nc_stats_label_t);
+  char *block = malloc(size ? size : 1);
+  if (block == NULL) return NC_ENOMEM;
+  nc_stats_family_t *fams = (nc_stats_family_t *)(void *)block;
+  nc_stats_sample_t *smps = (nc_stats_sample_t *)(fams + in->nfamilies);
+  nc_stats_label_t *labs = (nc_stats_label_t *)(smps + nsmp);
+  for (size_t f = 0; f < in->nfamilies; f++) {
+    const ncc_stats_family *mf = &in->families[f];
+    fams[f] = (nc_stats_family_t){mf->name, mf->help, mf->type, smps, mf->nsamples};
+    for (size_t i = 0; i < mf->nsamples; i++, smps++) {
+      const ncc_stats_sample *ms = &mf->samples[i];
+      *smps = (nc_stats_sample_t){ms->name, labs, ms->nlabels, ms->value};
+      for (size_t k = 0; k < ms->nlabels; k++, labs++)
+        *labs = (nc_stats_label_t){ms->labels[k].name, ms->labels[k].value};
+    }
+  }
+  *out = (nc_stats_t){in->instance_id, in->uptime_ms, fams, in->nfamilies};
+  *mem = block;
+  return 0;
+}
+
+static void on_stats_event(nc_loop_t *loop, const ncc_event *ev) {
   struct nc__stats_req *r = stats_pop(loop);
   if (r == NULL) return; /* nobody asked (another library on this link?) */
   nc_stats_t st;
   void *mem = NULL;
-  int rv = nc__wire_stats(ev->stats, &st, &mem);
+  int rv = public_stats(ev->stats, &st, &mem);
   r->cb(loop, rv, rv == 0 ? &st : NULL, r->arg);
   free(mem);
   free(r);
@@ -738,8 +792,8 @@ double nc_stats_value(const nc_stats_t *stats, const char *name, const char *lab
 static void fail_all(nc_loop_t *loop, int err, const char *msg, int keep_relisten) {
   for (;;) {
     nc_socket_t *victim = NULL;
-    for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
-      nc_socket_t *s = NC__CONTAINER(l, nc_socket_t, h.all);
+    for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+      nc_socket_t *s = ncc_container_of(l, nc_socket_t, h.all);
       if (s->state == NC__SK_CONNECTING || s->state == NC__SK_OPEN) {
         victim = s;
         break;
@@ -750,8 +804,8 @@ static void fail_all(nc_loop_t *loop, int err, const char *msg, int keep_reliste
   }
   for (;;) {
     nc_server_t *victim = NULL;
-    for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next) {
-      nc_server_t *s = NC__CONTAINER(l, nc_server_t, h.all);
+    for (ncc_list *l = loop->servers.next; l != &loop->servers; l = l->next) {
+      nc_server_t *s = ncc_container_of(l, nc_server_t, h.all);
       if ((!keep_relisten || s->state != NC__SV_RELISTEN) &&
           (s->state != NC__SV_IDLE || s->close_requested)) {
         victim = s;
@@ -784,13 +838,13 @@ static void netcore_gone(nc_loop_t *loop, int err) {
  * reconnects within milliseconds of a takeover). */
 #define RESUME_WAIT_MS 5000
 
-static void relinked(nc_loop_t *loop, const nc__event_t *ev);
+static void relinked(nc_loop_t *loop, const ncc_event *ev);
 
 /* The session will not resume: what a lost link ends, ends now. */
 static void resume_abandoned(nc_loop_t *loop, const char *msg) {
   loop->resuming = 0;
-  for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next)
-    nc__server_link_lost(NC__CONTAINER(l, nc_server_t, h.all));
+  for (ncc_list *l = loop->servers.next; l != &loop->servers; l = l->next)
+    nc__server_link_lost(ncc_container_of(l, nc_server_t, h.all));
   fail_all(loop, NC_ERR_NETCORE_GONE, msg, 1);
   loop->shutdown = 0;
 }
@@ -812,8 +866,8 @@ static void link_lost(nc_loop_t *loop) {
     return;
   }
   loop->shutdown = 0;
-  for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next)
-    nc__server_link_lost(NC__CONTAINER(l, nc_server_t, h.all));
+  for (ncc_list *l = loop->servers.next; l != &loop->servers; l = l->next)
+    nc__server_link_lost(ncc_container_of(l, nc_server_t, h.all));
   fail_all(loop, NC_ERR_NETCORE_GONE, msg, 1);
 }
 
@@ -847,9 +901,10 @@ static void relink_step(nc_loop_t *loop) {
 /* Welcome on the new dealer of a session waiting to resume: it goes on with
  * every object, or, not resumed (another netcore, a restart), it ends as a
  * lost link does and a new session begins (relinked). */
-static void resume_answered(nc_loop_t *loop, const nc__event_t *ev) {
+static void resume_answered(nc_loop_t *loop, const ncc_event *ev) {
+  const ncc_welcome *w = ev->welcome;
   loop->resuming = 0;
-  if (!ev->resumed || ev->id_prefix != loop->id_prefix) {
+  if (!w->resumed || w->id_prefix != loop->id_prefix) {
     char msg[sizeof(loop->errmsg)];
     snprintf(msg, sizeof(msg), "netcore at %s went away (the new one does not hold this session)",
              loop->endpoint);
@@ -858,36 +913,35 @@ static void resume_answered(nc_loop_t *loop, const nc__event_t *ev) {
     return;
   }
   /* The same session: same prefix and ids (next_id goes on), same token. */
-  snprintf(loop->instance_id, sizeof(loop->instance_id), "%s", ev->instance_id);
-  snprintf(loop->server_version, sizeof(loop->server_version), "%s", ev->server_version);
-  loop->max_frame = ev->max_frame;
-  loop->max_write_queue = ev->max_write_queue;
+  snprintf(loop->instance_id, sizeof(loop->instance_id), "%s", w->instance_id);
+  snprintf(loop->server_version, sizeof(loop->server_version), "%s", w->server_version);
+  loop->max_frame = w->max_frame;
+  loop->max_write_queue = w->max_write_queue;
+  loop->minor_version = w->minor_version;
   loop->relinking = 0;
   loop->last_recv = loop->last_send = loop->now;
-  for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
-    nc_socket_t *s = NC__CONTAINER(l, nc_socket_t, h.all);
+  for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+    nc_socket_t *s = ncc_container_of(l, nc_socket_t, h.all);
     s->resume_mark = s->state == NC__SK_CONNECTING || s->state == NC__SK_OPEN ? 2 : 0;
   }
-  for (size_t i = 0; i < ev->nresumed; i++) {
-    uint64_t id, writes;
-    nc__wire_resumed(ev, i, &id, &writes);
-    nc_socket_t *s = nc__idmap_get(&loop->socket_ids, id);
+  for (size_t i = 0; i < w->nresumed; i++) {
+    nc_socket_t *s = ncc_idmap_get(&loop->socket_ids, w->resumed_sockets[i].socket_id);
     if (s != NULL && s->resume_mark == 2) {
       s->resume_mark = 1;
-      s->resume_writes = writes;
+      s->resume_writes = w->resumed_sockets[i].writes;
     }
   }
   /* The sockets that go on (no callback runs), in one pass... */
-  for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
-    nc_socket_t *s = NC__CONTAINER(l, nc_socket_t, h.all);
+  for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+    nc_socket_t *s = ncc_container_of(l, nc_socket_t, h.all);
     if (s->resume_mark == 1) s->resume_mark = nc__socket_resumed(s, s->resume_writes) == 0 ? 0 : 3;
   }
   /* ...then the gone ones: a callback may free any socket, so the search
    * starts again after each one. */
   for (;;) {
     nc_socket_t *s = NULL;
-    for (nc__link_t *l = loop->sockets.next; l != &loop->sockets && s == NULL; l = l->next) {
-      nc_socket_t *c = NC__CONTAINER(l, nc_socket_t, h.all);
+    for (ncc_list *l = loop->sockets.next; l != &loop->sockets && s == NULL; l = l->next) {
+      nc_socket_t *c = ncc_container_of(l, nc_socket_t, h.all);
       if (c->resume_mark) s = c;
     }
     if (s == NULL) break;
@@ -902,15 +956,15 @@ static void resume_answered(nc_loop_t *loop, const nc__event_t *ev) {
 
 /* A Welcome on the new dealer: the new session's ids, and every waiting server
  * listens again. */
-static void relinked(nc_loop_t *loop, const nc__event_t *ev) {
-  take_welcome(loop, ev);
+static void relinked(nc_loop_t *loop, const ncc_event *ev) {
+  take_welcome(loop, ev->welcome);
   loop->relinking = 0;
   loop->last_recv = loop->last_send = loop->now;
-  for (nc__link_t *l = loop->servers.next; l != &loop->servers; l = l->next)
-    nc__server_relisten(NC__CONTAINER(l, nc_server_t, h.all));
+  for (ncc_list *l = loop->servers.next; l != &loop->servers; l = l->next)
+    nc__server_relisten(ncc_container_of(l, nc_server_t, h.all));
 }
 
-static void on_error_event(nc_loop_t *loop, const nc__event_t *ev) {
+static void on_error_event(nc_loop_t *loop, const ncc_event *ev) {
   int err = nc__err_code(ev->code);
   if (loop->relinking) {
     /* The new netcore refused our Hello (ERR_UNSUPPORTED_VERSION, ...). */
@@ -926,12 +980,19 @@ static void on_error_event(nc_loop_t *loop, const nc__event_t *ev) {
     loop->gone_pending = NC_ERR_NETCORE_GONE;
     return;
   }
-  nc_socket_t *s = nc__idmap_get(&loop->socket_ids, ev->socket_id);
+  nc_socket_t *s = ncc_idmap_get(&loop->socket_ids, ev->socket_id);
+  if (s != NULL && (strcmp(ev->command, "pipe") == 0 || strcmp(ev->command, "unpipe") == 0)) {
+    /* A pipe inside netcore that raced with a close, or had stopped already:
+     * the pipe in the library carries on, the Unpiped (or the close) says
+     * the rest (PROTOCOL.md 17). */
+    nc__socket_pipe_refused(s, strcmp(ev->command, "pipe") == 0);
+    return;
+  }
   if (s != NULL) {
     nc__socket_fail(s, err, ev->message);
     return;
   }
-  nc_server_t *sv = nc__idmap_get(&loop->server_ids, ev->server_id);
+  nc_server_t *sv = ncc_idmap_get(&loop->server_ids, ev->server_id);
   if (sv != NULL) {
     nc__server_error_event(sv, err, ev->message);
     return;
@@ -942,46 +1003,47 @@ static void on_error_event(nc_loop_t *loop, const nc__event_t *ev) {
            ev->message, ev->command);
 }
 
-static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload) {
+static void dispatch(nc_loop_t *loop, const ncc_event *ev, zmq_msg_t *payload) {
   if (loop->left) return; /* netcore gives it to whoever adopts the socket */
-  switch (ev->type) {
-  case NC__EV_ERROR:
+  switch (ev->kind) {
+  case NCC_EV_ERROR:
     on_error_event(loop, ev);
     break;
-  case NC__EV_WELCOME:
+  case NCC_EV_WELCOME:
     if (loop->relinking && loop->resuming)
       resume_answered(loop, ev);
     else if (loop->relinking)
       relinked(loop, ev);
     break;
-  case NC__EV_STATS:
+  case NCC_EV_STATS:
     on_stats_event(loop, ev);
     break;
-  case NC__EV_SHUTDOWN:
+  case NCC_EV_SHUTDOWN:
     loop->shutdown = 1;
     snprintf(loop->errmsg, sizeof(loop->errmsg), "netcore is shutting down: %s",
-             ev->message[0] ? ev->message : "no reason given");
+             ev->reason[0] ? ev->reason : "no reason given");
     break;
-  case NC__EV_LISTENING:
-  case NC__EV_SERVER_ERROR:
-  case NC__EV_SERVER_CLOSED: {
-    nc_server_t *s = nc__idmap_get(&loop->server_ids, ev->server_id);
+  case NCC_EV_LISTENING:
+  case NCC_EV_SERVER_ERROR:
+  case NCC_EV_SERVER_CLOSED: {
+    nc_server_t *s = ncc_idmap_get(&loop->server_ids, ev->server_id);
     if (s != NULL) nc__server_event(s, ev);
     break;
   }
-  case NC__EV_CONNECTION:
-  case NC__EV_ADOPTED:
+  case NCC_EV_CONNECTION:
+  case NCC_EV_ADOPTED:
     nc__socket_accepted(loop, ev);
     break;
-  case NC__EV_CONNECTED:
-  case NC__EV_DATA:
-  case NC__EV_ENDED:
-  case NC__EV_WRITE_ACK:
-  case NC__EV_TIMEOUT:
-  case NC__EV_SOCKET_ERROR:
-  case NC__EV_CLOSED:
-  case NC__EV_FD: {
-    nc_socket_t *s = nc__idmap_get(&loop->socket_ids, ev->socket_id);
+  case NCC_EV_CONNECTED:
+  case NCC_EV_DATA:
+  case NCC_EV_ENDED:
+  case NCC_EV_WRITE_ACK:
+  case NCC_EV_TIMEOUT:
+  case NCC_EV_SOCKET_ERROR:
+  case NCC_EV_CLOSED:
+  case NCC_EV_UNPIPED:
+  case NCC_EV_FD: {
+    nc_socket_t *s = ncc_idmap_get(&loop->socket_ids, ev->socket_id);
     if (s != NULL) nc__socket_event(s, ev, payload);
     break;
   }
@@ -994,9 +1056,9 @@ static void dispatch(nc_loop_t *loop, const nc__event_t *ev, zmq_msg_t *payload)
  * the first already received (first, or NULL), the rest still waiting. */
 static void dispatch_batch(nc_loop_t *loop, uint32_t count, zmq_msg_t *first, int more) {
   for (uint32_t i = 0; i < count; i++) {
-    nc__event_t ev;
-    if (nc__wire_batch_event(&loop->arena, i, &ev) != 0) break;
-    if (ev.type != NC__EV_DATA) {
+    ncc_event ev;
+    if (ncc_event_batch_entry(&loop->arena, i, &ev) != 0) break;
+    if (ev.kind != NCC_EV_DATA) {
       dispatch(loop, &ev, NULL);
       continue;
     }
@@ -1008,12 +1070,12 @@ static void dispatch_batch(nc_loop_t *loop, uint32_t count, zmq_msg_t *first, in
       has_payload = 1;
       first = NULL;
     } else {
-      has_payload = nc__frame_next(loop->dealer, &payload, &more);
+      has_payload = ncc_frame_next(loop->dealer, &payload, &more);
     }
     if (has_payload) dispatch(loop, &ev, &payload);
     zmq_msg_close(&payload);
   }
-  nc__frames_drain(loop->dealer, &more); /* frames the batch did not account for */
+  ncc_frames_drain(loop->dealer, &more); /* frames the batch did not account for */
 }
 
 static void read_events(nc_loop_t *loop) {
@@ -1032,15 +1094,15 @@ static void read_events(nc_loop_t *loop) {
       break;
     }
     int more = zmq_msg_more(&env);
-    int has_payload = nc__frame_next(loop->dealer, &payload, &more);
+    int has_payload = ncc_frame_next(loop->dealer, &payload, &more);
     loop->last_recv = loop->now;
     loop->ping_outstanding = 0;
-    nc__event_t ev;
-    int rv = nc__wire_unpack(zmq_msg_data(&env), zmq_msg_size(&env), &ev, &loop->arena);
-    if (rv == 0 && ev.type == NC__EV_BATCH) {
+    ncc_event ev;
+    int rv = ncc_event_unpack(&loop->arena, zmq_msg_data(&env), zmq_msg_size(&env), &ev);
+    if (rv == 0 && ev.kind == NCC_EV_BATCH) {
       dispatch_batch(loop, ev.count, has_payload ? &payload : NULL, more);
     } else {
-      nc__frames_drain(loop->dealer, &more); /* more than one payload frame: not ours to guess */
+      ncc_frames_drain(loop->dealer, &more); /* more than one payload frame: not ours to guess */
       if (rv == 0) dispatch(loop, &ev, has_payload ? &payload : NULL);
     }
     zmq_msg_close(&env);
@@ -1067,19 +1129,19 @@ static void read_monitor(nc_loop_t *loop) {
 }
 
 static void run_pending(nc_loop_t *loop) {
-  nc__link_t batch;
-  nc__list_init(&batch);
-  if (nc__list_empty(&loop->pending)) return;
+  ncc_list batch;
+  ncc_list_init(&batch);
+  if (ncc_list_empty(&loop->pending)) return;
   /* Work queued by this batch waits for the next turn. */
   batch.next = loop->pending.next;
   batch.prev = loop->pending.prev;
   batch.next->prev = &batch;
   batch.prev->next = &batch;
-  nc__list_init(&loop->pending);
-  while (!nc__list_empty(&batch)) {
-    nc__link_t *l = batch.next;
-    nc__list_remove(l);
-    nc__handle_t *h = NC__CONTAINER(l, nc__handle_t, pend);
+  ncc_list_init(&loop->pending);
+  while (!ncc_list_empty(&batch)) {
+    ncc_list *l = batch.next;
+    ncc_list_remove(l);
+    nc__handle_t *h = ncc_container_of(l, nc__handle_t, pend);
     unsigned flags = h->pending_flags;
     h->pending_flags = 0;
     if (h->type == NC__H_SOCKET)
@@ -1102,7 +1164,7 @@ static void liveness(nc_loop_t *loop) {
   }
   if (loop->now - loop->last_send >= third ||
       (loop->now - loop->last_recv >= third && !loop->ping_outstanding)) {
-    nc__cmd_t ping = {.type = NC__CMD_PING, .id2 = ++loop->ping_nonce};
+    ncc_cmd ping = {.kind = NCC_CMD_PING, .nonce = ++loop->ping_nonce};
     if (nc__send(loop, &ping, NULL, 0, NULL) == 0) loop->ping_outstanding = 1;
   }
 }
@@ -1121,7 +1183,7 @@ static int liveness_timeout(nc_loop_t *loop) {
 }
 
 static int alive(const nc_loop_t *loop) {
-  return loop->refs > 0 || !nc__list_empty(&loop->pending);
+  return loop->refs > 0 || !ncc_list_empty(&loop->pending);
 }
 
 int nc_loop_process(nc_loop_t *loop) {
@@ -1164,7 +1226,7 @@ int nc_loop_process(nc_loop_t *loop) {
 }
 
 int nc_loop_timeout(nc_loop_t *loop) {
-  if (!nc__list_empty(&loop->pending) || loop->more || (loop->gone_pending && !loop->gone))
+  if (!ncc_list_empty(&loop->pending) || loop->more || (loop->gone_pending && !loop->gone))
     return 0;
   /* Readable ZMQ_FDs wake the epoll fd by themselves; only input a send may
    * have hidden needs a look (see dealer_unsure). */

@@ -5,11 +5,12 @@
  *   timer.c   timers and signal watches
  *   server.c  nc_server_*: listen, close and the server events
  *   socket.c  nc_socket_*: connect, write/ack, credits, pause, pipe, close
- *   wire.c    the only module that knows the protobuf-c names: packs
- *             commands and unpacks events into the plain structs below
  *   encoding.c  setEncoding decoders (utf8, ascii, base64)
- *   address.c   isIP and address JSON;  errors.c  the error table;
- *   ../../common/idmap.c  wire id -> handle hash map (shared with netcore)
+ *   address.c   isIP, address JSON, nc__address;  errors.c  nc_err_* over
+ *               common/errtable
+ *   ../../common/  shared with netcore: protocol (the protobuf-c glue:
+ *               ncc_cmd packing, ncc_event unpacking), idmap (wire id ->
+ *               handle), msgbatch, pbwalk, list, utf8, keyfile
  *
  * Everything here runs on the loop's thread. "nc__" names are internal and
  * not exported from the shared library.
@@ -22,175 +23,22 @@
 #include <zmq.h>
 
 #include "idmap.h"
+#include "list.h"
 #include "msgbatch.h"
+#include "protocol.h"
 #include "nc/nc.h"
 
-#define NC__HIDDEN __attribute__((visibility("hidden")))
-
-/* ------------------------------------------------------------ intrusive list */
-
-typedef struct nc__link_s {
-  struct nc__link_s *prev, *next;
-} nc__link_t;
-
-#define NC__CONTAINER(ptr, type, field) \
-  ((type *)(void *)((char *)(ptr) - offsetof(type, field)))
-
-static inline void nc__list_init(nc__link_t *head) { head->prev = head->next = head; }
-static inline int nc__list_empty(const nc__link_t *head) { return head->next == head; }
-static inline void nc__list_push(nc__link_t *head, nc__link_t *l) {
-  l->prev = head->prev;
-  l->next = head;
-  head->prev->next = l;
-  head->prev = l;
-}
-static inline void nc__list_remove(nc__link_t *l) {
-  l->prev->next = l->next;
-  l->next->prev = l->prev;
-  l->prev = l->next = l;
-}
+#include "visibility.h"
 
 /* ------------------------------------------------------------------- wire */
 
-typedef enum {
-  NC__CMD_HELLO = 1,
-  NC__CMD_BYE,
-  NC__CMD_PING,
-  NC__CMD_LISTEN,
-  NC__CMD_SERVER_PAUSE,
-  NC__CMD_SERVER_CLOSE,
-  NC__CMD_SERVER_SET_MAX,
-  NC__CMD_CONNECT,
-  NC__CMD_WRITE,
-  NC__CMD_END,
-  NC__CMD_DESTROY,
-  NC__CMD_PAUSE,
-  NC__CMD_RESUME,
-  NC__CMD_CREDIT,
-  NC__CMD_SET_TIMEOUT,
-  NC__CMD_SET_NO_DELAY,
-  NC__CMD_SET_KEEP_ALIVE,
-  NC__CMD_STATS
-} nc__cmd_type_t;
+/* Commands and events are common/protocol.h's ncc_cmd and ncc_event. Events
+ * unpack into loop->arena (its first 8 KiB are loop->arena_block). */
+#define NC__ARENA_BLOCK 8192
 
-/* Where a Listen or Connect goes. */
-typedef enum { NC__EP_NONE, NC__EP_TCP, NC__EP_PATH, NC__EP_FD } nc__ep_kind_t;
-
-/* One socket of a session to resume (Hello.resume_sockets, PROTOCOL.md 16.1). */
-typedef struct {
-  uint64_t socket_id, bytes_received, bytes_credited, writes_acked, bytes_acked, last_seq;
-  int saw_end;
-} nc__resume_sock_t;
-
-/* One command in plain C; the fields a command does not use are ignored.
- * Strings are borrowed for the duration of nc__wire_pack(). */
-typedef struct {
-  nc__cmd_type_t type;
-  uint64_t id;        /* socket_id or server_id */
-  uint64_t id2;       /* Write.fd_socket_id, Ping.nonce */
-  uint32_t u32;       /* Credit.bytes, msecs, max_connections, Hello.credit_window */
-  uint32_t u32b;      /* SetKeepAlive.initial_delay_ms, Hello.lease_ms */
-  int flag;           /* enable, allow_half_open, Write/End.ack_now, Hello.lazy_acks */
-  int flag2;          /* Hello.batch_events */
-  nc__ep_kind_t ep;   /* Listen / Connect endpoint */
-  const char *host;
-  int port;
-  const char *path;
-  int fd;
-  int backlog;
-  const char *group;
-  const char *name;   /* Hello.name */
-  const char *service; /* Hello.service */
-  int resumable;       /* Hello.resumable */
-  const uint8_t *token; /* Hello.resume_token (token_len 0: none) */
-  size_t token_len;
-  const nc__resume_sock_t *resume; /* Hello.resume_sockets */
-  size_t nresume;
-} nc__cmd_t;
-
-typedef enum {
-  NC__EV_NONE = 0,
-  NC__EV_WELCOME,
-  NC__EV_ERROR,
-  NC__EV_PONG,
-  NC__EV_LISTENING,
-  NC__EV_SERVER_ERROR,
-  NC__EV_SERVER_CLOSED,
-  NC__EV_CONNECTION,
-  NC__EV_CONNECTED,
-  NC__EV_DATA,
-  NC__EV_ENDED,
-  NC__EV_WRITE_ACK,
-  NC__EV_TIMEOUT,
-  NC__EV_SOCKET_ERROR,
-  NC__EV_CLOSED,
-  NC__EV_FD,
-  NC__EV_SHUTDOWN,
-  NC__EV_ADOPTED, /* a Connection handed over from a handler that went (bytes = replay_bytes) */
-  NC__EV_STATS,
-  NC__EV_BATCH /* an EventBatch: count events, see nc__wire_batch_event() */
-} nc__ev_type_t;
-
-/* One event in plain C. Strings point into the decoder's arena and are valid
- * until the next nc__wire_unpack() on the same arena. */
-typedef struct {
-  nc__ev_type_t type;
-  uint64_t seq;
-  uint64_t socket_id, server_id, new_socket_id, ref;
-  nc_address_t local, remote;  /* filled for Listening (local), Connection,
-                                  Connected and Fd */
-  const char *code, *message, *command;
-  int flag;                    /* allow_half_open (Connection), had_error (Closed) */
-  int flag2;                   /* Adopted.write_ended */
-  uint32_t count;              /* server_connections, WriteAck.writes, batch size */
-  uint64_t bytes, bytes_written, queued_bytes, bytes_read, nonce;
-  /* Welcome */
-  uint32_t version, id_prefix, credit_window, lease_ms, max_frame, max_write_queue;
-  const char *instance_id, *server_version;
-  const uint8_t *session_token; /* Welcome.session_token (in the arena) */
-  size_t session_token_len;
-  int resumed;                  /* Welcome.resumed */
-  size_t nresumed;              /* Welcome.resumed_sockets: see nc__wire_resumed() */
-  const void *welcome;          /* the unpacked Welcome, in the arena */
-  /* Event.ack: acknowledgements riding along with a socket event (lazy acks) */
-  int has_ack;
-  uint32_t ack_writes;
-  uint64_t ack_bytes, ack_bytes_written;
-  const void *stats;           /* Stats: the unpacked message, in the arena */
-} nc__event_t;
-
-/* Bump allocator for unpacking events without a malloc per event. */
-typedef struct nc__arena_s {
-  char block[8192];
-  size_t used;
-  void *overflow; /* list of malloc'd blocks when one event is large */
-  const void *batch; /* the EventBatch last unpacked, or NULL */
-} nc__arena_t;
-
-/* Packs cmd into buf (cap bytes). Returns the packed length, or the length
- * needed if it is > cap (nothing written then), or a negative error. */
-NC__HIDDEN int nc__wire_pack(const nc__cmd_t *cmd, uint8_t *buf, size_t cap);
-
-/* Unpacks one envelope into ev, using arena (reset first). NC_EPROTO if it
- * does not parse; ev->type NC__EV_NONE for an event this version does not
- * know. */
-NC__HIDDEN int nc__wire_unpack(const void *data, size_t len, nc__event_t *ev,
-                               nc__arena_t *arena);
-NC__HIDDEN void nc__arena_reset(nc__arena_t *arena);
-/* The i-th event of the EventBatch last unpacked into arena (ev->type was
- * NC__EV_BATCH), as nc__wire_unpack would give it alone. NC_EPROTO if there
- * is no such event. */
-NC__HIDDEN int nc__wire_batch_event(nc__arena_t *arena, size_t i, nc__event_t *ev);
-/* Entry i of a Welcome's resumed_sockets (i < ev->nresumed). */
-NC__HIDDEN void nc__wire_resumed(const nc__event_t *ev, size_t i, uint64_t *socket_id,
-                                 uint64_t *writes);
-/* The nc_stats_t view of a Stats event's message (ev->stats): arrays in one
- * malloc'ed block (*mem, the caller frees it), strings in the arena. Returns
- * 0 or NC_ENOMEM. */
-NC__HIDDEN int nc__wire_stats(const void *stats, nc_stats_t *out, void **mem);
-/* Packs cmd as the next command of a CommandBatch. 0 or NC_ENOMEM. */
-NC__HIDDEN int nc__wire_pack_batched(const nc__cmd_t *cmd, nc__msgbatch_t *batch);
-
+/* The public form of an address the protocol module unpacked (a path longer
+ * than nc_address_t holds is cut); out is zeroed when a is NULL. */
+NCC_HIDDEN void nc__address(const ncc_addr *a, nc_address_t *out);
 
 /* --------------------------------------------------------------- encoding */
 
@@ -207,15 +55,15 @@ typedef struct nc__decoder_s {
   uint8_t npend;
 } nc__decoder_t;
 
-NC__HIDDEN int nc__decoder_set(nc__decoder_t *d, const char *encoding);
+NCC_HIDDEN int nc__decoder_set(nc__decoder_t *d, const char *encoding);
 /* Largest output of decoding len bytes (plus the NUL). */
-NC__HIDDEN size_t nc__decoder_max_out(const nc__decoder_t *d, size_t len);
+NCC_HIDDEN size_t nc__decoder_max_out(const nc__decoder_t *d, size_t len);
 /* Decodes in[0..len) into out (nc__decoder_max_out bytes); returns the output
  * length and NUL-terminates. */
-NC__HIDDEN size_t nc__decoder_write(nc__decoder_t *d, const uint8_t *in, size_t len,
+NCC_HIDDEN size_t nc__decoder_write(nc__decoder_t *d, const uint8_t *in, size_t len,
                                     char *out);
 /* Flushes what is carried (end of stream); returns the output length. */
-NC__HIDDEN size_t nc__decoder_end(nc__decoder_t *d, char *out);
+NCC_HIDDEN size_t nc__decoder_end(nc__decoder_t *d, char *out);
 
 /* ------------------------------------------------------------------ loop */
 
@@ -276,8 +124,8 @@ typedef struct nc__handle_s {
   nc__htype_t type;
   nc_loop_t *loop;
   void *data;
-  nc__link_t all;      /* loop->servers or loop->sockets */
-  nc__link_t pend;     /* loop->pending while pending_flags != 0 */
+  ncc_list all;      /* loop->servers or loop->sockets */
+  ncc_list pend;     /* loop->pending while pending_flags != 0 */
   unsigned pending_flags;
   int refd;            /* counted in loop->refs */
 } nc__handle_t;
@@ -301,7 +149,7 @@ struct nc_server_s {
   unsigned max_connections, connections;
   int close_requested;
   nc_address_t addr;
-  nc__cmd_t req;  /* the last Listen (endpoint fields; host/path owned), for a relisten */
+  ncc_cmd req;  /* the last Listen (endpoint fields; host/path owned), for a relisten */
 };
 
 typedef enum {
@@ -349,6 +197,14 @@ struct nc_socket_s {
   nc__inring_t input;
   nc__decoder_t dec;
   nc_socket_t *pipe_dst, *pipe_srcs, *pipe_next;
+  int pipe_no_end;          /* nc_socket_pipe_opts {end: false} */
+  /* Pipes inside netcore (PROTOCOL.md 17) of this source: Pipe commands
+   * sent (or named by Adopted) whose Unpiped has not come yet; unpiping:
+   * Unpipe sent for the latest one. Each Pipe ends in exactly one Unpiped
+   * (or an Error), in order. */
+  unsigned pipes_out;
+  int unpiping;
+  uint64_t adopted_pipe_dst; /* Adopted named this dest, not adopted here yet */
   /* Options given before connect, sent once the connection exists. */
   unsigned timeout_ms;
   int nodelay, keepalive; /* -1 = never set */
@@ -358,8 +214,8 @@ struct nc_socket_s {
 struct nc_timer_s {
   nc_loop_t *loop;
   void *data;
-  nc__link_t link;  /* loop->timers, sorted by due, while active */
-  nc__link_t all;   /* loop->all_timers until closed */
+  ncc_list link;  /* loop->timers, sorted by due, while active */
+  ncc_list all;   /* loop->all_timers until closed */
   nc_timer_cb cb;
   uint64_t due, repeat, gen;
   int active, running, closing;
@@ -374,6 +230,8 @@ struct nc_loop_s {
   char instance_id[64], server_version[32];
   uint32_t id_prefix, next_id;
   uint32_t credit_window, lease_ms, max_frame, max_write_queue;
+  uint32_t minor_version; /* Welcome.minor_version: 2 = pipes inside netcore */
+  int pipe_offload;       /* NETCORE_PIPE_OFFLOAD is not "0" */
   uint64_t now, last_send, last_recv, ping_nonce;
   int ping_outstanding;
   volatile sig_atomic_t stop;
@@ -384,12 +242,16 @@ struct nc_loop_s {
   int shutdown;       /* netcore sent Shutdown */
   int more;           /* events were left unread (fairness budget) */
   unsigned refs;      /* what keeps nc_loop_run running */
-  nc__idmap_t socket_ids, server_ids;
-  nc__link_t servers, sockets, timers, all_timers, pending;
+  ncc_idmap_t socket_ids, server_ids;
+  ncc_list servers, sockets, timers, all_timers, pending;
   uint64_t timer_gen;
-  nc__arena_t arena;
+  ncc_arena arena;    /* events unpack here (protocol.h) */
+  _Alignas(16) unsigned char arena_block[NC__ARENA_BLOCK];
   int batching;       /* inside nc_loop_process: commands wait in out_batch */
   int sent_since_drain; /* sent since a receive found the dealer empty */
+  /* The Data frame whose bytes an on_data callback is looking at: a write of
+   * exactly those bytes shares the frame instead of copying it (socket.c). */
+  zmq_msg_t *delivering;
   int curve;            /* the link uses CURVE (a tcp endpoint with keys) */
   char curve_server[41], curve_public[41], curve_secret[41]; /* Z85, for every new dealer */
   /* Reconnection (nc.h, no_reconnect): */
@@ -410,7 +272,7 @@ struct nc_loop_s {
   int in_run;         /* inside nc_loop_run, which knows what epoll saw */
   int left;           /* nc_loop_leave(): nothing more is sent or dispatched */
   int monitor_ready;  /* nc_loop_run: the monitor's fd was readable */
-  nc__msgbatch_t out_batch; /* commands of this turn (PROTOCOL.md 1.1) */
+  ncc_msgbatch_t out_batch; /* commands of this turn (PROTOCOL.md 1.1) */
   char *scratch;      /* decoded text for 'data' */
   size_t scratch_cap;
   struct nc__stats_req *stats_head, *stats_tail; /* Stats asked, answers due in order */
@@ -422,50 +284,53 @@ struct nc_loop_s {
 /* Sends cmd (and a payload frame if payload != NULL; with payload_msg it is
  * moved from there instead of copied). A send failure marks netcore gone
  * (reported on the next turn). Returns 0 or a negative error. */
-NC__HIDDEN int nc__send(nc_loop_t *loop, const nc__cmd_t *cmd, const void *payload,
+NCC_HIDDEN int nc__send(nc_loop_t *loop, const ncc_cmd *cmd, const void *payload,
                         size_t len, zmq_msg_t *payload_msg);
 /* A fresh id for a Listen or Connect: (id_prefix << 32) | ++n. */
-NC__HIDDEN uint64_t nc__next_id(nc_loop_t *loop);
-NC__HIDDEN void nc__ref(nc__handle_t *h);
-NC__HIDDEN void nc__unref(nc__handle_t *h);
+NCC_HIDDEN uint64_t nc__next_id(nc_loop_t *loop);
+NCC_HIDDEN void nc__ref(nc__handle_t *h);
+NCC_HIDDEN void nc__unref(nc__handle_t *h);
 /* Queues deferred work for h (flags are OR'ed). */
-NC__HIDDEN void nc__pend(nc__handle_t *h, unsigned flags);
+NCC_HIDDEN void nc__pend(nc__handle_t *h, unsigned flags);
 /* Scratch space of at least n bytes for decoded text; NULL if out of memory. */
-NC__HIDDEN char *nc__scratch(nc_loop_t *loop, size_t n);
-NC__HIDDEN int nc__err_code(const char *code);
+NCC_HIDDEN char *nc__scratch(nc_loop_t *loop, size_t n);
+NCC_HIDDEN int nc__err_code(const char *code);
 
 /* Event handlers and deferred work in server.c and socket.c. */
-NC__HIDDEN void nc__server_event(nc_server_t *s, const nc__event_t *ev);
-NC__HIDDEN void nc__server_pending(nc_server_t *s, unsigned flags);
-NC__HIDDEN void nc__server_gone(nc_server_t *s, int err, const char *msg);
-NC__HIDDEN void nc__server_free(nc_server_t *s);
-NC__HIDDEN void nc__server_error_event(nc_server_t *s, int err, const char *msg);
+NCC_HIDDEN void nc__server_event(nc_server_t *s, const ncc_event *ev);
+NCC_HIDDEN void nc__server_pending(nc_server_t *s, unsigned flags);
+NCC_HIDDEN void nc__server_gone(nc_server_t *s, int err, const char *msg);
+NCC_HIDDEN void nc__server_free(nc_server_t *s);
+NCC_HIDDEN void nc__server_error_event(nc_server_t *s, int err, const char *msg);
 /* The link was lost (reconnection on): a listening server forgets its id and
  * waits in NC__SV_RELISTEN; 1 if it does, 0 if it was not listening. */
-NC__HIDDEN int nc__server_link_lost(nc_server_t *s);
+NCC_HIDDEN int nc__server_link_lost(nc_server_t *s);
 /* After a new Welcome: a server in NC__SV_RELISTEN sends its Listen again. */
-NC__HIDDEN void nc__server_relisten(nc_server_t *s);
-NC__HIDDEN void nc__socket_event(nc_socket_t *s, const nc__event_t *ev, zmq_msg_t *payload);
-NC__HIDDEN void nc__socket_accepted(nc_loop_t *loop, const nc__event_t *ev);
-NC__HIDDEN void nc__socket_pending(nc_socket_t *s, unsigned flags);
-NC__HIDDEN void nc__socket_gone(nc_socket_t *s, int err, const char *msg);
-NC__HIDDEN void nc__socket_free(nc_socket_t *s);
-NC__HIDDEN void nc__socket_fail(nc_socket_t *s, int err, const char *msg);
+NCC_HIDDEN void nc__server_relisten(nc_server_t *s);
+NCC_HIDDEN void nc__socket_event(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload);
+NCC_HIDDEN void nc__socket_accepted(nc_loop_t *loop, const ncc_event *ev);
+/* netcore refused a Pipe (is_pipe) or an Unpipe of s (it raced with a
+ * close, or the pipe had stopped): the pipe goes on in the library. */
+NCC_HIDDEN void nc__socket_pipe_refused(nc_socket_t *s, int is_pipe);
+NCC_HIDDEN void nc__socket_pending(nc_socket_t *s, unsigned flags);
+NCC_HIDDEN void nc__socket_gone(nc_socket_t *s, int err, const char *msg);
+NCC_HIDDEN void nc__socket_free(nc_socket_t *s);
+NCC_HIDDEN void nc__socket_fail(nc_socket_t *s, int err, const char *msg);
 /* Session resumption (PROTOCOL.md 16.1): whether s goes in a resume Hello,
  * and its entry; then, after Welcome{resumed}, s goes on: the writes netcore
  * did not carry out are sent again, then its pause, options and credit. No
  * callback runs. Returns 0, or NC_ENOMEM (s cannot go on). */
-NC__HIDDEN int nc__socket_resume_entry(const nc_socket_t *s, nc__resume_sock_t *out);
-NC__HIDDEN int nc__socket_resumed(nc_socket_t *s, uint64_t writes);
-NC__HIDDEN nc_socket_t *nc__socket_adopt(nc_loop_t *loop, uint64_t id,
+NCC_HIDDEN int nc__socket_resume_entry(const nc_socket_t *s, ncc_resume_socket *out);
+NCC_HIDDEN int nc__socket_resumed(nc_socket_t *s, uint64_t writes);
+NCC_HIDDEN nc_socket_t *nc__socket_adopt(nc_loop_t *loop, uint64_t id,
                                          const nc_address_t *local,
                                          const nc_address_t *remote,
                                          int allow_half_open);
-NC__HIDDEN void nc__timers_run(nc_loop_t *loop);
-NC__HIDDEN int nc__timers_next(nc_loop_t *loop); /* ms to the next timer, -1 none */
-NC__HIDDEN void nc__timers_free(nc_loop_t *loop);
-NC__HIDDEN void nc__signals_dispatch(nc_loop_t *loop);
-NC__HIDDEN void nc__signals_reset(nc_loop_t *loop);
-NC__HIDDEN uint64_t nc__clock_ms(void);
+NCC_HIDDEN void nc__timers_run(nc_loop_t *loop);
+NCC_HIDDEN int nc__timers_next(nc_loop_t *loop); /* ms to the next timer, -1 none */
+NCC_HIDDEN void nc__timers_free(nc_loop_t *loop);
+NCC_HIDDEN void nc__signals_dispatch(nc_loop_t *loop);
+NCC_HIDDEN void nc__signals_reset(nc_loop_t *loop);
+NCC_HIDDEN uint64_t nc__clock_ms(void);
 
 #endif /* NC_INT_H */

@@ -28,8 +28,8 @@ int nc_server_new(nc_loop_t *loop, const nc_server_options_t *opts,
   }
   s->h.type = NC__H_SERVER;
   s->h.loop = loop;
-  nc__list_init(&s->h.pend);
-  nc__list_push(&loop->servers, &s->h.all);
+  ncc_list_init(&s->h.pend);
+  ncc_list_push(&loop->servers, &s->h.all);
   s->ev.on_connection = on_connection;
   s->state = NC__SV_IDLE;
   *out = s;
@@ -44,16 +44,17 @@ void nc_server_set_events(nc_server_t *s, const nc_server_events_t *events) {
 }
 
 /* Keeps the endpoint of cmd in s->req (host and path copied), for a relisten. */
-static int keep_request(nc_server_t *s, const nc__cmd_t *cmd) {
+static int keep_request(nc_server_t *s, const ncc_cmd *cmd) {
   char *host = NULL, *path = NULL;
-  if ((cmd->host != NULL && (host = strdup(cmd->host)) == NULL) ||
-      (cmd->path != NULL && (path = strdup(cmd->path)) == NULL)) {
+  if ((cmd->ep.host != NULL && (host = strdup(cmd->ep.host)) == NULL) ||
+      (cmd->ep.path != NULL && (path = strdup(cmd->ep.path)) == NULL)) {
     free(host);
     return NC_ENOMEM;
   }
-  free((char *)s->req.host);
-  free((char *)s->req.path);
-  s->req = (nc__cmd_t){.ep = cmd->ep, .host = host, .port = cmd->port, .path = path, .fd = cmd->fd};
+  free((char *)s->req.ep.host);
+  free((char *)s->req.ep.path);
+  s->req = (ncc_cmd){.ep = {.kind = cmd->ep.kind, .host = host, .port = cmd->ep.port, .path = path,
+                            .fd = cmd->ep.fd}};
   return 0;
 }
 
@@ -62,16 +63,16 @@ static int send_listen(nc_server_t *s) {
   nc_loop_t *loop = s->h.loop;
   int rv;
   uint64_t id = nc__next_id(loop);
-  if ((rv = nc__idmap_put(&loop->server_ids, id, s)) != 0) return rv;
-  nc__cmd_t cmd = s->req;
-  cmd.type = NC__CMD_LISTEN;
+  if ((rv = ncc_idmap_put(&loop->server_ids, id, s)) != 0) return rv;
+  ncc_cmd cmd = s->req;
+  cmd.kind = NCC_CMD_LISTEN;
   cmd.id = id;
-  cmd.flag = s->allow_half_open;
+  cmd.allow_half_open = s->allow_half_open;
   cmd.backlog = s->backlog;
-  cmd.u32 = s->max_connections;
+  cmd.max_connections = s->max_connections;
   cmd.group = s->group;
   if ((rv = nc__send(loop, &cmd, NULL, 0, NULL)) != 0) {
-    nc__idmap_del(&loop->server_ids, id);
+    ncc_idmap_del(&loop->server_ids, id);
     return rv;
   }
   s->id = id;
@@ -79,7 +80,7 @@ static int send_listen(nc_server_t *s) {
   return 0;
 }
 
-static int listen_common(nc_server_t *s, nc__cmd_t *cmd, nc_server_cb cb) {
+static int listen_common(nc_server_t *s, ncc_cmd *cmd, nc_server_cb cb) {
   nc_loop_t *loop = s->h.loop;
   int rv;
   if (s->close_requested) return NC_ERR_SERVER_NOT_RUNNING;
@@ -100,26 +101,26 @@ static int listen_common(nc_server_t *s, nc__cmd_t *cmd, nc_server_cb cb) {
 int nc_server_listen(nc_server_t *s, int port, const char *host, nc_server_cb cb) {
   if (s == NULL) return NC_EINVAL;
   if (port < 0 || port > 65535) return NC_ERR_SOCKET_BAD_PORT;
-  nc__cmd_t cmd = {.ep = NC__EP_TCP, .host = host ? host : "", .port = port};
+  ncc_cmd cmd = {.ep = {.kind = NCC_EP_TCP, .host = host ? host : "", .port = port}};
   return listen_common(s, &cmd, cb);
 }
 
 int nc_server_listen_path(nc_server_t *s, const char *path, nc_server_cb cb) {
   if (s == NULL || path == NULL || path[0] == '\0') return NC_EINVAL;
-  nc__cmd_t cmd = {.ep = NC__EP_PATH, .path = path};
+  ncc_cmd cmd = {.ep = {.kind = NCC_EP_PATH, .path = path}};
   return listen_common(s, &cmd, cb);
 }
 
 int nc_server_listen_fd(nc_server_t *s, int fd, nc_server_cb cb) {
   if (s == NULL || fd < 0) return NC_EINVAL;
-  nc__cmd_t cmd = {.ep = NC__EP_FD, .fd = fd};
+  ncc_cmd cmd = {.ep = {.kind = NCC_EP_FD, .fd = fd}};
   return listen_common(s, &cmd, cb);
 }
 
 int nc_server_pause(nc_server_t *s, unsigned msecs) {
   if (s == NULL) return NC_EINVAL;
   if (s->state != NC__SV_LISTENING) return NC_ERR_SERVER_NOT_RUNNING;
-  nc__cmd_t cmd = {.type = NC__CMD_SERVER_PAUSE, .id = s->id, .u32 = msecs};
+  ncc_cmd cmd = {.kind = NCC_CMD_SERVER_PAUSE, .id = s->id, .msecs = msecs};
   return nc__send(s->h.loop, &cmd, NULL, 0, NULL);
 }
 
@@ -127,7 +128,7 @@ int nc_server_set_max_connections(nc_server_t *s, unsigned n) {
   if (s == NULL) return NC_EINVAL;
   s->max_connections = n;
   if (s->state != NC__SV_LISTENING && s->state != NC__SV_LISTENING_PENDING) return 0;
-  nc__cmd_t cmd = {.type = NC__CMD_SERVER_SET_MAX, .id = s->id, .u32 = n};
+  ncc_cmd cmd = {.kind = NCC_CMD_SERVER_SET_MAX, .id = s->id, .max_connections = n};
   return nc__send(s->h.loop, &cmd, NULL, 0, NULL);
 }
 
@@ -149,7 +150,7 @@ int nc_server_close(nc_server_t *s, nc_server_cb cb) {
   nc__ref(&s->h);
   if ((s->state == NC__SV_LISTENING || s->state == NC__SV_LISTENING_PENDING) &&
       !s->h.loop->gone) {
-    nc__cmd_t cmd = {.type = NC__CMD_SERVER_CLOSE, .id = s->id};
+    ncc_cmd cmd = {.kind = NCC_CMD_SERVER_CLOSE, .id = s->id};
     s->state = NC__SV_CLOSING;
     nc__send(s->h.loop, &cmd, NULL, 0, NULL); /* on failure, the loss of netcore closes it */
     return 0;
@@ -166,7 +167,7 @@ void *nc_server_get_data(const nc_server_t *s) { return s->h.data; }
 
 static void forget_id(nc_server_t *s) {
   if (s->id != 0) {
-    nc__idmap_del(&s->h.loop->server_ids, s->id);
+    ncc_idmap_del(&s->h.loop->server_ids, s->id);
     s->id = 0;
   }
 }
@@ -174,16 +175,16 @@ static void forget_id(nc_server_t *s) {
 void nc__server_free(nc_server_t *s) {
   nc_loop_t *loop = s->h.loop;
   forget_id(s);
-  nc__list_remove(&s->h.all);
-  if (s->h.pending_flags) nc__list_remove(&s->h.pend);
-  for (nc__link_t *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
-    nc_socket_t *sock = NC__CONTAINER(l, nc_socket_t, h.all);
+  ncc_list_remove(&s->h.all);
+  if (s->h.pending_flags) ncc_list_remove(&s->h.pend);
+  for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+    nc_socket_t *sock = ncc_container_of(l, nc_socket_t, h.all);
     if (sock->server == s) sock->server = NULL;
   }
   nc__unref(&s->h);
   free(s->group);
-  free((char *)s->req.host);
-  free((char *)s->req.path);
+  free((char *)s->req.ep.host);
+  free((char *)s->req.ep.path);
   free(s);
 }
 
@@ -209,27 +210,27 @@ void nc__server_error_event(nc_server_t *s, int err, const char *msg) {
   if (s->ev.on_error != NULL) s->ev.on_error(s, err, msg);
 }
 
-void nc__server_event(nc_server_t *s, const nc__event_t *ev) {
-  switch (ev->type) {
-  case NC__EV_LISTENING: {
+void nc__server_event(nc_server_t *s, const ncc_event *ev) {
+  switch (ev->kind) {
+  case NCC_EV_LISTENING: {
     if (s->state != NC__SV_LISTENING_PENDING) break; /* closed meanwhile */
     s->state = NC__SV_LISTENING;
-    s->addr = ev->local;
+    nc__address(ev->local, &s->addr);
     /* A relisten asks for the port netcore chose, so clients find it again. */
-    if (s->req.ep == NC__EP_TCP && s->req.port == 0) s->req.port = ev->local.port;
+    if (s->req.ep.kind == NCC_EP_TCP && s->req.ep.port == 0) s->req.ep.port = s->addr.port;
     nc_server_cb cb = s->listen_cb;
     s->listen_cb = NULL;
     if (cb != NULL) cb(s);
     if (s->state == NC__SV_LISTENING && s->ev.on_listening != NULL) s->ev.on_listening(s);
     break;
   }
-  case NC__EV_SERVER_ERROR: {
+  case NCC_EV_SERVER_ERROR: {
     char msg[512];
     snprintf(msg, sizeof(msg), "%s%s%s", ev->code, ev->message[0] ? ": " : "", ev->message);
     nc__server_error_event(s, nc__err_code(ev->code), msg);
     break;
   }
-  case NC__EV_SERVER_CLOSED:
+  case NCC_EV_SERVER_CLOSED:
     if (!s->close_requested && s->h.loop->shutdown && nc__server_link_lost(s)) {
       break; /* netcore is restarting: listen again on the next netcore */
     }

@@ -11,6 +11,13 @@
  * sends Pause and stops granting; what is already on its way is queued here
  * (moved, not copied, in its ZeroMQ frame) and delivered after resume().
  *
+ * Pipes: nc_socket_pipe() asks netcore to move the bytes itself (Pipe,
+ * PROTOCOL.md 17) when nothing here consumes the source's data; until
+ * netcore has the Pipe, Data still on its way is written to dst here as in
+ * the library's own pipe, and netcore starts moving only once that is
+ * credited. A late on_data, an encoding or unpipe() sends Unpipe; Unpiped
+ * gives the counts back, and data after it flows through here again.
+ *
  * Lifetime: a socket is freed right after its close callback, which only
  * ever runs from the loop (an event, the pending queue, or netcore's loss).
  * Loop thread only. */
@@ -144,16 +151,16 @@ static int live(const nc_socket_t *s) {
   return (s->state == NC__SK_CONNECTING || s->state == NC__SK_OPEN) && !s->destroyed;
 }
 
-static int send_simple(nc_socket_t *s, nc__cmd_type_t type) {
-  nc__cmd_t cmd = {.type = type, .id = s->id};
+static int send_simple(nc_socket_t *s, ncc_cmd_kind kind) {
+  ncc_cmd cmd = {.kind = kind, .id = s->id};
   return nc__send(s->h.loop, &cmd, NULL, 0, NULL);
 }
 
 static void sock_init(nc_socket_t *s, nc_loop_t *loop, int allow_half_open) {
   s->h.type = NC__H_SOCKET;
   s->h.loop = loop;
-  nc__list_init(&s->h.pend);
-  nc__list_push(&loop->sockets, &s->h.all);
+  ncc_list_init(&s->h.pend);
+  ncc_list_push(&loop->sockets, &s->h.all);
   s->state = NC__SK_NEW;
   s->allow_half_open = allow_half_open != 0;
   s->hwm = DEFAULT_HWM;
@@ -176,6 +183,9 @@ static void reset_connection(nc_socket_t *s) {
   s->unacked_credit = 0;
   s->closed_final = 0;
   s->adopted = 0;
+  s->pipes_out = 0;
+  s->unpiping = 0;
+  s->adopted_pipe_dst = 0;
   memset(&s->local, 0, sizeof(s->local));
   memset(&s->remote, 0, sizeof(s->remote));
   nc__decoder_t d = s->dec;
@@ -186,16 +196,16 @@ static void reset_connection(nc_socket_t *s) {
 static void send_options(nc_socket_t *s) {
   nc_loop_t *loop = s->h.loop;
   if (s->timeout_ms > 0) {
-    nc__cmd_t c = {.type = NC__CMD_SET_TIMEOUT, .id = s->id, .u32 = s->timeout_ms};
+    ncc_cmd c = {.kind = NCC_CMD_SET_TIMEOUT, .id = s->id, .msecs = s->timeout_ms};
     nc__send(loop, &c, NULL, 0, NULL);
   }
   if (s->nodelay >= 0) {
-    nc__cmd_t c = {.type = NC__CMD_SET_NO_DELAY, .id = s->id, .flag = s->nodelay};
+    ncc_cmd c = {.kind = NCC_CMD_SET_NO_DELAY, .id = s->id, .enable = s->nodelay};
     nc__send(loop, &c, NULL, 0, NULL);
   }
   if (s->keepalive >= 0) {
-    nc__cmd_t c = {.type = NC__CMD_SET_KEEP_ALIVE, .id = s->id, .flag = s->keepalive,
-                   .u32b = s->keepalive_delay};
+    ncc_cmd c = {.kind = NCC_CMD_SET_KEEP_ALIVE, .id = s->id, .enable = s->keepalive,
+                   .initial_delay_ms = s->keepalive_delay};
     nc__send(loop, &c, NULL, 0, NULL);
   }
 }
@@ -217,8 +227,8 @@ nc_socket_t *nc__socket_adopt(nc_loop_t *loop, uint64_t id, const nc_address_t *
   nc_socket_t *s = calloc(1, sizeof(*s));
   if (s == NULL) return NULL;
   sock_init(s, loop, allow_half_open);
-  if (nc__idmap_put(&loop->socket_ids, id, s) != 0) {
-    nc__list_remove(&s->h.all);
+  if (ncc_idmap_put(&loop->socket_ids, id, s) != 0) {
+    ncc_list_remove(&s->h.all);
     free(s);
     return NULL;
   }
@@ -230,11 +240,37 @@ nc_socket_t *nc__socket_adopt(nc_loop_t *loop, uint64_t id, const nc_address_t *
   return s;
 }
 
-void nc__socket_accepted(nc_loop_t *loop, const nc__event_t *ev) {
-  nc_server_t *server = nc__idmap_get(&loop->server_ids, ev->server_id);
-  nc_socket_t *s = nc__socket_adopt(loop, ev->socket_id, &ev->local, &ev->remote, ev->flag);
+static void pipe_attach(nc_socket_t *src, nc_socket_t *dst, int no_end);
+
+/* Adopted (PROTOCOL.md 17): s's pipe inside netcore carries on, and so does
+ * any pipe of an adopted socket that waited for s as its destination. Both
+ * ends come to this handler, in either order; a source's input waits until
+ * its destination is here. */
+static void adopt_pipes(nc_loop_t *loop, nc_socket_t *s, const ncc_event *ev) {
+  if (ev->dest_socket_id != 0) {
+    s->pipes_out = 1;
+    s->pipe_no_end = ev->pipe_no_end;
+    nc_socket_t *dst = ncc_idmap_get(&loop->socket_ids, ev->dest_socket_id);
+    if (dst != NULL) pipe_attach(s, dst, ev->pipe_no_end);
+    else s->adopted_pipe_dst = ev->dest_socket_id;
+  }
+  for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+    nc_socket_t *src = ncc_container_of(l, nc_socket_t, h.all);
+    if (src->adopted_pipe_dst != s->id) continue;
+    src->adopted_pipe_dst = 0;
+    pipe_attach(src, s, src->pipe_no_end);
+    if (src->input.len > 0) nc__pend(&src->h, NC__P_FLUSH_INPUT);
+  }
+}
+
+void nc__socket_accepted(nc_loop_t *loop, const ncc_event *ev) {
+  nc_server_t *server = ncc_idmap_get(&loop->server_ids, ev->server_id);
+  nc_address_t local, remote;
+  nc__address(ev->local, &local);
+  nc__address(ev->remote, &remote);
+  nc_socket_t *s = nc__socket_adopt(loop, ev->socket_id, &local, &remote, ev->flag);
   if (s == NULL) { /* out of memory: refuse the connection rather than lose track */
-    nc__cmd_t cmd = {.type = NC__CMD_DESTROY, .id = ev->socket_id};
+    ncc_cmd cmd = {.kind = NCC_CMD_DESTROY, .id = ev->socket_id};
     nc__send(loop, &cmd, NULL, 0, NULL);
     return;
   }
@@ -244,27 +280,31 @@ void nc__socket_accepted(nc_loop_t *loop, const nc__event_t *ev) {
     nc_socket_destroy(s);
     return;
   }
-  if (ev->type == NC__EV_ADOPTED) {
+  if (ev->kind == NCC_EV_ADOPTED) {
     /* Its history so far (PROTOCOL.md 13); the replayed Data follows. */
     s->adopted = 1;
     s->bytes_read = ev->bytes_read;
     s->credited = ev->bytes_read; /* what the old owner consumed was credited */
     s->kernel_written = ev->bytes_written;
     s->bytes_sent = ev->bytes_written + ev->queued_bytes;
-    s->ended_local = ev->flag2;
+    s->ended_local = ev->write_ended;
+    adopt_pipes(loop, s, ev);
   }
   server->connections = ev->count;
   if (server->ev.on_connection != NULL) server->ev.on_connection(server, s);
 }
+
+static void offload_stop(nc_socket_t *s);
 
 void nc_socket_set_events(nc_socket_t *s, const nc_socket_events_t *events) {
   if (events != NULL)
     s->ev = *events;
   else
     memset(&s->ev, 0, sizeof(s->ev));
+  if (s->ev.on_data != NULL) offload_stop(s); /* a 'data' listener: the bytes must come here */
 }
 
-static int connect_common(nc_socket_t *s, nc__cmd_t *cmd, nc_socket_cb cb) {
+static int connect_common(nc_socket_t *s, ncc_cmd *cmd, nc_socket_cb cb) {
   nc_loop_t *loop = s->h.loop;
   int rv;
   if (s->state == NC__SK_OPEN) return NC_EISCONN;
@@ -273,12 +313,12 @@ static int connect_common(nc_socket_t *s, nc__cmd_t *cmd, nc_socket_cb cb) {
   if (loop->gone || loop->gone_pending) return loop->gone ? loop->gone : loop->gone_pending;
   if (loop->shutdown) return NC_ERR_NETCORE_SHUTDOWN; /* netcore accepts nothing new */
   uint64_t id = nc__next_id(loop);
-  if ((rv = nc__idmap_put(&loop->socket_ids, id, s)) != 0) return rv;
-  cmd->type = NC__CMD_CONNECT;
+  if ((rv = ncc_idmap_put(&loop->socket_ids, id, s)) != 0) return rv;
+  cmd->kind = NCC_CMD_CONNECT;
   cmd->id = id;
-  cmd->flag = s->allow_half_open;
+  cmd->allow_half_open = s->allow_half_open;
   if ((rv = nc__send(loop, cmd, NULL, 0, NULL)) != 0) {
-    nc__idmap_del(&loop->socket_ids, id);
+    ncc_idmap_del(&loop->socket_ids, id);
     return rv;
   }
   reset_connection(s);
@@ -294,13 +334,13 @@ static int connect_common(nc_socket_t *s, nc__cmd_t *cmd, nc_socket_cb cb) {
 int nc_socket_connect(nc_socket_t *s, int port, const char *host, nc_socket_cb cb) {
   if (s == NULL) return NC_EINVAL;
   if (port <= 0 || port > 65535) return NC_ERR_SOCKET_BAD_PORT;
-  nc__cmd_t cmd = {.ep = NC__EP_TCP, .port = port, .host = host ? host : "localhost"};
+  ncc_cmd cmd = {.ep = {.kind = NCC_EP_TCP, .port = port, .host = host ? host : "localhost"}};
   return connect_common(s, &cmd, cb);
 }
 
 int nc_socket_connect_path(nc_socket_t *s, const char *path, nc_socket_cb cb) {
   if (s == NULL || path == NULL || path[0] == '\0') return NC_EINVAL;
-  nc__cmd_t cmd = {.ep = NC__EP_PATH, .path = path};
+  ncc_cmd cmd = {.ep = {.kind = NCC_EP_PATH, .path = path}};
   return connect_common(s, &cmd, cb);
 }
 
@@ -347,11 +387,11 @@ static int session_kept(const nc_loop_t *loop) {
  * while the link is down (resuming) it is only kept, and a send that finds
  * the link dead counts as done: the resumed session sends it again (or, not
  * resumed, the socket fails). */
-static int send_write(nc_socket_t *s, const nc__cmd_t *cmd, zmq_msg_t *msg) {
+static int send_write(nc_socket_t *s, const ncc_cmd *cmd, zmq_msg_t *msg) {
   nc_loop_t *loop = s->h.loop;
   uint64_t seq = s->write_seq + 1;
   int kept = session_kept(loop);
-  if (kept && wlog_push(&s->wlog, seq, cmd->id2, cmd->type == NC__CMD_END, msg) != 0) {
+  if (kept && wlog_push(&s->wlog, seq, cmd->fd_socket_id, cmd->kind == NCC_CMD_END, msg) != 0) {
     if (msg != NULL) zmq_msg_close(msg);
     return NC_ENOMEM;
   }
@@ -394,22 +434,32 @@ static int write_common(nc_socket_t *s, const void *data, size_t len, zmq_msg_t 
   size_t chunk = loop->max_frame ? loop->max_frame : len;
   const char *p = data;
   size_t left = len;
-  nc__cmd_t cmd = {.type = NC__CMD_WRITE, .id = s->id, .id2 = fd_id};
+  ncc_cmd cmd = {.kind = NCC_CMD_WRITE, .id = s->id, .fd_socket_id = fd_id};
   /* Lazy acks (PROTOCOL.md 7): ask for a prompt one only when something waits
    * for it, a write callback or a 'drain' this write makes due. */
   int prompt = cb != NULL || s->buffer_size + len >= s->hwm;
+  zmq_msg_t shared;
+  zmq_msg_t *d = loop->delivering;
+  if (msg == NULL && d != NULL && len > 0 && len <= chunk && data == zmq_msg_data(d) &&
+      len == zmq_msg_size(d)) {
+    /* Writing back the very bytes on_data was given (an echo, a forward):
+     * the received frame goes out again, shared, not copied. */
+    zmq_msg_init(&shared);
+    if (zmq_msg_copy(&shared, d) == 0) msg = &shared;
+    else zmq_msg_close(&shared);
+  }
   if (msg != NULL) {
-    cmd.flag = prompt;
+    cmd.ack_now = prompt;
     if ((rv = send_write(s, &cmd, msg)) != 0) return rv;
   } else {
     do {
       size_t n = left < chunk ? left : chunk;
-      cmd.flag = prompt && n == left; /* the last part's ack covers the rest */
+      cmd.ack_now = prompt && n == left; /* the last part's ack covers the rest */
       zmq_msg_t m;
       if (zmq_msg_init_size(&m, n) != 0) return NC_ENOMEM;
       if (n > 0) memcpy(zmq_msg_data(&m), p, n); /* the one copy of the data */
       if ((rv = send_write(s, &cmd, &m)) != 0) return rv;
-      cmd.id2 = 0; /* the fd goes with the first part only */
+      cmd.fd_socket_id = 0; /* the fd goes with the first part only */
       p += n;
       left -= n;
     } while (left > 0);
@@ -450,7 +500,7 @@ int nc_socket_end(nc_socket_t *s, const void *data, size_t len) {
   if (len > 0 && (rv = write_common(s, data, len, NULL, 0, NULL, NULL)) < 0) return rv;
   /* No ack_now: nothing waits for the FIN's ack (no drain after end), and it
    * rides along with Closed, which follows as soon as the peer has ended too. */
-  nc__cmd_t cmd = {.type = NC__CMD_END, .id = s->id};
+  ncc_cmd cmd = {.kind = NCC_CMD_END, .id = s->id};
   (void)loop;
   if ((rv = send_write(s, &cmd, NULL)) != 0) return rv;
   s->ended_local = 1;
@@ -461,7 +511,7 @@ int nc_socket_end(nc_socket_t *s, const void *data, size_t len) {
 /* ---------------------------------------------------------------- reading */
 
 static void grant(nc_socket_t *s) {
-  nc__cmd_t cmd = {.type = NC__CMD_CREDIT, .id = s->id, .u32 = s->unacked_credit};
+  ncc_cmd cmd = {.kind = NCC_CMD_CREDIT, .id = s->id, .bytes = s->unacked_credit};
   if (s->unacked_credit == 0 || s->h.loop->resuming) return; /* granted once resumed */
   uint32_t n = s->unacked_credit;
   s->unacked_credit = 0;
@@ -517,7 +567,11 @@ static void deliver_data(nc_socket_t *s, zmq_msg_t *msg) {
   size_t n = zmq_msg_size(msg);
   if (s->ev.on_data != NULL) {
     if (s->dec.enc == NC__ENC_NONE) {
+      nc_loop_t *loop = s->h.loop;
+      zmq_msg_t *outer = loop->delivering; /* a callback may run a nested loop turn */
+      loop->delivering = msg;
       s->ev.on_data(s, p, n);
+      loop->delivering = outer;
     } else {
       char *out = nc__scratch(s->h.loop, nc__decoder_max_out(&s->dec, n));
       if (out == NULL) {
@@ -541,9 +595,12 @@ static void deliver_end(nc_socket_t *s) {
   }
   if (!s->destroyed && s->ev.on_end != NULL) s->ev.on_end(s);
   if (!s->destroyed && s->pipe_dst != NULL) {
+    /* A pipe inside netcore stops at the source's end by itself (its
+     * Unpiped follows): no Unpipe. Ending dst again there is a no-op. */
     nc_socket_t *dst = s->pipe_dst;
-    nc_socket_unpipe(s);
-    if (live(dst)) nc_socket_end(dst, NULL, 0);
+    pipe_detach(s);
+    if (s->pipe_paused) nc_socket_resume(s);
+    if (!s->pipe_no_end && live(dst)) nc_socket_end(dst, NULL, 0);
   }
   /* Without allowHalfOpen the peer's FIN ends our side too, after the
    * writes already queued (Node's behaviour; netcore leaves it to us). */
@@ -589,11 +646,11 @@ static void uncount(nc_socket_t *s) {
  * and the socket is freed unless that callback connected it again. */
 static void finish_close(nc_socket_t *s, int had_error) {
   nc_loop_t *loop = s->h.loop;
-  if (s->id != 0) nc__idmap_del(&loop->socket_ids, s->id);
+  if (s->id != 0) ncc_idmap_del(&loop->socket_ids, s->id);
   s->id = 0;
   s->state = NC__SK_CLOSED;
   if (s->h.pending_flags) {
-    nc__list_remove(&s->h.pend);
+    ncc_list_remove(&s->h.pend);
     s->h.pending_flags = 0;
   }
   unpipe_all(s, 1);
@@ -607,9 +664,9 @@ static void finish_close(nc_socket_t *s, int had_error) {
 
 void nc__socket_free(nc_socket_t *s) {
   nc_loop_t *loop = s->h.loop;
-  if (s->id != 0) nc__idmap_del(&loop->socket_ids, s->id);
-  nc__list_remove(&s->h.all);
-  if (s->h.pending_flags) nc__list_remove(&s->h.pend);
+  if (s->id != 0) ncc_idmap_del(&loop->socket_ids, s->id);
+  ncc_list_remove(&s->h.all);
+  if (s->h.pending_flags) ncc_list_remove(&s->h.pend);
   unpipe_all(s, 0);
   inring_clear(&s->input);
   free(s->input.v);
@@ -630,7 +687,7 @@ void nc_socket_destroy(nc_socket_t *s) {
   if (!live(s)) return;
   s->destroyed = 1;
   uncount(s);
-  send_simple(s, NC__CMD_DESTROY); /* if netcore is gone, its loss closes us */
+  send_simple(s, NCC_CMD_DESTROY); /* if netcore is gone, its loss closes us */
 }
 
 /* A failure found by libnc or reported by an Error event: 'error', then
@@ -659,7 +716,7 @@ void nc__socket_gone(nc_socket_t *s, int err, const char *msg) {
 /* --------------------------------------------------------------- events */
 
 static void flush_input(nc_socket_t *s) {
-  while (!s->paused && s->input.len > 0 && s->state == NC__SK_OPEN) {
+  while (!s->paused && !s->adopted_pipe_dst && s->input.len > 0 && s->state == NC__SK_OPEN) {
     nc__input_t in;
     inring_pop(&s->input, &in);
     switch (in.kind) {
@@ -679,7 +736,7 @@ static void flush_input(nc_socket_t *s) {
   }
 }
 
-static void on_ack(nc_socket_t *s, const nc__event_t *ev) {
+static void on_ack(nc_socket_t *s, const ncc_event *ev) {
   s->acked_seq += ev->count;
   s->acked_bytes += ev->bytes;
   wlog_trim(&s->wlog, s->acked_seq, 0);
@@ -701,102 +758,145 @@ static void on_ack(nc_socket_t *s, const nc__event_t *ev) {
   }
 }
 
-void nc__socket_event(nc_socket_t *s, const nc__event_t *ev, zmq_msg_t *payload) {
+/* One function per socket event kind (nc__socket_event dispatches); payload
+ * is the Data event's frame, NULL for the others. */
+typedef void (*event_fn)(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload);
+
+static void on_connected(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  if (s->state != NC__SK_CONNECTING) return;
+  s->state = NC__SK_OPEN;
+  nc__address(ev->local, &s->local);
+  nc__address(ev->remote, &s->remote);
+  nc_socket_cb cb = s->connect_cb;
+  s->connect_cb = NULL;
+  if (s->destroyed) return;
+  if (cb != NULL) cb(s);
+  if (live(s) && s->ev.on_connect != NULL) s->ev.on_connect(s);
+}
+
+static void on_data(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  if (payload == NULL) return;
+  s->bytes_read += zmq_msg_size(payload);
+  if (s->destroyed) return;
+  if (s->paused || s->input.len > 0 || s->adopted_pipe_dst) {
+    if (inring_push(&s->input, NC__IN_DATA, 0, payload) != 0)
+      nc__socket_fail(s, NC_ENOMEM, "no memory to queue data while paused");
+  } else {
+    deliver_data(s, payload);
+  }
+}
+
+static void on_ended(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  s->got_end = 1;
+  if (s->destroyed) return;
+  if (s->paused || s->input.len > 0 || s->adopted_pipe_dst) {
+    if (inring_push(&s->input, NC__IN_END, 0, NULL) != 0)
+      nc__socket_fail(s, NC_ENOMEM, "no memory to queue end while paused");
+  } else {
+    deliver_end(s);
+  }
+}
+
+static void on_write_ack(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  on_ack(s, ev);
+}
+
+static void on_timeout(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  if (!live(s)) return;
+  nc_socket_cb cb = s->timeout_cb;
+  s->timeout_cb = NULL;
+  if (cb != NULL) cb(s);
+  if (live(s) && s->ev.on_timeout != NULL) s->ev.on_timeout(s);
+}
+
+static void on_socket_error(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  int err = nc__err_code(ev->code);
+  int quiet = s->destroyed; /* after destroy(), only 'close' */
+  s->had_error = 1;
+  s->local_err = err;
+  s->destroyed = 1;
+  if (quiet || s->error_emitted) return;
+  char msg[512];
+  s->error_emitted = 1;
+  snprintf(msg, sizeof(msg), "%s%s%s", ev->code, ev->message[0] ? ": " : "", ev->message);
+  if (s->ev.on_error != NULL) s->ev.on_error(s, err, msg);
+}
+
+static void on_closed(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  int had_error = ev->flag || s->had_error;
+  s->kernel_written = ev->bytes_written;
+  s->closed_final = 1;
+  if (!had_error && !s->destroyed && (s->paused || s->input.len > 0)) {
+    /* A clean close waits behind the input the application has not
+     * read yet, as Node's 'close' waits for 'end'. */
+    if (inring_push(&s->input, NC__IN_CLOSE, 0, NULL) == 0) return;
+  }
+  finish_close(s, had_error);
+}
+
+static void on_fd(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  nc_loop_t *loop = s->h.loop;
+  nc_address_t local, remote;
+  nc__address(ev->local, &local);
+  nc__address(ev->remote, &remote);
+  nc_socket_t *n = nc__socket_adopt(loop, ev->new_socket_id, &local, &remote, s->allow_half_open);
+  if (n == NULL) {
+    ncc_cmd cmd = {.kind = NCC_CMD_DESTROY, .id = ev->new_socket_id};
+    nc__send(loop, &cmd, NULL, 0, NULL);
+    return;
+  }
+  if (live(s) && s->ev.on_fd != NULL)
+    s->ev.on_fd(s, n);
+  else
+    nc_socket_destroy(n);
+}
+
+/* A pipe inside netcore stopped (PROTOCOL.md 17): its bytes count now, on
+ * both ends; when the destination failed, ended or closed, the source is
+ * unpiped as Node does on the destination's 'error'/'close'/'finish'. */
+static void on_unpiped(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  (void)payload;
+  nc_socket_t *dst = ncc_idmap_get(&s->h.loop->socket_ids, ev->dest_socket_id);
+  s->bytes_read += ev->bytes;
+  if (dst != NULL) {
+    dst->bytes_sent += ev->bytes;
+    if (ev->bytes_written > dst->kernel_written) dst->kernel_written = ev->bytes_written;
+  }
+  if (s->pipes_out > 0) s->pipes_out--;
+  if (s->adopted_pipe_dst == ev->dest_socket_id) { /* its destination never came to us */
+    s->adopted_pipe_dst = 0;
+    if (s->input.len > 0) nc__pend(&s->h, NC__P_FLUSH_INPUT);
+  }
+  if (s->pipes_out > 0) return; /* a newer Pipe replaced this one */
+  s->unpiping = 0;
+  if (ev->unpipe_reason == NCC_UNPIPE_DEST_CLOSED && s->pipe_dst != NULL && s->pipe_dst == dst) {
+    pipe_detach(s);
+    if (s->pipe_paused) nc_socket_resume(s);
+  }
+}
+
+void nc__socket_pipe_refused(nc_socket_t *s, int is_pipe) {
+  if (is_pipe && s->pipes_out > 0) s->pipes_out--;
+  if (s->pipes_out == 0) s->unpiping = 0;
+}
+
+static const event_fn socket_events[NCC_EV_BATCH + 1] = {
+    [NCC_EV_CONNECTED] = on_connected,       [NCC_EV_DATA] = on_data,
+    [NCC_EV_ENDED] = on_ended,               [NCC_EV_WRITE_ACK] = on_write_ack,
+    [NCC_EV_TIMEOUT] = on_timeout,           [NCC_EV_SOCKET_ERROR] = on_socket_error,
+    [NCC_EV_CLOSED] = on_closed,             [NCC_EV_FD] = on_fd,
+    [NCC_EV_UNPIPED] = on_unpiped,
+};
+
+void nc__socket_event(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
   if (ev->seq) s->last_seq = ev->seq;
   if (ev->has_ack) { /* acks that waited for this event come first */
-    nc__event_t ack = {.count = ev->ack_writes, .bytes = ev->ack_bytes,
-                       .bytes_written = ev->ack_bytes_written};
+    ncc_event ack = {.count = ev->ack_writes, .bytes = ev->ack_bytes,
+                     .bytes_written = ev->ack_bytes_written};
     on_ack(s, &ack);
   }
-  switch (ev->type) {
-  case NC__EV_CONNECTED: {
-    if (s->state != NC__SK_CONNECTING) break;
-    s->state = NC__SK_OPEN;
-    s->local = ev->local;
-    s->remote = ev->remote;
-    nc_socket_cb cb = s->connect_cb;
-    s->connect_cb = NULL;
-    if (s->destroyed) break;
-    if (cb != NULL) cb(s);
-    if (live(s) && s->ev.on_connect != NULL) s->ev.on_connect(s);
-    break;
-  }
-  case NC__EV_DATA:
-    if (payload == NULL) break;
-    s->bytes_read += zmq_msg_size(payload);
-    if (s->destroyed) break;
-    if (s->paused || s->input.len > 0) {
-      if (inring_push(&s->input, NC__IN_DATA, 0, payload) != 0)
-        nc__socket_fail(s, NC_ENOMEM, "no memory to queue data while paused");
-    } else {
-      deliver_data(s, payload);
-    }
-    break;
-  case NC__EV_ENDED:
-    s->got_end = 1;
-    if (s->destroyed) break;
-    if (s->paused || s->input.len > 0) {
-      if (inring_push(&s->input, NC__IN_END, 0, NULL) != 0)
-        nc__socket_fail(s, NC_ENOMEM, "no memory to queue end while paused");
-    } else {
-      deliver_end(s);
-    }
-    break;
-  case NC__EV_WRITE_ACK:
-    on_ack(s, ev);
-    break;
-  case NC__EV_TIMEOUT: {
-    if (!live(s)) break;
-    nc_socket_cb cb = s->timeout_cb;
-    s->timeout_cb = NULL;
-    if (cb != NULL) cb(s);
-    if (live(s) && s->ev.on_timeout != NULL) s->ev.on_timeout(s);
-    break;
-  }
-  case NC__EV_SOCKET_ERROR: {
-    int err = nc__err_code(ev->code);
-    int quiet = s->destroyed; /* after destroy(), only 'close' */
-    s->had_error = 1;
-    s->local_err = err;
-    s->destroyed = 1;
-    if (!quiet && !s->error_emitted) {
-      char msg[512];
-      s->error_emitted = 1;
-      snprintf(msg, sizeof(msg), "%s%s%s", ev->code, ev->message[0] ? ": " : "", ev->message);
-      if (s->ev.on_error != NULL) s->ev.on_error(s, err, msg);
-    }
-    break;
-  }
-  case NC__EV_CLOSED: {
-    int had_error = ev->flag || s->had_error;
-    s->kernel_written = ev->bytes_written;
-    s->closed_final = 1;
-    if (!had_error && !s->destroyed && (s->paused || s->input.len > 0)) {
-      /* A clean close waits behind the input the application has not
-       * read yet, as Node's 'close' waits for 'end'. */
-      if (inring_push(&s->input, NC__IN_CLOSE, 0, NULL) == 0) break;
-    }
-    finish_close(s, had_error);
-    break;
-  }
-  case NC__EV_FD: {
-    nc_loop_t *loop = s->h.loop;
-    nc_socket_t *n =
-        nc__socket_adopt(loop, ev->new_socket_id, &ev->local, &ev->remote, s->allow_half_open);
-    if (n == NULL) {
-      nc__cmd_t cmd = {.type = NC__CMD_DESTROY, .id = ev->new_socket_id};
-      nc__send(loop, &cmd, NULL, 0, NULL);
-      break;
-    }
-    if (live(s) && s->ev.on_fd != NULL)
-      s->ev.on_fd(s, n);
-    else
-      nc_socket_destroy(n);
-    break;
-  }
-  default:
-    break;
-  }
+  if ((unsigned)ev->kind <= NCC_EV_BATCH && socket_events[ev->kind] != NULL)
+    socket_events[ev->kind](s, ev, payload);
 }
 
 void nc__socket_pending(nc_socket_t *s, unsigned flags) {
@@ -820,7 +920,7 @@ void nc_socket_pause(nc_socket_t *s) {
   if (s == NULL || (s->paused && !s->soft_paused)) return;
   s->paused = 1;
   s->soft_paused = 0; /* the application's pause stops reading at once */
-  if (live(s)) send_simple(s, NC__CMD_PAUSE);
+  if (live(s)) send_simple(s, NCC_CMD_PAUSE);
 }
 
 void nc_socket_resume(nc_socket_t *s) {
@@ -830,7 +930,7 @@ void nc_socket_resume(nc_socket_t *s) {
   s->soft_paused = 0;
   s->pipe_paused = 0;
   if (!live(s)) return;
-  if (!soft) send_simple(s, NC__CMD_RESUME);
+  if (!soft) send_simple(s, NCC_CMD_RESUME);
   grant(s);
   if (s->input.len > 0) nc__pend(&s->h, NC__P_FLUSH_INPUT);
 }
@@ -843,7 +943,7 @@ int nc_socket_set_timeout(nc_socket_t *s, unsigned msecs, nc_socket_cb cb) {
   s->timeout_cb = msecs > 0 ? cb : NULL;
   if (!live(s)) return 0;
   if (s->h.loop->resuming) return s->opts_dirty = 1, 0; /* sent once resumed */
-  nc__cmd_t c = {.type = NC__CMD_SET_TIMEOUT, .id = s->id, .u32 = msecs};
+  ncc_cmd c = {.kind = NCC_CMD_SET_TIMEOUT, .id = s->id, .msecs = msecs};
   return nc__send(s->h.loop, &c, NULL, 0, NULL);
 }
 
@@ -852,7 +952,7 @@ int nc_socket_set_no_delay(nc_socket_t *s, int enable) {
   s->nodelay = enable != 0;
   if (!live(s)) return 0;
   if (s->h.loop->resuming) return s->opts_dirty = 1, 0;
-  nc__cmd_t c = {.type = NC__CMD_SET_NO_DELAY, .id = s->id, .flag = s->nodelay};
+  ncc_cmd c = {.kind = NCC_CMD_SET_NO_DELAY, .id = s->id, .enable = s->nodelay};
   return nc__send(s->h.loop, &c, NULL, 0, NULL);
 }
 
@@ -862,31 +962,73 @@ int nc_socket_set_keep_alive(nc_socket_t *s, int enable, unsigned initial_delay_
   s->keepalive_delay = initial_delay_ms;
   if (!live(s)) return 0;
   if (s->h.loop->resuming) return s->opts_dirty = 1, 0;
-  nc__cmd_t c = {.type = NC__CMD_SET_KEEP_ALIVE, .id = s->id, .flag = s->keepalive,
-                 .u32b = initial_delay_ms};
+  ncc_cmd c = {.kind = NCC_CMD_SET_KEEP_ALIVE, .id = s->id, .enable = s->keepalive,
+                 .initial_delay_ms = initial_delay_ms};
   return nc__send(s->h.loop, &c, NULL, 0, NULL);
 }
 
 int nc_socket_set_encoding(nc_socket_t *s, const char *encoding) {
   if (s == NULL) return NC_EINVAL;
-  return nc__decoder_set(&s->dec, encoding);
+  int rv = nc__decoder_set(&s->dec, encoding);
+  if (rv == 0 && s->dec.enc != NC__ENC_NONE) offload_stop(s); /* decoded text is made here */
+  return rv;
 }
 
-int nc_socket_pipe(nc_socket_t *src, nc_socket_t *dst) {
-  if (src == NULL || dst == NULL) return NC_EINVAL;
-  if (src->pipe_dst == dst) return 0;
-  nc_socket_unpipe(src);
+static void pipe_attach(nc_socket_t *src, nc_socket_t *dst, int no_end) {
   src->pipe_dst = dst;
+  src->pipe_no_end = no_end != 0;
   src->pipe_next = dst->pipe_srcs;
   dst->pipe_srcs = src;
+}
+
+/* Whether netcore can carry src.pipe(dst) out itself (nc.h, nc_socket_pipe). */
+static int offloadable(const nc_socket_t *src, const nc_socket_t *dst) {
+  const nc_loop_t *loop = src->h.loop;
+  return loop->pipe_offload && loop->minor_version >= 2 && src->ev.on_data == NULL &&
+         src->dec.enc == NC__ENC_NONE && live(src) && live(dst) && !src->ended_remote &&
+         !dst->ended_local;
+}
+
+/* Hands the pipe to netcore. */
+static void offload_start(nc_socket_t *src, nc_socket_t *dst) {
+  uint32_t hwm = dst->hwm > UINT32_MAX ? UINT32_MAX : (uint32_t)dst->hwm;
+  ncc_cmd cmd = {.kind = NCC_CMD_PIPE, .id = src->id, .dest_socket_id = dst->id,
+                 .no_end = src->pipe_no_end, .high_water_mark = hwm};
+  if (nc__send(src->h.loop, &cmd, NULL, 0, NULL) != 0) return; /* the library pipes */
+  src->pipes_out++;
+  src->unpiping = 0;
+}
+
+/* Takes s's bytes back from a pipe inside netcore: Unpipe, once; data read
+ * after its Unpiped comes here again. */
+static void offload_stop(nc_socket_t *s) {
+  if (s->pipes_out == 0 || s->unpiping || !live(s)) return;
+  ncc_cmd cmd = {.kind = NCC_CMD_UNPIPE, .id = s->id};
+  if (nc__send(s->h.loop, &cmd, NULL, 0, NULL) == 0) s->unpiping = 1;
+}
+
+int nc_socket_pipe_opts(nc_socket_t *src, nc_socket_t *dst, const nc_pipe_options_t *opts) {
+  if (src == NULL || dst == NULL) return NC_EINVAL;
+  int no_end = opts != NULL && opts->no_end;
+  if (src->pipe_dst == dst && src->pipe_no_end == no_end) return 0;
+  nc_socket_unpipe(src);
+  pipe_attach(src, dst, no_end);
   nc_socket_resume(src); /* pipe() starts the flow, as in Node */
+  if (offloadable(src, dst)) offload_start(src, dst);
   return 0;
 }
+
+int nc_socket_pipe(nc_socket_t *src, nc_socket_t *dst) { return nc_socket_pipe_opts(src, dst, NULL); }
 
 void nc_socket_unpipe(nc_socket_t *src) {
   if (src == NULL || src->pipe_dst == NULL) return;
   pipe_detach(src);
+  offload_stop(src);
   if (src->pipe_paused) nc_socket_resume(src);
+}
+
+int nc_socket_pipe_offloaded(const nc_socket_t *src) {
+  return src != NULL && src->pipes_out > 0 && !src->unpiping;
 }
 
 size_t nc_socket_buffer_size(const nc_socket_t *s) { return s->buffer_size; }
@@ -915,10 +1057,10 @@ void *nc_socket_get_data(const nc_socket_t *s) { return s->h.data; }
 
 /* --------------------------------------------------- session resumption */
 
-int nc__socket_resume_entry(const nc_socket_t *s, nc__resume_sock_t *out) {
+int nc__socket_resume_entry(const nc_socket_t *s, ncc_resume_socket *out) {
   /* A connecting socket is not shipped by a takeover: it fails. */
   if (s->state != NC__SK_OPEN || s->id == 0) return 0;
-  *out = (nc__resume_sock_t){.socket_id = s->id,
+  *out = (ncc_resume_socket){.socket_id = s->id,
                              .bytes_received = s->bytes_read,
                              .bytes_credited = s->credited,
                              .writes_acked = s->acked_seq,
@@ -935,8 +1077,8 @@ int nc__socket_resumed(nc_socket_t *s, uint64_t writes) {
   for (size_t i = 0; i < s->wlog.len; i++) {
     nc__wlog_ent_t *e = &s->wlog.v[(s->wlog.head + i) % s->wlog.cap];
     if (e->seq <= writes) continue;
-    nc__cmd_t cmd = {.type = e->is_end ? NC__CMD_END : NC__CMD_WRITE, .id = s->id,
-                     .id2 = e->fd_id, .flag = 1};
+    ncc_cmd cmd = {.kind = e->is_end ? NCC_CMD_END : NCC_CMD_WRITE, .id = s->id,
+                   .fd_socket_id = e->fd_id, .ack_now = 1};
     if (e->is_end) {
       nc__send(loop, &cmd, NULL, 0, NULL);
       continue;
@@ -953,10 +1095,10 @@ int nc__socket_resumed(nc_socket_t *s, uint64_t writes) {
    * command is harmless when it changes nothing), a destroy, the options set
    * while the link was down, the credit not yet given. */
   if (s->destroyed) {
-    send_simple(s, NC__CMD_DESTROY);
+    send_simple(s, NCC_CMD_DESTROY);
     return 0;
   }
-  send_simple(s, s->paused && !s->soft_paused ? NC__CMD_PAUSE : NC__CMD_RESUME);
+  send_simple(s, s->paused && !s->soft_paused ? NCC_CMD_PAUSE : NCC_CMD_RESUME);
   if (s->opts_dirty) {
     s->opts_dirty = 0;
     send_options(s);

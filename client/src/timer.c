@@ -16,24 +16,24 @@ int nc_timer_new(nc_loop_t *loop, nc_timer_t **out) {
   nc_timer_t *t = calloc(1, sizeof(*t));
   if (t == NULL) return NC_ENOMEM;
   t->loop = loop;
-  nc__list_init(&t->link);
-  nc__list_push(&loop->all_timers, &t->all);
+  ncc_list_init(&t->link);
+  ncc_list_push(&loop->all_timers, &t->all);
   *out = t;
   return 0;
 }
 
 static void unlink_timer(nc_timer_t *t) {
   if (t->active) {
-    nc__list_remove(&t->link);
+    ncc_list_remove(&t->link);
     t->active = 0;
     t->loop->refs--;
   }
 }
 
 static void insert_timer(nc_timer_t *t) {
-  nc__link_t *l = t->loop->timers.next;
-  while (l != &t->loop->timers && NC__CONTAINER(l, nc_timer_t, link)->due <= t->due) l = l->next;
-  nc__list_push(l, &t->link); /* before l */
+  ncc_list *l = t->loop->timers.next;
+  while (l != &t->loop->timers && ncc_container_of(l, nc_timer_t, link)->due <= t->due) l = l->next;
+  ncc_list_push(l, &t->link); /* before l */
   t->active = 1;
   t->loop->refs++;
 }
@@ -59,7 +59,7 @@ void nc_timer_close(nc_timer_t *t) {
   if (t == NULL) return;
   if (t->closing) return;
   unlink_timer(t);
-  nc__list_remove(&t->all);
+  ncc_list_remove(&t->all);
   t->closing = 1;
   if (!t->running) free(t);
 }
@@ -70,9 +70,9 @@ void *nc_timer_get_data(const nc_timer_t *t) { return t->data; }
 void nc__timers_run(nc_loop_t *loop) {
   uint64_t gen = ++loop->timer_gen;
   for (;;) {
-    nc__link_t *l = loop->timers.next;
+    ncc_list *l = loop->timers.next;
     if (l == &loop->timers) break;
-    nc_timer_t *t = NC__CONTAINER(l, nc_timer_t, link);
+    nc_timer_t *t = ncc_container_of(l, nc_timer_t, link);
     if (t->due > loop->now || t->gen == gen) break;
     unlink_timer(t);
     if (t->repeat > 0) {
@@ -88,18 +88,18 @@ void nc__timers_run(nc_loop_t *loop) {
 }
 
 int nc__timers_next(nc_loop_t *loop) {
-  if (nc__list_empty(&loop->timers)) return -1;
-  nc_timer_t *t = NC__CONTAINER(loop->timers.next, nc_timer_t, link);
+  if (ncc_list_empty(&loop->timers)) return -1;
+  nc_timer_t *t = ncc_container_of(loop->timers.next, nc_timer_t, link);
   if (t->due <= loop->now) return 0;
   uint64_t d = t->due - loop->now;
   return d > 1000000000u ? 1000000000 : (int)d;
 }
 
 void nc__timers_free(nc_loop_t *loop) {
-  while (!nc__list_empty(&loop->all_timers)) {
-    nc_timer_t *t = NC__CONTAINER(loop->all_timers.next, nc_timer_t, all);
+  while (!ncc_list_empty(&loop->all_timers)) {
+    nc_timer_t *t = ncc_container_of(loop->all_timers.next, nc_timer_t, all);
     unlink_timer(t);
-    nc__list_remove(&t->all);
+    ncc_list_remove(&t->all);
     free(t);
   }
 }

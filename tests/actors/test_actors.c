@@ -2,7 +2,7 @@
  * (TCP and UNIX, every byte back, half-close honoured, SIGTERM exits 0,
  * netcore missing or killed exits 1), goodbye (prints its address, says
  * goodbye), proxy (100 MiB through a slow reader, identical bytes, bounded
- * memory), chat (everyone else gets every line; a client that does not read
+ * memory, the bytes moved inside netcore by its two pipes: PROTOCOL.md 17), chat (everyone else gets every line; a client that does not read
  * grows nobody's memory), and their command line (--help exits 0; a bad
  * number, an unknown option or a stray argument exits 2 with Node's code). */
 #include <errno.h>
@@ -244,7 +244,8 @@ static void help_check(const char *bin, const char *name, const char *const *mus
 static void test_actors_help_exits_0(void **state) {
   (void)state;
   const char *echo[] = {"--port N", "--host H", "--path P", "--fd N", "--endpoint E", "--group G",
-                        "--service S", "--help", NULL};
+                        "--service S", "--via-handler", "--help", NULL};
+  const char *redis[] = {"--port N", "--host H", "--path P", "--endpoint E", NULL};
   const char *goodbye[] = {"--endpoint E", "--help", NULL};
   const char *proxy[] = {"--port N", "--to-port N", "--to-host H", "--to-path P", "--endpoint E",
                          NULL};
@@ -253,6 +254,7 @@ static void test_actors_help_exits_0(void **state) {
   help_check(GOODBYE_BIN, "goodbye", goodbye);
   help_check(PROXY_BIN, "proxy", proxy);
   help_check(CHAT_BIN, "chat", chat);
+  help_check(REDIS_BIN, "redis", redis);
 }
 
 /* A usage error: exit 2 before anything listens, one line naming the Node code
@@ -290,6 +292,9 @@ static void test_actors_bad_number_exits_2(void **state) {
   usage_check(CHAT_BIN, (const char *const[]){"--port", "abc", NULL}, v, "'abc'");
   usage_check(PROXY_BIN, (const char *const[]){"--to-port", "abc", NULL}, v, "--to-port");
   usage_check(PROXY_BIN, (const char *const[]){"--port", "0", NULL}, v, "--to-port or --to-path");
+  usage_check(ECHO_BIN, (const char *const[]){"--via-handler=1", NULL}, v,
+              "--via-handler takes no value");
+  usage_check(REDIS_BIN, (const char *const[]){"--port", "x", NULL}, v, "'x'");
 }
 
 static void test_actors_unknown_option_exits_2(void **state) {
@@ -374,6 +379,22 @@ static void *proxy_client(void *arg) {
   return NULL;
 }
 
+static void got_piped(nc_loop_t *loop, int status, const nc_stats_t *st, void *arg) {
+  (void)loop;
+  assert_int_equal(status, 0);
+  *(double *)arg = nc_stats_value(st, "netcore_piped_bytes_total", NULL, NULL);
+}
+
+/* netcore_piped_bytes_total of d now. */
+static double piped_bytes(nct_netcore_t *d) {
+  nc_loop_t *loop = nct_loop(d);
+  double v = -1;
+  assert_int_equal(nc_loop_stats(loop, got_piped, &v), 0);
+  while (v < 0) assert_true(nc_loop_process(loop) >= 0);
+  nc_loop_free(loop);
+  return v;
+}
+
 static void test_actors_proxy_100mib_slow_reader(void **state) {
   (void)state;
   nct_netcore_t d;
@@ -401,6 +422,11 @@ static void test_actors_proxy_100mib_slow_reader(void **state) {
     fail_msg("proxy grew from %ld to %ld KiB", proxy_base, proxy_peak);
   if (netcore_peak - netcore_base > 32 * 1024)
     fail_msg("netcore grew from %ld to %ld KiB", netcore_base, netcore_peak);
+  /* The proxy's pipe() ran inside netcore: all but the first credit window
+   * (read before netcore had the Pipe) never reached the actor. */
+  double piped = piped_bytes(&d);
+  if (piped < (double)(PROXY_BYTES - (1u << 20)))
+    fail_msg("only %.0f of %llu bytes moved inside netcore", piped, (unsigned long long)PROXY_BYTES);
   kill(a.pid, SIGTERM);
   assert_int_equal(actor_wait(&a, 10000, err, sizeof(err)), 0);
   close(t.lfd);

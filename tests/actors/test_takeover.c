@@ -95,22 +95,25 @@ static void fake_new_dies(void *arg) {
   close(fd); /* "killed" before the ack; its fds die with it */
 }
 
+/* Child setup of a netcore whose complaints are expected: stderr to /dev/null. */
+static void quiet_child(void *ctx) {
+  (void)ctx;
+  nct_child_env();
+  int null = open("/dev/null", O_WRONLY);
+  dup2(null, 2);
+}
+
 /* A new netcore with another --bind list refuses (exit 1); the old serves on. */
 static void new_with_other_binds(void *arg) {
   (void)arg;
   char other[300];
   snprintf(other, sizeof other, "%s2", d.endpoint);
-  pid_t pid = fork();
-  if (pid == 0) {
-    nct_child_env();
-    int null = open("/dev/null", O_WRONLY);
-    dup2(null, 2);
-    execl(nct_netcore_bin(), nct_netcore_bin(), "--bind", d.endpoint, "--bind", other,
-          "--takeover", (char *)NULL);
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
+  const char *argv[] = {nct_netcore_bin(), "--bind", d.endpoint, "--bind", other, "--takeover",
+                        NULL};
+  nct_launch refused = {0};
+  if (nct_launch_spawn(&refused, (char *const *)argv, NULL, quiet_child, NULL) != 0)
+    fail_msg("fork: %s", strerror(errno));
+  int status = nct_launch_stop(&refused, 0, 10000, NULL); /* signal 0: only waits */
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 1)
     fail_msg("netcore --takeover with another --bind list ended with 0x%x, not exit 1", status);
   if (kill(d.pid, 0) != 0) fail_msg("the old netcore is gone");
@@ -203,13 +206,18 @@ static void test_takeover_resume_service(void **state) {
   run_takeovers("--service", "echo1", takeover, 0);
   expect_count = COUNT_ANY;
 }
-/* NETCORE_RESUME=0: the echo's connections are adopted, as before 1.3. */
+/* NETCORE_RESUME=0: the echo's connections are adopted, as before 1.3. Its
+ * pipes stay in the library here: a pipe inside netcore (PROTOCOL.md 17)
+ * echoes without the handler, so the clients could be done and gone before
+ * it comes back to adopt them. */
 static void test_takeover_no_resume(void **state) {
   setenv("NETCORE_RESUME", "0", 1);
+  setenv("NETCORE_PIPE_OFFLOAD", "0", 1);
   expect_count = COUNT_ADOPTED;
   run_takeovers("--service", "echo1", takeover, 0);
   expect_count = COUNT_ANY;
   unsetenv("NETCORE_RESUME");
+  unsetenv("NETCORE_PIPE_OFFLOAD");
 }
 
 int main(int argc, char **argv) {

@@ -3,20 +3,28 @@
 # build in build-bench/, as run.sh builds it), runs the load generator, and meanwhile
 #  - counts system calls per process and thread (perf stat, raw_syscalls:sys_enter),
 #  - samples call stacks of the daemon and the actor (perf record -g, cpu-clock),
-# then prints requests done, syscalls per request and the top symbols of each process.
+#  - reads every thread's CPU time and context switches (/proc/PID/task/TID),
+# then prints requests done, per thread: syscalls, context switches and CPU per request,
+# and the top symbols of each process.
 #
 #   tests/bench/profile.sh [pingpong|pipelined|bulk|churn] [--seconds T] [--build-dir DIR]
+#                          [--actor pipe-c|via-c|pipe-python|via-python|pipe-node|via-node]
+#
+# --actor: which handler (default pipe-c, the C echo with c.pipe(c)); via-*: the echoes of
+# tests/bench/via_echo.{c,py}, via-echo.js, which write() from the data callback, so every
+# byte takes the path through the handler.
 #
 # Needs perf (Debian: linux-perf) and root or kernel.perf_event_paranoid <= 1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-load=pingpong seconds=5 build=build-bench
+load=pingpong seconds=5 build=build-bench actor=pipe-c
 while [ $# -gt 0 ]; do
   case $1 in
     pingpong | pipelined | bulk | churn) load=$1 ;;
     --seconds) seconds=$2; shift ;;
     --build-dir) build=$2; shift ;;
-    *) echo "usage: $0 [pingpong|pipelined|bulk|churn] [--seconds T] [--build-dir DIR]" >&2; exit 2 ;;
+    --actor) actor=$2; shift ;;
+    *) echo "usage: $0 [pingpong|pipelined|bulk|churn] [--seconds T] [--build-dir DIR] [--actor A]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -24,11 +32,21 @@ command -v perf >/dev/null || { echo "profile.sh: perf is not installed" >&2; ex
 [ -x "$build/netcore/netcore" ] || NC_BUILD_DIR=$build bash scripts/build.sh -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 
 NETCORE=$build/netcore/netcore C_ACTOR=$build/actors/echo
+PY_ACTOR=actors/python/echo.py NODE_ACTOR=actors/node/echo.js
+case $actor in
+  pipe-c) kind=netcore-c ;;
+  via-c) kind=netcore-c C_ACTOR=$build/tests/bench/via_echo ;;
+  pipe-python) kind=netcore-python ;;
+  via-python) kind=netcore-python PY_ACTOR=tests/bench/via_echo.py ;;
+  pipe-node) kind=netcore-node ;;
+  via-node) kind=netcore-node NODE_ACTOR=tests/bench/via-echo.js ;;
+  *) echo "profile.sh: unknown actor $actor" >&2; exit 2 ;;
+esac
 BENCH_TMP=$(mktemp -d /tmp/nc-profile.XXXX)
 trap 'rm -rf "$BENCH_TMP"' EXIT
 # shellcheck source=lib.sh
 . tests/bench/lib.sh
-bench_start netcore-c || { echo "profile.sh: $SRV_ERR" >&2; exit 1; }
+bench_start $kind || { echo "profile.sh: $SRV_ERR" >&2; exit 1; }
 trap 'bench_stop "${SRV_PIDS[@]}"; rm -rf "$BENCH_TMP"' EXIT
 
 case $load in
@@ -44,11 +62,27 @@ perf record -q -g -e cpu-clock -F 2000 -p "$SRV_MAIN" -o "$out.daemon" >/dev/nul
 rec1=$!
 perf record -q -g -e cpu-clock -F 2000 -p "$SRV_AUX" -o "$out.actor" >/dev/null 2>&1 &
 rec2=$!
+# threads PID...: one line per thread: "process/comm:tid utime+stime voluntary nonvoluntary".
+threads() {
+  local pid t
+  for pid in "$@"; do
+    for t in /proc/"$pid"/task/*; do
+      local f vcs nvcs
+      f=$(cut -d')' -f2 "$t/stat" 2>/dev/null) || continue
+      read -ra f <<<"$f"
+      vcs=$(sed -n 's/^voluntary_ctxt_switches:\s*//p' "$t/status")
+      nvcs=$(sed -n 's/^nonvoluntary_ctxt_switches:\s*//p' "$t/status")
+      printf '%s/%s:%s %s %s %s\n' "$pid" "$(cat "$t/comm")" "${t##*/}" $((f[11] + f[12])) "$vcs" "$nvcs"
+    done
+  done
+}
 sleep 0.5
+threads "$SRV_MAIN" "$SRV_AUX" >"$out.threads0"
 d0=$(bench_cpu_ticks "$SRV_MAIN") a0=$(bench_cpu_ticks "$SRV_AUX")
 # shellcheck disable=SC2086
 "$build/tests/bench/loadgen" $SRV_ADDR "${args[@]}" --seconds "$seconds" --json >"$out.json"
 d1=$(bench_cpu_ticks "$SRV_MAIN") a1=$(bench_cpu_ticks "$SRV_AUX")
+threads "$SRV_MAIN" "$SRV_AUX" >"$out.threads1"
 kill -INT "$stat_pid" "$rec1" "$rec2"
 wait "$stat_pid" "$rec1" "$rec2" 2>/dev/null || true
 
@@ -58,6 +92,12 @@ tck=$(getconf CLK_TCK)
 awk -v d=$((d1 - d0)) -v a=$((a1 - a0)) -v t="$tck" -v ops="$ops" 'BEGIN {
   printf "CPU per operation (us, perf running): daemon %.2f, actor %.2f, both %.2f\n",
     d / t * 1e6 / ops, a / t * 1e6 / ops, (d + a) / t * 1e6 / ops }'
+echo
+echo "per operation, by thread (pid/name:tid; d = daemon $SRV_MAIN, a = actor $SRV_AUX): CPU us, voluntary and involuntary context switches"
+awk -v ops="$ops" -v t="$tck" 'NR == FNR { c[$1] = $2; v[$1] = $3; n[$1] = $4; next }
+  ($1 in c) && ($2 - c[$1] > 0 || $3 - v[$1] > 0) {
+    printf "  %-28s cpu %7.2f  vcs %6.3f  ivcs %6.3f\n", $1, ($2 - c[$1]) / t * 1e6 / ops,
+      ($3 - v[$1]) / ops, ($4 - n[$1]) / ops }' "$out.threads0" "$out.threads1"
 echo
 echo "system calls per operation ($ops operations), by thread:"
 awk -v ops="$ops" '/raw_syscalls:sys_enter/ { gsub(",", "", $2); if ($2 > 0) printf "  %-24s %8.2f\n", $1, $2 / ops; t += $2 }

@@ -3,12 +3,16 @@
 # path, against the libuv echo (always), Node's echo (when node is installed) and netcore +
 # the C echo actor (when given, i.e. when this tree builds them). It fails on any corrupt
 # byte, failed connection or server that does not start; it never looks at timing.
+# With --proxy-actor (and node) also, for ping-pong and bulk over TCP only, the C echo with
+# --via-handler and both proxies of the benchmark in front of the libuv echo.
 #   smoke.sh --loadgen L --uv-echo U [--node-echo JS] [--netcore N] [--echo-actor A]
+#            [--proxy-actor P]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-LOADGEN="" UV_ECHO="" NODE_ECHO="" NETCORE="" C_ACTOR="" PY_ACTOR="" NODE_ACTOR=""
+LOADGEN="" UV_ECHO="" NODE_ECHO="" NETCORE="" C_ACTOR="" PY_ACTOR="" NODE_ACTOR="" PROXY_ACTOR=""
+NODE_PROXY=$here/node-proxy.js
 while [ $# -gt 0 ]; do
   case $1 in
     --loadgen) LOADGEN=$2; shift 2 ;;
@@ -16,6 +20,7 @@ while [ $# -gt 0 ]; do
     --node-echo) NODE_ECHO=$2; shift 2 ;;
     --netcore) NETCORE=$2; shift 2 ;;
     --echo-actor) C_ACTOR=$2; shift 2 ;;
+    --proxy-actor) PROXY_ACTOR=$2; shift 2 ;;
     *) echo "smoke.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -34,7 +39,10 @@ if [ -n "$NODE_ECHO" ] && command -v node >/dev/null; then servers+=(node); fi
 if [ -n "$NETCORE" ] || [ -n "$C_ACTOR" ]; then
   # The tree defines them: they must work. Only one of the two defined is a failure too.
   servers+=(netcore-c)
+  [ -n "$C_ACTOR" ] && servers+=(netcore-c-via)
 fi
+[ -n "$PROXY_ACTOR" ] && servers+=(netcore-proxy)
+if [ -n "$NODE_ECHO" ] && command -v node >/dev/null; then servers+=(node-proxy); fi
 
 loads=(
   "pingpong --conns 100 --depth 1 --size 64 --seconds 1"
@@ -105,6 +113,10 @@ for unix in 0 1; do
       read -r name args <<<"$l"
       # Over a UNIX path only ping-pong and churn: the path is what they test.
       [ "$unix" = 1 ] && [ "$name" != pingpong ] && [ "$name" != churn ] && continue
+      # The through-the-handler echo and the proxies: ping-pong and bulk over TCP.
+      if [[ $s == *-via || $s == *-proxy ]]; then
+        [ "$unix" = 1 ] || { [ "$name" != pingpong ] && [ "$name" != bulk ]; } && continue
+      fi
       rss=()
       [ "$name" = idle ] && rss=(--rss-pid "$SRV_MAIN")
       # shellcheck disable=SC2086

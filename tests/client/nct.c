@@ -20,36 +20,10 @@
 #define NETCORE_BIN "netcore"
 #endif
 
-/* Daemons still running if a test fails half-way: killed at exit. */
-static pid_t live_pids[16];
-
-static void kill_leftovers(void) {
-  for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++) {
-    if (live_pids[i] > 0) {
-      kill(live_pids[i], SIGKILL);
-      waitpid(live_pids[i], NULL, 0);
-      live_pids[i] = 0;
-    }
-  }
-}
-
-static void track(pid_t pid, int add) {
-  static int registered;
-  if (!registered) {
-    atexit(kill_leftovers);
-    signal(SIGPIPE, SIG_IGN); /* a peer closed by netcore gives EPIPE, not death */
-    registered = 1;
-  }
-  for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++) {
-    if (add && live_pids[i] == 0) {
-      live_pids[i] = pid;
-      return;
-    }
-    if (!add && live_pids[i] == pid) {
-      live_pids[i] = 0;
-      return;
-    }
-  }
+static void ignore_sigpipe(void) {
+  static int done;
+  if (!done) signal(SIGPIPE, SIG_IGN); /* a peer closed by netcore gives EPIPE, not death */
+  done = 1;
 }
 
 void nct_child_env(void) {
@@ -80,11 +54,8 @@ const char *nct_netcore_bin(void) {
 static void spawn(nct_netcore_t *d, int use_default, const char *const *flags);
 
 static void start(nct_netcore_t *d, int use_default, const char *const *flags) {
-  memset(d, 0, sizeof(*d));
-  snprintf(d->dir, sizeof(d->dir), "/tmp/nct-XXXXXX");
-  if (mkdtemp(d->dir) == NULL) fail_msg("mkdtemp: %s", strerror(errno));
-  snprintf(d->endpoint, sizeof(d->endpoint), "ipc://%s/%s", d->dir,
-           use_default ? "netcore/netcore.sock" : "nc.sock");
+  int rc = nct_launch_dir(d, use_default ? "netcore/netcore.sock" : "nc.sock");
+  if (rc != 0) fail_msg("mkdtemp: %s", strerror(-rc));
   spawn(d, use_default, flags);
 }
 
@@ -93,8 +64,25 @@ void nct_netcore_restart(nct_netcore_t *d, const char *const *flags) {
   spawn(d, 0, flags);
 }
 
+typedef struct child_setup {
+  const char *dir;
+  int use_default;
+} child_setup;
+
+/* In the child, before the exec: sanitizer options and, for the default
+ * endpoint, its environment. */
+static void setup_child(void *ctx) {
+  const child_setup *c = ctx;
+  nct_child_env();
+  if (c->use_default) {
+    setenv("XDG_RUNTIME_DIR", c->dir, 1);
+    unsetenv("NETCORE_ENDPOINT");
+  }
+}
+
 /* Runs netcore for d (its dir and endpoint set) and waits until it answers. */
 static void spawn(nct_netcore_t *d, int use_default, const char *const *flags) {
+  ignore_sigpipe();
   const char *bin = nct_netcore_bin();
   const char *argv[40];
   int argc = 0;
@@ -107,67 +95,28 @@ static void spawn(nct_netcore_t *d, int use_default, const char *const *flags) {
   argv[argc++] = "error";
   for (int i = 0; flags != NULL && flags[i] != NULL && argc < 38; i++) argv[argc++] = flags[i];
   argv[argc] = NULL;
-  pid_t pid = fork();
-  if (pid < 0) fail_msg("fork: %s", strerror(errno));
-  if (pid == 0) {
-    nct_child_env();
-    if (use_default) {
-      setenv("XDG_RUNTIME_DIR", d->dir, 1);
-      unsetenv("NETCORE_ENDPOINT");
-    }
-    execv(bin, (char *const *)argv);
-    fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
-    _exit(127);
-  }
-  d->pid = pid;
-  track(pid, 1);
-  /* Ready = it answers Hello (nc_loop_new waits for Welcome). */
-  nc_loop_t *probe;
-  char err[256];
-  nc_loop_options_t o = {.endpoint = d->endpoint, .name = "probe", .hello_timeout_ms = 10000};
-  int rv = nc_loop_new(&probe, &o, err, sizeof(err));
-  if (rv != 0) fail_msg("netcore %s did not start: %s", bin, err);
-  nc_loop_free(probe);
+  child_setup setup = {d->dir, use_default};
+  int rc = nct_launch_spawn(d, (char *const *)argv, NULL, setup_child, &setup);
+  if (rc != 0) fail_msg("fork: %s", strerror(-rc));
+  /* Ready = `netcore --ping` is answered (nct_launch_wait_ready). */
+  char why[200];
+  rc = nct_launch_wait_ready(d, bin, 10000, why, sizeof(why));
+  if (rc == -2) nct_launch_kill(d);
+  if (rc != 0) fail_msg("netcore %s did not start: %s", bin, why);
 }
 
 void nct_netcore_start(nct_netcore_t *d, const char *const *flags) { start(d, 0, flags); }
 
 void nct_netcore_start_default(nct_netcore_t *d) { start(d, 1, NULL); }
 
-static void rm_dir(const char *dir) {
-  char cmd[300];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-}
-
 void nct_netcore_stop(nct_netcore_t *d) {
-  if (d->pid > 0) {
-    kill(d->pid, SIGTERM);
-    uint64_t deadline = nct_now_ms() + 10000;
-    while (waitpid(d->pid, NULL, WNOHANG) == 0) {
-      if (nct_now_ms() > deadline) {
-        kill(d->pid, SIGKILL);
-        waitpid(d->pid, NULL, 0);
-        break;
-      }
-      usleep(10000);
-    }
-    track(d->pid, 0);
-    d->pid = 0;
-  }
-  if (d->dir[0] != '\0') rm_dir(d->dir);
-  d->dir[0] = '\0';
+  nct_launch_stop(d, SIGTERM, 10000, NULL);
+  nct_launch_rmdir(d);
 }
 
-void nct_netcore_kill(nct_netcore_t *d) {
-  if (d->pid <= 0) return;
-  kill(d->pid, SIGKILL);
-  waitpid(d->pid, NULL, 0);
-  track(d->pid, 0);
-  d->pid = 0;
-}
+void nct_netcore_kill(nct_netcore_t *d) { nct_launch_kill(d); }
 
-void nct_forget(pid_t pid) { track(pid, 0); }
+void nct_forget(pid_t pid) { nct_launch_forget(pid); }
 
 void nct_path(const nct_netcore_t *d, const char *name, char *out, size_t cap) {
   snprintf(out, cap, "%s/%s", d->dir, name);

@@ -17,12 +17,11 @@
 #include <cmocka.h>
 
 #include "nc/nc.h"
+#include "nct_launch.h"
 
-typedef struct {
-  pid_t pid;
-  char dir[128];       /* private temporary directory, removed at stop */
-  char endpoint[192];  /* ipc://<dir>/nc.sock */
-} nct_netcore_t;
+/* A netcore of a test (tests/support/nct_launch.h): pid, its private
+ * temporary directory (removed at stop) and endpoint ipc://<dir>/nc.sock. */
+typedef nct_launch nct_netcore_t;
 
 /* Starts netcore with extra flags (NULL-terminated list, may be NULL) and
  * waits until it answers Hello. Fails the test if it cannot. */

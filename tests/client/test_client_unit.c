@@ -178,18 +178,18 @@ static void test_client_address_json(void **state) {
 
 static void test_client_idmap_churn(void **state) {
   (void)state;
-  nc__idmap_t m;
-  nc__idmap_init(&m);
+  ncc_idmap_t m;
+  ncc_idmap_init(&m);
   /* Insert and delete in a pattern that exercises backward-shift deletion. */
-  for (uint64_t i = 1; i <= 5000; i++) assert_int_equal(nc__idmap_put(&m, i << 32 | i, (void *)(uintptr_t)i), 0);
-  for (uint64_t i = 1; i <= 5000; i += 2) nc__idmap_del(&m, i << 32 | i);
+  for (uint64_t i = 1; i <= 5000; i++) assert_int_equal(ncc_idmap_put(&m, i << 32 | i, (void *)(uintptr_t)i), 0);
+  for (uint64_t i = 1; i <= 5000; i += 2) ncc_idmap_del(&m, i << 32 | i);
   for (uint64_t i = 1; i <= 5000; i++) {
-    void *v = nc__idmap_get(&m, i << 32 | i);
+    void *v = ncc_idmap_get(&m, i << 32 | i);
     if (i % 2) assert_null(v);
     else assert_int_equal((uintptr_t)v, i);
   }
   assert_int_equal(m.count, 2500);
-  nc__idmap_free(&m);
+  ncc_idmap_free(&m);
 }
 
 /* An Event nesting `batch` thousands deep (what a hostile or broken peer on
@@ -215,13 +215,14 @@ static void test_client_event_nesting_refused(void **state) {
         len += h;
       }
     }
-    nc__arena_t *arena = calloc(1, sizeof *arena);
-    nc__event_t ev;
-    int rc = nc__wire_unpack(buf + start, len, &ev, arena);
+    static _Alignas(16) unsigned char block[8192];
+    ncc_arena arena;
+    ncc_arena_init(&arena, block, sizeof block);
+    ncc_event ev;
+    int rc = ncc_event_unpack(&arena, buf + start, len, &ev);
     if (depth <= 2) assert_int_equal(rc, 0);
     else assert_int_equal(rc, NC_EPROTO);
-    nc__arena_reset(arena);
-    free(arena);
+    ncc_arena_reset(&arena);
     if (depth == 4400) break;
   }
 }

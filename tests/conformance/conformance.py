@@ -54,6 +54,11 @@ import tempfile
 import threading
 import time
 
+# The one netcore launcher of the Python tests (client/python/tests).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "client",
+                                "python", "tests"))
+import netcore_launch  # noqa: E402
+
 MIB = 1 << 20
 GREETING = b"hello\r\n"
 IO_TIMEOUT = 30.0          # seconds without progress before a client gives up
@@ -177,28 +182,18 @@ class Rig:
 
     def start_netcore(self, name="netcore", sock_name="nc.sock", extra=(), level="warn"):
         """Starts netcore on ipc://TMP/sock_name (plus extra flags) and waits
-        until that socket accepts (a stale file left by a kill does not)."""
-        if not os.access(self.netcore_bin, os.X_OK):
-            raise Failure("netcore binary %s does not exist" % self.netcore_bin)
-        env = self.child_env()
-        sock = os.path.join(self.tmp, sock_name)
-        proc = Proc(name, [self.netcore_bin, "--bind", "ipc://" + sock, "--log-level", level]
-                    + list(extra), self.tmp, env)
+        until it answers `netcore --ping` there (netcore_launch)."""
+        proc = netcore_launch.Netcore(self.netcore_bin, extra, name=name, dir=self.tmp,
+                                      sock_name=sock_name, log_level=level,
+                                      stderr_path=os.path.join(self.tmp, "%s.stderr" % name),
+                                      env=self.child_env())
         self.procs.append(proc)
         if name == "netcore":
             self.netcore = proc
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if not proc.alive():
-                raise Failure("%s exited with status %s: %s"
-                              % (name, proc.p.returncode, proc.stderr_tail()))
-            check(time.monotonic() < deadline, "%s did not bind %s" % (name, sock))
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.connect(sock)
-                return proc
-            except OSError:
-                time.sleep(0.01)
+        try:
+            return proc.start(START_TIMEOUT)
+        except netcore_launch.StartError as e:
+            raise Failure(str(e))
 
     def start_actor(self, name, extra, endpoint=None, env_extra=None):
         endpoint = endpoint or self.endpoint

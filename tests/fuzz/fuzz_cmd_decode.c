@@ -5,7 +5,7 @@
  * refuses nesting before anything recurses; a refused input stops there),
  * ncd_wire_cmd_unpack, for a CommandBatch
  * ncd_wire_batch_cmd for each entry (and one past the end, which must fail),
- * ncd_wire_payload_rule for every kind, then ncd_wire_cmd_release. Every
+ * ncc_cmd_payload_rule for every kind, then ncd_wire_cmd_release. Every
  * string the flat view hands out is read to its end, so a dangling or
  * unterminated pointer is an ASan report. No nesting cap: the walk is what
  * keeps protobuf-c from recursing (the 4,400-deep seed is its regression).
@@ -28,7 +28,7 @@ static void touch(const char *s) {
 }
 
 /* Reads every field of a decoded command and checks what wire.h promises. */
-static void check_cmd(int rc, const ncd_cmd *c) {
+static void check_cmd(int rc, const ncc_cmd *c) {
   if (!c->name) abort(); /* errors name the command: never NULL */
   touch(c->name);
   if (rc != 0) {
@@ -37,23 +37,23 @@ static void check_cmd(int rc, const ncd_cmd *c) {
       abort();
     return;
   }
-  if (c->kind <= NCD_CMD_NONE || c->kind > NCD_CMD_BATCH) abort();
+  if (c->kind <= NCC_CMD_NONE || c->kind > NCC_CMD_BATCH) abort();
   touch(c->hello_name);
   touch(c->group);
   switch (c->ep.kind) {
-  case NCD_EP_TCP:
+  case NCC_EP_TCP:
     if (!c->ep.host) abort(); /* "" when omitted */
     touch(c->ep.host);
     break;
-  case NCD_EP_PATH:
+  case NCC_EP_PATH:
     if (!c->ep.path) abort();
     touch(c->ep.path);
     break;
   default:
     break;
   }
-  int rule = ncd_wire_payload_rule(c->kind);
-  if (rule != NCD_PAYLOAD_NEVER && rule != NCD_PAYLOAD_REQUIRED && rule != NCD_PAYLOAD_OPTIONAL)
+  int rule = ncc_cmd_payload_rule(c->kind);
+  if (rule != NCC_PAYLOAD_NEVER && rule != NCC_PAYLOAD_REQUIRED && rule != NCC_PAYLOAD_OPTIONAL)
     abort();
   sink += (size_t)c->id + c->ref + c->nonce + c->version + c->bytes + c->msecs;
 }
@@ -70,20 +70,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
       abort();
     return 0;
   }
-  ncd_cmd cmd;
+  ncc_cmd cmd;
   int rc = ncd_wire_cmd_unpack(data, len, &cmd);
   check_cmd(rc, &cmd);
-  if (rc == 0 && cmd.kind == NCD_CMD_BATCH) {
+  if (rc == 0 && cmd.kind == NCC_CMD_BATCH) {
     size_t n = cmd.batch_count;
     for (size_t i = 0; i < n; i++) {
-      ncd_cmd sub;
+      ncc_cmd sub;
       check_cmd(ncd_wire_batch_cmd(i, &sub), &sub);
     }
-    ncd_cmd past;
+    ncc_cmd past;
     if (ncd_wire_batch_cmd(n, &past) == 0) abort(); /* one past the end must fail */
     check_cmd(NCD_ERR_UNKNOWN_COMMAND, &past);
   } else {
-    ncd_cmd none;
+    ncc_cmd none;
     if (ncd_wire_batch_cmd(0, &none) == 0) abort(); /* not a batch: no entries */
   }
   ncd_wire_cmd_release();

@@ -48,7 +48,8 @@
 #include "fuzz_common.h"
 #include "handler.h"
 #include "log.h"
-#include "netcore.pb-c.h"
+#include "netcore.pb-c.h" /* the generator writes raw commands, odd ones included */
+#include "protocol.h"
 #include "router.h"
 #include "socket.h"
 
@@ -120,11 +121,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   signal(SIGPIPE, SIG_IGN);
   ncd.loop = uv_default_loop();
   ncd.next_prefix = 1;
-  nc__idmap_init(&ncd.sockets);
-  nc__idmap_init(&ncd.servers);
-  ncd_list_init(&ncd.handlers);
-  ncd_list_init(&ncd.listeners);
-  ncd_list_init(&ncd.dirty);
+  ncc_idmap_init(&ncd.sockets);
+  ncc_idmap_init(&ncd.servers);
+  ncc_list_init(&ncd.handlers);
+  ncc_list_init(&ncd.listeners);
+  ncc_list_init(&ncd.dirty);
   snprintf(ncd.instance_id, sizeof ncd.instance_id, "fuzz-dispatch");
   if (ncd_router_start() != 0) fatal("router start");
   ncd_handler_start();
@@ -174,48 +175,49 @@ static void remove_id(uint64_t *ids, int *n, uint64_t id) {
     }
 }
 
-static void learn(dealer *d, const Netcore__V1__Event *e) {
-  switch (e->event_case) {
-  case NETCORE__V1__EVENT__EVENT_WELCOME:
+static void learn(dealer *d, const ncc_event *e) {
+  switch (e->kind) {
+  case NCC_EV_WELCOME:
     d->prefix = e->welcome->id_prefix;
     d->next_n = 0;
     d->nsockets = d->nservers = 0;
     break;
-  case NETCORE__V1__EVENT__EVENT_LISTENING:
-    add_id(d->servers, &d->nservers, e->listening->server_id);
-    if (e->listening->address && e->listening->address->port) {
-      if (nports < MAX_PORTS) ports[nports++] = e->listening->address->port;
-      else ports[e->listening->address->port % MAX_PORTS] = e->listening->address->port;
+  case NCC_EV_LISTENING:
+    add_id(d->servers, &d->nservers, e->server_id);
+    if (e->local && e->local->port) {
+      if (nports < MAX_PORTS) ports[nports++] = e->local->port;
+      else ports[e->local->port % MAX_PORTS] = e->local->port;
     }
     break;
-  case NETCORE__V1__EVENT__EVENT_SERVER_ERROR:
-    remove_id(d->servers, &d->nservers, e->server_error->server_id);
+  case NCC_EV_SERVER_ERROR:
+  case NCC_EV_SERVER_CLOSED:
+    remove_id(d->servers, &d->nservers, e->server_id);
     break;
-  case NETCORE__V1__EVENT__EVENT_SERVER_CLOSED:
-    remove_id(d->servers, &d->nservers, e->server_closed->server_id);
+  case NCC_EV_CONNECTION:
+    add_id(d->sockets, &d->nsockets, e->socket_id);
     break;
-  case NETCORE__V1__EVENT__EVENT_CONNECTION:
-    add_id(d->sockets, &d->nsockets, e->connection->socket_id);
+  case NCC_EV_FD:
+    add_id(d->sockets, &d->nsockets, e->new_socket_id);
     break;
-  case NETCORE__V1__EVENT__EVENT_FD:
-    add_id(d->sockets, &d->nsockets, e->fd->new_socket_id);
+  case NCC_EV_CLOSED:
+    remove_id(d->sockets, &d->nsockets, e->socket_id);
     break;
-  case NETCORE__V1__EVENT__EVENT_CLOSED:
-    remove_id(d->sockets, &d->nsockets, e->closed->socket_id);
+  case NCC_EV_PONG:
+    if (d->sentinel && e->nonce == d->sentinel) d->sentinel_seen = 1;
     break;
-  case NETCORE__V1__EVENT__EVENT_PONG:
-    if (d->sentinel && e->pong->nonce == d->sentinel) d->sentinel_seen = 1;
-    break;
-  case NETCORE__V1__EVENT__EVENT_ERROR:
-    if (d->sentinel && e->error->ref == d->sentinel) d->sentinel_seen = 1;
+  case NCC_EV_ERROR:
+    if (d->sentinel && e->ref == d->sentinel) d->sentinel_seen = 1;
     break;
   default:
     break;
   }
 }
 
-/* Reads every message waiting for d. Each must be a netcore.v1.Event. */
+/* Reads every message waiting for d (with common/protocol, as libnc does).
+ * Each must be a netcore.v1.Event. */
 static void read_events(dealer *d) {
+  static _Alignas(16) unsigned char block[8192];
+  static ncc_arena arena = {block, sizeof block, 0, NULL, NULL};
   for (;;) {
     zmq_msg_t m;
     zmq_msg_init(&m);
@@ -224,15 +226,20 @@ static void read_events(dealer *d) {
       return;
     }
     int more = zmq_msg_more(&m);
-    Netcore__V1__Event *e = netcore__v1__event__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
-    if (!e) fatal("netcore sent an envelope that is not a netcore.v1.Event");
-    if (e->event_case == NETCORE__V1__EVENT__EVENT_BATCH) {
-      if (e->batch->n_events < 2) fatal("an EventBatch of fewer than two events");
-      for (size_t i = 0; i < e->batch->n_events; i++) learn(d, e->batch->events[i]);
+    ncc_event e;
+    if (ncc_event_unpack(&arena, zmq_msg_data(&m), zmq_msg_size(&m), &e) != 0)
+      fatal("netcore sent an envelope that is not a netcore.v1.Event");
+    if (e.kind == NCC_EV_BATCH) {
+      if (e.count < 2) fatal("an EventBatch of fewer than two events");
+      for (uint32_t i = 0, n = e.count; i < n; i++) {
+        ncc_event sub;
+        if (ncc_event_batch_entry(&arena, i, &sub) != 0) fatal("an EventBatch entry is missing");
+        learn(d, &sub);
+      }
     } else {
-      learn(d, e);
+      learn(d, &e);
     }
-    netcore__v1__event__free_unpacked(e, NULL);
+    ncc_arena_reset(&arena);
     zmq_msg_close(&m);
     while (more) { /* payload frames */
       zmq_msg_init(&m);
@@ -317,6 +324,8 @@ typedef struct gen {
     Netcore__V1__SetTimeout stimeout;
     Netcore__V1__SetNoDelay snodelay;
     Netcore__V1__SetKeepAlive skeep;
+    Netcore__V1__Pipe pipe;
+    Netcore__V1__Unpipe unpipe;
   } u;
   Netcore__V1__TcpEndpoint tcp;
   char path[160];
@@ -403,7 +412,7 @@ static int gen_cmd(input *in, dealer *d, gen *g, int *payload_len) {
   uint32_t v = u32(in);
   g->c.ref = kind & 0x80 ? v : 0;
   *payload_len = 0;
-  switch ((kind & 0x7f) % 17) {
+  switch ((kind & 0x7f) % 19) {
   case 0:
     netcore__v1__ping__init(&g->u.ping);
     g->u.ping.nonce = v;
@@ -515,6 +524,19 @@ static int gen_cmd(input *in, dealer *d, gen *g, int *payload_len) {
     g->u.skeep.enable = v & 1;
     g->u.skeep.initial_delay_ms = v >> 1;
     g->c.command_case = NETCORE__V1__COMMAND__COMMAND_SET_KEEP_ALIVE, g->c.set_keep_alive = &g->u.skeep;
+    break;
+  case 16: /* pipes inside netcore: self, cycles, another dealer's sockets */
+    netcore__v1__pipe__init(&g->u.pipe);
+    g->u.pipe.socket_id = pick_id(in, d, 0);
+    g->u.pipe.dest_socket_id = pick_id(in, d, 0);
+    g->u.pipe.no_end = v & 1;
+    g->u.pipe.high_water_mark = v >> 1;
+    g->c.command_case = NETCORE__V1__COMMAND__COMMAND_PIPE, g->c.pipe = &g->u.pipe;
+    break;
+  case 17:
+    netcore__v1__unpipe__init(&g->u.unpipe);
+    g->u.unpipe.socket_id = pick_id(in, d, 0);
+    g->c.command_case = NETCORE__V1__COMMAND__COMMAND_UNPIPE, g->c.unpipe = &g->u.unpipe;
     break;
   default:
     netcore__v1__bye__init(&g->u.bye);
@@ -677,11 +699,11 @@ static void drain_all(void) {
   for (int i = 0; i < NDEALERS; i++) op_bye(&dealers[i]);
   for (int i = 0; i < NDEALERS; i++) sync_dealer(&dealers[i]);
   uint64_t deadline = now_ms() + DRAIN_WAIT_MS;
-  while (!ncd_list_empty(&ncd.handlers) || ncd.nsockets > 0 || !ncd_list_empty(&ncd.listeners)) {
+  while (!ncc_list_empty(&ncd.handlers) || ncd.nsockets > 0 || !ncc_list_empty(&ncd.listeners)) {
     if (now_ms() > deadline) {
       fprintf(stderr, "fuzz_dispatch: %s handlers, %u sockets, %s listeners left after Bye\n",
-              ncd_list_empty(&ncd.handlers) ? "no" : "some", ncd.nsockets,
-              ncd_list_empty(&ncd.listeners) ? "no" : "some");
+              ncc_list_empty(&ncd.handlers) ? "no" : "some", ncd.nsockets,
+              ncc_list_empty(&ncd.listeners) ? "no" : "some");
       fatal("netcore did not let go of a handler's objects within 10 s");
     }
     turn();

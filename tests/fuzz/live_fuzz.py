@@ -361,7 +361,7 @@ class Fuzzer:
     def command(self, h):
         """One valid-looking command and whether it takes a payload frame."""
         rng = self.rng
-        k = rng.randrange(17)
+        k = rng.randrange(19)
         u32 = rng.choice((0, 1, 5, 1000, 65536, 2 ** 32 - 1))
         ref = rng.choice((0, 0, rng.getrandbits(64)))
         if k == 0:
@@ -410,6 +410,12 @@ class Fuzzer:
                                                              enable=rng.random() < 0.5)), None
             return C(ref=ref, set_keep_alive=pb.SetKeepAlive(
                 socket_id=self.pick_id(h), enable=rng.random() < 0.5, initial_delay_ms=u32)), None
+        if k == 16:  # pipes inside netcore (PROTOCOL.md 17): self, cycles, foreign ids
+            return C(ref=ref, pipe=pb.Pipe(socket_id=self.pick_id(h), dest_socket_id=self.pick_id(h),
+                                           no_end=rng.random() < 0.5,
+                                           high_water_mark=rng.choice((0, 1, 4096, 2 ** 32 - 1)))), None
+        if k == 17:
+            return C(ref=ref, unpipe=pb.Unpipe(socket_id=self.pick_id(h))), None
         return C(ref=ref, bye=pb.Bye()), None
 
     def bytes(self, n):

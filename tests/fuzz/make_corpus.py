@@ -57,6 +57,8 @@ def commands():
     yield "credit-max", C(credit=pb.Credit(socket_id=1, bytes=4294967295))
     yield "set-timeout", C(set_timeout=pb.SetTimeout(socket_id=1, msecs=30000))
     yield "set-nodelay", C(set_no_delay=pb.SetNoDelay(socket_id=1, enable=True))
+    yield "pipe", C(pipe=pb.Pipe(socket_id=1, dest_socket_id=1, high_water_mark=4096))
+    yield "unpipe", C(unpipe=pb.Unpipe(socket_id=1))
     yield "set-keepalive", C(set_keep_alive=pb.SetKeepAlive(socket_id=1, enable=True,
                                                             initial_delay_ms=1000))
     yield "empty", C()
@@ -123,6 +125,8 @@ def events():
                                               bytes_written=12))
     yield "fd", E(seq=3, fd=pb.Fd(socket_id=1, new_socket_id=2, local=au, remote=au))
     yield "shutdown", E(shutdown=pb.Shutdown(reason="SIGTERM"))
+    yield "unpiped", E(seq=6, unpiped=pb.Unpiped(socket_id=1, dest_socket_id=2, reason=2, bytes=70000,
+                                                 bytes_read=70005, bytes_written=9, dest_ended=True))
     yield "batch", E(batch=pb.EventBatch(events=[
         E(seq=3, data=pb.Data(socket_id=1)), E(seq=1, data=pb.Data(socket_id=2)),
         E(seq=4, ack=ack, ended=pb.Ended(socket_id=1)),

@@ -7,9 +7,10 @@
 # caused it is in $NC_FUZZ_BUILD_DIR/artifacts/.
 #
 # Knobs (environment):
-#   NCF_MAX_NESTING  the dispatch and live fuzzers skip inputs nesting batches
-#                    deeper than this (default 0 = no cap: netcore's wire walk
-#                    refuses nesting before protobuf-c recurses, issue 9 item 1)
+#   NCF_MAX_NESTING  non-zero: the dispatch and live fuzzers skip inputs that
+#                    common/pbwalk refuses for nesting batches too deep (default
+#                    0 = no cap: netcore's wire walk refuses nesting before
+#                    protobuf-c recurses, issue 9 item 1)
 #   NCF_LIBNC_MAX_NESTING  the same for libnc's event decoder (default 0: libnc
 #                    walks every event with common/pbwalk before protobuf-c)
 #   NCF_JOBS         parallel libFuzzer jobs per harness (default 1)

@@ -35,8 +35,6 @@ const char *nct_netcore_path(void) {
   return netcore_bin;
 }
 
-static void kill_leftovers(void);
-
 int nct_main(int argc, char **argv, const char *group, const struct CMUnitTest *tests,
              size_t ntests) {
   netcore_bin = argc > 1 ? argv[1] : getenv("NETCORE_BIN");
@@ -51,7 +49,7 @@ int nct_main(int argc, char **argv, const char *group, const struct CMUnitTest *
   signal(SIGPIPE, SIG_IGN);
   const char *base = strrchr(group, '/');
   int rc = _cmocka_run_group_tests(base ? base + 1 : group, tests, ntests, NULL, NULL);
-  kill_leftovers();
+  nct_launch_cleanup();
   if (rc != 0) {
     /* A failed test jumped out holding events and buffers; skip the exit
      * handlers (LeakSanitizer's among them) so only the failure is
@@ -88,61 +86,24 @@ static void sleep_ms(int ms) {
 
 /* ---------------------------------------------------------------- daemon */
 
-/* Every netcore a test started and has not reaped, so that a test that
- * failed half-way (cmocka jumps out of it) leaves no daemon or directory
- * behind after the run. Copies, not pointers: the nct_daemon may have been
- * on the failed test's stack. */
-typedef struct live {
-  pid_t pid;
-  char dir[64];
-} live;
-static live lives[64];
-
-static void track(const nct_daemon *d) {
-  for (int i = 0; i < 64; i++)
-    if (lives[i].pid == 0) {
-      lives[i].pid = d->pid;
-      snprintf(lives[i].dir, sizeof lives[i].dir, "%s", d->dir);
-      return;
-    }
-}
-
-static void untrack(pid_t pid) {
-  for (int i = 0; i < 64; i++)
-    if (lives[i].pid == pid) lives[i].pid = 0;
-}
-
-static void rm_tree(const char *dir);
-
-static void kill_leftovers(void) {
-  for (int i = 0; i < 64; i++)
-    if (lives[i].pid > 0) {
-      kill(lives[i].pid, SIGKILL);
-      waitpid(lives[i].pid, NULL, 0);
-      rm_tree(lives[i].dir);
-      lives[i].pid = 0;
-    }
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb, (void)flag, (void)ftw;
-  remove(path);
-  return 0;
-}
-
-static void rm_tree(const char *dir) {
-  if (dir[0]) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 void nct_daemon_path(const nct_daemon *d, const char *name, char *out, size_t cap) {
   snprintf(out, cap, "%s/%s", d->dir, name);
 }
 
-/* Child side of nct_daemon_start: put the inherited fds in place, close the
- * rest (ZeroMQ contexts and peers of the test must not leak into netcore:
- * they would distort its fd count), exec. */
-static void exec_child(char **argv, char **envp, const int *fds, const nct_daemon_opts *opts,
-                       const char *stderr_path) {
+typedef struct child_setup {
+  const int *fds;
+  const nct_daemon_opts *opts;
+  const char *stderr_path;
+} child_setup;
+
+/* Child side of nct_daemon_start, before the exec (nct_launch_spawn): put
+ * the inherited fds in place, close the rest (ZeroMQ contexts and peers of
+ * the test must not leak into netcore: they would distort its fd count). */
+static void setup_child(void *ctx) {
+  const child_setup *c = ctx;
+  const int *fds = c->fds;
+  const nct_daemon_opts *opts = c->opts;
+  const char *stderr_path = c->stderr_path;
   enum { PARK = 900 };
   int n = 0;
   if (stderr_path) {
@@ -162,18 +123,8 @@ static void exec_child(char **argv, char **envp, const int *fds, const nct_daemo
                         .rlim_max = opts->nofile_hard};
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(126);
   }
-  execvpe(argv[0], argv, envp);
-  _exit(127);
 }
 
-static void describe_status(int status, char *buf, size_t cap) {
-  if (WIFEXITED(status))
-    snprintf(buf, cap, "exit status %d", WEXITSTATUS(status));
-  else if (WIFSIGNALED(status))
-    snprintf(buf, cap, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
-  else
-    snprintf(buf, cap, "wait status 0x%x", status);
-}
 
 void nct_daemon_start_at(const char *file, int line, nct_daemon *d, const char *const *flags,
                          const int *fds) {
@@ -204,9 +155,8 @@ int nct_daemon_stderr(const nct_daemon *d, char *out, size_t cap) {
 void nct_daemon_start_opts_at(const char *file, int line, nct_daemon *d, const char *const *flags,
                               const int *fds, const nct_daemon_opts *opts) {
   memset(d, 0, sizeof *d);
-  snprintf(d->dir, sizeof d->dir, "/tmp/nct-XXXXXX");
-  if (!mkdtemp(d->dir)) nct_fail_at(file, line, "mkdtemp: %s", strerror(errno));
-  snprintf(d->endpoint, sizeof d->endpoint, "ipc://%s/nc.sock", d->dir);
+  int rc = nct_launch_dir(&d->launch, "nc.sock");
+  if (rc != 0) nct_fail_at(file, line, "mkdtemp: %s", strerror(-rc));
 
   char *argv[64];
   int argc = 0;
@@ -241,17 +191,25 @@ void nct_daemon_start_opts_at(const char *file, int line, nct_daemon *d, const c
   envp[k++] = asan;
   envp[k] = NULL;
 
-  pid_t pid = fork();
-  if (pid < 0) nct_fail_at(file, line, "fork: %s", strerror(errno));
   char errpath[128];
   stderr_path(d, errpath, sizeof errpath);
-  if (pid == 0) exec_child(argv, envp, fds, opts, opts && opts->capture_stderr ? errpath : NULL);
+  child_setup setup = {fds, opts, opts && opts->capture_stderr ? errpath : NULL};
+  rc = nct_launch_spawn(&d->launch, argv, envp, setup_child, &setup);
   free(envp);
-  d->pid = pid;
-  track(d);
+  if (rc != 0) nct_fail_at(file, line, "fork: %s", strerror(-rc));
 
-  /* Ready = it answers a Hello. A DEALER queues the Hello until the ipc
-   * endpoint exists, so no polling for the socket file is needed. */
+  /* Ready = `netcore --ping` is answered (nct_launch_wait_ready). */
+  char why[160];
+  rc = nct_launch_wait_ready(&d->launch, netcore_bin, 10000 * nct_time_scale, why, sizeof why);
+  if (rc == -1) {
+    nct_launch_rmdir(&d->launch);
+    nct_fail_at(file, line, "netcore (%s) died before answering Hello: %s", netcore_bin, why);
+  }
+  if (rc != 0) {
+    nct_daemon_kill(d);
+    nct_fail_at(file, line, "netcore did not answer: %s", why);
+  }
+  /* Its instance id, from the Welcome of one probe Hello. */
   nct_client *probe = nct_client_new(d->endpoint, "probe", 0);
   Netcore__V1__Hello hello = NETCORE__V1__HELLO__INIT;
   hello.version = 1;
@@ -260,26 +218,6 @@ void nct_daemon_start_opts_at(const char *file, int line, nct_daemon *d, const c
   cmd.command_case = NETCORE__V1__COMMAND__COMMAND_HELLO;
   cmd.hello = &hello;
   nct_send_at(file, line, probe, &cmd, NULL, 0, 0);
-  uint64_t deadline = nct_now_ms() + 10000 * (uint64_t)nct_time_scale;
-  for (;;) {
-    int status;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      untrack(pid);
-      char why[96];
-      describe_status(status, why, sizeof why);
-      d->pid = 0;
-      nct_client_free(probe);
-      rm_tree(d->dir);
-      nct_fail_at(file, line, "netcore (%s) died before answering Hello: %s", netcore_bin, why);
-    }
-    if (nct_pump(probe, 50) > 0) break;
-    if (nct_now_ms() > deadline) {
-      nct_client_free(probe);
-      nct_daemon_kill(d);
-      nct_fail_at(file, line, "netcore did not answer a Hello on %s within %d s", d->endpoint,
-                  10 * nct_time_scale);
-    }
-  }
   nct_event *w = nct_expect_global_at(file, line, probe, EV(WELCOME), NCT_WAIT);
   snprintf(d->instance_id, sizeof d->instance_id, "%s", w->ev->welcome->instance_id);
   nct_event_free(w);
@@ -287,37 +225,20 @@ void nct_daemon_start_opts_at(const char *file, int line, nct_daemon *d, const c
 }
 
 int nct_daemon_signal_wait(nct_daemon *d, int sig, int timeout_ms) {
-  if (d->pid <= 0) return d->status;
-  kill(d->pid, sig);
-  uint64_t deadline = nct_now_ms() + (uint64_t)timeout_ms;
-  int status = 0;
-  for (;;) {
-    pid_t r = waitpid(d->pid, &status, WNOHANG);
-    if (r == d->pid) break;
-    if (nct_now_ms() > deadline) {
-      kill(d->pid, SIGKILL);
-      waitpid(d->pid, &status, 0);
-      untrack(d->pid);
-      d->pid = 0;
-      d->status = status;
-      nct_fail("netcore did not exit within %d ms of signal %d (%s); killed it", timeout_ms, sig,
-               strsignal(sig));
-    }
-    sleep_ms(5);
-  }
-  untrack(d->pid);
-  d->pid = 0;
-  d->status = status;
+  int killed;
+  int status = nct_launch_stop(&d->launch, sig, timeout_ms, &killed);
+  if (killed)
+    nct_fail("netcore did not exit within %d ms of signal %d (%s); killed it", timeout_ms, sig,
+             strsignal(sig));
   return status;
 }
 
 void nct_daemon_stop(nct_daemon *d) {
   int status = nct_daemon_signal_wait(d, SIGTERM, 15000 * nct_time_scale);
-  rm_tree(d->dir);
-  d->dir[0] = '\0';
+  nct_launch_rmdir(&d->launch);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     char why[96];
-    describe_status(status, why, sizeof why);
+    nct_launch_describe(status, why, sizeof why);
     nct_fail("netcore did not exit 0 after SIGTERM: %s", why);
   }
 }
@@ -340,14 +261,10 @@ pid_t nct_daemon_takeover_spawn_at(const char *file, int line, const nct_daemon 
   argv[argc++] = "--takeover";
   for (int i = 0; flags && flags[i] && argc < 62; i++) argv[argc++] = (char *)flags[i];
   argv[argc] = NULL;
-  extern char **environ;
-  pid_t pid = fork();
-  if (pid < 0) nct_fail_at(file, line, "fork: %s", strerror(errno));
-  if (pid == 0) exec_child(argv, environ, NULL, NULL, NULL);
-  nct_daemon n = *d;
-  n.pid = pid;
-  track(&n);
-  return pid;
+  nct_launch l = {0};
+  int rc = nct_launch_spawn(&l, argv, NULL, NULL, NULL);
+  if (rc != 0) nct_fail_at(file, line, "fork: %s", strerror(-rc));
+  return l.pid;
 }
 
 void nct_daemon_takeover_at(const char *file, int line, nct_daemon *d, const char *const *flags) {
@@ -359,24 +276,24 @@ void nct_daemon_takeover_at(const char *file, int line, nct_daemon *d, const cha
     if (waitpid(old, &status, WNOHANG) == old) break;
     int st;
     if (waitpid(pid, &st, WNOHANG) == pid) {
-      untrack(pid);
+      nct_launch_forget(pid);
       char why[96];
-      describe_status(st, why, sizeof why);
+      nct_launch_describe(st, why, sizeof why);
       nct_fail_at(file, line, "netcore --takeover ended (%s) and the old one still runs", why);
     }
     if (nct_now_ms() > deadline) {
       kill(pid, SIGKILL);
       waitpid(pid, NULL, 0);
-      untrack(pid);
+      nct_launch_forget(pid);
       nct_fail_at(file, line, "the old netcore did not exit within 10 s of netcore --takeover");
     }
     usleep(2000);
   }
-  untrack(old);
+  nct_launch_forget(old);
   d->pid = pid;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     char why[96];
-    describe_status(status, why, sizeof why);
+    nct_launch_describe(status, why, sizeof why);
     nct_fail_at(file, line, "the netcore taken over ended with %s, not exit status 0", why);
   }
   nct_client *probe = nct_client_new(d->endpoint, "probe", 0);
@@ -396,14 +313,8 @@ void nct_daemon_takeover_at(const char *file, int line, nct_daemon *d, const cha
 }
 
 void nct_daemon_kill(nct_daemon *d) {
-  if (d->pid > 0) {
-    kill(d->pid, SIGKILL);
-    waitpid(d->pid, &d->status, 0);
-    untrack(d->pid);
-    d->pid = 0;
-  }
-  rm_tree(d->dir);
-  d->dir[0] = '\0';
+  nct_launch_kill(&d->launch);
+  nct_launch_rmdir(&d->launch);
 }
 
 /* ---------------------------------------------------------------- client */
@@ -459,6 +370,8 @@ static uint64_t ev_object(const nct_pb_event *ev, int *kind) {
       return ev->fd->socket_id;
     case EV(ADOPTED):
       return ev->adopted->socket_id;
+    case EV(UNPIPED):
+      return ev->unpiped->socket_id;
     default:
       *kind = OBJ_NONE;
       return 0;
@@ -528,6 +441,8 @@ const char *nct_event_name(int type) {
       return "Shutdown";
     case EV(ADOPTED):
       return "Adopted";
+    case EV(UNPIPED):
+      return "Unpiped";
     default:
       return "(unknown event)";
   }
@@ -584,6 +499,13 @@ const char *nct_event_str(const nct_event *e, char *buf, size_t cap) {
                (unsigned long long)ev->adopted->bytes_read,
                (unsigned long long)ev->adopted->replay_bytes,
                (unsigned long long)ev->adopted->queued_bytes, ev->adopted->peer_ended);
+      break;
+    case EV(UNPIPED):
+      snprintf(buf + n, cap - (size_t)n,
+               " dest=0x%llx reason=%d bytes=%llu bytes_read=%llu bytes_written=%llu dest_ended=%d",
+               (unsigned long long)ev->unpiped->dest_socket_id, ev->unpiped->reason,
+               (unsigned long long)ev->unpiped->bytes, (unsigned long long)ev->unpiped->bytes_read,
+               (unsigned long long)ev->unpiped->bytes_written, ev->unpiped->dest_ended);
       break;
     case EV(FD):
       snprintf(buf + n, cap - (size_t)n, " new_socket=0x%llx",
@@ -1035,6 +957,7 @@ void nct_hello_at(const char *file, int line, nct_client *c, uint32_t credit_win
   c->max_frame = w->max_frame;
   c->max_write_queue = w->max_write_queue;
   snprintf(c->instance_id, sizeof c->instance_id, "%s", w->instance_id ? w->instance_id : "");
+  c->minor_version = w->minor_version;
   snprintf(c->server_version, sizeof c->server_version, "%s",
            w->server_version ? w->server_version : "");
   c->session_token_len = w->session_token.len;
@@ -1236,6 +1159,27 @@ void nct_cmd_set_keepalive(nct_client *c, uint64_t socket_id, int enable, uint32
   nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
   cmd.command_case = NETCORE__V1__COMMAND__COMMAND_SET_KEEP_ALIVE;
   cmd.set_keep_alive = &m;
+  send_simple(c, &cmd);
+}
+
+void nct_cmd_pipe(nct_client *c, uint64_t src, uint64_t dest, int no_end, uint32_t hwm) {
+  Netcore__V1__Pipe m = NETCORE__V1__PIPE__INIT;
+  m.socket_id = src;
+  m.dest_socket_id = dest;
+  m.no_end = no_end;
+  m.high_water_mark = hwm;
+  nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
+  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_PIPE;
+  cmd.pipe = &m;
+  send_simple(c, &cmd);
+}
+
+void nct_cmd_unpipe(nct_client *c, uint64_t src) {
+  Netcore__V1__Unpipe m = NETCORE__V1__UNPIPE__INIT;
+  m.socket_id = src;
+  nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
+  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_UNPIPE;
+  cmd.unpipe = &m;
   send_simple(c, &cmd);
 }
 

@@ -36,6 +36,7 @@
 #include <cmocka.h>
 
 #include "netcore.pb-c.h"
+#include "nct_launch.h"
 
 /* How long a test waits for something that must happen (ms). Generous: a
  * slow CI machine must never turn a correct daemon into a failure. The
@@ -76,11 +77,16 @@ uint64_t nct_now_ms(void);
 
 /* ---------------------------------------------------------------- daemon */
 
+/* A netcore of a test: the launch (tests/support/nct_launch.h: pid, status,
+ * dir, where tests may create paths, and endpoint "ipc://<dir>/nc.sock"),
+ * its fields also reachable directly (d->pid), and its Welcome's instance id. */
 typedef struct nct_daemon {
-  pid_t pid;          /* 0 once reaped */
-  int status;         /* wait status once reaped */
-  char dir[64];       /* the mkdtemp directory (tests may create paths in it) */
-  char endpoint[128]; /* "ipc://<dir>/nc.sock" */
+  union {
+    nct_launch launch;
+    struct {
+      NCT_LAUNCH_FIELDS
+    };
+  };
   char instance_id[64];
 } nct_daemon;
 
@@ -148,6 +154,7 @@ typedef struct nct_client {
   uint32_t id_prefix, credit_window, lease_ms, max_frame, max_write_queue;
   char instance_id[64];
   char server_version[64];
+  uint32_t minor_version; /* Welcome.minor_version */
   uint8_t session_token[16]; /* Welcome.session_token */
   size_t session_token_len;
   uint64_t last_id;
@@ -223,6 +230,9 @@ void nct_cmd_credit(nct_client *c, uint64_t socket_id, uint32_t bytes);
 void nct_cmd_set_timeout(nct_client *c, uint64_t socket_id, uint32_t msecs);
 void nct_cmd_set_nodelay(nct_client *c, uint64_t socket_id, int enable);
 void nct_cmd_set_keepalive(nct_client *c, uint64_t socket_id, int enable, uint32_t delay_ms);
+/* Pipe{src, dest, no_end, hwm} and Unpipe{src} (PROTOCOL.md 17). */
+void nct_cmd_pipe(nct_client *c, uint64_t src, uint64_t dest, int no_end, uint32_t hwm);
+void nct_cmd_unpipe(nct_client *c, uint64_t src);
 
 /* Ping with a fresh nonce and wait for its Pong: every command sent before
  * has then been processed by netcore (commands of one handler are handled in

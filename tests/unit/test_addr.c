@@ -61,30 +61,30 @@ static void test_addr_unix_path_limits(void **state) {
 static void test_addr_wire_form(void **state) {
   struct sockaddr_storage ss;
   socklen_t len;
-  ncd_addr a;
+  ncc_addr a;
   ncd_addr_parse_ip("10.1.2.3", 8124, &ss, &len);
   assert_int_equal(ncd_addr_from_sockaddr((struct sockaddr *)&ss, len, &a), 0);
-  assert_int_equal(a.family, NCD_FAMILY_IPV4);
+  assert_int_equal(a.family, NCC_FAMILY_IPV4);
   assert_string_equal(a.address, "10.1.2.3");
   assert_int_equal(a.port, 8124);
   ncd_addr_parse_ip("2001:db8::1", 1, &ss, &len);
   ncd_addr_from_sockaddr((struct sockaddr *)&ss, len, &a);
-  assert_int_equal(a.family, NCD_FAMILY_IPV6);
+  assert_int_equal(a.family, NCC_FAMILY_IPV6);
   assert_string_equal(a.address, "2001:db8::1");
   struct sockaddr_un sun;
   ncd_addr_unix("/tmp/echo.sock", &sun, &len);
   ncd_addr_from_sockaddr((struct sockaddr *)&sun, len, &a);
-  assert_int_equal(a.family, NCD_FAMILY_UNIX);
+  assert_int_equal(a.family, NCC_FAMILY_UNIX);
   assert_string_equal(a.address, "/tmp/echo.sock");
   assert_int_equal(a.port, 0);
 }
 
 static void test_addr_wildcard(void **state) {
-  ncd_addr any4 = {.family = NCD_FAMILY_IPV4, .address = "0.0.0.0"};
-  ncd_addr any6 = {.family = NCD_FAMILY_IPV6, .address = "::"};
-  ncd_addr lo4 = {.family = NCD_FAMILY_IPV4, .address = "127.0.0.1"};
-  ncd_addr lo6 = {.family = NCD_FAMILY_IPV6, .address = "::1"};
-  ncd_addr path = {.family = NCD_FAMILY_UNIX, .address = "/tmp/x.sock"};
+  ncc_addr any4 = {.family = NCC_FAMILY_IPV4, .address = "0.0.0.0"};
+  ncc_addr any6 = {.family = NCC_FAMILY_IPV6, .address = "::"};
+  ncc_addr lo4 = {.family = NCC_FAMILY_IPV4, .address = "127.0.0.1"};
+  ncc_addr lo6 = {.family = NCC_FAMILY_IPV6, .address = "::1"};
+  ncc_addr path = {.family = NCC_FAMILY_UNIX, .address = "/tmp/x.sock"};
   assert_true(ncd_addr_is_wildcard(&any4));
   assert_true(ncd_addr_is_wildcard(&any6));
   assert_false(ncd_addr_is_wildcard(&lo4));

@@ -13,7 +13,7 @@
 
 static void expect_rule(const char *xdg, unsigned long uid, const char *want) {
   char out[256];
-  assert_int_equal(nc__default_endpoint(xdg, uid, out, sizeof out), 0);
+  assert_int_equal(ncc_default_endpoint(xdg, uid, out, sizeof out), 0);
   assert_string_equal(out, want);
 }
 
@@ -40,7 +40,7 @@ static void test_default_endpoint_fallback_per_user(void **state) {
 static void test_default_endpoint_too_long(void **state) {
   (void)state;
   char out[24] = "x";
-  assert_int_equal(nc__default_endpoint("/run/user/1000", 1000, out, sizeof out), -ENAMETOOLONG);
+  assert_int_equal(ncc_default_endpoint("/run/user/1000", 1000, out, sizeof out), -ENAMETOOLONG);
   assert_string_equal(out, "");
 }
 

@@ -43,6 +43,21 @@ static void test_errors_unknown_falls_back_to_libuv(void **state) {
   assert_string_equal(ncd_err_name(UV_ESHUTDOWN), "ESHUTDOWN");
 }
 
+/* A callee's detail travels in the caller's ncd_err: code and message, cut
+ * to the buffer; without an ncd_err the code alone comes back. */
+static void test_errors_err_set_fills_the_callers_struct(void **state) {
+  ncd_err e = {0};
+  assert_int_equal(ncd_err_set(&e, NCD_EBADF, "no %s with id %d", "socket", 7), NCD_EBADF);
+  assert_int_equal(e.code, NCD_EBADF);
+  assert_string_equal(e.message, "no socket with id 7");
+  char long_text[2000];
+  memset(long_text, 'x', sizeof long_text - 1);
+  long_text[sizeof long_text - 1] = '\0';
+  ncd_err_set(&e, NCD_EMSGSIZE, "%s", long_text);
+  assert_int_equal(strlen(e.message), sizeof e.message - 1);
+  assert_int_equal(ncd_err_set(NULL, NCD_EACCES, "nobody asked"), NCD_EACCES);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_errors_errno_names_match_node),
@@ -50,6 +65,7 @@ int main(void) {
       cmocka_unit_test(test_errors_project_codes),
       cmocka_unit_test(test_errors_table_is_one_to_one),
       cmocka_unit_test(test_errors_unknown_falls_back_to_libuv),
+      cmocka_unit_test(test_errors_err_set_fills_the_callers_struct),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

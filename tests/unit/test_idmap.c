@@ -10,48 +10,48 @@
 #include "idmap.h"
 
 static void test_idmap_put_get_del(void **state) {
-  nc__idmap_t m;
-  nc__idmap_init(&m);
+  ncc_idmap_t m;
+  ncc_idmap_init(&m);
   int a, b;
-  assert_null(nc__idmap_get(&m, 1));
-  assert_int_equal(nc__idmap_put(&m, 1, &a), 0);
-  assert_int_equal(nc__idmap_put(&m, (5ULL << 32) | 7, &b), 0);
-  assert_ptr_equal(nc__idmap_get(&m, 1), &a);
-  assert_ptr_equal(nc__idmap_get(&m, (5ULL << 32) | 7), &b);
+  assert_null(ncc_idmap_get(&m, 1));
+  assert_int_equal(ncc_idmap_put(&m, 1, &a), 0);
+  assert_int_equal(ncc_idmap_put(&m, (5ULL << 32) | 7, &b), 0);
+  assert_ptr_equal(ncc_idmap_get(&m, 1), &a);
+  assert_ptr_equal(ncc_idmap_get(&m, (5ULL << 32) | 7), &b);
   assert_int_equal(m.count, 2);
-  nc__idmap_put(&m, 1, &b);
+  ncc_idmap_put(&m, 1, &b);
   assert_int_equal(m.count, 2);
-  nc__idmap_del(&m, 1);
-  assert_null(nc__idmap_get(&m, 1));
-  nc__idmap_del(&m, 1);
+  ncc_idmap_del(&m, 1);
+  assert_null(ncc_idmap_get(&m, 1));
+  ncc_idmap_del(&m, 1);
   assert_int_equal(m.count, 1);
-  nc__idmap_free(&m);
+  ncc_idmap_free(&m);
 }
 
 /* Random inserts and deletes checked against a plain array. */
 static void test_idmap_matches_reference(void **state) {
   enum { N = 20000 };
   static void *ref[N];
-  nc__idmap_t m;
-  nc__idmap_init(&m);
+  ncc_idmap_t m;
+  ncc_idmap_init(&m);
   srand(42);
   for (int round = 0; round < 200000; round++) {
     int k = 1 + rand() % (N - 1);
     if (rand() % 3) {
       ref[k] = &ref[k];
-      nc__idmap_put(&m, (uint64_t)k * 0x100000001ULL, ref[k]);
+      ncc_idmap_put(&m, (uint64_t)k * 0x100000001ULL, ref[k]);
     } else {
       ref[k] = NULL;
-      nc__idmap_del(&m, (uint64_t)k * 0x100000001ULL);
+      ncc_idmap_del(&m, (uint64_t)k * 0x100000001ULL);
     }
   }
   size_t count = 0;
   for (int k = 1; k < N; k++) {
-    assert_ptr_equal(nc__idmap_get(&m, (uint64_t)k * 0x100000001ULL), ref[k]);
+    assert_ptr_equal(ncc_idmap_get(&m, (uint64_t)k * 0x100000001ULL), ref[k]);
     count += ref[k] != NULL;
   }
   assert_int_equal(m.count, count);
-  nc__idmap_free(&m);
+  ncc_idmap_free(&m);
 }
 
 int main(void) {

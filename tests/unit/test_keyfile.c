@@ -42,13 +42,13 @@ static void test_keyfile_generate_then_read(void **state) {
   (void)state;
   char path[128], pub[41], rpub[41], rsec[41], err[256];
   snprintf(path, sizeof path, "%s/gen.key", dir);
-  assert_int_equal(nc__keyfile_generate(path, pub, err, sizeof err), 0);
+  assert_int_equal(ncc_keyfile_generate(path, pub, err, sizeof err), 0);
   struct stat st;
   assert_int_equal(stat(path, &st), 0);
   assert_int_equal(st.st_mode & 0777, 0600);
-  assert_int_equal(nc__keyfile_read(path, rpub, rsec, err, sizeof err), 0);
+  assert_int_equal(ncc_keyfile_read(path, rpub, rsec, err, sizeof err), 0);
   assert_string_equal(pub, rpub);
-  assert_int_equal(nc__keyfile_generate(path, pub, err, sizeof err), -1);
+  assert_int_equal(ncc_keyfile_generate(path, pub, err, sizeof err), -1);
   assert_non_null(strstr(err, "never overwrites"));
 }
 
@@ -58,14 +58,14 @@ static void test_keyfile_lenient_layout(void **state) {
   char pub[41], sec[41], rpub[41], rsec[41], err[256], text[512];
   assert_int_equal(zmq_curve_keypair(pub, sec), 0);
   snprintf(text, sizeof text, "# mine\n\n  secret-key=\"%s\"\n\tpublic-key =  \"%s\"  \n", sec, pub);
-  assert_int_equal(nc__keyfile_read(write_file("a.key", text), rpub, rsec, err, sizeof err), 0);
+  assert_int_equal(ncc_keyfile_read(write_file("a.key", text), rpub, rsec, err, sizeof err), 0);
   assert_string_equal(rpub, pub);
   assert_string_equal(rsec, sec);
 }
 
 static void expect_error(const char *name, const char *text, const char *want) {
   char rpub[41], rsec[41], err[256];
-  assert_int_equal(nc__keyfile_read(write_file(name, text), rpub, rsec, err, sizeof err), -1);
+  assert_int_equal(ncc_keyfile_read(write_file(name, text), rpub, rsec, err, sizeof err), -1);
   if (!strstr(err, want)) fail_msg("error '%s' does not say '%s'", err, want);
 }
 
@@ -85,7 +85,7 @@ static void test_keyfile_errors(void **state) {
   snprintf(text, sizeof text, "private-key = \"%s\"\n", sec);
   expect_error("unknown-name", text, ":1: expected public-key");
   char rpub[41], rsec[41], err[256];
-  assert_int_equal(nc__keyfile_read("/nonexistent/x.key", rpub, rsec, err, sizeof err), -1);
+  assert_int_equal(ncc_keyfile_read("/nonexistent/x.key", rpub, rsec, err, sizeof err), -1);
   assert_non_null(strstr(err, "cannot open key pair file /nonexistent/x.key"));
 }
 
@@ -94,11 +94,11 @@ static void test_keyfile_z85_key_valid(void **state) {
   char pub[41], sec[41];
   unsigned char raw[32];
   zmq_curve_keypair(pub, sec);
-  assert_true(nc__z85_key_valid(pub, raw));
-  assert_false(nc__z85_key_valid("short", NULL));
-  assert_false(nc__z85_key_valid(NULL, NULL));
+  assert_true(ncc_z85_key_valid(pub, raw));
+  assert_false(ncc_z85_key_valid("short", NULL));
+  assert_false(ncc_z85_key_valid(NULL, NULL));
   pub[5] = '"'; /* not in Z85's alphabet */
-  assert_false(nc__z85_key_valid(pub, NULL));
+  assert_false(ncc_z85_key_valid(pub, NULL));
 }
 
 int main(void) {

@@ -11,7 +11,7 @@
 
 #include "utf8.h"
 
-#define V(s) nc__utf8_valid(s, sizeof(s) - 1)
+#define V(s) ncc_utf8_valid(s, sizeof(s) - 1)
 
 static void test_utf8_validity(void **state) {
   assert_true(V(""));
@@ -30,10 +30,10 @@ static void test_utf8_validity(void **state) {
 
 static void repair(const char *in, size_t n, const char *want) {
   char out[256];
-  size_t len = nc__utf8_repair(in, n, out, sizeof out);
+  size_t len = ncc_utf8_repair(in, n, out, sizeof out);
   assert_int_equal(len, strlen(want));
   assert_string_equal(out, want);
-  assert_true(nc__utf8_valid(out, len));
+  assert_true(ncc_utf8_valid(out, len));
 }
 #define R(in, want) repair(in, sizeof(in) - 1, want)
 #define FFFD "\xef\xbf\xbd"
@@ -51,11 +51,11 @@ static void test_utf8_repair_maximal_subparts(void **state) {
 static void test_utf8_repair_cuts_at_characters(void **state) {
   char out[5];
   /* "ab" + U+FFFD needs 6 bytes with the NUL: the U+FFFD does not fit. */
-  assert_int_equal(nc__utf8_repair("ab\xff", 3, out, sizeof out), 2);
+  assert_int_equal(ncc_utf8_repair("ab\xff", 3, out, sizeof out), 2);
   assert_string_equal(out, "ab");
-  assert_int_equal(nc__utf8_repair("\xc3\xa9\xc3\xa9\xc3\xa9", 6, out, sizeof out), 4);
+  assert_int_equal(ncc_utf8_repair("\xc3\xa9\xc3\xa9\xc3\xa9", 6, out, sizeof out), 4);
   assert_string_equal(out, "\xc3\xa9\xc3\xa9");
-  assert_int_equal(nc__utf8_repair("x", 1, out, 1), 0);
+  assert_int_equal(ncc_utf8_repair("x", 1, out, 1), 0);
   assert_string_equal(out, "");
 }
 

@@ -519,9 +519,32 @@ NC_EXTERN int nc_socket_set_encoding(nc_socket_t *socket, const char *encoding);
 /* src.pipe(dst): every byte read from src is written to dst; when dst's
  * write() returns 0, src is paused until dst's 'drain'; when src ends, dst is
  * ended. src's own callbacks still run. src may be dst (the seed's
- * c.pipe(c)). If dst closes first, src is unpiped and resumed. */
+ * c.pipe(c)). If dst closes first, src is unpiped and resumed.
+ *
+ * Inside netcore (PROTOCOL.md 17): when netcore speaks protocol 1.2 or later
+ * (Welcome.minor_version >= 2), the environment does not set
+ * NETCORE_PIPE_OFFLOAD=0, and nothing in this process consumes src's data at
+ * the time of the call (src has no on_data callback and no encoding, is not
+ * ended, and dst is not ended), netcore moves the bytes itself and they never
+ * reach this process; the mark is dst's high-water mark. Setting an on_data
+ * callback (nc_socket_set_events) or an encoding on src later, or
+ * nc_socket_unpipe(), takes the stream back: every byte goes either to dst or
+ * through this process, none lost or repeated. While the bytes move inside
+ * netcore, nc_socket_bytes_read(src) and nc_socket_bytes_written(dst) do not
+ * grow; they are exact again once the pipe stops (unpipe, either end ending
+ * or closing) and at 'close'. */
 NC_EXTERN int nc_socket_pipe(nc_socket_t *src, nc_socket_t *dst);
+
+typedef struct nc_pipe_options_s {
+  /* pipe(dst, {end: false}): src's end does not end dst. */
+  int no_end;
+} nc_pipe_options_t;
+
+/* src.pipe(dst, options): nc_socket_pipe with options (NULL = defaults). */
+NC_EXTERN int nc_socket_pipe_opts(nc_socket_t *src, nc_socket_t *dst, const nc_pipe_options_t *opts);
 NC_EXTERN void nc_socket_unpipe(nc_socket_t *src);
+/* 1 while src's pipe runs inside netcore (asked for and not taken back). */
+NC_EXTERN int nc_socket_pipe_offloaded(const nc_socket_t *src);
 
 /* socket.bufferSize: bytes written but not yet handed to the kernel. */
 NC_EXTERN size_t nc_socket_buffer_size(const nc_socket_t *socket);

@@ -2,7 +2,7 @@
 // errors.js: Node-style error objects for codes that netcore sends by name.
 //
 // The one table of names, numbers and default messages is the C header
-// client/include/nc/nc_errors.h; it is read once at load time so that this
+// common/include/nc_errors.h; it is read once at load time so that this
 // library and libnc can never disagree. Errors look like Node's own: `code`
 // is the wire name ("ECONNREFUSED"), `errno` the negative number, `syscall`
 // the operation, and `address`/`port` where Node would set them.
@@ -14,7 +14,7 @@ const path = require('path');
 // A packed copy (npm pack puts it beside package.json), else the repository's.
 const PACKED_TABLE = path.join(__dirname, '..', 'nc_errors.h');
 const TABLE_PATH = fs.existsSync(PACKED_TABLE) ? PACKED_TABLE
-  : path.join(__dirname, '..', '..', 'include', 'nc', 'nc_errors.h');
+  : path.join(__dirname, '..', '..', '..', 'common', 'include', 'nc_errors.h');
 
 // name -> { errno, message }
 const table = new Map();

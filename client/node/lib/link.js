@@ -27,6 +27,20 @@
 // ServerError). When nothing holds it the link says Bye and closes its
 // DEALER, so this library never keeps a process alive on its own, just as
 // Node's event loop exits when no handle is active.
+//
+// ref()/unref() (Node's handle refs): an object's _refd === false marks it
+// unref'd, and the link keeps the holders that are not (counted). While
+// there is none the link must not keep the event loop alive, yet it keeps
+// serving: what keeps a loop alive in the npm zeromq package is only a
+// pending receive() (its uv_poll on ZMQ_FD runs while one waits) and the
+// same for the monitor's Observer. So an unref'd link has neither pending:
+// the DEALER's last receive is woken by a Ping (its Pong), then an unref'd
+// timer reads what `sock.readable` says is there (1 ms after traffic,
+// doubling to 50 ms when idle); the Observer is replaced by a fresh one that
+// nobody reads until a ref'd holder comes back (libzmq keeps its events),
+// and the old one is closed. A netcore that dies meanwhile is
+// found by the unanswered ping (the lease) instead of the 'disconnect'.
+// Every timer of the link follows the same rule.
 
 const path = require('path');
 const zmq = require('zeromq');
@@ -42,6 +56,20 @@ const RELINK_HELLO_TIMEOUT_MS = 2000; // reconnecting: a fresh DEALER after this
 const RESUME_WAIT_MS = 5000; // a session waits this long for a netcore that resumes it (PROTOCOL.md 16.1)
 
 const links = new Map(); // endpoint -> Link in state 'connecting' or 'ready'
+// zeromq objects are not extensible: which DEALERs have a receive() pending
+// and which Observers are being read.
+const receiving = new WeakSet();
+const reading = new WeakSet();
+// A zeromq Observer monitors at inproc://zmq.monitor.<its C++ address>, an
+// endpoint libzmq frees only once the old monitor is reaped: a closed
+// Observer collected at once lets the next one reuse the address
+// (EADDRINUSE). The last closed ones stay referenced for a while.
+const retired = [];
+function retire(obs) {
+  if (!obs.closed) obs.close();
+  retired.push(obs);
+  if (retired.length > 32) retired.shift();
+}
 
 // netcore's default endpoint for this process, the rule netcore and every
 // client library share: ipc://$XDG_RUNTIME_DIR/netcore/netcore.sock when
@@ -100,6 +128,11 @@ class Link {
     this.sockets = new Map(); // BigInt id -> Socket
     this.servers = new Map(); // BigInt id -> Server
     this.holders = new Set(); // objects netcore knows (or will know) about
+    this.counted = new Set(); // holders that are not unref'd (_refd !== false)
+    this.refd = true; // receiving with a pending receive() (else: polling)
+    this.pollTimer = null;
+    this.polling = false;
+    this.pipeWaiters = new Map(); // BigInt dest id -> adopted source piping into it, dest not adopted yet (lib/pipe.js)
     this.pending = []; // operations waiting for Welcome
     this.outq = []; // messages waiting for the DEALER
     this.batch = []; // encoded commands of this turn (PROTOCOL.md 1.1)
@@ -143,36 +176,7 @@ class Link {
     // would answer ERR_NO_HELLO and the link would fail for good.
     this.batch = [];
     this.batchFrames = [];
-    // A dropped connection means netcore died or restarted: every socket of
-    // this link is gone with it (a new netcore would not know our ids).
-    // Before Welcome a drop is libzmq's to retry (or a handshake failure).
-    sock.events.on('disconnect', () => {
-      if (sock !== this.sock) return;
-      if (this.state === 'ready') this.fail('ERR_NETCORE_GONE', `netcore at ${endpoint} went away`);
-      else if (this.state === 'connecting' && this.relinking) {
-        // Reconnecting, and this DEALER's connection dropped before Welcome:
-        // it may have reached a netcore being taken over, which took our
-        // Hello with it. A fresh DEALER soon, not after the Hello timeout.
-        clearTimeout(this.helloTimer);
-        this.helloTimer = setTimeout(() => {
-          if (sock === this.sock && this.state === 'connecting' && this.relinking) this.reopen();
-        }, 100);
-      }
-    });
-    sock.events.on('handshake:error:auth', (ev) => {
-      if (sock !== this.sock || this.state !== 'connecting') return;
-      const why = this.curve
-        ? "its public key is not in netcore's --curve-allow file"
-        : "its uid may not connect (netcore's own uid or gid, or --allow-uid)";
-      this.refused('EACCES', `netcore at ${endpoint} refused this handler (ZAP status ${ev.error && ev.error.status}): ${why}`);
-    });
-    sock.events.on('handshake:error:protocol', () => {
-      if (sock !== this.sock || this.state !== 'connecting') return;
-      const why = this.curve
-        ? 'does netcore use CURVE (--curve-secret-file) on this endpoint?'
-        : 'netcore uses CURVE here: set NETCORE_SERVER_KEY and NETCORE_SECRET_FILE';
-      this.refused('EPROTO', `the handshake with netcore at ${endpoint} failed: ${why}`);
-    });
+    this.watch(sock);
     sock.connect(endpoint);
 
     const timeout = this.relinking
@@ -182,12 +186,16 @@ class Link {
       if (this.relinking) this.reopen();
       else this.fail('ERR_NETCORE_UNAVAILABLE', `no answer from netcore at ${endpoint} within ${timeout} ms`);
     }, timeout);
+    if (!this.refd) this.helloTimer.unref();
     const hello = {
       version: PROTOCOL_VERSION,
       name: path.basename(process.argv[1] || 'node'),
       credit_window: Number(process.env.NETCORE_CREDIT_WINDOW) || 0,
       lease_ms: 0,
       batch_events: true, // several events per message; see dispatch()
+      // Acks only where something waits (Write.ack_now, End.ack_now); the
+      // rest ride along with the socket's next event (PROTOCOL.md 7).
+      lazy_acks: true,
       service: process.env.NETCORE_SERVICE || '', // successors inherit (PROTOCOL.md 13)
       resumable: this.resumable,
     };
@@ -200,15 +208,156 @@ class Link {
       }
     }
     this.send({ hello });
-    this.recvLoop(sock);
+    if (this.refd) this.recvLoop(sock);
+    else this.schedulePoll(1);
   }
 
   // Reconnecting and no Welcome on this DEALER: start afresh.
   reopen() {
-    const old = this.sock;
+    this.closeDealer();
     this.pumping = false;
-    old.close();
     this.openDealer();
+  }
+
+  closeDealer() {
+    clearTimeout(this.pollTimer);
+    this.pollTimer = null;
+    // Closed before its DEALER: a pending receive() of it ends (undefined)
+    // instead of waiting for a MONITOR_STOPPED that does not always come.
+    if (this.obs) retire(this.obs);
+    this.sock.close();
+  }
+
+  // The monitor of a DEALER: read while the link is ref'd (see the top).
+  watch(sock) {
+    const obs = new zmq.Observer(sock);
+    this.obs = obs;
+    if (this.refd) this.readMonitor(sock, obs);
+  }
+
+  async readMonitor(sock, obs) {
+    reading.add(obs);
+    try {
+      while (!obs.closed && obs === this.obs && this.refd) {
+        const ev = await obs.receive();
+        if (ev) this.onMonitor(sock, ev);
+      }
+    } catch (err) {
+      // closed under us (the DEALER went): nothing more to read
+    }
+    reading.delete(obs);
+    if (obs !== this.obs) retire(obs);
+  }
+
+  onMonitor(sock, ev) {
+    const endpoint = this.endpoint;
+    switch (ev.type) {
+      // A dropped connection means netcore died or restarted: every socket of
+      // this link is gone with it (a new netcore would not know our ids).
+      // Before Welcome a drop is libzmq's to retry (or a handshake failure).
+      case 'disconnect':
+        if (sock !== this.sock) break;
+        if (this.state === 'ready') this.fail('ERR_NETCORE_GONE', `netcore at ${endpoint} went away`);
+        else if (this.state === 'connecting' && this.relinking) {
+          // Reconnecting, and this DEALER's connection dropped before Welcome:
+          // it may have reached a netcore being taken over, which took our
+          // Hello with it. A fresh DEALER soon, not after the Hello timeout.
+          clearTimeout(this.helloTimer);
+          this.helloTimer = setTimeout(() => {
+            if (sock === this.sock && this.state === 'connecting' && this.relinking) this.reopen();
+          }, 100);
+        }
+        break;
+      case 'handshake:error:auth': {
+        if (sock !== this.sock || this.state !== 'connecting') return;
+        const why = this.curve
+          ? "its public key is not in netcore's --curve-allow file"
+          : "its uid may not connect (netcore's own uid or gid, or --allow-uid)";
+        this.refused('EACCES', `netcore at ${endpoint} refused this handler (ZAP status ${ev.error && ev.error.status}): ${why}`);
+        break;
+      }
+      case 'handshake:error:protocol': {
+        if (sock !== this.sock || this.state !== 'connecting') return;
+        const why = this.curve
+          ? 'does netcore use CURVE (--curve-secret-file) on this endpoint?'
+          : 'netcore uses CURVE here: set NETCORE_SERVER_KEY and NETCORE_SECRET_FILE';
+        this.refused('EPROTO', `the handshake with netcore at ${endpoint} failed: ${why}`);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  // Node's ref()/unref() of a server or socket (obj._refd is already set),
+  // or a change of what an unref'd one waits for.
+  setRef(obj) {
+    if (!this.holders.has(obj)) return;
+    if (keepsAlive(obj)) this.counted.add(obj);
+    else this.counted.delete(obj);
+    this.updateRef();
+  }
+
+  // Switches between receiving (ref'd) and polling (nothing ref'd holds us).
+  updateRef() {
+    // No holder at all: the link closes at the next check (scheduleIdle).
+    const want = this.counted.size > 0 || this.holders.size === 0;
+    if (want === this.refd || this.state === 'closed') return;
+    this.refd = want;
+    if (this.helloTimer) {
+      if (want) this.helloTimer.ref();
+      else this.helloTimer.unref();
+    }
+    const sock = this.sock;
+    if (sock.closed) return; // between DEALERs (relink): the next one starts in this mode
+    if (want) {
+      clearTimeout(this.pollTimer);
+      this.pollTimer = null;
+      if (!this.polling && !receiving.has(sock)) this.recvLoop(sock);
+      if (!reading.has(this.obs)) this.readMonitor(sock, this.obs);
+      return;
+    }
+    // A fresh Observer takes the monitor over; closing the old one ends its
+    // pending receive. The DEALER's pending receive ends with the Pong
+    // (before Welcome, with the Welcome).
+    const old = this.obs;
+    this.obs = new zmq.Observer(sock);
+    retire(old);
+    if (this.state === 'ready') {
+      this.pingNonce += 1;
+      this.send({ ping: { nonce: this.pingNonce } });
+    }
+  }
+
+  // Unref'd: reads what the DEALER holds without a pending receive.
+  schedulePoll(wait) {
+    if (this.pollTimer || this.refd || this.state === 'closed') return;
+    this.pollTimer = setTimeout(() => this.poll(wait), wait);
+    this.pollTimer.unref();
+  }
+
+  async poll(wait) {
+    this.pollTimer = null;
+    const sock = this.sock;
+    if (this.refd || this.state === 'closed' || receiving.has(sock)) return;
+    let got = 0;
+    this.polling = true;
+    try {
+      while (!this.refd && sock === this.sock && this.state !== 'closed' && sock.readable) {
+        const frames = await sock.receive(); // readable: resolves without polling
+        if (sock !== this.sock) return;
+        this.dispatch(frames);
+        got += 1;
+      }
+    } catch (err) {
+      if (this.state !== 'closed' && sock === this.sock) this.fail('ERR_NETCORE_GONE', err.message);
+      return;
+    } finally {
+      this.polling = false;
+    }
+    if (sock !== this.sock || this.state === 'closed') return;
+    if (this.refd) this.recvLoop(sock);
+    else this.schedulePoll(got > 0 ? 1 : Math.min(wait * 2, 50));
   }
 
   // Runs fn now if Welcome arrived, else once it does (in call order).
@@ -266,11 +415,25 @@ class Link {
   }
 
   hold(obj) {
+    if (this.holders.has(obj)) {
+      this.setRef(obj);
+      return;
+    }
     this.holders.add(obj);
+    if (keepsAlive(obj)) this.counted.add(obj);
+    this.updateRef();
+  }
+
+  // Forgets a holder; true if it was one.
+  unhold(obj) {
+    if (!this.holders.delete(obj)) return false;
+    this.counted.delete(obj);
+    this.updateRef();
+    return true;
   }
 
   release(obj) {
-    if (this.holders.delete(obj) && this.holders.size === 0) this.scheduleIdle();
+    if (this.unhold(obj) && this.holders.size === 0) this.scheduleIdle();
   }
 
   // Closes the link once nothing holds it. Deferred so that an object made
@@ -305,13 +468,24 @@ class Link {
       return;
     }
     const env = encodeCommand(cmd);
-    this.lastSent = Date.now();
     if ((payload !== undefined && !cmd.write) || cmd.hello || cmd.bye) {
+      this.lastSent = Date.now();
       this.flushBatch();
       this.enqueue(payload === undefined ? [env] : [env, payload]);
       return;
     }
-    if (cmd.write && this.batch.length >= 256) this.flushBatch(); // never between a Write and its Credit
+    this.sendPacked(env, Boolean(cmd.write), payload);
+  }
+
+  // A command already packed (protocol.js packWrite, packCredit) joins the
+  // batch of this turn; a Write with its payload frame.
+  sendPacked(env, isWrite, payload) {
+    if (this.state === 'closed') return;
+    // Resuming (PROTOCOL.md 16.1): a Write waits in its socket's log and a
+    // Credit in its count, both sent once the session resumed.
+    if (this.resuming) return;
+    this.lastSent = Date.now();
+    if (isWrite && this.batch.length >= 256) this.flushBatch(); // never between a Write and its Credit
     this.batch.push(env);
     if (payload !== undefined) this.batchFrames.push(payload);
     if (!this.batchScheduled) {
@@ -329,11 +503,19 @@ class Link {
     this.batchFrames = [];
     let env = cmds[0];
     if (cmds.length > 1) {
-      // Command{batch = 50: CommandBatch{repeated Command commands = 1}}.
-      const parts = [];
-      for (const c of cmds) parts.push(Buffer.from([0x0a]), varint(c.length), c);
-      const body = Buffer.concat(parts);
-      env = Buffer.concat([Buffer.from([0x92, 0x03]), varint(body.length), body]);
+      // Command{batch = 50: CommandBatch{repeated Command commands = 1}}, in
+      // one allocation.
+      let body = 0;
+      for (const c of cmds) body += 1 + varintLength(c.length) + c.length;
+      env = Buffer.allocUnsafe(2 + varintLength(body) + body);
+      env[0] = 0x92;
+      env[1] = 0x03;
+      let at = putVarint(env, 2, body);
+      for (const c of cmds) {
+        env[at++] = 0x0a;
+        at = putVarint(env, at, c.length);
+        at += c.copy(env, at);
+      }
     }
     this.enqueue([env, ...frames]);
   }
@@ -376,15 +558,22 @@ class Link {
     if (this.state === 'closing-bye' && this.outq.length === 0) this.finishClose();
   }
 
+  // Ref'd: one receive() pending at all times (it keeps the loop alive).
   async recvLoop(sock) {
+    receiving.add(sock);
     try {
-      for await (const frames of sock) {
+      while (this.refd && sock === this.sock && !sock.closed) {
+        const frames = await sock.receive();
         if (sock !== this.sock) return;
         this.dispatch(frames);
       }
     } catch (err) {
       if (this.state !== 'closed' && sock === this.sock) this.fail('ERR_NETCORE_GONE', err.message);
+      return;
+    } finally {
+      receiving.delete(sock);
     }
+    if (sock === this.sock && this.state !== 'closed' && !this.refd) this.schedulePoll(1);
   }
 
   dispatch(frames) {
@@ -442,13 +631,18 @@ class Link {
       case 'adopted': {
         const id = toBig(body.server_id);
         const server = this.servers.get(id);
-        if (server) server._onEvent(kind, body, ev.seq, id);
-        else this.send({ destroy: { socket_id: body.socket_id } });
+        if (server) {
+          server._onEvent(kind, body, ev.seq, id);
+          if (server._refd === false) server._applyRef();
+        } else this.send({ destroy: { socket_id: body.socket_id } });
         return undefined;
       }
       default: {
         const sock = this.sockets.get(toBig(body.socket_id));
-        if (sock) sock._onEvent(kind, body, payload, ev.seq);
+          if (!sock) return undefined;
+          if (ev.ack) sock._onAck(ev.ack); // a lazy ack is applied before its event
+          sock._onEvent(kind, body, payload, ev.seq);
+          if (sock._refd === false) this.setRef(sock);
         return undefined;
       }
     }
@@ -578,6 +772,7 @@ class Link {
     const err = ncError(code, { message });
     const victims = [...this.holders];
     this.holders.clear();
+    this.counted.clear();
     this.pending = [];
     this.statsAsked = [];
     for (const obj of victims) obj._onLinkGone(err);
@@ -620,7 +815,7 @@ class Link {
     clearTimeout(this.helloTimer);
     clearInterval(this.pingTimer);
     this.pingSentAt = 0;
-    this.sock.close();
+    this.closeDealer();
     this.pumping = false;
     this.state = 'connecting';
     this.relinking = true;
@@ -642,12 +837,12 @@ class Link {
       if (server._linkLost()) {
         this.relisten.push(server);
       } else {
-        this.holders.delete(server);
+        this.unhold(server);
         server._onLinkGone(err);
       }
     }
     for (const sock of sockets) {
-      this.holders.delete(sock);
+      this.unhold(sock);
       sock._onLinkGone(err);
     }
     if (this.holders.size === 0 && this.relisten.length === 0) {
@@ -680,18 +875,32 @@ class Link {
     clearInterval(this.pingTimer);
     if (this.idleCheck) clearImmediate(this.idleCheck);
     this.outq = [];
-    this.sock.close();
+    this.closeDealer();
   }
 }
 
-function varint(n) {
-  const out = [];
+// Whether an object keeps the process alive: ref'd, or unref'd but waiting
+// for what Node's libuv requests would wait for (a connect, a write, a bind).
+function keepsAlive(obj) {
+  return obj._keepsAlive ? obj._keepsAlive() : obj._refd !== false;
+}
+
+function varintLength(n) {
+  let len = 1;
   while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+    len += 1;
+  }
+  return len;
+}
+
+function putVarint(buf, at, n) {
+  while (n > 0x7f) {
+    buf[at++] = (n & 0x7f) | 0x80;
     n >>>= 7;
   }
-  out.push(n);
-  return Buffer.from(out);
+  buf[at++] = n;
+  return at;
 }
 
 // Every link of this process leaves with Bye{handoff} (a rolling restart's

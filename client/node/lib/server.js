@@ -350,6 +350,7 @@ class Server extends EventEmitter {
         link.send({ server_close: { server_id: toLong(this._id) } });
         this._id = null;
         this._forget();
+        if (this._refd === false) this._applyRef();
       } else {
         // Still waiting for Welcome: netcore never heard of this server.
         this._forget();
@@ -396,6 +397,31 @@ class Server extends EventEmitter {
 
 
   // The seed's server.pause(msecs): accept nothing for msecs (default 1000).
+  // Node's handle refs: while every object of a link is unref'd, the link
+  // keeps the process alive no more (link.js).
+  ref() {
+    this._refd = true;
+    this._applyRef();
+    return this;
+  }
+
+  unref() {
+    this._refd = false;
+    this._applyRef();
+    return this;
+  }
+
+  // An unref'd server still waits for netcore's answer to its listen() or
+  // close() ('listening', 'close'), which Node gives in the same turn.
+  _keepsAlive() {
+    return this._refd !== false || this._state === 'pending' || this._closing.size > 0;
+  }
+
+  _applyRef() {
+    if (this._link) this._link.setRef(this);
+    for (const l of this._closing.values()) l.setRef(this);
+  }
+
   pause(msecs) {
     if (this._id !== null && this._state === 'listening') {
       this._link.send({ server_pause: { server_id: toLong(this._id), msecs: Number(msecs) || 0 } });

@@ -11,14 +11,19 @@
 //   _final  -> End; 'finish' once its ack arrives (the FIN was sent);
 //   read()  -> read credit given back as the application consumes data;
 //   pause() / resume() -> Pause / Resume (reading stops at once);
-//   _destroy -> Destroy; 'close' when netcore's Closed arrives.
+//   _destroy -> Destroy; 'close' when netcore's Closed arrives;
+//   pipe()   -> Node's pipe, and Pipe when netcore can move the bytes itself
+//               (lib/pipe.js: when it applies, and how the stream comes back).
 //
 // A socket belongs to one link (lib/link.js); all its events come from there.
 
 const nodeNet = require('net');
 const { Duplex } = require('stream');
+const pipes = require('./pipe');
 const { Link, linkOptions } = require('./link');
-const { toBig, toLong, toNum, nodeAddress, pathEndpoint, pathText } = require('./protocol');
+const {
+  toBig, toLong, toNum, nodeAddress, pathEndpoint, pathText, idVarint, packWrite, packCredit,
+} = require('./protocol');
 const { ncError, argError } = require('./errors');
 
 const HIGH_WATER_MARK = 16 * 1024; // Node's default for sockets
@@ -128,6 +133,11 @@ class Socket extends Duplex {
     this._sentLog = [];
     this._neverConnected = true; // destroyed before 'connect': write callbacks get Node's error
     this._shutdownFailed = false; // our End met ENOTCONN (see _onSocketError)
+    // Pipes inside netcore (lib/pipe.js).
+    this._offload = null; // as a source: the pipe netcore runs from this socket
+    this._pipedBytes = 0; // as a destination: bytes pipes inside netcore moved into it
+    this._pipeEnding = false; // a source piping into it ended: netcore ends it
+    this._pipeEnded = false; // netcore ended it for a pipe (its FIN is queued)
   }
 
   // A socket netcore accepted for one of our servers.
@@ -147,6 +157,10 @@ class Socket extends Duplex {
       s._lastSeq = 0n; /* the next event's seq is taken as it comes */
       s._bytesRead = Number(ev.bytes_read);
       s._credited = Number(ev.bytes_read);
+      // A pipe inside netcore that carries on: this socket may be its
+      // destination, its source, or both.
+      pipes.adoptedSocket(link, s);
+      pipes.adopt(s, ev);
     }
     return s;
   }
@@ -154,6 +168,7 @@ class Socket extends Duplex {
   _attach(link, id) {
     this._link = link;
     this._id = id;
+    this._idv = idVarint(id); // packed once: Write and Credit carry it (protocol.js)
     link.hold(this);
     link.sockets.set(id, this);
   }
@@ -218,6 +233,7 @@ class Socket extends Duplex {
         return this._onData(payload || Buffer.alloc(0));
       case 'ended':
         this._peerEnded = true;
+        pipes.onSourceEnded(this);
         if (!this.destroyed) {
           this.push(null);
           this.read(0);
@@ -234,6 +250,8 @@ class Socket extends Duplex {
         return this._onClosed(ev);
       case 'fd':
         return this._onFd(ev);
+      case 'unpiped':
+        return pipes.onUnpiped(this, ev);
       default:
         return undefined;
     }
@@ -368,7 +386,10 @@ class Socket extends Duplex {
     if (!this.destroyed) this.emit('fd', s);
   }
 
-  _onCommandError(err) {
+  _onCommandError(err, command) {
+    // A Pipe or Unpipe that crossed the pipe's own end (PROTOCOL.md 17): the
+    // Unpiped or Closed it crossed says what happened; nothing is wrong.
+    if (command === 'pipe' || command === 'unpipe') return;
     // A command of ours was refused (e.g. an fd socket we do not own): the
     // socket's state is no longer what we believe, as for any socket error.
     if (!this.destroyed) this.destroy(err);
@@ -396,8 +417,13 @@ class Socket extends Duplex {
     const id = toLong(this._id);
     for (const e of this._sentLog) {
       if (e.n <= writes) continue;
-      if (e.end) this._link.send({ end: { socket_id: id } });
-      else this._link.send({ write: e.fd ? { socket_id: id, fd_socket_id: e.fd } : { socket_id: id } }, e.buf);
+      // Acknowledged promptly: a callback, 'drain' or 'finish' may wait for them.
+      if (e.end) this._link.send({ end: { socket_id: id, ack_now: true } });
+      else {
+        const write = { socket_id: id, ack_now: true };
+        if (e.fd !== null && e.fd !== undefined) write.fd_socket_id = toLong(e.fd);
+        this._link.send({ write }, e.buf);
+      }
     }
     if (this._nc === 'closing') {
       this._link.send({ destroy: { socket_id: id } });
@@ -455,7 +481,10 @@ class Socket extends Duplex {
     if (this._link.resuming) return; // granted once the session resumed
     const owed = this._bytesRead - this.readableLength - this._credited;
     if (owed < 1) return; // every consumed byte, at once: credit is netcore's proof (PROTOCOL.md 13)
-    this._link.send({ credit: { socket_id: toLong(this._id), bytes: owed } });
+    // Piped inside netcore: this credit lets netcore start moving, so the
+    // writes this Data produced into the destination must reach it first.
+    if (this._offload && this._offload.dest) this._offload.dest._pump();
+    this._link.sendPacked(packCredit(this._idv, owed), false);
     this._credited += owed;
   }
 
@@ -495,7 +524,13 @@ class Socket extends Duplex {
   }
 
   _final(cb) {
+    if (this._pipeEnded) {
+      cb(); // netcore ended it for a pipe (lib/pipe.js)
+      return;
+    }
     this._finalCb = cb;
+    if (this._pipeEnding) return; // netcore's end of it is on its way: Unpiped settles
+
     this._wq.push({ buf: null, fd: undefined, end: true });
     this._schedulePump();
   }
@@ -526,22 +561,24 @@ class Socket extends Duplex {
     const limit = this._writeLimit();
     const maxPiece = Math.max(1, Math.min(this._link.welcome.max_frame, limit));
     const mergeMax = Math.min(MERGE_MAX, maxPiece);
-    const id = toLong(this._id);
     const q = this._wq;
     while (q.length > 0 && (this._sentBytes - this._ackedBytes < limit || this._sentCmds === this._ackedCmds)) {
       const p = q[0];
       if (p.end) {
         q.shift();
-        this._link.send({ end: { socket_id: id } });
+        // 'finish' waits for the End's ack: always prompt.
+        this._link.send({ end: { socket_id: toLong(this._id), ack_now: true } });
         this._sentCmds += 1;
         this._endCmd = this._sentCmds;
         if (this._link.resumable) this._sentLog.push({ n: this._sentCmds, end: true });
         continue;
       }
       let buf = p.buf;
-      const write = { socket_id: id };
+      let fd = null;
+      let fdId = null; // for the write log (a resumed session sends it again)
       if (p.fd) {
-        write.fd_socket_id = toLong(p.fd._id);
+        fdId = p.fd._id;
+        fd = idVarint(fdId);
         p.fd = undefined; // the fd goes with the first piece only
       }
       if (buf.length > maxPiece) {
@@ -552,7 +589,7 @@ class Socket extends Duplex {
         q.shift();
         let n = buf.length;
         let k = 0;
-        if (!write.fd_socket_id && n < SMALL_PIECE) {
+        if (!fd && n < SMALL_PIECE) {
           while (k < q.length && isSmall(q[k]) && n + q[k].buf.length <= mergeMax) {
             n += q[k].buf.length;
             k += 1;
@@ -560,13 +597,19 @@ class Socket extends Duplex {
         }
         if (k > 0) buf = Buffer.concat([buf, ...q.splice(0, k).map((x) => x.buf)], n);
       }
-      this._link.send({ write }, buf);
+      // Lazy acks (PROTOCOL.md 7): a prompt one only when something waits
+      // for it: a write callback, 'drain', the Writable held back, 'finish',
+      // or the pump itself nearing its limit.
+      const ackNow = this._waits.length > 0 || this._needDrain || this._held !== null ||
+        this._finalCb !== null || this._sentBytes + buf.length - this._ackedBytes >= Math.min(this._hwm, limit >>> 1);
+      this._link.sendPacked(packWrite(this._idv, fd, ackNow), true, buf);
       this._sentCmds += 1;
       this._sentBytes += buf.length;
       if (this._link.resumable) {
-        this._sentLog.push({ n: this._sentCmds, buf, fd: write.fd_socket_id, end: false });
+        this._sentLog.push({ n: this._sentCmds, buf, fd: fdId, end: false });
       }
     }
+    if (this._refd === false) this._link.setRef(this);
     if (this._held && this._queuedBytes - this._ackedBytes < limit) {
       const { cb } = this._held;
       this._held = null;
@@ -713,6 +756,29 @@ class Socket extends Duplex {
     return super.end(cb);
   }
 
+  // Node's pipe, run inside netcore when it can (lib/pipe.js).
+  pipe(dest, opts) {
+    if (pipes.alreadyPiped(this, dest)) return dest;
+    const when = pipes.plan(this, dest);
+    // Any other consumer takes the stream back from netcore first.
+    pipes.handBack(this);
+    const r = super.pipe(dest, opts);
+    if (when === 'now') pipes.start(this, dest, opts);
+    else if (when === 'later') pipes.startWhenOpen(this, dest, opts);
+    return r;
+  }
+
+  unpipe(dest) {
+    const o = this._offload;
+    if (o && (dest === undefined || dest === o.dest)) pipes.handBack(this);
+    return super.unpipe(dest);
+  }
+
+  setEncoding(encoding) {
+    pipes.handBack(this);
+    return super.setEncoding(encoding);
+  }
+
   pause() {
     if (!this._ncPaused) {
       this._ncPaused = true;
@@ -734,7 +800,11 @@ class Socket extends Duplex {
     return super.resume();
   }
 
+  // As Node's setStreamTimeout: a destroyed socket ignores it; `timeout`
+  // takes msecs before the checks; assigning `timeout` changes only the property.
   setTimeout(msecs, cb) {
+    if (this.destroyed) return this;
+    this.timeout = msecs;
     if (typeof msecs !== 'number') {
       throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "msecs" argument must be of type number. Received ${describeArg(msecs)}`);
     }
@@ -744,13 +814,32 @@ class Socket extends Duplex {
       throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "callback" argument must be of type function. Received ${describeArg(cb)}`);
     }
     this._timeoutMs = ms;
-    this.timeout = ms;
     if (cb) {
       if (ms === 0) this.removeListener('timeout', cb);
       else this.once('timeout', cb);
     }
     this._option('timeout', { set_timeout: { msecs: Math.floor(ms) } }, false);
     return this;
+  }
+
+  // Node's handle refs: while every object of the link is unref'd, the
+  // link keeps the process alive no more (link.js).
+  ref() {
+    this._refd = true;
+    if (this._link) this._link.setRef(this);
+    return this;
+  }
+
+  unref() {
+    this._refd = false;
+    if (this._link) this._link.setRef(this);
+    return this;
+  }
+
+  // An unref'd socket still waits for its connect and its writes, as Node's
+  // pending libuv requests keep the loop alive.
+  _keepsAlive() {
+    return this._refd !== false || this.connecting || this._wq.length > 0 || this._sentCmds > this._ackedCmds;
   }
 
   setNoDelay(noDelay = true) {
@@ -857,7 +946,7 @@ class Socket extends Duplex {
 
   // Node's definition: bytes given to the socket to write, queued ones included.
   get bytesWritten() {
-    let n = this._queuedBytes;
+    let n = this._queuedBytes + this._pipedBytes;
     for (const { chunk } of this.writableBuffer) n += chunk.length;
     return n;
   }

@@ -10,10 +10,9 @@ const { test } = require('node:test');
 const assert = require('node:assert');
 const { spawn } = require('child_process');
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
 const net = require('..');
-const { NETCORE_BIN, until } = require('../test-support/netcore');
+const { startNetcore } = require('../test-support/netcore');
 
 const LIB = path.resolve(__dirname, '..');
 
@@ -73,18 +72,9 @@ function listenInChild(env, options = {}) {
 }
 
 test('no endpoint given: reaches a netcore started without --bind; NETCORE_ENDPOINT and the option win', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nc-node-ep-'));
-  const sock = path.join(dir, 'netcore', 'netcore.sock');
-  const proc = spawn(NETCORE_BIN, ['--log-level', 'warn'], {
-    env: envWith({ XDG_RUNTIME_DIR: dir }),
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  let exited = false;
-  proc.on('exit', () => (exited = true));
+  const nc = await startNetcore([], { defaultEndpoint: true, env: envWith({}), keepDir: true });
+  const { dir, sockPath: sock } = nc;
   try {
-    await until(() => exited || fs.existsSync(sock), 'netcore socket file', 10000);
-    assert.ok(!exited, 'netcore exited at start');
-
     const byDefault = await listenInChild(envWith({ XDG_RUNTIME_DIR: dir }));
     assert.strictEqual(byDefault.code, 0, byDefault.err);
     assert.match(byDefault.out, /^port [1-9][0-9]*\n$/);
@@ -98,11 +88,7 @@ test('no endpoint given: reaches a netcore started without --bind; NETCORE_ENDPO
     assert.strictEqual(byOption.code, 0, byOption.err);
     assert.match(byOption.out, /^port [1-9][0-9]*\n$/);
   } finally {
-    if (!exited) {
-      const done = new Promise((resolve) => proc.once('exit', resolve));
-      proc.kill('SIGTERM');
-      await done;
-    }
+    await nc.stop();
     const left = fs.existsSync(sock);
     fs.rmSync(dir, { recursive: true, force: true });
     assert.ok(!left, 'netcore left its socket file behind');

@@ -416,3 +416,43 @@ test('50 clients x 5 sequential connections x 40 KB through a netcore echo serve
   assert.strictEqual(server.connections, 0);
   await new Promise((r) => server.close(r));
 });
+
+// Lazy acks (PROTOCOL.md 7): writes nothing waits for are acknowledged with the
+// socket's next event, not by a WriteAck message of their own; a write with a
+// callback still gets its ack at once, and so does 'finish'.
+test('lazy acks: no WriteAck per response; callbacks and finish still come', async () => {
+  const kinds = [];
+  let conn = null;
+  const server = net.createServer((c) => {
+    conn = c;
+    const onEvent = c._onEvent;
+    c._onEvent = function (kind, ...rest) {
+      kinds.push(kind);
+      return onEvent.call(this, kind, ...rest);
+    };
+    c.on('data', (d) => c.write(d)); // no callback, far below the high-water mark
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const peer = nodeNet.createConnection(server.address().port, '127.0.0.1');
+  await once(peer, 'connect');
+  for (let i = 0; i < 50; i++) {
+    peer.write(`ping ${i}\n`);
+    await once(peer, 'data');
+  }
+  assert.strictEqual(kinds.filter((k) => k === 'data').length, 50);
+  assert.strictEqual(kinds.filter((k) => k === 'write_ack').length, 0, `events: ${kinds.join(' ')}`);
+  // With a callback the ack comes at once, with no other event to carry it.
+  const err = await new Promise((r) => conn.write('last\n', r));
+  assert.ifError(err);
+  assert.strictEqual(kinds[kinds.length - 1], 'write_ack');
+  // end() waits for the End's ack: 'finish' comes while the peer stays open.
+  // An orderly close both ways (the peer ends on our FIN); listening first,
+  // since 'close' may follow 'finish' within the same batch of events.
+  const closed = Promise.all([once(conn, 'close'), once(peer, 'close')]);
+  const finished = once(conn, 'finish');
+  conn.end();
+  await finished;
+  await closed;
+  await new Promise((r) => server.close(r));
+});

@@ -13,9 +13,7 @@ const os = require('os');
 const path = require('path');
 const nodeNet = require('net');
 const net = require('..');
-const { startNetcore, once, until } = require('../test-support/netcore');
-
-const NETCORE_BIN = process.env.NETCORE_BIN || path.resolve(__dirname, '..', '..', '..', 'build', 'netcore', 'netcore');
+const { startNetcore, once, until, NETCORE_BIN } = require('../test-support/netcore');
 
 function keygen(file) {
   return execFileSync(NETCORE_BIN, ['keygen', file], { encoding: 'utf8' }).trim();
@@ -47,27 +45,16 @@ async function curveNetcore() {
   // A CURVE handler may do what its policy entry says (docs/POLICY.md).
   fs.writeFileSync(k('policy'), 'handler key:alice\n  listen tcp 127.0.0.1 *\n' +
     `  connect tcp 127.0.0.1 *\nhandler uid:${process.geteuid()}\n  all\n`);
-  const sock = k('nc.sock');
-  const proc = spawn(
-    NETCORE_BIN,
-    ['--bind', `ipc://${sock}`, '--bind', 'tcp://127.0.0.1:*', '--curve-secret-file', k('srv.key'),
-      '--curve-allow', k('allow'), '--policy', k('policy'), '--log-level', 'info'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+  const nc = await startNetcore(
+    ['--bind', 'tcp://127.0.0.1:*', '--curve-secret-file', k('srv.key'), '--curve-allow', k('allow'),
+      '--policy', k('policy')],
+    { dir, logLevel: 'info', stderr: 'pipe' },
   );
-  let log = '';
-  proc.stderr.on('data', (d) => {
-    log += d;
-  });
-  await until(() => /handlers connect to tcp:\/\/\S+/.test(log), 'the tcp endpoint in the log');
-  const endpoint = /handlers connect to (tcp:\/\/\S+)/.exec(log)[1];
+  await until(() => /handlers connect to tcp:\/\/\S+/.test(nc.log()), 'the tcp endpoint in the log');
+  const endpoint = /handlers connect to (tcp:\/\/\S+)/.exec(nc.log())[1];
   return {
-    endpoint, serverKey, alice: k('alice.key'), mallory: k('mallory.key'), dir, log: () => log,
-    async stop() {
-      const done = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      await done;
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
+    endpoint, serverKey, alice: k('alice.key'), mallory: k('mallory.key'), dir, log: nc.log,
+    stop: () => nc.stop(),
   };
 }
 
@@ -150,8 +137,7 @@ test('CURVE: bad keys throw EINVAL from listen() and connect()', async () => {
 // connection: the connection gets ERR_NETCORE_GONE then close (or netcore's
 // own close on SIGTERM), the server listens again on its port and serves.
 async function restartTest(signal) {
-  const nc = await startNetcore();
-  let proc2 = null;
+  const nc = await startNetcore([], { keepDir: true });
   try {
     const accepted = [];
     const server = net.createServer({ endpoint: nc.endpoint }, (c) => {
@@ -178,8 +164,8 @@ async function restartTest(signal) {
     await until(() => seen.some((s) => s.startsWith('close')), 'the old socket closed');
     if (signal === 'SIGKILL') assert.deepStrictEqual(seen, ['ERR_NETCORE_GONE', 'close:true']);
     await new Promise((r) => setTimeout(r, 300));
-    proc2 = spawn(NETCORE_BIN, ['--bind', nc.endpoint, '--log-level', 'warn'], { stdio: 'inherit' });
     const back = Date.now();
+    await nc.restart();
     await until(() => listening === 2, 'listening again');
     console.log(`listening again ${Date.now() - back} ms after netcore was started again`);
     assert.strictEqual(server.address().port, port, 'the same port again');
@@ -188,11 +174,7 @@ async function restartTest(signal) {
     old.destroy();
     await new Promise((r) => server.close(r));
   } finally {
-    if (proc2) {
-      const done = new Promise((r) => proc2.once('exit', r));
-      proc2.kill('SIGTERM');
-      await done;
-    }
+    await nc.stop();
     fs.rmSync(nc.dir, { recursive: true, force: true });
   }
 }
@@ -299,5 +281,26 @@ test('takeover: the session resumes with the same socket and server objects', as
       await done;
     }
     fs.rmSync(nc.dir, { recursive: true, force: true });
+  }
+});
+
+// Write and Credit are packed by hand on the hot path (protocol.js): the bytes
+// must be exactly protobufjs's, for every id width and flag.
+test('hand-packed Write and Credit are the bytes protobufjs encodes', () => {
+  const { idVarint, packWrite, packCredit, encodeCommand, toLong } = require('../lib/protocol');
+  const ids = [1n, 127n, 128n, 300n, (7n << 32n) | 5n, (1n << 53n) + 3n, (1n << 64n) - 1n];
+  for (const id of ids) {
+    const idv = idVarint(id);
+    for (const fd of [null, 2n, (3n << 40n) | 1n]) {
+      for (const ackNow of [false, true]) {
+        const write = { socket_id: toLong(id) };
+        if (fd !== null) write.fd_socket_id = toLong(fd);
+        if (ackNow) write.ack_now = true;
+        assert.deepStrictEqual(packWrite(idv, fd === null ? null : idVarint(fd), ackNow), Buffer.from(encodeCommand({ write })));
+      }
+    }
+    for (const bytes of [0, 1, 127, 128, 65536, 0xffffffff]) {
+      assert.deepStrictEqual(packCredit(idv, bytes), Buffer.from(encodeCommand({ credit: { socket_id: toLong(id), bytes } })));
+    }
   }
 });

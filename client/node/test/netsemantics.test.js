@@ -242,3 +242,28 @@ test("a relative UNIX path is the handler's, resolved against its working direct
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("socket.timeout: setTimeout() stores it (even a bad value); assigning it applies nothing, as Node's", async () => {
+  const server = nodeNet.createServer((c) => c.resume());
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const c = net.createConnection(server.address().port, '127.0.0.1');
+  await once(c, 'connect');
+  assert.strictEqual(c.timeout, undefined);
+  assert.throws(() => c.setTimeout('40'), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.strictEqual(c.timeout, '40'); // Node stores msecs before checking it
+  let timeouts = 0;
+  c.on('timeout', () => {
+    timeouts += 1;
+  });
+  c.timeout = 30; // only the property: no idle timer starts
+  await delay(250);
+  assert.strictEqual(timeouts, 0);
+  assert.strictEqual(c.timeout, 30);
+  c.setTimeout(30);
+  await until(() => timeouts > 0);
+  c.destroy();
+  await once(c, 'close');
+  c.setTimeout(99); // destroyed: ignored, as Node's
+  assert.strictEqual(c.timeout, 30);
+  server.close();
+});

@@ -1,7 +1,7 @@
 """Errors with Node's code names (EADDRINUSE, ECONNREFUSED, ERR_NETCORE_GONE, ...).
 
 The names, numbers and default messages come from the project's one table,
-client/include/nc/nc_errors.h (an installed package ships a copy of it beside
+common/include/nc_errors.h (an installed package ships a copy of it beside
 this file), read once at import, so Python surfaces exactly
 the names libnc and netcore use. Numbers are libnc's: -errno for POSIX names,
 below -4000 for the others.
@@ -17,7 +17,7 @@ from typing import Dict, Optional, Tuple
 _HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nc_errors.h")
 if not os.path.exists(_HEADER):
     _HEADER = os.path.normpath(os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "..", "include", "nc", "nc_errors.h"))
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "common", "include", "nc_errors.h"))
 
 # name -> (number, message)
 TABLE: Dict[str, Tuple[int, str]] = {}

@@ -185,9 +185,11 @@ class Netcore(EventEmitter):
         self._batch_scheduled = False
         self._poll_scheduled = False
         self._waiting: List[Any] = []  # objects to start once Welcome arrives
+        self._pipe_waiters: Dict[int, Any] = {}  # dest id -> adopted source piping into it (_pipe.py)
         self._sockets: Dict[int, Socket] = {}  # id -> Socket
         self._servers: Dict[int, Server] = {}  # id -> Server
         self._live: Set[object] = set()  # objects that keep run() going
+        self._unrefd = False  # some object was unref()'d: run() rechecks after events
         self._idle_waiters: List[asyncio.Future[None]] = []
         self._n = 0
         self._ref = 0
@@ -238,6 +240,9 @@ class Netcore(EventEmitter):
         hello.hello.credit_window = self._hello_credit
         hello.hello.lease_ms = self._hello_lease
         hello.hello.batch_events = True  # several events per message; see _dispatch
+        # Acks only where something waits (Write.ack_now, End.ack_now); the rest
+        # ride along with the socket's next event (PROTOCOL.md 7).
+        hello.hello.lazy_acks = True
         # Successors with the same service name inherit (PROTOCOL.md 13).
         hello.hello.service = os.environ.get("NETCORE_SERVICE", "")
         hello.hello.resumable = self._resumable
@@ -286,6 +291,22 @@ class Netcore(EventEmitter):
         self._live.discard(obj)
         if not self._live:
             self.loop.call_soon(self._check_idle)
+        elif self._unrefd:
+            _wake_run()
+
+    def keeps_alive(self) -> bool:
+        """Whether a live object keeps run() going: one not unref()'d, or an
+        unref()'d one waiting for what Node's libuv requests wait for."""
+        for o in self._live:
+            keeps = getattr(o, "_keeps_alive", None)
+            if keeps is None or keeps():
+                return True
+        return False
+
+    def ref_changed(self) -> None:
+        """A server or socket was ref()'d or unref()'d: run() looks again."""
+        self._unrefd = True
+        _wake_run()
 
     def _check_idle(self) -> None:
         if self._live:
@@ -372,7 +393,7 @@ class Netcore(EventEmitter):
     def _teardown_objects(self, err: NetcoreError) -> None:
         waiting, self._waiting = self._waiting, []
         asked, self._stats_asked = list(self._stats_asked), collections.deque()
-        objs = waiting + asked + list(self._servers.values()) + list(self._sockets.values())
+        objs = waiting + asked + list(dict.fromkeys(self._servers.values())) + list(self._sockets.values())
         self._servers.clear()
         self._sockets.clear()
         for obj in objs:
@@ -435,7 +456,7 @@ class Netcore(EventEmitter):
         self._shutting_down = False
         self.state = "connecting"
         gone = err if err.code == "ERR_NETCORE_GONE" else NetcoreError("ERR_NETCORE_GONE", str(err))
-        servers = list(self._servers.values())
+        servers = list(dict.fromkeys(self._servers.values()))  # closing incarnations share one
         sockets = list(self._sockets.values())
         self._servers.clear()
         self._sockets.clear()
@@ -508,10 +529,12 @@ class Netcore(EventEmitter):
         assert srv._id is not None
         self._servers[srv._id] = srv
 
-    def unregister_server(self, srv: Server) -> None:
-        assert srv._id is not None
-        if self._servers.get(srv._id) is srv:
-            del self._servers[srv._id]
+    def unregister_server(self, srv: Server, server_id: Optional[int] = None) -> None:
+        """Forgets srv's current id, or server_id (an incarnation it closed)."""
+        sid = srv._id if server_id is None else server_id
+        assert sid is not None
+        if self._servers.get(sid) is srv:
+            del self._servers[sid]
 
     # ---------------------------------------------------------------- sending
 
@@ -661,6 +684,8 @@ class Netcore(EventEmitter):
         ev = pb.Event()
         ev.ParseFromString(frames[0])
         self._ping_sent = None
+        if self._unrefd:
+            _wake_run()  # an unref()'d object's connect or write may be done
         if ev.WhichOneof("event") != "batch":
             self._dispatch_event(ev, frames[1] if len(frames) > 1 else None)
             return
@@ -681,6 +706,8 @@ class Netcore(EventEmitter):
             if sock is None:
                 log.debug("%s for unknown socket %d", kind, msg.socket_id)
                 return
+            if ev.HasField("ack"):  # a lazy ack is applied before its event
+                sock._apply_ack(ev.ack)
             getattr(sock, "_on_" + kind)(msg, payload, ev.seq)
         elif kind in _SERVER_EVENTS:
             srv = self._servers.get(msg.server_id)
@@ -779,7 +806,7 @@ class Netcore(EventEmitter):
 
 
 _SOCKET_EVENTS = frozenset(("connected", "data", "ended", "write_ack", "timeout",
-                            "socket_error", "closed", "fd"))
+                            "socket_error", "closed", "fd", "unpiped"))
 _SERVER_EVENTS = frozenset(("listening", "server_error", "server_closed", "connection",
                             "adopted"))
 
@@ -841,8 +868,9 @@ def run(main: Optional[Callable[..., Any]] = None, *args: Any) -> None:
             if _run["error"] is not None:
                 raise _run["error"]
             # Done when nothing is live (a listener of the last 'close' may
-            # have started something new: then we keep going).
-            if not any(nc._live for nc in _instances):
+            # have started something new: then we keep going), or when what
+            # is live is unref()'d (Node's handle refs).
+            if not any(nc.keeps_alive() for nc in _instances):
                 return
             _run["wake"] = loop.create_future()
             await _run["wake"]

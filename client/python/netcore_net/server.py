@@ -11,14 +11,32 @@ connection is gone.
 from __future__ import annotations
 
 import os
+import socket as _socket
 from typing import Any, Callable, Optional, Set, Tuple
 
+from . import _pipe
 from ._proto import pb
 from .emitter import EventEmitter
 from .errors import NetcoreError
 from ._types import AddressInfo, ErrorCallback, Message, PathArg
 from .handler import Netcore, call, default_netcore
-from .sock import Socket, _check_port, address_dict, is_path, set_path
+from .sock import Socket, _check_port, abs_path, address_dict, is_path, set_path
+
+
+def _any_address(port: int) -> Optional[Tuple[str, int]]:
+    """Node's listen() without a host binds at once: a probe bind of "::"
+    (dual-stack), else 0.0.0.0, tells the address (and, for port 0, a free
+    port that netcore is then asked for). None if neither binds."""
+    for family, host in ((_socket.AF_INET6, "::"), (_socket.AF_INET, "0.0.0.0")):
+        try:
+            with _socket.socket(family, _socket.SOCK_STREAM) as s:
+                if family == _socket.AF_INET6:
+                    s.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 0)
+                s.bind((host, port))
+                return host, s.getsockname()[1]
+        except OSError:
+            continue
+    return None
 
 
 class Server(EventEmitter):
@@ -34,7 +52,12 @@ class Server(EventEmitter):
         self._nc = netcore or default_netcore()
         self.allow_half_open = allow_half_open
         self._id: Optional[int] = None
-        self._state = "idle"   # idle -> binding -> listening -> closing -> idle
+        self._state = "idle"   # idle -> binding -> listening -> idle (close())
+        self._closing_ids: Set[int] = set()  # closed incarnations awaiting ServerClosed
+        self._close_pending = 0  # closes before Welcome, their 'close' still to come
+        self._early: Optional[AddressInfo] = None  # address() known at listen() time
+        self._probed = False  # port 0 became the probe's port
+        self._refd = True
         self._listen_args: Tuple[Any, str, Optional[PathArg], Optional[int], int] = (0, "", None, None, 0)
         self._listen_ref = 0
         self._listen_cb: Optional[Callable[..., Any]] = None
@@ -78,9 +101,22 @@ class Server(EventEmitter):
             backlog = rest.pop(0)
         if self._state != "idle":
             raise NetcoreError("ERR_SERVER_ALREADY_LISTEN", syscall="listen")
+        self._early = None
+        self._probed = False
         if path is None and fd is None:
             port = 0 if port is None else port
             _check_port(port)
+            if not host:
+                # As Node: bound at once, address() known now.
+                any_addr = _any_address(port)
+                if any_addr is not None:
+                    self._probed = port == 0
+                    port = any_addr[1]
+                    self._early = {"address": any_addr[0], "port": port,
+                                   "family": "IPv6" if ":" in any_addr[0] else "IPv4"}
+        elif path is not None:
+            self._early = {"address": os.fsdecode(path)}
+            path = abs_path(path)
         self._listen_args = (port, host or "", path, fd, int(backlog or 0))
         self._group = group or ""
         # Node: a listen that fails never runs its callback, not even after a
@@ -121,7 +157,7 @@ class Server(EventEmitter):
 
     @property
     def listening(self) -> bool:
-        return self._state == "listening"
+        return self._state == "listening" or (self._state == "binding" and self._early is not None)
 
     @property
     def connections(self) -> int:
@@ -150,8 +186,12 @@ class Server(EventEmitter):
     def address(self) -> Optional[AddressInfo]:
         """Node's server.address(): {address, family, port} for TCP, {address}
         (the path) for UNIX; None when not listening."""
+        if self._state == "binding" and self._early is not None:
+            return dict(self._early)
         if self._state != "listening" or self._address is None:
             return None
+        if self._early is not None and "port" not in self._early:
+            return dict(self._early)  # a path: as given (Node's too), even relative
         return address_dict(self._address)
 
     # ------------------------------------------------------------ operations
@@ -161,7 +201,7 @@ class Server(EventEmitter):
         callback(err) runs then (err is ERR_SERVER_NOT_RUNNING if the server
         was not listening)."""
         loop = self._nc.loop
-        if self._state in ("idle", "closing"):
+        if self._state == "idle":
             if callback is not None:
                 loop.call_soon(call, callback,
                                NetcoreError("ERR_SERVER_NOT_RUNNING", syscall="close"))
@@ -169,17 +209,49 @@ class Server(EventEmitter):
         if callback is not None:
             on_close = callback
             self.once("close", lambda: on_close(None))
+        # The server is free to listen again at once (Node's too); the
+        # closed incarnation's 'close' follows on its own.
+        self._state = "idle"
+        self._address = None
+        self._early = None
         if self._id is None:
             # Still waiting for Welcome: nothing to undo in netcore.
             self._nc.cancel_waiting(self)
-            self._state = "closing"
-            loop.call_soon(self._closed)
+            self._close_pending += 1
+            loop.call_soon(self._closed_early)
             return self
-        self._state = "closing"
+        self._closing_ids.add(self._id)
         cmd = pb.Command()
         cmd.server_close.server_id = self._id
+        self._id = None
         self._nc.send(cmd)
         return self
+
+    def _closed_early(self) -> None:
+        self._close_pending -= 1
+        self._maybe_release()
+        self.emit("close")
+
+    def _maybe_release(self) -> None:
+        if self._state == "idle" and not self._closing_ids and not self._close_pending:
+            self._nc.release(self)
+
+    def ref(self) -> Server:
+        """Node's server.ref(): this server keeps run() going (the default)."""
+        self._refd = True
+        self._nc.ref_changed()
+        return self
+
+    def unref(self) -> Server:
+        """Node's server.unref(): run() may end while this server listens."""
+        self._refd = False
+        self._nc.ref_changed()
+        return self
+
+    def _keeps_alive(self) -> bool:
+        # An unref'd server still waits for netcore's answer to listen() and
+        # close() ('listening', 'close'), which Node gives in the same turn.
+        return self._refd or self._state == "binding" or bool(self._closing_ids) or self._close_pending > 0
 
     def pause(self, msecs: float = 1000) -> Server:
         """Node's server.pause(msecs): accept nothing for msecs."""
@@ -198,12 +270,33 @@ class Server(EventEmitter):
     # ---------------------------------------------------------------- events
 
     def _on_listening(self, m: Message) -> None:
+        if m.server_id != self._id:
+            return
         self._address = m.address
+        if self._early is not None and "port" in self._early:
+            self._early["port"] = m.address.port  # the probed port was taken: netcore's
         if self._state == "binding":
             self._state = "listening"
             self.emit("listening")
 
     def _on_server_error(self, m: Message) -> None:
+        if m.server_id in self._closing_ids:
+            # Closed before netcore refused it: that incarnation is over.
+            self._closing_ids.discard(m.server_id)
+            self._nc.unregister_server(self, m.server_id)
+            self._maybe_release()
+            self.emit("close")
+            return
+        if m.server_id != self._id:
+            return
+        if self._probed and m.code == "EADDRINUSE":
+            # Another process took the probed port first: let netcore pick one.
+            self._nc.unregister_server(self)
+            self._probed = False
+            port, host, path, fd, backlog = self._listen_args
+            self._listen_args = (0, host, path, fd, backlog)
+            self._start_io()
+            return
         self._fail(NetcoreError(m.code, m.message or None, syscall="listen",
                                 address=self._err_address(), port=self._err_port()))
 
@@ -219,18 +312,25 @@ class Server(EventEmitter):
         """The listen failed: the id is dead, the server may listen again."""
         self._nc.unregister_server(self)
         self._id = None
-        closing = self._state == "closing"
         self._state = "idle"
+        self._early = None
         if self._listen_cb is not None:
             self.off("listening", self._listen_cb)
             self._listen_cb = None
-        self._nc.release(self)
+        self._maybe_release()
         self.emit("error", err)
-        if closing:
-            self.emit("close")
 
     def _on_server_closed(self, m: Message) -> None:
         nc = self._nc
+        if m.server_id in self._closing_ids:
+            # An incarnation we closed: the server may be listening again.
+            self._closing_ids.discard(m.server_id)
+            nc.unregister_server(self, m.server_id)
+            self._maybe_release()
+            self.emit("close")
+            return
+        if m.server_id != self._id:
+            return
         nc.unregister_server(self)
         if nc.reconnect and nc._shutting_down and self._link_lost():
             nc._waiting.append(self)  # netcore restarts: listen on the next one
@@ -241,7 +341,8 @@ class Server(EventEmitter):
         self._id = None
         self._state = "idle"
         self._address = None
-        self._nc.release(self)
+        self._early = None
+        self._maybe_release()
         self.emit("close")
 
     def _on_connection(self, m: Message, seq: int = 0, adopted: bool = False) -> None:
@@ -253,6 +354,7 @@ class Server(EventEmitter):
         s.adopted = adopted
         if adopted:
             s._bytes_read = m.bytes_read
+            _pipe.adopt(self._nc, s, m)  # a pipe inside netcore carries on (PROTOCOL.md 17)
         self._conns.add(s)
         self.emit("connection", s)
 
@@ -260,9 +362,18 @@ class Server(EventEmitter):
         self._conns.discard(sock)
 
     def _on_command_error(self, err: NetcoreError, m: Message) -> None:
+        if m.server_id in self._closing_ids:
+            # A closed incarnation netcore does not know (its Listen was
+            # refused, or it is gone already): no ServerClosed will come.
+            if err.code == "EBADF" or m.command == "listen":
+                self._closing_ids.discard(m.server_id)
+                self._nc.unregister_server(self, m.server_id)
+                self._maybe_release()
+                self.emit("close")
+            return
         if err.code == "EBADF":
             return
-        if m.ref and m.ref == self._listen_ref and self._state in ("binding", "closing"):
+        if m.ref and m.ref == self._listen_ref and self._state == "binding":
             self._fail(err)
         else:
             self.emit("error", err)
@@ -275,6 +386,7 @@ class Server(EventEmitter):
         """The link to netcore was lost and the handler reconnects: True if
         this server listens again after the next Welcome (it was listening or
         about to), with the port netcore had chosen for a port-0 listen."""
+        self._drop_closing()
         if self._state not in ("binding", "listening"):
             return False
         self._id = None
@@ -284,7 +396,14 @@ class Server(EventEmitter):
         self._state = "binding"
         return True
 
+    def _drop_closing(self) -> None:
+        """The link is gone: closed incarnations will hear nothing more."""
+        if self._closing_ids:
+            self._closing_ids.clear()
+            call(self.emit, "close")
+
     def _lost(self, err: NetcoreError) -> None:
+        self._drop_closing()
         if self._state == "idle":
             return
         self._id = None

@@ -17,6 +17,9 @@ Backpressure, both ways:
   reaches high_water_mark (16 KiB, Node's default); 'drain' follows when it
   is back to 0.
 
+pipe(dest) runs inside netcore when it can (_pipe.py says when, and how the
+stream comes back to the handler); unpipe() as Node's.
+
 Like the seed (Node v0.4), data is emitted whether or not a 'data' listener is
 attached. Without allow_half_open, the peer's FIN ('end') makes this side end()
 too once the 'end' listeners ran (netcore leaves that decision to handlers).
@@ -28,7 +31,7 @@ import collections
 import os
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union, cast
 
-from . import codec
+from . import _pipe, codec
 from ._proto import pb
 from .emitter import EventEmitter
 from .errors import NetcoreError
@@ -62,6 +65,18 @@ def set_path(msg: Message, path: PathArg) -> None:
         msg.path_bytes = raw
 
 
+def abs_path(path: PathArg) -> PathArg:
+    """A UNIX path is the handler's: a relative one is resolved against this
+    process's working directory before it goes to netcore (whose cwd is not
+    ours). Bytes stay bytes; anything else becomes str."""
+    p = os.fspath(path)
+    if os.path.isabs(p):
+        return p
+    if isinstance(p, bytes):
+        return os.path.join(os.getcwdb(), p)
+    return os.path.join(os.getcwd(), p)
+
+
 def is_path(x: object) -> bool:
     """Whether a listen()/connect() argument is a UNIX path (not a port)."""
     if isinstance(x, str):
@@ -93,6 +108,16 @@ class _Write:
         self.payload: Optional[bytes] = None
 
 
+class _PipeRec:
+    """One destination of pipe(): its listeners, removed by unpipe()."""
+    __slots__ = ("dest", "end", "ondata", "ondrain", "onend", "ondest_close", "awaiting_drain")
+
+    def __init__(self, dest: "Socket", end: bool) -> None:
+        self.dest = dest
+        self.end = end
+        self.awaiting_drain = False
+
+
 class Socket(EventEmitter):
     """A TCP or UNIX stream socket (Node's net.Socket)."""
 
@@ -103,6 +128,13 @@ class Socket(EventEmitter):
         self.allow_half_open = allow_half_open
         self.high_water_mark = high_water_mark
         self.server: Optional[Server] = None
+        self._refd = True
+        self._decoder: Optional[codec.Decoder] = None  # set_encoding() outlives a reconnect
+        self._reset_connection()
+
+    def _reset_connection(self) -> None:
+        """Everything of one connection: connect() after 'close' starts here
+        again, as Node's reconnect of the same object does (counters at 0)."""
         self._id: Optional[int] = None
         self._state = "new"          # new -> connecting -> open -> closed
         self._endpoint: Union[Tuple[int, str], PathArg, None] = None  # (port, host) or path for connect
@@ -120,7 +152,6 @@ class Socket(EventEmitter):
         self._consumed = 0
         self._bytes_read = 0
         self.adopted = False  # came from a handler that went (PROTOCOL.md 13)
-        self._decoder: Optional[codec.Decoder] = None
         # writing
         self._writable = True
         self._ended = False
@@ -138,6 +169,17 @@ class Socket(EventEmitter):
         self._error: Optional[BaseException] = None
         self._close_emitted = False
         self.destroyed = False
+        self._backlog = 0  # netcore's queue for this socket at its last ack (the kernel refused it)
+        self._shutdown_failed = False  # our End met ENOTCONN: Node ignores shutdown errors
+        self._uncounted = False  # left server.connections (destroy() or close)
+        # pipes (_pipe.py)
+        self._pipes: List[_PipeRec] = []  # destinations of pipe(), in order
+        self._offload: Optional[_pipe.Offload] = None  # as a source: the pipe netcore runs
+        self._piped_in = 0            # as a destination: bytes pipes inside netcore moved into it
+        self._own_acked = 0           # bytes of our own writes acknowledged
+        self._pipe_ending = False     # a source piping into it ended: netcore ends it
+        self._pipe_ended = False      # netcore ended it for a pipe
+        self._finish_waits_pipe = False  # end() was called while _pipe_ending
 
     @classmethod
     def _adopt(cls, nc: Netcore, socket_id: int, local: Message, remote: Message,
@@ -190,7 +232,7 @@ class Socket(EventEmitter):
     def bytes_written(self) -> int:
         if self._final_written is not None:
             return self._final_written
-        return self._acked_written + self._buffer_size
+        return max(self._acked_written, self._own_acked + self._piped_in) + self._buffer_size
 
     @property
     def remote_address(self) -> Optional[str]:
@@ -233,13 +275,15 @@ class Socket(EventEmitter):
         also keywords port=, host=, path=. 'connect' follows, or 'error' and
         'close'. Raises ERR_SOCKET_BAD_PORT at once for a bad port, as Node."""
         port, host, path, callback = _parse_endpoint(args, kw, "localhost")
+        if self._state == "closed" and self._close_emitted:
+            self._reset_connection()  # Node reconnects a socket after 'close'
         if self._state != "new":
             raise NetcoreError("EISCONN", syscall="connect")
         if path is None:
             _check_port(port)
             self._endpoint = (port, host)
         else:
-            self._endpoint = path
+            self._endpoint = abs_path(path)
         if callback is not None:
             self.once("connect", callback)
         self._state = "connecting"
@@ -298,6 +342,7 @@ class Socket(EventEmitter):
         if callable(encoding) and callback is None:
             encoding, callback = None, encoding
         buf = codec.encode(data, cast(Optional[str], encoding))
+        buffered = self._buffered()
         if self._state == "closed" or self.destroyed:
             self._fail_write(callback, NetcoreError("ERR_SOCKET_CLOSED", syscall="write"), False)
             return False
@@ -310,13 +355,25 @@ class Socket(EventEmitter):
                 raise NetcoreError("EBADF", "the fd's socket is not open", syscall="write")
             entry = _Write(len(buf), callback, False)
             self._queue(entry)
-            self._send(self._command("write", fd_socket_id=fd._id), buf, entry)
+            prompt = callback is not None or self._buffer_size >= self.high_water_mark
+            self._send(self._command("write", fd_socket_id=fd._id, ack_now=prompt), buf, entry)
         else:
             self._write_chunks(buf, callback, is_end=False)
-        if self._buffer_size >= self.high_water_mark:
+        # Node's Writable: false once what is buffered, this chunk included,
+        # reaches the high-water mark (0 included).
+        if buffered + len(buf) >= self.high_water_mark:
             self._need_drain = True
             return False
         return True
+
+    def _buffered(self) -> int:
+        """What Node would count as buffered: bytes the kernel did not take at
+        once. Bytes netcore can hand to the kernel straight away are not:
+        unacknowledged bytes count only while connecting, or while netcore's
+        last WriteAck reported a queue for this socket."""
+        if self._state != "open" or self._backlog > 0:
+            return self._buffer_size
+        return 0
 
     def _max_frame(self) -> int:
         w = self._nc.welcome
@@ -335,8 +392,13 @@ class Socket(EventEmitter):
         rest = buf[start:] if start else buf
         entry = _Write(len(rest), callback, is_end)
         self._queue(entry)
+        # Lazy acks (PROTOCOL.md 7): a prompt one only when something waits for
+        # it: a callback, 'finish' (every End), or a 'drain' this write makes due.
+        # It covers the writes before it.
         if is_end:
-            self._send(self._command("end"), rest if rest else None, entry)
+            self._send(self._command("end", ack_now=True), rest if rest else None, entry)
+        elif callback is not None or self._buffer_size >= self.high_water_mark:
+            self._send(self._command("write", ack_now=True), rest, entry)
         else:
             self._send(self._command("write"), rest, entry)
 
@@ -365,10 +427,25 @@ class Socket(EventEmitter):
         if callback is not None:
             self.once("finish", callback)
         buf = codec.encode(cast(Data, data), cast(Optional[str], encoding)) if data is not None else b""
+        if self._pipe_ending and not buf:
+            # netcore ends this socket for a pipe (_pipe.py): 'finish' comes with its Unpiped.
+            self._ended = True
+            self._writable = False
+            self._finish_waits_pipe = True
+            return self
         self._ended = True
         self._writable = False
         self._write_chunks(buf, None, is_end=True)
         return self
+
+    def _ended_by_pipe(self) -> None:
+        """netcore queued this socket's FIN behind what a pipe moved into it:
+        ended, as the pipe's end() would have made it."""
+        self._pipe_ended = True
+        self._finish_waits_pipe = False
+        self._ended = True
+        self._writable = False
+        self.emit("finish")
 
     def destroy(self, error: Optional[BaseException] = None) -> Socket:
         """Closes now, dropping queued writes. With error: 'error' then
@@ -376,6 +453,7 @@ class Socket(EventEmitter):
         if self.destroyed or self._state == "closed":
             return self
         self.destroyed = True
+        self._uncount()  # server.connections drops now, as Node's
         self._readable = self._writable = False
         if error is not None:
             self._error = error
@@ -423,8 +501,19 @@ class Socket(EventEmitter):
     def set_encoding(self, encoding: Optional[str] = None) -> Socket:
         """'data' gives str in this encoding (utf8, ascii, latin1, base64,
         hex, utf16le), or bytes with None."""
+        _pipe.hand_back(self)
         self._decoder = codec.Decoder(encoding) if encoding is not None else None
         return self
+
+    def on(self, event: str, listener: Callable[..., Any]) -> Socket:
+        """EventEmitter.on; a 'data' listener other than a pipe's takes the
+        stream back from a pipe inside netcore first (_pipe.py)."""
+        if event == "data" and self._offload is not None and not getattr(listener, "_nc_pipe", False):
+            _pipe.hand_back(self)
+        return super().on(event, listener)
+
+    add_listener = on
+    addListener = on
 
     def _deliver(self, chunk: bytes) -> None:
         n = len(chunk)
@@ -485,26 +574,80 @@ class Socket(EventEmitter):
 
     def pipe(self, dest: Socket, end: bool = True) -> Socket:
         """Sends everything read here to dest, pausing while dest is full
-        (its write() returned False) until its 'drain'. end: dest.end() on 'end'."""
+        (its write() returned False) until its 'drain'. end: dest.end() on
+        'end'. Between two netcore sockets netcore moves the bytes itself
+        when nothing else reads this socket (_pipe.py)."""
+        if _pipe.already_piped(self, dest):
+            return dest
+        when = _pipe.plan(self, dest)
+        _pipe.hand_back(self)  # any other consumer takes the stream back first
+        self._attach_pipe(dest, end)
+        if when == "now":
+            _pipe.start(self, dest, end)
+        elif when == "later":
+            _pipe.start_when_open(self, dest, end)
+        return dest
+
+    def _attach_pipe(self, dest: Socket, end: bool) -> None:
+        """The library's own pipe (Node's rules): data into dest, pause while
+        dest is full, dest.end() on 'end', unpipe when dest finishes or closes."""
+        rec = _PipeRec(dest, end)
+
         def ondata(chunk: Data) -> None:
             if dest.write(chunk) is False:
+                rec.awaiting_drain = True
                 self.pause()
 
         def ondrain() -> None:
-            self.resume()
+            if rec.awaiting_drain:
+                rec.awaiting_drain = False
+                self.resume()
 
-        def cleanup(*_: Any) -> None:
-            self.off("data", ondata)
-            dest.off("drain", ondrain)
+        def onend() -> None:
+            dest.end()
 
+        def ondest_close(*_: Any) -> None:
+            self.unpipe(dest)
+
+        ondata._nc_pipe = True  # type: ignore[attr-defined]
+        rec.ondata, rec.ondrain, rec.onend, rec.ondest_close = ondata, ondrain, onend, ondest_close
+        self._pipes.append(rec)
         self.on("data", ondata)
         dest.on("drain", ondrain)
         if end:
-            self.once("end", dest.end)
-        self.once("close", cleanup)
+            self.on("end", onend)
+        dest.on("finish", ondest_close)
+        dest.on("close", ondest_close)
         if dest.listener_count("pipe"):
             dest.emit("pipe", self)
-        return dest
+
+    def unpipe(self, dest: Optional[Socket] = None) -> Socket:
+        """Node's unpipe([dest]): stops piping into dest (every destination
+        without one); this socket pauses once it pipes nowhere, and dest
+        gets 'unpipe'. A pipe inside netcore hands the stream back first."""
+        o = self._offload
+        if o is not None and (dest is None or o.dest is dest):
+            _pipe.hand_back(self)
+        recs = [r for r in self._pipes if dest is None or r.dest is dest]
+        if not recs:
+            return self
+        for r in recs:
+            self._pipes.remove(r)
+            self.off("data", r.ondata)
+            self.off("end", r.onend)
+            r.dest.off("drain", r.ondrain)
+            r.dest.off("finish", r.ondest_close)
+            r.dest.off("close", r.ondest_close)
+        if not self._pipes:
+            self.pause()
+        for r in recs:
+            r.dest.emit("unpipe", self)
+        return self
+
+    @property
+    def pipes(self) -> List[Socket]:
+        """The destinations this socket pipes into (adopted pipes included)."""
+        return [r.dest for r in self._pipes]
 
     # ---------------------------------------------------------------- events
 
@@ -534,6 +677,7 @@ class Socket(EventEmitter):
         self._check_seq(seq)
         self._got_end = True
         self._readable = False
+        _pipe.on_source_ended(self)
         if self._paused:
             # Node gives 'end' only once everything before it was read.
             self._eof_pending = True
@@ -542,6 +686,10 @@ class Socket(EventEmitter):
 
     def _on_write_ack(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
+        self._apply_ack(m)
+
+    def _apply_ack(self, m: Message) -> None:
+        """A WriteAck, alone or riding along with another event (Event.ack)."""
         self._acked_seq += m.writes
         self._acked_bytes += m.bytes
         done = []
@@ -550,8 +698,10 @@ class Socket(EventEmitter):
                 break
             e = self._wq.popleft()
             self._buffer_size -= e.nbytes
+            self._own_acked += e.nbytes
             done.append(e)
         self._acked_written = m.bytes_written
+        self._backlog = m.queued_bytes
         for e in done:
             if e.callback is not None:
                 e.callback(None)
@@ -567,6 +717,23 @@ class Socket(EventEmitter):
 
     def _on_socket_error(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
+        if m.code == "ENOTCONN" and self._ended:
+            # Our End found the connection already dropped (shutdown(2) says
+            # ENOTCONN). Node ignores shutdown errors: 'finish', 'end', then
+            # 'close'(False) once netcore's Closed arrives.
+            self._shutdown_failed = True
+            for e in list(self._wq):
+                if e.is_end:
+                    self._wq.remove(e)
+                    self._buffer_size -= e.nbytes
+                    self.emit("finish")
+            if self._readable:
+                self._readable = False
+                if self._paused:
+                    self._eof_pending = True
+                else:
+                    self._emit_end()
+            return
         ep = self._endpoint
         address: Optional[str] = None
         port: Optional[int] = None
@@ -581,6 +748,10 @@ class Socket(EventEmitter):
         self._readable = self._writable = False
         self.emit("error", err)
 
+    def _on_unpiped(self, m: Message, payload: Optional[bytes], seq: int) -> None:
+        self._check_seq(seq)
+        _pipe.on_unpiped(self, m)
+
     def _on_fd(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
         s = Socket._adopt(self._nc, m.new_socket_id, m.local, m.remote, self.allow_half_open)
@@ -589,17 +760,20 @@ class Socket(EventEmitter):
     def _on_closed(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
         self._nc.unregister_socket(self)
-        if (self._rbuf or self._eof_pending) and not m.had_error and not self.destroyed:
+        had_error = m.had_error and not self._shutdown_failed
+        if (self._rbuf or self._eof_pending) and not had_error and not self.destroyed:
             # Paused with data still unread: 'close' waits until it was read.
-            self._close_pending = (m.had_error, m.bytes_read, m.bytes_written)
+            self._close_pending = (had_error, m.bytes_read, m.bytes_written)
             self._state = "closed"
             return
-        self._finish_close(m.had_error, m.bytes_read, m.bytes_written)
+        self._finish_close(had_error, m.bytes_read, m.bytes_written)
 
     def _on_command_error(self, err: NetcoreError, m: Message) -> None:
         """netcore rejected one of our commands (nothing changed in netcore)."""
         if err.code == "EBADF":
             return  # the socket is gone in netcore: its Closed is on the way or came
+        if m.command in ("pipe", "unpipe"):
+            return  # it crossed the pipe's own end: the Unpiped or Closed says what happened
         if m.ref and m.ref == self._connect_ref:
             self._error = err
             self._nc.unregister_socket(self)
@@ -632,10 +806,31 @@ class Socket(EventEmitter):
         for e in pending:
             if e.callback is not None:
                 call(e.callback, err)
-        if self.server is not None:
-            self.server._socket_closed(self)
+        self._uncount()
         self._nc.release(self)
         self.emit("close", bool(had_error))
+
+    def _uncount(self) -> None:
+        if self.server is not None and not self._uncounted:
+            self._uncounted = True
+            self.server._socket_closed(self)
+
+    def ref(self) -> Socket:
+        """Node's socket.ref(): this socket keeps run() going (the default)."""
+        self._refd = True
+        self._nc.ref_changed()
+        return self
+
+    def unref(self) -> Socket:
+        """Node's socket.unref(): run() may end while this socket is open."""
+        self._refd = False
+        self._nc.ref_changed()
+        return self
+
+    def _keeps_alive(self) -> bool:
+        # An unref'd socket still waits for its connect and its writes, as
+        # Node's pending libuv requests keep the loop alive.
+        return self._refd or self._state in ("new", "connecting") or bool(self._wq)
 
     # ---------------------------------------------------- session resumption
 
@@ -742,12 +937,14 @@ def _parse_endpoint(args: Sequence[Any], kw: Dict[str, Any], default_host: str
 
 
 def create_connection(*args: Any, allow_half_open: bool = False, netcore: Optional[Netcore] = None,
-                      **kw: Any) -> Socket:
+                      high_water_mark: int = HIGH_WATER_MARK, **kw: Any) -> Socket:
     """Node's net.createConnection(port, [host], [callback]) /
     (path, [callback]): a new Socket, connecting."""
+    hwm = high_water_mark
     if args and isinstance(args[0], dict):
         opts = dict(args[0])
         allow_half_open = opts.pop("allow_half_open", opts.pop("allowHalfOpen", allow_half_open))
+        hwm = opts.pop("high_water_mark", opts.pop("highWaterMark", hwm))
         args = (opts,) + tuple(args[1:])
-    s = Socket(allow_half_open=allow_half_open, netcore=netcore)
+    s = Socket(allow_half_open=allow_half_open, netcore=netcore, high_water_mark=hwm)
     return s.connect(*args, **kw)

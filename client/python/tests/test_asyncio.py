@@ -11,19 +11,15 @@ stdlib's asyncio streams and once on netcore's, and must behave the same.
 import asyncio
 import errno
 import os
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from netcore_net import asyncio as ncio  # noqa: E402
+from netcore_launch import Netcore as Daemon  # noqa: E402
 
 NETCORE = None
 GUARD_S = 60
@@ -67,26 +63,13 @@ async def echo_session(streams, host, path=None):
 
 class AsyncioCase(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="nc-pyasync-")
-        self.endpoint = "ipc://%s/nc.sock" % self.tmp
-        self.daemon = subprocess.Popen([NETCORE, "--bind", self.endpoint, "--log-level", "warn"])
-        deadline = time.monotonic() + 10
-        while not os.path.exists(os.path.join(self.tmp, "nc.sock")):
-            self.assertIsNone(self.daemon.poll(), "netcore exited")
-            self.assertLess(time.monotonic(), deadline, "netcore did not start")
-            time.sleep(0.01)
+        self.daemon = Daemon(NETCORE).start()
+        self.addCleanup(self.daemon.stop)
+        self.tmp, self.endpoint = self.daemon.dir, self.daemon.endpoint
         os.environ["NETCORE_ENDPOINT"] = self.endpoint
 
     def tearDown(self):
         os.environ.pop("NETCORE_ENDPOINT", None)
-        if self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(10)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def run_async(self, coro):
         return asyncio.run(asyncio.wait_for(coro, GUARD_S))

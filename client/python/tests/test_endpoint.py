@@ -10,18 +10,14 @@ still win.
 """
 
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 import unittest
 from unittest import mock
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 import netcore_net as net  # noqa: E402
+from netcore_launch import Netcore as Daemon  # noqa: E402
 
 NETCORE = None
 
@@ -52,16 +48,9 @@ class TestDefaultEndpoint(unittest.TestCase):
                 self.assertEqual(net.default_endpoint(), want)
 
     def test_default_reaches_netcore_and_overrides_win(self):
-        tmp = tempfile.mkdtemp(prefix="nc-pyep-")
-        sock = os.path.join(tmp, "netcore", "netcore.sock")
-        daemon = subprocess.Popen([NETCORE, "--log-level", "warn"],
-                                  env=env_without(XDG_RUNTIME_DIR=tmp))
+        daemon = Daemon(NETCORE, default_endpoint=True, env=env_without()).start()
+        tmp, sock = daemon.dir, daemon.sock_path
         try:
-            deadline = time.monotonic() + 10
-            while not os.path.exists(sock):
-                self.assertIsNone(daemon.poll(), "netcore exited")
-                self.assertLess(time.monotonic(), deadline, "netcore did not start")
-                time.sleep(0.01)
             with mock.patch.dict(os.environ, env_without(XDG_RUNTIME_DIR=tmp), clear=True):
                 self.assertEqual(self.listens(net.Netcore(name="default")), "ipc://" + sock)
                 # NETCORE_ENDPOINT wins over the default, the argument over both.
@@ -73,9 +62,7 @@ class TestDefaultEndpoint(unittest.TestCase):
                 self.assertEqual(cm.exception.code, "ERR_NETCORE_UNAVAILABLE")
                 self.listens(net.Netcore("ipc://" + sock, name="explicit"))
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(10)
-            shutil.rmtree(tmp, ignore_errors=True)
+            daemon.stop()
 
     def listens(self, nc):
         """Listens on port 0 through nc and closes again; returns nc.endpoint,

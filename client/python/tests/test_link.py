@@ -13,7 +13,6 @@ usage: test_link.py --netcore PATH [unittest args]
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 import netcore_net as net  # noqa: E402
 from netcore_net import handler as _handler  # noqa: E402
+import netcore_launch  # noqa: E402
 
 NETCORE = None
 GUARD_S = 30
@@ -57,53 +57,13 @@ def greeting(port, timeout=10):
             data += chunk
 
 
-class Daemon:
-    """netcore in a temp dir on ipc://DIR/nc.sock plus any extra flags; its
-    stderr in DIR/netcore.log."""
+class Daemon(netcore_launch.Netcore):
+    """netcore in tmp (kept on stop, for restarts) on ipc://TMP/nc.sock plus any
+    extra flags; its stderr, at info level, in TMP/netcore.log."""
 
     def __init__(self, tmp, extra=()):
-        self.tmp = tmp
-        self.endpoint = "ipc://%s/nc.sock" % tmp
-        self.extra = list(extra)
-        self.log_path = os.path.join(tmp, "netcore.log")
-        self.p = None
-
-    def start(self):
-        sock = os.path.join(self.tmp, "nc.sock")
-        log = open(self.log_path, "ab")
-        self.p = subprocess.Popen([NETCORE, "--bind", self.endpoint, "--log-level", "info"]
-                                  + self.extra, stderr=log)
-        log.close()
-        deadline = time.monotonic() + 10
-        # Bound when the socket file is there and answers (a stale file is not).
-        while True:
-            assert self.p.poll() is None, "netcore exited: " + self.log()
-            assert time.monotonic() < deadline, "netcore did not start"
-            if os.path.exists(sock):
-                try:
-                    with socket.socket(socket.AF_UNIX) as s:
-                        s.connect(sock)
-                    return
-                except OSError:
-                    pass
-            time.sleep(0.01)
-
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def kill(self):
-        self.p.kill()
-        self.p.wait()
-
-    def stop(self):
-        if self.p is not None and self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+        super().__init__(NETCORE, extra, dir=tmp, log_level="info",
+                         stderr_path=os.path.join(tmp, "netcore.log"))
 
 
 class TestCurve(unittest.TestCase):
@@ -369,7 +329,7 @@ class TestResume(unittest.TestCase):
     def takeover(self):
         """netcore --takeover; returns once the old one has exited 0."""
         old = self.d.p
-        log = open(self.d.log_path, "ab")
+        log = open(self.d.err_path, "ab")
         self.d.p = subprocess.Popen([NETCORE, "--bind", self.d.endpoint, "--log-level", "info",
                                      "--handoff-ms", "5000", "--takeover"], stderr=log)
         log.close()

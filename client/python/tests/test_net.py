@@ -9,12 +9,10 @@ hang fails instead.
 """
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -24,6 +22,7 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 import netcore_net as net  # noqa: E402
 from netcore_net import handler as _handler  # noqa: E402
 from netcore_net._proto import pb  # noqa: E402
+from netcore_launch import Netcore as Daemon  # noqa: E402
 
 NETCORE = None
 ACTORS = os.path.normpath(os.path.join(HERE, "..", "..", "..", "actors", "python"))
@@ -34,25 +33,10 @@ class NetcoreCase(unittest.TestCase):
     """Starts netcore for each test; self.nc is a handler connected to it."""
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="nc-pytest-")
-        self.endpoint = "ipc://%s/nc.sock" % self.tmp
-        self.daemon = subprocess.Popen([NETCORE, "--bind", self.endpoint, "--log-level", "warn"])
-        deadline = time.monotonic() + 10
-        while not os.path.exists(os.path.join(self.tmp, "nc.sock")):
-            self.assertIsNone(self.daemon.poll(), "netcore exited")
-            self.assertLess(time.monotonic(), deadline, "netcore did not start")
-            time.sleep(0.01)
+        self.daemon = Daemon(NETCORE).start()
+        self.addCleanup(self.daemon.stop)
+        self.tmp, self.endpoint = self.daemon.dir, self.daemon.endpoint
         self.nc = net.Netcore(self.endpoint, name="test")
-
-    def tearDown(self):
-        if self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(10)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def run_loop(self, main):
         """net.run(main) with a guard: past GUARD_S the test fails."""
@@ -385,6 +369,57 @@ class TestData(NetcoreCase):
         self.assertIs(seen["client_close"], False)
         self.assertEqual(seen["server_counts"], (4 * rounds, 4 * rounds + 3))
         self.assertEqual(seen["client_counts"], (4 * rounds + 3, 4 * rounds))
+
+    def test_lazy_acks(self):
+        """Hello.lazy_acks (PROTOCOL.md 7): writes nothing waits for get no
+        WriteAck message of their own; a write callback still gets its ack
+        at once, and end() still gets 'finish' while the peer stays open."""
+        rounds = 50
+        seen = {"acks": 0, "data": 0, "pongs": 0}
+
+        def main():
+            def on_conn(c):
+                plain = c._on_write_ack
+
+                def counting(*a):
+                    seen["acks"] += 1
+                    plain(*a)
+                c._on_write_ack = counting
+
+                def on_data(d):
+                    seen["data"] += 1
+                    if d != b"LAST":
+                        c.write(d)  # no callback, far below the high-water mark
+                        return
+                    seen["acks_before_cb"] = seen["acks"]
+
+                    def written(err):
+                        seen["cb"] = err
+                        c.end()
+                    c.write(b"DONE", written)
+                c.on("data", on_data)
+                c.on("finish", lambda: (seen.__setitem__("finish", True), srv.close(),
+                                        client[0].destroy()))
+            srv = self.server(on_conn)
+            client = [None]
+
+            def listening():
+                c = client[0] = self.connect(srv.address()["port"], "127.0.0.1")
+
+                def on_data(d):
+                    if d == b"DONE":
+                        return
+                    seen["pongs"] += 1
+                    c.write(b"PING" if seen["pongs"] < rounds else b"LAST")
+                c.on("data", on_data)
+                c.on("error", lambda err: None)
+                c.write(b"PING")
+            srv.listen(0, "127.0.0.1", listening)
+        self.run_loop(main)
+        self.assertEqual(seen["data"], rounds + 1)
+        self.assertEqual(seen["acks_before_cb"], 0)
+        self.assertIsNone(seen["cb"])
+        self.assertTrue(seen["finish"])
 
     def test_binary_all_bytes_both_ways(self):
         data = bytes(range(256)) * 4

@@ -1,11 +1,15 @@
-/* nc_errors.h: the one table of error names shared by libnc and netcore.
+/* nc_errors.h: the one table of error names shared by libnc, netcore and the
+ * Python and Node.js libraries (which read this file).
  *
  * Every failure in netcore travels on the wire as a Node-style code name
  * ("EADDRINUSE") plus a message; libnc turns the name back into a negative
  * number (NC_EADDRINUSE) so C code can compare it. The X-macro below is the
  * only place names, numbers and default messages are written, the same way
- * libuv's UV_ERRNO_MAP makes uv_err_name() and uv_strerror().
+ * libuv's UV_ERRNO_MAP makes uv_err_name() and uv_strerror(); the lookups
+ * over it are common/errtable.h.
  *
+ * It lives in common/include/ (a directory of headers libnc installs, next to
+ * nc.h as <nc/nc_errors.h>) and needs nothing else from common/.
  * Names that are POSIX errnos use -errno as their number; names that have no
  * errno (ENOTFOUND, ERR_...) use numbers below -4000, out of errno's range.
  * Safe to include from any thread; it declares no functions.

@@ -988,6 +988,12 @@ static void on_error_event(nc_loop_t *loop, const ncc_event *ev) {
     nc__socket_pipe_refused(s, strcmp(ev->command, "pipe") == 0);
     return;
   }
+  if (s != NULL && err == NC_EBADF && strcmp(ev->command, "connect") != 0) {
+    /* netcore forgets an id when it starts closing the socket and says Closed
+     * once the close is done: a command sent meanwhile (an End or a Credit
+     * racing with the close) meets EBADF, and Closed follows (PROTOCOL.md 15). */
+    return;
+  }
   if (s != NULL) {
     nc__socket_fail(s, err, ev->message);
     return;

@@ -10,9 +10,9 @@
 #   tests/bench/profile.sh [pingpong|pipelined|bulk|churn] [--seconds T] [--build-dir DIR]
 #                          [--actor pipe-c|via-c|pipe-python|via-python|pipe-node|via-node]
 #
-# --actor: which handler (default pipe-c, the C echo with c.pipe(c)); via-*: the echoes of
-# tests/bench/via_echo.{c,py}, via-echo.js, which write() from the data callback, so every
-# byte takes the path through the handler.
+# --actor: which handler (default pipe-c, the C echo with c.pipe(c), which runs inside
+# netcore); via-*: the C, Python and Node.js echoes with --via-handler, which write() from
+# the data callback, so every byte takes the path through the handler.
 #
 # Needs perf (Debian: linux-perf) and root or kernel.perf_event_paranoid <= 1.
 set -euo pipefail
@@ -35,11 +35,11 @@ NETCORE=$build/netcore/netcore C_ACTOR=$build/actors/echo
 PY_ACTOR=actors/python/echo.py NODE_ACTOR=actors/node/echo.js
 case $actor in
   pipe-c) kind=netcore-c ;;
-  via-c) kind=netcore-c C_ACTOR=$build/tests/bench/via_echo ;;
+  via-c) kind=netcore-c-via ;;
   pipe-python) kind=netcore-python ;;
-  via-python) kind=netcore-python PY_ACTOR=tests/bench/via_echo.py ;;
+  via-python) kind=netcore-python-via ;;
   pipe-node) kind=netcore-node ;;
-  via-node) kind=netcore-node NODE_ACTOR=tests/bench/via-echo.js ;;
+  via-node) kind=netcore-node-via ;;
   *) echo "profile.sh: unknown actor $actor" >&2; exit 2 ;;
 esac
 BENCH_TMP=$(mktemp -d /tmp/nc-profile.XXXX)

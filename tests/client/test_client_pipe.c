@@ -65,6 +65,7 @@ static void on_close(nc_socket_t *s, int had_error) {
 static void on_error(nc_socket_t *s, int err, const char *msg) {
   env_t *t = nc_socket_get_data(s);
   (void)s, (void)err, (void)msg;
+  if (getenv("NCT_PIPE_DEBUG")) fprintf(stderr, "socket %d error: %s\n", index_of(t, s), msg);
   t->errors++;
 }
 
@@ -217,7 +218,11 @@ static void test_client_pipe_gib_slow_reader_flat_rss(void **state) {
     fail_msg("netcore's RSS went from %ld to %ld KiB moving 1 GiB", s.rss0, s.rss_max);
   nc_loop_free(t.loop);
   t.loop = nct_loop(&nct_daemon);
-  if (piped_total(&t) - piped0 < (double)GIB) fail_msg("the bytes did not move inside netcore");
+  /* All but what netcore read before it had the Pipe (at most a credit
+   * window, delivered as Data and written back by libnc) moved inside. */
+  double piped = piped_total(&t) - piped0;
+  if (piped < (double)GIB - 262144)
+    fail_msg("only %.0f of the 1 GiB moved inside netcore", piped);
   nc_loop_free(t.loop);
 }
 

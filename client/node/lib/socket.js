@@ -71,6 +71,8 @@ function normalizeConnectArgs(args) {
   return [opts, cb];
 }
 
+const EMPTY = Buffer.alloc(0); // the payload of an empty Write (unref() asks an ack with it)
+
 class Socket extends Duplex {
   constructor(options = {}) {
     super({
@@ -600,7 +602,7 @@ class Socket extends Duplex {
       // Lazy acks (PROTOCOL.md 7): a prompt one only when something waits
       // for it: a write callback, 'drain', the Writable held back, 'finish',
       // or the pump itself nearing its limit.
-      const ackNow = this._waits.length > 0 || this._needDrain || this._held !== null ||
+      const ackNow = this._waits.length > 0 || this._needDrain || this._held !== null || this._refd === false ||
         this._finalCb !== null || this._sentBytes + buf.length - this._ackedBytes >= Math.min(this._hwm, limit >>> 1);
       this._link.sendPacked(packWrite(this._idv, fd, ackNow), true, buf);
       this._sentCmds += 1;
@@ -832,6 +834,13 @@ class Socket extends Duplex {
 
   unref() {
     this._refd = false;
+    // Writes sent with a lazy ack (PROTOCOL.md 7) are acknowledged only with
+    // the socket's next event, which may never come: an unref'd socket waits
+    // for them (_keepsAlive), so ask for the ack now with an empty Write.
+    if (this._link && this._sentCmds > this._ackedCmds && this._endCmd === 0 && !this.destroyed) {
+      this._link.sendPacked(packWrite(this._idv, 0, true), true, EMPTY);
+      this._sentCmds += 1;
+    }
     if (this._link) this._link.setRef(this);
     return this;
   }

@@ -397,7 +397,7 @@ class Socket(EventEmitter):
         # It covers the writes before it.
         if is_end:
             self._send(self._command("end", ack_now=True), rest if rest else None, entry)
-        elif callback is not None or self._buffer_size >= self.high_water_mark:
+        elif callback is not None or self._buffer_size >= self.high_water_mark or not self._refd:
             self._send(self._command("write", ack_now=True), rest, entry)
         else:
             self._send(self._command("write"), rest, entry)
@@ -824,6 +824,13 @@ class Socket(EventEmitter):
     def unref(self) -> Socket:
         """Node's socket.unref(): run() may end while this socket is open."""
         self._refd = False
+        # Writes sent with a lazy ack (PROTOCOL.md 7) are acknowledged only with
+        # the socket's next event, which may never come, and an unref'd socket
+        # waits for them (_keeps_alive): ask for the ack with an empty Write.
+        if self._wq and self._state == "open" and not self._ended and not self.destroyed:
+            entry = _Write(0, None, False)
+            self._queue(entry)
+            self._send(self._command("write", ack_now=True), b"", entry)
         self._nc.ref_changed()
         return self
 

@@ -840,6 +840,8 @@ class Socket extends Duplex {
     if (this._link && this._sentCmds > this._ackedCmds && this._endCmd === 0 && !this.destroyed) {
       this._link.sendPacked(packWrite(this._idv, 0, true), true, EMPTY);
       this._sentCmds += 1;
+      // Numbered as every Write: a resumed session sends it again if lost.
+      if (this._link.resumable) this._sentLog.push({ n: this._sentCmds, buf: EMPTY, fd: null, end: false });
     }
     if (this._link) this._link.setRef(this);
     return this;

@@ -24,11 +24,19 @@
  * restarted one inherits its connections (PROTOCOL.md 13). With either,
  * SIGINT/SIGTERM hand the connections over (Bye{handoff}) instead of closing
  * them, and a connection adopted from an echo that died or left is not
- * greeted again: its peer already was. */
+ * greeted again: its peer already was.
+ *
+ * SIGUSR1 prints "echo connections N adopted M": the 'connection' events so
+ * far, and how many of them were adopted ones (a session resumed after a
+ * netcore takeover has none new, PROTOCOL.md 16.1). */
+#include <signal.h>
+#include <stdio.h>
+
 #include "nc/nc.h"
 #include "options.h"
 #include "serve.h"
 
+static unsigned long connections, adopted;
 static int via_handler;
 
 /* --via-handler: Node's hand-written pipe, data -> write, false -> pause, drain -> resume. */
@@ -42,11 +50,19 @@ static const nc_socket_events_t via_events = {.on_data = on_data, .on_drain = on
 
 static void on_connection(nc_server_t *server, nc_socket_t *c) {
   (void)server;
+  connections++;
+  adopted += nc_socket_adopted(c) != 0;
   if (!nc_socket_adopted(c)) nc_socket_write(c, "hello\r\n", 7, NULL, NULL);
   if (via_handler)
     nc_socket_set_events(c, &via_events);
   else
     nc_socket_pipe(c, c);
+}
+
+static void on_usr1(nc_loop_t *loop, int signum, void *arg) {
+  (void)loop, (void)signum, (void)arg;
+  printf("echo connections %lu adopted %lu\n", connections, adopted);
+  fflush(stdout);
 }
 
 int main(int argc, char **argv) {
@@ -76,5 +92,6 @@ int main(int argc, char **argv) {
   s.server_options.group = group;
   s.handoff = group != NULL || s.service != NULL;
   if (nca_serve_open(&s) != 0) return 1;
+  nc_loop_signal(s.loop, SIGUSR1, on_usr1, NULL);
   return nca_serve_run(&s);
 }

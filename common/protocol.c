@@ -75,6 +75,7 @@ static int path_is_text(const char *path, ProtobufCBinaryData *bytes) {
 /* The sub-messages a Command may point to, on the packer's stack. */
 typedef struct cmd_parts {
   Netcore__V1__TcpEndpoint tcp;
+  void *heap; /* what a Hello's resume_sockets allocated, freed after packing */
   union {
     Netcore__V1__Hello hello;
     Netcore__V1__Bye bye;
@@ -141,6 +142,32 @@ static void fill_connect(const ncc_cmd *c, cmd_parts *p, Netcore__V1__Command *m
   m->connect = k;
 }
 
+/* Hello.resume_sockets: one block (the pointers, then the messages) in
+ * p->heap, freed after packing. Returns 0 or -1 when out of memory. */
+static int fill_resume_sockets(const ncc_cmd *c, cmd_parts *p) {
+  size_t n = c->nresume;
+  if (n > SIZE_MAX / (sizeof(Netcore__V1__ResumeSocket *) + sizeof(Netcore__V1__ResumeSocket)))
+    return -1;
+  Netcore__V1__ResumeSocket **ptrs = malloc(n * (sizeof *ptrs + sizeof **ptrs));
+  if (ptrs == NULL) return -1;
+  Netcore__V1__ResumeSocket *rs = (Netcore__V1__ResumeSocket *)(ptrs + n);
+  for (size_t i = 0; i < n; i++) {
+    netcore__v1__resume_socket__init(&rs[i]);
+    rs[i].socket_id = c->resume[i].socket_id;
+    rs[i].bytes_received = c->resume[i].bytes_received;
+    rs[i].bytes_credited = c->resume[i].bytes_credited;
+    rs[i].writes_acked = c->resume[i].writes_acked;
+    rs[i].bytes_acked = c->resume[i].bytes_acked;
+    rs[i].saw_end = c->resume[i].saw_end != 0;
+    rs[i].last_seq = c->resume[i].last_seq;
+    ptrs[i] = &rs[i];
+  }
+  p->heap = ptrs;
+  p->u.hello.n_resume_sockets = n;
+  p->u.hello.resume_sockets = ptrs;
+  return 0;
+}
+
 /* Sets the case of m and its sub-message (initialised by INIT, then filled by
  * the statement that follows the macro). */
 #define CASE(KIND, CASE_NAME, member, init)                 \
@@ -152,6 +179,7 @@ static void fill_connect(const ncc_cmd *c, cmd_parts *p, Netcore__V1__Command *m
 /* Fills m (and p) from c. Returns 0 or NCC_EINVAL for a kind that is no command. */
 static int fill_command(const ncc_cmd *c, cmd_parts *p, Netcore__V1__Command *m) {
   netcore__v1__tcp_endpoint__init(&p->tcp);
+  p->heap = NULL;
   p->tcp.host = str(c->ep.host);
   p->tcp.port = (int32_t)c->ep.port;
   m->ref = c->ref;
@@ -164,6 +192,10 @@ static int fill_command(const ncc_cmd *c, cmd_parts *p, Netcore__V1__Command *m)
     p->u.hello.lazy_acks = c->lazy_acks != 0;
     p->u.hello.batch_events = c->batch_events != 0;
     p->u.hello.service = str(c->service);
+    p->u.hello.resumable = c->resumable != 0;
+    p->u.hello.resume_token.data = (uint8_t *)c->resume_token;
+    p->u.hello.resume_token.len = c->resume_token ? c->resume_token_len : 0;
+    if (c->nresume && fill_resume_sockets(c, p) != 0) return NCC_ENOMEM;
     break;
   CASE(NCC_CMD_BYE, BYE, bye, netcore__v1__bye__init)
     p->u.bye.handoff = c->handoff != 0;
@@ -250,11 +282,16 @@ int ncc_cmd_pack(const ncc_cmd *c, ncc_place_fn place, void *arg) {
   int rc = fill_command(c, &p, &m);
   if (rc != 0) return rc;
   size_t n = netcore__v1__command__get_packed_size(&m);
-  if (n > (size_t)INT32_MAX) return NCC_EMSGSIZE;
-  uint8_t *at = place(arg, n);
-  if (at == NULL) return NCC_ENOMEM;
-  netcore__v1__command__pack(&m, at);
-  return 0;
+  uint8_t *at = NULL;
+  if (n > (size_t)INT32_MAX) {
+    rc = NCC_EMSGSIZE;
+  } else if ((at = place(arg, n)) == NULL) {
+    rc = NCC_ENOMEM;
+  } else {
+    netcore__v1__command__pack(&m, at);
+  }
+  free(p.heap);
+  return rc;
 }
 
 int ncc_cmd_payload_rule(ncc_cmd_kind kind) {
@@ -317,8 +354,29 @@ static void take_connect(const Netcore__V1__Connect *k, ncc_cmd *c) {
 
 #define KIND(K, N) c->kind = (K), c->name = (N)
 
+/* Hello.resume_sockets made flat (c->resume), in the arena. Returns 0 or -1
+ * when out of memory. */
+static int take_resume_sockets(ncc_arena *a, const Netcore__V1__Hello *h, ncc_cmd *c) {
+  size_t n = h->n_resume_sockets;
+  ncc_resume_socket *r = n <= SIZE_MAX / sizeof *r ? arena_alloc(a, n * sizeof *r) : NULL;
+  if (r == NULL) return -1;
+  for (size_t i = 0; i < n; i++) {
+    const Netcore__V1__ResumeSocket *rs = h->resume_sockets[i];
+    r[i] = (ncc_resume_socket){.socket_id = rs->socket_id,
+                               .bytes_received = rs->bytes_received,
+                               .bytes_credited = rs->bytes_credited,
+                               .bytes_acked = rs->bytes_acked,
+                               .writes_acked = rs->writes_acked,
+                               .last_seq = rs->last_seq,
+                               .saw_end = rs->saw_end};
+  }
+  c->resume = r;
+  c->nresume = n;
+  return 0;
+}
+
 /* The flat view of one unpacked command. */
-static int convert_command(const Netcore__V1__Command *m, ncc_cmd *c) {
+static int convert_command(ncc_arena *a, const Netcore__V1__Command *m, ncc_cmd *c) {
   memset(c, 0, sizeof *c);
   c->name = "unknown";
   c->ref = m->ref;
@@ -332,6 +390,11 @@ static int convert_command(const Netcore__V1__Command *m, ncc_cmd *c) {
     c->lazy_acks = m->hello->lazy_acks;
     c->batch_events = m->hello->batch_events;
     c->service = m->hello->service ? m->hello->service : "";
+    c->resumable = m->hello->resumable;
+    c->resume_token = m->hello->resume_token.len ? m->hello->resume_token.data : NULL;
+    c->resume_token_len = m->hello->resume_token.len;
+    if (m->hello->n_resume_sockets && take_resume_sockets(a, m->hello, c) != 0)
+      return NCC_EPROTO;
     break;
   case NETCORE__V1__COMMAND__COMMAND_BYE:
     KIND(NCC_CMD_BYE, "bye");
@@ -444,7 +507,7 @@ static int bad_string(const ProtobufCMessage *m, char *where, size_t cap) {
     if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
         *(const uint32_t *)((const char *)m + f->quantifier_offset) != f->id)
       continue;
-    if (f->label == PROTOBUF_C_LABEL_REPEATED) continue; /* commands have none */
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) continue; /* none holds a string */
     if (f->type == PROTOBUF_C_TYPE_STRING) {
       const char *s = *(char *const *)member;
       if (s && !ncc_utf8_valid(s, strlen(s))) {
@@ -498,7 +561,7 @@ int ncc_cmd_unpack(ncc_arena *a, const void *data, size_t len, ncc_cmd *c, char 
   const Netcore__V1__Command *m = netcore__v1__command__unpack(&alloc, len, data);
   if (m == NULL) return NCC_EPROTO;
   a->root = m;
-  int rc = convert_command(m, c);
+  int rc = convert_command(a, m, c);
   return rc ? rc : check_strings(m, c, why, why_cap);
 }
 
@@ -511,7 +574,7 @@ int ncc_cmd_batch_entry(ncc_arena *a, size_t i, ncc_cmd *c, char *why, size_t wh
     return NCC_ERR_UNKNOWN_COMMAND;
   }
   const Netcore__V1__Command *e = m->batch->commands[i];
-  int rc = convert_command(e, c);
+  int rc = convert_command(a, e, c);
   return rc ? rc : check_strings(e, c, why, why_cap);
 }
 
@@ -649,6 +712,28 @@ static void fill_welcome(event_parts *p, const ncc_welcome *w) {
   p->u.welcome.server_version = text(p, w->server_version);
   p->u.welcome.session_token.data = (uint8_t *)w->session_token;
   p->u.welcome.session_token.len = w->session_token_len;
+  p->u.welcome.resumed = w->resumed != 0;
+}
+
+/* Welcome.resumed_sockets: one block (the pointers, then the messages) in
+ * p->heap, freed after packing. Returns 0 or -1 when out of memory. */
+static int fill_resumed_sockets(event_parts *p, const ncc_welcome *w) {
+  size_t n = w->nresumed;
+  if (n > SIZE_MAX / (sizeof(Netcore__V1__ResumedSocket *) + sizeof(Netcore__V1__ResumedSocket)))
+    return -1;
+  Netcore__V1__ResumedSocket **ptrs = malloc(n * (sizeof *ptrs + sizeof **ptrs));
+  if (ptrs == NULL) return -1;
+  Netcore__V1__ResumedSocket *rs = (Netcore__V1__ResumedSocket *)(ptrs + n);
+  for (size_t i = 0; i < n; i++) {
+    netcore__v1__resumed_socket__init(&rs[i]);
+    rs[i].socket_id = w->resumed_sockets[i].socket_id;
+    rs[i].writes = w->resumed_sockets[i].writes;
+    ptrs[i] = &rs[i];
+  }
+  p->heap = ptrs;
+  p->u.welcome.n_resumed_sockets = n;
+  p->u.welcome.resumed_sockets = ptrs;
+  return 0;
 }
 
 static void fill_adopted(event_parts *p, const ncc_event *ev) {
@@ -708,6 +793,7 @@ static int fill_event(const ncc_event *ev, event_parts *p, Netcore__V1__Event *e
   switch (ev->kind) {
   case NCC_EV_WELCOME:
     fill_welcome(p, ev->welcome);
+    if (ev->welcome->nresumed && fill_resumed_sockets(p, ev->welcome) != 0) return -1;
     e->event_case = NETCORE__V1__EVENT__EVENT_WELCOME, e->welcome = &p->u.welcome;
     break;
   CASE(NCC_EV_ERROR, ERROR, error, netcore__v1__error__init)
@@ -861,6 +947,18 @@ static const ncc_welcome *take_welcome(ncc_arena *a, const Netcore__V1__Welcome 
   out->max_write_queue = w->max_write_queue;
   out->session_token = w->session_token.data;
   out->session_token_len = w->session_token.len;
+  out->resumed = w->resumed;
+  if (w->n_resumed_sockets) {
+    size_t n = w->n_resumed_sockets;
+    ncc_resumed_socket *rs = n <= SIZE_MAX / sizeof *rs ? arena_alloc(a, n * sizeof *rs) : NULL;
+    if (rs == NULL) return NULL;
+    for (size_t i = 0; i < n; i++) {
+      rs[i].socket_id = w->resumed_sockets[i]->socket_id;
+      rs[i].writes = w->resumed_sockets[i]->writes;
+    }
+    out->resumed_sockets = rs;
+    out->nresumed = n;
+  }
   return out;
 }
 

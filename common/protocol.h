@@ -99,6 +99,13 @@ typedef struct ncc_endpoint {
   char path_buf[sizeof(((struct sockaddr_un *)0)->sun_path) + 2];
 } ncc_endpoint;
 
+/* One entry of Hello.resume_sockets (PROTOCOL.md 16.1): what the handler
+ * has seen of one socket of the session it resumes. */
+typedef struct ncc_resume_socket {
+  uint64_t socket_id, bytes_received, bytes_credited, bytes_acked, writes_acked, last_seq;
+  int saw_end;
+} ncc_resume_socket;
+
 /* One command; the fields its kind does not use are ignored (packing) or 0
  * (unpacking). Strings are borrowed while packing; unpacked ones live in the
  * arena and are never NULL where the comment says "". */
@@ -114,6 +121,11 @@ typedef struct ncc_cmd {
   int ack_now;                                /* Write, End */
   const char *hello_name;     /* Hello */
   const char *service;        /* Hello; "" when omitted */
+  int resumable;              /* Hello.resumable */
+  const uint8_t *resume_token; /* Hello.resume_token (NULL/0 when none) */
+  size_t resume_token_len;
+  const ncc_resume_socket *resume; /* Hello.resume_sockets (unpacked: in the arena) */
+  size_t nresume;
   int handoff;                /* Bye */
   uint64_t nonce;             /* Ping */
   int allow_half_open;        /* Listen, Connect */
@@ -131,12 +143,13 @@ typedef struct ncc_cmd {
 } ncc_cmd;
 
 /* Packs c (not a batch: see ncc_place_in_batch for collecting one) into
- * place(arg, size). Returns 0, NCC_ENOMEM (place gave NULL), NCC_EINVAL (no
- * such kind) or NCC_EMSGSIZE (over 2 GiB). */
+ * place(arg, size). Returns 0, NCC_ENOMEM (place gave NULL, or the room for
+ * a Hello's resume_sockets could not be had), NCC_EINVAL (no such kind) or
+ * NCC_EMSGSIZE (over 2 GiB). */
 NCC_HIDDEN int ncc_cmd_pack(const ncc_cmd *c, ncc_place_fn place, void *arg);
 
 /* Unpacks a Command envelope (arena reset first). Returns 0, NCC_EPROTO if it
- * does not parse, NCC_ERR_UNKNOWN_COMMAND if no command case is set (c->ref
+ * does not parse (or the arena cannot hold a Hello's resume_sockets), NCC_ERR_UNKNOWN_COMMAND if no command case is set (c->ref
  * is still filled), or NCC_ERR_INVALID_ARG_VALUE (why says which field) when
  * a string is not valid UTF-8 or path_bytes holds a NUL byte: c is filled,
  * for the Error, but must not be carried out. Recurses into batches: check
@@ -167,12 +180,20 @@ enum {
   NCC_UNPIPE_SOURCE_CLOSED = 3, NCC_UNPIPE_DEST_CLOSED = 4
 };
 
+/* One entry of Welcome.resumed_sockets (PROTOCOL.md 16.1). */
+typedef struct ncc_resumed_socket {
+  uint64_t socket_id, writes;
+} ncc_resumed_socket;
+
 typedef struct ncc_welcome {
   uint32_t version, minor_version; /* packing sends NCC_PROTOCOL_VERSION as version */
   const char *instance_id, *server_version;
   uint32_t id_prefix, credit_window, lease_ms, max_frame, max_write_queue;
   const uint8_t *session_token;
   size_t session_token_len;
+  int resumed;                               /* PROTOCOL.md 16.1 */
+  const ncc_resumed_socket *resumed_sockets; /* unpacked: in the arena */
+  size_t nresumed;
 } ncc_welcome;
 
 /* Stats: the metric families as the Stats message holds them (the same

@@ -170,7 +170,9 @@ static void run_batch(const void *rid, size_t rid_len, ncd_handler *h, size_t co
  * then the wire walk that refuses nesting and oversized batches. */
 static int check_envelope(const ncd_handler *h, zmq_msg_t *env, ncd_err *err) {
   size_t len = zmq_msg_size(env);
-  if (!h && len > NCD_MAX_HELLO_ENVELOPE)
+  /* A resume Hello lists the session's sockets (PROTOCOL.md 16.1): it may be
+   * as large as any envelope. */
+  if (!h && len > NCD_MAX_HELLO_ENVELOPE && !ncd_wire_is_resume_hello(zmq_msg_data(env), len))
     return ncd_err_set(err, NCD_EMSGSIZE,
                        "before Hello only a Hello of at most %d bytes is accepted, not %zu bytes",
                        NCD_MAX_HELLO_ENVELOPE, len);

@@ -55,6 +55,8 @@ struct ncd_handler {
   char service[64];          /* Hello.service: successors inherit (handoff.h); "" = none */
   uint64_t parked_until;     /* gone, its connections wait for an adopter until then; 0 = not */
   int taken_over;            /* a previous netcore's handler (takeover.h): adoptable without a service */
+  int resumable;             /* Hello.resumable: a takeover ships its session; a taken_over one
+                                waits for Hello.resume_token == session_token (PROTOCOL.md 16.1) */
   uint32_t credit_window;
   uint32_t lease_ms;
   uint64_t last_seen;        /* uv_now() of its last command */
@@ -145,6 +147,9 @@ struct ncd_socket {
   char *kept;
   size_t kept_off, kept_len, kept_cap;
   uint32_t writes_out;    /* Write/End commands given and not yet completed */
+  /* Session resumption (PROTOCOL.md 16.1): Write/End commands carried out, and
+   * the writes and bytes acknowledged (or due to be) to the owner, in total. */
+  uint64_t writes_in, acked_writes_total, acked_bytes_total;
   uint32_t skip_writes;   /* of those, a previous owner's: their acks are not sent */
   uint64_t skip_bytes;
   uv_timer_t *timer;      /* idle timeout, allocated on first SetTimeout */

@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "handoff.h"
 #include "log.h"
+#include "resume.h"
 #include "router.h"
 #include "server.h"
 #include "socket.h"
@@ -69,6 +70,10 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
   ncd_router_poll_monitor();
   ncd_handler *old = ncd_handler_find(rid, rid_len, user_id);
   if (old) ncd_handler_gone(old, "said Hello again");
+  if (cmd->resume_token_len) { /* PROTOCOL.md 16.1 */
+    int rc = ncd_resume_hello(rid, rid_len, user_id, conn_fd, cmd, err);
+    if (rc != 0) return rc < 0 ? rc : 0;
+  }
   ncd_handler *h = calloc(1, sizeof *h);
   if (!h || !(h->tally = ncd_tally_new())) {
     free(h);
@@ -94,6 +99,7 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
   h->credit_window = clamp_credit(cmd->credit_window);
   h->lazy_acks = cmd->lazy_acks;
   h->batch_events = cmd->batch_events;
+  h->resumable = cmd->resumable;
   h->lease_ms = cmd->lease_ms ? cmd->lease_ms : ncd.cfg.lease_ms;
   if (h->lease_ms < 50) h->lease_ms = 50;
   ncc_list_init(&h->sockets);

@@ -36,7 +36,8 @@ typedef struct ncd_wreq {
   ncc_list link;        /* in ncd_socket.pending while connecting */
   size_t offset;        /* bytes already written by try_write */
   uint64_t fd_socket_id;
-  unsigned counts : 1;  /* a Write command (1) or End's payload (0) */
+  uint32_t counts;      /* Write commands it completes: 1, 0 for End's payload, k for a
+                           previous netcore's unsent bytes of k writes (takeover) */
   unsigned is_end : 1;  /* an End marker queued while connecting */
   unsigned ack_now : 1; /* acknowledge promptly on completion (lazy acks) */
   unsigned piped : 1;   /* moved by a pipe (pipe.h): never acknowledged */
@@ -141,7 +142,11 @@ static void ack(ncd_socket *s, uint32_t writes, uint64_t bytes, int prompt) {
   }
   s->ack_writes += writes;
   s->ack_bytes += bytes;
-  if ((prompt || !s->owner->lazy_acks) && ncc_list_empty(&s->dirty_link))
+  s->acked_writes_total += writes;
+  s->acked_bytes_total += bytes;
+  /* A parked owner gets nothing: its acks wait (for a resumed session,
+   * PROTOCOL.md 16.1) and never use up a seq. */
+  if ((prompt || !s->owner->lazy_acks) && !s->owner->gone && ncc_list_empty(&s->dirty_link))
     ncc_list_push(&ncd.dirty, &s->dirty_link);
 }
 
@@ -408,6 +413,7 @@ static void take_passed_fds(ncd_socket *s) {
  * is its input kept until credited. */
 static int keeps_input(const ncd_socket *s) {
   const ncd_server *srv = s->server;
+  if (s->owner->resumable) return 1; /* replayed after a takeover (PROTOCOL.md 16.1) */
   return srv && !srv->closing && srv->listener && (srv->listener->group[0] || s->owner->service[0]);
 }
 
@@ -689,6 +695,7 @@ void ncd_socket_write(ncd_socket *s, zmq_msg_t *payload, uint64_t fd_socket_id, 
   }
   zmq_msg_move(&w->payload, payload);
   s->writes_out++;
+  s->writes_in++;
   w->counts = 1;
   w->ack_now = ack_now != 0;
   w->fd_socket_id = fd_socket_id;
@@ -715,6 +722,7 @@ static void start_shutdown(ncd_socket *s) {
 void ncd_socket_end(ncd_socket *s, zmq_msg_t *payload, int ack_now) {
   size_t len = payload ? zmq_msg_size(payload) : 0;
   s->writes_out++;
+  s->writes_in++;
   if (s->ended) {
     /* Node: a second end() does nothing. It still completes as a write. */
     if (payload) zmq_msg_close(payload);
@@ -1008,6 +1016,8 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
   ncc_list_remove(&s->dirty_link);
   s->skip_writes = s->writes_out;
   s->skip_bytes = s->queued_bytes + s->pending_bytes - s->piped_queued; /* piped: never acked */
+  /* The adopter's writes and acks count from zero (PROTOCOL.md 16.1). */
+  s->writes_in = s->acked_writes_total = s->acked_bytes_total = 0;
   s->data_sent = s->kept_len; /* what the replay sends; the adopter credits from 0 */
   s->credited = 0;
   if (s->pipe) { /* Unpiped counts what moved since the adopter has it */
@@ -1113,12 +1123,18 @@ ncd_socket *ncd_socket_restore(ncd_handler *owner, ncd_server *srv, uint64_t id,
     return NULL;
   }
   s->server = srv;
-  srv->connections++;
-  ncd_metrics_socket_opened(s, "accepted");
+  if (srv) srv->connections++;
+  ncd_metrics_socket_opened(s, srv ? "accepted" : "connected");
   return s;
 }
 
-int ncd_socket_restore_writes(ncd_socket *s, const char *unsent, size_t len, int end) {
+int ncd_socket_restore_writes(ncd_socket *s, const char *unsent, size_t len, int end,
+                              uint32_t writes) {
+  /* writes == 0: a handler that cannot resume; the writes are nobody's (one
+   * for the bytes, one for the FIN). Else they are the owner's, acknowledged
+   * to it as they complete (PROTOCOL.md 16.1). */
+  int own = writes != 0;
+  uint32_t data_writes = own ? writes - (end ? 1 : 0) : 1;
   if (len) {
     ncd_wreq *w = wreq_new();
     if (!w || zmq_msg_init_size(&w->payload, len) != 0) {
@@ -1126,17 +1142,106 @@ int ncd_socket_restore_writes(ncd_socket *s, const char *unsent, size_t len, int
       return NCD_ENOMEM;
     }
     memcpy(zmq_msg_data(&w->payload), unsent, len);
-    w->counts = 1;
-    s->writes_out++;
-    s->skip_writes++;
-    s->skip_bytes += len;
+    w->counts = data_writes;
+    s->writes_out += data_writes;
+    if (!own) {
+      s->skip_writes++;
+      s->skip_bytes += len;
+    }
     do_write(s, w);
     if (s->closing) return NCD_EIO;
+  } else if (own && data_writes) {
+    s->writes_out += data_writes; /* their bytes are in the kernel already */
+    ack(s, data_writes, 0, 0);
   }
   if (end) {
     s->writes_out++;
-    s->skip_writes++;
+    if (!own) s->skip_writes++;
     start_shutdown(s);
   }
   return 0;
+}
+
+uint64_t ncd_socket_unacked_written(ncd_socket *s) {
+  size_t left = uv_stream_get_write_queue_size(&s->h.stream), total = 0;
+  for (ncc_list *e = s->inflight.next; e != &s->inflight; e = e->next) {
+    ncd_wreq *w = ncc_container_of(e, ncd_wreq, link);
+    total += wreq_size(w) - w->offset;
+  }
+  return total > left ? total - left : 0;
+}
+
+void ncd_socket_restore_timeout(ncd_socket *s, uint32_t msecs, uint32_t idle_ms) {
+  if (!msecs || ncd_socket_set_timeout(s, msecs) != 0) return;
+  uint64_t now = uv_now(ncd.loop);
+  s->last_active = idle_ms < now ? now - idle_ms : 0;
+  uv_timer_stop(s->timer); /* armed when the session resumes */
+}
+
+void ncd_socket_resume_session(ncd_socket *s, const ncc_resume_socket *r) {
+  ncd_handler *h = s->owner;
+  /* Events lost with the old netcore are sent again below (or were only
+   * acks and Data, which come again): number on from what it saw. */
+  if (r->last_seq && r->last_seq < s->seq) s->seq = r->last_seq;
+  /* Credit the handler gave that the old netcore never read (lost with
+   * it) counts now; what it received and has not credited yet is not sent
+   * again (it still holds it), nor credited. */
+  uint64_t base = s->bytes_read - s->kept_len;
+  uint64_t credited = r->bytes_credited < base ? base
+                      : r->bytes_credited > s->bytes_read ? s->bytes_read
+                                                           : r->bytes_credited;
+  uint64_t received = r->bytes_received < credited ? credited
+                      : r->bytes_received > s->bytes_read ? s->bytes_read
+                                                           : r->bytes_received;
+  if (credited > base) ncd_socket_credit(s, (uint32_t)(credited - base));
+  size_t held = (size_t)(received - credited), skip = held < s->kept_len ? held : s->kept_len;
+  /* Acknowledgements it has not seen: lost in flight, lazy, or completed
+   * while parked. They go out first, at the end of this turn. */
+  s->ack_writes = r->writes_acked < s->acked_writes_total
+                      ? (uint32_t)(s->acked_writes_total - r->writes_acked) : 0;
+  s->ack_bytes = r->bytes_acked < s->acked_bytes_total ? s->acked_bytes_total - r->bytes_acked : 0;
+  if ((s->ack_writes || s->ack_bytes) && ncc_list_empty(&s->dirty_link))
+    ncc_list_push(&ncd.dirty, &s->dirty_link);
+  /* The input it never received, exactly, then Ended if it missed that. */
+  for (size_t at = skip; at < s->kept_len && !ncd_handler_dead(h);) {
+    size_t n = s->kept_len - at < READ_MAX ? s->kept_len - at : READ_MAX;
+    zmq_msg_t payload;
+    void *p = ncd_tally_frame(h->tally, &payload, n);
+    if (!p) {
+      zmq_msg_close(&payload);
+      ncd_socket_fail(s, NCD_ENOMEM, "read");
+      return;
+    }
+    memcpy(p, s->kept + s->kept_off + at, n);
+    ncc_event data = {.kind = NCC_EV_DATA};
+    ncd_socket_emit(s, &data, &payload);
+    at += n;
+  }
+  if (s->eof && !r->saw_end) {
+    ncc_event ended = {.kind = NCC_EV_ENDED};
+    ncd_socket_emit(s, &ended, NULL);
+  }
+  /* A pending setTimeout goes on where it was (the pause counts as idle). */
+  if (s->timeout_ms && s->timer) {
+    uint64_t idle = uv_now(ncd.loop) - s->last_active;
+    uv_timer_start(s->timer, timer_cb, idle < s->timeout_ms ? s->timeout_ms - idle : 0, 0);
+  }
+  ncd_socket_update_reading(s);
+}
+
+void ncd_socket_announce(ncd_socket *s) {
+  uv_os_fd_t fd = -1;
+  uv_fileno(&s->h.handle, &fd);
+  ncc_addr local, remote;
+  ncd_addr_of_fd(fd, 0, &local);
+  ncd_addr_of_fd(fd, 1, &remote);
+  ncc_event ev = {.kind = NCC_EV_CONNECTION,
+                  .server_id = s->server->id,
+                  .local = &local,
+                  .remote = &remote,
+                  .flag = s->allow_half_open,
+                  .count = s->server->connections};
+  ncd_socket_emit(s, &ev, NULL);
+  ncc_resume_socket none = {.socket_id = s->id};
+  ncd_socket_resume_session(s, &none);
 }

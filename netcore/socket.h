@@ -71,12 +71,31 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to);
  * or NCD_EBUSY while a write passing an fd is queued. */
 int ncd_socket_unsent(ncd_socket *s, char **out, size_t *len);
 /* A connection shipped by a previous netcore: socket `id` of owner, accepted
- * by srv, around fd; not reading. NULL after closing fd. */
+ * by srv (NULL: outbound or fd-made, of a resumable session), around fd; not
+ * reading. NULL after closing fd. */
 ncd_socket *ncd_socket_restore(ncd_handler *owner, ncd_server *srv, uint64_t id, int fd,
                                int is_unix);
 /* Queues the previous netcore's unsent bytes, then (end) the FIN it still
- * owed; their acks are nobody's. Returns 0 or an error (s is closing). */
-int ncd_socket_restore_writes(ncd_socket *s, const char *unsent, size_t len, int end);
+ * owed. writes 0: their acks are nobody's; else they complete `writes`
+ * Write/End commands of the owner (a resumable session, PROTOCOL.md 16.1),
+ * the End included. Returns 0 or an error (s is closing). */
+int ncd_socket_restore_writes(ncd_socket *s, const char *unsent, size_t len, int end,
+                              uint32_t writes);
+/* Bytes of queued writes the kernel already has whose completion libuv has
+ * not reported yet (shipped as written). */
+uint64_t ncd_socket_unacked_written(ncd_socket *s);
+/* A resumable session's timeout: set, idle for idle_ms, not armed until
+ * ncd_socket_resume_session. */
+void ncd_socket_restore_timeout(ncd_socket *s, uint32_t msecs, uint32_t idle_ms);
+
+/* Session resumption (PROTOCOL.md 16.1), once Welcome{resumed} is sent: what
+ * the handler consumed beyond its last Credit counts as credited, the acks it
+ * has not seen go out, the input it did not receive is replayed as Data,
+ * then Ended if it missed that; its timeout goes on; reading starts. */
+void ncd_socket_resume_session(ncd_socket *s, const ncc_resume_socket *r);
+/* Resumption of an accepted socket the handler did not list (its Connection
+ * was lost): Connection, then as ncd_socket_resume_session from nothing seen. */
+void ncd_socket_announce(ncd_socket *s);
 
 /* Bytes still queued for the kernel on every socket (shutdown waits for 0). */
 uint64_t ncd_socket_total_queued(void);

@@ -6,10 +6,15 @@
  *   new -> old  'H' version, nbinds, binds
  *   old -> new  'S' version, next_prefix, next_socket_id, nbinds, binds
  *               'h' handler: index, prefix, principal, name, service, credit_window, lazy_acks
+ *                   [resumable session (PROTOCOL.md 16.1): u8 1, token, last_id, lease_ms,
+ *                   batch_events]
  *               'l' listener (+fd): index, is_unix, key, group, unlink_path, address, port, family
  *               'v' server: id, seq, handler index, listener index, allow_half_open, max_connections
+ *                   [pause ms left]
  *               's' socket (+fd): id, seq, handler index, server id, is_unix, credit, bytes_read,
  *                   bytes_written, timeout_ms, flags, kept bytes, unsent bytes
+ *                   [writes_in, acked writes, acked bytes, writes_out, idle ms]; server id 0
+ *                   (outbound or fd-made) only for a resumable session
  *               'p' pipe inside netcore (pipe.h) between two shipped sockets: source id,
  *                   dest id, no_end, high_water_mark
  *               'E' end of state
@@ -275,9 +280,20 @@ static int same_binds(buf_t *b, char *why, size_t cap) {
 
 /* ----------------------------------------------------------- old side */
 
-/* Whether s goes to the new netcore: a live connection accepted by a server. */
+/* Whether h's whole session goes (PROTOCOL.md 16.1): a live handler that
+ * said Hello.resumable, or a previous netcore's such session not resumed yet. */
+static int session_shipped(const ncd_handler *h) {
+  return h->resumable && (!h->gone || (h->taken_over && h->parked_until));
+}
+
+static int accepted(const ncd_socket *s) {
+  return s->server && !s->server->closing && s->server->listener;
+}
+
+/* Whether s goes to the new netcore: a live connection accepted by a server,
+ * or any connected socket of a resumable session. */
 static int shipped(const ncd_socket *s) {
-  return !s->closing && !s->connecting && s->server && !s->server->closing && s->server->listener;
+  return !s->closing && !s->connecting && (accepted(s) || session_shipped(s->owner));
 }
 
 static uint32_t index_of_listener(const ncd_listener *want) {
@@ -318,6 +334,13 @@ static int ship(int conn, char *why, size_t cap) {
     put_str(&b, h->service);
     put_u32(&b, h->credit_window);
     put_u8(&b, (uint8_t)h->lazy_acks);
+    if (session_shipped(h)) {
+      put_u8(&b, 1);
+      put_bytes(&b, h->session_token, sizeof h->session_token);
+      put_u64(&b, h->last_id);
+      put_u32(&b, h->lease_ms);
+      put_u8(&b, (uint8_t)h->batch_events);
+    }
     if (b.fail || send_record(conn, 'h', &b, -1) != 0) goto io;
   }
   uint32_t li = 0;
@@ -348,6 +371,8 @@ static int ship(int conn, char *why, size_t cap) {
       put_u32(&b, index_of_listener(srv->listener));
       put_u8(&b, (uint8_t)srv->allow_half_open);
       put_u32(&b, srv->max_connections);
+      uint64_t now = uv_now(ncd.loop);
+      put_u32(&b, srv->paused_until > now ? (uint32_t)(srv->paused_until - now) : 0);
       if (b.fail || send_record(conn, 'v', &b, -1) != 0) goto io;
     }
   }
@@ -366,15 +391,17 @@ static int ship(int conn, char *why, size_t cap) {
         free(b.p);
         return -1;
       }
+      /* Bytes the kernel has from writes libuv has not completed yet. */
+      uint64_t in_kernel = ncd_socket_unacked_written(s);
       b.len = 0;
       put_u64(&b, s->id);
       put_u64(&b, s->seq);
       put_u32(&b, hi);
-      put_u64(&b, s->server->id);
+      put_u64(&b, accepted(s) ? s->server->id : 0);
       put_u8(&b, (uint8_t)s->is_unix);
       put_u32(&b, s->credit);
       put_u64(&b, s->bytes_read);
-      put_u64(&b, s->bytes_written);
+      put_u64(&b, s->bytes_written + in_kernel);
       put_u32(&b, s->timeout_ms);
       put_u8(&b, (uint8_t)((s->paused ? F_PAUSED : 0) | (s->eof ? F_EOF : 0) |
                            (s->ended ? F_ENDED : 0) | (s->shutdown_done ? F_SHUTDOWN_DONE : 0) |
@@ -382,6 +409,12 @@ static int ship(int conn, char *why, size_t cap) {
       put_bytes(&b, s->kept ? s->kept + s->kept_off : "", s->kept_len);
       put_bytes(&b, unsent ? unsent : "", unsent_len);
       free(unsent);
+      uint64_t now = uv_now(ncd.loop);
+      put_u64(&b, s->writes_in);
+      put_u64(&b, s->acked_writes_total);
+      put_u64(&b, s->acked_bytes_total + in_kernel);
+      put_u32(&b, s->writes_out);
+      put_u32(&b, now > s->last_active ? (uint32_t)(now - s->last_active) : 0);
       if (b.fail || send_fd_of(conn, 's', &b, &s->h.handle) != 0) goto io;
     }
   }
@@ -563,12 +596,28 @@ static int take_handler(import_t *im, buf_t *b) {
   get_str(b, service, sizeof service);
   uint32_t window = get_u32(b);
   int lazy = get_u8(b);
-  if (b->fail || idx > 1u << 24) return -1;
+  int resumable = b->at < b->len ? get_u8(b) : 0;
+  size_t token_len = 0;
+  const char *token = resumable ? get_bytes(b, &token_len) : NULL;
+  uint64_t last_id = resumable ? get_u64(b) : 0;
+  uint32_t lease_ms = resumable ? get_u32(b) : 0;
+  int batch = resumable ? get_u8(b) : 0;
+  if (b->fail || idx > 1u << 24 || (resumable && token_len != 16)) return -1;
   ncd_handler **arr = grow(im->handlers, &im->nhandlers, idx, sizeof *arr);
   if (!arr) return -1;
   im->handlers = arr;
   if (arr[idx]) return -1;
-  return (arr[idx] = ncd_handler_ghost(principal, name, service, prefix, window, lazy)) ? 0 : -1;
+  ncd_handler *h = ncd_handler_ghost(principal, name, service, prefix, window, lazy);
+  if (!h) return -1;
+  arr[idx] = h;
+  if (resumable) {
+    h->resumable = 1;
+    memcpy(h->session_token, token, 16);
+    if (last_id > h->last_id && (uint32_t)(last_id >> 32) == prefix) h->last_id = last_id;
+    if (lease_ms) h->lease_ms = lease_ms;
+    h->batch_events = batch;
+  }
+  return 0;
 }
 
 static int take_listener(import_t *im, buf_t *b, int fd) {
@@ -603,9 +652,12 @@ static int take_server(import_t *im, buf_t *b) {
   ncd_handler *h = handler_at(im, hi);
   ncd_listener *l = li < im->nlisteners ? im->listeners[li] : NULL;
   if (b->fail || !h || !l || ncc_idmap_get(&ncd.servers, id)) return -1;
+  uint32_t pause_ms = b->at < b->len ? get_u32(b) : 0;
+  if (b->fail) return -1;
   ncd_server *srv = ncd_server_restore(h, id, l, half, max);
   if (!srv) return -1;
   srv->seq = seq;
+  if (pause_ms) srv->paused_until = uv_now(ncd.loop) + pause_ms;
   im->nservers++;
   return 0;
 }
@@ -622,9 +674,14 @@ static int take_socket(import_t *im, buf_t *b, int fd) {
   size_t kept_len, unsent_len;
   const char *kept = get_bytes(b, &kept_len);
   const char *unsent = get_bytes(b, &unsent_len);
+  int extra = b->at < b->len;
+  uint64_t writes_in = extra ? get_u64(b) : 0, acked_writes = extra ? get_u64(b) : 0;
+  uint64_t acked_bytes = extra ? get_u64(b) : 0;
+  uint32_t writes_out = extra ? get_u32(b) : 0, idle_ms = extra ? get_u32(b) : 0;
   ncd_handler *h = handler_at(im, hi);
-  ncd_server *srv = ncc_idmap_get(&ncd.servers, server_id);
-  if (b->fail || fd < 0 || !h || !srv || srv->owner != h || ncc_idmap_get(&ncd.sockets, id)) {
+  ncd_server *srv = server_id ? ncc_idmap_get(&ncd.servers, server_id) : NULL;
+  if (b->fail || fd < 0 || !h || (server_id ? !srv || srv->owner != h : !h->resumable) ||
+      ncc_idmap_get(&ncd.sockets, id)) {
     if (fd >= 0) close(fd);
     return -1;
   }
@@ -644,9 +701,17 @@ static int take_socket(import_t *im, buf_t *b, int fd) {
     s->kept_len = s->kept_cap = kept_len;
   }
   s->data_sent = kept_len; /* Data not credited: a pipe waits for it (pipe.h) */
-  if (timeout_ms && ncd_socket_set_timeout(s, timeout_ms) != 0) return -1;
+  s->writes_in = writes_in;
+  s->acked_writes_total = acked_writes;
+  s->acked_bytes_total = acked_bytes;
+  if (h->resumable)
+    ncd_socket_restore_timeout(s, timeout_ms, idle_ms);
+  else if (timeout_ms && ncd_socket_set_timeout(s, timeout_ms) != 0)
+    return -1;
   int owe_fin = (flags & F_ENDED) && !s->shutdown_done;
-  if (ncd_socket_restore_writes(s, unsent, unsent_len, owe_fin) != 0) return -1;
+  /* A resumable session's queued writes stay its own (their acks are due). */
+  uint32_t own = h->resumable ? writes_out : 0;
+  if (ncd_socket_restore_writes(s, unsent, unsent_len, owe_fin, own) != 0) return -1;
   s->ended = (flags & F_ENDED) != 0;
   im->nsockets++;
   return 0;

@@ -19,7 +19,11 @@
  * 5 s: it logs why and serves on as before. The new netcore holds what it got
  * as parked handlers (handoff.h) for --handoff-ms; a reconnecting handler of
  * the same principal adopts them when it listens again (Adopted + replay).
- * Outbound (Connect) and received-fd sockets are not shipped: they end.
+ * Outbound (Connect) and received-fd sockets are not shipped, except in the
+ * session of a handler that said Hello.resumable: such a session is shipped
+ * whole (token, prefix, last id, every connected socket with its write and
+ * ack totals and pending timeout, its servers' pause) and resumes when the
+ * handler presents its token (resume.h, PROTOCOL.md 16.1).
  * Loop thread only (the new side runs before the loop, in main).
  */
 #ifndef NCD_TAKEOVER_H

@@ -26,6 +26,11 @@
  * recurses. Returns 0 or one of those errors. */
 int ncd_wire_cmd_check(const void *data, size_t len, size_t max_batch);
 
+/* Whether the envelope is a Hello with a resume_token (PROTOCOL.md 16.1):
+ * the one Hello that may be larger than NCD_MAX_HELLO_ENVELOPE, since it
+ * lists the session's sockets. Looks at the wire bytes only. */
+int ncd_wire_is_resume_hello(const void *data, size_t len);
+
 /* Unpacks an envelope (ncc_cmd_unpack into the loop's arena). Returns 0,
  * NCD_EPROTO, NCD_ERR_UNKNOWN_COMMAND (cmd->ref is still filled) or
  * NCD_ERR_INVALID_ARG_VALUE (ncd_wire_error() says why): cmd is then filled,

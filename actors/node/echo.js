@@ -14,7 +14,9 @@
 // Prints one line once listening ("echo server listening on <address()>"),
 // errors to stderr with their Node code (exit 1); SIGINT/SIGTERM close the
 // server and exit 0, and so does netcore announcing its own shutdown (it
-// drains, then closes everything).
+// drains, then closes everything). SIGUSR1 prints "echo connections N
+// adopted M": the 'connection' events so far and how many were adopted (a
+// session resumed after a netcore takeover has none new, PROTOCOL.md 16.1).
 
 const net = require('./netcore');
 const { parseArgs } = require('./args');
@@ -27,8 +29,11 @@ const opts = parseArgs('echo', process.argv.slice(2), {
 if (opts.service !== null) process.env.NETCORE_SERVICE = opts.service;
 const handoff = opts.group !== null || opts.service !== null;
 const sockets = new Set();
+const counts = { connections: 0, adopted: 0 };
 
 const server = net.createServer({ endpoint: opts.endpoint || undefined }, (c) => {
+  counts.connections += 1;
+  if (c.adopted) counts.adopted += 1;
   sockets.add(c);
   c.on('close', () => sockets.delete(c));
   c.on('error', () => {}); // a peer's reset ends that connection only
@@ -75,5 +80,8 @@ function stop() {
 function leave() {
   net.leave({ handoff: true }).then(() => process.exit(0));
 }
+process.on('SIGUSR1', () => {
+  process.stdout.write(`echo connections ${counts.connections} adopted ${counts.adopted}\n`);
+});
 process.once('SIGINT', handoff ? leave : stop);
 process.once('SIGTERM', handoff ? leave : stop);

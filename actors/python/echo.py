@@ -14,6 +14,8 @@ netcore gone) is printed to stderr with its Node code and exits 1. --group G
 shares the port with other echoes of group G, --service S lets a restarted echo
 inherit the connections; with either, SIGINT/SIGTERM hand the connections
 over (Bye{handoff}) and an adopted connection is not greeted again.
+SIGUSR1 prints "echo connections N adopted M": the 'connection' events so far
+and how many were adopted (a session resumed after a takeover has none new).
 """
 
 import argparse
@@ -44,8 +46,11 @@ def main(status):
     handoff = bool(args.group or args.service)
     handler = net.Netcore(args.endpoint, name="echo")
     conns = set()
+    counts = [0, 0]  # 'connection' events, adopted ones
 
     def on_connection(c):
+        counts[0] += 1
+        counts[1] += bool(c.adopted)
         conns.add(c)
         c.on("close", lambda had_error: conns.discard(c))
         c.on("error", lambda err: print("echo: connection: %s" % err, file=sys.stderr))
@@ -89,6 +94,8 @@ def main(status):
         os._exit(0)
 
     loop = net.get_loop()
+    loop.add_signal_handler(signal.SIGUSR1, lambda: print(
+        "echo connections %d adopted %d" % (counts[0], counts[1]), flush=True))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, leave if handoff else stop)
     # Every 'listening': again after netcore restarted (the library listens again).

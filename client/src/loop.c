@@ -319,13 +319,28 @@ static int send_hello(nc_loop_t *loop) {
                  .lease_ms = loop->hello_lease,
                  .lazy_acks = 1,   /* see write_common() */
                  .batch_events = 1 /* see read_events() */,
-                 .service = loop->hello_service[0] ? loop->hello_service : NULL};
+                 .service = loop->hello_service[0] ? loop->hello_service : NULL,
+                 .resumable = loop->resumable};
+  ncc_resume_socket *list = NULL;
+  if (loop->resuming) {
+    /* The session of the netcore that was taken over (PROTOCOL.md 16.1):
+     * its token, and what this side has seen of each socket. */
+    size_t n = 0;
+    for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next) n++;
+    if (n && (list = malloc(n * sizeof(*list))) == NULL) return NC_ENOMEM;
+    cmd.resume_token = loop->session_token;
+    cmd.resume_token_len = loop->session_token_len;
+    cmd.resume = list;
+    for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next)
+      cmd.nresume += nc__socket_resume_entry(ncc_container_of(l, nc_socket_t, h.all), &list[cmd.nresume]);
+  }
   /* Hello goes alone, first, and past nc__send's hold on a relinking loop. */
   int relinking = loop->relinking, batching = loop->batching;
   loop->relinking = loop->batching = 0;
   int rv = nc__send(loop, &cmd, NULL, 0, NULL);
   loop->relinking = relinking;
   loop->batching = batching;
+  free(list);
   return rv;
 }
 
@@ -341,6 +356,8 @@ static void take_welcome(nc_loop_t *loop, const ncc_welcome *w) {
   loop->minor_version = w->minor_version;
   snprintf(loop->instance_id, sizeof(loop->instance_id), "%s", w->instance_id);
   snprintf(loop->server_version, sizeof(loop->server_version), "%s", w->server_version);
+  loop->session_token_len = w->session_token_len <= sizeof(loop->session_token) ? w->session_token_len : 0;
+  if (loop->session_token_len) memcpy(loop->session_token, w->session_token, loop->session_token_len);
 }
 
 /* Waits for Welcome; returns 0, or an error with loop->errmsg set. */
@@ -596,6 +613,10 @@ int nc_loop_new(nc_loop_t **out, const nc_loop_options_t *opts, char *errmsg,
   loop->hello_timeout = o.hello_timeout_ms ? o.hello_timeout_ms : DEFAULT_HELLO_TIMEOUT_MS;
   const char *env_reconnect = getenv("NETCORE_RECONNECT");
   loop->reconnect = !o.no_reconnect && !(env_reconnect != NULL && strcmp(env_reconnect, "0") == 0);
+  /* Sessions resume after a netcore takeover (PROTOCOL.md 16.1) unless
+   * NETCORE_RESUME=0 (netcore then keeps less input per socket). */
+  const char *env_resume = getenv("NETCORE_RESUME");
+  loop->resumable = loop->reconnect && !(env_resume != NULL && strcmp(env_resume, "0") == 0);
   const char *env_offload = getenv("NETCORE_PIPE_OFFLOAD");
   loop->pipe_offload = !(env_offload != NULL && strcmp(env_offload, "0") == 0);
   if ((loop->zctx = zmq_ctx_new()) == NULL) {
@@ -811,16 +832,40 @@ static void netcore_gone(nc_loop_t *loop, int err) {
  * socket gets 'error' NC_ERR_NETCORE_GONE then 'close'; listening servers
  * wait for the next Welcome (nc__server_link_lost), closing ones close; then
  * relink_step() opens a new dealer and says Hello. */
+/* How long a session waits for a netcore that resumes it before its
+ * sockets fail as after any lost link: the new netcore's default
+ * --handoff-ms, how long it keeps an unclaimed session (a handler
+ * reconnects within milliseconds of a takeover). */
+#define RESUME_WAIT_MS 5000
+
+static void relinked(nc_loop_t *loop, const ncc_event *ev);
+
+/* The session will not resume: what a lost link ends, ends now. */
+static void resume_abandoned(nc_loop_t *loop, const char *msg) {
+  loop->resuming = 0;
+  for (ncc_list *l = loop->servers.next; l != &loop->servers; l = l->next)
+    nc__server_link_lost(ncc_container_of(l, nc_server_t, h.all));
+  fail_all(loop, NC_ERR_NETCORE_GONE, msg, 1);
+  loop->shutdown = 0;
+}
+
 static void link_lost(nc_loop_t *loop) {
   char msg[sizeof(loop->errmsg)];
   int again = loop->relinking; /* lost while reconnecting: wait a little */
   snprintf(msg, sizeof(msg), "%s", loop->errmsg);
   loop->gone_pending = 0;
   loop->relinking = 1;
-  loop->shutdown = 0;
   loop->ping_outstanding = 0;
   close_dealer(loop);
   loop->relink_at = loop->now + (again ? 100 : 0);
+  /* A resumable session that was not shut down waits as it is: the next
+   * netcore may hold it (a takeover, PROTOCOL.md 16.1); its Welcome says. */
+  if (loop->resuming || (loop->resumable && loop->session_token_len && !loop->shutdown)) {
+    if (!loop->resuming) loop->resume_deadline = loop->now + RESUME_WAIT_MS;
+    loop->resuming = 1;
+    return;
+  }
+  loop->shutdown = 0;
   for (ncc_list *l = loop->servers.next; l != &loop->servers; l = l->next)
     nc__server_link_lost(ncc_container_of(l, nc_server_t, h.all));
   fail_all(loop, NC_ERR_NETCORE_GONE, msg, 1);
@@ -831,6 +876,12 @@ static void link_lost(nc_loop_t *loop) {
  * connection of each dealer with its own backoff). */
 static void relink_step(nc_loop_t *loop) {
   if (!loop->relinking || loop->gone) return;
+  if (loop->resuming && loop->now >= loop->resume_deadline) {
+    char msg[sizeof(loop->errmsg)];
+    snprintf(msg, sizeof(msg), "netcore at %s went away and no netcore resumed this session "
+             "within %d ms", loop->endpoint, RESUME_WAIT_MS);
+    resume_abandoned(loop, msg);
+  }
   if (loop->dealer != NULL) {
     if (loop->now < loop->relink_deadline) return;
     close_dealer(loop);
@@ -845,6 +896,62 @@ static void relink_step(nc_loop_t *loop) {
     return;
   }
   loop->relink_deadline = loop->now + loop->hello_timeout;
+}
+
+/* Welcome on the new dealer of a session waiting to resume: it goes on with
+ * every object, or, not resumed (another netcore, a restart), it ends as a
+ * lost link does and a new session begins (relinked). */
+static void resume_answered(nc_loop_t *loop, const ncc_event *ev) {
+  const ncc_welcome *w = ev->welcome;
+  loop->resuming = 0;
+  if (!w->resumed || w->id_prefix != loop->id_prefix) {
+    char msg[sizeof(loop->errmsg)];
+    snprintf(msg, sizeof(msg), "netcore at %s went away (the new one does not hold this session)",
+             loop->endpoint);
+    resume_abandoned(loop, msg);
+    relinked(loop, ev);
+    return;
+  }
+  /* The same session: same prefix and ids (next_id goes on), same token. */
+  snprintf(loop->instance_id, sizeof(loop->instance_id), "%s", w->instance_id);
+  snprintf(loop->server_version, sizeof(loop->server_version), "%s", w->server_version);
+  loop->max_frame = w->max_frame;
+  loop->max_write_queue = w->max_write_queue;
+  loop->minor_version = w->minor_version;
+  loop->relinking = 0;
+  loop->last_recv = loop->last_send = loop->now;
+  for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+    nc_socket_t *s = ncc_container_of(l, nc_socket_t, h.all);
+    s->resume_mark = s->state == NC__SK_CONNECTING || s->state == NC__SK_OPEN ? 2 : 0;
+  }
+  for (size_t i = 0; i < w->nresumed; i++) {
+    nc_socket_t *s = ncc_idmap_get(&loop->socket_ids, w->resumed_sockets[i].socket_id);
+    if (s != NULL && s->resume_mark == 2) {
+      s->resume_mark = 1;
+      s->resume_writes = w->resumed_sockets[i].writes;
+    }
+  }
+  /* The sockets that go on (no callback runs), in one pass... */
+  for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+    nc_socket_t *s = ncc_container_of(l, nc_socket_t, h.all);
+    if (s->resume_mark == 1) s->resume_mark = nc__socket_resumed(s, s->resume_writes) == 0 ? 0 : 3;
+  }
+  /* ...then the gone ones: a callback may free any socket, so the search
+   * starts again after each one. */
+  for (;;) {
+    nc_socket_t *s = NULL;
+    for (ncc_list *l = loop->sockets.next; l != &loop->sockets && s == NULL; l = l->next) {
+      nc_socket_t *c = ncc_container_of(l, nc_socket_t, h.all);
+      if (c->resume_mark) s = c;
+    }
+    if (s == NULL) break;
+    int mark = s->resume_mark;
+    s->resume_mark = 0;
+    if (mark == 3)
+      nc__socket_fail(s, NC_ENOMEM, "no memory to send a write again");
+    else
+      nc__socket_gone(s, NC_ERR_NETCORE_GONE, "the socket did not survive the netcore takeover");
+  }
 }
 
 /* A Welcome on the new dealer: the new session's ids, and every waiting server
@@ -909,7 +1016,10 @@ static void dispatch(nc_loop_t *loop, const ncc_event *ev, zmq_msg_t *payload) {
     on_error_event(loop, ev);
     break;
   case NCC_EV_WELCOME:
-    if (loop->relinking) relinked(loop, ev);
+    if (loop->relinking && loop->resuming)
+      resume_answered(loop, ev);
+    else if (loop->relinking)
+      relinked(loop, ev);
     break;
   case NCC_EV_STATS:
     on_stats_event(loop, ev);

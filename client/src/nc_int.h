@@ -81,6 +81,20 @@ typedef struct {
   size_t cap, head, len;
 } nc__wring_t;
 
+/* A Write or End kept until netcore acknowledges it, to be sent again to the
+ * netcore that resumes the session if the one that took over never read it
+ * (PROTOCOL.md 16.1). msg shares the payload's bytes (zmq_msg_copy). */
+typedef struct {
+  uint64_t seq, fd_id;
+  int is_end;
+  zmq_msg_t msg;
+} nc__wlog_ent_t;
+
+typedef struct {
+  nc__wlog_ent_t *v;
+  size_t cap, head, len;
+} nc__wlog_t;
+
 /* Input held while a socket is paused, in arrival order. */
 typedef enum { NC__IN_DATA, NC__IN_END, NC__IN_CLOSE } nc__in_kind_t;
 typedef struct {
@@ -169,6 +183,14 @@ struct nc_socket_s {
   uint64_t bytes_read, bytes_sent, kernel_written;
   size_t buffer_size, hwm;
   uint64_t write_seq, acked_seq;
+  /* Session resumption (PROTOCOL.md 16.1): */
+  uint64_t acked_bytes, credited; /* WriteAck bytes and Credit given, in total */
+  int got_end;         /* Ended received (delivered or queued) */
+  uint64_t last_seq;   /* seq of the last event received about it */
+  int opts_dirty;      /* an option set while the link was down: send it again */
+  int resume_mark;     /* while a resumed Welcome is handled: 1 go on, 2 gone, 3 failed */
+  uint64_t resume_writes; /* with mark 1: writes netcore carried out */
+  nc__wlog_t wlog;     /* writes kept until acknowledged */
   nc__wring_t wreqs;   /* writes waiting for their ack */
   nc__wring_t failed;  /* writes after end, failing on the next turn */
   uint32_t unacked_credit; /* consumed but not yet granted back */
@@ -240,6 +262,12 @@ struct nc_loop_s {
   uint64_t relink_deadline; /* relinking with a dealer: a new one after this */
   char hello_name[256];
   char hello_service[64]; /* Hello.service, "" = none (kept for every reconnect) */
+  /* Session resumption across a netcore takeover (PROTOCOL.md 16.1): */
+  int resumable;        /* Hello.resumable (NETCORE_RESUME=0 turns it off) */
+  uint8_t session_token[16]; /* Welcome.session_token of this session */
+  size_t session_token_len;
+  int resuming;         /* the link is lost and the session may resume: sockets wait */
+  uint64_t resume_deadline; /* resuming: the sockets fail after this */
   uint32_t hello_credit, hello_lease, hello_timeout;
   int in_run;         /* inside nc_loop_run, which knows what epoll saw */
   int left;           /* nc_loop_leave(): nothing more is sent or dispatched */
@@ -288,6 +316,12 @@ NCC_HIDDEN void nc__socket_pending(nc_socket_t *s, unsigned flags);
 NCC_HIDDEN void nc__socket_gone(nc_socket_t *s, int err, const char *msg);
 NCC_HIDDEN void nc__socket_free(nc_socket_t *s);
 NCC_HIDDEN void nc__socket_fail(nc_socket_t *s, int err, const char *msg);
+/* Session resumption (PROTOCOL.md 16.1): whether s goes in a resume Hello,
+ * and its entry; then, after Welcome{resumed}, s goes on: the writes netcore
+ * did not carry out are sent again, then its pause, options and credit. No
+ * callback runs. Returns 0, or NC_ENOMEM (s cannot go on). */
+NCC_HIDDEN int nc__socket_resume_entry(const nc_socket_t *s, ncc_resume_socket *out);
+NCC_HIDDEN int nc__socket_resumed(nc_socket_t *s, uint64_t writes);
 NCC_HIDDEN nc_socket_t *nc__socket_adopt(nc_loop_t *loop, uint64_t id,
                                          const nc_address_t *local,
                                          const nc_address_t *remote,

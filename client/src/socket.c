@@ -64,6 +64,40 @@ static nc__wreq_t wring_pop(nc__wring_t *r) {
   return w;
 }
 
+/* The write log (PROTOCOL.md 16.1): entries in seq order, oldest first. */
+static int wlog_push(nc__wlog_t *r, uint64_t seq, uint64_t fd_id, int is_end, zmq_msg_t *msg) {
+  if (r->len == r->cap) {
+    size_t ncap = r->cap ? r->cap * 2 : 16;
+    nc__wlog_ent_t *v = malloc(ncap * sizeof(*v));
+    if (v == NULL) return NC_ENOMEM;
+    for (size_t i = 0; i < r->len; i++) v[i] = r->v[(r->head + i) % r->cap];
+    free(r->v);
+    r->v = v;
+    r->cap = ncap;
+    r->head = 0;
+  }
+  nc__wlog_ent_t *e = &r->v[(r->head + r->len) % r->cap];
+  e->seq = seq;
+  e->fd_id = fd_id;
+  e->is_end = is_end;
+  zmq_msg_init(&e->msg);
+  if (msg != NULL && zmq_msg_copy(&e->msg, msg) != 0) {
+    zmq_msg_close(&e->msg);
+    return NC_ENOMEM;
+  }
+  r->len++;
+  return 0;
+}
+
+/* Drops the entries up to seq (acknowledged), or all. */
+static void wlog_trim(nc__wlog_t *r, uint64_t seq, int all) {
+  while (r->len > 0 && (all || r->v[r->head].seq <= seq)) {
+    zmq_msg_close(&r->v[r->head].msg);
+    r->head = (r->head + 1) % r->cap;
+    r->len--;
+  }
+}
+
 static int inring_push(nc__inring_t *r, nc__in_kind_t kind, int had_error, zmq_msg_t *msg) {
   if (r->len == r->cap) {
     size_t ncap = r->cap ? r->cap * 2 : 8;
@@ -143,6 +177,9 @@ static void reset_connection(nc_socket_t *s) {
   s->bytes_read = s->bytes_sent = s->kernel_written = 0;
   s->buffer_size = 0;
   s->write_seq = s->acked_seq = 0;
+  s->acked_bytes = s->credited = 0;
+  s->got_end = s->opts_dirty = s->resume_mark = 0;
+  wlog_trim(&s->wlog, 0, 1);
   s->unacked_credit = 0;
   s->closed_final = 0;
   s->adopted = 0;
@@ -238,6 +275,7 @@ void nc__socket_accepted(nc_loop_t *loop, const ncc_event *ev) {
     return;
   }
   s->server = server;
+  s->last_seq = ev->seq;
   if (server == NULL) {
     nc_socket_destroy(s);
     return;
@@ -246,6 +284,7 @@ void nc__socket_accepted(nc_loop_t *loop, const ncc_event *ev) {
     /* Its history so far (PROTOCOL.md 13); the replayed Data follows. */
     s->adopted = 1;
     s->bytes_read = ev->bytes_read;
+    s->credited = ev->bytes_read; /* what the old owner consumed was credited */
     s->kernel_written = ev->bytes_written;
     s->bytes_sent = ev->bytes_written + ev->queued_bytes;
     s->ended_local = ev->write_ended;
@@ -337,6 +376,40 @@ int nc_create_connection_path(nc_loop_t *loop, const nc_socket_options_t *opts,
 
 /* ------------------------------------------------------------------ write */
 
+/* Whether this session may resume after a takeover (PROTOCOL.md 16.1): its
+ * writes are then kept until acknowledged. */
+static int session_kept(const nc_loop_t *loop) {
+  return loop->resumable && loop->session_token_len > 0 && loop->reconnect;
+}
+
+/* Sends one Write or End (cmd) with msg (taken; NULL for End) as the
+ * socket's next write. In a resumable session it is kept until its ack;
+ * while the link is down (resuming) it is only kept, and a send that finds
+ * the link dead counts as done: the resumed session sends it again (or, not
+ * resumed, the socket fails). */
+static int send_write(nc_socket_t *s, const ncc_cmd *cmd, zmq_msg_t *msg) {
+  nc_loop_t *loop = s->h.loop;
+  uint64_t seq = s->write_seq + 1;
+  int kept = session_kept(loop);
+  if (kept && wlog_push(&s->wlog, seq, cmd->fd_socket_id, cmd->kind == NCC_CMD_END, msg) != 0) {
+    if (msg != NULL) zmq_msg_close(msg);
+    return NC_ENOMEM;
+  }
+  int rv = 0;
+  if (loop->resuming) {
+    if (msg != NULL) zmq_msg_close(msg);
+  } else {
+    rv = nc__send(loop, cmd, NULL, 0, msg);
+    if (kept && (rv == NC_ERR_NETCORE_GONE || rv == NC_ERR_NETCORE_UNAVAILABLE)) rv = 0;
+  }
+  if (rv != 0) {
+    if (kept) s->wlog.len--; /* the entry just pushed */
+    return rv;
+  }
+  s->write_seq = seq;
+  return 0;
+}
+
 /* Sends one write (split at netcore's frame limit); msg, if given, holds the
  * bytes already (a pipe forwarding a received frame without copying). */
 static int write_common(nc_socket_t *s, const void *data, size_t len, zmq_msg_t *msg,
@@ -377,15 +450,16 @@ static int write_common(nc_socket_t *s, const void *data, size_t len, zmq_msg_t 
   }
   if (msg != NULL) {
     cmd.ack_now = prompt;
-    if ((rv = nc__send(loop, &cmd, NULL, 0, msg)) != 0) return rv;
-    s->write_seq++;
+    if ((rv = send_write(s, &cmd, msg)) != 0) return rv;
   } else {
     do {
       size_t n = left < chunk ? left : chunk;
       cmd.ack_now = prompt && n == left; /* the last part's ack covers the rest */
-      if ((rv = nc__send(loop, &cmd, p, n, NULL)) != 0) return rv;
+      zmq_msg_t m;
+      if (zmq_msg_init_size(&m, n) != 0) return NC_ENOMEM;
+      if (n > 0) memcpy(zmq_msg_data(&m), p, n); /* the one copy of the data */
+      if ((rv = send_write(s, &cmd, &m)) != 0) return rv;
       cmd.fd_socket_id = 0; /* the fd goes with the first part only */
-      s->write_seq++;
       p += n;
       left -= n;
     } while (left > 0);
@@ -427,8 +501,8 @@ int nc_socket_end(nc_socket_t *s, const void *data, size_t len) {
   /* No ack_now: nothing waits for the FIN's ack (no drain after end), and it
    * rides along with Closed, which follows as soon as the peer has ended too. */
   ncc_cmd cmd = {.kind = NCC_CMD_END, .id = s->id};
-  if ((rv = nc__send(loop, &cmd, NULL, 0, NULL)) != 0) return rv;
-  s->write_seq++;
+  (void)loop;
+  if ((rv = send_write(s, &cmd, NULL)) != 0) return rv;
   s->ended_local = 1;
   s->need_drain = 0; /* no 'drain' once ending, as in Node's Writable */
   return 0;
@@ -438,9 +512,13 @@ int nc_socket_end(nc_socket_t *s, const void *data, size_t len) {
 
 static void grant(nc_socket_t *s) {
   ncc_cmd cmd = {.kind = NCC_CMD_CREDIT, .id = s->id, .bytes = s->unacked_credit};
-  if (s->unacked_credit == 0) return;
+  if (s->unacked_credit == 0 || s->h.loop->resuming) return; /* granted once resumed */
+  uint32_t n = s->unacked_credit;
   s->unacked_credit = 0;
-  nc__send(s->h.loop, &cmd, NULL, 0, NULL);
+  if (nc__send(s->h.loop, &cmd, NULL, 0, NULL) == 0)
+    s->credited += n;
+  else if (session_kept(s->h.loop))
+    s->unacked_credit = n; /* to the netcore that resumes the session */
 }
 
 /* Credit is netcore's proof that the bytes were handled (PROTOCOL.md 13):
@@ -577,6 +655,7 @@ static void finish_close(nc_socket_t *s, int had_error) {
   }
   unpipe_all(s, 1);
   inring_clear(&s->input);
+  wlog_trim(&s->wlog, 0, 1);
   fail_writes(s);
   uncount(s);
   if (s->ev.on_close != NULL) s->ev.on_close(s, had_error);
@@ -591,6 +670,8 @@ void nc__socket_free(nc_socket_t *s) {
   unpipe_all(s, 0);
   inring_clear(&s->input);
   free(s->input.v);
+  wlog_trim(&s->wlog, 0, 1);
+  free(s->wlog.v);
   free(s->wreqs.v);
   free(s->failed.v);
   nc__unref(&s->h);
@@ -657,6 +738,8 @@ static void flush_input(nc_socket_t *s) {
 
 static void on_ack(nc_socket_t *s, const ncc_event *ev) {
   s->acked_seq += ev->count;
+  s->acked_bytes += ev->bytes;
+  wlog_trim(&s->wlog, s->acked_seq, 0);
   s->buffer_size -= ev->bytes < s->buffer_size ? (size_t)ev->bytes : s->buffer_size;
   s->kernel_written = ev->bytes_written;
   while (s->wreqs.len > 0 && s->wreqs.v[s->wreqs.head].seq <= s->acked_seq) {
@@ -704,6 +787,7 @@ static void on_data(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
 }
 
 static void on_ended(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  s->got_end = 1;
   if (s->destroyed) return;
   if (s->paused || s->input.len > 0 || s->adopted_pipe_dst) {
     if (inring_push(&s->input, NC__IN_END, 0, NULL) != 0)
@@ -805,6 +889,7 @@ static const event_fn socket_events[NCC_EV_BATCH + 1] = {
 };
 
 void nc__socket_event(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload) {
+  if (ev->seq) s->last_seq = ev->seq;
   if (ev->has_ack) { /* acks that waited for this event come first */
     ncc_event ack = {.count = ev->ack_writes, .bytes = ev->ack_bytes,
                      .bytes_written = ev->ack_bytes_written};
@@ -857,6 +942,7 @@ int nc_socket_set_timeout(nc_socket_t *s, unsigned msecs, nc_socket_cb cb) {
   s->timeout_ms = msecs;
   s->timeout_cb = msecs > 0 ? cb : NULL;
   if (!live(s)) return 0;
+  if (s->h.loop->resuming) return s->opts_dirty = 1, 0; /* sent once resumed */
   ncc_cmd c = {.kind = NCC_CMD_SET_TIMEOUT, .id = s->id, .msecs = msecs};
   return nc__send(s->h.loop, &c, NULL, 0, NULL);
 }
@@ -865,6 +951,7 @@ int nc_socket_set_no_delay(nc_socket_t *s, int enable) {
   if (s == NULL) return NC_EINVAL;
   s->nodelay = enable != 0;
   if (!live(s)) return 0;
+  if (s->h.loop->resuming) return s->opts_dirty = 1, 0;
   ncc_cmd c = {.kind = NCC_CMD_SET_NO_DELAY, .id = s->id, .enable = s->nodelay};
   return nc__send(s->h.loop, &c, NULL, 0, NULL);
 }
@@ -874,6 +961,7 @@ int nc_socket_set_keep_alive(nc_socket_t *s, int enable, unsigned initial_delay_
   s->keepalive = enable != 0;
   s->keepalive_delay = initial_delay_ms;
   if (!live(s)) return 0;
+  if (s->h.loop->resuming) return s->opts_dirty = 1, 0;
   ncc_cmd c = {.kind = NCC_CMD_SET_KEEP_ALIVE, .id = s->id, .enable = s->keepalive,
                  .initial_delay_ms = initial_delay_ms};
   return nc__send(s->h.loop, &c, NULL, 0, NULL);
@@ -966,3 +1054,55 @@ nc_server_t *nc_socket_server(const nc_socket_t *s) { return s->server; }
 nc_loop_t *nc_socket_loop(const nc_socket_t *s) { return s->h.loop; }
 void nc_socket_set_data(nc_socket_t *s, void *data) { s->h.data = data; }
 void *nc_socket_get_data(const nc_socket_t *s) { return s->h.data; }
+
+/* --------------------------------------------------- session resumption */
+
+int nc__socket_resume_entry(const nc_socket_t *s, ncc_resume_socket *out) {
+  /* A connecting socket is not shipped by a takeover: it fails. */
+  if (s->state != NC__SK_OPEN || s->id == 0) return 0;
+  *out = (ncc_resume_socket){.socket_id = s->id,
+                             .bytes_received = s->bytes_read,
+                             .bytes_credited = s->credited,
+                             .writes_acked = s->acked_seq,
+                             .bytes_acked = s->acked_bytes,
+                             .saw_end = s->got_end,
+                             .last_seq = s->last_seq};
+  return 1;
+}
+
+int nc__socket_resumed(nc_socket_t *s, uint64_t writes) {
+  nc_loop_t *loop = s->h.loop;
+  /* The writes the old netcore never read, in order (their data is shared
+   * with the log, which keeps it until the ack). */
+  for (size_t i = 0; i < s->wlog.len; i++) {
+    nc__wlog_ent_t *e = &s->wlog.v[(s->wlog.head + i) % s->wlog.cap];
+    if (e->seq <= writes) continue;
+    ncc_cmd cmd = {.kind = e->is_end ? NCC_CMD_END : NCC_CMD_WRITE, .id = s->id,
+                   .fd_socket_id = e->fd_id, .ack_now = 1};
+    if (e->is_end) {
+      nc__send(loop, &cmd, NULL, 0, NULL);
+      continue;
+    }
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_copy(&m, &e->msg) != 0) {
+      zmq_msg_close(&m);
+      return NC_ENOMEM;
+    }
+    nc__send(loop, &cmd, NULL, 0, &m);
+  }
+  /* What may have been lost in flight, said again: the pause state (either
+   * command is harmless when it changes nothing), a destroy, the options set
+   * while the link was down, the credit not yet given. */
+  if (s->destroyed) {
+    send_simple(s, NCC_CMD_DESTROY);
+    return 0;
+  }
+  send_simple(s, s->paused && !s->soft_paused ? NCC_CMD_PAUSE : NCC_CMD_RESUME);
+  if (s->opts_dirty) {
+    s->opts_dirty = 0;
+    send_options(s);
+  }
+  grant(s);
+  return 0;
+}

@@ -7,7 +7,11 @@
  * process serves on, and new clients connect afterwards.
  *  - takeover with a --service echo and with a --group echo;
  *  - a would-be new netcore that takes the state and dies before its ack, and
- *    one with another --bind list (it refuses): the old one serves on. */
+ *    one with another --bind list (it refuses): the old one serves on;
+ *  - the session resumes (PROTOCOL.md 16.1): a plain echo (no service, no
+ *    group) and a --service one keep their connections as the same objects:
+ *    the echo (SIGUSR1) counts no 'connection' event but the clients' and the
+ *    fresh one's, and no adopted one; NETCORE_RESUME=0 gets adoption instead. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -115,6 +119,24 @@ static void new_with_other_binds(void *arg) {
   if (kill(d.pid, 0) != 0) fail_msg("the old netcore is gone");
 }
 
+/* The echo's 'connection' events so far, and how many were adopted ones. */
+static void echo_counts(actor_t *a, unsigned long *conns, unsigned long *adopted) {
+  if (kill(a->pid, SIGUSR1) != 0) fail_msg("SIGUSR1 to the echo: %s", strerror(errno));
+  char line[256];
+  /* Other lines may come first ("listening" again, after a relisten). */
+  do {
+    size_t k = 0;
+    while (k + 1 < sizeof line) {
+      struct pollfd p = {.fd = a->out, .events = POLLIN};
+      if (poll(&p, 1, 5000) <= 0) fail_msg("the echo did not print its counts");
+      if (read(a->out, line + k, 1) != 1) fail_msg("the echo's stdout closed");
+      if (line[k] == '\n') break;
+      k++;
+    }
+    line[k] = '\0';
+  } while (sscanf(line, "echo connections %lu adopted %lu", conns, adopted) != 2);
+}
+
 static void greeted_fresh(int port) {
   int fresh = nct_tcp_connect(port);
   char g[8];
@@ -125,10 +147,15 @@ static void greeted_fresh(int port) {
 
 /* fn once the clients have sent a third of their bytes, and again at two
  * thirds if twice. */
+/* What run_takeovers checks of the echo's 'connection' events afterwards. */
+enum { COUNT_ANY, COUNT_RESUMED, COUNT_ADOPTED };
+static int expect_count = COUNT_ANY;
+
 static void run_takeovers(const char *kind, const char *name, void (*fn)(void *), int twice) {
   nct_netcore_start(&d, (const char *const[]){"--handoff-ms", "5000", NULL});
   actor_t a;
   const char *args0[] = {"--port", "0", "--host", "127.0.0.1", kind, name, NULL};
+  if (kind == NULL) args0[4] = NULL;
   int port = echo_start(&a, d.endpoint, args0);
   client_t c[NCLIENTS];
   clients_connect(c, port);
@@ -141,6 +168,17 @@ static void run_takeovers(const char *kind, const char *name, void (*fn)(void *)
   print_message("%s echo: longest pause a client saw: %llu ms\n", lang, (unsigned long long)gap);
   if (kill(a.pid, 0) != 0) fail_msg("the echo process is gone");
   greeted_fresh(port);
+  if (expect_count != COUNT_ANY) {
+    unsigned long conns = 0, adopted = 0;
+    echo_counts(&a, &conns, &adopted);
+    print_message("%s echo: %lu 'connection' events, %lu adopted\n", lang, conns, adopted);
+    if (expect_count == COUNT_RESUMED) {
+      assert_int_equal(adopted, 0);
+      assert_int_equal(conns, NCLIENTS + 1); /* the clients and the fresh one, each once */
+    } else {
+      assert_int_equal(adopted, (unsigned long)NCLIENTS * (twice ? 2 : 1));
+    }
+  }
   echo_stop(&a, SIGKILL);
   nct_netcore_stop(&d);
 }
@@ -157,6 +195,30 @@ static void test_takeover_new_dies(void **state) {
 static void test_takeover_refused(void **state) {
   run_takeovers("--service", "echo1", new_with_other_binds, 0);
 }
+/* The session resumes: no new 'connection', none adopted; twice in a row. */
+static void test_takeover_resume_plain(void **state) {
+  expect_count = COUNT_RESUMED;
+  run_takeovers(NULL, NULL, takeover, 1);
+  expect_count = COUNT_ANY;
+}
+static void test_takeover_resume_service(void **state) {
+  expect_count = COUNT_RESUMED;
+  run_takeovers("--service", "echo1", takeover, 0);
+  expect_count = COUNT_ANY;
+}
+/* NETCORE_RESUME=0: the echo's connections are adopted, as before 1.3. The
+ * C echo's pipes stay in the library here: libnc pipes inside netcore at
+ * once (PROTOCOL.md 17), which echoes without the handler, so the clients
+ * are done and gone before it comes back to adopt them. */
+static void test_takeover_no_resume(void **state) {
+  setenv("NETCORE_RESUME", "0", 1);
+  if (strcmp(lang, "c") == 0) setenv("NETCORE_PIPE_OFFLOAD", "0", 1);
+  expect_count = COUNT_ADOPTED;
+  run_takeovers("--service", "echo1", takeover, 0);
+  expect_count = COUNT_ANY;
+  unsetenv("NETCORE_RESUME");
+  unsetenv("NETCORE_PIPE_OFFLOAD");
+}
 
 int main(int argc, char **argv) {
   if (argc > 1) lang = argv[1];
@@ -167,11 +229,16 @@ int main(int argc, char **argv) {
       cmocka_unit_test_teardown(test_takeover_twice, teardown),
       cmocka_unit_test_teardown(test_takeover_new_dies, teardown),
       cmocka_unit_test_teardown(test_takeover_refused, teardown),
+      cmocka_unit_test_teardown(test_takeover_resume_plain, teardown),
+      cmocka_unit_test_teardown(test_takeover_resume_service, teardown),
+      cmocka_unit_test_teardown(test_takeover_no_resume, teardown),
   };
   const struct CMUnitTest other_tests[] = {
       cmocka_unit_test_teardown(test_takeover_service, teardown),
       cmocka_unit_test_teardown(test_takeover_group, teardown),
       cmocka_unit_test_teardown(test_takeover_twice, teardown),
+      cmocka_unit_test_teardown(test_takeover_resume_plain, teardown),
+      cmocka_unit_test_teardown(test_takeover_no_resume, teardown),
   };
   if (strcmp(lang, "c") == 0) return cmocka_run_group_tests_name("takeover_c", c_tests, NULL, NULL);
   return cmocka_run_group_tests_name(lang, other_tests, NULL, NULL);

@@ -5,7 +5,8 @@
  * it), shutting down (SIGTERM); with reconnection (the default): killed -9 or
  * shut down and started again on the same endpoint (sockets get
  * ERR_NETCORE_GONE then 'close', the server listens again on its port and
- * serves a new client). */
+ * serves a new client); a netcore takeover: the session resumes (an outbound
+ * socket goes on as the same object, PROTOCOL.md 16.1). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -350,6 +351,108 @@ static void test_client_liveness_relisten_fails(void **state) {
   nct_netcore_stop(&d);
 }
 
+/* A netcore takeover (PROTOCOL.md 16.1): the session resumes. An outbound
+ * socket (which a takeover without resumption ends) goes on as the same
+ * object: its pending setTimeout fires on the new netcore, a write made
+ * while the link is down reaches the peer exactly once, its callback runs
+ * once, input arrives, and no 'error' or 'close' comes. */
+typedef struct {
+  int connected, timeouts, errors, closes, write_cbs;
+  char got[64];
+  size_t got_len;
+} tk_t;
+
+static void tk_connect(nc_socket_t *s) { ((tk_t *)nc_socket_get_data(s))->connected++; }
+static void tk_timeout(nc_socket_t *s) { ((tk_t *)nc_socket_get_data(s))->timeouts++; }
+static void tk_error(nc_socket_t *s, int err, const char *msg) {
+  (void)err;
+  printf("outbound socket error: %s\n", msg);
+  ((tk_t *)nc_socket_get_data(s))->errors++;
+}
+static void tk_close(nc_socket_t *s, int had_error) {
+  (void)had_error;
+  ((tk_t *)nc_socket_get_data(s))->closes++;
+}
+static void tk_data(nc_socket_t *s, const char *data, size_t len) {
+  tk_t *t = nc_socket_get_data(s);
+  if (t->got_len + len <= sizeof(t->got)) memcpy(t->got + t->got_len, data, len);
+  t->got_len += len;
+}
+static void tk_written(nc_socket_t *s, int status, void *arg) {
+  (void)s;
+  assert_int_equal(status, 0);
+  ((tk_t *)arg)->write_cbs++;
+}
+
+/* Processes the loop until *v >= want (15 s at most). */
+static void tk_until(nc_loop_t *loop, const int *v, int want) {
+  uint64_t deadline = nct_now_ms() + 15000;
+  while (*v < want) {
+    if (nct_now_ms() > deadline) fail_msg("timed out (have %d, want %d)", *v, want);
+    nc_loop_process(loop);
+    int t = nc_loop_timeout(loop);
+    struct pollfd p = {.fd = nc_loop_fd(loop), .events = POLLIN};
+    poll(&p, 1, t < 0 || t > 20 ? 20 : t);
+  }
+}
+
+static void test_client_liveness_takeover_resumes(void **state) {
+  (void)state;
+  nct_netcore_t d;
+  tk_t t = {0};
+  nct_netcore_start(&d, (const char *const[]){"--handoff-ms", "5000", NULL});
+  nc_loop_t *loop = nct_loop(&d);
+  int port = 0, lfd = nct_tcp_listen(&port);
+  nc_socket_t *s;
+  assert_int_equal(nc_create_connection(loop, NULL, port, "127.0.0.1", tk_connect, &s), 0);
+  nc_socket_set_data(s, &t);
+  nc_socket_events_t ev = {.on_data = tk_data, .on_timeout = tk_timeout, .on_error = tk_error,
+                           .on_close = tk_close};
+  nc_socket_set_events(s, &ev);
+  tk_until(loop, &t.connected, 1);
+  int peer = nct_accept(lfd);
+  assert_int_equal(nc_socket_write(s, "one|", 4, tk_written, &t) >= 0, 1);
+  tk_until(loop, &t.write_cbs, 1);
+  assert_int_equal(nc_socket_set_timeout(s, 1500, NULL), 0);
+  nc_loop_process(loop);
+
+  /* The takeover, while this loop does nothing. */
+  pid_t old = d.pid;
+  d.pid = 0;
+  nct_netcore_restart(&d, (const char *const[]){"--takeover", "--handoff-ms", "5000", NULL});
+  int status = 0;
+  waitpid(old, &status, 0);
+  nct_forget(old);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  /* The link is down (or about to be found so): this write waits for the
+   * resumed session. */
+  assert_int_equal(nc_socket_write(s, "two|", 4, tk_written, &t) >= 0, 1);
+  tk_until(loop, &t.write_cbs, 2);
+  nct_write_all(peer, "in", 2);
+  int got = 0;
+  uint64_t deadline = nct_now_ms() + 15000;
+  while (t.got_len < 2 && nct_now_ms() < deadline) {
+    nc_loop_process(loop);
+    usleep(2000);
+  }
+  got = (int)t.got_len;
+  assert_int_equal(got, 2);
+  assert_memory_equal(t.got, "in", 2);
+  tk_until(loop, &t.timeouts, 1); /* the setTimeout set before the takeover */
+  nc_socket_end(s, NULL, 0);
+  char buf[16];
+  size_t n = nct_read_all(peer, buf, sizeof(buf), 10000);
+  assert_int_equal(n, 8);
+  assert_memory_equal(buf, "one|two|", 8); /* each write once, in order */
+  assert_int_equal(t.errors, 0);
+  assert_int_equal(t.closes, 0);
+  assert_int_equal(t.connected, 1);
+  close(peer);
+  close(lfd);
+  nc_loop_free(loop);
+  nct_netcore_stop(&d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_client_liveness_not_running),
@@ -359,6 +462,7 @@ int main(void) {
       cmocka_unit_test(test_client_liveness_reconnect_after_kill),
       cmocka_unit_test(test_client_liveness_reconnect_after_shutdown),
       cmocka_unit_test(test_client_liveness_relisten_fails),
+      cmocka_unit_test(test_client_liveness_takeover_resumes),
   };
   return cmocka_run_group_tests_name("client_liveness", tests, NULL, NULL);
 }

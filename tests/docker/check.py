@@ -8,6 +8,10 @@ publishes on 127.0.0.1.
                                    without reading, runs CMD (the stop), then reads:
                                    every connection must get the greeting and every
                                    byte back, then a clean EOF (no reset)
+  check.py keep PORT... -- CMD     opens 20 connections to each port, echoes a message
+                                   on each, runs CMD (an upgrade in place), then echoes
+                                   another on each same connection: every byte back
+                                   exactly once, no EOF or reset on the way
 Exit status 0 when everything holds; one line per failure on stdout.
 """
 
@@ -116,6 +120,33 @@ def drain(ports, cmd):
         raise Failure("; ".join(failures))
 
 
+def keep(ports, cmd):
+    conns = []
+    for port in ports:
+        for i in range(20):
+            c = connect(port)
+            if read_exact(c, len(GREETING), "port %d connection %d" % (port, i)) != GREETING:
+                raise Failure("port %d connection %d: no greeting" % (port, i))
+            conns.append(("port %d connection %d" % (port, i), c))
+    try:
+        for what, c in conns:
+            msg = ("before %s|" % what).encode()
+            c.sendall(msg)
+            if read_exact(c, len(msg), what) != msg:
+                raise Failure("%s: a different echo before the upgrade" % what)
+        r = subprocess.run(cmd)
+        if r.returncode != 0:
+            raise Failure("%s: status %d" % (" ".join(cmd), r.returncode))
+        for what, c in conns:
+            msg = ("after %s|" % what).encode() * 50
+            c.sendall(msg)
+            if read_exact(c, len(msg), what + " after the upgrade") != msg:
+                raise Failure("%s: a different echo after the upgrade" % what)
+    finally:
+        for _, c in conns:
+            c.close()
+
+
 def main():
     args = sys.argv[1:]
     try:
@@ -125,6 +156,9 @@ def main():
         elif args and args[0] == "drain" and "--" in args:
             i = args.index("--")
             drain([int(p) for p in args[1:i]], args[i + 1:])
+        elif args and args[0] == "keep" and "--" in args:
+            i = args.index("--")
+            keep([int(p) for p in args[1:i]], args[i + 1:])
         else:
             print(__doc__, file=sys.stderr)
             return 2

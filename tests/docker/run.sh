@@ -77,6 +77,16 @@ for _ in $(seq 1 50); do
   /usr/bin/python3 "$here/check.py" echo 8124 >/dev/null 2>&1 && break; sleep 0.2
 done
 /usr/bin/python3 "$here/check.py" echo 8124
+# An upgrade in place: SIGUSR2 (forwarded by tini, then netcore-start) makes netcore
+# start its own binary with --takeover; the container lives on under the new netcore
+# (netcore-start follows it), twice in a row, and the connections carry on.
+upgrade="$here/upgrade.sh"
+/usr/bin/python3 "$here/check.py" keep 8124 -- "$upgrade" "$run-single" 1
+/usr/bin/python3 "$here/check.py" keep 8124 -- "$upgrade" "$run-single" 2
+[ "$(docker inspect -f '{{.State.Running}}' "$run-single")" = true ] ||
+  { log "FAIL: the container stopped after an upgrade in place"; docker logs "$run-single"; exit 1; }
+/usr/bin/python3 "$here/check.py" echo 8124
+log "docker run: two upgrades in place (kill -s USR2): the container and its connections carried on"
 /usr/bin/python3 "$here/check.py" drain 8124 -- docker stop -t 20 "$run-single"
 status=$(docker inspect -f '{{.State.ExitCode}}' "$run-single")
 [ "$status" = 0 ] || { log "FAIL: docker stop: exit status $status"; docker logs "$run-single"; exit 1; }

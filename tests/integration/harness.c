@@ -399,6 +399,12 @@ uint64_t nct_last_seq(nct_client *c, uint64_t socket_id) {
   return o ? o->last : 0;
 }
 
+void nct_set_last_seq(nct_client *c, uint64_t socket_id, uint64_t seq) {
+  nct_objseq *o = obj_find(c, OBJ_SOCKET, socket_id, 1);
+  o->last = seq;
+  o->ended = o->errored = 0;
+}
+
 const char *nct_event_name(int type) {
   switch (type) {
     case EV(WELCOME):
@@ -531,6 +537,8 @@ static void check_order(nct_client *c, const nct_event *e) {
   /* An adopted socket is new to this handler and goes on from where its old
    * owner was (PROTOCOL.md 13). */
   if (ev->event_case == EV(ADOPTED) && o->last == 0 && ev->seq > 0) o->last = ev->seq - 1;
+  int announced = c->resumed && ev->event_case == EV(CONNECTION) && ev->seq > 0;
+  if (announced) o->last = ev->seq - 1;
   if (o->done)
     FAIL("[%s] %s arrived after the %s's last event (Closed/ServerClosed/ServerError)", c->name,
          nct_event_str(e, s, sizeof s), kind == OBJ_SERVER ? "server" : "socket");
@@ -541,7 +549,7 @@ static void check_order(nct_client *c, const nct_event *e) {
   switch (ev->event_case) {
     case EV(CONNECTION):
     case EV(CONNECTED):
-      if (ev->seq != 1)
+      if (ev->seq != 1 && !announced)
         FAIL("[%s] %s is not the socket's first event", c->name, nct_event_str(e, s, sizeof s));
       if (ev->event_case == EV(CONNECTION)) {
         nct_objseq *srv = obj_find(c, OBJ_SERVER, ev->connection->server_id, 0);
@@ -588,6 +596,21 @@ static void check_order(nct_client *c, const nct_event *e) {
              nct_event_str(e, s, sizeof s));
       break;
   }
+}
+
+void nct_client_carry(nct_client *to, const nct_client *from) {
+  free(to->objs);
+  to->objs = NULL;
+  to->nobjs = to->capobjs = 0;
+  if (from->nobjs) {
+    to->objs = malloc(from->nobjs * sizeof *to->objs);
+    if (!to->objs) abort();
+    memcpy(to->objs, from->objs, from->nobjs * sizeof *to->objs);
+    to->nobjs = to->capobjs = from->nobjs;
+  }
+  to->id_prefix = from->id_prefix;
+  to->last_id = from->last_id;
+  to->resumed = 1;
 }
 
 nct_client *nct_client_new(const char *endpoint, const char *name, int rcvhwm) {

@@ -162,6 +162,7 @@ typedef struct nct_client {
   int ack_now;   /* Write.ack_now of the writes sent while set */
   int batch_events; /* set before Hello: Hello.batch_events (default: $NCT_BATCH_EVENTS=1) */
   int batches;      /* EventBatches received so far */
+  int resumed;      /* it resumed another client's session (PROTOCOL.md 16.1) */
 } nct_client;
 
 /* A DEALER connected to endpoint; rcvhwm 0 keeps ZeroMQ's default. */
@@ -174,6 +175,10 @@ typedef struct nct_client_opts {
   const char *public_key, *secret_key; /* this client's CURVE key pair (Z85) */
 } nct_client_opts;
 nct_client *nct_client_new_opts(const char *endpoint, const char *name, const nct_client_opts *o);
+/* `to` goes on with from's session (PROTOCOL.md 16.1): its seq bookkeeping,
+ * id prefix and last id; a Connection of a socket it has not seen may then
+ * carry any seq (netcore announces a socket whose Connection was lost). */
+void nct_client_carry(nct_client *to, const nct_client *from);
 /* Closes the DEALER at once (no Bye): for handlers that "die". */
 void nct_client_free(nct_client *c);
 /* Sends Bye, lets ZeroMQ deliver it, then frees. */
@@ -301,6 +306,9 @@ uint64_t nct_wait_acks_at(const char *file, int line, nct_client *c, uint64_t id
 
 /* The seq of the last event c received about socket id (0: none yet). */
 uint64_t nct_last_seq(nct_client *c, uint64_t socket_id);
+/* Makes c's bookkeeping say it last saw seq of socket id (a client that
+ * pretends it lost the events after it, PROTOCOL.md 16.1). */
+void nct_set_last_seq(nct_client *c, uint64_t socket_id, uint64_t seq);
 void nct_event_free(nct_event *e);
 /* A one-line description of an event, for failure messages. */
 const char *nct_event_str(const nct_event *e, char *buf, size_t cap);

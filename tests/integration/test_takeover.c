@@ -267,7 +267,7 @@ static void test_takeover_half_open(void **state) {
   nct_peer_expect(peer, "still here", 10);
   nct_cmd_end(h2, id, NULL, 0);
   assert_int_equal(nct_peer_expect_eof(peer), 0);
-  nct_expect_skip(h2, CLOSED, id, NCT_SKIP(WRITE_ACK));
+  nct_event_free(nct_expect_skip(h2, CLOSED, id, NCT_SKIP(WRITE_ACK)));
   close(peer);
   drop(h2);
   nct_daemon_stop(&d);

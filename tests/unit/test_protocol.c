@@ -2,7 +2,8 @@
  * pack and unpack (so both directions agree), and what the packer writes is
  * the schema's message (checked with the generated decoder), including the
  * messages of protocol 1.2 (Pipe, Unpipe, Unpiped, Welcome.minor_version,
- * Adopted.pipe_*). */
+ * Adopted.pipe_*) and of session resumption (Hello.resumable/resume_token/
+ * resume_sockets, Welcome.resumed/resumed_sockets, PROTOCOL.md 16.1). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -260,6 +261,92 @@ static void test_protocol_event_batch(void **state) {
   ncc_arena_reset(&arena);
 }
 
+/* Hello 20-22 and Welcome 20-21 (PROTOCOL.md 16.1) both ways, and what the
+ * schema's decoder reads of them. */
+static void test_protocol_resume(void **state) {
+  buf b;
+  ncc_cmd out;
+  static const uint8_t token[16] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6};
+  /* more entries than the 4 KiB arena block holds flat: the overflow path */
+  enum { N = 100 };
+  ncc_resume_socket rs[N];
+  for (size_t i = 0; i < N; i++)
+    rs[i] = (ncc_resume_socket){.socket_id = (7ULL << 32) | (i + 1),
+                                .bytes_received = 1000 + i,
+                                .bytes_credited = 900 + i,
+                                .bytes_acked = 50 + i,
+                                .writes_acked = i,
+                                .last_seq = 20 + i,
+                                .saw_end = (int)(i & 1)};
+  rs[0].bytes_received = UINT64_MAX; /* 64-bit counts survive */
+  ncc_cmd hello = {.kind = NCC_CMD_HELLO, .version = 1, .hello_name = "h", .resumable = 1,
+                   .resume_token = token, .resume_token_len = sizeof token, .resume = rs,
+                   .nresume = N};
+  cmd_round_trip(&hello, &out, &b);
+  assert_int_equal(out.resumable, 1);
+  assert_int_equal(out.resume_token_len, 16);
+  assert_memory_equal(out.resume_token, token, 16);
+  assert_int_equal(out.nresume, N);
+  for (size_t i = 0; i < N; i++) {
+    assert_true(out.resume[i].socket_id == rs[i].socket_id);
+    assert_true(out.resume[i].bytes_received == rs[i].bytes_received);
+    assert_true(out.resume[i].bytes_credited == rs[i].bytes_credited);
+    assert_true(out.resume[i].bytes_acked == rs[i].bytes_acked);
+    assert_true(out.resume[i].writes_acked == rs[i].writes_acked);
+    assert_true(out.resume[i].last_seq == rs[i].last_seq);
+    assert_int_equal(out.resume[i].saw_end, rs[i].saw_end);
+  }
+  Netcore__V1__Command *m = netcore__v1__command__unpack(NULL, b.len, b.data);
+  assert_non_null(m);
+  assert_true(m->hello->resumable);
+  assert_int_equal(m->hello->resume_token.len, 16);
+  assert_int_equal(m->hello->n_resume_sockets, N);
+  assert_true(m->hello->resume_sockets[3]->last_seq == 23);
+  assert_true(m->hello->resume_sockets[3]->bytes_credited == 903);
+  netcore__v1__command__free_unpacked(m, NULL);
+  /* the room for the entries is freed when the frame cannot be had */
+  assert_int_equal(ncc_cmd_pack(&hello, nowhere, NULL), NCC_ENOMEM);
+
+  /* a plain Hello: no token, no entries */
+  ncc_cmd plain = {.kind = NCC_CMD_HELLO, .version = 1};
+  cmd_round_trip(&plain, &out, &b);
+  assert_int_equal(out.resumable, 0);
+  assert_null(out.resume_token);
+  assert_int_equal(out.resume_token_len, 0);
+  assert_null(out.resume);
+  assert_int_equal(out.nresume, 0);
+
+  ncc_resumed_socket done[3] = {{(7ULL << 32) | 1, 0}, {(7ULL << 32) | 2, 5}, {(7ULL << 32) | 9, UINT64_MAX}};
+  ncc_welcome w = {.minor_version = NCC_PROTOCOL_MINOR, .instance_id = "i", .id_prefix = 7,
+                   .session_token = token, .session_token_len = 16, .resumed = 1,
+                   .resumed_sockets = done, .nresumed = 3};
+  ncc_event ev = {.kind = NCC_EV_WELCOME, .welcome = &w}, got;
+  event_round_trip(&ev, &got, &b);
+  assert_int_equal(got.welcome->resumed, 1);
+  assert_int_equal(got.welcome->id_prefix, 7);
+  assert_int_equal(got.welcome->nresumed, 3);
+  for (size_t i = 0; i < 3; i++) {
+    assert_true(got.welcome->resumed_sockets[i].socket_id == done[i].socket_id);
+    assert_true(got.welcome->resumed_sockets[i].writes == done[i].writes);
+  }
+  Netcore__V1__Event *e = netcore__v1__event__unpack(NULL, b.len, b.data);
+  assert_non_null(e);
+  assert_true(e->welcome->resumed);
+  assert_int_equal(e->welcome->n_resumed_sockets, 3);
+  assert_true(e->welcome->resumed_sockets[1]->writes == 5);
+  netcore__v1__event__free_unpacked(e, NULL);
+  assert_int_equal(ncc_event_pack(&ev, nowhere, NULL), NCC_ENOMEM);
+
+  /* a new session's Welcome says not resumed, with no entries */
+  ncc_welcome fresh = {.instance_id = "i", .id_prefix = 8};
+  ncc_event ev2 = {.kind = NCC_EV_WELCOME, .welcome = &fresh};
+  event_round_trip(&ev2, &got, &b);
+  assert_int_equal(got.welcome->resumed, 0);
+  assert_int_equal(got.welcome->nresumed, 0);
+  assert_null(got.welcome->resumed_sockets);
+  ncc_arena_reset(&arena);
+}
+
 int main(void) {
   ncc_arena_init(&arena, block, sizeof block);
   const struct CMUnitTest tests[] = {
@@ -268,6 +355,7 @@ int main(void) {
       cmocka_unit_test(test_protocol_pipe_events),
       cmocka_unit_test(test_protocol_every_event),
       cmocka_unit_test(test_protocol_event_batch),
+      cmocka_unit_test(test_protocol_resume),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

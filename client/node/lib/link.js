@@ -44,7 +44,7 @@
 
 const path = require('path');
 const zmq = require('zeromq');
-const { encodeCommand, decodeEvent, toBig } = require('./protocol');
+const { encodeCommand, decodeEvent, toBig, toNum } = require('./protocol');
 const { ncError } = require('./errors');
 const { curveKeys } = require('./keys');
 
@@ -53,6 +53,7 @@ const PROTOCOL_VERSION = 1;
 // starting at the same moment as its handlers (scripts start both at once).
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 const RELINK_HELLO_TIMEOUT_MS = 2000; // reconnecting: a fresh DEALER after this long without Welcome
+const RESUME_WAIT_MS = 5000; // a session waits this long for a netcore that resumes it (PROTOCOL.md 16.1)
 
 const links = new Map(); // endpoint -> Link in state 'connecting' or 'ready'
 // zeromq objects are not extensible: which DEALERs have a receive() pending
@@ -117,6 +118,11 @@ class Link {
     this.curve = curve;
     this.reconnect = reconnect;
     this.relinking = false;
+    // Session resumption after a netcore takeover (PROTOCOL.md 16.1).
+    this.resumable = reconnect && process.env.NETCORE_RESUME !== '0';
+    this.resuming = false;
+    this.resumeTimer = null;
+    this.held = []; // socket commands said while resuming (writes and credit are recomputed)
     this.relisten = []; // servers to listen again after the next Welcome
     this.state = 'connecting'; // -> 'ready' -> 'closed'
     this.sockets = new Map(); // BigInt id -> Socket
@@ -181,19 +187,27 @@ class Link {
       else this.fail('ERR_NETCORE_UNAVAILABLE', `no answer from netcore at ${endpoint} within ${timeout} ms`);
     }, timeout);
     if (!this.refd) this.helloTimer.unref();
-    this.send({
-      hello: {
-        version: PROTOCOL_VERSION,
-        name: path.basename(process.argv[1] || 'node'),
-        credit_window: Number(process.env.NETCORE_CREDIT_WINDOW) || 0,
-        lease_ms: 0,
-        batch_events: true, // several events per message; see dispatch()
-        // Acks only where something waits (Write.ack_now, End.ack_now); the
-        // rest ride along with the socket's next event (PROTOCOL.md 7).
-        lazy_acks: true,
-        service: process.env.NETCORE_SERVICE || '', // successors inherit (PROTOCOL.md 13)
-      },
-    });
+    const hello = {
+      version: PROTOCOL_VERSION,
+      name: path.basename(process.argv[1] || 'node'),
+      credit_window: Number(process.env.NETCORE_CREDIT_WINDOW) || 0,
+      lease_ms: 0,
+      batch_events: true, // several events per message; see dispatch()
+      // Acks only where something waits (Write.ack_now, End.ack_now); the
+      // rest ride along with the socket's next event (PROTOCOL.md 7).
+      lazy_acks: true,
+      service: process.env.NETCORE_SERVICE || '', // successors inherit (PROTOCOL.md 13)
+      resumable: this.resumable,
+    };
+    if (this.resuming) {
+      hello.resume_token = this.welcome.session_token;
+      hello.resume_sockets = [];
+      for (const sock of this.sockets.values()) {
+        const e = sock._resumeEntry();
+        if (e) hello.resume_sockets.push(e);
+      }
+    }
+    this.send({ hello });
     if (this.refd) this.recvLoop(sock);
     else this.schedulePoll(1);
   }
@@ -447,6 +461,12 @@ class Link {
   // a payload; any other command with one goes alone, after the batch.
   send(cmd, payload) {
     if (this.state === 'closed') return;
+    if (this.resuming && !cmd.hello) {
+      // Writes wait in their socket's log and credit in its count (both are
+      // sent once resumed); the rest is said then.
+      if (!cmd.write && !cmd.end && !cmd.credit) this.held.push([cmd, payload]);
+      return;
+    }
     const env = encodeCommand(cmd);
     if ((payload !== undefined && !cmd.write) || cmd.hello || cmd.bye) {
       this.lastSent = Date.now();
@@ -461,6 +481,9 @@ class Link {
   // batch of this turn; a Write with its payload frame.
   sendPacked(env, isWrite, payload) {
     if (this.state === 'closed') return;
+    // Resuming (PROTOCOL.md 16.1): a Write waits in its socket's log and a
+    // Credit in its count, both sent once the session resumed.
+    if (this.resuming) return;
     this.lastSent = Date.now();
     if (isWrite && this.batch.length >= 256) this.flushBatch(); // never between a Write and its Credit
     this.batch.push(env);
@@ -628,6 +651,18 @@ class Link {
   onWelcome(w) {
     if (this.state !== 'connecting') return;
     clearTimeout(this.helloTimer);
+    if (this.resuming) {
+      this.resuming = false;
+      clearTimeout(this.resumeTimer);
+      const held = this.held;
+      this.held = [];
+      if (w.resumed && w.id_prefix === this.welcome.id_prefix) {
+        this.onResumed(w, held);
+        return;
+      }
+      // Another netcore, or a restart: the session ended with the old one.
+      if (!this.endObjects(`netcore at ${this.endpoint} went away (the new one does not hold this session)`)) return;
+    }
     this.welcome = w;
     this.counter = 0n;
     this.relinking = false;
@@ -638,6 +673,33 @@ class Link {
     const servers = this.relisten;
     this.relisten = [];
     for (const server of servers) server._relisten(this);
+    const ops = this.pending;
+    this.pending = [];
+    for (const op of ops) op();
+    if (this.holders.size === 0) this.scheduleIdle();
+  }
+
+  // Welcome{resumed}: the same session goes on with every object (the same
+  // ids: the counter goes on); a socket it does not name is gone.
+  onResumed(w, held) {
+    this.welcome = w;
+    this.relinking = false;
+    this.state = 'ready';
+    const period = Math.max(10, Math.floor(w.lease_ms / 3));
+    this.pingTimer = setInterval(() => this.tick(period), period);
+    this.pingTimer.unref();
+    const writes = new Map();
+    for (const r of w.resumed_sockets || []) writes.set(toBig(r.socket_id), toNum(r.writes));
+    const err = ncError('ERR_NETCORE_GONE', { message: 'the socket did not survive the netcore takeover' });
+    for (const [id, sock] of [...this.sockets]) {
+      if (writes.has(id)) sock._resumed(writes.get(id));
+      else {
+        this.sockets.delete(id);
+        this.holders.delete(sock);
+        sock._onLinkGone(err);
+      }
+    }
+    for (const [cmd, payload] of held) this.send(cmd, payload);
     const ops = this.pending;
     this.pending = [];
     for (const op of ops) op();
@@ -698,6 +760,11 @@ class Link {
     if (this.state === 'closed') return;
     if (this.reconnect && this.welcome && this.state !== 'closing-bye' &&
         (code === 'ERR_NETCORE_GONE' || code === 'ERR_NETCORE_SHUTDOWN')) {
+      if (this.resumable && code === 'ERR_NETCORE_GONE' && !this.shuttingDown &&
+          this.welcome.session_token && this.welcome.session_token.length > 0) {
+        this.holdSession(message);
+        return;
+      }
       this.relink(message);
       return;
     }
@@ -717,6 +784,30 @@ class Link {
     this.fail(code, message);
   }
 
+  // The link is lost, maybe to a takeover: every object waits as it is and a
+  // new DEALER asks to resume the session (PROTOCOL.md 16.1); without a
+  // Welcome{resumed} within RESUME_WAIT_MS, relink().
+  holdSession(message) {
+    clearTimeout(this.helloTimer);
+    clearInterval(this.pingTimer);
+    this.pingSentAt = 0;
+    this.sock.close();
+    this.pumping = false;
+    this.state = 'connecting';
+    this.relinking = true;
+    if (!this.resuming) {
+      this.resuming = true;
+      this.held = [];
+      this.resumeTimer = setTimeout(() => {
+        if (!this.resuming || this.state !== 'connecting') return;
+        this.resuming = false;
+        this.held = [];
+        this.relink(`${message}; no netcore resumed this session within ${RESUME_WAIT_MS} ms`);
+      }, RESUME_WAIT_MS);
+    }
+    this.openDealer();
+  }
+
   // Link lost, reconnection on: sockets get 'error' ERR_NETCORE_GONE then
   // 'close'; servers that were listening wait for the next Welcome; a new
   // DEALER says Hello.
@@ -729,6 +820,14 @@ class Link {
     this.state = 'connecting';
     this.relinking = true;
     this.shuttingDown = false;
+    if (!this.endObjects(message)) return;
+    this.openDealer();
+  }
+
+  // What a lost link ends: sockets get 'error' ERR_NETCORE_GONE then
+  // 'close'; listening servers wait to listen again. Returns false (after
+  // teardown) when nothing waits for netcore any more.
+  endObjects(message) {
     const err = ncError('ERR_NETCORE_GONE', { message });
     const servers = [...this.servers.values()];
     const sockets = [...this.sockets.values()];
@@ -748,9 +847,9 @@ class Link {
     }
     if (this.holders.size === 0 && this.relisten.length === 0) {
       this.teardown(); // nothing waits for netcore: the next object makes a new link
-      return;
+      return false;
     }
-    this.openDealer();
+    return true;
   }
 
   // Clean close when nothing holds the link any more: Bye, then close once
@@ -772,6 +871,7 @@ class Link {
     if (links.get(this.key) === this) links.delete(this.key);
     this.state = 'closed';
     clearTimeout(this.helloTimer);
+    clearTimeout(this.resumeTimer);
     clearInterval(this.pingTimer);
     if (this.idleCheck) clearImmediate(this.idleCheck);
     this.outq = [];

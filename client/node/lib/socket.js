@@ -129,6 +129,10 @@ class Socket extends Duplex {
     this._timeoutMs = 0;
     this._deferred = new Map(); // option commands waiting for an id / the connection
     this._lastSeq = 0n;
+    // Session resumption (PROTOCOL.md 16.1): every Write/End sent and not yet
+    // acknowledged, { n: its number, buf, fd, end }, for a netcore that
+    // resumes the session and never got it.
+    this._sentLog = [];
     this._neverConnected = true; // destroyed before 'connect': write callbacks get Node's error
     this._shutdownFailed = false; // our End met ENOTCONN (see _onSocketError)
     // Pipes inside netcore (lib/pipe.js).
@@ -279,6 +283,10 @@ class Socket extends Duplex {
   _onAck(ack) {
     this._ackedCmds = Math.min(this._sentCmds, this._ackedCmds + ack.writes);
     this._ackedBytes = Math.min(this._sentBytes, this._ackedBytes + toNum(ack.bytes));
+    const log = this._sentLog;
+    let k = 0;
+    while (k < log.length && log[k].n <= this._ackedCmds) k += 1;
+    if (k > 0) log.splice(0, k);
     this._backlog = toNum(ack.queued_bytes);
     this._settle();
     if (this._finalCb && this._endCmd !== 0 && this._ackedCmds >= this._endCmd) {
@@ -389,6 +397,44 @@ class Socket extends Duplex {
     if (!this.destroyed) this.destroy(err);
   }
 
+  // What this socket has seen, for Hello.resume_sockets; null if it does
+  // not go in (not open: a takeover does not ship a connecting socket).
+  _resumeEntry() {
+    if (this._nc !== 'open' && this._nc !== 'closing') return null;
+    return {
+      socket_id: toLong(this._id),
+      bytes_received: this._bytesRead,
+      bytes_credited: this._credited,
+      writes_acked: this._ackedCmds,
+      bytes_acked: this._ackedBytes,
+      saw_end: this._peerEnded,
+      last_seq: toLong(this._lastSeq),
+    };
+  }
+
+  // The session resumed: the writes netcore never got go again, then the
+  // pause state (either command is harmless when it changes nothing), a
+  // destroy, and the credit owed.
+  _resumed(writes) {
+    const id = toLong(this._id);
+    for (const e of this._sentLog) {
+      if (e.n <= writes) continue;
+      // Acknowledged promptly: a callback, 'drain' or 'finish' may wait for them.
+      if (e.end) this._link.send({ end: { socket_id: id, ack_now: true } });
+      else {
+        const write = { socket_id: id, ack_now: true };
+        if (e.fd !== null && e.fd !== undefined) write.fd_socket_id = toLong(e.fd);
+        this._link.send({ write }, e.buf);
+      }
+    }
+    if (this._nc === 'closing') {
+      this._link.send({ destroy: { socket_id: id } });
+      return;
+    }
+    this._link.send(this._ncPaused ? { pause: { socket_id: id } } : { resume: { socket_id: id } });
+    this._maybeGrant();
+  }
+
   _onLinkGone(err) {
     this._nc = 'closed';
     if (this._link && this._id !== null) this._link.sockets.delete(this._id);
@@ -434,6 +480,7 @@ class Socket extends Duplex {
   // little earlier or later; an empty buffer makes the count exact.)
   _maybeGrant() {
     if (this._id === null || (this._nc !== 'open' && this._nc !== 'pending')) return;
+    if (this._link.resuming) return; // granted once the session resumed
     const owed = this._bytesRead - this.readableLength - this._credited;
     if (owed < 1) return; // every consumed byte, at once: credit is netcore's proof (PROTOCOL.md 13)
     // Piped inside netcore: this credit lets netcore start moving, so the
@@ -525,12 +572,15 @@ class Socket extends Duplex {
         this._link.send({ end: { socket_id: toLong(this._id), ack_now: true } });
         this._sentCmds += 1;
         this._endCmd = this._sentCmds;
+        if (this._link.resumable) this._sentLog.push({ n: this._sentCmds, end: true });
         continue;
       }
       let buf = p.buf;
       let fd = null;
+      let fdId = null; // for the write log (a resumed session sends it again)
       if (p.fd) {
-        fd = idVarint(p.fd._id);
+        fdId = p.fd._id;
+        fd = idVarint(fdId);
         p.fd = undefined; // the fd goes with the first piece only
       }
       if (buf.length > maxPiece) {
@@ -557,6 +607,9 @@ class Socket extends Duplex {
       this._link.sendPacked(packWrite(this._idv, fd, ackNow), true, buf);
       this._sentCmds += 1;
       this._sentBytes += buf.length;
+      if (this._link.resumable) {
+        this._sentLog.push({ n: this._sentCmds, buf, fd: fdId, end: false });
+      }
     }
     if (this._refd === false) this._link.setRef(this);
     if (this._held && this._queuedBytes - this._ackedBytes < limit) {
@@ -578,6 +631,7 @@ class Socket extends Duplex {
     const waits = this._waits;
     const finalCb = this._finalCb;
     this._wq = [];
+    this._sentLog = [];
     this._held = null;
     this._waits = [];
     this._finalCb = null;
@@ -786,6 +840,8 @@ class Socket extends Duplex {
     if (this._link && this._sentCmds > this._ackedCmds && this._endCmd === 0 && !this.destroyed) {
       this._link.sendPacked(packWrite(this._idv, 0, true), true, EMPTY);
       this._sentCmds += 1;
+      // Numbered as every Write: a resumed session sends it again if lost.
+      if (this._link.resumable) this._sentLog.push({ n: this._sentCmds, buf: EMPTY, fd: null, end: false });
     }
     if (this._link) this._link.setRef(this);
     return this;

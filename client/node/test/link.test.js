@@ -7,7 +7,7 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert');
-const { execFileSync } = require('child_process');
+const { execFileSync, spawn } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -198,6 +198,89 @@ test('reconnection off (reconnect: false, NETCORE_RECONNECT=0): the loss ends th
       delete process.env.NETCORE_RECONNECT;
       await nc.stop();
     }
+  }
+});
+
+// A netcore takeover (PROTOCOL.md 16.1): the session resumes and every object
+// goes on as the same object: an accepted socket with a pending setTimeout,
+// an outbound socket, the server; no 'close', no 'error', no second
+// 'listening' or 'connection'; data both ways afterwards.
+test('takeover: the session resumes with the same socket and server objects', async () => {
+  const nc = await startNetcore(['--handoff-ms', '5000']);
+  let proc2 = null;
+  const peer = nodeNet.createServer();
+  try {
+    const seen = [];
+    const peerConns = [];
+    peer.on('connection', (s) => peerConns.push(s));
+    await new Promise((r) => peer.listen(0, '127.0.0.1', r));
+    let c = null;
+    const server = net.createServer({ endpoint: nc.endpoint }, (s) => {
+      seen.push('connection');
+      c = s;
+    });
+    server.on('listening', () => seen.push('listening'));
+    server.on('error', (e) => seen.push(`server error ${e.code}`));
+    server.listen(0, '127.0.0.1');
+    await until(() => seen.includes('listening'), 'listening');
+    const client = nodeNet.createConnection(server.address().port, '127.0.0.1');
+    let clientGot = '';
+    client.on('data', (d) => {
+      clientGot += d;
+    });
+    await until(() => c !== null, 'connection');
+    const watch = (name, s) => {
+      s.on('error', (e) => seen.push(`${name} error ${e.code}`));
+      s.on('close', () => seen.push(`${name} close`));
+    };
+    watch('c', c);
+    let cData = '';
+    c.on('data', (d) => {
+      cData += d;
+    });
+    let timedOut = 0;
+    c.setTimeout(1500, () => {
+      timedOut += 1;
+    });
+    c.write('before\n');
+    const out = net.createConnection({ endpoint: nc.endpoint, port: peer.address().port, host: '127.0.0.1' });
+    watch('out', out);
+    let outData = '';
+    out.on('data', (d) => {
+      outData += d;
+    });
+    await once(out, 'connect');
+    await until(() => clientGot === 'before\n' && peerConns.length === 1, 'both connections up');
+
+    proc2 = spawn(NETCORE_BIN, ['--bind', nc.endpoint, '--log-level', 'warn', '--handoff-ms', '5000', '--takeover'],
+      { stdio: 'inherit' });
+    const [code] = await new Promise((r) => nc.proc.once('exit', (...a) => r(a)));
+    assert.strictEqual(code, 0, 'the old netcore exits 0');
+
+    let peerGot = '';
+    peerConns[0].on('data', (d) => {
+      peerGot += d;
+    });
+    c.write('after\n');
+    out.write('out\n');
+    await until(() => clientGot === 'before\nafter\n' && peerGot === 'out\n', 'writes after the takeover');
+    client.write('c-in');
+    peerConns[0].write('o-in');
+    await until(() => cData === 'c-in' && outData === 'o-in', 'data after the takeover');
+    await until(() => timedOut === 1, "the setTimeout set before the takeover");
+    assert.deepStrictEqual(seen, ['listening', 'connection']);
+    client.destroy();
+    out.destroy();
+    peerConns[0].destroy();
+    await new Promise((r) => server.close(r));
+  } finally {
+    peer.close();
+    if (proc2) {
+      const done = new Promise((r) => proc2.once('exit', r));
+      proc2.kill('SIGTERM');
+      await done;
+    }
+    fs.rmSync(nc.dir, { recursive: true, force: true });
   }
 });
 

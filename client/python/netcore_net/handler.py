@@ -22,6 +22,13 @@ listens again with the same options on the port it had ('listening' again; a
 listen that fails now is that server's 'error'). Without reconnection the loss
 ends everything as when netcore never answered.
 
+A lost link that may be a netcore takeover (not a Shutdown) first tries to
+resume the session (PROTOCOL.md 16.1): every object waits as it is, the Hello
+carries the session token and what each socket has seen, and a
+Welcome{resumed} lets everything go on (writes netcore never read are sent
+again; the application sees a pause). Without it (another netcore, or none
+within 5 s) the objects end as above. NETCORE_RESUME=0 turns this off.
+
 CURVE (tcp:// endpoints of a netcore with --curve-secret-file): server_key
 (netcore's public key, Z85) and secret_file (this handler's key pair file, as
 `netcore keygen` writes it), else NETCORE_SERVER_KEY and NETCORE_SECRET_FILE;
@@ -59,6 +66,7 @@ _RECV_BATCH = 256  # messages handled per loop turn before yielding to other cal
 _BATCH_MAX_COMMANDS = 256  # a CommandBatch leaves early at this many commands
 _BATCH_MAX_PAYLOAD = 64 * 1024  # or this many payload bytes
 _RELINK_HELLO_TIMEOUT = 2.0  # reconnecting: a fresh DEALER after this long without Welcome
+_RESUME_WAIT = 5.0  # a session waits this long for a netcore that resumes it (PROTOCOL.md 16.1)
 
 
 def default_endpoint() -> str:
@@ -155,6 +163,11 @@ class Netcore(EventEmitter):
             reconnect = os.environ.get("NETCORE_RECONNECT", "1") != "0"
         self.reconnect = bool(reconnect)
         self._relinking = False
+        # Session resumption after a takeover (PROTOCOL.md 16.1).
+        self._resumable = self.reconnect and os.environ.get("NETCORE_RESUME", "1") != "0"
+        self._resuming = False
+        self._resume_deadline = 0.0
+        self._held: List[Message] = []  # socket commands said while resuming (not writes)
         self._shutting_down = False
         self.name = name
         self.state = "new"  # new -> connecting -> ready -> closed
@@ -232,6 +245,11 @@ class Netcore(EventEmitter):
         hello.hello.lazy_acks = True
         # Successors with the same service name inherit (PROTOCOL.md 13).
         hello.hello.service = os.environ.get("NETCORE_SERVICE", "")
+        hello.hello.resumable = self._resumable
+        if self._resuming:
+            hello.hello.resume_token = self.welcome.session_token
+            for sock in self._sockets.values():
+                sock._resume_entry(hello.hello.resume_sockets)
         self._send_raw([hello.SerializeToString()])
         wait = _RELINK_HELLO_TIMEOUT if self._relinking else self._connect_timeout
         self._timer = loop.call_later(wait, self._connect_timed_out)
@@ -361,6 +379,10 @@ class Netcore(EventEmitter):
         log.debug("netcore lost: %s", err)
         if (self.reconnect and self.welcome is not None
                 and err.code in ("ERR_NETCORE_GONE", "ERR_NETCORE_SHUTDOWN")):
+            if (self._resumable and err.code == "ERR_NETCORE_GONE" and not self._shutting_down
+                    and self.welcome.session_token):
+                self._hold_session()
+                return
             self._relink(err)
             return
         self._teardown_objects(err)
@@ -377,6 +399,53 @@ class Netcore(EventEmitter):
         for obj in objs:
             obj._lost(err)
         self._live.clear()
+
+    def _hold_session(self) -> None:
+        """The link is lost, maybe to a takeover: every object waits as it is
+        and a new DEALER asks to resume the session (PROTOCOL.md 16.1)."""
+        self._close_dealer()
+        if not self._resuming:
+            self._resume_deadline = time.monotonic() + _RESUME_WAIT
+            self._held = []
+        self._resuming = True
+        self._relinking = True
+        self.state = "connecting"
+        self._start()
+
+    def _resume_abandoned(self, why: str) -> None:
+        """No resumption: the objects end as after a lost link (_relink)."""
+        self._resuming = False
+        self._held = []
+        self._close_dealer()
+        self._relink(NetcoreError("ERR_NETCORE_GONE", why))
+
+    def _resumed(self, w: Message) -> None:
+        """Welcome{resumed}: the same session goes on with every object."""
+        self._resuming = False
+        self._relinking = False
+        if self._timer is not None:
+            self._timer.cancel()
+        self.welcome = w
+        self.instance_id = w.instance_id
+        self.state = "ready"
+        lease = w.lease_ms / 1000.0 or 15.0
+        self._timer = self.loop.call_later(lease / 3, self._tick)
+        writes = {r.socket_id: r.writes for r in w.resumed_sockets}
+        for sock in list(self._sockets.values()):
+            if sock._id in writes:
+                sock._resume(writes[sock._id])
+            elif sock._state in ("open", "connecting"):
+                self._sockets.pop(sock._id, None)
+                sock._lost(NetcoreError("ERR_NETCORE_GONE",
+                                        "the socket did not survive the netcore takeover"))
+        held, self._held = self._held, []
+        for cmd in held:
+            self.send(cmd)
+        if self.listener_count("welcome"):
+            self.emit("welcome", w)
+        waiting, self._waiting = self._waiting, []
+        for obj in waiting:
+            obj._start_io()
 
     def _relink(self, err: NetcoreError) -> None:
         """Sockets get 'error' ERR_NETCORE_GONE then 'close'; servers that were
@@ -407,6 +476,10 @@ class Netcore(EventEmitter):
 
     def _connect_timed_out(self) -> None:
         self._timer = None
+        if self._resuming and time.monotonic() >= self._resume_deadline:
+            self._resume_abandoned("netcore at %s went away and no netcore resumed this session"
+                                   % self.endpoint)
+            return
         if self.state == "connecting" and self._relinking:
             # No Welcome on this DEALER: start afresh (libzmq keeps its own
             # backoff per DEALER; a new one also forgets a half-dead link).
@@ -474,6 +547,12 @@ class Netcore(EventEmitter):
         goes alone, after the batch."""
         self._ref += 1
         cmd.ref = self._ref
+        if self._resuming:
+            # Writes wait in their socket's queue and credit in its count
+            # (both are sent once resumed); the rest is said then.
+            if cmd.WhichOneof("command") not in ("write", "end", "credit"):
+                self._held.append(cmd)
+            return cmd.ref
         if payload is not None and cmd.WhichOneof("command") != "write":
             self._flush_batch()
             self._send_raw([cmd.SerializeToString(), payload])
@@ -656,6 +735,25 @@ class Netcore(EventEmitter):
             if w.instance_id != self.instance_id:
                 self._lost(NetcoreError("ERR_NETCORE_GONE", "netcore restarted"))
             return
+        if self._resuming:
+            if w.resumed and w.id_prefix == self.welcome.id_prefix:
+                self._resumed(w)
+                return
+            # Another netcore, or a restart: the session ended with the old one.
+            self._resuming = False
+            self._held = []
+            gone = NetcoreError("ERR_NETCORE_GONE", "netcore at %s went away (the new one does "
+                                "not hold this session)" % self.endpoint)
+            servers, sockets = list(self._servers.values()), list(self._sockets.values())
+            self._servers.clear()
+            self._sockets.clear()
+            relisten = [srv for srv in servers if srv._link_lost()]
+            self._waiting[:0] = relisten
+            for srv in servers:
+                if srv not in relisten:
+                    srv._lost(gone)
+            for sock in sockets:
+                sock._lost(gone)
         self._relinking = False
         self._n = 0
         if self._timer is not None:

@@ -94,13 +94,18 @@ def address_dict(a: Message) -> AddressInfo:
 
 
 class _Write:
-    __slots__ = ("ref", "nbytes", "callback", "is_end")
+    """A Write or End waiting for its ack; its payload is kept for a netcore
+    that resumes the session and never got it (PROTOCOL.md 16.1)."""
+    __slots__ = ("ref", "nbytes", "callback", "is_end", "seq", "cmd", "payload")
 
     def __init__(self, nbytes: int, callback: Optional[ErrorCallback], is_end: bool) -> None:
         self.ref = 0
         self.nbytes = nbytes
         self.callback = callback
         self.is_end = is_end
+        self.seq = 0
+        self.cmd: Message = None
+        self.payload: Optional[bytes] = None
 
 
 class _PipeRec:
@@ -154,6 +159,12 @@ class Socket(EventEmitter):
         self._buffer_size = 0
         self._need_drain = False
         self._acked_written = 0
+        # Session resumption (PROTOCOL.md 16.1): totals netcore is told.
+        self._write_seq = 0   # Write/End commands sent
+        self._acked_seq = 0   # of them acknowledged
+        self._acked_bytes = 0
+        self._credited = 0    # bytes given back by Credit
+        self._got_end = False
         self._final_written: Optional[int] = None
         self._error: Optional[BaseException] = None
         self._close_emitted = False
@@ -308,6 +319,8 @@ class Socket(EventEmitter):
         ref = self._nc.send(cmd, payload)
         if entry is not None:
             entry.ref = ref
+            self._write_seq += 1
+            entry.seq, entry.cmd, entry.payload = self._write_seq, cmd, payload
 
     def _command(self, name: str, **fields: Any) -> Message:
         cmd = pb.Command()
@@ -518,9 +531,10 @@ class Socket(EventEmitter):
         turn's batch with the writes they produced, netcore's proof that they
         were handled (PROTOCOL.md 13). A paused socket grants too: Pause has
         stopped netcore, and what still comes waits here, uncredited."""
-        if not self._consumed or not self._readable or self._id is None:
+        if not self._consumed or not self._readable or self._id is None or self._nc._resuming:
             return
         self._send(self._command("credit", bytes=self._consumed))
+        self._credited += self._consumed
         self._consumed = 0
 
     def _emit_end(self) -> None:
@@ -661,6 +675,7 @@ class Socket(EventEmitter):
 
     def _on_ended(self, m: Message, payload: Optional[bytes], seq: int) -> None:
         self._check_seq(seq)
+        self._got_end = True
         self._readable = False
         _pipe.on_source_ended(self)
         if self._paused:
@@ -675,6 +690,8 @@ class Socket(EventEmitter):
 
     def _apply_ack(self, m: Message) -> None:
         """A WriteAck, alone or riding along with another event (Event.ack)."""
+        self._acked_seq += m.writes
+        self._acked_bytes += m.bytes
         done = []
         for _ in range(m.writes):
             if not self._wq:
@@ -821,6 +838,35 @@ class Socket(EventEmitter):
         # An unref'd socket still waits for its connect and its writes, as
         # Node's pending libuv requests keep the loop alive.
         return self._refd or self._state in ("new", "connecting") or bool(self._wq)
+
+    # ---------------------------------------------------- session resumption
+
+    def _resume_entry(self, entries: Any) -> None:
+        """Adds what this socket has seen to Hello.resume_sockets (an open one)."""
+        if self._state != "open" or self._id is None:
+            return
+        r = entries.add()
+        r.socket_id = self._id
+        r.bytes_received = self._bytes_read
+        r.bytes_credited = self._credited
+        r.writes_acked = self._acked_seq
+        r.bytes_acked = self._acked_bytes
+        r.saw_end = self._got_end
+        r.last_seq = self._seq
+
+    def _resume(self, writes: int) -> None:
+        """The session resumed: the writes netcore never got go again, then
+        the pause state (either command is harmless if it changes nothing),
+        a destroy, and the credit owed."""
+        for e in self._wq:
+            if e.seq > writes and e.cmd is not None:
+                self._nc.send(e.cmd, e.payload)
+        if self.destroyed:
+            self._send(self._command("destroy"))
+            return
+        self._send(self._command("pause" if self._paused else "resume"))
+        if not self._paused:
+            self._grant()
 
     def _lost(self, err: NetcoreError) -> None:
         """netcore is gone (or never answered): 'error' then 'close'(True)."""

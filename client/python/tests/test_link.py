@@ -311,6 +311,110 @@ class TestReconnect(unittest.TestCase):
             del os.environ["NETCORE_RECONNECT"]
 
 
+class TestResume(unittest.TestCase):
+    """A netcore takeover (PROTOCOL.md 16.1): the session resumes and every
+    object goes on as the same object: an accepted socket with a pending
+    set_timeout, an outbound socket, the listening server; no 'close', no
+    'error', no second 'listening' or 'connection'; data both ways after."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="nc-pyresume-")
+        self.d = Daemon(self.tmp, ["--handoff-ms", "5000"])
+        self.d.start()
+
+    def tearDown(self):
+        self.d.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def takeover(self):
+        """netcore --takeover; returns once the old one has exited 0."""
+        old = self.d.p
+        log = open(self.d.err_path, "ab")
+        self.d.p = subprocess.Popen([NETCORE, "--bind", self.d.endpoint, "--log-level", "info",
+                                     "--handoff-ms", "5000", "--takeover"], stderr=log)
+        log.close()
+        self.assertEqual(old.wait(10), 0, self.d.log())
+
+    def test_session_resumes(self):
+        nc = net.Netcore(self.d.endpoint, name="resume")
+        seen = []
+        peer = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(peer.close)
+        out_port = peer.getsockname()[1]
+        state = {}
+
+        def main():
+            srv = net.create_server(netcore=nc)
+            srv.on("listening", lambda: seen.append("listening"))
+            srv.on("connection", lambda c: on_conn(c))
+            srv.on("error", lambda e: seen.append(("server error", e.code)))
+
+            def watch(name, s):
+                s.on("error", lambda e: seen.append((name, "error", e.code)))
+                s.on("close", lambda had_error: seen.append((name, "close")))
+
+            def on_conn(c):
+                seen.append("connection")
+                state["c"] = c
+                watch("c", c)
+                c.on("data", lambda d: state.setdefault("c_data", []).append(d))
+                c.write("before\n")
+                # Pending across the takeover: fires on the new netcore.
+                c.set_timeout(1500, lambda: state.setdefault("timeout", time.monotonic()))
+                out = net.create_connection(out_port, "127.0.0.1", netcore=nc)
+                state["out"] = out
+                watch("out", out)
+                out.on("data", lambda d: state.setdefault("out_data", []).append(d))
+                out.on("connect", lambda: threading.Thread(target=drive).start())
+
+            def drive():
+                client = state["client"]
+                self.assertEqual(client.recv(100), b"before\n")
+                o, _ = peer.accept()
+                state["o"] = o
+                self.addCleanup(o.close)
+                self.takeover()
+                state["taken"] = time.monotonic()
+                net.get_loop().call_soon_threadsafe(after)
+
+            def after():
+                state["c"].write("after\n")
+                state["out"].write("out\n")
+                threading.Thread(target=peers).start()
+
+            def peers():
+                client, o = state["client"], state["o"]
+                self.assertEqual(client.recv(100), b"after\n")
+                self.assertEqual(o.recv(100), b"out\n")
+                client.sendall(b"c-in")
+                o.sendall(b"o-in")
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and not (
+                        state.get("c_data") and state.get("out_data") and state.get("timeout")):
+                    time.sleep(0.02)
+                net.get_loop().call_soon_threadsafe(finish)
+
+            def finish():
+                seen.append("done")
+                state["c"].destroy()
+                state["out"].destroy()
+                srv.close()
+
+            def start():
+                client = socket.create_connection(("127.0.0.1", srv.address()["port"]))
+                self.addCleanup(client.close)
+                state["client"] = client
+            srv.listen(0, "127.0.0.1", start)
+        run_loop(main)
+        self.assertEqual(seen[:3], ["listening", "connection", "done"], seen)
+        self.assertEqual(b"".join(state.get("c_data", [])), b"c-in")
+        self.assertEqual(b"".join(state.get("out_data", [])), b"o-in")
+        self.assertIn("timeout", state, "the set_timeout set before the takeover fired")
+        self.assertIn("resumed", self.d.log())
+        print("session resumed; timeout fired %.0f ms after the takeover"
+              % ((state["timeout"] - state["taken"]) * 1000), file=sys.stderr)
+
+
 if __name__ == "__main__":
     if "--netcore" in sys.argv:
         i = sys.argv.index("--netcore")

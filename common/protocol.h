@@ -31,8 +31,9 @@
 #include "visibility.h"
 
 #define NCC_PROTOCOL_VERSION 1
-/* Welcome.minor_version: 1 = batches (PROTOCOL.md 1.1), 2 = Pipe/Unpipe/Unpiped (PROTOCOL.md 17). */
-#define NCC_PROTOCOL_MINOR 2
+/* Welcome.minor_version: 1 = batches (PROTOCOL.md 1.1), 2 = Pipe/Unpipe/Unpiped
+ * (PROTOCOL.md 17), 3 = session resumption after a takeover (PROTOCOL.md 16.1). */
+#define NCC_PROTOCOL_MINOR 3
 
 /* ------------------------------------------------------------------ memory */
 

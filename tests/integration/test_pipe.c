@@ -71,7 +71,7 @@ static void test_pipe_self_echo_and_end(void **state) {
   nct_env *e = *state;
   nct_env_start(e, NULL);
   nct_client *h = nct_env_handler(e, "echo");
-  assert_int_equal(h->minor_version, 2);
+  assert_true(h->minor_version >= 2); /* 2: pipes inside netcore */
   uint16_t port = 0;
   uint64_t srv = nct_listen_local(h, &port, 1), id;
   int peer = accept_one(h, srv, port, &id);

@@ -207,12 +207,14 @@ static void test_takeover_resume_service(void **state) {
   expect_count = COUNT_ANY;
 }
 /* NETCORE_RESUME=0: the echo's connections are adopted, as before 1.3. The
- * C echo's pipes stay in the library here: libnc pipes inside netcore at
- * once (PROTOCOL.md 17), which echoes without the handler, so the clients
- * are done and gone before it comes back to adopt them. */
+ * echoes' pipes stay in the library here: a pipe inside netcore (PROTOCOL.md
+ * 17) echoes without the handler, so the clients can be done and gone before
+ * the echo comes back to adopt them, and this test counts adoptions. (With
+ * the Node.js echo and its pipes inside netcore, a client was also reset now
+ * and then here: README, what is not done yet.) */
 static void test_takeover_no_resume(void **state) {
   setenv("NETCORE_RESUME", "0", 1);
-  if (strcmp(lang, "c") == 0) setenv("NETCORE_PIPE_OFFLOAD", "0", 1);
+  setenv("NETCORE_PIPE_OFFLOAD", "0", 1);
   expect_count = COUNT_ADOPTED;
   run_takeovers("--service", "echo1", takeover, 0);
   expect_count = COUNT_ANY;

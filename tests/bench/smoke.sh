@@ -64,7 +64,12 @@ if [ -x /usr/bin/python3 ]; then
       echo "FAIL bad_echo.py $mode did not start: $(cat "$BENCH_TMP/bad.out")"
       fails=$((fails + 1))
     else
-      port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$BENCH_TMP/bad.out")
+      port=""
+      for _ in 1 2 3 4 5 6 7 8 9 10; do # the line may still be half written
+        port=$(sed -n 's/.*"port":\([0-9][0-9]*\)}.*/\1/p' "$BENCH_TMP/bad.out")
+        [ -n "$port" ] && break
+        sleep 0.1
+      done
       out=$("$LOADGEN" --port "$port" --conns 4 --depth 4 --seconds 1 --timeout 2 2>&1)
       rc=$?
       if [ $rc -eq 1 ] && echo "$out" | grep -Eq 'corrupt bytes [1-9]'; then

@@ -998,6 +998,27 @@ int ncd_socket_set_keepalive(ncd_socket *s, int enable, uint32_t initial_delay_m
 
 /* ---------------------------------------------------------------- handoff */
 
+/* Sends s's kept input from byte `from` on to h as Data, in frames no larger
+ * than a read (adoption, PROTOCOL.md 13; resumption, 16.1). Returns 0, or -1
+ * after failing s when out of memory. */
+static int replay_kept(ncd_socket *s, ncd_handler *h, size_t from) {
+  for (size_t at = from; at < s->kept_len && !ncd_handler_dead(h);) {
+    size_t n = s->kept_len - at < READ_MAX ? s->kept_len - at : READ_MAX;
+    zmq_msg_t payload;
+    void *p = ncd_tally_frame(h->tally, &payload, n);
+    if (!p) {
+      zmq_msg_close(&payload);
+      ncd_socket_fail(s, NCD_ENOMEM, "read");
+      return -1;
+    }
+    memcpy(p, s->kept + s->kept_off + at, n);
+    ncc_event data = {.kind = NCC_EV_DATA};
+    ncd_socket_emit(s, &data, &payload);
+    at += n;
+  }
+  return 0;
+}
+
 void ncd_socket_move(ncd_socket *s, ncd_server *to) {
   ncd_handler *h = to->owner;
   ncd_metrics_adopted(s->owner, h);
@@ -1053,20 +1074,7 @@ void ncd_socket_move(ncd_socket *s, ncd_server *to) {
   ncd_socket_emit(s, &ev, NULL);
   /* The replay: what the old owner was given and did not credit, exactly,
    * in frames no larger than a read. */
-  for (size_t at = 0; at < s->kept_len && !ncd_handler_dead(h);) {
-    size_t n = s->kept_len - at < READ_MAX ? s->kept_len - at : READ_MAX;
-    zmq_msg_t payload;
-    void *p = ncd_tally_frame(h->tally, &payload, n);
-    if (!p) {
-      zmq_msg_close(&payload);
-      ncd_socket_fail(s, NCD_ENOMEM, "read");
-      return;
-    }
-    memcpy(p, s->kept + s->kept_off + at, n);
-    ncc_event data = {.kind = NCC_EV_DATA};
-    ncd_socket_emit(s, &data, &payload);
-    at += n;
-  }
+  if (replay_kept(s, h, 0) != 0) return;
   if (s->eof) {
     ncc_event ended = {.kind = NCC_EV_ENDED};
     ncd_socket_emit(s, &ended, NULL);
@@ -1203,20 +1211,7 @@ void ncd_socket_resume_session(ncd_socket *s, const ncc_resume_socket *r) {
   if ((s->ack_writes || s->ack_bytes) && ncc_list_empty(&s->dirty_link))
     ncc_list_push(&ncd.dirty, &s->dirty_link);
   /* The input it never received, exactly, then Ended if it missed that. */
-  for (size_t at = skip; at < s->kept_len && !ncd_handler_dead(h);) {
-    size_t n = s->kept_len - at < READ_MAX ? s->kept_len - at : READ_MAX;
-    zmq_msg_t payload;
-    void *p = ncd_tally_frame(h->tally, &payload, n);
-    if (!p) {
-      zmq_msg_close(&payload);
-      ncd_socket_fail(s, NCD_ENOMEM, "read");
-      return;
-    }
-    memcpy(p, s->kept + s->kept_off + at, n);
-    ncc_event data = {.kind = NCC_EV_DATA};
-    ncd_socket_emit(s, &data, &payload);
-    at += n;
-  }
+  if (replay_kept(s, h, skip) != 0) return;
   if (s->eof && !r->saw_end) {
     ncc_event ended = {.kind = NCC_EV_ENDED};
     ncd_socket_emit(s, &ended, NULL);

@@ -385,10 +385,11 @@ static void tk_written(nc_socket_t *s, int status, void *arg) {
 }
 
 /* Processes the loop until *v >= want (15 s at most). */
-static void tk_until(nc_loop_t *loop, const int *v, int want) {
+#define tk_until(loop, v, want) tk_until_at((loop), (v), (want), #v)
+static void tk_until_at(nc_loop_t *loop, const int *v, int want, const char *what) {
   uint64_t deadline = nct_now_ms() + 15000;
   while (*v < want) {
-    if (nct_now_ms() > deadline) fail_msg("timed out (have %d, want %d)", *v, want);
+    if (nct_now_ms() > deadline) fail_msg("timed out waiting for %s (have %d, want %d)", what, *v, want);
     nc_loop_process(loop);
     int t = nc_loop_timeout(loop);
     struct pollfd p = {.fd = nc_loop_fd(loop), .events = POLLIN};
@@ -411,10 +412,10 @@ static void test_client_liveness_takeover_resumes(void **state) {
   nc_socket_set_events(s, &ev);
   tk_until(loop, &t.connected, 1);
   int peer = nct_accept(lfd);
+  /* The write's ack says netcore has read the SetTimeout before it. */
+  assert_int_equal(nc_socket_set_timeout(s, 1500, NULL), 0);
   assert_int_equal(nc_socket_write(s, "one|", 4, tk_written, &t) >= 0, 1);
   tk_until(loop, &t.write_cbs, 1);
-  assert_int_equal(nc_socket_set_timeout(s, 1500, NULL), 0);
-  nc_loop_process(loop);
 
   /* The takeover, while this loop does nothing. */
   pid_t old = d.pid;

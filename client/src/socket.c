@@ -31,17 +31,25 @@
 
 /* ------------------------------------------------------------------ rings */
 
+/* Doubles a full ring of `size`-byte entries (16 at first), oldest first at
+ * index 0. The entries move as bytes: a zmq_msg_t may (libnc never keeps a
+ * pointer into one). */
+static int ring_grow(void **v, size_t *cap, size_t *head, size_t len, size_t size) {
+  size_t ncap = *cap ? *cap * 2 : 16;
+  char *nv = malloc(ncap * size);
+  if (nv == NULL) return NC_ENOMEM;
+  for (size_t i = 0; i < len; i++)
+    memcpy(nv + i * size, (char *)*v + ((*head + i) % *cap) * size, size);
+  free(*v);
+  *v = nv;
+  *cap = ncap;
+  *head = 0;
+  return 0;
+}
+
 static int wring_push(nc__wring_t *r, uint64_t seq, nc_write_cb cb, void *arg) {
-  if (r->len == r->cap) {
-    size_t ncap = r->cap ? r->cap * 2 : 16;
-    nc__wreq_t *v = malloc(ncap * sizeof(*v));
-    if (v == NULL) return NC_ENOMEM;
-    for (size_t i = 0; i < r->len; i++) v[i] = r->v[(r->head + i) % r->cap];
-    free(r->v);
-    r->v = v;
-    r->cap = ncap;
-    r->head = 0;
-  }
+  if (r->len == r->cap && ring_grow((void **)&r->v, &r->cap, &r->head, r->len, sizeof(*r->v)) != 0)
+    return NC_ENOMEM;
   nc__wreq_t *w = &r->v[(r->head + r->len) % r->cap];
   w->seq = seq;
   w->cb = cb;
@@ -66,16 +74,8 @@ static nc__wreq_t wring_pop(nc__wring_t *r) {
 
 /* The write log (PROTOCOL.md 16.1): entries in seq order, oldest first. */
 static int wlog_push(nc__wlog_t *r, uint64_t seq, uint64_t fd_id, int is_end, zmq_msg_t *msg) {
-  if (r->len == r->cap) {
-    size_t ncap = r->cap ? r->cap * 2 : 16;
-    nc__wlog_ent_t *v = malloc(ncap * sizeof(*v));
-    if (v == NULL) return NC_ENOMEM;
-    for (size_t i = 0; i < r->len; i++) v[i] = r->v[(r->head + i) % r->cap];
-    free(r->v);
-    r->v = v;
-    r->cap = ncap;
-    r->head = 0;
-  }
+  if (r->len == r->cap && ring_grow((void **)&r->v, &r->cap, &r->head, r->len, sizeof(*r->v)) != 0)
+    return NC_ENOMEM;
   nc__wlog_ent_t *e = &r->v[(r->head + r->len) % r->cap];
   e->seq = seq;
   e->fd_id = fd_id;

@@ -231,8 +231,10 @@ static ncd_socket *socket_new(ncd_handler *owner, uint64_t id, int is_unix) {
   return s;
 }
 
-ncd_socket *ncd_socket_adopt(ncd_handler *owner, int fd, int is_unix) {
-  ncd_socket *s = socket_new(owner, ++ncd.next_socket_id, is_unix);
+/* A socket with this id around fd, which it owns from here on (closed on
+ * failure). */
+static ncd_socket *socket_open_fd(ncd_handler *owner, uint64_t id, int fd, int is_unix) {
+  ncd_socket *s = socket_new(owner, id, is_unix);
   if (!s) {
     close(fd);
     return NULL;
@@ -244,6 +246,10 @@ ncd_socket *ncd_socket_adopt(ncd_handler *owner, int fd, int is_unix) {
     return NULL;
   }
   return s;
+}
+
+ncd_socket *ncd_socket_adopt(ncd_handler *owner, int fd, int is_unix) {
+  return socket_open_fd(owner, ++ncd.next_socket_id, fd, is_unix);
 }
 
 static void timer_close_cb(uv_handle_t *h) { free(h); }
@@ -1119,17 +1125,8 @@ int ncd_socket_unsent(ncd_socket *s, char **out, size_t *len) {
 
 ncd_socket *ncd_socket_restore(ncd_handler *owner, ncd_server *srv, uint64_t id, int fd,
                                int is_unix) {
-  ncd_socket *s = socket_new(owner, id, is_unix);
-  if (!s) {
-    close(fd);
-    return NULL;
-  }
-  int rc = is_unix ? uv_pipe_open(&s->h.pipe, fd) : uv_tcp_open(&s->h.tcp, fd);
-  if (rc != 0) {
-    close(fd);
-    ncd_socket_destroy(s, 0);
-    return NULL;
-  }
+  ncd_socket *s = socket_open_fd(owner, id, fd, is_unix);
+  if (!s) return NULL;
   s->server = srv;
   if (srv) srv->connections++;
   ncd_metrics_socket_opened(s, srv ? "accepted" : "connected");

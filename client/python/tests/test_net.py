@@ -581,9 +581,13 @@ class TestData(NetcoreCase):
                         data += chunk
                     seen["client_got"] = data
                     s.close()
-                threading.Thread(target=client, daemon=True).start()
+                seen["thread"] = threading.Thread(target=client, daemon=True)
+                seen["thread"].start()
             srv.listen(0, "127.0.0.1", listening)
         self.run_loop(main)
+        # The loop ends with the server's close, which may come before the client
+        # thread has stored what it read.
+        seen["thread"].join(10)
         self.assertEqual(seen["client_got"], b"after end\n")
         self.assertIs(seen["had_error"], False)
 

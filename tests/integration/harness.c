@@ -1638,6 +1638,39 @@ int nct_fd_count(pid_t pid) {
   return n;
 }
 
+/* What a socket inode is, from /proc/PID/net: "tcp LISTEN 127.0.0.1:port",
+ * "tcp state local remote" (hex as the kernel gives them) or "unix path". */
+static void socket_kind(pid_t pid, const char *target, char *out, size_t cap) {
+  unsigned long inode = 0;
+  out[0] = '\0';
+  if (sscanf(target, "socket:[%lu]", &inode) != 1) return;
+  static const char *const tables[] = {"tcp", "tcp6", "unix"};
+  for (size_t t = 0; t < sizeof tables / sizeof *tables; t++) {
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/net/%s", (int)pid, tables[t]);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    while (fgets(line, sizeof line, f)) {
+      char local[64], remote[64], name[256] = "";
+      unsigned st = 0;
+      unsigned long ino = 0;
+      if (t < 2) {
+        if (sscanf(line, " %*d: %63s %63s %x %*s %*s %*s %*s %*s %lu", local, remote, &st, &ino) == 4 &&
+            ino == inode) {
+          snprintf(out, cap, " (%s state %02X %s -> %s)", tables[t], st, local, remote);
+          break;
+        }
+      } else if (sscanf(line, "%*s %*s %*s %*s %*s %x %lu %255s", &st, &ino, name) >= 2 &&
+                 ino == inode) {
+        snprintf(out, cap, " (unix state %02X %s)", st, name);
+        break;
+      }
+    }
+    fclose(f);
+    if (out[0]) return;
+  }
+}
+
 void nct_fd_list(pid_t pid, char *out, size_t cap) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
@@ -1652,7 +1685,9 @@ void nct_fd_list(pid_t pid, char *out, size_t cap) {
     snprintf(link, sizeof link, "%s/%s", path, de->d_name);
     ssize_t k = readlink(link, target, sizeof target - 1);
     target[k > 0 ? k : 0] = '\0';
-    int w = snprintf(out + n, cap - n, "\n    %s -> %s", de->d_name, target);
+    char kind[400];
+    socket_kind(pid, target, kind, sizeof kind);
+    int w = snprintf(out + n, cap - n, "\n    %s -> %s%s", de->d_name, target, kind);
     if (w < 0) break;
     n += (size_t)w;
   }

@@ -58,12 +58,8 @@ static int check_fields(const ncd_handler *h, const ncc_cmd *cmd, ncd_err *err) 
 static void may_reclaim(ncd_handler *h, uint64_t id) {
   if ((uint32_t)(id >> 32) != h->prefix || id > h->last_id) return; /* a new id anyway */
   if (ncc_idmap_get(&ncd.sockets, id) || ncc_idmap_get(&ncd.servers, id)) return;
-  for (size_t i = 0; i < h->nreclaim; i++)
-    if (h->reclaim[i] == id) return;
-  uint64_t *v = realloc(h->reclaim, (h->nreclaim + 1) * sizeof *v);
-  if (!v) return; /* the Connect/Listen then fails with a clear error */
-  h->reclaim = v;
-  h->reclaim[h->nreclaim++] = id;
+  /* Out of memory: that Connect/Listen then fails with a clear error. */
+  (void)ncc_idmap_put(&h->reclaim, id, h);
 }
 
 int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int conn_fd,
@@ -188,6 +184,6 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
   ncd_info("handler %s (prefix %u, %s): session resumed: %u sockets go on, %u announced, "
            "%u unknown to it ended, %u servers (%zu listening again), %zu ids to send again",
            h->name, h->prefix, h->principal, named, announced, ended, h->nservers, nservers,
-           h->nreclaim);
+           h->reclaim.count);
   return 1;
 }

@@ -944,6 +944,12 @@ static void resume_answered(nc_loop_t *loop, const ncc_event *ev) {
       s->resume_mark = 1;
       s->resume_writes = w->resumed_sockets[i].writes;
     }
+    if (s != NULL && s->resume_mark == 1 && s->state == NC__SK_CONNECTING && w->minor_version < 4) {
+      /* A netcore of 1.3 never says Connected again: the socket ends. */
+      ncc_cmd destroy = {.kind = NCC_CMD_DESTROY, .id = s->id};
+      nc__send(loop, &destroy, NULL, 0, NULL);
+      s->resume_mark = 2;
+    }
   }
   /* Servers whose Listen the new netcore lacks listen again (protocol 1.4),
    * as do those that waited for the link. */

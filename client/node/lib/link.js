@@ -704,6 +704,11 @@ class Link {
       if (again && srv._state === 'pending' && srv._id === id && !heldServers.has(id)) srv._listenAgain(this);
     }
     for (const [id, sock] of [...this.sockets]) {
+      if (writes.has(id) && !again && sock._nc === 'pending') {
+        // A netcore of 1.3 never says Connected again: the socket ends.
+        this.send({ destroy: { socket_id: toLong(id) } });
+        writes.delete(id);
+      }
       if (writes.has(id)) sock._resumed(writes.get(id));
       else if (again && sock._connectAgain()) continue;
       else {

@@ -443,6 +443,10 @@ class Netcore(EventEmitter):
             if again and srv._state == "binding" and srv._id == sid and sid not in held_servers:
                 srv._listen_again()
         for sock in list(self._sockets.values()):
+            if sock._id in writes and sock._state == "connecting" and not again:
+                # A netcore of 1.3 never says Connected again: the socket ends.
+                self.send(sock._command("destroy", socket_id=sock._id))
+                writes.pop(sock._id)
             if sock._id in writes:
                 sock._resume(writes[sock._id])
             elif again and sock._state == "connecting" and sock._connect_again():

@@ -160,6 +160,12 @@ static int fill_resume_sockets(const ncc_cmd *c, cmd_parts *p) {
     rs[i].bytes_acked = c->resume[i].bytes_acked;
     rs[i].saw_end = c->resume[i].saw_end != 0;
     rs[i].last_seq = c->resume[i].last_seq;
+    rs[i].has_options = c->resume[i].has_options != 0;
+    rs[i].timeout_ms = c->resume[i].timeout_ms;
+    rs[i].no_delay = c->resume[i].no_delay;
+    rs[i].keep_alive = c->resume[i].keep_alive;
+    rs[i].keep_alive_delay_ms = c->resume[i].keep_alive_delay_ms;
+    rs[i].connecting = c->resume[i].connecting != 0;
     ptrs[i] = &rs[i];
   }
   p->heap = ptrs;
@@ -196,6 +202,8 @@ static int fill_command(const ncc_cmd *c, cmd_parts *p, Netcore__V1__Command *m)
     p->u.hello.resume_token.data = (uint8_t *)c->resume_token;
     p->u.hello.resume_token.len = c->resume_token ? c->resume_token_len : 0;
     if (c->nresume && fill_resume_sockets(c, p) != 0) return NCC_ENOMEM;
+    p->u.hello.n_resume_servers = c->nresume_servers;
+    p->u.hello.resume_servers = (uint64_t *)c->resume_servers;
     break;
   CASE(NCC_CMD_BYE, BYE, bye, netcore__v1__bye__init)
     p->u.bye.handoff = c->handoff != 0;
@@ -368,10 +376,31 @@ static int take_resume_sockets(ncc_arena *a, const Netcore__V1__Hello *h, ncc_cm
                                .bytes_acked = rs->bytes_acked,
                                .writes_acked = rs->writes_acked,
                                .last_seq = rs->last_seq,
-                               .saw_end = rs->saw_end};
+                               .saw_end = rs->saw_end,
+                               .has_options = rs->has_options,
+                               .timeout_ms = rs->timeout_ms,
+                               .no_delay = rs->no_delay,
+                               .keep_alive = rs->keep_alive,
+                               .keep_alive_delay_ms = rs->keep_alive_delay_ms,
+                               .connecting = rs->connecting};
   }
   c->resume = r;
   c->nresume = n;
+  return 0;
+}
+
+/* A repeated uint64 copied into the arena (*out NULL when n is 0). Returns 0
+ * or -1 when out of memory. */
+static int take_ids(ncc_arena *a, const uint64_t *ids, size_t n, const uint64_t **out,
+                    size_t *nout) {
+  *out = NULL;
+  *nout = 0;
+  if (n == 0) return 0;
+  uint64_t *v = n <= SIZE_MAX / sizeof *v ? arena_alloc(a, n * sizeof *v) : NULL;
+  if (v == NULL) return -1;
+  memcpy(v, ids, n * sizeof *v);
+  *out = v;
+  *nout = n;
   return 0;
 }
 
@@ -394,6 +423,9 @@ static int convert_command(ncc_arena *a, const Netcore__V1__Command *m, ncc_cmd 
     c->resume_token = m->hello->resume_token.len ? m->hello->resume_token.data : NULL;
     c->resume_token_len = m->hello->resume_token.len;
     if (m->hello->n_resume_sockets && take_resume_sockets(a, m->hello, c) != 0)
+      return NCC_EPROTO;
+    if (take_ids(a, m->hello->resume_servers, m->hello->n_resume_servers, &c->resume_servers,
+                 &c->nresume_servers) != 0)
       return NCC_EPROTO;
     break;
   case NETCORE__V1__COMMAND__COMMAND_BYE:
@@ -713,6 +745,8 @@ static void fill_welcome(event_parts *p, const ncc_welcome *w) {
   p->u.welcome.session_token.data = (uint8_t *)w->session_token;
   p->u.welcome.session_token.len = w->session_token_len;
   p->u.welcome.resumed = w->resumed != 0;
+  p->u.welcome.n_resumed_servers = w->nresumed_servers;
+  p->u.welcome.resumed_servers = (uint64_t *)w->resumed_servers;
 }
 
 /* Welcome.resumed_sockets: one block (the pointers, then the messages) in
@@ -959,6 +993,9 @@ static const ncc_welcome *take_welcome(ncc_arena *a, const Netcore__V1__Welcome 
     out->resumed_sockets = rs;
     out->nresumed = n;
   }
+  if (take_ids(a, w->resumed_servers, w->n_resumed_servers, &out->resumed_servers,
+               &out->nresumed_servers) != 0)
+    return NULL;
   return out;
 }
 

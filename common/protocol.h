@@ -32,8 +32,9 @@
 
 #define NCC_PROTOCOL_VERSION 1
 /* Welcome.minor_version: 1 = batches (PROTOCOL.md 1.1), 2 = Pipe/Unpipe/Unpiped
- * (PROTOCOL.md 17), 3 = session resumption after a takeover (PROTOCOL.md 16.1). */
-#define NCC_PROTOCOL_MINOR 3
+ * (PROTOCOL.md 17), 3 = session resumption after a takeover (PROTOCOL.md 16.1),
+ * 4 = options, Listen and Connect in flight at a takeover are not lost (16.1). */
+#define NCC_PROTOCOL_MINOR 4
 
 /* ------------------------------------------------------------------ memory */
 
@@ -105,6 +106,11 @@ typedef struct ncc_endpoint {
 typedef struct ncc_resume_socket {
   uint64_t socket_id, bytes_received, bytes_credited, bytes_acked, writes_acked, last_seq;
   int saw_end;
+  /* Protocol 1.4: the handler's view of the options (with has_options), and
+   * whether it still waits for Connected. no_delay, keep_alive: 0 never set,
+   * 1 off, 2 on (anything else is refused by netcore). */
+  int has_options, connecting;
+  uint32_t timeout_ms, no_delay, keep_alive, keep_alive_delay_ms;
 } ncc_resume_socket;
 
 /* One command; the fields its kind does not use are ignored (packing) or 0
@@ -127,6 +133,8 @@ typedef struct ncc_cmd {
   size_t resume_token_len;
   const ncc_resume_socket *resume; /* Hello.resume_sockets (unpacked: in the arena) */
   size_t nresume;
+  const uint64_t *resume_servers; /* Hello.resume_servers (unpacked: in the arena) */
+  size_t nresume_servers;
   int handoff;                /* Bye */
   uint64_t nonce;             /* Ping */
   int allow_half_open;        /* Listen, Connect */
@@ -195,6 +203,8 @@ typedef struct ncc_welcome {
   int resumed;                               /* PROTOCOL.md 16.1 */
   const ncc_resumed_socket *resumed_sockets; /* unpacked: in the arena */
   size_t nresumed;
+  const uint64_t *resumed_servers; /* protocol 1.4; unpacked: in the arena */
+  size_t nresumed_servers;
 } ncc_welcome;
 
 /* Stats: the metric families as the Stats message holds them (the same

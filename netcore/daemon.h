@@ -51,6 +51,11 @@ struct ncd_handler {
   uint8_t session_token[16]; /* Welcome.session_token: a secret naming this session */
   uint32_t prefix;           /* high 32 bits of the ids it creates */
   uint64_t last_id;          /* every new id must exceed this */
+  /* Ids at or below last_id that a resumed session may use once more: the
+   * Listen/Connect it sends again for a server or socket this netcore does
+   * not hold (PROTOCOL.md 16.1, protocol 1.4); a set (zeroed = empty).
+   * Freed with the handler. */
+  ncc_idmap_t reclaim;
   char name[64];
   char service[64];          /* Hello.service: successors inherit (handoff.h); "" = none */
   uint64_t parked_until;     /* gone, its connections wait for an adopter until then; 0 = not */

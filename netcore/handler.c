@@ -236,6 +236,10 @@ int ncd_handler_claim_id(ncd_handler *h, uint64_t id, ncd_err *err) {
     return ncd_err_set(err, NCD_ERR_INVALID_ARG_VALUE,
                        "id %llu does not carry this handler's prefix %u", (unsigned long long)id,
                        h->prefix);
+  if (id <= h->last_id && ncc_idmap_get(&h->reclaim, id)) { /* sent again after a resume: once */
+    ncc_idmap_del(&h->reclaim, id);
+    return 0;
+  }
   if (id <= h->last_id)
     return ncd_err_set(err, NCD_ERR_INVALID_ARG_VALUE,
                        "id %llu is not greater than the last id used (%llu)",
@@ -330,6 +334,7 @@ void ncd_handler_reap(void) {
       ncc_msgbatch_free(&h->batch);
       ncd_slab_drop(h->slab);
       ncd_tally_drop(h->tally);
+      ncc_idmap_free(&h->reclaim);
       free(h);
     }
   }

@@ -31,6 +31,37 @@ static ncd_handler *find_session(const char *principal, const uint8_t *token, si
   return NULL;
 }
 
+/* The protocol 1.4 fields of cmd checked against session h: 0, or an error
+ * naming the first bad entry. */
+static int check_fields(const ncd_handler *h, const ncc_cmd *cmd, ncd_err *err) {
+  for (size_t i = 0; i < cmd->nresume; i++) {
+    const ncc_resume_socket *r = &cmd->resume[i];
+    if (r->has_options && (r->no_delay > 2 || r->keep_alive > 2))
+      return ncd_err_set(err, NCD_ERR_INVALID_ARG_VALUE,
+                         "resume_sockets[%zu] (socket %llu): no_delay %u, keep_alive %u: each "
+                         "must be 0 (never set), 1 (off) or 2 (on)",
+                         i, (unsigned long long)r->socket_id, r->no_delay, r->keep_alive);
+  }
+  for (size_t i = 0; i < cmd->nresume_servers; i++) {
+    uint64_t id = cmd->resume_servers[i];
+    if ((uint32_t)(id >> 32) != h->prefix || (uint32_t)id == 0)
+      return ncd_err_set(err, NCD_ERR_INVALID_ARG_VALUE,
+                         "resume_servers[%zu]: id %llu is no server id of this session "
+                         "(prefix %u)",
+                         i, (unsigned long long)id, h->prefix);
+  }
+  return 0;
+}
+
+/* Lets h use id once more if it is its own and no object of it holds it
+ * (the Listen or Connect that created it never reached this netcore). */
+static void may_reclaim(ncd_handler *h, uint64_t id) {
+  if ((uint32_t)(id >> 32) != h->prefix || id > h->last_id) return; /* a new id anyway */
+  if (ncc_idmap_get(&ncd.sockets, id) || ncc_idmap_get(&ncd.servers, id)) return;
+  /* Out of memory: that Connect/Listen then fails with a clear error. */
+  (void)ncc_idmap_put(&h->reclaim, id, h);
+}
+
 int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int conn_fd,
                      const ncc_cmd *cmd, ncd_err *err) {
   const char *principal = ncd_auth_principal(user_id);
@@ -40,20 +71,57 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
              cmd->hello_name && *cmd->hello_name ? cmd->hello_name : "handler", principal);
     return 0;
   }
+  int rc = check_fields(h, cmd, err);
+  if (rc != 0) {
+    ncd_warn("handler %s (%s): resume refused: %s", h->name, principal, err ? err->message : "");
+    return rc;
+  }
+  /* The servers it awaits Listening for that are here, by id. */
+  ncc_idmap_t awaited;
+  ncc_idmap_init(&awaited);
+  uint64_t *servers = NULL;
+  size_t nservers = 0;
+  if (cmd->nresume_servers && !(servers = calloc(cmd->nresume_servers, sizeof *servers)))
+    return ncd_err_set(err, NCD_ENOMEM, "no memory for the servers of the resumed session");
+  for (size_t i = 0; i < cmd->nresume_servers; i++) {
+    uint64_t id = cmd->resume_servers[i];
+    ncd_server *srv = ncc_idmap_get(&ncd.servers, id);
+    if (ncc_idmap_get(&awaited, id)) continue;
+    if (!srv || srv->owner != h || srv->closing || !srv->listener) {
+      may_reclaim(h, id);
+      continue;
+    }
+    if (ncc_idmap_put(&awaited, id, srv) != 0) {
+      ncc_idmap_free(&awaited);
+      free(servers);
+      return ncd_err_set(err, NCD_ENOMEM, "no memory for the servers of the resumed session");
+    }
+    servers[nservers++] = id;
+  }
   /* The listed sockets of this session, by id (the first entry of an id). */
   ncc_idmap_t listed;
   ncc_idmap_init(&listed);
   ncc_resumed_socket *list = NULL;
   size_t n = 0;
-  if (cmd->nresume && !(list = calloc(cmd->nresume, sizeof *list)))
+  if (cmd->nresume && !(list = calloc(cmd->nresume, sizeof *list))) {
+    ncc_idmap_free(&awaited);
+    free(servers);
     return ncd_err_set(err, NCD_ENOMEM, "no memory for the %zu sockets of the resumed session",
                        cmd->nresume);
+  }
   for (size_t i = 0; i < cmd->nresume; i++) {
     const ncc_resume_socket *r = &cmd->resume[i];
     ncd_socket *s = ncc_idmap_get(&ncd.sockets, r->socket_id);
-    if (!s || s->owner != h || s->closing || ncc_idmap_get(&listed, s->id)) continue;
+    if (!s || s->owner != h || s->closing) {
+      /* A Connect it awaits an answer to that is not here: it sends it again. */
+      if (r->connecting) may_reclaim(h, r->socket_id);
+      continue;
+    }
+    if (ncc_idmap_get(&listed, s->id)) continue;
     if (ncc_idmap_put(&listed, s->id, (void *)r) != 0) {
       ncc_idmap_free(&listed);
+      ncc_idmap_free(&awaited);
+      free(servers);
       free(list);
       return ncd_err_set(err, NCD_ENOMEM, "no memory for the sockets of the resumed session");
     }
@@ -81,10 +149,17 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
                    .session_token_len = sizeof h->session_token,
                    .resumed = 1,
                    .resumed_sockets = list,
-                   .nresumed = n};
+                   .nresumed = n,
+                   .resumed_servers = servers,
+                   .nresumed_servers = nservers};
   ncc_event ev = {.kind = NCC_EV_WELCOME, .welcome = &w};
   ncd_router_send(h, &ev, NULL);
   free(list);
+  /* Listening the old netcore sent and the handler never got, again. */
+  for (size_t i = 0; i < nservers; i++)
+    ncd_server_listening_again(ncc_idmap_get(&awaited, servers[i]));
+  ncc_idmap_free(&awaited);
+  free(servers);
   ncd_metrics_handler_joined(h);
   uint32_t named = 0, announced = 0, ended = 0;
   ncc_list *e, *next;
@@ -107,7 +182,8 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
     if (srv->listener) ncd_listener_update(srv->listener);
   }
   ncd_info("handler %s (prefix %u, %s): session resumed: %u sockets go on, %u announced, "
-           "%u unknown to it ended, %u servers",
-           h->name, h->prefix, h->principal, named, announced, ended, h->nservers);
+           "%u unknown to it ended, %u servers (%zu listening again), %zu ids to send again",
+           h->name, h->prefix, h->principal, named, announced, ended, h->nservers, nservers,
+           h->reclaim.count);
   return 1;
 }

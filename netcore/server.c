@@ -294,6 +294,12 @@ static void join(ncd_server *srv, ncd_listener *l) {
   emit(srv, &ev);
 }
 
+void ncd_server_listening_again(ncd_server *srv) {
+  srv->seq = 0; /* the handler saw none of its events */
+  ncc_event ev = {.kind = NCC_EV_LISTENING, .local = &srv->listener->address};
+  emit(srv, &ev);
+}
+
 static ncd_listener *find_listener(const char *key) {
   for (ncc_list *e = ncd.listeners.next; e != &ncd.listeners; e = e->next) {
     ncd_listener *l = ncc_container_of(e, ncd_listener, link);

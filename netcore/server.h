@@ -29,6 +29,9 @@ void ncd_server_set_max_connections(ncd_server *srv, uint32_t max);
 
 /* A socket accepted by srv has closed. */
 void ncd_server_connection_closed(ncd_server *srv);
+/* Listening again for a listening server whose handler never got it (a
+ * resumed session, PROTOCOL.md 16.1): numbered from 1, as the first. */
+void ncd_server_listening_again(ncd_server *srv);
 
 /* Re-evaluates accepting on l: polls while a live member can take a
  * connection, else leaves clients in the backlog. */

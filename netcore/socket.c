@@ -1188,6 +1188,28 @@ void ncd_socket_resume_session(ncd_socket *s, const ncc_resume_socket *r) {
   /* Events lost with the old netcore are sent again below (or were only
    * acks and Data, which come again): number on from what it saw. */
   if (r->last_seq && r->last_seq < s->seq) s->seq = r->last_seq;
+  /* It awaits Connected (protocol 1.4): the old netcore sent it, it was
+   * lost. It comes again first, numbered on from what the handler saw. */
+  if (r->connecting && !s->server && !s->connecting) {
+    s->seq = r->last_seq;
+    uv_os_fd_t fd = -1;
+    uv_fileno(&s->h.handle, &fd);
+    ncc_addr local, remote;
+    ncd_addr_of_fd(fd, 0, &local);
+    ncd_addr_of_fd(fd, 1, &remote);
+    ncc_event ev = {.kind = NCC_EV_CONNECTED, .local = &local, .remote = &remote};
+    ncd_socket_emit(s, &ev, NULL);
+  }
+  /* Its view of the options (protocol 1.4): a command the old netcore never
+   * read is applied now; one it carried out changes nothing (an unchanged
+   * timeout keeps its idle period; the kernel options are set as they are). */
+  if (r->has_options) {
+    if (r->timeout_ms != s->timeout_ms && ncd_socket_set_timeout(s, r->timeout_ms) != 0)
+      ncd_warn("socket %llu: its timeout could not be set again on resume",
+               (unsigned long long)s->id);
+    if (r->no_delay) ncd_socket_set_nodelay(s, r->no_delay == 2);
+    if (r->keep_alive) ncd_socket_set_keepalive(s, r->keep_alive == 2, r->keep_alive_delay_ms);
+  }
   /* Credit the handler gave that the old netcore never read (lost with
    * it) counts now; what it received and has not credited yet is not sent
    * again (it still holds it), nor credited. */

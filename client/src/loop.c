@@ -322,6 +322,7 @@ static int send_hello(nc_loop_t *loop) {
                  .service = loop->hello_service[0] ? loop->hello_service : NULL,
                  .resumable = loop->resumable};
   ncc_resume_socket *list = NULL;
+  uint64_t *servers = NULL;
   if (loop->resuming) {
     /* The session of the netcore that was taken over (PROTOCOL.md 16.1):
      * its token, and what this side has seen of each socket. */
@@ -333,6 +334,18 @@ static int send_hello(nc_loop_t *loop) {
     cmd.resume = list;
     for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next)
       cmd.nresume += nc__socket_resume_entry(ncc_container_of(l, nc_socket_t, h.all), &list[cmd.nresume]);
+    /* The servers whose Listen is unanswered (protocol 1.4). */
+    n = 0;
+    for (ncc_list *l = loop->servers.next; l != &loop->servers; l = l->next) n++;
+    if (n && (servers = malloc(n * sizeof(*servers))) == NULL) {
+      free(list);
+      return NC_ENOMEM;
+    }
+    for (ncc_list *l = loop->servers.next; l != &loop->servers; l = l->next) {
+      nc_server_t *sv = ncc_container_of(l, nc_server_t, h.all);
+      if (sv->state == NC__SV_LISTENING_PENDING && sv->id != 0) servers[cmd.nresume_servers++] = sv->id;
+    }
+    cmd.resume_servers = servers;
   }
   /* Hello goes alone, first, and past nc__send's hold on a relinking loop. */
   int relinking = loop->relinking, batching = loop->batching;
@@ -341,6 +354,7 @@ static int send_hello(nc_loop_t *loop) {
   loop->relinking = relinking;
   loop->batching = batching;
   free(list);
+  free(servers);
   return rv;
 }
 
@@ -930,11 +944,29 @@ static void resume_answered(nc_loop_t *loop, const ncc_event *ev) {
       s->resume_mark = 1;
       s->resume_writes = w->resumed_sockets[i].writes;
     }
+    if (s != NULL && s->resume_mark == 1 && s->state == NC__SK_CONNECTING && w->minor_version < 4) {
+      /* A netcore of 1.3 never says Connected again: the socket ends. */
+      ncc_cmd destroy = {.kind = NCC_CMD_DESTROY, .id = s->id};
+      nc__send(loop, &destroy, NULL, 0, NULL);
+      s->resume_mark = 2;
+    }
   }
-  /* The sockets that go on (no callback runs), in one pass... */
+  /* Servers whose Listen the new netcore lacks listen again (protocol 1.4),
+   * as do those that waited for the link. */
+  for (ncc_list *l = loop->servers.next; l != &loop->servers; l = l->next) {
+    nc_server_t *sv = ncc_container_of(l, nc_server_t, h.all);
+    int held = loop->minor_version < 4; /* an older netcore cannot tell: no duplicate */
+    for (size_t i = 0; i < w->nresumed_servers && !held; i++) held = w->resumed_servers[i] == sv->id;
+    nc__server_resumed(sv, held);
+  }
+  /* The sockets that go on (no callback runs), in one pass; a connecting one
+   * the new netcore lacks connects again (protocol 1.4)... */
   for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
     nc_socket_t *s = ncc_container_of(l, nc_socket_t, h.all);
     if (s->resume_mark == 1) s->resume_mark = nc__socket_resumed(s, s->resume_writes) == 0 ? 0 : 3;
+    else if (s->resume_mark == 2 && s->state == NC__SK_CONNECTING && !s->destroyed &&
+             loop->minor_version >= 4 && s->connect_ep.kind != 0)
+      s->resume_mark = nc__socket_connect_again(s) == 0 ? 0 : 3;
   }
   /* ...then the gone ones: a callback may free any socket, so the search
    * starts again after each one. */

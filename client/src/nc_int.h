@@ -188,6 +188,9 @@ struct nc_socket_s {
   int got_end;         /* Ended received (delivered or queued) */
   uint64_t last_seq;   /* seq of the last event received about it */
   int opts_dirty;      /* an option set while the link was down: send it again */
+  unsigned opts_gen, opts_hello_gen; /* options set so far; as a resume Hello told them */
+  ncc_endpoint connect_ep; /* the last Connect's endpoint (host/path owned): sent again
+                              when the netcore that resumes the session lacks it */
   int resume_mark;     /* while a resumed Welcome is handled: 1 go on, 2 gone, 3 failed */
   uint64_t resume_writes; /* with mark 1: writes netcore carried out */
   nc__wlog_t wlog;     /* writes kept until acknowledged */
@@ -307,6 +310,10 @@ NCC_HIDDEN void nc__server_error_event(nc_server_t *s, int err, const char *msg)
 NCC_HIDDEN int nc__server_link_lost(nc_server_t *s);
 /* After a new Welcome: a server in NC__SV_RELISTEN sends its Listen again. */
 NCC_HIDDEN void nc__server_relisten(nc_server_t *s);
+/* After Welcome{resumed}: a server whose Listen was sent under this session
+ * and not answered sends it again under its id unless the new netcore holds
+ * it (held; protocol 1.4, minor >= 4); one that waits to relisten, listens. */
+NCC_HIDDEN void nc__server_resumed(nc_server_t *s, int held);
 NCC_HIDDEN void nc__socket_event(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload);
 NCC_HIDDEN void nc__socket_accepted(nc_loop_t *loop, const ncc_event *ev);
 /* netcore refused a Pipe (is_pipe) or an Unpipe of s (it raced with a
@@ -320,8 +327,12 @@ NCC_HIDDEN void nc__socket_fail(nc_socket_t *s, int err, const char *msg);
  * and its entry; then, after Welcome{resumed}, s goes on: the writes netcore
  * did not carry out are sent again, then its pause, options and credit. No
  * callback runs. Returns 0, or NC_ENOMEM (s cannot go on). */
-NCC_HIDDEN int nc__socket_resume_entry(const nc_socket_t *s, ncc_resume_socket *out);
+NCC_HIDDEN int nc__socket_resume_entry(nc_socket_t *s, ncc_resume_socket *out);
 NCC_HIDDEN int nc__socket_resumed(nc_socket_t *s, uint64_t writes);
+/* A connecting socket the resumed session lacks (protocol 1.4: the old
+ * netcore never read its Connect, or it was still connecting): Connect again
+ * under its id, its options, then every write. 0 or an error. */
+NCC_HIDDEN int nc__socket_connect_again(nc_socket_t *s);
 NCC_HIDDEN nc_socket_t *nc__socket_adopt(nc_loop_t *loop, uint64_t id,
                                          const nc_address_t *local,
                                          const nc_address_t *remote,

@@ -269,6 +269,23 @@ void nc__server_relisten(nc_server_t *s) {
   (void)send_listen(s);
 }
 
+void nc__server_resumed(nc_server_t *s, int held) {
+  if (s->state == NC__SV_RELISTEN) {
+    nc__server_relisten(s);
+    return;
+  }
+  if (s->state != NC__SV_LISTENING_PENDING || held || s->id == 0) return;
+  /* Its Listen was lost with the old netcore: the same one, the same id. */
+  ncc_cmd cmd = s->req;
+  cmd.kind = NCC_CMD_LISTEN;
+  cmd.id = s->id;
+  cmd.allow_half_open = s->allow_half_open;
+  cmd.backlog = s->backlog;
+  cmd.max_connections = s->max_connections;
+  cmd.group = s->group;
+  (void)nc__send(s->h.loop, &cmd, NULL, 0, NULL);
+}
+
 void nc__server_gone(nc_server_t *s, int err, const char *msg) {
   forget_id(s);
   if (!s->close_requested) {

@@ -312,6 +312,16 @@ static int connect_common(nc_socket_t *s, ncc_cmd *cmd, nc_socket_cb cb) {
   if (s->h.pending_flags & NC__P_CLOSE) return NC_ERR_SOCKET_CLOSED; /* destroyed */
   if (loop->gone || loop->gone_pending) return loop->gone ? loop->gone : loop->gone_pending;
   if (loop->shutdown) return NC_ERR_NETCORE_SHUTDOWN; /* netcore accepts nothing new */
+  char *host = NULL, *path = NULL;
+  if ((cmd->ep.host != NULL && (host = strdup(cmd->ep.host)) == NULL) ||
+      (cmd->ep.path != NULL && (path = strdup(cmd->ep.path)) == NULL)) {
+    free(host);
+    return NC_ENOMEM;
+  }
+  free((char *)s->connect_ep.host);
+  free((char *)s->connect_ep.path);
+  s->connect_ep = (ncc_endpoint){.kind = cmd->ep.kind, .host = host, .port = cmd->ep.port,
+                                 .path = path, .fd = -1};
   uint64_t id = nc__next_id(loop);
   if ((rv = ncc_idmap_put(&loop->socket_ids, id, s)) != 0) return rv;
   cmd->kind = NCC_CMD_CONNECT;
@@ -674,6 +684,8 @@ void nc__socket_free(nc_socket_t *s) {
   free(s->wlog.v);
   free(s->wreqs.v);
   free(s->failed.v);
+  free((char *)s->connect_ep.host);
+  free((char *)s->connect_ep.path);
   nc__unref(&s->h);
   free(s);
 }
@@ -941,6 +953,7 @@ int nc_socket_set_timeout(nc_socket_t *s, unsigned msecs, nc_socket_cb cb) {
   if (s == NULL) return NC_EINVAL;
   s->timeout_ms = msecs;
   s->timeout_cb = msecs > 0 ? cb : NULL;
+  s->opts_gen++;
   if (!live(s)) return 0;
   if (s->h.loop->resuming) return s->opts_dirty = 1, 0; /* sent once resumed */
   ncc_cmd c = {.kind = NCC_CMD_SET_TIMEOUT, .id = s->id, .msecs = msecs};
@@ -950,6 +963,7 @@ int nc_socket_set_timeout(nc_socket_t *s, unsigned msecs, nc_socket_cb cb) {
 int nc_socket_set_no_delay(nc_socket_t *s, int enable) {
   if (s == NULL) return NC_EINVAL;
   s->nodelay = enable != 0;
+  s->opts_gen++;
   if (!live(s)) return 0;
   if (s->h.loop->resuming) return s->opts_dirty = 1, 0;
   ncc_cmd c = {.kind = NCC_CMD_SET_NO_DELAY, .id = s->id, .enable = s->nodelay};
@@ -960,6 +974,7 @@ int nc_socket_set_keep_alive(nc_socket_t *s, int enable, unsigned initial_delay_
   if (s == NULL) return NC_EINVAL;
   s->keepalive = enable != 0;
   s->keepalive_delay = initial_delay_ms;
+  s->opts_gen++;
   if (!live(s)) return 0;
   if (s->h.loop->resuming) return s->opts_dirty = 1, 0;
   ncc_cmd c = {.kind = NCC_CMD_SET_KEEP_ALIVE, .id = s->id, .enable = s->keepalive,
@@ -1057,17 +1072,40 @@ void *nc_socket_get_data(const nc_socket_t *s) { return s->h.data; }
 
 /* --------------------------------------------------- session resumption */
 
-int nc__socket_resume_entry(const nc_socket_t *s, ncc_resume_socket *out) {
-  /* A connecting socket is not shipped by a takeover: it fails. */
-  if (s->state != NC__SK_OPEN || s->id == 0) return 0;
+int nc__socket_resume_entry(nc_socket_t *s, ncc_resume_socket *out) {
+  /* A connecting socket goes too (protocol 1.4): netcore says Connected
+   * again, or it is not there and its Connect goes again. */
+  if ((s->state != NC__SK_OPEN && s->state != NC__SK_CONNECTING) || s->id == 0) return 0;
   *out = (ncc_resume_socket){.socket_id = s->id,
                              .bytes_received = s->bytes_read,
                              .bytes_credited = s->credited,
                              .writes_acked = s->acked_seq,
                              .bytes_acked = s->acked_bytes,
                              .saw_end = s->got_end,
-                             .last_seq = s->last_seq};
+                             .last_seq = s->last_seq,
+                             .connecting = s->state == NC__SK_CONNECTING,
+                             /* Its view of the options: one sent that the
+                              * old netcore never read is applied by the new
+                              * one (PROTOCOL.md 16.1). */
+                             .has_options = 1,
+                             .timeout_ms = s->timeout_ms,
+                             .no_delay = s->nodelay < 0 ? 0 : (uint32_t)s->nodelay + 1,
+                             .keep_alive = s->keepalive < 0 ? 0 : (uint32_t)s->keepalive + 1,
+                             .keep_alive_delay_ms = s->keepalive_delay};
+  s->opts_hello_gen = s->opts_gen;
   return 1;
+}
+
+int nc__socket_connect_again(nc_socket_t *s) {
+  nc_loop_t *loop = s->h.loop;
+  ncc_cmd cmd = {.kind = NCC_CMD_CONNECT, .id = s->id, .allow_half_open = s->allow_half_open,
+                 .ep = s->connect_ep};
+  int rv = nc__send(loop, &cmd, NULL, 0, NULL);
+  if (rv != 0) return rv;
+  send_options(s);
+  s->opts_dirty = 0;
+  s->opts_hello_gen = s->opts_gen;
+  return nc__socket_resumed(s, 0);
 }
 
 int nc__socket_resumed(nc_socket_t *s, uint64_t writes) {
@@ -1099,10 +1137,11 @@ int nc__socket_resumed(nc_socket_t *s, uint64_t writes) {
     return 0;
   }
   send_simple(s, s->paused && !s->soft_paused ? NCC_CMD_PAUSE : NCC_CMD_RESUME);
-  if (s->opts_dirty) {
-    s->opts_dirty = 0;
+  /* A netcore of protocol 1.4 applied the options the resume Hello told;
+   * an older one only gets those set while the link was down. */
+  if (loop->minor_version >= 4 ? s->opts_gen != s->opts_hello_gen : s->opts_dirty)
     send_options(s);
-  }
+  s->opts_dirty = 0;
   grant(s);
   return 0;
 }

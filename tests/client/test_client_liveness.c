@@ -6,10 +6,17 @@
  * shut down and started again on the same endpoint (sockets get
  * ERR_NETCORE_GONE then 'close', the server listens again on its port and
  * serves a new client); a netcore takeover: the session resumes (an outbound
- * socket goes on as the same object, PROTOCOL.md 16.1). */
+ * socket goes on as the same object, PROTOCOL.md 16.1), and the commands
+ * sent that the old netcore never read (setTimeout, setKeepAlive, Listen,
+ * Connect) take effect on the new one, once each. */
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/ptrace.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -412,10 +419,11 @@ static void test_client_liveness_takeover_resumes(void **state) {
   nc_socket_set_events(s, &ev);
   tk_until(loop, &t.connected, 1);
   int peer = nct_accept(lfd);
-  /* The write's ack says netcore has read the SetTimeout before it. */
+  /* Sent just before the takeover: the old netcore may never read them
+   * (the resume Hello carries the timeout, protocol 1.4; writes are resent). */
   assert_int_equal(nc_socket_set_timeout(s, 1500, NULL), 0);
   assert_int_equal(nc_socket_write(s, "one|", 4, tk_written, &t) >= 0, 1);
-  tk_until(loop, &t.write_cbs, 1);
+  nc_loop_process(loop);
 
   /* The takeover, while this loop does nothing. */
   pid_t old = d.pid;
@@ -454,6 +462,168 @@ static void test_client_liveness_takeover_resumes(void **state) {
   nct_netcore_stop(&d);
 }
 
+/* Commands in flight at a takeover (PROTOCOL.md 16.1, protocol 1.4): sent
+ * on a link that looked up, never read by the old netcore. To make that
+ * certain, the old netcore's ZeroMQ I/O thread is stopped (ptrace, that
+ * thread only) while the handler sends them: they wait in the kernel, the
+ * takeover runs (the old netcore's loop thread ships the session and says
+ * Done), and when the thread goes on its connections close unread. Then
+ * the setTimeout must fire, the keep-alive be on in the kernel, the server
+ * listen and the socket connect, each once. */
+static pid_t io_thread_of(pid_t pid) {
+  char dir[64], path[384], comm[64];
+  snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  pid_t tid = 0;
+  struct dirent *e;
+  while (tid == 0 && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) continue;
+    if (fgets(comm, sizeof(comm), f) != NULL && strncmp(comm, "ZMQbg/IO/", 9) == 0)
+      tid = (pid_t)atoi(e->d_name);
+    fclose(f);
+  }
+  closedir(d);
+  if (tid == 0) fail_msg("no ZeroMQ I/O thread in netcore %d", (int)pid);
+  return tid;
+}
+
+static void thread_stop(pid_t tid) {
+  if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0 || ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) != 0)
+    fail_msg("ptrace %d: %s", (int)tid, strerror(errno));
+  int st = 0;
+  if (waitpid(tid, &st, __WALL) != tid || !WIFSTOPPED(st)) fail_msg("thread %d did not stop", (int)tid);
+}
+
+static void thread_go(pid_t tid) {
+  if (ptrace(PTRACE_DETACH, tid, NULL, NULL) != 0) fail_msg("ptrace detach: %s", strerror(errno));
+}
+
+/* Whether the kernel's TCP socket with this local port has a keep-alive
+ * timer (/proc/net/tcp "tr" 2): SO_KEEPALIVE is on and the socket is idle. */
+static int keepalive_on(int local_port) {
+  FILE *f = fopen("/proc/net/tcp", "r");
+  assert_non_null(f);
+  char line[512];
+  int found = 0;
+  while (!found && fgets(line, sizeof(line), f) != NULL) {
+    unsigned lport, tr, st;
+    if (sscanf(line, " %*d: %*x:%x %*x:%*x %x %*x:%*x %x:", &lport, &st, &tr) == 3 &&
+        (int)lport == local_port && st == 1)
+      found = tr == 2 ? 1 : -1;
+  }
+  fclose(f);
+  return found == 1;
+}
+
+typedef struct {
+  nct_netcore_t *d;
+  volatile int done;
+} tk_restart_t;
+
+static void *tk_restart(void *arg) {
+  tk_restart_t *r = arg;
+  nct_netcore_restart(r->d, (const char *const[]){"--takeover", "--handoff-ms", "5000", NULL});
+  r->done = 1;
+  return NULL;
+}
+
+static int tk_listening;
+static void tk_listen_cb(nc_server_t *srv) {
+  (void)srv;
+  tk_listening++;
+}
+
+static void test_client_liveness_takeover_commands_in_flight(void **state) {
+  (void)state;
+  nct_netcore_t d;
+  tk_t t = {0}, t2 = {0};
+  nct_netcore_start(&d, (const char *const[]){"--handoff-ms", "5000", NULL});
+  nc_loop_t *loop = nct_loop(&d);
+  int port = 0, lfd = nct_tcp_listen(&port);
+  nc_socket_t *s, *s2 = NULL;
+  nc_socket_events_t ev = {.on_data = tk_data, .on_timeout = tk_timeout, .on_error = tk_error,
+                           .on_close = tk_close};
+  assert_int_equal(nc_create_connection(loop, NULL, port, "127.0.0.1", tk_connect, &s), 0);
+  nc_socket_set_data(s, &t);
+  nc_socket_set_events(s, &ev);
+  tk_until(loop, &t.connected, 1);
+  int peer = nct_accept(lfd);
+  struct sockaddr_in sa;
+  socklen_t slen = sizeof(sa);
+  assert_int_equal(getpeername(peer, (struct sockaddr *)&sa, &slen), 0);
+  int s_port = ntohs(sa.sin_port); /* netcore's end of s */
+  assert_false(keepalive_on(s_port));
+  nc_server_t *srv;
+  assert_int_equal(nc_server_new(loop, NULL, NULL, &srv), 0);
+  tk_listening = 0;
+
+  /* The old netcore reads nothing from now on; the link looks up. */
+  pid_t old = d.pid, io = io_thread_of(old);
+  thread_stop(io);
+  assert_int_equal(nc_socket_set_timeout(s, 1500, NULL), 0);
+  assert_int_equal(nc_socket_set_no_delay(s, 1), 0);
+  assert_int_equal(nc_socket_set_keep_alive(s, 1, 1000), 0);
+  assert_int_equal(nc_server_listen(srv, 0, "127.0.0.1", tk_listen_cb), 0);
+  assert_int_equal(nc_create_connection(loop, NULL, port, "127.0.0.1", tk_connect, &s2), 0);
+  nc_socket_set_data(s2, &t2);
+  nc_socket_set_events(s2, &ev);
+  assert_int_equal(nc_socket_write(s2, "two|", 4, NULL, NULL) >= 0, 1);
+  for (int i = 0; i < 10; i++) { /* out of libnc, into the kernel */
+    nc_loop_process(loop);
+    usleep(10000);
+  }
+
+  /* The takeover: the old netcore's loop ships the session, stops its
+   * takeover listener (<endpoint>.takeover goes) and waits for ZeroMQ to
+   * close; only then does its I/O thread go on, and its connections close
+   * with what they held unread. The new netcore then serves. */
+  char tk_path[300];
+  snprintf(tk_path, sizeof(tk_path), "%s.takeover", d.endpoint + strlen("ipc://"));
+  assert_int_equal(access(tk_path, F_OK), 0);
+  d.pid = 0;
+  tk_restart_t r = {.d = &d};
+  pthread_t th = nct_thread(tk_restart, &r);
+  uint64_t deadline = nct_now_ms() + 15000;
+  while (access(tk_path, F_OK) == 0 && nct_now_ms() < deadline) usleep(1000);
+  thread_go(io);
+  pthread_join(th, NULL);
+  assert_true(r.done);
+  int status = 0;
+  waitpid(old, &status, 0);
+  nct_forget(old);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+  /* Each command took effect on the new netcore. */
+  tk_until(loop, &tk_listening, 1);
+  nc_address_t a;
+  assert_int_equal(nc_server_address(srv, &a), 0);
+  assert_true(a.port > 0);
+  tk_until(loop, &t2.connected, 1);
+  int peer2 = nct_accept(lfd);
+  tk_until(loop, &t.timeouts, 1);
+  assert_true(keepalive_on(s_port));
+  nc_socket_end(s2, NULL, 0);
+  char buf[16];
+  assert_int_equal(nct_read_all(peer2, buf, sizeof(buf), 10000), 4);
+  assert_memory_equal(buf, "two|", 4);
+  int c = nct_tcp_connect(a.port); /* the server serves */
+  close(c);
+  assert_int_equal(t.errors + t2.errors, 0);
+  assert_int_equal(t.closes, 0);
+  assert_int_equal(t.connected, 1);
+  assert_int_equal(t2.connected, 1);
+  assert_int_equal(tk_listening, 1);
+  close(peer);
+  close(peer2);
+  close(lfd);
+  nc_loop_free(loop);
+  nct_netcore_stop(&d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_client_liveness_not_running),
@@ -464,6 +634,7 @@ int main(void) {
       cmocka_unit_test(test_client_liveness_reconnect_after_shutdown),
       cmocka_unit_test(test_client_liveness_relisten_fails),
       cmocka_unit_test(test_client_liveness_takeover_resumes),
+      cmocka_unit_test(test_client_liveness_takeover_commands_in_flight),
   };
   return cmocka_run_group_tests_name("client_liveness", tests, NULL, NULL);
 }

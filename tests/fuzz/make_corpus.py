@@ -31,6 +31,16 @@ def commands():
     yield "hello", C(hello=pb.Hello(version=1, name="echo", credit_window=262144,
                                     lease_ms=10000, lazy_acks=True, batch_events=True))
     yield "hello-v2", C(hello=pb.Hello(version=2, name="future"))
+    # A resume Hello (PROTOCOL.md 16.1) with the protocol 1.4 fields: options,
+    # a connecting socket, servers awaiting Listening.
+    yield "hello-resume", C(hello=pb.Hello(
+        version=1, name="echo", resumable=True, resume_token=bytes(range(16)),
+        resume_sockets=[
+            pb.ResumeSocket(socket_id=PREFIX | 1, bytes_received=10, bytes_credited=4, writes_acked=2,
+                            bytes_acked=9, last_seq=5, has_options=True, timeout_ms=1500,
+                            no_delay=2, keep_alive=2, keep_alive_delay_ms=1000),
+            pb.ResumeSocket(socket_id=PREFIX | 2, connecting=True, has_options=True, no_delay=1)],
+        resume_servers=[PREFIX | 3, PREFIX | 4]))
     yield "bye", C(bye=pb.Bye())
     yield "ping", C(ref=7, ping=pb.Ping(nonce=12345678901))
     yield "listen-tcp", C(listen=pb.Listen(server_id=PREFIX | 1, tcp=pb.TcpEndpoint(
@@ -104,6 +114,11 @@ def events():
                                           id_prefix=1, credit_window=262144, lease_ms=10000,
                                           max_frame=16777216, max_write_queue=16777216,
                                           server_version="0.1.0"))
+    yield "welcome-resumed", E(welcome=pb.Welcome(
+        version=1, instance_id="3036b3b587c5107db656d3d1d81115ec", id_prefix=1, minor_version=4,
+        session_token=bytes(range(16)), resumed=True,
+        resumed_sockets=[pb.ResumedSocket(socket_id=PREFIX | 1, writes=3)],
+        resumed_servers=[PREFIX | 3]))
     yield "error", E(error=pb.Error(code="EBADF", message="no socket with id 9", ref=4,
                                     command="write", socket_id=9))
     yield "pong", E(pong=pb.Pong(nonce=99))

@@ -9,12 +9,17 @@
  * resume_sockets} and gets Welcome{resumed} with the same prefix and token,
  * every socket with its id and its seq going on (the harness checks every
  * seq), no Adopted, nothing reset. A wrong token or another principal gets a
- * new session, and the old one's connections are adopted as before. */
+ * new session, and the old one's connections are adopted as before.
+ * Protocol 1.4: the handler's view of each socket's options applies where it
+ * differs, a socket still connecting at the takeover (not shipped) and a
+ * Listen the old netcore never read go again under their ids, and malformed
+ * new fields get an Error with the session left parked. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -415,12 +420,187 @@ static void test_resume_large_session(void **state) {
   nct_daemon_stop(&d);
 }
 
+/* A resume Hello that netcore refuses with an Error of code (the session
+ * stays parked): from's token, the n entries of rs, the ns servers. */
+static void hello_refused(const nct_client *from, Netcore__V1__ResumeSocket **rs, size_t n,
+                          uint64_t *servers, size_t ns, const char *code, const char *says) {
+  nct_client *c = nct_client_new(d.endpoint, "bad", 0);
+  keep(c);
+  Netcore__V1__Hello h = NETCORE__V1__HELLO__INIT;
+  h.version = 1;
+  h.name = c->name;
+  h.resumable = 1;
+  h.resume_token.data = (uint8_t *)from->session_token;
+  h.resume_token.len = from->session_token_len;
+  h.n_resume_sockets = n;
+  h.resume_sockets = rs;
+  h.n_resume_servers = ns;
+  h.resume_servers = servers;
+  nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
+  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_HELLO;
+  cmd.hello = &h;
+  nct_send(c, &cmd, NULL, 0, 0);
+  nct_event *ev = nct_expect_error(c, code);
+  if (!strstr(ev->ev->error->message, says))
+    nct_fail("Error says \"%s\", not \"%s\"", ev->ev->error->message, says);
+  nct_event_free(ev);
+  drop(c);
+}
+
+/* Whether the kernel's established TCP socket with this local port has a
+ * keep-alive timer (/proc/net/tcp "tr" 2: SO_KEEPALIVE on, idle). */
+static int keepalive_on(int local_port) {
+  FILE *f = fopen("/proc/net/tcp", "r");
+  assert_non_null(f);
+  char line[512];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f)) {
+    unsigned lport, st, tr;
+    if (sscanf(line, " %*d: %*x:%x %*x:%*x %x %*x:%*x %x:", &lport, &st, &tr) == 3 &&
+        (int)lport == local_port && st == 1)
+      found = tr == 2 ? 1 : -1;
+  }
+  fclose(f);
+  return found == 1;
+}
+
+static int peer_port(int fd) {
+  struct sockaddr_in sa;
+  socklen_t len = sizeof sa;
+  assert_int_equal(getpeername(fd, (struct sockaddr *)&sa, &len), 0);
+  return ntohs(sa.sin_port);
+}
+
+/* Protocol 1.4: what the handler sent that the old netcore never read. s1
+ * has the timeout netcore holds (unchanged: it goes on and fires once) and
+ * a keep-alive it lost; s2 a timeout it lost; s3 was still connecting at the
+ * takeover (its peer's listen queue is full), so it was not shipped, and the
+ * handler says Connect again under its id; a Listen never read goes again
+ * under its id too. Malformed fields first: Error, the session stays. */
+static void test_resume_commands_in_flight(void **state) {
+  (void)state;
+  nct_daemon_start(&d, flags, NULL);
+  nct_client *h = handler("h");
+  uint16_t oport = 0;
+  int olisten = nct_tcp_listen("127.0.0.1", &oport);
+  uint64_t s1 = nct_new_id(h), s2 = nct_new_id(h);
+  nct_cmd_connect_tcp(h, s1, "127.0.0.1", oport, 0);
+  nct_expect_drop(h, CONNECTED, s1);
+  int p1 = nct_accept(olisten, NCT_WAIT);
+  nct_cmd_connect_tcp(h, s2, "127.0.0.1", oport, 0);
+  nct_expect_drop(h, CONNECTED, s2);
+  int p2 = nct_accept(olisten, NCT_WAIT);
+  nct_cmd_set_timeout(h, s1, 1200);
+  uint64_t srv = nct_new_id(h); /* its Listen is "lost": never sent */
+  /* A listener whose queue is full: a Connect to it stays connecting. */
+  int full = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in fa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(bind(full, (struct sockaddr *)&fa, sizeof fa), 0);
+  assert_int_equal(listen(full, 0), 0);
+  socklen_t flen = sizeof fa;
+  assert_int_equal(getsockname(full, (struct sockaddr *)&fa, &flen), 0);
+  uint16_t fport = ntohs(fa.sin_port);
+  int filler = nct_tcp_connect("127.0.0.1", fport);
+  uint32_t backlog = 0, queued = 0;
+  for (int i = 0; i < 200; i++) {
+    if (nct_tcp_listen_queue(AF_INET, fport, &backlog, &queued) == 0 && queued >= backlog + 1) break;
+    usleep(5000);
+  }
+  uint64_t s3 = nct_new_id(h);
+  nct_cmd_connect_tcp(h, s3, "127.0.0.1", fport, 0);
+  nct_sync(h);
+  nct_expect_none(h, s3, 200); /* still connecting */
+  assert_false(keepalive_on(peer_port(p1)));
+
+  nct_daemon_takeover(&d, flags);
+  Netcore__V1__ResumeSocket r1 = NETCORE__V1__RESUME_SOCKET__INIT,
+                            r2 = NETCORE__V1__RESUME_SOCKET__INIT,
+                            r3 = NETCORE__V1__RESUME_SOCKET__INIT;
+  r1.socket_id = s1;
+  r1.last_seq = 1;
+  r1.has_options = 1;
+  r1.timeout_ms = 1200; /* as netcore has it */
+  r1.keep_alive = 2;    /* lost */
+  r1.keep_alive_delay_ms = 1000;
+  r2.socket_id = s2;
+  r2.last_seq = 1;
+  r2.has_options = 1;
+  r2.timeout_ms = 700; /* lost */
+  r2.no_delay = 2;
+  r3.socket_id = s3;
+  r3.connecting = 1;
+  Netcore__V1__ResumeSocket *rs[] = {&r1, &r2, &r3};
+  /* Hostile values: refused, nothing of the session changes. */
+  r2.no_delay = 7;
+  hello_refused(h, rs, 3, NULL, 0, "ERR_INVALID_ARG_VALUE", "no_delay 7");
+  r2.no_delay = 2;
+  uint64_t foreign = ((uint64_t)(h->id_prefix + 1) << 32) | 5;
+  hello_refused(h, rs, 3, &foreign, 1, "ERR_INVALID_ARG_VALUE", "no server id of this session");
+
+  nct_client *h2 = nct_client_new(d.endpoint, "h2", 0);
+  keep(h2);
+  nct_client_carry(h2, h);
+  Netcore__V1__Hello hh = NETCORE__V1__HELLO__INIT;
+  hh.version = 1;
+  hh.name = h2->name;
+  hh.lease_ms = 60000;
+  hh.batch_events = h2->batch_events;
+  hh.resumable = 1;
+  hh.resume_token.data = h->session_token;
+  hh.resume_token.len = h->session_token_len;
+  hh.n_resume_sockets = 3;
+  hh.resume_sockets = rs;
+  hh.n_resume_servers = 1;
+  hh.resume_servers = &srv;
+  nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
+  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_HELLO;
+  cmd.hello = &hh;
+  nct_send(h2, &cmd, NULL, 0, 0);
+  nct_event *welcome = nct_expect_global(h2, WELCOME);
+  const Netcore__V1__Welcome *w = welcome->ev->welcome;
+  assert_true(w->resumed);
+  assert_true(w->minor_version >= 4);
+  assert_int_equal(w->n_resumed_sockets, 2); /* s3 was not shipped */
+  assert_int_equal(w->n_resumed_servers, 0); /* nor is srv here */
+  h2->welcomed = 1;
+  h2->id_prefix = w->id_prefix;
+  h2->credit_window = w->credit_window;
+  nct_event_free(welcome);
+  drop(h);
+
+  /* The Connect and the Listen again, under the same ids (below the last). */
+  nct_cmd_connect_tcp(h2, s3, "127.0.0.1", fport, 0);
+  nct_cmd_listen_tcp(h2, srv, "127.0.0.1", 0, 0, 0, 0, NULL);
+  nct_event *lev = nct_expect(h2, LISTENING, srv);
+  assert_true(lev->ev->listening->address->port > 0);
+  nct_event_free(lev);
+  close(nct_accept(full, NCT_WAIT)); /* the queue has room: s3 connects */
+  nct_expect_drop(h2, CONNECTED, s3);
+  int p3 = nct_accept(full, NCT_WAIT);
+  nct_cmd_write(h2, s3, "s3", 2);
+  nct_peer_expect(p3, "s3", 2);
+  /* The timeout lost (s2) applies; the one netcore had (s1) fires once. */
+  nct_expect_drop(h2, TIMEOUT, s2);
+  nct_expect_drop(h2, TIMEOUT, s1);
+  assert_true(keepalive_on(peer_port(p1)));
+  nct_expect_none(h2, s1, 300);
+  close(p1);
+  close(p2);
+  close(p3);
+  close(filler);
+  close(full);
+  close(olisten);
+  drop(h2);
+  nct_daemon_stop(&d);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_resume_session_goes_on, setup, teardown),
       cmocka_unit_test_setup_teardown(test_resume_unseen_socket_and_lazy_acks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_resume_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_resume_large_session, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_resume_commands_in_flight, setup, teardown),
   };
   return NCT_RUN(argc, argv, tests);
 }

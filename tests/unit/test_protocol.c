@@ -277,11 +277,20 @@ static void test_protocol_resume(void **state) {
                                 .bytes_acked = 50 + i,
                                 .writes_acked = i,
                                 .last_seq = 20 + i,
-                                .saw_end = (int)(i & 1)};
+                                .saw_end = (int)(i & 1),
+                                /* protocol 1.4 */
+                                .has_options = (int)(i % 3 != 0),
+                                .timeout_ms = (uint32_t)(i * 100),
+                                .no_delay = (uint32_t)(i % 3),
+                                .keep_alive = (uint32_t)((i + 1) % 3),
+                                .keep_alive_delay_ms = (uint32_t)i,
+                                .connecting = (int)(i % 5 == 0)};
   rs[0].bytes_received = UINT64_MAX; /* 64-bit counts survive */
+  rs[1].timeout_ms = UINT32_MAX;
+  const uint64_t servers[2] = {(7ULL << 32) | 500, (7ULL << 32) | UINT32_MAX};
   ncc_cmd hello = {.kind = NCC_CMD_HELLO, .version = 1, .hello_name = "h", .resumable = 1,
                    .resume_token = token, .resume_token_len = sizeof token, .resume = rs,
-                   .nresume = N};
+                   .nresume = N, .resume_servers = servers, .nresume_servers = 2};
   cmd_round_trip(&hello, &out, &b);
   assert_int_equal(out.resumable, 1);
   assert_int_equal(out.resume_token_len, 16);
@@ -295,7 +304,15 @@ static void test_protocol_resume(void **state) {
     assert_true(out.resume[i].writes_acked == rs[i].writes_acked);
     assert_true(out.resume[i].last_seq == rs[i].last_seq);
     assert_int_equal(out.resume[i].saw_end, rs[i].saw_end);
+    assert_int_equal(out.resume[i].has_options, rs[i].has_options);
+    assert_true(out.resume[i].timeout_ms == rs[i].timeout_ms);
+    assert_true(out.resume[i].no_delay == rs[i].no_delay);
+    assert_true(out.resume[i].keep_alive == rs[i].keep_alive);
+    assert_true(out.resume[i].keep_alive_delay_ms == rs[i].keep_alive_delay_ms);
+    assert_int_equal(out.resume[i].connecting, rs[i].connecting);
   }
+  assert_int_equal(out.nresume_servers, 2);
+  assert_true(out.resume_servers[0] == servers[0] && out.resume_servers[1] == servers[1]);
   Netcore__V1__Command *m = netcore__v1__command__unpack(NULL, b.len, b.data);
   assert_non_null(m);
   assert_true(m->hello->resumable);
@@ -315,16 +332,21 @@ static void test_protocol_resume(void **state) {
   assert_int_equal(out.resume_token_len, 0);
   assert_null(out.resume);
   assert_int_equal(out.nresume, 0);
+  assert_null(out.resume_servers);
+  assert_int_equal(out.nresume_servers, 0);
 
   ncc_resumed_socket done[3] = {{(7ULL << 32) | 1, 0}, {(7ULL << 32) | 2, 5}, {(7ULL << 32) | 9, UINT64_MAX}};
   ncc_welcome w = {.minor_version = NCC_PROTOCOL_MINOR, .instance_id = "i", .id_prefix = 7,
                    .session_token = token, .session_token_len = 16, .resumed = 1,
-                   .resumed_sockets = done, .nresumed = 3};
+                   .resumed_sockets = done, .nresumed = 3, .resumed_servers = servers,
+                   .nresumed_servers = 2};
   ncc_event ev = {.kind = NCC_EV_WELCOME, .welcome = &w}, got;
   event_round_trip(&ev, &got, &b);
   assert_int_equal(got.welcome->resumed, 1);
   assert_int_equal(got.welcome->id_prefix, 7);
   assert_int_equal(got.welcome->nresumed, 3);
+  assert_int_equal(got.welcome->nresumed_servers, 2);
+  assert_true(got.welcome->resumed_servers[1] == servers[1]);
   for (size_t i = 0; i < 3; i++) {
     assert_true(got.welcome->resumed_sockets[i].socket_id == done[i].socket_id);
     assert_true(got.welcome->resumed_sockets[i].writes == done[i].writes);

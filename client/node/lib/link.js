@@ -44,7 +44,7 @@
 
 const path = require('path');
 const zmq = require('zeromq');
-const { encodeCommand, decodeEvent, toBig, toNum } = require('./protocol');
+const { encodeCommand, decodeEvent, toBig, toLong, toNum } = require('./protocol');
 const { ncError } = require('./errors');
 const { curveKeys } = require('./keys');
 
@@ -205,6 +205,11 @@ class Link {
       for (const sock of this.sockets.values()) {
         const e = sock._resumeEntry();
         if (e) hello.resume_sockets.push(e);
+      }
+      // Servers whose Listen is unanswered (protocol 1.4).
+      hello.resume_servers = [];
+      for (const [id, srv] of this.servers) {
+        if (srv._state === 'pending' && srv._id === id) hello.resume_servers.push(toLong(id));
       }
     }
     this.send({ hello });
@@ -691,8 +696,21 @@ class Link {
     const writes = new Map();
     for (const r of w.resumed_sockets || []) writes.set(toBig(r.socket_id), toNum(r.writes));
     const err = ncError('ERR_NETCORE_GONE', { message: 'the socket did not survive the netcore takeover' });
+    // Protocol 1.4: a Listen or Connect the old netcore never read (or a
+    // connect it had not finished) goes again under its id.
+    const again = (w.minor_version || 0) >= 4;
+    const heldServers = new Set((w.resumed_servers || []).map(toBig));
+    for (const [id, srv] of [...this.servers]) {
+      if (again && srv._state === 'pending' && srv._id === id && !heldServers.has(id)) srv._listenAgain(this);
+    }
     for (const [id, sock] of [...this.sockets]) {
+      if (writes.has(id) && !again && sock._nc === 'pending') {
+        // A netcore of 1.3 never says Connected again: the socket ends.
+        this.send({ destroy: { socket_id: toLong(id) } });
+        writes.delete(id);
+      }
       if (writes.has(id)) sock._resumed(writes.get(id));
+      else if (again && sock._connectAgain()) continue;
       else {
         this.sockets.delete(id);
         this.holders.delete(sock);

@@ -146,6 +146,14 @@ class Server extends EventEmitter {
     link.send({ listen: { server_id: toLong(this._id), ...this._listenReq, max_connections: max } });
   }
 
+  // The resumed netcore lacks this server (its Listen was lost with the old
+  // one, protocol 1.4): the same Listen, the same id.
+  _listenAgain(link) {
+    if (this._state !== 'pending' || this._link !== link || this._id === null) return;
+    const max = Math.max(0, Number(this._maxConnections) || 0);
+    link.send({ listen: { server_id: toLong(this._id), ...this._listenReq, max_connections: max } });
+  }
+
   // The link to netcore was lost and reconnects: true if this server listens
   // again after the next Welcome (it was listening or about to), on the port
   // netcore had chosen for a port-0 listen. It keeps holding the link.

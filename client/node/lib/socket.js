@@ -127,6 +127,11 @@ class Socket extends Duplex {
     this._local = null;
     this._remote = null;
     this._timeoutMs = 0;
+    // setNoDelay/setKeepAlive as this side set them (null: never), for
+    // Hello.resume_sockets (protocol 1.4).
+    this._optNoDelay = null;
+    this._optKeepAlive = null;
+    this._optKeepAliveDelay = 0;
     this._deferred = new Map(); // option commands waiting for an id / the connection
     this._lastSeq = 0n;
     // Session resumption (PROTOCOL.md 16.1): every Write/End sent and not yet
@@ -398,9 +403,11 @@ class Socket extends Duplex {
   }
 
   // What this socket has seen, for Hello.resume_sockets; null if it does
-  // not go in (not open: a takeover does not ship a connecting socket).
+  // not go in. A connecting one whose Connect went does (protocol 1.4):
+  // netcore says Connected again, or lacks it and the Connect goes again.
   _resumeEntry() {
-    if (this._nc !== 'open' && this._nc !== 'closing') return null;
+    const connecting = this._nc === 'pending' && this._id !== null;
+    if (this._nc !== 'open' && this._nc !== 'closing' && !connecting) return null;
     return {
       socket_id: toLong(this._id),
       bytes_received: this._bytesRead,
@@ -409,7 +416,37 @@ class Socket extends Duplex {
       bytes_acked: this._ackedBytes,
       saw_end: this._peerEnded,
       last_seq: toLong(this._lastSeq),
+      connecting,
+      // Its view of the options: one the old netcore never read is applied
+      // by the new one (PROTOCOL.md 16.1).
+      has_options: true,
+      timeout_ms: Math.min(0xffffffff, Math.floor(this._timeoutMs || 0)),
+      no_delay: this._optNoDelay === null ? 0 : 1 + Number(this._optNoDelay),
+      keep_alive: this._optKeepAlive === null ? 0 : 1 + Number(this._optKeepAlive),
+      keep_alive_delay_ms: this._optKeepAliveDelay,
     };
+  }
+
+  // A connecting socket the resumed netcore lacks (its Connect was lost with
+  // the old one, or it was still connecting at the takeover): the same
+  // Connect under the same id, its options, then every write. false if it
+  // has no Connect to send again.
+  _connectAgain() {
+    if (this._nc !== 'pending' || this._id === null || !this._target) return false;
+    const id = toLong(this._id);
+    this._link.send({ connect: { socket_id: id, ...this._target, allow_half_open: this.allowHalfOpen } });
+    if (this._timeoutMs) this._link.send({ set_timeout: { socket_id: id, msecs: Math.floor(this._timeoutMs) } });
+    if (this._optNoDelay !== null && !this._deferred.has('nodelay')) {
+      this._deferred.set('nodelay', { cmd: { set_no_delay: { enable: this._optNoDelay } }, needsConnection: true });
+    }
+    if (this._optKeepAlive !== null && !this._deferred.has('keepalive')) {
+      this._deferred.set('keepalive', {
+        cmd: { set_keep_alive: { enable: this._optKeepAlive, initial_delay_ms: this._optKeepAliveDelay } },
+        needsConnection: true,
+      });
+    }
+    this._resumed(0);
+    return true;
   }
 
   // The session resumed: the writes netcore never got go again, then the
@@ -854,12 +891,15 @@ class Socket extends Duplex {
   }
 
   setNoDelay(noDelay = true) {
+    this._optNoDelay = Boolean(noDelay);
     this._option('nodelay', { set_no_delay: { enable: Boolean(noDelay) } }, true);
     return this;
   }
 
   setKeepAlive(enable = false, initialDelay = 0) {
     const ms = Math.max(0, Math.floor(Number(initialDelay) || 0));
+    this._optKeepAlive = Boolean(enable);
+    this._optKeepAliveDelay = ms;
     this._option('keepalive', { set_keep_alive: { enable: Boolean(enable), initial_delay_ms: ms } }, true);
     return this;
   }

@@ -284,6 +284,95 @@ test('takeover: the session resumes with the same socket and server objects', as
   }
 });
 
+// Commands in flight at a takeover (PROTOCOL.md 16.1, protocol 1.4): sent on
+// a link that looked up and never read by the old netcore, whose ZeroMQ I/O
+// thread is stopped (tests/support/freeze_io_thread.py) while they are sent
+// and until it has shipped the session. setTimeout and setKeepAlive take
+// effect on the new netcore, a listen() listens and a connect() connects,
+// once each.
+const FREEZE = path.resolve(__dirname, '..', '..', '..', 'tests', 'support', 'freeze_io_thread.py');
+
+function keepaliveOn(localPort) {
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 5 && parseInt(f[1].split(':')[1], 16) === localPort && f[3] === '01') return f[5].startsWith('02:');
+  }
+  return false;
+}
+
+test('takeover: commands the old netcore never read take effect on the new one', async () => {
+  const nc = await startNetcore(['--handoff-ms', '5000']);
+  let proc2 = null;
+  let freezer = null;
+  const peer = nodeNet.createServer();
+  try {
+    const seen = [];
+    const peerConns = [];
+    peer.on('connection', (s) => peerConns.push(s));
+    await new Promise((r) => peer.listen(0, '127.0.0.1', r));
+    const out = net.createConnection({ endpoint: nc.endpoint, port: peer.address().port, host: '127.0.0.1' });
+    out.on('error', (e) => seen.push(`out error ${e.code}`));
+    await once(out, 'connect');
+    await until(() => peerConns.length === 1, 'the peer connection');
+    const port = peerConns[0].remotePort; // netcore's end of out
+    assert.strictEqual(keepaliveOn(port), false);
+
+    freezer = spawn('/usr/bin/python3', [FREEZE, String(nc.proc.pid)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let said = '';
+    freezer.stdout.on('data', (d) => {
+      said += d;
+    });
+    await until(() => said.includes('stopped'), 'the old netcore reads nothing');
+    out.setTimeout(1500, () => seen.push('timeout'));
+    out.setNoDelay(true);
+    out.setKeepAlive(true, 1000);
+    const srv = net.createServer({ endpoint: nc.endpoint });
+    srv.on('listening', () => seen.push('listening'));
+    srv.on('error', (e) => seen.push(`server error ${e.code}`));
+    srv.listen(0, '127.0.0.1');
+    const out2 = net.createConnection({ endpoint: nc.endpoint, port: peer.address().port, host: '127.0.0.1' });
+    out2.on('connect', () => seen.push('connect2'));
+    out2.on('error', (e) => seen.push(`out2 error ${e.code}`));
+    out2.end('two|');
+    await new Promise((r) => setTimeout(r, 200)); // out of the library, into the kernel
+
+    const tkPath = `${nc.endpoint.slice('ipc://'.length)}.takeover`;
+    assert.ok(fs.existsSync(tkPath));
+    proc2 = spawn(NETCORE_BIN, ['--bind', nc.endpoint, '--log-level', 'warn', '--handoff-ms', '5000', '--takeover'],
+      { stdio: 'inherit' });
+    const exited = new Promise((r) => nc.proc.once('exit', (...a) => r(a)));
+    await until(() => !fs.existsSync(tkPath), 'the old netcore shipped the session');
+    freezer.stdin.end(); // its connections close: what they held is lost
+    const [code] = await exited;
+    assert.strictEqual(code, 0, 'the old netcore exits 0');
+
+    await until(() => seen.includes('listening') && seen.includes('connect2') && seen.includes('timeout'),
+      'listen, connect and setTimeout on the new netcore');
+    await until(() => peerConns.length === 2, 'the second connection');
+    let got2 = '';
+    peerConns[1].on('data', (d) => {
+      got2 += d;
+    });
+    await until(() => got2 === 'two|', "out2's write");
+    assert.strictEqual(keepaliveOn(port), true, 'setKeepAlive sent in flight is on');
+    assert.ok(srv.address().port > 0);
+    assert.deepStrictEqual(seen.slice().sort(), ['connect2', 'listening', 'timeout']);
+    out.destroy();
+    out2.destroy();
+    for (const c of peerConns) c.destroy();
+    await new Promise((r) => srv.close(r));
+  } finally {
+    if (freezer && freezer.exitCode === null) freezer.kill('SIGKILL');
+    peer.close();
+    if (proc2) {
+      const done = new Promise((r) => proc2.once('exit', r));
+      proc2.kill('SIGTERM');
+      await done;
+    }
+    fs.rmSync(nc.dir, { recursive: true, force: true });
+  }
+});
+
 // Write and Credit are packed by hand on the hot path (protocol.js): the bytes
 // must be exactly protobufjs's, for every id width and flag.
 test('hand-packed Write and Credit are the bytes protobufjs encodes', () => {

@@ -250,6 +250,10 @@ class Netcore(EventEmitter):
             hello.hello.resume_token = self.welcome.session_token
             for sock in self._sockets.values():
                 sock._resume_entry(hello.hello.resume_sockets)
+            # Servers whose Listen is unanswered (protocol 1.4).
+            for sid, srv in self._servers.items():
+                if srv._state == "binding" and srv._id == sid:
+                    hello.hello.resume_servers.append(sid)
         self._send_raw([hello.SerializeToString()])
         wait = _RELINK_HELLO_TIMEOUT if self._relinking else self._connect_timeout
         self._timer = loop.call_later(wait, self._connect_timed_out)
@@ -431,9 +435,22 @@ class Netcore(EventEmitter):
         lease = w.lease_ms / 1000.0 or 15.0
         self._timer = self.loop.call_later(lease / 3, self._tick)
         writes = {r.socket_id: r.writes for r in w.resumed_sockets}
+        # Protocol 1.4: a Listen or Connect the old netcore never read (or a
+        # connect it had not finished) goes again under its id.
+        again = w.minor_version >= 4
+        held_servers = set(w.resumed_servers)
+        for sid, srv in list(self._servers.items()):
+            if again and srv._state == "binding" and srv._id == sid and sid not in held_servers:
+                srv._listen_again()
         for sock in list(self._sockets.values()):
+            if sock._id in writes and sock._state == "connecting" and not again:
+                # A netcore of 1.3 never says Connected again: the socket ends.
+                self.send(sock._command("destroy", socket_id=sock._id))
+                writes.pop(sock._id)
             if sock._id in writes:
                 sock._resume(writes[sock._id])
+            elif again and sock._state == "connecting" and sock._connect_again():
+                pass
             elif sock._state in ("open", "connecting"):
                 self._sockets.pop(sock._id, None)
                 sock._lost(NetcoreError("ERR_NETCORE_GONE",

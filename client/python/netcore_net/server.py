@@ -152,6 +152,12 @@ class Server(EventEmitter):
         lst.max_connections = self._max_connections
         lst.group = self._group
         self._listen_ref = nc.send(cmd)
+        self._listen_cmd = cmd
+
+    def _listen_again(self) -> None:
+        """The resumed netcore lacks this server (its Listen was lost with the
+        old one, protocol 1.4): the same Listen, the same id."""
+        self._listen_ref = self._nc.send(self._listen_cmd)
 
     # ------------------------------------------------------------ properties
 

@@ -159,12 +159,18 @@ class Socket(EventEmitter):
         self._buffer_size = 0
         self._need_drain = False
         self._acked_written = 0
+        # The options as this side set them (Hello.resume_sockets, protocol 1.4).
+        self._opt_timeout = 0
+        self._opt_no_delay: Optional[bool] = None
+        self._opt_keep_alive: Optional[bool] = None
+        self._opt_keep_alive_delay = 0
         # Session resumption (PROTOCOL.md 16.1): totals netcore is told.
         self._write_seq = 0   # Write/End commands sent
         self._acked_seq = 0   # of them acknowledged
         self._acked_bytes = 0
         self._credited = 0    # bytes given back by Credit
         self._got_end = False
+        self._connect_cmd: Optional[Message] = None  # sent again if the resumed netcore lacks it
         self._final_written: Optional[int] = None
         self._error: Optional[BaseException] = None
         self._close_emitted = False
@@ -304,6 +310,7 @@ class Socket(EventEmitter):
         elif self._endpoint is not None:
             set_path(cmd.connect, self._endpoint)
         self._connect_ref = nc.send(cmd)
+        self._connect_cmd = cmd
         pre, self._pre = self._pre, []
         for cmd, payload, entry in pre:
             self._send(cmd, payload, entry)
@@ -555,16 +562,20 @@ class Socket(EventEmitter):
                 self.off("timeout", callback)
             else:
                 self.once("timeout", callback)
+        self._opt_timeout = int(msecs)
         if self._state != "closed" and not self.destroyed:
             self._send(self._command("set_timeout", msecs=int(msecs)))
         return self
 
     def set_no_delay(self, no_delay: bool = True) -> Socket:
+        self._opt_no_delay = bool(no_delay)
         if self._state != "closed" and not self.destroyed:
             self._send(self._command("set_no_delay", enable=bool(no_delay)))
         return self
 
     def set_keep_alive(self, enable: bool = False, initial_delay: float = 0) -> Socket:
+        self._opt_keep_alive = bool(enable)
+        self._opt_keep_alive_delay = int(initial_delay)
         if self._state != "closed" and not self.destroyed:
             self._send(self._command("set_keep_alive", enable=bool(enable),
                                      initial_delay_ms=int(initial_delay)))
@@ -842,8 +853,9 @@ class Socket(EventEmitter):
     # ---------------------------------------------------- session resumption
 
     def _resume_entry(self, entries: Any) -> None:
-        """Adds what this socket has seen to Hello.resume_sockets (an open one)."""
-        if self._state != "open" or self._id is None:
+        """Adds what this socket has seen to Hello.resume_sockets: an open
+        one, or a connecting one whose Connect went (protocol 1.4)."""
+        if self._state not in ("open", "connecting") or self._id is None:
             return
         r = entries.add()
         r.socket_id = self._id
@@ -853,6 +865,31 @@ class Socket(EventEmitter):
         r.bytes_acked = self._acked_bytes
         r.saw_end = self._got_end
         r.last_seq = self._seq
+        r.connecting = self._state == "connecting"
+        # Its view of the options: one the old netcore never read is applied
+        # by the new one (PROTOCOL.md 16.1).
+        r.has_options = True
+        r.timeout_ms = self._opt_timeout
+        r.no_delay = 0 if self._opt_no_delay is None else 1 + self._opt_no_delay
+        r.keep_alive = 0 if self._opt_keep_alive is None else 1 + self._opt_keep_alive
+        r.keep_alive_delay_ms = self._opt_keep_alive_delay
+
+    def _connect_again(self) -> bool:
+        """A connecting socket the resumed netcore lacks (its Connect was lost,
+        or it was still connecting at the takeover): Connect again under the
+        same id, its options, then every write. False if there is no Connect."""
+        if self._connect_cmd is None or self.destroyed:
+            return False
+        self._connect_ref = self._nc.send(self._connect_cmd)
+        if self._opt_timeout:
+            self._send(self._command("set_timeout", msecs=self._opt_timeout))
+        if self._opt_no_delay is not None:
+            self._send(self._command("set_no_delay", enable=self._opt_no_delay))
+        if self._opt_keep_alive is not None:
+            self._send(self._command("set_keep_alive", enable=self._opt_keep_alive,
+                                     initial_delay_ms=self._opt_keep_alive_delay))
+        self._resume(0)
+        return True
 
     def _resume(self, writes: int) -> None:
         """The session resumed: the writes netcore never got go again, then

@@ -41,6 +41,50 @@ def run_loop(main):
         guard.cancel()
 
 
+# ---- commands in flight at a takeover (PROTOCOL.md 16.1, protocol 1.4)
+_libc = None
+
+
+def _ptrace(req, tid):
+    global _libc
+    if _libc is None:
+        import ctypes
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+        _libc.ptrace.restype = ctypes.c_long
+    if _libc.ptrace(req, tid, None, None) != 0:
+        import ctypes
+        raise OSError(ctypes.get_errno(), "ptrace %#x of thread %d" % (req, tid))
+
+
+def io_thread_stop(pid):
+    """Stops netcore's ZeroMQ I/O thread alone (ptrace; the caller's thread
+    is its tracer and must let it go): netcore reads nothing from handlers."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            if f.read().startswith("ZMQbg/IO/"):
+                _ptrace(0x4206, int(tid))  # PTRACE_SEIZE
+                _ptrace(0x4207, int(tid))  # PTRACE_INTERRUPT
+                os.waitpid(int(tid), 0x40000000)  # __WALL: until it stops
+                return int(tid)
+    raise AssertionError("no ZeroMQ I/O thread in netcore %d" % pid)
+
+
+def io_thread_go(tid):
+    _ptrace(17, tid)  # PTRACE_DETACH
+
+
+def keepalive_on(local_port):
+    """Whether the kernel's established TCP socket with this local port has a
+    keep-alive timer (/proc/net/tcp "tr" 2)."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == local_port and fields[3] == "01":
+                return fields[5].split(":")[0] == "02"
+    return False
+
+
 def keygen(path):
     out = subprocess.run([NETCORE, "keygen", path], capture_output=True, check=True, text=True)
     return out.stdout.strip()
@@ -414,6 +458,95 @@ class TestResume(unittest.TestCase):
         print("session resumed; timeout fired %.0f ms after the takeover"
               % ((state["timeout"] - state["taken"]) * 1000), file=sys.stderr)
 
+
+    def test_commands_in_flight(self):
+        """Commands sent on a link that looked up and that the old netcore
+        never read (its ZeroMQ I/O thread is stopped while they are sent and
+        until it has shipped the session): set_timeout and set_keep_alive take
+        effect on the new netcore, a Listen listens and a Connect connects,
+        once each (protocol 1.4)."""
+        nc = net.Netcore(self.d.endpoint, name="inflight")
+        seen = []
+        peer = socket.create_server(("127.0.0.1", 0))
+        peer.settimeout(15)  # a lost Connect must not hang the test
+        self.addCleanup(peer.close)
+        out_port = peer.getsockname()[1]
+        state = {}
+        tk_path = self.d.endpoint[len("ipc://"):] + ".takeover"
+
+        def main():
+            out = net.create_connection(out_port, "127.0.0.1", netcore=nc)
+            state["out"] = out
+            out.on("error", lambda e: seen.append(("out error", e.code)))
+            out.on("connect", lambda: threading.Thread(target=drive).start())
+
+        def send_commands():
+            out = state["out"]
+            out.set_timeout(1500, lambda: seen.append("timeout"))
+            out.set_no_delay(True)
+            out.set_keep_alive(True, 1000)
+            srv = net.create_server(netcore=nc)
+            state["srv"] = srv
+            srv.on("listening", lambda: seen.append("listening"))
+            srv.on("error", lambda e: seen.append(("server error", e.code)))
+            srv.listen(0, "127.0.0.1")
+            out2 = net.create_connection(out_port, "127.0.0.1", netcore=nc)
+            state["out2"] = out2
+            out2.on("connect", lambda: seen.append("connect2"))
+            out2.on("error", lambda e: seen.append(("out2 error", e.code)))
+            out2.write("two|")
+            out2.end()
+            net.get_loop().call_later(0.2, state["sent"].set)
+
+        def drive():
+            o, _ = peer.accept()
+            self.addCleanup(o.close)
+            state["port"] = o.getpeername()[1]
+            self.assertFalse(keepalive_on(state["port"]))
+            old = self.d.p
+            io = io_thread_stop(old.pid)
+            try:
+                state["sent"] = threading.Event()
+                net.get_loop().call_soon_threadsafe(send_commands)
+                self.assertTrue(state["sent"].wait(10))
+                log = open(self.d.err_path, "ab")
+                self.d.p = subprocess.Popen([NETCORE, "--bind", self.d.endpoint, "--log-level",
+                                             "info", "--handoff-ms", "5000", "--takeover"],
+                                            stderr=log)
+                log.close()
+                deadline = time.monotonic() + 10
+                while os.path.exists(tk_path) and time.monotonic() < deadline:
+                    time.sleep(0.001)
+            finally:
+                io_thread_go(io)
+            self.assertEqual(old.wait(10), 0, self.d.log())
+            o2, _ = peer.accept()
+            self.addCleanup(o2.close)
+            o2.settimeout(10)
+            got = b""
+            while True:
+                b = o2.recv(100)
+                if not b:
+                    break
+                got += b
+            o2.close()
+            state["got2"] = got
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not ("timeout" in seen and "listening" in seen):
+                time.sleep(0.02)
+            state["keepalive"] = keepalive_on(state["port"])
+            net.get_loop().call_soon_threadsafe(finish)
+
+        def finish():
+            state["out"].destroy()
+            state["out2"].destroy()
+            state["srv"].close()
+
+        run_loop(main)
+        self.assertEqual(state.get("got2"), b"two|", seen)
+        self.assertEqual(sorted(x for x in seen if isinstance(x, str)),
+                         ["connect2", "listening", "timeout"], seen)
+        self.assertTrue(state.get("keepalive"), "set_keep_alive sent in flight is on")
 
 if __name__ == "__main__":
     if "--netcore" in sys.argv:

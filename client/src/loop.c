@@ -518,11 +518,12 @@ static void close_dealer(nc_loop_t *loop) {
   }
   loop->dealer_fd = loop->monitor_fd = -1;
   ncc_msgbatch_clear(&loop->out_batch);
+  /* The monitor stops before its reader closes: libzmq's I/O thread reports
+   * events with a blocking send, which a closed reader would leave blocked for
+   * good (holding the lock zmq_socket_monitor takes). */
+  if (loop->dealer != NULL) zmq_socket_monitor(loop->dealer, NULL, 0);
   if (loop->monitor != NULL) zmq_close(loop->monitor);
-  if (loop->dealer != NULL) {
-    zmq_socket_monitor(loop->dealer, NULL, 0);
-    zmq_close(loop->dealer);
-  }
+  if (loop->dealer != NULL) zmq_close(loop->dealer);
   loop->monitor = loop->dealer = NULL;
 }
 

@@ -145,6 +145,42 @@ static void greeted_fresh(int port) {
   close(fresh);
 }
 
+/* What a trigger gets: the echo and the clients. */
+typedef struct {
+  actor_t *a;
+  client_t *c;
+} run_t;
+
+/* Connections takeover_adopted saw open at its takeover: the echo must adopt them all. */
+static unsigned long adoptions_due;
+
+/* NETCORE_RESUME=0: the takeover, then, while the clients wait, until the
+ * echo has adopted every connection that was surely open at the takeover (its
+ * client had not had every byte back). The echo's pipes run inside netcore
+ * (PROTOCOL.md 17) and echo without it, so clients that went on streaming
+ * could be done and gone before it came back (and a few may be done before
+ * the takeover); an echo that never comes back fails here (issue 12: the
+ * Node.js library's ZeroMQ I/O thread blocked for good, its link never
+ * reached the new netcore). */
+static void takeover_adopted(void *arg) {
+  run_t *r = arg;
+  unsigned long open = 0;
+  for (int i = 0; i < NCLIENTS; i++)
+    if (r->c[i].got < TOTAL) open++;
+  takeover(NULL);
+  adoptions_due += open;
+  uint64_t deadline = nct_now_ms() + 5000;
+  unsigned long conns = 0, adopted = 0;
+  for (;;) {
+    echo_counts(r->a, &conns, &adopted);
+    if (adopted >= adoptions_due) return;
+    if (nct_now_ms() > deadline)
+      fail_msg("the echo adopted %lu of the %lu connections open at the takeover within 5 s",
+               adopted, adoptions_due);
+    usleep(10000);
+  }
+}
+
 /* fn once the clients have sent a third of their bytes, and again at two
  * thirds if twice. */
 /* What run_takeovers checks of the echo's 'connection' events afterwards. */
@@ -159,8 +195,10 @@ static void run_takeovers(const char *kind, const char *name, void (*fn)(void *)
   int port = echo_start(&a, d.endpoint, args0);
   client_t c[NCLIENTS];
   clients_connect(c, port);
-  trigger_t t[] = {{.at = NCLIENTS * TOTAL / 3, .fn = fn, .arg = NULL},
-                   {.at = NCLIENTS * TOTAL / 3 * 2, .fn = fn, .arg = NULL}};
+  run_t r = {&a, c};
+  adoptions_due = 0;
+  trigger_t t[] = {{.at = NCLIENTS * TOTAL / 3, .fn = fn, .arg = &r},
+                   {.at = NCLIENTS * TOTAL / 3 * 2, .fn = fn, .arg = &r}};
   clients_run(c, t, twice ? 2 : 1);
   uint64_t gap = 0;
   for (int i = 0; i < NCLIENTS; i++)
@@ -176,7 +214,11 @@ static void run_takeovers(const char *kind, const char *name, void (*fn)(void *)
       assert_int_equal(adopted, 0);
       assert_int_equal(conns, NCLIENTS + 1); /* the clients and the fresh one, each once */
     } else {
-      assert_int_equal(adopted, (unsigned long)NCLIENTS * (twice ? 2 : 1));
+      /* Each connection open at the takeover once; those that were done
+       * (echoed by the pipe inside netcore) before it, not at all. */
+      if (adopted < adoptions_due || adopted > (unsigned long)NCLIENTS * (twice ? 2 : 1))
+        fail_msg("%lu adopted connections: not between %lu and %d", adopted, adoptions_due,
+                 NCLIENTS * (twice ? 2 : 1));
     }
   }
   echo_stop(&a, SIGKILL);
@@ -206,28 +248,22 @@ static void test_takeover_resume_service(void **state) {
   run_takeovers("--service", "echo1", takeover, 0);
   expect_count = COUNT_ANY;
 }
-/* NETCORE_RESUME=0: the echo's connections are adopted, as before 1.3. The
- * echoes' pipes stay in the library here: a pipe inside netcore (PROTOCOL.md
- * 17) echoes without the handler, so the clients can be done and gone before
- * the echo comes back to adopt them, and this test counts adoptions. (With
- * the Node.js echo and its pipes inside netcore, a client was also reset now
- * and then here: README, what is not done yet.) */
+/* NETCORE_RESUME=0: the echo's connections are adopted, as before 1.3, with
+ * the echoes' pipes inside netcore (takeover_adopted). The Python echo's stay
+ * in the library here: with them inside netcore it left one connection open
+ * at the takeover unadopted now and then (README, what is not done yet). */
 static void test_takeover_no_resume(void **state) {
   setenv("NETCORE_RESUME", "0", 1);
-  setenv("NETCORE_PIPE_OFFLOAD", "0", 1);
+  if (strcmp(lang, "python") == 0) setenv("NETCORE_PIPE_OFFLOAD", "0", 1);
   expect_count = COUNT_ADOPTED;
-  run_takeovers("--service", "echo1", takeover, 0);
+  run_takeovers("--service", "echo1", takeover_adopted, 0);
   expect_count = COUNT_ANY;
   unsetenv("NETCORE_RESUME");
-  if (strcmp(lang, "node") != 0) unsetenv("NETCORE_PIPE_OFFLOAD");
+  if (strcmp(lang, "python") == 0) unsetenv("NETCORE_PIPE_OFFLOAD");
 }
 
 int main(int argc, char **argv) {
   if (argc > 1) lang = argv[1];
-  /* The Node.js echo with its pipes inside netcore (PROTOCOL.md 17) reset a
-   * client now and then across a takeover (README, what is not done yet):
-   * its pipes stay in the library in this test until that is understood. */
-  if (strcmp(lang, "node") == 0) setenv("NETCORE_PIPE_OFFLOAD", "0", 1);
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest c_tests[] = {
       cmocka_unit_test_teardown(test_takeover_service, teardown),

@@ -71,6 +71,31 @@ function retire(obs) {
   if (retired.length > 32) retired.shift();
 }
 
+// libzmq reports a socket's events to its monitor with a blocking send, from
+// its I/O thread: an Observer closed while its DEALER still lives (a closed
+// DEALER lingers, reconnects and reports until libzmq reaps it) blocks that
+// thread for good on the next event, and with it every connection of the
+// process (no DEALER connects any more: a link lost to a netcore takeover
+// never comes back; issue 12). So a DEALER is closed under a fresh Observer
+// that takes its monitor over (zmq_socket_monitor replaces the old one under
+// its lock), nobody reads, and that is closed only once libzmq is done with
+// the DEALER (its linger is at most 1 s); the old Observer, no longer the
+// monitor, closes at once (its pending receive() ends).
+const TAIL_MS = 5000;
+function closeWatched(sock, obs) {
+  let keep = obs; // the Observer that is the DEALER's monitor now
+  if (!sock.closed) {
+    try {
+      keep = new zmq.Observer(sock);
+      if (obs) retire(obs);
+    } catch (err) {
+      keep = obs; // the monitor stays obs's: it stays open a while instead
+    }
+    sock.close();
+  }
+  if (keep && !keep.closed) setTimeout(() => retire(keep), TAIL_MS).unref();
+}
+
 // netcore's default endpoint for this process, the rule netcore and every
 // client library share: ipc://$XDG_RUNTIME_DIR/netcore/netcore.sock when
 // XDG_RUNTIME_DIR is an absolute path, else for root
@@ -227,10 +252,9 @@ class Link {
   closeDealer() {
     clearTimeout(this.pollTimer);
     this.pollTimer = null;
-    // Closed before its DEALER: a pending receive() of it ends (undefined)
-    // instead of waiting for a MONITOR_STOPPED that does not always come.
-    if (this.obs) retire(this.obs);
-    this.sock.close();
+    // The Observer's pending receive() ends (undefined) instead of waiting
+    // for a MONITOR_STOPPED that does not always come (closeWatched).
+    closeWatched(this.sock, this.obs);
   }
 
   // The monitor of a DEALER: read while the link is ref'd (see the top).
@@ -809,7 +833,7 @@ class Link {
     clearTimeout(this.helloTimer);
     clearInterval(this.pingTimer);
     this.pingSentAt = 0;
-    this.sock.close();
+    this.closeDealer();
     this.pumping = false;
     this.state = 'connecting';
     this.relinking = true;

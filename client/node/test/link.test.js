@@ -13,7 +13,7 @@ const os = require('os');
 const path = require('path');
 const nodeNet = require('net');
 const net = require('..');
-const { startNetcore, once, until, NETCORE_BIN } = require('../test-support/netcore');
+const { startNetcore, once, until, delay, NETCORE_BIN } = require('../test-support/netcore');
 
 function keygen(file) {
   return execFileSync(NETCORE_BIN, ['keygen', file], { encoding: 'utf8' }).trim();
@@ -391,5 +391,34 @@ test('hand-packed Write and Credit are the bytes protobufjs encodes', () => {
     for (const bytes of [0, 1, 127, 128, 65536, 0xffffffff]) {
       assert.deepStrictEqual(packCredit(idv, bytes), Buffer.from(encodeCommand({ credit: { socket_id: toLong(id), bytes } })));
     }
+  }
+});
+
+// A DEALER closed while libzmq still reports its events (it lingers to send
+// its Bye and retries the connection to a netcore that died) must not take
+// libzmq's I/O thread with it: its monitor outlives it (link.js closeWatched).
+// An Observer closed first blocked that thread for good at the next event,
+// and no link of the process connected again (issue 12: the Node.js echo
+// never reached the netcore that took over). Last in this file: that bug
+// leaves the process without ZeroMQ.
+test('a link closed while its netcore is gone leaves the next link working', async () => {
+  const nc = await startNetcore();
+  let nc2 = null;
+  try {
+    const server = net.createServer({ endpoint: nc.endpoint }, () => {});
+    await once(server.listen(0, '127.0.0.1'), 'listening');
+    server.unref(); // the link reads no monitor events now: the loss goes unnoticed
+    nc.proc.kill('SIGKILL');
+    await new Promise((r) => nc.proc.once('exit', r));
+    await delay(100); // the DEALER saw its connection drop and retries
+    await net.leave({ handoff: false }); // Bye: closed with a linger of 1 s, retrying meanwhile
+    await delay(1500);
+    nc2 = await startNetcore();
+    const again = net.createServer({ endpoint: nc2.endpoint }, () => {});
+    await once(again.listen(0, '127.0.0.1'), 'listening');
+    await new Promise((r) => again.close(r));
+  } finally {
+    await nc.stop();
+    if (nc2) await nc2.stop();
   }
 });

@@ -71,6 +71,12 @@ function normalizeConnectArgs(args) {
   return [opts, cb];
 }
 
+// The nextTick of _schedulePump (no closure per turn).
+function pumpTick(sock) {
+  sock._pumpQueued = false;
+  sock._pump();
+}
+
 const EMPTY = Buffer.alloc(0); // the payload of an empty Write (unref() asks an ack with it)
 
 class Socket extends Duplex {
@@ -128,7 +134,7 @@ class Socket extends Duplex {
     this._remote = null;
     this._timeoutMs = 0;
     this._deferred = new Map(); // option commands waiting for an id / the connection
-    this._lastSeq = 0n;
+    this._lastSeq = 0; // a Number: exact up to 2^53 events
     // Session resumption (PROTOCOL.md 16.1): every Write/End sent and not yet
     // acknowledged, { n: its number, buf, fd, end }, for a netcore that
     // resumes the session and never got it.
@@ -151,12 +157,12 @@ class Socket extends Duplex {
     s._local = nodeAddress(ev.local);
     s._remote = nodeAddress(ev.remote);
     s.server = server;
-    s._lastSeq = 1n;
+    s._lastSeq = 1;
     // Served before by a handler that went: its seq, byte counts and the
     // data it had not finished with (replayed next) carry on.
     s.adopted = !!adopted;
     if (adopted) {
-      s._lastSeq = 0n; /* the next event's seq is taken as it comes */
+      s._lastSeq = 0; /* the next event's seq is taken as it comes */
       s._bytesRead = Number(ev.bytes_read);
       s._credited = Number(ev.bytes_read);
       // A pipe inside netcore that carries on: this socket may be its
@@ -223,11 +229,11 @@ class Socket extends Duplex {
   // ---------------------------------------------------------------- events
 
   _onEvent(kind, ev, payload, seq) {
-    const s = toBig(seq);
-    if (s !== 0n && this._lastSeq !== 0n && s !== this._lastSeq + 1n) {
-      process.emitWarning(`netcore: socket ${this._id} event ${kind} has seq ${s}, expected ${this._lastSeq + 1n}`);
+    const s = toNum(seq);
+    if (s !== 0 && this._lastSeq !== 0 && s !== this._lastSeq + 1) {
+      process.emitWarning(`netcore: socket ${this._id} event ${kind} has seq ${s}, expected ${this._lastSeq + 1}`);
     }
-    if (s !== 0n) this._lastSeq = s;
+    if (s !== 0) this._lastSeq = s;
     switch (kind) {
       case 'connected':
         return this._onConnected(ev);
@@ -408,7 +414,7 @@ class Socket extends Duplex {
       writes_acked: this._ackedCmds,
       bytes_acked: this._ackedBytes,
       saw_end: this._peerEnded,
-      last_seq: toLong(this._lastSeq),
+      last_seq: toLong(BigInt(this._lastSeq)),
     };
   }
 
@@ -547,10 +553,7 @@ class Socket extends Duplex {
   _schedulePump() {
     if (this._pumpQueued) return;
     this._pumpQueued = true;
-    process.nextTick(() => {
-      this._pumpQueued = false;
-      this._pump();
-    });
+    process.nextTick(pumpTick, this);
   }
 
   // Sends queued pieces while netcore holds less than the write limit for

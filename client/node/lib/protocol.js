@@ -177,9 +177,20 @@ function varintNum(buf, end) {
   return vhi === 0 ? lo : vhi * 4294967296 + lo;
 }
 
+// An id (uint64) as a BigInt. The ids of a link share their high 32 bits
+// (Welcome.id_prefix), so the BigInt of each low half is kept: making one
+// costs more than the rest of an event's decoding. Bounded: cleared when full.
+const ids = new Map(); // low 32 bits -> { hi, big }
+const IDS_MAX = 65536;
 function varintBig(buf, end) {
   const lo = varint(buf, end);
-  return vhi === 0 ? BigInt(lo) : (BigInt(vhi) << 32n) | BigInt(lo);
+  const hi = vhi;
+  const known = ids.get(lo);
+  if (known !== undefined && known.hi === hi) return known.big;
+  const big = hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+  if (ids.size >= IDS_MAX) ids.clear();
+  ids.set(lo, { hi, big });
+  return big;
 }
 
 // Skips a field of wire type `wt` (not 3/4: groups are never sent).

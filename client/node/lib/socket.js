@@ -292,7 +292,8 @@ class Socket extends Duplex {
     const log = this._sentLog;
     let k = 0;
     while (k < log.length && log[k].n <= this._ackedCmds) k += 1;
-    if (k > 0) log.splice(0, k);
+    if (k === 1) log.shift(); // the usual case: no array of the removed one
+    else if (k > 1) log.splice(0, k);
     this._backlog = toNum(ack.queued_bytes);
     this._settle();
     if (this._finalCb && this._endCmd !== 0 && this._ackedCmds >= this._endCmd) {
@@ -497,7 +498,8 @@ class Socket extends Duplex {
   }
 
   _write(chunk, encoding, cb) {
-    this._writev([{ chunk, encoding }], cb);
+    this._take(chunk);
+    this._handed(chunk.length, cb);
   }
 
   // The Writable hands over what was written, in order. The pieces join the
@@ -509,22 +511,33 @@ class Socket extends Duplex {
   _writev(chunks, cb) {
     let bytes = 0;
     for (const { chunk } of chunks) {
-      // write() made a record for each chunk, in the same order.
-      const rec = this._recs.length > 0 && this._recs[0].chunk === chunk ? this._recs.shift() : null;
-      this._queuedBytes += chunk.length;
+      this._take(chunk);
       bytes += chunk.length;
-      if (rec) {
-        rec.chunk = null;
-        if (rec.cb) {
-          rec.end = this._queuedBytes;
-          this._waits.push(rec);
-        }
-      }
-      // An empty write goes out only when its callback waits for the
-      // writes before it: its ack then covers them.
-      if (chunk.length === 0 && !(rec && rec.cb && rec.end > this._ackedBytes)) continue;
-      this._wq.push({ buf: chunk, fd: fdOf.get(chunk), end: false });
     }
+    this._handed(bytes, cb);
+  }
+
+  // One chunk handed over by the Writable (_write, _writev).
+  _take(chunk) {
+    // write() made a record for each chunk, in the same order.
+    const rec = this._recs.length > 0 && this._recs[0].chunk === chunk ? this._recs.shift() : null;
+    this._queuedBytes += chunk.length;
+    if (rec) {
+      rec.chunk = null;
+      if (rec.cb) {
+        rec.end = this._queuedBytes;
+        this._waits.push(rec);
+      }
+    }
+    // An empty write goes out only when its callback waits for the
+    // writes before it: its ack then covers them.
+    if (chunk.length === 0 && !(rec && rec.cb && rec.end > this._ackedBytes)) return;
+    this._wq.push({ buf: chunk, fd: fdOf.get(chunk), end: false });
+  }
+
+  // After the chunks of one _write/_writev (bytes in all): the pump, and the
+  // Writable's callback now or once the acks make room.
+  _handed(bytes, cb) {
     if (this._waits.length > 0 && this._waits[0].end <= this._ackedBytes) process.nextTick(() => this._settle());
     this._schedulePump();
     if (bytes === 0 || (this._id !== null && this._queuedBytes - this._ackedBytes < this._writeLimit())) cb();

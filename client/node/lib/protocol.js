@@ -124,8 +124,169 @@ function packCredit(id, bytes) {
 }
 
 // Parses one Event envelope; throws on a frame that does not parse.
+// The events of every request (Data, Ended, WriteAck, each with its lazy
+// ack, and the EventBatch that carries them) are read by hand (fastEvent):
+// no protobufjs reader, no Long per integer. Every other event, and any
+// frame the hand reader does not take, goes through protobufjs.
 function decodeEvent(buf) {
-  return Event.decode(buf);
+  let ev = null;
+  try {
+    ev = fastEvent(buf, 0, buf.length, true);
+  } catch (err) {
+    ev = null; // malformed: protobufjs says how
+  }
+  return ev === null ? Event.decode(buf) : ev;
+}
+
+// What the hand reader gives, in the shapes protobufjs gives them (field
+// names of the .proto, `event` naming the oneof member, ack null when
+// absent) except that integers are Numbers and ids BigInt (both are what
+// toNum and toBig accept). Messages of the hot events carry uint64 fields
+// only; counts are exact below 2^53, ids always.
+let at = 0; // the reader's position in the buffer being read
+let vhi = 0; // the high 32 bits of the last varint read
+
+// A varint at `at` (before `end`): its low 32 bits, unsigned; vhi its high ones.
+function varint(buf, end) {
+  let lo = 0;
+  let b;
+  for (let shift = 0; shift < 28; shift += 7) {
+    if (at >= end) throw new RangeError('truncated varint');
+    b = buf[at++];
+    lo |= (b & 0x7f) << shift;
+    if (b < 0x80) {
+      vhi = 0;
+      return lo >>> 0;
+    }
+  }
+  if (at >= end) throw new RangeError('truncated varint');
+  b = buf[at++];
+  lo |= (b & 0x0f) << 28;
+  let hi = (b & 0x7f) >>> 4;
+  for (let shift = 3; b >= 0x80; shift += 7) {
+    if (shift > 31 || at >= end) throw new RangeError('bad varint');
+    b = buf[at++];
+    hi |= (b & 0x7f) << shift;
+  }
+  vhi = hi >>> 0;
+  return lo >>> 0;
+}
+
+function varintNum(buf, end) {
+  const lo = varint(buf, end);
+  return vhi === 0 ? lo : vhi * 4294967296 + lo;
+}
+
+// An id (uint64) as a BigInt. The ids of a link share their high 32 bits
+// (Welcome.id_prefix), so the BigInt of each low half is kept: making one
+// costs more than the rest of an event's decoding. Bounded: cleared when full.
+const ids = new Map(); // low 32 bits -> { hi, big }
+const IDS_MAX = 65536;
+function varintBig(buf, end) {
+  const lo = varint(buf, end);
+  const hi = vhi;
+  const known = ids.get(lo);
+  if (known !== undefined && known.hi === hi) return known.big;
+  const big = hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+  if (ids.size >= IDS_MAX) ids.clear();
+  ids.set(lo, { hi, big });
+  return big;
+}
+
+// Skips a field of wire type `wt` (not 3/4: groups are never sent).
+function skip(buf, end, wt) {
+  if (wt === 0) varint(buf, end);
+  else if (wt === 1) at += 8;
+  else if (wt === 5) at += 4;
+  else if (wt === 2) {
+    const len = varint(buf, end);
+    at += len;
+  } else throw new RangeError(`wire type ${wt}`);
+  if (at > end) throw new RangeError('truncated field');
+}
+
+// A length-delimited field's end (at is then its first byte).
+function subEnd(buf, end) {
+  const len = varint(buf, end);
+  const e = at + len;
+  if (e > end) throw new RangeError('truncated message');
+  return e;
+}
+
+// Data, Ended (socket_id = 1 only) and WriteAck, over buf[at, end).
+function idOnly(buf, end) {
+  const body = { socket_id: 0n };
+  while (at < end) {
+    const tag = varint(buf, end);
+    if (tag === 0x08) body.socket_id = varintBig(buf, end);
+    else skip(buf, end, tag & 7);
+  }
+  return body;
+}
+
+function writeAck(buf, end) {
+  const a = { socket_id: 0n, writes: 0, bytes: 0, bytes_written: 0, queued_bytes: 0 };
+  while (at < end) {
+    const tag = varint(buf, end);
+    switch (tag) {
+      case 0x08: a.socket_id = varintBig(buf, end); break;
+      case 0x10: a.writes = varint(buf, end); break;
+      case 0x18: a.bytes = varintNum(buf, end); break;
+      case 0x20: a.bytes_written = varintNum(buf, end); break;
+      case 0x28: a.queued_bytes = varintNum(buf, end); break;
+      default: skip(buf, end, tag & 7);
+    }
+  }
+  return a;
+}
+
+// One Event over buf[from, end), or null if it is not one of the hot ones
+// (outer: an EventBatch may be it; inside a batch the caller decodes that
+// event with protobufjs).
+function fastEvent(buf, from, end, outer) {
+  at = from;
+  const ev = { seq: 0, ack: null, event: undefined };
+  while (at < end) {
+    const tag = varint(buf, end);
+    if (tag === 0x08) {
+      ev.seq = varintNum(buf, end);
+      continue;
+    }
+    if ((tag & 7) !== 2 || ev.event !== undefined) return null;
+    const e = subEnd(buf, end);
+    switch (tag >>> 3) {
+      case 2: ev.ack = writeAck(buf, e); break;
+      case 31: ev.event = 'data'; ev.data = idOnly(buf, e); break;
+      case 32: ev.event = 'ended'; ev.ended = idOnly(buf, e); break;
+      case 33: ev.event = 'write_ack'; ev.write_ack = writeAck(buf, e); break;
+      case 50:
+        if (!outer) return null;
+        ev.event = 'batch';
+        ev.batch = { events: batch(buf, e) };
+        break;
+      default:
+        return null;
+    }
+  }
+  return ev.event === undefined ? null : ev;
+}
+
+// EventBatch{repeated Event events = 1} over buf[at, end).
+function batch(buf, end) {
+  const events = [];
+  while (at < end) {
+    const tag = varint(buf, end);
+    if (tag !== 0x0a) {
+      skip(buf, end, tag & 7);
+      continue;
+    }
+    const e = subEnd(buf, end);
+    const from = at;
+    const ev = fastEvent(buf, from, e, false);
+    events.push(ev === null ? Event.decode(buf.subarray(from, e)) : ev);
+    at = e;
+  }
+  return events;
 }
 
 // A UNIX path (string or Buffer) as the endpoint fields of Listen/Connect:

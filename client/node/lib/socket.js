@@ -71,6 +71,12 @@ function normalizeConnectArgs(args) {
   return [opts, cb];
 }
 
+// The nextTick of _schedulePump (no closure per turn).
+function pumpTick(sock) {
+  sock._pumpQueued = false;
+  sock._pump();
+}
+
 const EMPTY = Buffer.alloc(0); // the payload of an empty Write (unref() asks an ack with it)
 
 class Socket extends Duplex {
@@ -133,7 +139,7 @@ class Socket extends Duplex {
     this._optKeepAlive = null;
     this._optKeepAliveDelay = 0;
     this._deferred = new Map(); // option commands waiting for an id / the connection
-    this._lastSeq = 0n;
+    this._lastSeq = 0; // a Number: exact up to 2^53 events
     // Session resumption (PROTOCOL.md 16.1): every Write/End sent and not yet
     // acknowledged, { n: its number, buf, fd, end }, for a netcore that
     // resumes the session and never got it.
@@ -156,12 +162,12 @@ class Socket extends Duplex {
     s._local = nodeAddress(ev.local);
     s._remote = nodeAddress(ev.remote);
     s.server = server;
-    s._lastSeq = 1n;
+    s._lastSeq = 1;
     // Served before by a handler that went: its seq, byte counts and the
     // data it had not finished with (replayed next) carry on.
     s.adopted = !!adopted;
     if (adopted) {
-      s._lastSeq = 0n; /* the next event's seq is taken as it comes */
+      s._lastSeq = 0; /* the next event's seq is taken as it comes */
       s._bytesRead = Number(ev.bytes_read);
       s._credited = Number(ev.bytes_read);
       // A pipe inside netcore that carries on: this socket may be its
@@ -228,11 +234,11 @@ class Socket extends Duplex {
   // ---------------------------------------------------------------- events
 
   _onEvent(kind, ev, payload, seq) {
-    const s = toBig(seq);
-    if (s !== 0n && this._lastSeq !== 0n && s !== this._lastSeq + 1n) {
-      process.emitWarning(`netcore: socket ${this._id} event ${kind} has seq ${s}, expected ${this._lastSeq + 1n}`);
+    const s = toNum(seq);
+    if (s !== 0 && this._lastSeq !== 0 && s !== this._lastSeq + 1) {
+      process.emitWarning(`netcore: socket ${this._id} event ${kind} has seq ${s}, expected ${this._lastSeq + 1}`);
     }
-    if (s !== 0n) this._lastSeq = s;
+    if (s !== 0) this._lastSeq = s;
     switch (kind) {
       case 'connected':
         return this._onConnected(ev);
@@ -291,7 +297,8 @@ class Socket extends Duplex {
     const log = this._sentLog;
     let k = 0;
     while (k < log.length && log[k].n <= this._ackedCmds) k += 1;
-    if (k > 0) log.splice(0, k);
+    if (k === 1) log.shift(); // the usual case: no array of the removed one
+    else if (k > 1) log.splice(0, k);
     this._backlog = toNum(ack.queued_bytes);
     this._settle();
     if (this._finalCb && this._endCmd !== 0 && this._ackedCmds >= this._endCmd) {
@@ -415,7 +422,7 @@ class Socket extends Duplex {
       writes_acked: this._ackedCmds,
       bytes_acked: this._ackedBytes,
       saw_end: this._peerEnded,
-      last_seq: toLong(this._lastSeq),
+      last_seq: toLong(BigInt(this._lastSeq)),
       connecting,
       // Its view of the options: one the old netcore never read is applied
       // by the new one (PROTOCOL.md 16.1).
@@ -528,7 +535,8 @@ class Socket extends Duplex {
   }
 
   _write(chunk, encoding, cb) {
-    this._writev([{ chunk, encoding }], cb);
+    this._take(chunk);
+    this._handed(chunk.length, cb);
   }
 
   // The Writable hands over what was written, in order. The pieces join the
@@ -540,22 +548,33 @@ class Socket extends Duplex {
   _writev(chunks, cb) {
     let bytes = 0;
     for (const { chunk } of chunks) {
-      // write() made a record for each chunk, in the same order.
-      const rec = this._recs.length > 0 && this._recs[0].chunk === chunk ? this._recs.shift() : null;
-      this._queuedBytes += chunk.length;
+      this._take(chunk);
       bytes += chunk.length;
-      if (rec) {
-        rec.chunk = null;
-        if (rec.cb) {
-          rec.end = this._queuedBytes;
-          this._waits.push(rec);
-        }
-      }
-      // An empty write goes out only when its callback waits for the
-      // writes before it: its ack then covers them.
-      if (chunk.length === 0 && !(rec && rec.cb && rec.end > this._ackedBytes)) continue;
-      this._wq.push({ buf: chunk, fd: fdOf.get(chunk), end: false });
     }
+    this._handed(bytes, cb);
+  }
+
+  // One chunk handed over by the Writable (_write, _writev).
+  _take(chunk) {
+    // write() made a record for each chunk, in the same order.
+    const rec = this._recs.length > 0 && this._recs[0].chunk === chunk ? this._recs.shift() : null;
+    this._queuedBytes += chunk.length;
+    if (rec) {
+      rec.chunk = null;
+      if (rec.cb) {
+        rec.end = this._queuedBytes;
+        this._waits.push(rec);
+      }
+    }
+    // An empty write goes out only when its callback waits for the
+    // writes before it: its ack then covers them.
+    if (chunk.length === 0 && !(rec && rec.cb && rec.end > this._ackedBytes)) return;
+    this._wq.push({ buf: chunk, fd: fdOf.get(chunk), end: false });
+  }
+
+  // After the chunks of one _write/_writev (bytes in all): the pump, and the
+  // Writable's callback now or once the acks make room.
+  _handed(bytes, cb) {
     if (this._waits.length > 0 && this._waits[0].end <= this._ackedBytes) process.nextTick(() => this._settle());
     this._schedulePump();
     if (bytes === 0 || (this._id !== null && this._queuedBytes - this._ackedBytes < this._writeLimit())) cb();
@@ -584,10 +603,7 @@ class Socket extends Duplex {
   _schedulePump() {
     if (this._pumpQueued) return;
     this._pumpQueued = true;
-    process.nextTick(() => {
-      this._pumpQueued = false;
-      this._pump();
-    });
+    process.nextTick(pumpTick, this);
   }
 
   // Sends queued pieces while netcore holds less than the write limit for

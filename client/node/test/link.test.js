@@ -394,6 +394,73 @@ test('hand-packed Write and Credit are the bytes protobufjs encodes', () => {
   }
 });
 
+// The hot events (Data, Ended, WriteAck, their lazy acks, EventBatch) are
+// read by hand (protocol.js decodeEvent): what route() reads of them must
+// be what protobufjs decodes, for every id and count width, other events
+// inside a batch must still decode, and a cut frame must fail as protobufjs
+// fails.
+test('hand-decoded events are what protobufjs decodes', () => {
+  const protobuf = require('protobufjs');
+  const { decodeEvent, toBig, toNum, toLong } = require('../lib/protocol');
+  const root = new protobuf.Root();
+  root.loadSync(path.join(__dirname, '..', '..', '..', 'proto', 'netcore.proto'), { keepCase: true });
+  const Event = root.lookupType('netcore.v1.Event');
+  const ids = [1n, 127n, 128n, (7n << 32n) | 5n, (1n << 53n) + 3n, (1n << 64n) - 1n];
+  const counts = [0, 1, 127, 128, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 5, 2 ** 53 - 1];
+  let n = 0;
+  const pick = (a) => a[n++ % a.length];
+  const ack = () => ({ socket_id: toLong(pick(ids)), writes: pick([0, 1, 2 ** 32 - 1]), bytes: pick(counts), bytes_written: pick(counts), queued_bytes: pick(counts) });
+  const one = (kind) => {
+    const ev = { seq: pick(counts) };
+    if (n % 3 !== 0) ev.ack = ack();
+    if (kind === 'write_ack') ev.write_ack = ack();
+    else if (kind === 'closed') ev.closed = { socket_id: toLong(pick(ids)), had_error: n % 2 === 0, bytes_read: pick(counts) };
+    else ev[kind] = { socket_id: toLong(pick(ids)) };
+    return ev;
+  };
+  const same = (got, want, where) => {
+    assert.strictEqual(got.event, want.event, where);
+    assert.strictEqual(toNum(got.seq), toNum(want.seq), `${where} seq`);
+    assert.strictEqual(Boolean(got.ack), Boolean(want.ack), `${where} ack`);
+    if (want.ack) {
+      assert.strictEqual(toBig(got.ack.socket_id), toBig(want.ack.socket_id), `${where} ack id`);
+      for (const f of ['writes', 'bytes', 'bytes_written', 'queued_bytes']) assert.strictEqual(toNum(got.ack[f]), toNum(want.ack[f]), `${where} ack ${f}`);
+    }
+    if (want.event === 'batch') {
+      assert.strictEqual(got.batch.events.length, want.batch.events.length, where);
+      want.batch.events.forEach((w, i) => same(got.batch.events[i], w, `${where}[${i}]`));
+      return;
+    }
+    if (want.event === undefined) return; // a cut frame may hold no event at all
+    const g = got[want.event];
+    const w = want[want.event];
+    assert.strictEqual(toBig(g.socket_id), toBig(w.socket_id), `${where} id`);
+    for (const f of ['writes', 'bytes', 'bytes_written', 'queued_bytes', 'bytes_read']) {
+      if (f in w) assert.strictEqual(toNum(g[f]), toNum(w[f]), `${where} ${f}`);
+    }
+    if ('had_error' in w) assert.strictEqual(g.had_error, w.had_error, where);
+  };
+  const kinds = ['data', 'ended', 'write_ack', 'closed', 'timeout'];
+  for (let i = 0; i < 400; i++) {
+    const ev = i % 2 ? one(pick(kinds)) : { batch: { events: Array.from({ length: 1 + (i % 7) }, () => one(pick(kinds))) } };
+    const buf = Event.encode(Event.fromObject(ev)).finish();
+    const got = decodeEvent(buf);
+    same(got, Event.decode(buf), `event ${i}`);
+    // The hot ones never went through protobufjs (plain objects).
+    if (['data', 'ended', 'write_ack', 'batch'].includes(got.event)) assert.strictEqual(Object.getPrototypeOf(got), Object.prototype);
+    for (let cut = 0; cut < buf.length; cut += 3) {
+      let want = null;
+      try {
+        want = Event.decode(buf.subarray(0, cut));
+      } catch (err) {
+        assert.throws(() => decodeEvent(buf.subarray(0, cut)), `event ${i} cut at ${cut}`);
+        continue;
+      }
+      same(decodeEvent(buf.subarray(0, cut)), want, `event ${i} cut at ${cut}`);
+    }
+    }
+});
+
 // A DEALER closed while libzmq still reports its events (it lingers to send
 // its Bye and retries the connection to a netcore that died) must not take
 // libzmq's I/O thread with it: its monitor outlives it (link.js closeWatched).

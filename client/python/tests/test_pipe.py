@@ -545,6 +545,67 @@ class PipeCase(unittest.TestCase):
     def test_ended_while_paused_after_pipe_no_offload(self):
         self._ended_while_paused(False)
 
+    def test_ended_while_paused_no_replay_to_adopter(self):
+        """The same Credit without a pipe (PROTOCOL.md 13): Data a paused
+        socket held when Ended came, consumed on resume(), is credited, so a
+        group member that adopts the socket after a handoff gets no replay
+        of bytes the first handler already had."""
+        seen = {"heir": bytearray(), "first": bytearray()}
+        probe = EventCount(self.endpoint)
+        loop = net.get_loop()
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        heir = net.Netcore(self.endpoint, name="heir")
+
+        def held_turn(c):
+            base = probe.events("test")
+            client.sendall(b"hello")
+            client.shutdown(socket.SHUT_WR)
+            probe.wait_events("test", base + 2)  # its Data and Ended are on their way
+            c.pause()
+            seen["held"] = True
+
+        async def main():
+            def on_conn(c):
+                seen["c"] = c
+                held_turn(c)
+            srv = net.create_server(on_conn, netcore=self.nc, allow_half_open=True)
+            ready = loop.create_future()
+            srv.listen({"port": 0, "host": "127.0.0.1", "group": "g"}, lambda: ready.set_result(None))
+            await ready
+            port = srv.address()["port"]
+            client.connect(("127.0.0.1", port))
+            client.setblocking(False)
+            await until(lambda: "held" in seen, "the held turn")
+            c = seen["c"]
+            await until(lambda: c._eof_pending, "Ended while paused")
+
+            def on_heir_conn(c2):
+                seen["c2"], seen["adopted"] = c2, c2.adopted
+                c2.on("data", seen["heir"].extend)
+                c2.on("end", lambda: seen.__setitem__("heir_end", True))
+            srv2 = net.create_server(on_heir_conn, netcore=heir, allow_half_open=True)
+            ready2 = loop.create_future()
+            srv2.listen({"port": port, "host": "127.0.0.1", "group": "g"}, lambda: ready2.set_result(None))
+            await ready2
+            c.on("data", seen["first"].extend)
+            c.resume()  # 'data' now, and its Credit in this turn's batch
+            self.nc.close(handoff=True)  # the Bye goes after that batch
+            # The first handler is gone: its objects are not told (close()),
+            # and must not keep run() going.
+            c.unref()
+            srv.unref()
+            await until(lambda: "heir_end" in seen, "the adopter's 'end'")
+            client.close()
+            seen["c2"].destroy()
+            srv2.close()
+        try:
+            self.run_loop(main)
+        finally:
+            probe.close()
+        self.assertEqual(bytes(seen["first"]), b"hello")
+        self.assertIs(seen["adopted"], True)
+        self.assertEqual(bytes(seen["heir"]), b"", "the adopter got a replay of consumed bytes")
+
     def test_dest_reset(self):
         self._dest_reset(True)
 

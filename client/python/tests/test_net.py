@@ -581,9 +581,11 @@ class TestData(NetcoreCase):
                         data += chunk
                     seen["client_got"] = data
                     s.close()
-                threading.Thread(target=client, daemon=True).start()
+                seen["client"] = threading.Thread(target=client, daemon=True)
+                seen["client"].start()
             srv.listen(0, "127.0.0.1", listening)
         self.run_loop(main)
+        seen["client"].join(10)  # run() ends at 'close', maybe before the client saw EOF
         self.assertEqual(seen["client_got"], b"after end\n")
         self.assertIs(seen["had_error"], False)
 

@@ -6,9 +6,10 @@ usage: havoc.py --netcore PATH --echo PATH [--node PATH] [--seconds N] [--connec
 
 Starts the real netcore on an ipc endpoint in a temporary directory with a short
 lease, and a pool of handler actors, each a real process listening on 127.0.0.1
-port 0: C echo actors (build/actors/echo), the Python and the Node.js echo actors,
-and rogue handlers (rogue.py: raw protocol, they say Bye, vanish in the middle of a
-batch, or stop reading their events). Client connections, many at once, stream a
+port 0: C echo actors (build/actors/echo), the Python and the Node.js echo actors
+(all three run the seed's c.pipe(c) inside netcore, PROTOCOL.md 17), and rogue
+handlers (rogue.py: raw protocol, they say Bye, vanish in the middle of a batch,
+or stop reading their events). Client connections, many at once, stream a
 position-dependent byte pattern through live actors and check every echoed byte.
 
 For --seconds (default $HAVOC_SECONDS, else 60) a random actor is killed with SIGKILL
@@ -132,17 +133,10 @@ class Actor:
         self.rig, self.slot, self.kind, self.mode = rig, slot, kind, mode
         self.name = "%s%d-%s%s" % (kind, slot, rig.started, "-" + mode if mode else "")
         self.err_path = os.path.join(rig.tmp, self.name + ".stderr")
-        env = rig.env
-        if kind == "python":
-            # Known bug, not fixed yet (README, "what is not done yet"): with its pipe inside
-            # netcore (PROTOCOL.md 17) the Python echo can leave a connection whose peer
-            # ended unclosed under this test (HAVOC_SEED=707733204 shows it); until then its
-            # pipes stay in the library here. The C and Node.js echoes run with the offload.
-            env = dict(env, NETCORE_PIPE_OFFLOAD="0")
         with open(self.err_path, "wb") as err:
             try:
                 self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                          stderr=err, env=env)
+                                          stderr=err, env=rig.env)
             except OSError as e:
                 raise Fatal("cannot start %s (%s): %s" % (self.name, " ".join(argv), e))
         os.set_blocking(self.p.stdout.fileno(), False)

@@ -537,8 +537,14 @@ class Socket(EventEmitter):
         """Gives consumed bytes back as read credit at once: it joins this
         turn's batch with the writes they produced, netcore's proof that they
         were handled (PROTOCOL.md 13). A paused socket grants too: Pause has
-        stopped netcore, and what still comes waits here, uncredited."""
-        if not self._consumed or not self._readable or self._id is None or self._nc._resuming:
+        stopped netcore, and what still comes waits here, uncredited. So does
+        one whose peer ended: Data read before the FIN and consumed after
+        Ended is owed all the same, and netcore starts a pipe of this socket,
+        which ends its destination, only once every byte it sent as Data is
+        credited (PROTOCOL.md 17). Only a socket gone in netcore (closed,
+        destroyed, failed) owes nothing."""
+        if (not self._consumed or self._id is None or self._nc._resuming or self.destroyed
+                or self._state == "closed" or self._error is not None):
             return
         self._send(self._command("credit", bytes=self._consumed))
         self._credited += self._consumed

@@ -26,6 +26,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 import netcore_net as net  # noqa: E402
 from netcore_net import handler as _handler  # noqa: E402
+from netcore_net._proto import pb  # noqa: E402
+
+import zmq  # noqa: E402
 
 NETCORE = None
 GUARD_S = 120
@@ -91,6 +94,52 @@ class Sink:
             w.transport.abort()
         self.server.close()
         await self.server.wait_closed()
+
+
+class EventCount:
+    """A raw handler link that asks netcore, blocking, how many events it has
+    sent toward a handler (netcore_handler_events_total): the test's way to
+    know that netcore read something before a command of the handler's
+    reaches it, with the handler's own loop held."""
+
+    def __init__(self, endpoint):
+        self.ctx = zmq.Context()
+        self.s = self.ctx.socket(zmq.DEALER)
+        self.s.setsockopt(zmq.LINGER, 0)
+        self.s.connect(endpoint)
+        self.s.send(pb.Command(hello=pb.Hello(version=1, name="event-count")).SerializeToString())
+        if self._recv("welcome") is None:
+            raise AssertionError("netcore did not answer the probe's Hello")
+
+    def _recv(self, kind):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if not self.s.poll(100):
+                continue
+            ev = pb.Event.FromString(self.s.recv_multipart()[0])
+            if ev.WhichOneof("event") == kind:
+                return getattr(ev, kind)
+        return None
+
+    def events(self, handler):
+        self.s.send(pb.Command(stats=pb.StatsQuery()).SerializeToString())
+        st = self._recv("stats")
+        if st is None:
+            raise AssertionError("netcore did not answer the probe's Stats")
+        return sum(x["value"] for f in _handler.stats_dict(st)["families"]
+                   if f["name"] == "netcore_handler_events_total" for x in f["samples"]
+                   if x["labels"].get("handler") == handler)
+
+    def wait_events(self, handler, n):
+        deadline = time.monotonic() + 10
+        while self.events(handler) < n:
+            if time.monotonic() > deadline:
+                raise AssertionError("netcore sent %s fewer than %d events" % (handler, n))
+            time.sleep(0.005)
+
+    def close(self):
+        self.s.close()
+        self.ctx.term()
 
 
 class PipeCase(unittest.TestCase):
@@ -426,6 +475,136 @@ class PipeCase(unittest.TestCase):
         self.run_loop(main)
         self.assertIn(seen["err"], ("ECONNRESET", "EPIPE"))
         self.assertFalse(seen["destroyed"])
+
+    def _ended_while_paused(self, on):
+        """The havoc test's hang (HAVOC_SEED=707733204): c.pipe(c)'s Pipe
+        leaves while netcore has already read the peer's bytes and FIN, so
+        their Data and Ended come after it to a paused socket. On resume()
+        the Data is written back and must be credited, though the peer has
+        ended: netcore starts its pipe (and ends c for it) only once every
+        byte it sent as Data is credited. Without that Credit c was never
+        ended: the client got its bytes back and no EOF."""
+        self.offload(on)
+        seen = {"events": []}
+        probe = EventCount(self.endpoint)
+        loop = net.get_loop()
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+
+        def held_turn(c):
+            # The turn after pipe(): _arm has queued the Pipe; nothing left yet.
+            base = probe.events("test")
+            client.sendall(b"hello")
+            client.shutdown(socket.SHUT_WR)
+            probe.wait_events("test", base + 2)  # its Data and Ended are on their way
+            c.pause()  # leaves behind the Pipe: netcore read everything before either
+            seen["held"] = True
+
+        async def main():
+            def on_conn(c):
+                seen["c"] = c
+                for ev in ("end", "finish"):
+                    c.on(ev, lambda ev=ev: seen["events"].append(ev))
+                c.on("close", lambda had_error: seen.__setitem__("close", had_error))
+                c.pipe(c)
+                loop.call_soon(held_turn, c)
+            srv = await self.listen(on_conn)
+            client.connect(("127.0.0.1", srv.address()["port"]))
+            client.setblocking(False)
+            await until(lambda: "held" in seen, "the held turn")
+            c = seen["c"]
+            await until(lambda: c._eof_pending, "Ended while paused")
+            seen["offload"] = c._offload is not None and c._offload.state == "active"
+            c.resume()
+            got = bytearray()
+            while True:
+                try:
+                    d = await asyncio.wait_for(loop.sock_recv(client, 4096), 15)
+                except asyncio.TimeoutError:
+                    raise AssertionError("the client got %r and no EOF: c was never ended"
+                                         % bytes(got)) from None
+                if not d:
+                    break
+                got.extend(d)
+            seen["got"] = bytes(got)
+            await until(lambda: "close" in seen, "close")
+            client.close()
+            srv.close()
+        try:
+            self.run_loop(main)
+        finally:
+            probe.close()
+        if on:
+            self.assertTrue(seen["offload"], "the Pipe had not left before Ended came")
+        self.assertEqual(seen["got"], b"hello")
+        self.assertEqual(seen["events"], ["end", "finish"])
+        self.assertIs(seen["close"], False)
+
+    def test_ended_while_paused_after_pipe(self):
+        self._ended_while_paused(True)
+
+    def test_ended_while_paused_after_pipe_no_offload(self):
+        self._ended_while_paused(False)
+
+    def test_ended_while_paused_no_replay_to_adopter(self):
+        """The same Credit without a pipe (PROTOCOL.md 13): Data a paused
+        socket held when Ended came, consumed on resume(), is credited, so a
+        group member that adopts the socket after a handoff gets no replay
+        of bytes the first handler already had."""
+        seen = {"heir": bytearray(), "first": bytearray()}
+        probe = EventCount(self.endpoint)
+        loop = net.get_loop()
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        heir = net.Netcore(self.endpoint, name="heir")
+
+        def held_turn(c):
+            base = probe.events("test")
+            client.sendall(b"hello")
+            client.shutdown(socket.SHUT_WR)
+            probe.wait_events("test", base + 2)  # its Data and Ended are on their way
+            c.pause()
+            seen["held"] = True
+
+        async def main():
+            def on_conn(c):
+                seen["c"] = c
+                held_turn(c)
+            srv = net.create_server(on_conn, netcore=self.nc, allow_half_open=True)
+            ready = loop.create_future()
+            srv.listen({"port": 0, "host": "127.0.0.1", "group": "g"}, lambda: ready.set_result(None))
+            await ready
+            port = srv.address()["port"]
+            client.connect(("127.0.0.1", port))
+            client.setblocking(False)
+            await until(lambda: "held" in seen, "the held turn")
+            c = seen["c"]
+            await until(lambda: c._eof_pending, "Ended while paused")
+
+            def on_heir_conn(c2):
+                seen["c2"], seen["adopted"] = c2, c2.adopted
+                c2.on("data", seen["heir"].extend)
+                c2.on("end", lambda: seen.__setitem__("heir_end", True))
+            srv2 = net.create_server(on_heir_conn, netcore=heir, allow_half_open=True)
+            ready2 = loop.create_future()
+            srv2.listen({"port": port, "host": "127.0.0.1", "group": "g"}, lambda: ready2.set_result(None))
+            await ready2
+            c.on("data", seen["first"].extend)
+            c.resume()  # 'data' now, and its Credit in this turn's batch
+            self.nc.close(handoff=True)  # the Bye goes after that batch
+            # The first handler is gone: its objects are not told (close()),
+            # and must not keep run() going.
+            c.unref()
+            srv.unref()
+            await until(lambda: "heir_end" in seen, "the adopter's 'end'")
+            client.close()
+            seen["c2"].destroy()
+            srv2.close()
+        try:
+            self.run_loop(main)
+        finally:
+            probe.close()
+        self.assertEqual(bytes(seen["first"]), b"hello")
+        self.assertIs(seen["adopted"], True)
+        self.assertEqual(bytes(seen["heir"]), b"", "the adopter got a replay of consumed bytes")
 
     def test_dest_reset(self):
         self._dest_reset(True)

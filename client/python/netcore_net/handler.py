@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Se
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
+from . import _wire
 from ._proto import pb
 from ._types import Message
 from .emitter import EventEmitter
@@ -84,14 +85,17 @@ def default_endpoint() -> str:
     return "ipc:///tmp/netcore-%d/netcore.sock" % uid
 
 
-def _varint(n: int) -> bytes:
-    """Protobuf's base-128 varint of a non-negative int."""
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+_varint = _wire.varint
+
+# pyzmq's Socket.send_multipart checks every frame and builds an enum flag per
+# frame in Python; the Cython send underneath with plain int flags does the
+# same send (_send_frames).
+_zsend = zmq.backend.Socket.send
+_NOBLOCK = int(zmq.NOBLOCK)
+_MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_POLLOUT = int(zmq.POLLOUT)
 
 log = logging.getLogger("netcore_net")
 
@@ -172,6 +176,7 @@ class Netcore(EventEmitter):
         self.name = name
         self.state = "new"  # new -> connecting -> ready -> closed
         self.welcome: Message = None
+        self.max_frame = 1 << 20  # Welcome.max_frame: the largest frame netcore takes
         self._hello_credit = credit_window
         self._hello_lease = lease_ms
         self._connect_timeout = connect_timeout_ms / 1000.0
@@ -426,6 +431,7 @@ class Netcore(EventEmitter):
         if self._timer is not None:
             self._timer.cancel()
         self.welcome = w
+        self.max_frame = int(w.max_frame) or 1 << 20
         self.instance_id = w.instance_id
         self.state = "ready"
         lease = w.lease_ms / 1000.0 or 15.0
@@ -573,6 +579,32 @@ class Netcore(EventEmitter):
             self.loop.call_soon(self._flush_batch)
         return cmd.ref
 
+    def send_encoded(self, tag: bytes, body: bytes, payload: Optional[bytes] = None) -> int:
+        """send() of a Write (tag _wire.TAG_WRITE, with its payload) or a
+        Credit (_wire.TAG_CREDIT) that the caller serialized by hand (the
+        Command's oneof tag and its body, _wire.py); the same batching, and
+        while resuming the same silence as send() for these commands."""
+        self._ref += 1
+        ref = self._ref
+        if self._resuming:
+            return ref
+        batch = self._batch
+        if payload is not None and (len(batch) >= _BATCH_MAX_COMMANDS or
+                                    self._batch_bytes >= _BATCH_MAX_PAYLOAD):
+            self._flush_batch()
+            batch = self._batch
+        elif len(batch) >= 2 * _BATCH_MAX_COMMANDS:
+            self._flush_batch()
+            batch = self._batch
+        batch.append(b"\x08" + _varint(ref) + tag + _varint(len(body)) + body)
+        if payload is not None:
+            self._batch_frames.append(payload)
+            self._batch_bytes += len(payload)
+        if not self._batch_scheduled:
+            self._batch_scheduled = True
+            self.loop.call_soon(self._flush_batch)
+        return ref
+
     def _flush_batch(self) -> None:
         self._batch_scheduled = False
         if not self._batch:
@@ -594,7 +626,7 @@ class Netcore(EventEmitter):
         self._last_send = time.monotonic()
         if not self._outq:
             try:
-                self._zs.send_multipart(frames, zmq.NOBLOCK, copy=len(frames[-1]) < 65536)
+                self._send_frames(frames)
                 self._schedule_poll()
                 return
             except zmq.Again:
@@ -602,11 +634,19 @@ class Netcore(EventEmitter):
         self._outq.append(frames)
         self._schedule_poll()
 
+    def _send_frames(self, frames: List[bytes]) -> None:
+        """One multipart message, NOBLOCK (zmq.Again if it cannot go: a DEALER
+        takes all of a message or none of it). Frames of 64 KiB or more are
+        sent without a copy, as before."""
+        zs = self._zs
+        last = len(frames) - 1
+        for i, f in enumerate(frames):
+            _zsend(zs, f, _MORE_NOBLOCK if i < last else _NOBLOCK, len(f) < 65536)
+
     def _flush_outq(self) -> None:
         while self._outq:
             try:
-                frames = self._outq[0]
-                self._zs.send_multipart(frames, zmq.NOBLOCK, copy=len(frames[-1]) < 65536)
+                self._send_frames(self._outq[0])
             except zmq.Again:
                 return
             self._outq.popleft()
@@ -625,13 +665,13 @@ class Netcore(EventEmitter):
         n = 0
         while self._zs is not None:
             try:
-                events = self._zs.getsockopt(zmq.EVENTS)
+                events = self._zs.getsockopt(_EVENTS)
             except zmq.ZMQError as e:
                 self._lost(NetcoreError("ERR_NETCORE_GONE", str(e)))
                 return
-            if self._outq and events & zmq.POLLOUT:
+            if self._outq and events & _POLLOUT:
                 self._flush_outq()
-            if not events & zmq.POLLIN:
+            if not events & _POLLIN:
                 return
             if n >= _RECV_BATCH:
                 self._schedule_poll()
@@ -681,11 +721,15 @@ class Netcore(EventEmitter):
                             % (self.endpoint, msg["value"], why), syscall="connect")
 
     def _dispatch(self, frames: List[bytes]) -> None:
-        ev = pb.Event()
-        ev.ParseFromString(frames[0])
         self._ping_sent = None
         if self._unrefd:
             _wake_run()  # an unref()'d object's connect or write may be done
+        entries = _wire.decode_batch(frames[0])
+        if entries is not None:
+            self._dispatch_entries(entries, frames)
+            return
+        ev = pb.Event()
+        ev.ParseFromString(frames[0])
         if ev.WhichOneof("event") != "batch":
             self._dispatch_event(ev, frames[1] if len(frames) > 1 else None)
             return
@@ -695,6 +739,39 @@ class Netcore(EventEmitter):
         for inner in ev.batch.events:
             is_data = inner.WhichOneof("event") == "data"
             self._dispatch_event(inner, next(payloads, None) if is_data else None)
+
+    def _dispatch_entries(self, entries: List[_wire.Entry], frames: List[bytes]) -> None:
+        """An EventBatch that _wire.decode_batch read: Data and WriteAck events
+        go straight to their socket, the rest through protobuf and
+        _dispatch_event, in order, one payload frame per Data event."""
+        sockets = self._sockets
+        k = 1
+        nframes = len(frames)
+        for kind, seq, sid, ack in entries:
+            if kind == _wire.EV_DATA:
+                payload = frames[k] if k < nframes else None
+                k += 1
+                sock = sockets.get(sid)
+                if sock is None:
+                    log.debug("data for unknown socket %d", sid)
+                    continue
+                if ack is not None:  # a lazy ack is applied before its event
+                    sock._apply_ack(ack)
+                sock._on_data(None, payload, seq)
+            elif kind == _wire.EV_WRITE_ACK:
+                sock = sockets.get(sid)
+                if sock is None:
+                    log.debug("write_ack for unknown socket %d", sid)
+                    continue
+                sock._on_write_ack(ack, None, seq)
+            else:
+                inner = pb.Event()
+                inner.ParseFromString(seq)
+                payload = None
+                if inner.WhichOneof("event") == "data":
+                    payload = frames[k] if k < nframes else None
+                    k += 1
+                self._dispatch_event(inner, payload)
 
     def _dispatch_event(self, ev: Message, payload: Optional[bytes]) -> None:
         kind = ev.WhichOneof("event")
@@ -759,6 +836,7 @@ class Netcore(EventEmitter):
         if self._timer is not None:
             self._timer.cancel()
         self.welcome = w
+        self.max_frame = int(w.max_frame) or 1 << 20
         self.instance_id = w.instance_id
         self.state = "ready"
         lease = w.lease_ms / 1000.0 or 15.0

@@ -33,13 +33,13 @@ TAG_WRITE = b"\xfa\x01"    # Write write = 31
 TAG_CREDIT = b"\xa2\x02"   # Credit credit = 36
 
 _BATCH_TAG = b"\x92\x03"   # Event.batch = 50, length-delimited
-_SMALL = [bytes((i,)) for i in range(128)]
+SMALL = [bytes((i,)) for i in range(128)]  # the varints of 0..127
 
 
 def varint(n: int) -> bytes:
     """Protobuf's base-128 varint of a non-negative int."""
     if n < 0x80:
-        return _SMALL[n]
+        return SMALL[n]
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -67,6 +67,18 @@ def _uvarint(b: bytes, i: int) -> Tuple[int, int]:
             raise IndexError("varint too long")
 
 
+def skip_varint(b: bytes, i: int) -> int:
+    """The index after the varint at b[i]."""
+    while b[i] & 0x80:
+        i += 1
+    return i + 1
+
+
+def sid_of(body: bytes) -> int:
+    """socket_id of a Data body (0 if absent)."""
+    return _uvarint(body, 1)[0] if body else 0
+
+
 class Ack:
     """A WriteAck as plain attributes (the fields sock.Socket._apply_ack reads)."""
     __slots__ = ("socket_id", "writes", "bytes", "bytes_written", "queued_bytes")
@@ -84,8 +96,11 @@ def _ack(b: bytes, i: int, end: int) -> Optional[Ack]:
     a = Ack()
     while i < end:
         t = b[i]
-        i += 1
-        v, i = _uvarint(b, i)
+        v = b[i + 1]
+        if v < 0x80:
+            i += 2
+        else:
+            v, i = _uvarint(b, i + 1)
         if t == 0x08:
             a.socket_id = v
         elif t == 0x10:
@@ -103,9 +118,10 @@ def _ack(b: bytes, i: int, end: int) -> Optional[Ack]:
     return a
 
 
-# One event of a batch: (EV_DATA, seq, socket_id, lazy ack or None),
-# (EV_WRITE_ACK, seq, socket_id, the ack), or (0, serialized Event, 0, None).
-Entry = Tuple[int, Union[int, bytes], int, Optional[Ack]]
+# One event of a batch: (EV_DATA, seq, Data's body = sid_field(socket_id),
+# lazy ack or None), (EV_WRITE_ACK, seq, socket_id, the ack), or
+# (0, serialized Event, 0, None).
+Entry = Tuple[int, Union[int, bytes], Union[int, bytes], Optional[Ack]]
 
 
 def _event(b: bytes, i: int, end: int) -> Optional[Entry]:
@@ -113,13 +129,16 @@ def _event(b: bytes, i: int, end: int) -> Optional[Entry]:
     seq = 0
     ack = None
     kind = 0
-    sid = 0
-    body = None
+    body: Union[bytes, Ack, None] = None
     while i < end:
         t = b[i]
         i += 1
         if t == 0x08:  # seq
-            seq, i = _uvarint(b, i)
+            seq = b[i]
+            if seq < 0x80:
+                i += 1
+            else:
+                seq, i = _uvarint(b, i)
             continue
         if t == 0x12:  # ack
             n, i = _uvarint(b, i)
@@ -130,13 +149,10 @@ def _event(b: bytes, i: int, end: int) -> Optional[Entry]:
             continue
         if t == 0xFA and b[i] == 0x01:  # data
             n, i = _uvarint(b, i + 1)
-            if n == 0:
-                sid = 0
-            elif b[i] == 0x08:
-                sid, j = _uvarint(b, i + 1)
-                if j != i + n:
-                    return None
-            else:
+            # Data is {socket_id = 1}: its body is that field (sid_field()),
+            # kept as bytes, the key the handler finds the socket by.
+            body = b[i:i + n]
+            if n and (body[0] != 0x08 or skip_varint(body, 1) != n):
                 return None
             kind = EV_DATA
             i += n
@@ -147,17 +163,18 @@ def _event(b: bytes, i: int, end: int) -> Optional[Entry]:
             if body is None:
                 return None
             kind = EV_WRITE_ACK
-            sid = body.socket_id
             i += n
             continue
         return None
     if i != end or kind == 0:
         return None
     if kind == EV_DATA:
-        return (EV_DATA, seq, sid, ack)
+        assert isinstance(body, bytes)
+        return (EV_DATA, seq, body, ack)
     if ack is not None:
         return None  # a WriteAck carrying another: protobuf's path
-    return (EV_WRITE_ACK, seq, sid, body)
+    assert isinstance(body, Ack)
+    return (EV_WRITE_ACK, seq, body.socket_id, body)
 
 
 def decode_batch(b: bytes) -> Optional[List[Entry]]:

@@ -86,11 +86,14 @@ def default_endpoint() -> str:
 
 
 _varint = _wire.varint
+_SMALL = _wire.SMALL
 
 # pyzmq's Socket.send_multipart checks every frame and builds an enum flag per
 # frame in Python; the Cython send underneath with plain int flags does the
 # same send (_send_frames).
 _zsend = zmq.backend.Socket.send
+_zrecv = zmq.backend.Socket.recv
+_RCVMORE = int(zmq.RCVMORE)
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
@@ -184,7 +187,9 @@ class Netcore(EventEmitter):
         self._zs: Any = None  # zmq.Socket (DEALER) while connected
         self._mon: Any = None  # its monitor socket
         self._outq: Deque[List[bytes]] = collections.deque()
-        self._batch: List[bytes] = []       # serialized commands of this loop turn (PROTOCOL.md 1.1)
+        # The commands of this loop turn (PROTOCOL.md 1.1), each serialized as
+        # CommandBatch's field 1 (0x0a, length, Command).
+        self._batch: List[bytes] = []
         self._batch_frames: List[bytes] = []  # their Write payloads, in order
         self._batch_bytes = 0
         self._batch_scheduled = False
@@ -192,6 +197,7 @@ class Netcore(EventEmitter):
         self._waiting: List[Any] = []  # objects to start once Welcome arrives
         self._pipe_waiters: Dict[int, Any] = {}  # dest id -> adopted source piping into it (_pipe.py)
         self._sockets: Dict[int, Socket] = {}  # id -> Socket
+        self._by_field: Dict[bytes, Socket] = {}  # _wire.sid_field(id) -> Socket (Data's body)
         self._servers: Dict[int, Server] = {}  # id -> Server
         self._live: Set[object] = set()  # objects that keep run() going
         self._unrefd = False  # some object was unref()'d: run() rechecks after events
@@ -401,6 +407,7 @@ class Netcore(EventEmitter):
         objs = waiting + asked + list(dict.fromkeys(self._servers.values())) + list(self._sockets.values())
         self._servers.clear()
         self._sockets.clear()
+        self._by_field.clear()
         for obj in objs:
             obj._lost(err)
         self._live.clear()
@@ -442,6 +449,7 @@ class Netcore(EventEmitter):
                 sock._resume(writes[sock._id])
             elif sock._state in ("open", "connecting"):
                 self._sockets.pop(sock._id, None)
+                self._by_field.pop(_wire.sid_field(sock._id), None)
                 sock._lost(NetcoreError("ERR_NETCORE_GONE",
                                         "the socket did not survive the netcore takeover"))
         held, self._held = self._held, []
@@ -466,6 +474,7 @@ class Netcore(EventEmitter):
         sockets = list(self._sockets.values())
         self._servers.clear()
         self._sockets.clear()
+        self._by_field.clear()
         relisten = [srv for srv in servers if srv._link_lost()]
         self._waiting[:0] = relisten
         for srv in servers:
@@ -525,11 +534,13 @@ class Netcore(EventEmitter):
     def register_socket(self, sock: Socket) -> None:
         assert sock._id is not None
         self._sockets[sock._id] = sock
+        self._by_field[_wire.sid_field(sock._id)] = sock
 
     def unregister_socket(self, sock: Socket) -> None:
         assert sock._id is not None
         if self._sockets.get(sock._id) is sock:
             del self._sockets[sock._id]
+            self._by_field.pop(_wire.sid_field(sock._id), None)
 
     def register_server(self, srv: Server) -> None:
         assert srv._id is not None
@@ -570,7 +581,8 @@ class Netcore(EventEmitter):
             self._flush_batch()
         elif len(self._batch) >= 2 * _BATCH_MAX_COMMANDS:
             self._flush_batch()
-        self._batch.append(cmd.SerializeToString())
+        c = cmd.SerializeToString()
+        self._batch.append(b"\x0a" + _varint(len(c)) + c)
         if payload is not None:
             self._batch_frames.append(payload)
             self._batch_bytes += len(payload)
@@ -596,7 +608,9 @@ class Netcore(EventEmitter):
         elif len(batch) >= 2 * _BATCH_MAX_COMMANDS:
             self._flush_batch()
             batch = self._batch
-        batch.append(b"\x08" + _varint(ref) + tag + _varint(len(body)) + body)
+        # body < 128 bytes (a Write or Credit): its length is one byte.
+        c = b"\x08" + _varint(ref) + tag + _SMALL[len(body)] + body
+        batch.append(b"\x0a" + _SMALL[len(c)] + c)
         if payload is not None:
             self._batch_frames.append(payload)
             self._batch_bytes += len(payload)
@@ -612,11 +626,11 @@ class Netcore(EventEmitter):
         cmds, frames = self._batch, self._batch_frames
         self._batch, self._batch_frames, self._batch_bytes = [], [], 0
         if len(cmds) == 1:
-            env = cmds[0]
+            env = cmds[0][_wire.skip_varint(cmds[0], 1):]  # the Command alone
         else:
             # Command{batch = 50: CommandBatch{repeated Command commands = 1}},
             # assembled from the commands already serialized.
-            body = b"".join(b"\x0a" + _varint(len(c)) + c for c in cmds)
+            body = b"".join(cmds)
             env = b"\x92\x03" + _varint(len(body)) + body
         self._send_raw([env] + frames)
 
@@ -676,7 +690,10 @@ class Netcore(EventEmitter):
             if n >= _RECV_BATCH:
                 self._schedule_poll()
                 return
-            frames = self._zs.recv_multipart(zmq.NOBLOCK)
+            zs = self._zs
+            frames = [_zrecv(zs, _NOBLOCK)]
+            while zs.getsockopt(_RCVMORE):
+                frames.append(_zrecv(zs, _NOBLOCK))
             n += 1
             try:
                 self._dispatch(frames)
@@ -745,13 +762,18 @@ class Netcore(EventEmitter):
         go straight to their socket, the rest through protobuf and
         _dispatch_event, in order, one payload frame per Data event."""
         sockets = self._sockets
+        by_field = self._by_field
         k = 1
         nframes = len(frames)
         for kind, seq, sid, ack in entries:
             if kind == _wire.EV_DATA:
                 payload = frames[k] if k < nframes else None
                 k += 1
-                sock = sockets.get(sid)
+                # sid: the Data's body, socket_id's field as registered.
+                sock = by_field.get(sid)
+                if sock is None or sockets.get(sock._id) is not sock:
+                    sid = _wire.sid_of(sid)
+                    sock = sockets.get(sid)
                 if sock is None:
                     log.debug("data for unknown socket %d", sid)
                     continue
@@ -824,6 +846,7 @@ class Netcore(EventEmitter):
             servers, sockets = list(self._servers.values()), list(self._sockets.values())
             self._servers.clear()
             self._sockets.clear()
+            self._by_field.clear()
             relisten = [srv for srv in servers if srv._link_lost()]
             self._waiting[:0] = relisten
             for srv in servers:

@@ -40,6 +40,10 @@ def varint(n: int) -> bytes:
     """Protobuf's base-128 varint of a non-negative int."""
     if n < 0x80:
         return SMALL[n]
+    if n < 0x4000:  # the refs and credits of every request: no loop
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
+    if n < 0x200000:
+        return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -141,14 +145,22 @@ def _event(b: bytes, i: int, end: int) -> Optional[Entry]:
                 seq, i = _uvarint(b, i)
             continue
         if t == 0x12:  # ack
-            n, i = _uvarint(b, i)
+            n = b[i]
+            if n < 0x80:
+                i += 1
+            else:
+                n, i = _uvarint(b, i)
             ack = _ack(b, i, i + n)
             if ack is None:
                 return None
             i += n
             continue
         if t == 0xFA and b[i] == 0x01:  # data
-            n, i = _uvarint(b, i + 1)
+            n = b[i + 1]
+            if n < 0x80:
+                i += 2
+            else:
+                n, i = _uvarint(b, i + 1)
             # Data is {socket_id = 1}: its body is that field (sid_field()),
             # kept as bytes, the key the handler finds the socket by.
             body = b[i:i + n]
@@ -194,7 +206,11 @@ def decode_batch(b: bytes) -> Optional[List[Entry]]:
         while i < end:
             if b[i] != 0x0A:
                 return None
-            n, i = _uvarint(b, i + 1)
+            n = b[i + 1]
+            if n < 0x80:
+                i += 2
+            else:
+                n, i = _uvarint(b, i + 1)
             j = i + n
             if j > end:
                 return None

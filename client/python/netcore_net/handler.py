@@ -601,13 +601,12 @@ class Netcore(EventEmitter):
         if self._resuming:
             return ref
         batch = self._batch
-        if payload is not None and (len(batch) >= _BATCH_MAX_COMMANDS or
-                                    self._batch_bytes >= _BATCH_MAX_PAYLOAD):
-            self._flush_batch()
-            batch = self._batch
-        elif len(batch) >= 2 * _BATCH_MAX_COMMANDS:
-            self._flush_batch()
-            batch = self._batch
+        n = len(batch)
+        if n >= _BATCH_MAX_COMMANDS or self._batch_bytes >= _BATCH_MAX_PAYLOAD:
+            # send()'s rule: a full batch leaves before a Write, else at twice the size.
+            if payload is not None or n >= 2 * _BATCH_MAX_COMMANDS:
+                self._flush_batch()
+                batch = self._batch
         # body < 128 bytes (a Write or Credit): its length is one byte.
         c = b"\x08" + _varint(ref) + tag + _SMALL[len(body)] + body
         batch.append(b"\x0a" + _SMALL[len(c)] + c)

@@ -574,8 +574,9 @@ class Socket(EventEmitter):
         enc = self._enc
         if enc is None or enc[0] != self._id:
             enc = self._encode_id()
-        self._nc.send_encoded(_wire.TAG_CREDIT, _wire.credit_body(enc[3], self._consumed))
-        self._credited += self._consumed
+        n = self._consumed
+        self._nc.send_encoded(_wire.TAG_CREDIT, enc[3] + b"\x10" + _wire.varint(n))  # _wire.credit_body
+        self._credited += n
         self._consumed = 0
 
     def _emit_end(self) -> None:
@@ -718,7 +719,11 @@ class Socket(EventEmitter):
         if self._paused or self._rbuf:
             self._rbuf.append(payload)
         elif self._decoder is None:
-            self.emit("data", payload)
+            lst = self._listeners.get("data")
+            if lst and len(lst) == 1:
+                lst[0](payload)  # emit("data", payload), without its call
+            else:
+                self.emit("data", payload)
             self._consumed += n
             self._grant()
         else:

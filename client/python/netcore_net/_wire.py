@@ -22,7 +22,7 @@ Field numbers are those of proto/netcore.proto.
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
 # Event's oneof fields this module decodes.
 EV_DATA = 31
@@ -124,8 +124,8 @@ def _ack(b: bytes, i: int, end: int) -> Optional[Ack]:
 
 # One event of a batch: (EV_DATA, seq, Data's body = sid_field(socket_id),
 # lazy ack or None), (EV_WRITE_ACK, seq, socket_id, the ack), or
-# (0, serialized Event, 0, None).
-Entry = Tuple[int, Union[int, bytes], Union[int, bytes], Optional[Ack]]
+# (0, serialized Event, 0, None). (Any: the kind says which; no casts on this path.)
+Entry = Tuple[int, Any, Any, Optional[Ack]]
 
 
 def _event(b: bytes, i: int, end: int) -> Optional[Entry]:

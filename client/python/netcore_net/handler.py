@@ -449,7 +449,7 @@ class Netcore(EventEmitter):
                 sock._resume(writes[sock._id])
             elif sock._state in ("open", "connecting"):
                 self._sockets.pop(sock._id, None)
-                self._by_field.pop(_wire.sid_field(sock._id), None)
+                self._by_field.pop(_wire.sid_field(sock._id), None)  # type: ignore[arg-type]
                 sock._lost(NetcoreError("ERR_NETCORE_GONE",
                                         "the socket did not survive the netcore takeover"))
         held, self._held = self._held, []
@@ -770,7 +770,7 @@ class Netcore(EventEmitter):
                 k += 1
                 # sid: the Data's body, socket_id's field as registered.
                 sock = by_field.get(sid)
-                if sock is None or sockets.get(sock._id) is not sock:
+                if sock is None or sockets.get(sock._id) is not sock:  # type: ignore[arg-type]
                     sid = _wire.sid_of(sid)
                     sock = sockets.get(sid)
                 if sock is None:
@@ -778,7 +778,7 @@ class Netcore(EventEmitter):
                     continue
                 if ack is not None:  # a lazy ack is applied before its event
                     sock._apply_ack(ack)
-                sock._on_data(None, payload, seq)
+                sock._on_data(None, payload, seq)  # type: ignore[arg-type]
             elif kind == _wire.EV_WRITE_ACK:
                 sock = sockets.get(sid)
                 if sock is None:

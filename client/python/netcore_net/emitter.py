@@ -67,8 +67,11 @@ class EventEmitter:
                 err = args[0] if args else RuntimeError("unhandled 'error' event")
                 raise err if isinstance(err, BaseException) else RuntimeError(err)
             return False
-        for fn in list(lst):
-            fn(*args)
+        if len(lst) == 1:
+            lst[0](*args)  # the usual case; a listener added meanwhile waits, as below
+        else:
+            for fn in list(lst):
+                fn(*args)
         return True
 
     # Node's names, for code ported line by line.

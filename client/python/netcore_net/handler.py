@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Se
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
+from . import _wire
 from ._proto import pb
 from ._types import Message
 from .emitter import EventEmitter
@@ -84,14 +85,20 @@ def default_endpoint() -> str:
     return "ipc:///tmp/netcore-%d/netcore.sock" % uid
 
 
-def _varint(n: int) -> bytes:
-    """Protobuf's base-128 varint of a non-negative int."""
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+_varint = _wire.varint
+_SMALL = _wire.SMALL
+
+# pyzmq's Socket.send_multipart checks every frame and builds an enum flag per
+# frame in Python; the Cython send underneath with plain int flags does the
+# same send (_send_frames).
+_zsend = zmq.backend.Socket.send
+_zrecv = zmq.backend.Socket.recv
+_RCVMORE = int(zmq.RCVMORE)
+_NOBLOCK = int(zmq.NOBLOCK)
+_MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_POLLOUT = int(zmq.POLLOUT)
 
 log = logging.getLogger("netcore_net")
 
@@ -172,6 +179,7 @@ class Netcore(EventEmitter):
         self.name = name
         self.state = "new"  # new -> connecting -> ready -> closed
         self.welcome: Message = None
+        self.max_frame = 1 << 20  # Welcome.max_frame: the largest frame netcore takes
         self._hello_credit = credit_window
         self._hello_lease = lease_ms
         self._connect_timeout = connect_timeout_ms / 1000.0
@@ -179,7 +187,9 @@ class Netcore(EventEmitter):
         self._zs: Any = None  # zmq.Socket (DEALER) while connected
         self._mon: Any = None  # its monitor socket
         self._outq: Deque[List[bytes]] = collections.deque()
-        self._batch: List[bytes] = []       # serialized commands of this loop turn (PROTOCOL.md 1.1)
+        # The commands of this loop turn (PROTOCOL.md 1.1), each serialized as
+        # CommandBatch's field 1 (0x0a, length, Command).
+        self._batch: List[bytes] = []
         self._batch_frames: List[bytes] = []  # their Write payloads, in order
         self._batch_bytes = 0
         self._batch_scheduled = False
@@ -187,6 +197,7 @@ class Netcore(EventEmitter):
         self._waiting: List[Any] = []  # objects to start once Welcome arrives
         self._pipe_waiters: Dict[int, Any] = {}  # dest id -> adopted source piping into it (_pipe.py)
         self._sockets: Dict[int, Socket] = {}  # id -> Socket
+        self._by_field: Dict[bytes, Socket] = {}  # _wire.sid_field(id) -> Socket (Data's body)
         self._servers: Dict[int, Server] = {}  # id -> Server
         self._live: Set[object] = set()  # objects that keep run() going
         self._unrefd = False  # some object was unref()'d: run() rechecks after events
@@ -400,6 +411,7 @@ class Netcore(EventEmitter):
         objs = waiting + asked + list(dict.fromkeys(self._servers.values())) + list(self._sockets.values())
         self._servers.clear()
         self._sockets.clear()
+        self._by_field.clear()
         for obj in objs:
             obj._lost(err)
         self._live.clear()
@@ -430,6 +442,7 @@ class Netcore(EventEmitter):
         if self._timer is not None:
             self._timer.cancel()
         self.welcome = w
+        self.max_frame = int(w.max_frame) or 1 << 20
         self.instance_id = w.instance_id
         self.state = "ready"
         lease = w.lease_ms / 1000.0 or 15.0
@@ -453,6 +466,7 @@ class Netcore(EventEmitter):
                 pass
             elif sock._state in ("open", "connecting"):
                 self._sockets.pop(sock._id, None)
+                self._by_field.pop(_wire.sid_field(sock._id), None)  # type: ignore[arg-type]
                 sock._lost(NetcoreError("ERR_NETCORE_GONE",
                                         "the socket did not survive the netcore takeover"))
         held, self._held = self._held, []
@@ -477,6 +491,7 @@ class Netcore(EventEmitter):
         sockets = list(self._sockets.values())
         self._servers.clear()
         self._sockets.clear()
+        self._by_field.clear()
         relisten = [srv for srv in servers if srv._link_lost()]
         self._waiting[:0] = relisten
         for srv in servers:
@@ -536,11 +551,13 @@ class Netcore(EventEmitter):
     def register_socket(self, sock: Socket) -> None:
         assert sock._id is not None
         self._sockets[sock._id] = sock
+        self._by_field[_wire.sid_field(sock._id)] = sock
 
     def unregister_socket(self, sock: Socket) -> None:
         assert sock._id is not None
         if self._sockets.get(sock._id) is sock:
             del self._sockets[sock._id]
+            self._by_field.pop(_wire.sid_field(sock._id), None)
 
     def register_server(self, srv: Server) -> None:
         assert srv._id is not None
@@ -581,7 +598,8 @@ class Netcore(EventEmitter):
             self._flush_batch()
         elif len(self._batch) >= 2 * _BATCH_MAX_COMMANDS:
             self._flush_batch()
-        self._batch.append(cmd.SerializeToString())
+        c = cmd.SerializeToString()
+        self._batch.append(b"\x0a" + _varint(len(c)) + c)
         if payload is not None:
             self._batch_frames.append(payload)
             self._batch_bytes += len(payload)
@@ -590,6 +608,33 @@ class Netcore(EventEmitter):
             self.loop.call_soon(self._flush_batch)
         return cmd.ref
 
+    def send_encoded(self, tag: bytes, body: bytes, payload: Optional[bytes] = None) -> int:
+        """send() of a Write (tag _wire.TAG_WRITE, with its payload) or a
+        Credit (_wire.TAG_CREDIT) that the caller serialized by hand (the
+        Command's oneof tag and its body, _wire.py); the same batching, and
+        while resuming the same silence as send() for these commands."""
+        self._ref += 1
+        ref = self._ref
+        if self._resuming:
+            return ref
+        batch = self._batch
+        n = len(batch)
+        if n >= _BATCH_MAX_COMMANDS or self._batch_bytes >= _BATCH_MAX_PAYLOAD:
+            # send()'s rule: a full batch leaves before a Write, else at twice the size.
+            if payload is not None or n >= 2 * _BATCH_MAX_COMMANDS:
+                self._flush_batch()
+                batch = self._batch
+        # body < 128 bytes (a Write or Credit): its length is one byte.
+        c = b"\x08" + _varint(ref) + tag + _SMALL[len(body)] + body
+        batch.append(b"\x0a" + _SMALL[len(c)] + c)
+        if payload is not None:
+            self._batch_frames.append(payload)
+            self._batch_bytes += len(payload)
+        if not self._batch_scheduled:
+            self._batch_scheduled = True
+            self.loop.call_soon(self._flush_batch)
+        return ref
+
     def _flush_batch(self) -> None:
         self._batch_scheduled = False
         if not self._batch:
@@ -597,11 +642,11 @@ class Netcore(EventEmitter):
         cmds, frames = self._batch, self._batch_frames
         self._batch, self._batch_frames, self._batch_bytes = [], [], 0
         if len(cmds) == 1:
-            env = cmds[0]
+            env = cmds[0][_wire.skip_varint(cmds[0], 1):]  # the Command alone
         else:
             # Command{batch = 50: CommandBatch{repeated Command commands = 1}},
             # assembled from the commands already serialized.
-            body = b"".join(b"\x0a" + _varint(len(c)) + c for c in cmds)
+            body = b"".join(cmds)
             env = b"\x92\x03" + _varint(len(body)) + body
         self._send_raw([env] + frames)
 
@@ -611,7 +656,7 @@ class Netcore(EventEmitter):
         self._last_send = time.monotonic()
         if not self._outq:
             try:
-                self._zs.send_multipart(frames, zmq.NOBLOCK, copy=len(frames[-1]) < 65536)
+                self._send_frames(frames)
                 self._schedule_poll()
                 return
             except zmq.Again:
@@ -619,11 +664,19 @@ class Netcore(EventEmitter):
         self._outq.append(frames)
         self._schedule_poll()
 
+    def _send_frames(self, frames: List[bytes]) -> None:
+        """One multipart message, NOBLOCK (zmq.Again if it cannot go: a DEALER
+        takes all of a message or none of it). Frames of 64 KiB or more are
+        sent without a copy, as before."""
+        zs = self._zs
+        last = len(frames) - 1
+        for i, f in enumerate(frames):
+            _zsend(zs, f, _MORE_NOBLOCK if i < last else _NOBLOCK, len(f) < 65536)
+
     def _flush_outq(self) -> None:
         while self._outq:
             try:
-                frames = self._outq[0]
-                self._zs.send_multipart(frames, zmq.NOBLOCK, copy=len(frames[-1]) < 65536)
+                self._send_frames(self._outq[0])
             except zmq.Again:
                 return
             self._outq.popleft()
@@ -642,18 +695,21 @@ class Netcore(EventEmitter):
         n = 0
         while self._zs is not None:
             try:
-                events = self._zs.getsockopt(zmq.EVENTS)
+                events = self._zs.getsockopt(_EVENTS)
             except zmq.ZMQError as e:
                 self._lost(NetcoreError("ERR_NETCORE_GONE", str(e)))
                 return
-            if self._outq and events & zmq.POLLOUT:
+            if self._outq and events & _POLLOUT:
                 self._flush_outq()
-            if not events & zmq.POLLIN:
+            if not events & _POLLIN:
                 return
             if n >= _RECV_BATCH:
                 self._schedule_poll()
                 return
-            frames = self._zs.recv_multipart(zmq.NOBLOCK)
+            zs = self._zs
+            frames = [_zrecv(zs, _NOBLOCK)]
+            while zs.getsockopt(_RCVMORE):
+                frames.append(_zrecv(zs, _NOBLOCK))
             n += 1
             try:
                 self._dispatch(frames)
@@ -698,11 +754,15 @@ class Netcore(EventEmitter):
                             % (self.endpoint, msg["value"], why), syscall="connect")
 
     def _dispatch(self, frames: List[bytes]) -> None:
-        ev = pb.Event()
-        ev.ParseFromString(frames[0])
         self._ping_sent = None
         if self._unrefd:
             _wake_run()  # an unref()'d object's connect or write may be done
+        entries = _wire.decode_batch(frames[0])
+        if entries is not None:
+            self._dispatch_entries(entries, frames)
+            return
+        ev = pb.Event()
+        ev.ParseFromString(frames[0])
         if ev.WhichOneof("event") != "batch":
             self._dispatch_event(ev, frames[1] if len(frames) > 1 else None)
             return
@@ -712,6 +772,44 @@ class Netcore(EventEmitter):
         for inner in ev.batch.events:
             is_data = inner.WhichOneof("event") == "data"
             self._dispatch_event(inner, next(payloads, None) if is_data else None)
+
+    def _dispatch_entries(self, entries: List[_wire.Entry], frames: List[bytes]) -> None:
+        """An EventBatch that _wire.decode_batch read: Data and WriteAck events
+        go straight to their socket, the rest through protobuf and
+        _dispatch_event, in order, one payload frame per Data event."""
+        sockets = self._sockets
+        by_field = self._by_field
+        k = 1
+        nframes = len(frames)
+        for kind, seq, sid, ack in entries:
+            if kind == _wire.EV_DATA:
+                payload = frames[k] if k < nframes else None
+                k += 1
+                # sid: the Data's body, socket_id's field as registered.
+                sock = by_field.get(sid)
+                if sock is None or sockets.get(sock._id) is not sock:  # type: ignore[arg-type]
+                    sid = _wire.sid_of(sid)
+                    sock = sockets.get(sid)
+                if sock is None:
+                    log.debug("data for unknown socket %d", sid)
+                    continue
+                if ack is not None:  # a lazy ack is applied before its event
+                    sock._apply_ack(ack)
+                sock._on_data(None, payload, seq)  # type: ignore[arg-type]
+            elif kind == _wire.EV_WRITE_ACK:
+                sock = sockets.get(sid)
+                if sock is None:
+                    log.debug("write_ack for unknown socket %d", sid)
+                    continue
+                sock._on_write_ack(ack, None, seq)
+            else:
+                inner = pb.Event()
+                inner.ParseFromString(seq)
+                payload = None
+                if inner.WhichOneof("event") == "data":
+                    payload = frames[k] if k < nframes else None
+                    k += 1
+                self._dispatch_event(inner, payload)
 
     def _dispatch_event(self, ev: Message, payload: Optional[bytes]) -> None:
         kind = ev.WhichOneof("event")
@@ -764,6 +862,7 @@ class Netcore(EventEmitter):
             servers, sockets = list(self._servers.values()), list(self._sockets.values())
             self._servers.clear()
             self._sockets.clear()
+            self._by_field.clear()
             relisten = [srv for srv in servers if srv._link_lost()]
             self._waiting[:0] = relisten
             for srv in servers:
@@ -776,6 +875,7 @@ class Netcore(EventEmitter):
         if self._timer is not None:
             self._timer.cancel()
         self.welcome = w
+        self.max_frame = int(w.max_frame) or 1 << 20
         self.instance_id = w.instance_id
         self.state = "ready"
         lease = w.lease_ms / 1000.0 or 15.0

@@ -31,7 +31,7 @@ import collections
 import os
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union, cast
 
-from . import _pipe, codec
+from . import _pipe, _wire, codec
 from ._proto import pb
 from .emitter import EventEmitter
 from .errors import NetcoreError
@@ -95,7 +95,9 @@ def address_dict(a: Message) -> AddressInfo:
 
 class _Write:
     """A Write or End waiting for its ack; its payload is kept for a netcore
-    that resumes the session and never got it (PROTOCOL.md 16.1)."""
+    that resumes the session and never got it (PROTOCOL.md 16.1). cmd is the
+    Command, or for a Write that write()'s short path encoded by hand, the
+    Write's serialized body (_wire.py)."""
     __slots__ = ("ref", "nbytes", "callback", "is_end", "seq", "cmd", "payload")
 
     def __init__(self, nbytes: int, callback: Optional[ErrorCallback], is_end: bool) -> None:
@@ -130,6 +132,9 @@ class Socket(EventEmitter):
         self.server: Optional[Server] = None
         self._refd = True
         self._decoder: Optional[codec.Decoder] = None  # set_encoding() outlives a reconnect
+        # (id, Write body, Write body with ack_now, socket_id field) for the
+        # hand-encoded Write and Credit (_wire.py); rebuilt when the id changes.
+        self._enc: Optional[Tuple[int, bytes, bytes, bytes]] = None
         self._reset_connection()
 
     def _reset_connection(self) -> None:
@@ -346,6 +351,10 @@ class Socket(EventEmitter):
         callback(err) runs when netcore handed the bytes to the kernel.
         fd: another Socket of this handler whose descriptor is sent with the
         data (UNIX sockets only)."""
+        if (type(data) is bytes and encoding is None and callback is None and fd is None
+                and self._state == "open" and not self.destroyed and not self._ended
+                and self._id is not None and len(data) <= self._nc.max_frame):
+            return self._write_short(data)
         if callable(encoding) and callback is None:
             encoding, callback = None, encoding
         buf = codec.encode(data, cast(Optional[str], encoding))
@@ -372,6 +381,35 @@ class Socket(EventEmitter):
             self._need_drain = True
             return False
         return True
+
+    def _write_short(self, buf: bytes) -> bool:
+        """write() of bytes that fit in one frame, without a callback, on an
+        open socket: what _write_chunks does for them, with the Write encoded
+        by hand (the request path of every echo and server)."""
+        n = len(buf)
+        buffered = self._buffer_size if self._backlog > 0 else 0
+        entry = _Write(n, None, False)
+        self._wq.append(entry)
+        self._buffer_size += n
+        enc = self._enc
+        if enc is None or enc[0] != self._id:
+            enc = self._encode_id()
+        # Lazy acks, as _write_chunks: a prompt one when a 'drain' becomes due
+        # or an unref()'d socket waits for it.
+        body = enc[2] if self._buffer_size >= self.high_water_mark or not self._refd else enc[1]
+        entry.ref = self._nc.send_encoded(_wire.TAG_WRITE, body, buf)
+        self._write_seq += 1
+        entry.seq, entry.cmd, entry.payload = self._write_seq, body, buf
+        if buffered + n >= self.high_water_mark:
+            self._need_drain = True
+            return False
+        return True
+
+    def _encode_id(self) -> Tuple[int, bytes, bytes, bytes]:
+        assert self._id is not None
+        sid = _wire.sid_field(self._id)
+        self._enc = (self._id, _wire.write_body(sid, False), _wire.write_body(sid, True), sid)
+        return self._enc
 
     def _buffered(self) -> int:
         """What Node would count as buffered: bytes the kernel did not take at
@@ -546,8 +584,12 @@ class Socket(EventEmitter):
         if (not self._consumed or self._id is None or self._nc._resuming or self.destroyed
                 or self._state == "closed" or self._error is not None):
             return
-        self._send(self._command("credit", bytes=self._consumed))
-        self._credited += self._consumed
+        enc = self._enc
+        if enc is None or enc[0] != self._id:
+            enc = self._encode_id()
+        n = self._consumed
+        self._nc.send_encoded(_wire.TAG_CREDIT, enc[3] + b"\x10" + _wire.varint(n))  # _wire.credit_body
+        self._credited += n
         self._consumed = 0
 
     def _emit_end(self) -> None:
@@ -683,10 +725,24 @@ class Socket(EventEmitter):
             self.emit("ready")
 
     def _on_data(self, m: Message, payload: bytes, seq: int) -> None:
-        self._check_seq(seq)
-        self._bytes_read += len(payload)
+        """A Data event (m: its Data message, or None from _wire's decoder:
+        nothing of it is read here)."""
+        if seq == self._seq + 1:
+            self._seq = seq
+        else:
+            self._check_seq(seq)
+        n = len(payload)
+        self._bytes_read += n
         if self._paused or self._rbuf:
             self._rbuf.append(payload)
+        elif self._decoder is None:
+            lst = self._listeners.get("data")
+            if lst and len(lst) == 1:
+                lst[0](payload)  # emit("data", payload), without its call
+            else:
+                self.emit("data", payload)
+            self._consumed += n
+            self._grant()
         else:
             self._deliver(payload)
 
@@ -709,6 +765,21 @@ class Socket(EventEmitter):
         """A WriteAck, alone or riding along with another event (Event.ack)."""
         self._acked_seq += m.writes
         self._acked_bytes += m.bytes
+        if m.writes == 1 and self._wq:
+            # The usual ack: one write.
+            e = self._wq.popleft()
+            self._buffer_size -= e.nbytes
+            self._own_acked += e.nbytes
+            self._acked_written = m.bytes_written
+            self._backlog = m.queued_bytes
+            if e.callback is not None:
+                e.callback(None)
+            if e.is_end:
+                self.emit("finish")
+            if self._need_drain and self._buffer_size == 0:
+                self._need_drain = False
+                self.emit("drain")
+            return
         done = []
         for _ in range(m.writes):
             if not self._wq:
@@ -902,7 +973,9 @@ class Socket(EventEmitter):
         the pause state (either command is harmless if it changes nothing),
         a destroy, and the credit owed."""
         for e in self._wq:
-            if e.seq > writes and e.cmd is not None:
+            if e.seq > writes and isinstance(e.cmd, bytes):
+                self._nc.send_encoded(_wire.TAG_WRITE, e.cmd, e.payload)
+            elif e.seq > writes and e.cmd is not None:
                 self._nc.send(e.cmd, e.payload)
         if self.destroyed:
             self._send(self._command("destroy"))

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Unit tests of netcore_net's pure parts: isIP, encodings, errors, EventEmitter,
-the CommandBatch envelope.
+the CommandBatch envelope, the hand-made wire format of _wire.py against protobuf's.
 
 usage: test_units.py [--netcore PATH]   (the path is accepted and unused)
 """
@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import netcore_net as net  # noqa: E402
 from netcore_net import codec  # noqa: E402
 from netcore_net import handler as _handler  # noqa: E402
+from netcore_net import _wire  # noqa: E402
 from netcore_net._proto import pb  # noqa: E402
 
 IP4 = ["127.0.0.1"]
@@ -89,6 +90,140 @@ class TestCommandBatch(unittest.TestCase):
         self.assertEqual(_handler._varint(0), b"\x00")
         self.assertEqual(_handler._varint(127), b"\x7f")
         self.assertEqual(_handler._varint(300), b"\xac\x02")
+
+
+class TestWire(unittest.TestCase):
+    """_wire.py reads and writes exactly what protobuf does, and leaves to
+    protobuf whatever it does not read exactly."""
+
+    IDS = [0, 1, 127, 128, 300, (1 << 32) | 1, (7 << 32) | 123456, (0xFFFFFFFF << 32) | 0xFFFFFFFF]
+
+    def test_write_and_credit_encode_as_protobuf(self):
+        for sid in self.IDS:
+            for ref in (1, 127, 128, 99999):
+                for ack_now in (False, True):
+                    c = pb.Command()
+                    c.ref = ref
+                    c.write.SetInParent()
+                    c.write.socket_id = sid
+                    c.write.ack_now = ack_now
+                    body = _wire.write_body(_wire.sid_field(sid), ack_now)
+                    self.assertEqual(_wire.command(ref, _wire.TAG_WRITE, body),
+                                     c.SerializeToString())
+                for n in (0, 1, 127, 128, 65536, 1 << 31):
+                    c = pb.Command()
+                    c.ref = ref
+                    c.credit.SetInParent()
+                    c.credit.socket_id = sid
+                    c.credit.bytes = n
+                    body = _wire.credit_body(_wire.sid_field(sid), n)
+                    self.assertEqual(_wire.command(ref, _wire.TAG_CREDIT, body),
+                                     c.SerializeToString())
+
+    def test_send_encoded_batches_as_send(self):
+        nc = net.Netcore("ipc:///nonexistent", name="unit")
+        sent = []
+        nc._send_raw = sent.append
+        sid = (3 << 32) | 9
+        nc.send_encoded(_wire.TAG_WRITE, _wire.write_body(_wire.sid_field(sid), True), b"abc")
+        c = pb.Command()
+        c.end.socket_id = sid
+        nc.send(c)
+        nc.send_encoded(_wire.TAG_CREDIT, _wire.credit_body(_wire.sid_field(sid), 3))
+        nc._flush_batch()
+        env = pb.Command.FromString(sent[0][0])
+        got = env.batch.commands
+        self.assertEqual([x.WhichOneof("command") for x in got], ["write", "end", "credit"])
+        self.assertEqual([x.ref for x in got], [1, 2, 3])
+        self.assertEqual((got[0].write.socket_id, got[0].write.ack_now), (sid, True))
+        self.assertEqual((got[2].credit.socket_id, got[2].credit.bytes), (sid, 3))
+        self.assertEqual(sent[0][1:], [b"abc"])
+        # Alone, a hand-encoded command is the Command itself.
+        nc.send_encoded(_wire.TAG_CREDIT, _wire.credit_body(_wire.sid_field(sid), 300))
+        nc._flush_batch()
+        one = pb.Command.FromString(sent[1][0])
+        self.assertEqual((one.ref, one.credit.socket_id, one.credit.bytes), (4, sid, 300))
+
+    def batch(self, fill):
+        ev = pb.Event()
+        for f in fill:
+            f(ev.batch.events.add())
+        return ev.SerializeToString()
+
+    def test_batch_decodes_as_protobuf(self):
+        def data(sid, seq, ack):
+            def f(e):
+                e.seq = seq
+                e.data.socket_id = sid
+                if ack:
+                    e.ack.socket_id = sid
+                    e.ack.writes = ack
+                    e.ack.bytes = 7 * ack
+                    e.ack.bytes_written = 1 << 40
+                    e.ack.queued_bytes = 300
+            return f
+
+        def write_ack(sid, seq):
+            def f(e):
+                e.seq = seq
+                e.write_ack.socket_id = sid
+                e.write_ack.writes = 2
+                e.write_ack.bytes = 9
+                e.write_ack.bytes_written = 130
+            return f
+
+        def closed(sid):
+            def f(e):
+                e.seq = 5
+                e.closed.socket_id = sid
+                e.closed.had_error = True
+            return f
+        fills = []
+        for i, sid in enumerate(self.IDS):
+            fills += [data(sid, i * 100, i % 3), write_ack(sid, 1 << 33), closed(sid)]
+        raw = self.batch(fills)
+        got = _wire.decode_batch(raw)
+        self.assertIsNotNone(got)
+        want = pb.Event.FromString(raw).batch.events
+        self.assertEqual(len(got), len(want))
+        for (kind, seq, sid, ack), w in zip(got, want):
+            which = w.WhichOneof("event")
+            if which == "data":
+                self.assertEqual((kind, seq, _wire.sid_of(sid)), (_wire.EV_DATA, w.seq, w.data.socket_id))
+                self.assertEqual(sid, _wire.sid_field(w.data.socket_id))
+                if w.HasField("ack"):
+                    self.assertEqual((ack.writes, ack.bytes, ack.bytes_written, ack.queued_bytes),
+                                     (w.ack.writes, w.ack.bytes, w.ack.bytes_written,
+                                      w.ack.queued_bytes))
+                else:
+                    self.assertIsNone(ack)
+            elif which == "write_ack":
+                self.assertEqual((kind, seq, sid), (_wire.EV_WRITE_ACK, w.seq, w.write_ack.socket_id))
+                self.assertEqual((ack.writes, ack.bytes, ack.bytes_written),
+                                 (w.write_ack.writes, w.write_ack.bytes, w.write_ack.bytes_written))
+            else:
+                self.assertEqual(kind, 0)
+                self.assertEqual(pb.Event.FromString(seq), w)
+
+    def test_what_it_does_not_read_is_left_to_protobuf(self):
+        # Not a batch, a truncated batch, a field after the batch: None.
+        single = pb.Event()
+        single.data.socket_id = 5
+        self.assertIsNone(_wire.decode_batch(single.SerializeToString()))
+        raw = self.batch([lambda e: setattr(e, "seq", 3) or e.data.SetInParent()])
+        self.assertIsNotNone(_wire.decode_batch(raw))
+        self.assertIsNone(_wire.decode_batch(raw[:-1]))
+        self.assertIsNone(_wire.decode_batch(raw + b"\x08\x01"))
+        # A Data event with a field this module does not know: passed raw.
+        ev = pb.Event()
+        e = ev.batch.events.add()
+        e.data.socket_id = 5
+        inner = e.SerializeToString() + b"\x98\x06\x01"  # an unknown field 99
+        body = b"\x0a" + _wire.varint(len(inner)) + inner
+        raw = b"\x92\x03" + _wire.varint(len(body)) + body
+        got = _wire.decode_batch(raw)
+        self.assertEqual(got, [(0, inner, 0, None)])
+        self.assertEqual(pb.Event.FromString(inner).data.socket_id, 5)
 
 
 class TestIsIP(unittest.TestCase):

@@ -113,10 +113,10 @@ static int send_batched(nc_loop_t *loop, const ncc_cmd *cmd, const void *payload
   ncc_msgbatch_t *b = &loop->out_batch;
   /* A full batch leaves before a Write, never after it: the Credit for the
    * data that Write answers comes next and must share its message
-   * (PROTOCOL.md 13). Other commands fill it up to twice the size, still
-   * far below netcore's --max-batch. */
-  if (cmd->kind == NCC_CMD_WRITE ? b->count >= BATCH_MAX_COMMANDS || b->payload_bytes >= BATCH_MAX_PAYLOAD
-                                 : b->count >= 2 * BATCH_MAX_COMMANDS)
+   * (PROTOCOL.md 13), so a Write needs room for two. BATCH_MAX_COMMANDS is
+   * netcore's lowest --max-batch: no netcore refuses a batch of libnc's. */
+  if (cmd->kind == NCC_CMD_WRITE ? b->count >= BATCH_MAX_COMMANDS - 1 || b->payload_bytes >= BATCH_MAX_PAYLOAD
+                                 : b->count >= BATCH_MAX_COMMANDS)
     flush_batch(loop);
   int rv = ncc_cmd_pack(cmd, ncc_place_in_batch, b);
   if (rv == 0 && cmd->kind == NCC_CMD_WRITE) {

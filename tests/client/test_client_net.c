@@ -933,6 +933,57 @@ static void test_client_loop_run_timers_and_stop(void **state) {
   nc_loop_free(loop);
 }
 
+/* A batch never holds more commands than the lowest --max-batch (256): 300
+ * listen() calls in one turn of the loop (a timer's callback) leave in
+ * batches that netcore takes (libnc filled a batch up to 512 commands, which
+ * a netcore of --max-batch 256 refused whole with EMSGSIZE). */
+#define MANY_SERVERS 300
+typedef struct {
+  nc_server_t *servers[MANY_SERVERS];
+  int listening, errors;
+} many_t;
+
+static void many_listening(nc_server_t *srv) { ((many_t *)nc_server_get_data(srv))->listening++; }
+static void many_error(nc_server_t *srv, int err, const char *msg) {
+  (void)err;
+  printf("server error: %s\n", msg);
+  ((many_t *)nc_server_get_data(srv))->errors++;
+}
+
+static void many_listen_now(nc_timer_t *timer) {
+  many_t *m = nc_timer_get_data(timer);
+  for (int i = 0; i < MANY_SERVERS; i++)
+    assert_int_equal(nc_server_listen(m->servers[i], 0, "127.0.0.1", NULL), 0);
+}
+
+static void test_client_batches_under_lowest_max_batch(void **state) {
+  (void)state;
+  nct_netcore_t d;
+  nct_netcore_start(&d, (const char *const[]){"--max-batch", "256", NULL});
+  nc_loop_t *loop = nct_loop(&d);
+  many_t m = {0};
+  nc_server_events_t ev = {.on_listening = many_listening, .on_error = many_error};
+  for (int i = 0; i < MANY_SERVERS; i++) {
+    assert_int_equal(nc_server_new(loop, NULL, NULL, &m.servers[i]), 0);
+    nc_server_set_data(m.servers[i], &m);
+    nc_server_set_events(m.servers[i], &ev);
+  }
+  nc_timer_t *timer;
+  assert_int_equal(nc_timer_new(loop, &timer), 0);
+  nc_timer_set_data(timer, &m);
+  assert_int_equal(nc_timer_start(timer, many_listen_now, 1, 0), 0);
+  uint64_t deadline = nct_now_ms() + 15000;
+  while (m.listening + m.errors < MANY_SERVERS && nct_now_ms() < deadline) {
+    nc_loop_process(loop);
+    usleep(1000);
+  }
+  assert_int_equal(m.errors, 0);
+  assert_int_equal(m.listening, MANY_SERVERS);
+  nc_timer_close(timer);
+  nc_loop_free(loop);
+  nct_netcore_stop(&d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_client_echo_pipe_binary_half_close),
@@ -945,6 +996,7 @@ int main(void) {
       cmocka_unit_test(test_client_bytes_read_written),
       cmocka_unit_test(test_client_fd_passing),
       cmocka_unit_test(test_client_loop_run_timers_and_stop),
+      cmocka_unit_test(test_client_batches_under_lowest_max_batch),
   };
   return cmocka_run_group_tests_name("client_net", tests, nct_setup, nct_teardown);
 }

@@ -514,7 +514,10 @@ class Link {
     // Credit in its count, both sent once the session resumed.
     if (this.resuming) return;
     this.lastSent = Date.now();
-    if (isWrite && this.batch.length >= 256) this.flushBatch(); // never between a Write and its Credit
+    // At most 256 commands per batch, netcore's lowest --max-batch
+    // (PROTOCOL.md 11), and never between a Write and its Credit: a Write
+    // starts a new batch when this one has no room for both.
+    if (this.batch.length >= (isWrite ? 255 : 256)) this.flushBatch();
     this.batch.push(env);
     if (payload !== undefined) this.batchFrames.push(payload);
     if (!this.batchScheduled) {

@@ -461,6 +461,47 @@ test('hand-decoded events are what protobufjs decodes', () => {
     }
 });
 
+// A batch never holds more commands than the lowest --max-batch (256): one
+// turn that sets two options on each of 300 connections (600 commands, none
+// a Write) leaves as several batches, all taken (the library used to send
+// them as one, refused whole with EMSGSIZE: seen as 2,000 idle connections
+// of the --via-handler echo that were never answered).
+test('one turn of 600 commands leaves in batches netcore takes (--max-batch 256)', async () => {
+  const nc = await startNetcore(['--max-batch', '256']);
+  const warnings = [];
+  const onWarning = (w) => warnings.push(String(w.message));
+  process.on('warning', onWarning);
+  const clients = [];
+  try {
+    const conns = [];
+    const server = net.createServer({ endpoint: nc.endpoint }, (c) => conns.push(c));
+    await once(server.listen(0, '127.0.0.1'), 'listening');
+    const { port } = server.address();
+    const got = new Map();
+    for (let i = 0; i < 300; i++) {
+      const c = nodeNet.connect(port, '127.0.0.1');
+      got.set(c, '');
+      c.on('data', (d) => got.set(c, got.get(c) + d));
+      c.on('error', () => {});
+      clients.push(c);
+    }
+    await until(() => conns.length === 300, 'all 300 connections', 15000);
+    for (const c of conns) {
+      c.setNoDelay(true);
+      c.setKeepAlive(true, 1000);
+    }
+    for (const c of conns) c.write('ok');
+    await until(() => clients.every((c) => got.get(c) === 'ok'), 'every client got its write', 15000);
+    assert.deepStrictEqual(warnings.filter((w) => w.includes('EMSGSIZE')), []);
+    for (const c of conns) c.destroy();
+    await new Promise((r) => server.close(r));
+  } finally {
+    process.off('warning', onWarning);
+    for (const c of clients) c.destroy();
+    await nc.stop();
+  }
+});
+
 // A DEALER closed while libzmq still reports its events (it lingers to send
 // its Bye and retries the connection to a netcore that died) must not take
 // libzmq's I/O thread with it: its monitor outlives it (link.js closeWatched).

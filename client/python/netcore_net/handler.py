@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
 PROTOCOL_VERSION = 1
 _RECV_BATCH = 256  # messages handled per loop turn before yielding to other callbacks
-_BATCH_MAX_COMMANDS = 256  # a CommandBatch leaves early at this many commands
+_BATCH_MAX_COMMANDS = 256  # a CommandBatch holds at most this many commands (netcore's lowest --max-batch)
 _BATCH_MAX_PAYLOAD = 64 * 1024  # or this many payload bytes
 _RELINK_HELLO_TIMEOUT = 2.0  # reconnecting: a fresh DEALER after this long without Welcome
 _RESUME_WAIT = 5.0  # a session waits this long for a netcore that resumes it (PROTOCOL.md 16.1)
@@ -592,11 +592,13 @@ class Netcore(EventEmitter):
             self._send_raw([cmd.SerializeToString(), payload])
             return cmd.ref
         # A full batch leaves before a Write, never after it: the Credit for
-        # the data that Write answers must share its message (PROTOCOL.md 13).
-        if payload is not None and (len(self._batch) >= _BATCH_MAX_COMMANDS or
+        # the data that Write answers must share its message (PROTOCOL.md 13),
+        # so a Write needs room for two. _BATCH_MAX_COMMANDS is netcore's
+        # lowest --max-batch: no netcore refuses a batch of this library's.
+        if payload is not None and (len(self._batch) >= _BATCH_MAX_COMMANDS - 1 or
                                     self._batch_bytes >= _BATCH_MAX_PAYLOAD):
             self._flush_batch()
-        elif len(self._batch) >= 2 * _BATCH_MAX_COMMANDS:
+        elif len(self._batch) >= _BATCH_MAX_COMMANDS:
             self._flush_batch()
         c = cmd.SerializeToString()
         self._batch.append(b"\x0a" + _varint(len(c)) + c)
@@ -619,9 +621,9 @@ class Netcore(EventEmitter):
             return ref
         batch = self._batch
         n = len(batch)
-        if n >= _BATCH_MAX_COMMANDS or self._batch_bytes >= _BATCH_MAX_PAYLOAD:
-            # send()'s rule: a full batch leaves before a Write, else at twice the size.
-            if payload is not None or n >= 2 * _BATCH_MAX_COMMANDS:
+        if n >= _BATCH_MAX_COMMANDS - 1 or self._batch_bytes >= _BATCH_MAX_PAYLOAD:
+            # send()'s rule: a Write needs room for itself and its Credit.
+            if payload is not None or n >= _BATCH_MAX_COMMANDS:
                 self._flush_batch()
                 batch = self._batch
         # body < 128 bytes (a Write or Credit): its length is one byte.

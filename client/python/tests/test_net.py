@@ -55,6 +55,59 @@ class NetcoreCase(unittest.TestCase):
         return net.create_connection(*args, netcore=self.nc, **kw)
 
 
+class TestBatchLimit(NetcoreCase):
+    """A batch never holds more commands than the lowest --max-batch (256):
+    600 option commands of one loop turn leave in batches netcore takes."""
+
+    def setUp(self):
+        self.daemon = Daemon(NETCORE, ["--max-batch", "256"]).start()
+        self.addCleanup(self.daemon.stop)
+        self.tmp, self.endpoint = self.daemon.dir, self.daemon.endpoint
+        self.nc = net.Netcore(self.endpoint, name="test")
+
+    def test_600_commands_in_one_turn(self):
+        seen = {"got": []}
+        conns = []
+        errors = []
+
+        def main():
+            def on_conn(c):
+                c.on("error", lambda e: errors.append(e.code))
+                conns.append(c)
+                if len(conns) < 300:
+                    return
+                for x in conns:  # one turn: 600 commands, none a Write
+                    x.set_no_delay(True)
+                    x.set_keep_alive(True, 1.0)
+                for x in conns:
+                    x.write(b"ok")
+            srv = self.server(on_conn)
+            srv.on("error", lambda e: errors.append(e.code))
+            loop = net.get_loop()
+
+            def clients():
+                port = srv.address()["port"]
+                socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+                for s in socks:
+                    s.settimeout(10)
+                    try:
+                        seen["got"].append(s.recv(2))
+                    except OSError as e:
+                        seen["got"].append(repr(e))
+                for s in socks:
+                    s.close()
+                loop.call_soon_threadsafe(lambda: ([x.destroy() for x in conns], srv.close()))
+
+            def listening():
+                seen["thread"] = threading.Thread(target=clients, daemon=True)
+                seen["thread"].start()
+            srv.listen(0, "127.0.0.1", listening)
+        self.run_loop(main)
+        seen["thread"].join(10)
+        self.assertEqual(errors, [])
+        self.assertEqual(seen["got"], [b"ok"] * 300)
+
+
 class TestServer(NetcoreCase):
     def test_server_listen_port0_and_close(self):
         seen = {}

@@ -249,17 +249,13 @@ static void test_takeover_resume_service(void **state) {
   expect_count = COUNT_ANY;
 }
 /* NETCORE_RESUME=0: the echo's connections are adopted, as before 1.3, with
- * the echoes' pipes inside netcore (takeover_adopted). The Python echo's stay
- * in the library here: with them inside netcore it left one connection open
- * at the takeover unadopted now and then (README, what is not done yet). */
+ * the echoes' pipes inside netcore (takeover_adopted). */
 static void test_takeover_no_resume(void **state) {
   setenv("NETCORE_RESUME", "0", 1);
-  if (strcmp(lang, "python") == 0) setenv("NETCORE_PIPE_OFFLOAD", "0", 1);
   expect_count = COUNT_ADOPTED;
   run_takeovers("--service", "echo1", takeover_adopted, 0);
   expect_count = COUNT_ANY;
   unsetenv("NETCORE_RESUME");
-  if (strcmp(lang, "python") == 0) unsetenv("NETCORE_PIPE_OFFLOAD");
 }
 
 int main(int argc, char **argv) {

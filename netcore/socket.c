@@ -423,12 +423,15 @@ static int keeps_input(const ncd_socket *s) {
   return srv && !srv->closing && srv->listener && (srv->listener->group[0] || s->owner->service[0]);
 }
 
+/* The smallest buffer of kept input, kept while empty (see unkeep). */
+#define KEPT_MIN 512
+
 static int keep(ncd_socket *s, const char *data, size_t n) {
   if (s->kept_off + s->kept_len + n > s->kept_cap) {
     if (s->kept_off) memmove(s->kept, s->kept + s->kept_off, s->kept_len);
     s->kept_off = 0;
     if (s->kept_len + n > s->kept_cap) {
-      size_t cap = s->kept_cap ? s->kept_cap : 4096;
+      size_t cap = s->kept_cap ? s->kept_cap : KEPT_MIN;
       while (cap < s->kept_len + n) cap *= 2;
       char *p = realloc(s->kept, cap);
       if (!p) return NCD_ENOMEM;
@@ -448,7 +451,10 @@ static void unkeep(ncd_socket *s, size_t n) {
   s->kept_len -= n;
   if (s->kept_len == 0) {
     s->kept_off = 0;
-    if (s->kept_cap > 4 * READ_MAX) { /* a burst is over: give the memory back */
+    /* All consumed: the memory goes back but a small buffer's, so that an
+     * idle connection holds at most KEPT_MIN for its input (it held 4 KiB
+     * from its first read on, and a burst's buffer until the next one). */
+    if (s->kept_cap > KEPT_MIN) {
       free(s->kept);
       s->kept = NULL;
       s->kept_cap = 0;

@@ -788,10 +788,8 @@ void ncd_socket_end_piped(ncd_socket *s) {
 
 /* ------------------------------------------------------------- connecting */
 
-static void connected(ncd_socket *s) {
-  s->connecting = 0;
-  free(s->target); /* only connect errors name the target */
-  s->target = NULL;
+/* Connected, with the socket's two addresses, to its owner. */
+static void emit_connected(ncd_socket *s) {
   uv_os_fd_t fd = -1;
   uv_fileno(&s->h.handle, &fd);
   ncc_addr local, remote;
@@ -799,6 +797,13 @@ static void connected(ncd_socket *s) {
   ncd_addr_of_fd(fd, 1, &remote);
   ncc_event ev = {.kind = NCC_EV_CONNECTED, .local = &local, .remote = &remote};
   ncd_socket_emit(s, &ev, NULL);
+}
+
+static void connected(ncd_socket *s) {
+  s->connecting = 0;
+  free(s->target); /* only connect errors name the target */
+  s->target = NULL;
+  emit_connected(s);
   ncd_metrics_socket_opened(s, "connected");
   while (!ncc_list_empty(&s->pending) && !s->closing) {
     ncd_wreq *w = ncc_container_of(s->pending.next, ncd_wreq, link);
@@ -1198,13 +1203,7 @@ void ncd_socket_resume_session(ncd_socket *s, const ncc_resume_socket *r) {
    * lost. It comes again first, numbered on from what the handler saw. */
   if (r->connecting && !s->server && !s->connecting) {
     s->seq = r->last_seq;
-    uv_os_fd_t fd = -1;
-    uv_fileno(&s->h.handle, &fd);
-    ncc_addr local, remote;
-    ncd_addr_of_fd(fd, 0, &local);
-    ncd_addr_of_fd(fd, 1, &remote);
-    ncc_event ev = {.kind = NCC_EV_CONNECTED, .local = &local, .remote = &remote};
-    ncd_socket_emit(s, &ev, NULL);
+    emit_connected(s);
   }
   /* Its view of the options (protocol 1.4): a command the old netcore never
    * read is applied now; one it carried out changes nothing (an unchanged

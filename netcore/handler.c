@@ -108,16 +108,7 @@ int ncd_handler_hello(const void *rid, size_t rid_len, const char *user_id, int 
   ncc_list_push(&ncd.handlers, &h->link);
   ncd_handler_touch(h);
 
-  ncc_welcome w = {.minor_version = NCC_PROTOCOL_MINOR,
-                   .instance_id = ncd.instance_id,
-                   .server_version = NCD_VERSION,
-                   .id_prefix = h->prefix,
-                   .credit_window = h->credit_window,
-                   .lease_ms = h->lease_ms,
-                   .max_frame = ncd.cfg.max_frame,
-                   .max_write_queue = ncd.cfg.max_write_queue,
-                   .session_token = h->session_token,
-                   .session_token_len = sizeof h->session_token};
+  ncc_welcome w = ncd_handler_welcome(h);
   ncc_event ev = {.kind = NCC_EV_WELCOME, .welcome = &w};
   ncd_router_send(h, &ev, NULL);
   ncd_metrics_handler_joined(h);
@@ -222,6 +213,19 @@ ncd_handler *ncd_handler_ghost(const char *principal, const char *name, const ch
   ncc_list_init(&h->link);
   ncc_list_push(&ncd.handlers, &h->link);
   return h;
+}
+
+ncc_welcome ncd_handler_welcome(const ncd_handler *h) {
+  return (ncc_welcome){.minor_version = NCC_PROTOCOL_MINOR,
+                       .instance_id = ncd.instance_id,
+                       .server_version = NCD_VERSION,
+                       .id_prefix = h->prefix,
+                       .credit_window = h->credit_window,
+                       .lease_ms = h->lease_ms,
+                       .max_frame = ncd.cfg.max_frame,
+                       .max_write_queue = ncd.cfg.max_write_queue,
+                       .session_token = h->session_token,
+                       .session_token_len = sizeof h->session_token};
 }
 
 void ncd_handler_touch(ncd_handler *h) { h->last_seen = uv_now(ncd.loop); }

@@ -137,21 +137,12 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
   h->taken_over = 0;
   ncd_handler_apply_policy(h);
   ncd_handler_touch(h);
-  ncc_welcome w = {.minor_version = NCC_PROTOCOL_MINOR,
-                   .instance_id = ncd.instance_id,
-                   .server_version = NCD_VERSION,
-                   .id_prefix = h->prefix,
-                   .credit_window = h->credit_window,
-                   .lease_ms = h->lease_ms,
-                   .max_frame = ncd.cfg.max_frame,
-                   .max_write_queue = ncd.cfg.max_write_queue,
-                   .session_token = h->session_token,
-                   .session_token_len = sizeof h->session_token,
-                   .resumed = 1,
-                   .resumed_sockets = list,
-                   .nresumed = n,
-                   .resumed_servers = servers,
-                   .nresumed_servers = nservers};
+  ncc_welcome w = ncd_handler_welcome(h);
+  w.resumed = 1;
+  w.resumed_sockets = list;
+  w.nresumed = n;
+  w.resumed_servers = servers;
+  w.nresumed_servers = nservers;
   ncc_event ev = {.kind = NCC_EV_WELCOME, .welcome = &w};
   ncd_router_send(h, &ev, NULL);
   free(list);

@@ -676,13 +676,16 @@ class Socket extends Duplex {
     this.connecting = false;
     this._hadError = Boolean(err);
     this._uncount();
-    // Callbacks of writes that will never be acknowledged.
-    const failed = this._neverConnected
-      ? argError(Error, 'ERR_SOCKET_CLOSED_BEFORE_CONNECTION', 'Socket closed before the connection was established')
-      : err || ncError('ERR_SOCKET_CLOSED', { message: 'socket is closed' });
+    // Callbacks of writes that will never be acknowledged. The error is made
+    // only if one waits: an Error captures a stack, dear at one per connection.
     const held = this._held;
     const waits = this._waits;
     const finalCb = this._finalCb;
+    const failed = held || finalCb || waits.some((rec) => !rec.done)
+      ? this._neverConnected
+        ? argError(Error, 'ERR_SOCKET_CLOSED_BEFORE_CONNECTION', 'Socket closed before the connection was established')
+        : err || ncError('ERR_SOCKET_CLOSED', { message: 'socket is closed' })
+      : null;
     this._wq = [];
     this._sentLog = [];
     this._held = null;

@@ -18,7 +18,6 @@ SIGUSR1 prints "echo connections N adopted M": the 'connection' events so far
 and how many were adopted (a session resumed after a takeover has none new).
 """
 
-import argparse
 import json
 import os
 import signal
@@ -27,15 +26,11 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "client", "python"))
 import netcore_net as net  # noqa: E402
+from args import parser, run  # noqa: E402
 
 
 def main(status):
-    p = argparse.ArgumentParser(prog="echo", description="netcore echo example")
-    p.add_argument("--port", type=int, default=8124)
-    p.add_argument("--host", default="localhost")
-    p.add_argument("--path", help="listen on this UNIX socket path instead")
-    p.add_argument("--endpoint", help="netcore endpoint (default: $NETCORE_ENDPOINT, "
-                   "else " + net.default_endpoint() + ")")
+    p = parser("echo", "netcore echo example", port=8124, host="localhost")
     p.add_argument("--group", help="share the port with echoes of this group")
     p.add_argument("--service", help="service name a restarted echo inherits under")
     p.add_argument("--via-handler", action="store_true",
@@ -109,10 +104,4 @@ def main(status):
 
 
 if __name__ == "__main__":
-    status = [0]
-    try:
-        net.run(main, status)
-    except net.NetcoreError as e:
-        print("echo: %s" % e, file=sys.stderr)
-        sys.exit(1)
-    sys.exit(status[0])
+    run("echo", main)

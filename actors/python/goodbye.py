@@ -8,7 +8,6 @@ and answers every connection with "goodbye\\n", then ends it.
 SIGINT/SIGTERM close the server and exit 0; errors go to stderr, exit 1.
 """
 
-import argparse
 import json
 import os
 import signal
@@ -17,13 +16,11 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "client", "python"))
 import netcore_net as net  # noqa: E402
+from args import parser, run  # noqa: E402
 
 
 def main(status):
-    p = argparse.ArgumentParser(prog="goodbye", description="netcore goodbye example")
-    p.add_argument("--endpoint", help="netcore endpoint (default: $NETCORE_ENDPOINT, "
-                   "else " + net.default_endpoint() + ")")
-    args = p.parse_args()
+    args = parser("goodbye", "netcore goodbye example").parse_args()
     handler = net.Netcore(args.endpoint, name="goodbye")
     server = net.create_server(lambda socket: socket.end("goodbye\n"), netcore=handler)
 
@@ -44,10 +41,4 @@ def main(status):
 
 
 if __name__ == "__main__":
-    status = [0]
-    try:
-        net.run(main, status)
-    except net.NetcoreError as e:
-        print("goodbye: %s" % e, file=sys.stderr)
-        sys.exit(1)
-    sys.exit(status[0])
+    run("goodbye", main)

@@ -8,7 +8,6 @@ Prints "redis server listening on <address() JSON>" once listening; an error is
 printed to stderr with its Node code and exits 1; SIGINT/SIGTERM exit 0.
 """
 
-import argparse
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "..", "client", "python"))
 sys.path.insert(0, here)
 import netcore_net as net  # noqa: E402
+from args import parser, run  # noqa: E402
 from resp import Session  # noqa: E402
 
 
@@ -40,13 +40,8 @@ def serve(c, store):
 
 
 def main(status):
-    p = argparse.ArgumentParser(prog="redis", description="Redis-protocol benchmark actor")
-    p.add_argument("--port", type=int, default=6379)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--path", help="listen on this UNIX socket path instead")
-    p.add_argument("--endpoint", help="netcore endpoint (default: $NETCORE_ENDPOINT, "
-                   "else " + net.default_endpoint() + ")")
-    args = p.parse_args()
+    args = parser("redis", "Redis-protocol benchmark actor", port=6379,
+                  host="127.0.0.1").parse_args()
     store = {}
     server = net.create_server(lambda c: serve(c, store),
                                netcore=net.Netcore(args.endpoint, name="redis"))
@@ -77,10 +72,4 @@ def main(status):
 
 
 if __name__ == "__main__":
-    status = [0]
-    try:
-        net.run(main, status)
-    except net.NetcoreError as e:
-        print("redis: %s" % e, file=sys.stderr)
-        sys.exit(1)
-    sys.exit(status[0])
+    run("redis", main)

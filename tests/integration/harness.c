@@ -684,6 +684,29 @@ void nct_client_bye(nct_client *c) {
   free(c);
 }
 
+void nct_clients_keep(nct_clients *s, nct_client *c) {
+  for (int i = 0; i < NCT_MAX_HANDLERS; i++)
+    if (!s->c[i]) {
+      s->c[i] = c;
+      return;
+    }
+  nct_fail("too many handlers in one test (max %d)", NCT_MAX_HANDLERS);
+}
+
+void nct_clients_drop(nct_clients *s, nct_client *c, int bye) {
+  for (int i = 0; i < NCT_MAX_HANDLERS; i++)
+    if (s->c[i] == c) s->c[i] = NULL;
+  if (bye)
+    nct_client_bye(c);
+  else
+    nct_client_free(c);
+}
+
+void nct_clients_end(nct_clients *s, int bye) {
+  for (int i = 0; i < NCT_MAX_HANDLERS; i++)
+    if (s->c[i]) nct_clients_drop(s, s->c[i], bye);
+}
+
 void nct_event_free(nct_event *e) {
   if (!e) return;
   netcore__v1__event__free_unpacked(e->ev, NULL);
@@ -1835,8 +1858,7 @@ int nct_env_teardown(void **state) {
   nct_env *e = *state;
   *state = NULL;
   if (!e) return 0;
-  for (int i = 0; i < NCT_MAX_HANDLERS; i++)
-    if (e->handlers[i]) nct_client_free(e->handlers[i]);
+  nct_clients_end(&e->handlers, 0);
   if (e->observer) nct_client_free(e->observer);
   if (e->by_peer >= 0) close(e->by_peer);
   if (e->started) nct_daemon_kill(&e->d);
@@ -1846,11 +1868,7 @@ int nct_env_teardown(void **state) {
 
 void nct_env_finish_at(const char *file, int line, nct_env *e) {
   AT(file, line);
-  for (int i = 0; i < NCT_MAX_HANDLERS; i++)
-    if (e->handlers[i]) {
-      nct_client_bye(e->handlers[i]);
-      e->handlers[i] = NULL;
-    }
+  nct_clients_end(&e->handlers, 1);
   if (e->by_peer >= 0) {
     nct_close_both_at(file, line, e->observer, e->by_socket, e->by_peer);
     e->by_peer = -1;
@@ -1910,12 +1928,7 @@ static void env_start(const char *file, int line, nct_env *e, const char *const 
 }
 
 void nct_env_adopt(nct_env *e, nct_client *c) {
-  for (int i = 0; i < NCT_MAX_HANDLERS; i++)
-    if (!e->handlers[i]) {
-      e->handlers[i] = c;
-      return;
-    }
-  nct_fail("too many handlers in one test (max %d)", NCT_MAX_HANDLERS);
+  nct_clients_keep(&e->handlers, c);
 }
 
 nct_client *nct_env_handler_at(const char *file, int line, nct_env *e, const char *name,
@@ -1927,12 +1940,7 @@ nct_client *nct_env_handler_at(const char *file, int line, nct_env *e, const cha
 }
 
 void nct_env_release(nct_env *e, nct_client *c, int bye) {
-  for (int i = 0; i < NCT_MAX_HANDLERS; i++)
-    if (e->handlers[i] == c) e->handlers[i] = NULL;
-  if (bye)
-    nct_client_bye(c);
-  else
-    nct_client_free(c);
+  nct_clients_drop(&e->handlers, c, bye);
 }
 
 uint64_t nct_listen_local_at(const char *file, int line, nct_client *c, uint16_t *port,

@@ -184,6 +184,18 @@ void nct_client_free(nct_client *c);
 /* Sends Bye, lets ZeroMQ deliver it, then frees. */
 void nct_client_bye(nct_client *c);
 
+/* The clients of a test that its teardown ends (a failed test jumps out
+ * before it ends its own). A kept client belongs to the set until dropped:
+ * nct_clients_drop forgets c and Byes it (bye) or frees it; nct_clients_end
+ * does that to every client left and empties the set. */
+#define NCT_MAX_HANDLERS 16
+typedef struct nct_clients {
+  nct_client *c[NCT_MAX_HANDLERS];
+} nct_clients;
+void nct_clients_keep(nct_clients *s, nct_client *c); /* fails the test when s is full */
+void nct_clients_drop(nct_clients *s, nct_client *c, int bye);
+void nct_clients_end(nct_clients *s, int bye);
+
 /* Sends Hello{version 1, name, credit_window, lease_ms} and asserts Welcome. */
 void nct_hello_at(const char *file, int line, nct_client *c, uint32_t credit_window,
                   uint32_t lease_ms);
@@ -379,14 +391,12 @@ int nct_tcp_listen_queue(int family, uint16_t port, uint32_t *backlog, uint32_t 
 
 /* ---------------------------------------------------------------- env */
 
-#define NCT_MAX_HANDLERS 16
-
 typedef struct nct_env {
   nct_daemon d;
   int started;
   nct_client *observer; /* a second handler that must keep working */
   int baseline_fds;
-  nct_client *handlers[NCT_MAX_HANDLERS];
+  nct_clients handlers;
   /* the observer's own live connection, proven after bad input */
   uint64_t by_server, by_socket;
   uint16_t by_port;

@@ -27,37 +27,19 @@
 #include "harness.h"
 
 static nct_daemon d;
-static nct_client *clients[8];
+static nct_clients clients; /* ended by teardown */
 
 static int setup(void **state) {
   (void)state;
   memset(&d, 0, sizeof d);
-  memset(clients, 0, sizeof clients);
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
-  for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++)
-    if (clients[i]) nct_client_free(clients[i]);
-  memset(clients, 0, sizeof clients);
+  nct_clients_end(&clients, 0);
   if (d.dir[0]) nct_daemon_kill(&d);
   return 0;
-}
-
-static void keep(nct_client *c) {
-  for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++)
-    if (!clients[i]) {
-      clients[i] = c;
-      return;
-    }
-  nct_fail("too many handlers");
-}
-
-static void drop(nct_client *c) {
-  for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++)
-    if (clients[i] == c) clients[i] = NULL;
-  nct_client_free(c);
 }
 
 /* Sends Hello (resumable, lazy acks if lazy; resuming `from` with the n entries of rs when
@@ -66,7 +48,7 @@ static void drop(nct_client *c) {
 static nct_client *hello(const char *endpoint, const char *name, int lazy, const nct_client *from,
                          Netcore__V1__ResumeSocket **rs, size_t n, nct_event **welcome) {
   nct_client *c = nct_client_new(endpoint, name, 0);
-  keep(c);
+  nct_clients_keep(&clients, c);
   c->lazy_acks = lazy;
   Netcore__V1__Hello h = NETCORE__V1__HELLO__INIT;
   h.version = 1;
@@ -196,7 +178,7 @@ static void test_resume_session_goes_on(void **state) {
   assert_int_equal(resumed_writes(welcome, s1), 1);
   assert_int_equal(resumed_writes(welcome, s2), 1);
   nct_event_free(welcome);
-  drop(old);
+  nct_clients_drop(&clients, old, 0);
 
   /* s1: "def" again, numbered on from what it saw (no gap); s2: the ack it
    * missed, likewise. */
@@ -247,7 +229,7 @@ static void test_resume_session_goes_on(void **state) {
   close(ppeer);
   close(opeer);
   close(olisten);
-  drop(h2);
+  nct_clients_drop(&clients, h2, 0);
   nct_daemon_stop(&d);
 }
 
@@ -298,14 +280,14 @@ static void test_resume_unseen_socket_and_lazy_acks(void **state) {
   assert_true(conn->ev->seq > 1);
   nct_event_free(conn);
   nct_expect_data(h2, s2, "hello", 5);
-  drop(old);
+  nct_clients_drop(&clients, old, 0);
   /* s3 ends with no event (the handler does not know it); its peer sees EOF. */
   assert_int_equal(nct_peer_expect_eof(opeer), 0);
   close(opeer);
   close(olisten);
   close(peer1);
   close(peer2);
-  drop(h2);
+  nct_clients_drop(&clients, h2, 0);
   nct_daemon_stop(&d);
 }
 
@@ -356,7 +338,7 @@ static void test_resume_refused(void **state) {
   assert_int_not_equal(welcome->ev->welcome->id_prefix, h->id_prefix);
   nct_event_free(welcome);
   nct_expect_silence(h2, 200);
-  drop(h);
+  nct_clients_drop(&clients, h, 0);
   /* Today's path: h2 listens on the same endpoint and adopts. */
   uint16_t same = port;
   uint64_t srv2 = listen_tcp(h2, &same);
@@ -369,8 +351,8 @@ static void test_resume_refused(void **state) {
   nct_event_free(a);
   nct_expect_data(h2, s1, "abc", 3);
   close(peer);
-  drop(other);
-  drop(h2);
+  nct_clients_drop(&clients, other, 0);
+  nct_clients_drop(&clients, h2, 0);
   nct_daemon_stop(&d);
 }
 
@@ -410,13 +392,13 @@ static void test_resume_large_session(void **state) {
   assert_true(welcome->ev->welcome->resumed);
   assert_int_equal(welcome->ev->welcome->n_resumed_sockets, N);
   nct_event_free(welcome);
-  drop(h);
+  nct_clients_drop(&clients, h, 0);
   for (int i = 0; i < N; i += 37) {
     nct_cmd_write(h2, ids[i], "ok", 2);
     nct_peer_expect(peers[i], "ok", 2);
   }
   for (int i = 0; i < N; i++) close(peers[i]);
-  drop(h2);
+  nct_clients_drop(&clients, h2, 0);
   nct_daemon_stop(&d);
 }
 
@@ -425,7 +407,7 @@ static void test_resume_large_session(void **state) {
 static void hello_refused(const nct_client *from, Netcore__V1__ResumeSocket **rs, size_t n,
                           uint64_t *servers, size_t ns, const char *code, const char *says) {
   nct_client *c = nct_client_new(d.endpoint, "bad", 0);
-  keep(c);
+  nct_clients_keep(&clients, c);
   Netcore__V1__Hello h = NETCORE__V1__HELLO__INIT;
   h.version = 1;
   h.name = c->name;
@@ -444,7 +426,7 @@ static void hello_refused(const nct_client *from, Netcore__V1__ResumeSocket **rs
   if (!strstr(ev->ev->error->message, says))
     nct_fail("Error says \"%s\", not \"%s\"", ev->ev->error->message, says);
   nct_event_free(ev);
-  drop(c);
+  nct_clients_drop(&clients, c, 0);
 }
 
 /* Whether the kernel's established TCP socket with this local port has a
@@ -538,7 +520,7 @@ static void test_resume_commands_in_flight(void **state) {
   hello_refused(h, rs, 3, &foreign, 1, "ERR_INVALID_ARG_VALUE", "no server id of this session");
 
   nct_client *h2 = nct_client_new(d.endpoint, "h2", 0);
-  keep(h2);
+  nct_clients_keep(&clients, h2);
   nct_client_carry(h2, h);
   Netcore__V1__Hello hh = NETCORE__V1__HELLO__INIT;
   hh.version = 1;
@@ -566,7 +548,7 @@ static void test_resume_commands_in_flight(void **state) {
   h2->id_prefix = w->id_prefix;
   h2->credit_window = w->credit_window;
   nct_event_free(welcome);
-  drop(h);
+  nct_clients_drop(&clients, h, 0);
 
   /* The Connect and the Listen again, under the same ids (below the last). */
   nct_cmd_connect_tcp(h2, s3, "127.0.0.1", fport, 0);
@@ -590,7 +572,7 @@ static void test_resume_commands_in_flight(void **state) {
   close(filler);
   close(full);
   close(olisten);
-  drop(h2);
+  nct_clients_drop(&clients, h2, 0);
   nct_daemon_stop(&d);
 }
 

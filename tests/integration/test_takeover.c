@@ -26,22 +26,19 @@
 #include "harness.h"
 
 static nct_daemon d;
-static nct_client *clients[8];
+static nct_clients clients; /* ended by teardown */
 static pid_t stray = 0; /* a netcore --takeover a test started and has not reaped */
 
 static int setup(void **state) {
   (void)state;
   memset(&d, 0, sizeof d);
-  memset(clients, 0, sizeof clients);
   return 0;
 }
 
 /* Whatever a failed test left: its handlers, the new netcore, the old one. */
 static int teardown(void **state) {
   (void)state;
-  for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++)
-    if (clients[i]) nct_client_free(clients[i]);
-  memset(clients, 0, sizeof clients);
+  nct_clients_end(&clients, 0);
   if (stray > 0) {
     kill(stray, SIGKILL);
     waitpid(stray, NULL, 0);
@@ -51,25 +48,10 @@ static int teardown(void **state) {
   return 0;
 }
 
-static void keep(nct_client *c) {
-  for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++)
-    if (!clients[i]) {
-      clients[i] = c;
-      return;
-    }
-  nct_fail("too many handlers");
-}
-
-static void drop(nct_client *c) {
-  for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++)
-    if (clients[i] == c) clients[i] = NULL;
-  nct_client_free(c);
-}
-
 /* A handler that said Hello{service, credit_window}. */
 static nct_client *handler(const char *name, const char *service, uint32_t credit) {
   nct_client *c = nct_client_new(d.endpoint, name, 0);
-  keep(c);
+  nct_clients_keep(&clients, c);
   Netcore__V1__Hello hello = NETCORE__V1__HELLO__INIT;
   hello.version = 1;
   hello.name = c->name;
@@ -155,7 +137,7 @@ static void test_takeover_queued_writes_and_replay(void **state) {
   uint64_t last = nct_last_seq(h, id);
 
   nct_daemon_takeover(&d, handoff_flags);
-  drop(h); /* its link went with the old netcore */
+  nct_clients_drop(&clients, h, 0); /* its link went with the old netcore */
 
   nct_client *h2 = handler("h2", "svc", 0);
   uint16_t same = port;
@@ -185,7 +167,7 @@ static void test_takeover_queued_writes_and_replay(void **state) {
   nct_expect_drop(h2, CLOSED, id);
   assert_int_equal(nct_peer_expect_eof(peer), 0);
   close(peer);
-  drop(h2);
+  nct_clients_drop(&clients, h2, 0);
   nct_daemon_stop(&d);
 }
 
@@ -209,7 +191,7 @@ static void test_takeover_unix_listener(void **state) {
   uint64_t last = nct_last_seq(h, id);
 
   nct_daemon_takeover(&d, handoff_flags);
-  drop(h);
+  nct_clients_drop(&clients, h, 0);
   struct stat st;
   if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
     nct_fail("%s is gone after the takeover", path);
@@ -229,7 +211,7 @@ static void test_takeover_unix_listener(void **state) {
   nct_peer_expect(fresh, "hi", 2);
   close(fresh);
   close(peer);
-  drop(h2);
+  nct_clients_drop(&clients, h2, 0);
   nct_daemon_stop(&d);
   if (lstat(path, &st) == 0) nct_fail("%s is left behind after netcore stopped", path);
 }
@@ -253,7 +235,7 @@ static void test_takeover_half_open(void **state) {
   uint64_t last = nct_last_seq(h, id);
 
   nct_daemon_takeover(&d, handoff_flags);
-  drop(h);
+  nct_clients_drop(&clients, h, 0);
   nct_client *h2 = handler("h2", "svc", 0);
   uint16_t same = port;
   uint64_t srv2 = listen_tcp(h2, &same, 1);
@@ -269,7 +251,7 @@ static void test_takeover_half_open(void **state) {
   assert_int_equal(nct_peer_expect_eof(peer), 0);
   nct_event_free(nct_expect_skip(h2, CLOSED, id, NCT_SKIP(WRITE_ACK)));
   close(peer);
-  drop(h2);
+  nct_clients_drop(&clients, h2, 0);
   nct_daemon_stop(&d);
 }
 
@@ -325,7 +307,7 @@ static void test_takeover_new_killed_midway(void **state) {
   /* It still takes a takeover afterwards. */
   uint64_t last = nct_last_seq(h, ids[1]);
   nct_daemon_takeover(&d, handoff_flags);
-  drop(h);
+  nct_clients_drop(&clients, h, 0);
   nct_client *h2 = handler("h2", "svc", 0);
   uint16_t same = port;
   uint64_t srv2 = listen_tcp(h2, &same, 0);
@@ -333,7 +315,7 @@ static void test_takeover_new_killed_midway(void **state) {
   both_ways(h2, ids[1], peers[1], "taken");
   for (int i = 0; i < 3; i++) close(peers[i]);
   close(fresh);
-  drop(h2);
+  nct_clients_drop(&clients, h2, 0);
   nct_daemon_stop(&d);
 }
 
@@ -403,7 +385,7 @@ static void test_takeover_thousand_connections(void **state) {
   for (int i = 0; i < n; i++) last[i] = nct_last_seq(h, ids[i]);
 
   nct_daemon_takeover(&d, flags);
-  drop(h);
+  nct_clients_drop(&clients, h, 0);
   nct_client *h2 = handler("h2", "svc", 0);
   uint16_t same = port;
   uint64_t srv2 = listen_tcp(h2, &same, 0);
@@ -435,7 +417,7 @@ static void test_takeover_thousand_connections(void **state) {
   free(ids);
   free(last);
   free(buf);
-  drop(h2);
+  nct_clients_drop(&clients, h2, 0);
   nct_daemon_stop(&d);
 }
 

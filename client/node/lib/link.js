@@ -829,10 +829,8 @@ class Link {
     this.fail(code, message);
   }
 
-  // The link is lost, maybe to a takeover: every object waits as it is and a
-  // new DEALER asks to resume the session (PROTOCOL.md 16.1); without a
-  // Welcome{resumed} within RESUME_WAIT_MS, relink().
-  holdSession(message) {
+  // The lost link's DEALER and timers go; the link waits, connecting, for the next one.
+  dropLink() {
     clearTimeout(this.helloTimer);
     clearInterval(this.pingTimer);
     this.pingSentAt = 0;
@@ -840,6 +838,13 @@ class Link {
     this.pumping = false;
     this.state = 'connecting';
     this.relinking = true;
+  }
+
+  // The link is lost, maybe to a takeover: every object waits as it is and a
+  // new DEALER asks to resume the session (PROTOCOL.md 16.1); without a
+  // Welcome{resumed} within RESUME_WAIT_MS, relink().
+  holdSession(message) {
+    this.dropLink();
     if (!this.resuming) {
       this.resuming = true;
       this.held = [];
@@ -857,13 +862,7 @@ class Link {
   // 'close'; servers that were listening wait for the next Welcome; a new
   // DEALER says Hello.
   relink(message) {
-    clearTimeout(this.helloTimer);
-    clearInterval(this.pingTimer);
-    this.pingSentAt = 0;
-    this.closeDealer();
-    this.pumping = false;
-    this.state = 'connecting';
-    this.relinking = true;
+    this.dropLink();
     this.shuttingDown = false;
     if (!this.endObjects(message)) return;
     this.openDealer();

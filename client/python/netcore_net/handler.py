@@ -591,14 +591,7 @@ class Netcore(EventEmitter):
             self._flush_batch()
             self._send_raw([cmd.SerializeToString(), payload])
             return cmd.ref
-        # A full batch leaves before a Write, never after it: the Credit for
-        # the data that Write answers must share its message (PROTOCOL.md 13),
-        # so a Write needs room for two. _BATCH_MAX_COMMANDS is netcore's
-        # lowest --max-batch: no netcore refuses a batch of this library's.
-        if payload is not None and (len(self._batch) >= _BATCH_MAX_COMMANDS - 1 or
-                                    self._batch_bytes >= _BATCH_MAX_PAYLOAD):
-            self._flush_batch()
-        elif len(self._batch) >= _BATCH_MAX_COMMANDS:
+        if not self._room_for(payload is not None):
             self._flush_batch()
         c = cmd.SerializeToString()
         self._batch.append(b"\x0a" + _varint(len(c)) + c)
@@ -619,16 +612,11 @@ class Netcore(EventEmitter):
         ref = self._ref
         if self._resuming:
             return ref
-        batch = self._batch
-        n = len(batch)
-        if n >= _BATCH_MAX_COMMANDS - 1 or self._batch_bytes >= _BATCH_MAX_PAYLOAD:
-            # send()'s rule: a Write needs room for itself and its Credit.
-            if payload is not None or n >= _BATCH_MAX_COMMANDS:
-                self._flush_batch()
-                batch = self._batch
+        if not self._room_for(payload is not None):
+            self._flush_batch()
         # body < 128 bytes (a Write or Credit): its length is one byte.
         c = b"\x08" + _varint(ref) + tag + _SMALL[len(body)] + body
-        batch.append(b"\x0a" + _SMALL[len(c)] + c)
+        self._batch.append(b"\x0a" + _SMALL[len(c)] + c)
         if payload is not None:
             self._batch_frames.append(payload)
             self._batch_bytes += len(payload)
@@ -636,6 +624,17 @@ class Netcore(EventEmitter):
             self._batch_scheduled = True
             self.loop.call_soon(self._flush_batch)
         return ref
+
+    def _room_for(self, is_write: bool) -> bool:
+        """Whether the open batch takes one more command (PROTOCOL.md 1.1).
+        A full batch leaves before a Write, never after it: the Credit for
+        the data that Write answers must share its message (PROTOCOL.md 13),
+        so a Write needs room for two, and its payload must fit too.
+        _BATCH_MAX_COMMANDS is netcore's lowest --max-batch: no netcore
+        refuses a batch of this library's."""
+        if is_write:
+            return len(self._batch) < _BATCH_MAX_COMMANDS - 1 and self._batch_bytes < _BATCH_MAX_PAYLOAD
+        return len(self._batch) < _BATCH_MAX_COMMANDS
 
     def _flush_batch(self) -> None:
         self._batch_scheduled = False

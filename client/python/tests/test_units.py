@@ -144,6 +144,55 @@ class TestWire(unittest.TestCase):
         one = pb.Command.FromString(sent[1][0])
         self.assertEqual((one.ref, one.credit.socket_id, one.credit.bytes), (4, sid, 300))
 
+    def test_batch_size_rule_is_one_for_send_and_send_encoded(self):
+        # PROTOCOL.md 1.1: a Write goes in a batch of at most 255 commands
+        # (room left for its Credit) and 64 KiB of payload; others in 256.
+        sid = (3 << 32) | 9
+        wbody = _wire.write_body(_wire.sid_field(sid), False)
+        cbody = _wire.credit_body(_wire.sid_field(sid), 1)
+
+        def send_write(nc, payload):
+            c = pb.Command()
+            c.write.socket_id = sid
+            nc.send(c, payload)
+
+        def send_end(nc):
+            c = pb.Command()
+            c.end.socket_id = sid
+            nc.send(c)
+
+        ways = {
+            "send": (send_write, send_end),
+            "send_encoded": (lambda nc, p: nc.send_encoded(_wire.TAG_WRITE, wbody, p),
+                             lambda nc: nc.send_encoded(_wire.TAG_CREDIT, cbody)),
+        }
+        for way, (write, other) in ways.items():
+            for fill, last, sizes in ((254, write, [255]), (255, write, [255, 1]),
+                                      (255, other, [256]), (256, other, [256, 1])):
+                with self.subTest(way=way, fill=fill, last=last):
+                    nc = net.Netcore("ipc:///nonexistent", name="unit")
+                    sent = []
+                    nc._send_raw = sent.append
+                    for _ in range(fill):
+                        other(nc)
+                    if last is write:
+                        write(nc, b"w")
+                    else:
+                        last(nc)
+                    nc._flush_batch()
+                    self.assertEqual([len(pb.Command.FromString(m[0]).batch.commands) or 1
+                                      for m in sent], sizes)
+            with self.subTest(way=way, payload="full"):
+                nc = net.Netcore("ipc:///nonexistent", name="unit")
+                sent = []
+                nc._send_raw = sent.append
+                write(nc, b"x" * (64 * 1024))
+                other(nc)  # not a Write: the payload bytes do not push it out
+                write(nc, b"y")
+                nc._flush_batch()
+                self.assertEqual([len(pb.Command.FromString(m[0]).batch.commands) or 1
+                                  for m in sent], [2, 1])
+
     def batch(self, fill):
         ev = pb.Event()
         for f in fill:

@@ -313,6 +313,67 @@ static void test_failover_bye_handoff(void **state) {
   nct_env_finish(e);
 }
 
+/* The sample `name` with label lname = lvalue in a Stats answer to c; 0
+ * when there is none (a counter of a reason not seen yet). */
+static double stat_labelled(nct_client *c, const char *name, const char *lname, const char *lvalue) {
+  Netcore__V1__StatsQuery q = NETCORE__V1__STATS_QUERY__INIT;
+  nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
+  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_STATS;
+  cmd.stats = &q;
+  nct_send(c, &cmd, NULL, 0, 0);
+  nct_event *ev = nct_expect_global(c, STATS);
+  const Netcore__V1__Stats *st = ev->ev->stats;
+  double v = 0;
+  for (size_t f = 0; f < st->n_families; f++)
+    for (size_t i = 0; i < st->families[f]->n_samples; i++) {
+      const Netcore__V1__MetricSample *smp = st->families[f]->samples[i];
+      if (strcmp(smp->name, name) != 0) continue;
+      for (size_t k = 0; k < smp->n_labels; k++)
+        if (strcmp(smp->labels[k]->name, lname) == 0 && strcmp(smp->labels[k]->value, lvalue) == 0)
+          v = smp->value;
+    }
+  nct_event_free(ev);
+  return v;
+}
+
+/* A member that says Bye and closes its DEALER at once (every library's
+ * graceful exit) is gone by its Bye, not lost: its group listener closes at
+ * once instead of waiting --handoff-ms for an adopter. netcore reads the
+ * close on its ZeroMQ monitor, which may come first; many rounds give that
+ * order its chances. */
+static void test_failover_bye_then_close(void **state) {
+  nct_env *e = *state;
+  nct_env_start(e, NULL);
+  /* Data netcore sends meanwhile to another handler: a send may take the
+   * ROUTER's news of the Bye, so the loop sees the monitor first. */
+  nct_client *o = nct_env_handler(e, "o");
+  uint16_t oport = 0;
+  uint64_t so = listen_at(o, &oport, NULL);
+  int peer;
+  uint64_t id = nct_accept_peer(o, so, oport, &peer);
+  enum { ROUNDS = 100, CHUNK = 64 * 1024 };
+  static uint8_t chunk[CHUNK], got[CHUNK];
+  for (int i = 0; i < ROUNDS; i++) {
+    nct_client *a = nct_env_handler(e, "a");
+    uint32_t prefix = a->id_prefix;
+    uint16_t port = 0;
+    listen_at(a, &port, "g");
+    nct_pattern_fill((uint64_t)i * CHUNK, chunk, CHUNK);
+    nct_peer_write(peer, chunk, CHUNK);
+    nct_env_release(e, a, 1); /* Bye, then the DEALER closes */
+    nct_env_wait_gone(e, prefix);
+    nct_read_data(o, id, got, CHUNK);
+    if (nct_pattern_check((uint64_t)i * CHUNK, got, CHUNK) >= 0) nct_fail("round %d: data differ", i);
+    nct_cmd_credit(o, id, CHUNK);
+  }
+  nct_close_both(o, id, peer);
+  int lost = (int)stat_labelled(e->observer, "netcore_handlers_gone_total", "reason",
+                                "connection closed");
+  if (lost) nct_fail("%d of %d handlers that said Bye were taken for crashed", lost, ROUNDS);
+  assert_int_equal((int)stat_value(e->observer, "netcore_listeners"), 1); /* o's; none parked */
+  nct_env_finish(e);
+}
+
 /* Hello.service longer than netcore keeps is refused, clearly. */
 static void test_failover_service_too_long(void **state) {
   nct_env *e = *state;
@@ -472,6 +533,7 @@ int main(int argc, char **argv) {
       T(test_failover_service_successor),
       T(test_failover_handoff_expires),
       T(test_failover_bye_handoff),
+      T(test_failover_bye_then_close),
       T(test_failover_service_too_long),
       T(test_failover_impostor_adopts_nothing),
   };

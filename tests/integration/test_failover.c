@@ -422,7 +422,8 @@ static nct_pb_event *raw_recv(void *s, int ms) {
 
 /* Child, as nobody: Hello{service}, Listen without a group on port (must be
  * EADDRINUSE), Listen in group g (must be Listening and no Adopted within
- * 700 ms). Exit 0 when so; 10+ says what went wrong. */
+ * 700 ms), then it closes that server and says Bye, so nothing of it waits
+ * parked for --handoff-ms. Exit 0 when so; 10+ says what went wrong. */
 static void impostor(const char *endpoint, uint16_t port) {
   struct passwd *pw = getpwnam("nobody");
   if (!pw || setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
@@ -462,6 +463,22 @@ static void impostor(const char *endpoint, uint16_t port) {
   if (!ev || ev->event_case != EV(LISTENING)) _exit(11);
   while ((ev = raw_recv(s, 700)))
     if (ev->event_case == EV(ADOPTED)) _exit(12);
+  Netcore__V1__ServerClose sc = NETCORE__V1__SERVER_CLOSE__INIT;
+  sc.server_id = base + 2;
+  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_SERVER_CLOSE;
+  cmd.server_close = &sc;
+  raw_send(s, &cmd);
+  while ((ev = raw_recv(s, NCT_WAIT)) && ev->event_case != EV(SERVER_CLOSED)) {
+  }
+  if (!ev) _exit(13);
+  Netcore__V1__Bye bye = NETCORE__V1__BYE__INIT;
+  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_BYE;
+  cmd.bye = &bye;
+  raw_send(s, &cmd);
+  linger = NCT_WAIT;
+  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_close(s);
+  zmq_ctx_term(ctx);
   _exit(0);
 }
 
@@ -473,9 +490,10 @@ static void test_failover_impostor_adopts_nothing(void **state) {
   if (geteuid() != 0 || !getpwnam("nobody")) skip();
   char uid[16];
   snprintf(uid, sizeof uid, "%u", (unsigned)getpwnam("nobody")->pw_uid);
-  /* The impostor's own server is parked when it leaves; a short handoff
-   * lets the listener go before the env's fd check. */
-  const char *flags[] = {"--allow-uid", uid, "--handoff-ms", "1000", NULL};
+  /* a's connection waits parked while the impostors run (two processes and
+   * a 700 ms watch): a handoff no loaded machine outlasts. The impostors
+   * leave nothing parked behind (they close their server and say Bye). */
+  const char *flags[] = {"--allow-uid", uid, "--handoff-ms", "60000", NULL};
   nct_env_start(e, flags);
   char sock[128];
   nct_daemon_path(&e->d, "nc.sock", sock, sizeof sock);
@@ -511,7 +529,7 @@ static void test_failover_impostor_adopts_nothing(void **state) {
   waitpid(pid, &status, 0);
   /* On gport the plain Listen is EADDRINUSE, the group Listen joins. */
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    nct_fail("impostor on the group port: exit %d (12: it adopted)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    nct_fail("impostor on the group port: exit %d (12: it adopted, 13: no ServerClosed)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 
   nct_client *b = handler_svc(e, "b", "svc");
   uint64_t gb = listen_at(b, &gport, "g");

@@ -131,7 +131,14 @@ void ncd_router_poll_monitor(void) {
   }
 }
 
+/* libzmq queues a connection's last messages in the ROUTER before it reports
+ * the close on the monitor, but the loop may see the monitor first: a Bye
+ * followed at once by the close (every library's graceful exit) would be
+ * taken for a crash, and the handler's servers parked for --handoff-ms. So a
+ * turn of the ROUTER's input (all of it unless other handlers flood) is
+ * carried out before the closes. */
 static void monitor_cb(uv_poll_t *p, int status, int events) {
+  process_input();
   ncd_router_poll_monitor();
   ncd_handler_reap();
 }

@@ -132,6 +132,37 @@ const char greeting[] = "hello\r\n";
 
 static uint8_t pat(size_t i) { return (uint8_t)(i * 7 + (i >> 9) + (i >> 17)); }
 
+/* Reads every client's greeting (and nothing after it). An echo greets a
+ * connection when it takes its Connection, and one that adopts it does not
+ * greet again: a member killed before it took all its Connections (a slow
+ * one, a loaded machine) would leave clients that are never greeted. */
+static void clients_greeted(client_t *c) {
+  uint64_t deadline = nct_now_ms() + 20000;
+  for (int left = NCLIENTS; left > 0;) {
+    struct pollfd p[NCLIENTS];
+    for (int i = 0; i < NCLIENTS; i++) {
+      p[i].fd = c[i].greet < sizeof greeting - 1 ? c[i].fd : -1;
+      p[i].events = POLLIN;
+    }
+    poll(p, NCLIENTS, 50);
+    for (int i = 0; i < NCLIENTS; i++) {
+      client_t *x = &c[i];
+      if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char g[sizeof greeting];
+      ssize_t r = read(x->fd, g, sizeof greeting - 1 - x->greet);
+      if (r == 0) fail_msg("client %d: the echo ended before its greeting", i);
+      if (r < 0 && errno != EAGAIN) fail_msg("client %d: %s before its greeting", i, strerror(errno));
+      for (ssize_t j = 0; j < r; j++, x->greet++)
+        if (g[j] != greeting[x->greet])
+          fail_msg("client %d: byte %zu of the greeting is 0x%02x", i, x->greet, (uint8_t)g[j]);
+      if (r > 0 && x->greet == sizeof greeting - 1) left--;
+    }
+    if (left > 0 && nct_now_ms() > deadline)
+      fail_msg("%d clients not greeted within 20 s", left);
+  }
+  for (int i = 0; i < NCLIENTS; i++) c[i].last = nct_now_ms();
+}
+
 void clients_connect(client_t *c, int port) {
   for (int i = 0; i < NCLIENTS; i++) {
     memset(&c[i], 0, sizeof c[i]);
@@ -139,6 +170,7 @@ void clients_connect(client_t *c, int port) {
     fcntl(c[i].fd, F_SETFL, fcntl(c[i].fd, F_GETFL) | O_NONBLOCK);
     c[i].last = nct_now_ms();
   }
+  clients_greeted(c);
 }
 
 /* Streams the pattern on every client until all have their bytes back and

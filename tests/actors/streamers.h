@@ -51,7 +51,9 @@ void actors_reap_all(void);
 int actors_teardown(void **state);
 /* Sends sig and waits for the exit; returns the wait status. */
 int echo_stop(actor_t *a, int sig);
-/* Connects the NCLIENTS clients (non-blocking) to 127.0.0.1:port. */
+/* Connects the NCLIENTS clients (non-blocking) to 127.0.0.1:port and reads
+ * their greetings: the triggers of clients_run then strike mid-stream, with
+ * every connection taken by an echo. */
 void clients_connect(client_t *c, int port);
 /* Streams the pattern on every client until all have their bytes back and
  * the echo's end; fires the triggers on the way. */

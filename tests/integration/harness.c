@@ -1943,6 +1943,52 @@ void nct_env_release(nct_env *e, nct_client *c, int bye) {
   nct_clients_drop(&e->handlers, c, bye);
 }
 
+int nct_env_handler_live_at(const char *file, int line, nct_env *e, uint32_t prefix) {
+  AT(file, line);
+  Netcore__V1__StatsQuery q = NETCORE__V1__STATS_QUERY__INIT;
+  nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
+  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_STATS;
+  cmd.stats = &q;
+  nct_send_at(file, line, e->observer, &cmd, NULL, 0, 0);
+  nct_event *ev = nct_expect_global_at(file, line, e->observer, EV(STATS), NCT_WAIT);
+  char want[16];
+  snprintf(want, sizeof want, "%u", prefix);
+  int live = 0, seen = 0;
+  const Netcore__V1__Stats *st = ev->ev->stats;
+  for (size_t f = 0; f < st->n_families; f++) {
+    if (strcmp(st->families[f]->name, "netcore_handler_info") != 0) continue;
+    seen = 1;
+    for (size_t i = 0; i < st->families[f]->n_samples; i++) {
+      const Netcore__V1__MetricSample *s = st->families[f]->samples[i];
+      for (size_t k = 0; k < s->n_labels; k++)
+        if (strcmp(s->labels[k]->name, "prefix") == 0 && strcmp(s->labels[k]->value, want) == 0)
+          live = 1;
+    }
+  }
+  nct_event_free(ev);
+  /* The observer itself is always there: a Stats without the family would
+   * make every handler look gone. */
+  if (!seen) nct_fail_at(file, line, "Stats has no netcore_handler_info family");
+  return live;
+}
+
+void nct_env_wait_gone_at(const char *file, int line, nct_env *e, uint32_t prefix) {
+  uint64_t deadline = nct_now_ms() + NCT_WAIT;
+  while (nct_env_handler_live_at(file, line, e, prefix)) {
+    if (nct_now_ms() > deadline)
+      nct_fail_at(file, line, "netcore still holds handler prefix %u %d ms after it went", prefix,
+                  NCT_WAIT);
+    sleep_ms(5); /* a poll interval: the answer above is the signal */
+  }
+}
+
+void nct_env_die_at(const char *file, int line, nct_env *e, nct_client *c) {
+  uint32_t prefix = c->id_prefix;
+  if (!c->welcomed) nct_fail_at(file, line, "[%s] dies before its Welcome", c->name);
+  nct_env_release(e, c, 0);
+  nct_env_wait_gone_at(file, line, e, prefix);
+}
+
 uint64_t nct_listen_local_at(const char *file, int line, nct_client *c, uint16_t *port,
                              int allow_half_open) {
   AT(file, line);

@@ -433,6 +433,20 @@ nct_client *nct_env_handler_at(const char *file, int line, nct_env *e, const cha
 void nct_env_adopt(nct_env *e, nct_client *c);
 /* Removes c from the env and Byes it (or just frees it when bye is 0). */
 void nct_env_release(nct_env *e, nct_client *c, int bye);
+/* Whether netcore holds the handler of id prefix `prefix` as connected: its
+ * netcore_handler_info sample in a Stats answer to the observer. */
+int nct_env_handler_live_at(const char *file, int line, nct_env *e, uint32_t prefix);
+#define nct_env_handler_live(e, prefix) nct_env_handler_live_at(__FILE__, __LINE__, e, prefix)
+/* Waits until netcore has seen the handler of prefix `prefix` go (Stats no
+ * longer names it; its connections are then handed on, parked or closed);
+ * fails after NCT_WAIT. A DEALER that closed is noticed by netcore's I/O
+ * thread later: a test that goes on at once races with that. */
+void nct_env_wait_gone_at(const char *file, int line, nct_env *e, uint32_t prefix);
+#define nct_env_wait_gone(e, prefix) nct_env_wait_gone_at(__FILE__, __LINE__, e, prefix)
+/* c's process dies: c leaves the env and its DEALER closes without a Bye
+ * (c is freed); returns once netcore has seen it gone (nct_env_wait_gone). */
+void nct_env_die_at(const char *file, int line, nct_env *e, nct_client *c);
+#define nct_env_die(e, c) nct_env_die_at(__FILE__, __LINE__, e, c)
 /* The observer listens and gets one live connection; nct_env_bystander_check
  * proves data still flows both ways on it and that Ping still works. */
 void nct_env_bystander_start_at(const char *file, int line, nct_env *e);

@@ -95,11 +95,10 @@ static uint64_t accept_either(nct_client *a, uint64_t sa, nct_client *b, uint64_
   nct_fail("no member got the connection");
 }
 
-/* A group member dies with input delivered but not credited: the survivor
- * adopts the socket and gets exactly those bytes, then new input; the
- * writes the dead one made are the peer's once; the peer sees one stream. */
-/* The value of the sample `name` (no labels asked) in a Stats answer to c. */
-static double stat_value(nct_client *c, const char *name) {
+/* The value of the sample `name` in a Stats answer to c; with lname, of the
+ * one labelled lname = lvalue. *found says whether there was one. */
+static double stat_sample(nct_client *c, const char *name, const char *lname, const char *lvalue,
+                          int *found) {
   Netcore__V1__StatsQuery q = NETCORE__V1__STATS_QUERY__INIT;
   nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
   cmd.command_case = NETCORE__V1__COMMAND__COMMAND_STATS;
@@ -107,15 +106,39 @@ static double stat_value(nct_client *c, const char *name) {
   nct_send(c, &cmd, NULL, 0, 0);
   nct_event *ev = nct_expect_global(c, STATS);
   const Netcore__V1__Stats *st = ev->ev->stats;
-  double v = -1;
+  double v = 0;
+  *found = 0;
   for (size_t f = 0; f < st->n_families; f++)
-    for (size_t i = 0; i < st->families[f]->n_samples; i++)
-      if (strcmp(st->families[f]->samples[i]->name, name) == 0) v = st->families[f]->samples[i]->value;
+    for (size_t i = 0; i < st->families[f]->n_samples; i++) {
+      const Netcore__V1__MetricSample *smp = st->families[f]->samples[i];
+      if (strcmp(smp->name, name) != 0) continue;
+      int match = lname == NULL;
+      for (size_t k = 0; !match && k < smp->n_labels; k++)
+        match = strcmp(smp->labels[k]->name, lname) == 0 && strcmp(smp->labels[k]->value, lvalue) == 0;
+      if (match) v = smp->value, *found = 1;
+    }
   nct_event_free(ev);
-  if (v < 0) nct_fail("no sample %s in Stats", name);
   return v;
 }
 
+/* The value of the sample `name` (no labels asked); fails if there is none. */
+static double stat_value(nct_client *c, const char *name) {
+  int found;
+  double v = stat_sample(c, name, NULL, NULL, &found);
+  if (!found) nct_fail("no sample %s in Stats", name);
+  return v;
+}
+
+/* The sample `name` with label lname = lvalue; 0 when there is none (a
+ * counter of a reason not seen yet). */
+static double stat_labelled(nct_client *c, const char *name, const char *lname, const char *lvalue) {
+  int found;
+  return stat_sample(c, name, lname, lvalue, &found);
+}
+
+/* A group member dies with input delivered but not credited: the survivor
+ * adopts the socket and gets exactly those bytes, then new input; the
+ * writes the dead one made are the peer's once; the peer sees one stream. */
 static void test_failover_group_member_dies(void **state) {
   nct_env *e = *state;
   nct_env_start(e, NULL);
@@ -311,29 +334,6 @@ static void test_failover_bye_handoff(void **state) {
   nct_env_release(e, owner, 0);
   nct_close_both(heir, id, peer);
   nct_env_finish(e);
-}
-
-/* The sample `name` with label lname = lvalue in a Stats answer to c; 0
- * when there is none (a counter of a reason not seen yet). */
-static double stat_labelled(nct_client *c, const char *name, const char *lname, const char *lvalue) {
-  Netcore__V1__StatsQuery q = NETCORE__V1__STATS_QUERY__INIT;
-  nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
-  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_STATS;
-  cmd.stats = &q;
-  nct_send(c, &cmd, NULL, 0, 0);
-  nct_event *ev = nct_expect_global(c, STATS);
-  const Netcore__V1__Stats *st = ev->ev->stats;
-  double v = 0;
-  for (size_t f = 0; f < st->n_families; f++)
-    for (size_t i = 0; i < st->families[f]->n_samples; i++) {
-      const Netcore__V1__MetricSample *smp = st->families[f]->samples[i];
-      if (strcmp(smp->name, name) != 0) continue;
-      for (size_t k = 0; k < smp->n_labels; k++)
-        if (strcmp(smp->labels[k]->name, lname) == 0 && strcmp(smp->labels[k]->value, lvalue) == 0)
-          v = smp->value;
-    }
-  nct_event_free(ev);
-  return v;
 }
 
 /* A member that says Bye and closes its DEALER at once (every library's

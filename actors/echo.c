@@ -23,8 +23,10 @@
  * (`echo --group g --port 8124` twice); --service S names this echo so that a
  * restarted one inherits its connections (PROTOCOL.md 13). With either,
  * SIGINT/SIGTERM hand the connections over (Bye{handoff}) instead of closing
- * them, and a connection adopted from an echo that died or left is not
- * greeted again: its peer already was.
+ * them. A connection adopted from an echo that died or left is greeted only
+ * when nothing was written to it yet (nc_socket_bytes_written() == 0: the
+ * Adopted's bytes_written and queued_bytes are both 0, the old echo died
+ * before its greeting reached netcore); otherwise its peer was greeted already.
  *
  * SIGUSR1 prints "echo connections N adopted M": the 'connection' events so
  * far, and how many of them were adopted ones (a session resumed after a
@@ -52,7 +54,9 @@ static void on_connection(nc_server_t *server, nc_socket_t *c) {
   (void)server;
   connections++;
   adopted += nc_socket_adopted(c) != 0;
-  if (!nc_socket_adopted(c)) nc_socket_write(c, "hello\r\n", 7, NULL, NULL);
+  /* An adopted peer was greeted already unless nothing was ever written to it. */
+  if (!nc_socket_adopted(c) || nc_socket_bytes_written(c) == 0)
+    nc_socket_write(c, "hello\r\n", 7, NULL, NULL);
   if (via_handler)
     nc_socket_set_events(c, &via_events);
   else

@@ -26,6 +26,9 @@ const opts = parseArgs('echo', process.argv.slice(2), {
 }, ['via-handler']);
 // --service S: a restarted echo with the same name inherits the connections
 // (read by the library's Hello); --group G shares the port (PROTOCOL.md 13).
+// With either, SIGINT/SIGTERM hand the connections over (Bye{handoff}); a
+// connection adopted from an echo that died or left is greeted only when
+// nothing was written to it yet (socket.bytesWritten === 0).
 if (opts.service !== null) process.env.NETCORE_SERVICE = opts.service;
 const handoff = opts.group !== null || opts.service !== null;
 const sockets = new Set();
@@ -37,7 +40,10 @@ const server = net.createServer({ endpoint: opts.endpoint || undefined }, (c) =>
   sockets.add(c);
   c.on('close', () => sockets.delete(c));
   c.on('error', () => {}); // a peer's reset ends that connection only
-  if (!c.adopted) c.write('hello\r\n'); // an adopted peer was greeted already
+  // An adopted peer was greeted already, unless nothing was ever written to
+  // it (its old echo died before the greeting reached netcore): bytesWritten
+  // starts at what the old owner wrote or had queued in netcore.
+  if (!c.adopted || c.bytesWritten === 0) c.write('hello\r\n');
   if (opts['via-handler']) {
     c.on('data', (chunk) => {
       if (!c.write(chunk)) c.pause();

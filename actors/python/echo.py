@@ -13,7 +13,9 @@ own shutdown (it drains, then closes everything); an error (listen failed,
 netcore gone) is printed to stderr with its Node code and exits 1. --group G
 shares the port with other echoes of group G, --service S lets a restarted echo
 inherit the connections; with either, SIGINT/SIGTERM hand the connections
-over (Bye{handoff}) and an adopted connection is not greeted again.
+over (Bye{handoff}). An adopted connection is greeted only when nothing was
+written to it yet (sock.bytes_written == 0: the old echo died before its
+greeting reached netcore); otherwise its peer was greeted already.
 SIGUSR1 prints "echo connections N adopted M": the 'connection' events so far
 and how many were adopted (a session resumed after a takeover has none new).
 """
@@ -49,7 +51,9 @@ def main(status):
         conns.add(c)
         c.on("close", lambda had_error: conns.discard(c))
         c.on("error", lambda err: print("echo: connection: %s" % err, file=sys.stderr))
-        if not c.adopted:  # an adopted peer was greeted already
+        # An adopted peer was greeted already, unless nothing was ever written
+        # to it: bytes_written starts at what the old owner wrote or had queued.
+        if not c.adopted or c.bytes_written == 0:
             c.write("hello\r\n")
         if args.via_handler:
             def on_data(chunk):

@@ -76,7 +76,10 @@ export class Socket extends stream.Duplex {
 
   readonly bufferSize: number;
   readonly bytesRead: number;
+  /** Counts the old owner's writes too on an adopted socket (Adopted.bytes_written + queued_bytes). */
   readonly bytesWritten: number;
+  /** true on a 'connection' adopted from a handler that died or left (PROTOCOL.md 13). */
+  readonly adopted: boolean;
   readonly connecting: boolean;
   readonly pending: boolean;
   readonly destroyed: boolean;

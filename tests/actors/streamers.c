@@ -53,6 +53,26 @@ int actors_teardown(void **state) {
   return 0;
 }
 
+/* Waits for a's "listening" line (JSON with "port":N); returns N. */
+static int await_port(actor_t *a, const char *who) {
+  char line[512];
+  size_t k = 0;
+  while (k + 1 < sizeof line) {
+    struct pollfd p = {.fd = a->out, .events = POLLIN};
+    if (poll(&p, 1, 20000) <= 0) {
+      close(a->out);
+      fail_msg("%s printed no line within 20 s", who);
+    }
+    if (read(a->out, line + k, 1) != 1) fail_msg("%s ended before listening", who);
+    if (line[k] == '\n') break;
+    k++;
+  }
+  line[k] = '\0';
+  const char *p = strstr(line, "\"port\":");
+  if (p == NULL) fail_msg("no port in '%s'", line);
+  return atoi(p + 7);
+}
+
 /* Starts the chosen echo with args and waits for its "listening" line;
  * returns the port it reports. */
 int echo_start(actor_t *a, const char *endpoint, const char *const *args) {
@@ -90,22 +110,70 @@ int echo_start(actor_t *a, const char *endpoint, const char *const *args) {
   remember(a->pid, 1);
   close(out[1]);
   a->out = out[0];
-  char line[512];
-  size_t k = 0;
-  while (k + 1 < sizeof line) {
-    struct pollfd p = {.fd = a->out, .events = POLLIN};
-    if (poll(&p, 1, 20000) <= 0) {
-      close(a->out);
-      fail_msg("%s echo printed no line within 20 s", lang);
-    }
-    if (read(a->out, line + k, 1) != 1) fail_msg("%s echo ended before listening", lang);
-    if (line[k] == '\n') break;
-    k++;
+  return await_port(a, lang);
+}
+
+/* --------------------------------------------------------- the old owner */
+
+/* In the forked owner only: its pipe to the test, and whether it greets. */
+static int owner_fd, owner_greets;
+
+static void owner_note(nc_socket_t *c, int status, void *arg) {
+  (void)c, (void)arg;
+  if (status == 0 && write(owner_fd, "c", 1) != 1) _exit(7);
+}
+
+static void owner_connection(nc_server_t *server, nc_socket_t *c) {
+  (void)server;
+  if (owner_greets) /* noted once the greeting reached the kernel */
+    nc_socket_write(c, greeting, strlen(greeting), owner_note, NULL);
+  else
+    owner_note(c, 0, NULL);
+}
+
+static void owner_listening(nc_server_t *server) {
+  nc_address_t addr;
+  nc_server_address(server, &addr);
+  dprintf(owner_fd, "owner listening on {\"port\":%d}\n", addr.port);
+}
+
+static void owner_main(const char *endpoint, const char *group) {
+  nc_loop_t *loop;
+  char err[256];
+  nc_loop_options_t opts = {.endpoint = endpoint, .name = "owner"};
+  if (nc_loop_new(&loop, &opts, err, sizeof err) != 0) _exit(3);
+  nc_server_options_t so = {.group = group};
+  nc_server_t *server;
+  if (nc_server_new(loop, &so, owner_connection, &server) != 0) _exit(4);
+  nc_server_events_t ev = {.on_listening = owner_listening, .on_connection = owner_connection};
+  nc_server_set_events(server, &ev);
+  if (nc_server_listen(server, 0, "127.0.0.1", NULL) != 0) _exit(5);
+  nc_loop_run(loop);
+  _exit(6);
+}
+
+int owner_start(actor_t *a, const char *endpoint, const char *group, int greet) {
+  int out[2];
+  if (pipe(out) != 0) fail_msg("pipe: %s", strerror(errno));
+  a->pid = fork();
+  if (a->pid == 0) {
+    close(out[0]);
+    owner_fd = out[1];
+    owner_greets = greet;
+    owner_main(endpoint, group);
   }
-  line[k] = '\0';
-  const char *p = strstr(line, "\"port\":");
-  if (p == NULL) fail_msg("no port in '%s'", line);
-  return atoi(p + 7);
+  if (a->pid < 0) fail_msg("fork: %s", strerror(errno));
+  remember(a->pid, 1);
+  close(out[1]);
+  a->out = out[0];
+  return await_port(a, "owner");
+}
+
+void owner_wait_connection(actor_t *a) {
+  struct pollfd p = {.fd = a->out, .events = POLLIN};
+  char c = 0;
+  if (poll(&p, 1, 20000) <= 0) fail_msg("the owner took no connection within 20 s");
+  if (read(a->out, &c, 1) != 1 || c != 'c') fail_msg("the owner ended before its connection");
 }
 
 /* Signals the actor and reaps it (SIGKILL after 10 s); returns the status. */
@@ -132,10 +200,10 @@ const char greeting[] = "hello\r\n";
 
 static uint8_t pat(size_t i) { return (uint8_t)(i * 7 + (i >> 9) + (i >> 17)); }
 
-/* Reads every client's greeting (and nothing after it). An echo greets a
- * connection when it takes its Connection, and one that adopts it does not
- * greet again: a member killed before it took all its Connections (a slow
- * one, a loaded machine) would leave clients that are never greeted. */
+/* Reads every client's greeting (and nothing after it), so that the
+ * triggers strike mid-stream with every connection taken by an echo. (An
+ * adopter greets a connection nothing was written to yet, so a member killed
+ * before it took all its Connections leaves no client ungreeted either.) */
 static void clients_greeted(client_t *c) {
   uint64_t deadline = nct_now_ms() + 20000;
   for (int left = NCLIENTS; left > 0;) {

@@ -45,6 +45,13 @@ typedef struct {
 /* Starts the chosen echo (with args, on endpoint) and waits for its
  * "listening" line; returns the port it reports. */
 int echo_start(actor_t *a, const char *endpoint, const char *const *args);
+/* The old owner of the adoption tests: a forked libnc handler of the same
+ * uid that listens in `group` on 127.0.0.1 port 0 and, for every connection,
+ * writes nothing (greet 0) or the greeting (greet 1), then tells the test
+ * (owner_wait_connection: after the greeting reached the kernel). Returns its
+ * port; echo_stop(a, SIGKILL) kills it. */
+int owner_start(actor_t *a, const char *endpoint, const char *group, int greet);
+void owner_wait_connection(actor_t *a);
 /* SIGKILLs and reaps every echo started and not stopped (a failed test's). */
 void actors_reap_all(void);
 /* The same as a cmocka teardown. */

@@ -8,7 +8,10 @@
  *  - a rolling restart: a third member starts, the second gets SIGTERM;
  *  - one ungrouped echo with --service, killed and restarted within
  *    --handoff-ms: its connections resume; restarted after it: they were
- *    closed, the port is free and the new echo listens. */
+ *    closed, the port is free and the new echo listens;
+ *  - the echo adopts the connections of a handler killed (kill -9) before it
+ *    wrote anything: it greets them; or killed after its greeting reached
+ *    the kernel: it does not greet them again (exactly one greeting). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -153,6 +156,52 @@ static void test_failover_service_restart_too_late(void **state) {
   nct_netcore_stop(&d);
 }
 
+/* The echo joins the group of a handler (owner_start) that took two
+ * connections and is then killed: before it wrote anything (greet 0) or once
+ * its greeting reached the kernel (greet 1). Each client then gets exactly
+ * one greeting, its bytes back, and the end after its half-close. */
+static void adopt_from_owner(int greet) {
+  nct_netcore_t d;
+  nct_netcore_start(&d, NULL);
+  actor_t owner, e;
+  int port = owner_start(&owner, d.endpoint, "g", greet);
+  int fd[2];
+  for (int i = 0; i < 2; i++) {
+    fd[i] = nct_tcp_connect(port);
+    owner_wait_connection(&owner);
+  }
+  char ps[16];
+  snprintf(ps, sizeof ps, "%d", port);
+  const char *args[] = {"--port", ps, "--host", "127.0.0.1", "--group", "g", NULL};
+  assert_int_equal(echo_start(&e, d.endpoint, args), port);
+  echo_stop(&owner, SIGKILL); /* the echo, the group's live member, adopts both */
+  static const char ping[] = "ping\n";
+  char want[32];
+  snprintf(want, sizeof want, "%s%s", greeting, ping);
+  for (int i = 0; i < 2; i++) {
+    nct_write_all(fd[i], ping, sizeof ping - 1);
+    shutdown(fd[i], SHUT_WR);
+    char got[64];
+    size_t n = nct_read_all(fd[i], got, sizeof got, 5000);
+    if (n != strlen(want) || memcmp(got, want, n) != 0)
+      fail_msg("%s echo, owner %s: client %d got %zu bytes \"%.*s\", want \"hello\\r\\nping\\n\"",
+               lang, greet ? "greeted" : "silent", i, n, (int)n, got);
+    close(fd[i]);
+  }
+  echo_stop(&e, SIGKILL);
+  nct_netcore_stop(&d);
+}
+
+static void test_failover_adopt_ungreeted(void **state) {
+  (void)state;
+  adopt_from_owner(0);
+}
+
+static void test_failover_adopt_greeted(void **state) {
+  (void)state;
+  adopt_from_owner(1);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) lang = argv[1];
   signal(SIGPIPE, SIG_IGN);
@@ -161,12 +210,17 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_failover_rolling_restart),
       cmocka_unit_test(test_failover_service_restart),
       cmocka_unit_test(test_failover_service_restart_too_late),
+      cmocka_unit_test_teardown(test_failover_adopt_ungreeted, actors_teardown),
+      cmocka_unit_test_teardown(test_failover_adopt_greeted, actors_teardown),
   };
   /* Python and Node.js: the rolling restart (and the kill, which costs
-   * nothing more to run). */
+   * nothing more to run), and adoption from a handler killed before or after
+   * its greeting. */
   const struct CMUnitTest other_tests[] = {
       cmocka_unit_test(test_failover_group_kill9),
       cmocka_unit_test(test_failover_rolling_restart),
+      cmocka_unit_test_teardown(test_failover_adopt_ungreeted, actors_teardown),
+      cmocka_unit_test_teardown(test_failover_adopt_greeted, actors_teardown),
   };
   if (strcmp(lang, "c") == 0) return cmocka_run_group_tests_name("failover_c", c_tests, NULL, NULL);
   return cmocka_run_group_tests_name(lang, other_tests, NULL, NULL);

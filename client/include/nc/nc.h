@@ -568,9 +568,13 @@ NC_EXTERN const char *nc_socket_remote_address(const nc_socket_t *socket);
 NC_EXTERN int nc_socket_remote_port(const nc_socket_t *socket);
 
 /* 1 when the connection came to this handler from one that died or left
- * (an 'Adopted' event, PROTOCOL.md 13): its peer was served before, so a
- * greeting is not due again; bytesRead and bytesWritten start from what the
- * old handler did, and the data it had not finished with come again first.
+ * (an 'Adopted' event, PROTOCOL.md 13): its peer was served before.
+ * bytesRead and bytesWritten start from what the old handler did (bytesWritten
+ * at Adopted.bytes_written + Adopted.queued_bytes: its writes that reached the
+ * kernel or are still queued in netcore), and the data it had not finished
+ * with come again first. So nc_socket_bytes_written() == 0 on an adopted
+ * socket means nothing was ever written to its peer: a greeting is still due
+ * (the old handler died before its greeting reached netcore).
  * 0 for a connection of this handler's own. */
 NC_EXTERN int nc_socket_adopted(const nc_socket_t *socket);
 

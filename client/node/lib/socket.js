@@ -149,6 +149,7 @@ class Socket extends Duplex {
     // Pipes inside netcore (lib/pipe.js).
     this._offload = null; // as a source: the pipe netcore runs from this socket
     this._pipedBytes = 0; // as a destination: bytes pipes inside netcore moved into it
+    this._adoptedWritten = 0; // Adopted: the old owner's bytes written and still queued
     this._pipeEnding = false; // a source piping into it ended: netcore ends it
     this._pipeEnded = false; // netcore ended it for a pipe (its FIN is queued)
   }
@@ -170,6 +171,9 @@ class Socket extends Duplex {
       s._lastSeq = 0; /* the next event's seq is taken as it comes */
       s._bytesRead = Number(ev.bytes_read);
       s._credited = Number(ev.bytes_read);
+      // bytesWritten goes on from the old owner's writes: those the kernel
+      // took and those still queued in netcore (PROTOCOL.md 13).
+      s._adoptedWritten = toNum(ev.bytes_written) + toNum(ev.queued_bytes);
       // A pipe inside netcore that carries on: this socket may be its
       // destination, its source, or both.
       pipes.adoptedSocket(link, s);
@@ -1014,9 +1018,10 @@ class Socket extends Duplex {
     return this._bytesRead;
   }
 
-  // Node's definition: bytes given to the socket to write, queued ones included.
+  // Node's definition: bytes given to the socket to write, queued ones
+  // included; on an adopted socket the old owner's too (Adopted).
   get bytesWritten() {
-    let n = this._queuedBytes + this._pipedBytes;
+    let n = this._adoptedWritten + this._queuedBytes + this._pipedBytes;
     for (const { chunk } of this.writableBuffer) n += chunk.length;
     return n;
   }

@@ -360,6 +360,10 @@ class Server(EventEmitter):
         s.adopted = adopted
         if adopted:
             s._bytes_read = m.bytes_read
+            # bytes_written goes on from the old owner's writes: those the
+            # kernel took and those still queued in netcore (PROTOCOL.md 13).
+            s._acked_written = m.bytes_written
+            s._adopted_written = m.bytes_written + m.queued_bytes
             _pipe.adopt(self._nc, s, m)  # a pipe inside netcore carries on (PROTOCOL.md 17)
         self._conns.add(s)
         self.emit("connection", s)

@@ -164,6 +164,7 @@ class Socket(EventEmitter):
         self._buffer_size = 0
         self._need_drain = False
         self._acked_written = 0
+        self._adopted_written = 0  # Adopted: the old owner's bytes written and queued
         # The options as this side set them (Hello.resume_sockets, protocol 1.4).
         self._opt_timeout = 0
         self._opt_no_delay: Optional[bool] = None
@@ -243,7 +244,8 @@ class Socket(EventEmitter):
     def bytes_written(self) -> int:
         if self._final_written is not None:
             return self._final_written
-        return max(self._acked_written, self._own_acked + self._piped_in) + self._buffer_size
+        return max(self._acked_written, self._adopted_written + self._own_acked + self._piped_in) + \
+            self._buffer_size
 
     @property
     def remote_address(self) -> Optional[str]:

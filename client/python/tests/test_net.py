@@ -8,6 +8,7 @@ clients or the standard library's). Bound by a guard timer: a test that would
 hang fails instead.
 """
 
+import asyncio
 import os
 import signal
 import socket
@@ -826,6 +827,81 @@ class TestLiveness(NetcoreCase):
             srv.listen(0)
         self.run_loop(main)
         self.assertEqual(seen, ["ERR_NETCORE_UNAVAILABLE"])
+
+
+class TestAdoption(NetcoreCase):
+    """A connection adopted from a handler that left (PROTOCOL.md 13): in the
+    'connection' listener sock.adopted is True and bytes_written already
+    counts the old owner's writes (Adopted.bytes_written + queued_bytes), so
+    a handler can tell a peer that was written to from one that was not."""
+
+    def _adopt(self, greeting):
+        seen = {}
+        loop = net.get_loop()
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        heir = net.Netcore(self.endpoint, name="heir")
+
+        async def until(pred, what):
+            deadline = time.monotonic() + 20
+            while not pred():
+                if time.monotonic() > deadline:
+                    raise AssertionError("timed out waiting for " + what)
+                await asyncio.sleep(0.005)
+
+        async def main():
+            def on_conn(c):
+                seen["c"] = c
+                if greeting:  # handed over once it reached the kernel
+                    c.write(greeting, lambda err: seen.__setitem__("written", err))
+                else:
+                    seen["written"] = None
+            srv = self.server(on_conn)
+            ready = loop.create_future()
+            srv.listen({"port": 0, "host": "127.0.0.1", "group": "g"},
+                       lambda: ready.set_result(None))
+            await ready
+            port = srv.address()["port"]
+            client.connect(("127.0.0.1", port))
+            await until(lambda: "written" in seen, "the first handler's connection")
+
+            def on_heir_conn(c2):
+                seen["c2"] = c2
+                seen["adopted"], seen["at_adoption"] = c2.adopted, c2.bytes_written
+                c2.write(b"more", lambda err: seen.__setitem__("heir_written", err))
+                seen["after_write"] = c2.bytes_written
+            srv2 = net.create_server(on_heir_conn, netcore=heir)
+            ready2 = loop.create_future()
+            srv2.listen({"port": port, "host": "127.0.0.1", "group": "g"},
+                        lambda: ready2.set_result(None))
+            await ready2
+            self.nc.close(handoff=True)
+            seen["c"].unref()  # the first handler is gone: its objects are not told
+            srv.unref()
+            await until(lambda: "heir_written" in seen, "the adopter's write")
+            client.settimeout(10)
+            got = b""
+            while len(got) < len(greeting) + 4:
+                d = client.recv(64)
+                if not d:
+                    break
+                got += d
+            seen["got"] = got
+            client.close()
+            seen["c2"].destroy()
+            srv2.close()
+        self.run_loop(main)
+        self.assertIsNone(seen["written"])
+        self.assertIs(seen["adopted"], True)
+        self.assertEqual(seen["at_adoption"], len(greeting))
+        self.assertEqual(seen["after_write"], len(greeting) + 4)
+        self.assertIsNone(seen["heir_written"])
+        self.assertEqual(seen["got"], greeting + b"more")
+
+    def test_adopted_after_a_write(self):
+        self._adopt(b"hello\r\n")
+
+    def test_adopted_before_any_write(self):
+        self._adopt(b"")
 
 
 class TestActors(NetcoreCase):

@@ -54,24 +54,8 @@ if [ ! -x "$bdir/netcore/netcore" ] || [ ! -x "$bdir/actors/redis" ] || [ ! -x "
 fi
 LOADGEN=$bdir/tests/bench/loadgen
 UV_ECHO=$bdir/tests/bench/uv_echo
-NODE_ECHO=$src/tests/bench/node-echo.js
-C_ACTOR=$bdir/actors/echo
-PY_ACTOR=$src/actors/python/echo.py
-NODE_ACTOR=$src/actors/node/echo.js
-NETCORE=$bdir/netcore/netcore
-C_REDIS=$bdir/actors/redis
-PY_REDIS=$src/actors/python/redis.py
-NODE_REDIS=$src/actors/node/redis.js
-NODE_NET_REDIS=$src/tests/bench/node-redis.js
-ASYNCIO_REDIS=$src/tests/bench/asyncio-redis.py
-BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/nc-cpusplit.XXXXXX")
-SRV_PIDS=()
-cleanup() {
-  [ ${#SRV_PIDS[@]} -gt 0 ] && bench_stop "${SRV_PIDS[@]}"
-  rm -rf "$BENCH_TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_server_paths "$bdir" "$src"
+bench_tmp nc-cpusplit
 
 bench_start "$kind" || { echo "cpu-split.sh: $SRV_ERR" >&2; exit 1; }
 # Which process is which: netcore is the daemon, the other one the actor (or the server).

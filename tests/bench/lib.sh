@@ -2,7 +2,8 @@
 # "listening on" line, stop it. Every process started here is a child of the calling shell,
 # remembered by pid and stopped by pid only (TERM, then KILL after 5 s).
 #
-# Inputs (set by the caller): BENCH_TMP (a private temp dir), and the paths that exist of
+# Inputs (set by the caller, or by bench_tmp and bench_server_paths below): BENCH_TMP (a
+# private temp dir), and the paths that exist of
 # UV_ECHO, NODE_ECHO, NETCORE, C_ACTOR, PY_ACTOR, NODE_ACTOR, and for the proxy and redis
 # kinds PROXY_ACTOR, NODE_PROXY, C_REDIS, PY_REDIS, NODE_REDIS, NODE_NET_REDIS,
 # ASYNCIO_REDIS (redis-server is looked up in PATH). BENCH_UNIX=1 listens on a UNIX path
@@ -23,6 +24,26 @@
 # and asyncio) and redis-server.
 
 bench_log() { printf '%s\n' "$*" >&2; }
+
+# bench_server_paths BUILD_DIR SRC: the paths of every server kind below, the binaries from
+# BUILD_DIR, the actors, client libraries and stand-alone scripts from the checkout SRC.
+bench_server_paths() {
+  local b=$1 src=$2
+  NETCORE=$b/netcore/netcore C_ACTOR=$b/actors/echo PROXY_ACTOR=$b/actors/proxy C_REDIS=$b/actors/redis
+  PY_ACTOR=$src/actors/python/echo.py NODE_ACTOR=$src/actors/node/echo.js
+  PY_REDIS=$src/actors/python/redis.py NODE_REDIS=$src/actors/node/redis.js
+  NODE_ECHO=$src/tests/bench/node-echo.js NODE_PROXY=$src/tests/bench/node-proxy.js
+  NODE_NET_REDIS=$src/tests/bench/node-redis.js ASYNCIO_REDIS=$src/tests/bench/asyncio-redis.py
+}
+
+# bench_tmp NAME: BENCH_TMP, a private temp dir, and an EXIT trap that stops the servers
+# bench_start started (SRV_PIDS) and removes it.
+bench_tmp() {
+  BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  SRV_PIDS=()
+  trap '[ ${#SRV_PIDS[@]} -gt 0 ] && bench_stop "${SRV_PIDS[@]}"; rm -rf "$BENCH_TMP"' EXIT
+  trap 'exit 130' INT TERM
+}
 
 # bench_wait_file PATH PID SECONDS: until PATH exists as a socket, or PID died.
 bench_wait_file() {

@@ -95,27 +95,8 @@ if [ ! -x "$LOADGEN" ] || [ ! -x "$UV_ECHO" ]; then
   UV_ECHO=$bdir/bench-only/uv_echo
 fi
 [ -x "$LOADGEN" ] || { bench_log "run.sh: loadgen did not build, see $out/build.log"; exit 1; }
-NODE_ECHO=$here/node-echo.js
-NETCORE=$bdir/netcore/netcore
-C_ACTOR=$bdir/actors/echo
-PY_ACTOR=$root/actors/python/echo.py
-NODE_ACTOR=$root/actors/node/echo.js
-PROXY_ACTOR=$bdir/actors/proxy
-NODE_PROXY=$here/node-proxy.js
-C_REDIS=$bdir/actors/redis
-PY_REDIS=$root/actors/python/redis.py
-NODE_REDIS=$root/actors/node/redis.js
-NODE_NET_REDIS=$here/node-redis.js
-ASYNCIO_REDIS=$here/asyncio-redis.py
-
-BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/nc-bench.XXXXXX")
-SRV_PIDS=()
-cleanup() {
-  [ ${#SRV_PIDS[@]} -gt 0 ] && bench_stop "${SRV_PIDS[@]}"
-  rm -rf "$BENCH_TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_server_paths "$bdir" "$root"
+bench_tmp nc-bench
 
 # ---- the machine -------------------------------------------------------------------------
 {

@@ -26,13 +26,7 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$LOADGEN" ] && [ -x "$UV_ECHO" ] || { echo "smoke.sh: loadgen and uv_echo are required" >&2; exit 2; }
 
-BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/nc-bench-smoke.XXXXXX")
-cleanup() {
-  [ ${#SRV_PIDS[@]} -gt 0 ] && bench_stop "${SRV_PIDS[@]}"
-  rm -rf "$BENCH_TMP"
-}
-SRV_PIDS=()
-trap cleanup EXIT
+bench_tmp nc-bench-smoke
 
 servers=(libuv)
 if [ -n "$NODE_ECHO" ] && command -v node >/dev/null; then servers+=(node); fi

@@ -42,14 +42,11 @@ static int teardown(void **state) {
   return 0;
 }
 
-/* Sends Hello (resumable, lazy acks if lazy; resuming `from` with the n entries of rs when
- * from is given, and then going on with its seq bookkeeping) on a new client of endpoint and returns it with its Welcome
- * in *welcome (to free). */
-static nct_client *hello(const char *endpoint, const char *name, int lazy, const nct_client *from,
-                         Netcore__V1__ResumeSocket **rs, size_t n, nct_event **welcome) {
-  nct_client *c = nct_client_new(endpoint, name, 0);
-  nct_clients_keep(&clients, c);
-  c->lazy_acks = lazy;
+/* Sends c's Hello: resumable, with c's batch_events and lazy_acks; resuming
+ * `from` (its token) with the n entries of rs and the ns ids of servers when
+ * from is given. */
+static void send_hello(nct_client *c, const nct_client *from, Netcore__V1__ResumeSocket **rs, size_t n,
+                       uint64_t *servers, size_t ns) {
   Netcore__V1__Hello h = NETCORE__V1__HELLO__INIT;
   h.version = 1;
   h.name = c->name;
@@ -58,16 +55,30 @@ static nct_client *hello(const char *endpoint, const char *name, int lazy, const
   h.lazy_acks = c->lazy_acks;
   h.resumable = 1;
   if (from) {
-    nct_client_carry(c, from); /* events may ride in the Welcome's batch */
     h.resume_token.data = (uint8_t *)from->session_token;
     h.resume_token.len = from->session_token_len;
     h.n_resume_sockets = n;
     h.resume_sockets = rs;
+    h.n_resume_servers = ns;
+    h.resume_servers = servers;
   }
   nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
   cmd.command_case = NETCORE__V1__COMMAND__COMMAND_HELLO;
   cmd.hello = &h;
   nct_send(c, &cmd, NULL, 0, 0);
+}
+
+/* A new client of endpoint that says Hello (lazy acks if lazy; resuming
+ * `from` with rs and servers as send_hello, and then going on with its seq
+ * bookkeeping) and returns with its Welcome in *welcome (to free). */
+static nct_client *hello_servers(const char *endpoint, const char *name, int lazy, const nct_client *from,
+                                 Netcore__V1__ResumeSocket **rs, size_t n, uint64_t *servers, size_t ns,
+                                 nct_event **welcome) {
+  nct_client *c = nct_client_new(endpoint, name, 0);
+  nct_clients_keep(&clients, c);
+  c->lazy_acks = lazy;
+  if (from) nct_client_carry(c, from); /* events may ride in the Welcome's batch */
+  send_hello(c, from, rs, n, servers, ns);
   nct_event *ev = nct_expect_global(c, WELCOME);
   Netcore__V1__Welcome *w = ev->ev->welcome;
   c->welcomed = 1;
@@ -77,6 +88,12 @@ static nct_client *hello(const char *endpoint, const char *name, int lazy, const
   memcpy(c->session_token, w->session_token.data, c->session_token_len);
   *welcome = ev;
   return c;
+}
+
+/* hello_servers without servers. */
+static nct_client *hello(const char *endpoint, const char *name, int lazy, const nct_client *from,
+                         Netcore__V1__ResumeSocket **rs, size_t n, nct_event **welcome) {
+  return hello_servers(endpoint, name, lazy, from, rs, n, NULL, 0, welcome);
 }
 
 static nct_client *handler(const char *name) {
@@ -408,20 +425,7 @@ static void hello_refused(const nct_client *from, Netcore__V1__ResumeSocket **rs
                           uint64_t *servers, size_t ns, const char *code, const char *says) {
   nct_client *c = nct_client_new(d.endpoint, "bad", 0);
   nct_clients_keep(&clients, c);
-  Netcore__V1__Hello h = NETCORE__V1__HELLO__INIT;
-  h.version = 1;
-  h.name = c->name;
-  h.resumable = 1;
-  h.resume_token.data = (uint8_t *)from->session_token;
-  h.resume_token.len = from->session_token_len;
-  h.n_resume_sockets = n;
-  h.resume_sockets = rs;
-  h.n_resume_servers = ns;
-  h.resume_servers = servers;
-  nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
-  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_HELLO;
-  cmd.hello = &h;
-  nct_send(c, &cmd, NULL, 0, 0);
+  send_hello(c, from, rs, n, servers, ns);
   nct_event *ev = nct_expect_error(c, code);
   if (!strstr(ev->ev->error->message, says))
     nct_fail("Error says \"%s\", not \"%s\"", ev->ev->error->message, says);
@@ -519,34 +523,13 @@ static void test_resume_commands_in_flight(void **state) {
   uint64_t foreign = ((uint64_t)(h->id_prefix + 1) << 32) | 5;
   hello_refused(h, rs, 3, &foreign, 1, "ERR_INVALID_ARG_VALUE", "no server id of this session");
 
-  nct_client *h2 = nct_client_new(d.endpoint, "h2", 0);
-  nct_clients_keep(&clients, h2);
-  nct_client_carry(h2, h);
-  Netcore__V1__Hello hh = NETCORE__V1__HELLO__INIT;
-  hh.version = 1;
-  hh.name = h2->name;
-  hh.lease_ms = 60000;
-  hh.batch_events = h2->batch_events;
-  hh.resumable = 1;
-  hh.resume_token.data = h->session_token;
-  hh.resume_token.len = h->session_token_len;
-  hh.n_resume_sockets = 3;
-  hh.resume_sockets = rs;
-  hh.n_resume_servers = 1;
-  hh.resume_servers = &srv;
-  nct_cmd cmd = NETCORE__V1__COMMAND__INIT;
-  cmd.command_case = NETCORE__V1__COMMAND__COMMAND_HELLO;
-  cmd.hello = &hh;
-  nct_send(h2, &cmd, NULL, 0, 0);
-  nct_event *welcome = nct_expect_global(h2, WELCOME);
+  nct_event *welcome;
+  nct_client *h2 = hello_servers(d.endpoint, "h2", 0, h, rs, 3, &srv, 1, &welcome);
   const Netcore__V1__Welcome *w = welcome->ev->welcome;
   assert_true(w->resumed);
   assert_true(w->minor_version >= 4);
   assert_int_equal(w->n_resumed_sockets, 2); /* s3 was not shipped */
   assert_int_equal(w->n_resumed_servers, 0); /* nor is srv here */
-  h2->welcomed = 1;
-  h2->id_prefix = w->id_prefix;
-  h2->credit_window = w->credit_window;
   nct_event_free(welcome);
   nct_clients_drop(&clients, h, 0);
 

@@ -63,9 +63,10 @@ void ncd_handler_apply_policy(ncd_handler *h);
 ncd_handler *ncd_handler_ghost(const char *principal, const char *name, const char *service,
                                uint32_t prefix, uint32_t credit_window, int lazy_acks);
 
-/* Renews the lease. */
 /* The Welcome every session of h starts with (resume.c adds what it resumed). */
 ncc_welcome ncd_handler_welcome(const ncd_handler *h);
+
+/* Renews the lease. */
 void ncd_handler_touch(ncd_handler *h);
 
 /* Re-evaluates reading on all of h's sockets (after h blocked or unblocked). */

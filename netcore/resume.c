@@ -76,13 +76,17 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
     ncd_warn("handler %s (%s): resume refused: %s", h->name, principal, err ? err->message : "");
     return rc;
   }
-  /* The servers it awaits Listening for that are here, by id. */
-  ncc_idmap_t awaited;
+  /* The servers it awaits Listening for that are here, by id, and the
+   * listed sockets of this session, by id (the first entry of an id). */
+  ncc_idmap_t awaited, listed;
   ncc_idmap_init(&awaited);
+  ncc_idmap_init(&listed);
   uint64_t *servers = NULL;
-  size_t nservers = 0;
-  if (cmd->nresume_servers && !(servers = calloc(cmd->nresume_servers, sizeof *servers)))
-    return ncd_err_set(err, NCD_ENOMEM, "no memory for the servers of the resumed session");
+  ncc_resumed_socket *list = NULL;
+  size_t nservers = 0, n = 0;
+  if ((cmd->nresume_servers && !(servers = calloc(cmd->nresume_servers, sizeof *servers))) ||
+      (cmd->nresume && !(list = calloc(cmd->nresume, sizeof *list))))
+    goto no_memory;
   for (size_t i = 0; i < cmd->nresume_servers; i++) {
     uint64_t id = cmd->resume_servers[i];
     ncd_server *srv = ncc_idmap_get(&ncd.servers, id);
@@ -91,23 +95,8 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
       may_reclaim(h, id);
       continue;
     }
-    if (ncc_idmap_put(&awaited, id, srv) != 0) {
-      ncc_idmap_free(&awaited);
-      free(servers);
-      return ncd_err_set(err, NCD_ENOMEM, "no memory for the servers of the resumed session");
-    }
+    if (ncc_idmap_put(&awaited, id, srv) != 0) goto no_memory;
     servers[nservers++] = id;
-  }
-  /* The listed sockets of this session, by id (the first entry of an id). */
-  ncc_idmap_t listed;
-  ncc_idmap_init(&listed);
-  ncc_resumed_socket *list = NULL;
-  size_t n = 0;
-  if (cmd->nresume && !(list = calloc(cmd->nresume, sizeof *list))) {
-    ncc_idmap_free(&awaited);
-    free(servers);
-    return ncd_err_set(err, NCD_ENOMEM, "no memory for the %zu sockets of the resumed session",
-                       cmd->nresume);
   }
   for (size_t i = 0; i < cmd->nresume; i++) {
     const ncc_resume_socket *r = &cmd->resume[i];
@@ -118,13 +107,7 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
       continue;
     }
     if (ncc_idmap_get(&listed, s->id)) continue;
-    if (ncc_idmap_put(&listed, s->id, (void *)r) != 0) {
-      ncc_idmap_free(&listed);
-      ncc_idmap_free(&awaited);
-      free(servers);
-      free(list);
-      return ncd_err_set(err, NCD_ENOMEM, "no memory for the sockets of the resumed session");
-    }
+    if (ncc_idmap_put(&listed, s->id, (void *)r) != 0) goto no_memory;
     list[n++] = (ncc_resumed_socket){.socket_id = s->id, .writes = s->writes_in};
   }
   /* The session is this connection's now. */
@@ -177,4 +160,12 @@ int ncd_resume_hello(const void *rid, size_t rid_len, const char *user_id, int c
            h->name, h->prefix, h->principal, named, announced, ended, h->nservers, nservers,
            h->reclaim.count);
   return 1;
+
+no_memory:
+  ncc_idmap_free(&awaited);
+  ncc_idmap_free(&listed);
+  free(servers);
+  free(list);
+  return ncd_err_set(err, NCD_ENOMEM, "no memory for the %zu sockets and %zu servers of the "
+                     "resumed session", cmd->nresume, cmd->nresume_servers);
 }

@@ -59,11 +59,8 @@ static int keep_request(nc_server_t *s, const ncc_cmd *cmd) {
 }
 
 /* Sends Listen for s->req under a fresh id. */
-static int send_listen(nc_server_t *s) {
-  nc_loop_t *loop = s->h.loop;
-  int rv;
-  uint64_t id = nc__next_id(loop);
-  if ((rv = ncc_idmap_put(&loop->server_ids, id, s)) != 0) return rv;
+/* s's Listen under id: its request as listen() kept it. */
+static int send_listen_cmd(nc_server_t *s, uint64_t id) {
   ncc_cmd cmd = s->req;
   cmd.kind = NCC_CMD_LISTEN;
   cmd.id = id;
@@ -71,7 +68,15 @@ static int send_listen(nc_server_t *s) {
   cmd.backlog = s->backlog;
   cmd.max_connections = s->max_connections;
   cmd.group = s->group;
-  if ((rv = nc__send(loop, &cmd, NULL, 0, NULL)) != 0) {
+  return nc__send(s->h.loop, &cmd, NULL, 0, NULL);
+}
+
+static int send_listen(nc_server_t *s) {
+  nc_loop_t *loop = s->h.loop;
+  int rv;
+  uint64_t id = nc__next_id(loop);
+  if ((rv = ncc_idmap_put(&loop->server_ids, id, s)) != 0) return rv;
+  if ((rv = send_listen_cmd(s, id)) != 0) {
     ncc_idmap_del(&loop->server_ids, id);
     return rv;
   }
@@ -276,14 +281,7 @@ void nc__server_resumed(nc_server_t *s, int held) {
   }
   if (s->state != NC__SV_LISTENING_PENDING || held || s->id == 0) return;
   /* Its Listen was lost with the old netcore: the same one, the same id. */
-  ncc_cmd cmd = s->req;
-  cmd.kind = NCC_CMD_LISTEN;
-  cmd.id = s->id;
-  cmd.allow_half_open = s->allow_half_open;
-  cmd.backlog = s->backlog;
-  cmd.max_connections = s->max_connections;
-  cmd.group = s->group;
-  (void)nc__send(s->h.loop, &cmd, NULL, 0, NULL);
+  (void)send_listen_cmd(s, s->id);
 }
 
 void nc__server_gone(nc_server_t *s, int err, const char *msg) {

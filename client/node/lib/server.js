@@ -142,6 +142,11 @@ class Server extends EventEmitter {
     if (gen !== undefined && gen !== this._gen) return;
     this._id = link.newId();
     link.servers.set(this._id, this);
+    this._sendListenCmd(link);
+  }
+
+  // The Listen command under this server's id, maxConnections as it is now.
+  _sendListenCmd(link) {
     const max = Math.max(0, Number(this._maxConnections) || 0);
     link.send({ listen: { server_id: toLong(this._id), ...this._listenReq, max_connections: max } });
   }
@@ -150,8 +155,7 @@ class Server extends EventEmitter {
   // one, protocol 1.4): the same Listen, the same id.
   _listenAgain(link) {
     if (this._state !== 'pending' || this._link !== link || this._id === null) return;
-    const max = Math.max(0, Number(this._maxConnections) || 0);
-    link.send({ listen: { server_id: toLong(this._id), ...this._listenReq, max_connections: max } });
+    this._sendListenCmd(link);
   }
 
   // The link to netcore was lost and reconnects: true if this server listens

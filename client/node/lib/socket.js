@@ -228,7 +228,7 @@ class Socket extends Duplex {
     link.run(() => {
       if (this.destroyed) return;
       this._attach(link, link.newId());
-      link.send({ connect: { socket_id: toLong(this._id), ...endpoint, allow_half_open: this.allowHalfOpen } });
+      this._sendConnect();
       this._flushDeferred(false);
       this._pump();
     });
@@ -438,15 +438,19 @@ class Socket extends Duplex {
     };
   }
 
+  // The Connect of this socket's id to its target (connect(), _connectAgain).
+  _sendConnect() {
+    this._link.send({ connect: { socket_id: toLong(this._id), ...this._target, allow_half_open: this.allowHalfOpen } });
+  }
+
   // A connecting socket the resumed netcore lacks (its Connect was lost with
   // the old one, or it was still connecting at the takeover): the same
   // Connect under the same id, its options, then every write. false if it
   // has no Connect to send again.
   _connectAgain() {
     if (this._nc !== 'pending' || this._id === null || !this._target) return false;
-    const id = toLong(this._id);
-    this._link.send({ connect: { socket_id: id, ...this._target, allow_half_open: this.allowHalfOpen } });
-    if (this._timeoutMs) this._link.send({ set_timeout: { socket_id: id, msecs: Math.floor(this._timeoutMs) } });
+    this._sendConnect();
+    if (this._timeoutMs) this._link.send({ set_timeout: { socket_id: toLong(this._id), msecs: Math.floor(this._timeoutMs) } });
     if (this._optNoDelay !== null && !this._deferred.has('nodelay')) {
       this._deferred.set('nodelay', { cmd: { set_no_delay: { enable: this._optNoDelay } }, needsConnection: true });
     }

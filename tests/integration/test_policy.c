@@ -215,9 +215,20 @@ static uint64_t connect_path(nct_client *c, const char *path) {
   return id;
 }
 
+/* The test's listener lfd still listens (else a refused connect is the
+ * test's doing, not netcore's: say so). */
+static void check_listener(int lfd) {
+  int on = 0;
+  socklen_t len = sizeof on;
+  if (getsockopt(lfd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) != 0)
+    nct_fail("the test's listener fd %d is gone: %s", lfd, strerror(errno));
+  if (!on) nct_fail("the test's listener fd %d (port %d) no longer listens", lfd, nct_local_port(lfd));
+}
+
 /* The connect succeeded and its peer is accepted by the test's listener;
  * then both sides close. */
 static void expect_connected(nct_client *c, uint64_t id, int lfd) {
+  check_listener(lfd);
   nct_expect_drop(c, CONNECTED, id);
   int peer = nct_accept(lfd, NCT_WAIT);
   if (peer < 0) nct_fail("the allowed connect reached no one");

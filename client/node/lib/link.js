@@ -53,6 +53,9 @@ const PROTOCOL_VERSION = 1;
 // starting at the same moment as its handlers (scripts start both at once).
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 const RELINK_HELLO_TIMEOUT_MS = 2000; // reconnecting: a fresh DEALER after this long without Welcome
+// Before Welcome, how long a failed send or receive waits for the monitor to
+// say why (a refused handshake) before the link fails as gone (ioFailed()).
+const HANDSHAKE_VERDICT_MS = 1000;
 const RESUME_WAIT_MS = 5000; // a session waits this long for a netcore that resumes it (PROTOCOL.md 16.1)
 
 const links = new Map(); // endpoint -> Link in state 'connecting' or 'ready'
@@ -157,6 +160,7 @@ class Link {
     this.refd = true; // receiving with a pending receive() (else: polling)
     this.pollTimer = null;
     this.polling = false;
+    this.verdictTimer = null; // ioFailed() before Welcome
     this.pipeWaiters = new Map(); // BigInt dest id -> adopted source piping into it, dest not adopted yet (lib/pipe.js)
     this.pending = []; // operations waiting for Welcome
     this.outq = []; // messages waiting for the DEALER
@@ -252,6 +256,8 @@ class Link {
   closeDealer() {
     clearTimeout(this.pollTimer);
     this.pollTimer = null;
+    clearTimeout(this.verdictTimer);
+    this.verdictTimer = null;
     // The Observer's pending receive() ends (undefined) instead of waiting
     // for a MONITOR_STOPPED that does not always come (closeWatched).
     closeWatched(this.sock, this.obs);
@@ -337,6 +343,10 @@ class Link {
       if (want) this.helloTimer.ref();
       else this.helloTimer.unref();
     }
+    if (this.verdictTimer) {
+      if (want) this.verdictTimer.ref();
+      else this.verdictTimer.unref();
+    }
     const sock = this.sock;
     if (sock.closed) return; // between DEALERs (relink): the next one starts in this mode
     if (want) {
@@ -379,7 +389,7 @@ class Link {
         got += 1;
       }
     } catch (err) {
-      if (this.state !== 'closed' && sock === this.sock) this.fail('ERR_NETCORE_GONE', err.message);
+      this.ioFailed(sock, err);
       return;
     } finally {
       this.polling = false;
@@ -387,6 +397,26 @@ class Link {
     if (sock !== this.sock || this.state === 'closed') return;
     if (this.refd) this.recvLoop(sock);
     else this.schedulePoll(got > 0 ? 1 : Math.min(wait * 2, 50));
+  }
+
+  // A send or receive of this DEALER failed. After Welcome, netcore is gone.
+  // Before it, the failure may be a refused handshake's: libzmq drops the
+  // connection's pipe when the handshake fails, and a send that found the
+  // pipe there a moment before gets EAGAIN, while the monitor's report of the
+  // refusal (EACCES, EPROTO: onMonitor) is still on its way. The monitor gets
+  // HANDSHAKE_VERDICT_MS to say so before the link fails as gone.
+  ioFailed(sock, err) {
+    if (this.state === 'closed' || sock !== this.sock) return;
+    if (this.state !== 'connecting') {
+      this.fail('ERR_NETCORE_GONE', err.message);
+      return;
+    }
+    if (this.verdictTimer) return;
+    this.verdictTimer = setTimeout(() => {
+      this.verdictTimer = null;
+      if (this.state === 'connecting' && sock === this.sock) this.fail('ERR_NETCORE_GONE', err.message);
+    }, HANDSHAKE_VERDICT_MS);
+    if (!this.refd) this.verdictTimer.unref();
   }
 
   // Runs fn now if Welcome arrived, else once it does (in call order).
@@ -583,7 +613,7 @@ class Link {
         await sock.send(outq.shift());
       }
     } catch (err) {
-      if (this.state !== 'closed' && sock === this.sock) this.fail('ERR_NETCORE_GONE', err.message);
+      this.ioFailed(sock, err);
     }
     if (sock !== this.sock) return; // a new DEALER has its own pump
     this.pumping = false;
@@ -600,7 +630,7 @@ class Link {
         this.dispatch(frames);
       }
     } catch (err) {
-      if (this.state !== 'closed' && sock === this.sock) this.fail('ERR_NETCORE_GONE', err.message);
+      this.ioFailed(sock, err);
       return;
     } finally {
       receiving.delete(sock);

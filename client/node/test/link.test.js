@@ -106,6 +106,48 @@ test('CURVE: an unknown key gets EACCES (no Welcome, netcore logs it); no key EP
   }
 });
 
+// libzmq drops a connection's pipe when its handshake fails; a send that saw
+// the pipe a moment before then fails with EAGAIN, before the monitor reports
+// the refusal (seen in CI: ERR_NETCORE_GONE instead of EACCES). The next
+// DEALER send here fails that way, and the Hello is lost with it.
+function failNextSend() {
+  const proto = require('zeromq').Dealer.prototype;
+  const restore = () => {
+    delete proto.send; // the inherited native send() again
+  };
+  Object.defineProperty(proto, 'send', {
+    configurable: true,
+    writable: true,
+    value: function send() {
+      restore();
+      return Promise.reject(Object.assign(new Error('Operation was not possible or timed out'), { code: 'EAGAIN', errno: 11 }));
+    },
+  });
+  return restore;
+}
+
+test('CURVE: a send lost in a refused handshake still ends in EACCES; with no refusal, ERR_NETCORE_GONE', async () => {
+  const nc = await curveNetcore();
+  let restore = failNextSend();
+  try {
+    const server = net.createServer({ endpoint: nc.endpoint, serverKey: nc.serverKey, secretFile: nc.mallory });
+    const [err] = await once(server.listen(0, '127.0.0.1'), 'error');
+    assert.strictEqual(err.code, 'EACCES', err.message);
+    restore();
+    // An allowed key whose Hello is lost: no refusal comes, so the link is gone.
+    restore = failNextSend();
+    const t0 = Date.now();
+    const gone = net.createServer({ endpoint: nc.endpoint, serverKey: nc.serverKey, secretFile: nc.alice });
+    const [err2] = await once(gone.listen(0, '127.0.0.1'), 'error');
+    assert.strictEqual(err2.code, 'ERR_NETCORE_GONE', err2.message);
+    assert.match(err2.message, /not possible/);
+    assert.ok(Date.now() - t0 >= 900, 'the link did not wait for the handshake\'s verdict');
+  } finally {
+    restore();
+    await nc.stop();
+  }
+});
+
 test('CURVE: bad keys throw EINVAL from listen() and connect()', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nc-node-keys-'));
   try {

@@ -171,11 +171,13 @@ class Bystander:
         # Only the connection from our own peer: on a shared machine another
         # program may reach a port it once had and this listener took since.
         mine = self.peer.getsockname()[1]
+        self.foreign = set()        # connections of other programs, destroyed at once
         while True:
             conn = self.wait_for("connection").connection
             if conn.remote.port == mine:
                 break
             self.send(C(destroy=pb.Destroy(socket_id=conn.socket_id)))
+            self.foreign.add(conn.socket_id)
         self.sid = conn.socket_id
         self.peer.setblocking(False)
         self.expect = bytearray()   # sent by the peer, not yet echoed back
@@ -209,8 +211,20 @@ class Bystander:
             payloads = frames[1:]
             for ev in parse_events(frames):
                 kind = ev.WhichOneof("event")
+                sid = getattr(getattr(ev, kind), "socket_id", None)
+                if kind == "connection":
+                    # Another program on this shared machine reached our port
+                    # (a port it once had): not our peer, and not our concern.
+                    self.send(C(destroy=pb.Destroy(socket_id=sid)))
+                    self.foreign.add(sid)
+                    continue
                 if kind == "data":
                     data = payloads.pop(0)
+                if sid in self.foreign:
+                    continue  # what that connection did before our Destroy, and its Closed
+                if kind == "data":
+                    if sid != self.sid:
+                        raise Failure("bystander got data for a socket it never had: %s" % ev)
                     self.send(C(batch=pb.CommandBatch(commands=[
                         C(write=pb.Write(socket_id=self.sid)),
                         C(credit=pb.Credit(socket_id=self.sid, bytes=len(data)))])), data)

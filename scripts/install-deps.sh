@@ -11,7 +11,7 @@ pkgs=(build-essential cmake pkg-config libuv1-dev libzmq3-dev libprotobuf-c-dev
       nodejs npm netcat-openbsd socat valgrind procps
       python3-venv python3-setuptools python3-wheel python3-mypy help2man dpkg-dev file
       docker.io docker-compose debootstrap tini systemd prometheus
-      redis-tools redis-server)
+      redis-tools redis-server iproute2)
 if [ "${1:-}" = --fuzz ]; then
   pkgs=(clang-14 libclang-rt-14-dev)
 fi

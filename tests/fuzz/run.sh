@@ -97,6 +97,22 @@ run_harness() {
   fi
 }
 
+# The live fuzzer's handlers connect to ports their listeners once had and to
+# localhost (::1, then 127.0.0.1): on the shared loopback those reach other
+# tests' listeners (test_policy accepted such a stranger instead of netcore's
+# connect). In a network namespace of its own (a private loopback) it
+# reaches nobody else. Without one (no unshare, no rights) it shares the host's.
+isolated() {
+  local ns=(unshare -n)
+  [ "$(id -u)" -eq 0 ] || ns=(unshare -rn)
+  if "${ns[@]}" ip link set lo up 2>/dev/null; then
+    "${ns[@]}" sh -c 'ip link set lo up && exec "$@"' isolated "$@"
+  else
+    echo "live: no network namespace of its own (unshare -n failed): sharing the loopback"
+    "$@"
+  fi
+}
+
 for part in $only; do
   case $part in
   cmd_decode) run_harness cmd_decode 4096 ;;
@@ -104,7 +120,7 @@ for part in $only; do
   dispatch) run_harness dispatch 2048 ;;
   live)
     echo "fuzz: live protocol fuzzer for ${secs}s"
-    if /usr/bin/python3 tests/fuzz/live_fuzz.py --netcore "$bdir/netcore/netcore" --seconds "$secs" \
+    if isolated /usr/bin/python3 tests/fuzz/live_fuzz.py --netcore "$bdir/netcore/netcore" --seconds "$secs" \
          --artifacts "$art" ${NCF_LIVE_SEED:+--seed "$NCF_LIVE_SEED"} >"$art/live.log" 2>&1; then
       summary+=("$(tail -1 "$art/live.log")")
     else

@@ -200,7 +200,8 @@ class TestCurve(unittest.TestCase):
         finally:
             os.environ.clear()
             os.environ.update(old)
-        self.assertEqual(self.serve_once(nc)["error"].code, "EPROTO")
+        err = self.serve_once(nc)["error"]
+        self.assertEqual(err.code, "EPROTO", err)
 
     def test_bad_keys_are_einval(self):
         bad_file = os.path.join(self.tmp, "bad.key")

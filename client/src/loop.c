@@ -1033,7 +1033,7 @@ static void on_error_event(nc_loop_t *loop, const ncc_event *ev) {
   }
   nc_server_t *sv = ncc_idmap_get(&loop->server_ids, ev->server_id);
   if (sv != NULL) {
-    nc__server_error_event(sv, err, ev->message);
+    nc__server_refused(sv, err, ev->message);
     return;
   }
   /* About an object that is already closed (a Credit racing with Closed, for

@@ -305,6 +305,10 @@ NCC_HIDDEN void nc__server_pending(nc_server_t *s, unsigned flags);
 NCC_HIDDEN void nc__server_gone(nc_server_t *s, int err, const char *msg);
 NCC_HIDDEN void nc__server_free(nc_server_t *s);
 NCC_HIDDEN void nc__server_error_event(nc_server_t *s, int err, const char *msg);
+/* Error{server_id} about s: its listen fails, or its close completes, except
+ * ERR_SERVER_NOT_RUNNING about a closing one (a ServerClose sent again after
+ * a resume, PROTOCOL.md 16.1), which waits for its ServerClosed. */
+NCC_HIDDEN void nc__server_refused(nc_server_t *s, int err, const char *msg);
 /* The link was lost (reconnection on): a listening server forgets its id and
  * waits in NC__SV_RELISTEN; 1 if it does, 0 if it was not listening. */
 NCC_HIDDEN int nc__server_link_lost(nc_server_t *s);
@@ -312,7 +316,9 @@ NCC_HIDDEN int nc__server_link_lost(nc_server_t *s);
 NCC_HIDDEN void nc__server_relisten(nc_server_t *s);
 /* After Welcome{resumed}: a server whose Listen was sent under this session
  * and not answered sends it again under its id unless the new netcore holds
- * it (held; protocol 1.4, minor >= 4); one that waits to relisten, listens. */
+ * it (held; protocol 1.4, minor >= 4); one that waits to relisten, listens;
+ * a closing one (ServerClose sent, no ServerClosed yet) sends ServerClose
+ * again. */
 NCC_HIDDEN void nc__server_resumed(nc_server_t *s, int held);
 NCC_HIDDEN void nc__socket_event(nc_socket_t *s, const ncc_event *ev, zmq_msg_t *payload);
 NCC_HIDDEN void nc__socket_accepted(nc_loop_t *loop, const ncc_event *ev);

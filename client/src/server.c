@@ -215,6 +215,15 @@ void nc__server_error_event(nc_server_t *s, int err, const char *msg) {
   if (s->ev.on_error != NULL) s->ev.on_error(s, err, msg);
 }
 
+void nc__server_refused(nc_server_t *s, int err, const char *msg) {
+  /* A ServerClose sent again after a resume (nc__server_resumed) to a
+   * netcore that is closing the server already: its ServerClosed follows. */
+  if (s->state == NC__SV_CLOSING && err == NC_ERR_SERVER_NOT_RUNNING) return;
+  /* Anything else ends it; EBADF about a closing one (the old netcore
+   * closed it and its ServerClosed was lost) completes the close. */
+  nc__server_error_event(s, err, msg);
+}
+
 void nc__server_event(nc_server_t *s, const ncc_event *ev) {
   switch (ev->kind) {
   case NCC_EV_LISTENING: {
@@ -277,6 +286,16 @@ void nc__server_relisten(nc_server_t *s) {
 void nc__server_resumed(nc_server_t *s, int held) {
   if (s->state == NC__SV_RELISTEN) {
     nc__server_relisten(s);
+    return;
+  }
+  if (s->state == NC__SV_CLOSING && s->id != 0) {
+    /* Its ServerClose may never have been read by the old netcore, or its
+     * ServerClosed was lost with it: the same ServerClose again. The answer
+     * is ServerClosed (closed now, or when its last connection closes),
+     * ERR_SERVER_NOT_RUNNING (closing already: keep waiting) or EBADF (gone
+     * with the old netcore: closed), nc__server_refused. */
+    ncc_cmd cmd = {.kind = NCC_CMD_SERVER_CLOSE, .id = s->id};
+    (void)nc__send(s->h.loop, &cmd, NULL, 0, NULL); /* a failure loses the link again */
     return;
   }
   if (s->state != NC__SV_LISTENING_PENDING || held || s->id == 0) return;

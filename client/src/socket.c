@@ -274,6 +274,10 @@ void nc__socket_accepted(nc_loop_t *loop, const ncc_event *ev) {
     nc__send(loop, &cmd, NULL, 0, NULL);
     return;
   }
+  /* A server the user closed accepts nothing more (Node): a Connection that
+   * crossed its ServerClose, or one a resumed session announces (PROTOCOL.md
+   * 16.1), is destroyed. */
+  if (server != NULL && server->close_requested) server = NULL;
   s->server = server;
   s->last_seq = ev->seq;
   if (server == NULL) {

@@ -624,6 +624,206 @@ static void test_client_liveness_takeover_commands_in_flight(void **state) {
   nct_netcore_stop(&d);
 }
 
+/* A server.close() that crosses a takeover (PROTOCOL.md 16.1): after the
+ * resumed Welcome libnc sends ServerClose again for every server whose
+ * ServerClosed has not come. */
+typedef struct {
+  int close_cbs, close_events, errors, connections;
+} sc_t;
+
+static void sc_close_cb(nc_server_t *srv) { ((sc_t *)nc_server_get_data(srv))->close_cbs++; }
+static void sc_on_close(nc_server_t *srv) { ((sc_t *)nc_server_get_data(srv))->close_events++; }
+static void sc_on_error(nc_server_t *srv, int err, const char *msg) {
+  (void)err;
+  printf("server error: %s\n", msg);
+  ((sc_t *)nc_server_get_data(srv))->errors++;
+}
+static nc_socket_t *sc_conn;
+static void sc_on_connection(nc_server_t *srv, nc_socket_t *c) {
+  ((sc_t *)nc_server_get_data(srv))->connections++;
+  sc_conn = c;
+}
+static void sc_listening(nc_server_t *srv) {
+  (void)srv;
+  tk_listening++;
+}
+
+/* A listening server on 127.0.0.1 (a port netcore chose); returns it, its
+ * port in *port. */
+static nc_server_t *sc_listen(nc_loop_t *loop, sc_t *t, int *port) {
+  nc_server_t *srv;
+  assert_int_equal(nc_server_new(loop, NULL, NULL, &srv), 0);
+  nc_server_set_data(srv, t);
+  nc_server_events_t ev = {.on_connection = sc_on_connection, .on_close = sc_on_close,
+                           .on_error = sc_on_error, .on_listening = sc_listening};
+  nc_server_set_events(srv, &ev);
+  tk_listening = 0;
+  assert_int_equal(nc_server_listen(srv, 0, "127.0.0.1", NULL), 0);
+  tk_until(loop, &tk_listening, 1);
+  nc_address_t a;
+  assert_int_equal(nc_server_address(srv, &a), 0);
+  *port = a.port;
+  return srv;
+}
+
+/* netcore --takeover on d's endpoint while this loop does nothing; io, if
+ * not 0, is the old netcore's stopped ZeroMQ I/O thread, which goes on once
+ * the old netcore has shipped everything (its connections then close with
+ * what they held unread). */
+static void sc_takeover(nct_netcore_t *d, pid_t io) {
+  char tk_path[300];
+  snprintf(tk_path, sizeof(tk_path), "%s.takeover", d->endpoint + strlen("ipc://"));
+  assert_int_equal(access(tk_path, F_OK), 0);
+  pid_t old = d->pid;
+  d->pid = 0;
+  tk_restart_t r = {.d = d};
+  pthread_t th = nct_thread(tk_restart, &r);
+  uint64_t deadline = nct_now_ms() + 15000;
+  while (io != 0 && access(tk_path, F_OK) == 0 && nct_now_ms() < deadline) usleep(1000);
+  if (io != 0) thread_go(io);
+  pthread_join(th, NULL);
+  assert_true(r.done);
+  int status = 0;
+  waitpid(old, &status, 0);
+  nct_forget(old);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* 1 if a TCP connect to 127.0.0.1:port is refused (nothing listens). */
+static int sc_refused(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_true(fd >= 0);
+  int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+  int err = errno;
+  close(fd);
+  return rc != 0 && err == ECONNREFUSED;
+}
+
+/* Processes the loop for ms milliseconds. */
+static void sc_spin(nc_loop_t *loop, int ms) {
+  uint64_t end = nct_now_ms() + (uint64_t)ms;
+  while (nct_now_ms() < end) {
+    nc_loop_process(loop);
+    struct pollfd p = {.fd = nc_loop_fd(loop), .events = POLLIN};
+    poll(&p, 1, 10);
+  }
+}
+
+/* Whether fd's connection ends (EOF or reset) within 10 s, the loop turning. */
+static int sc_peer_ends(nc_loop_t *loop, int fd) {
+  uint64_t deadline = nct_now_ms() + 10000;
+  while (nct_now_ms() < deadline) {
+    nc_loop_process(loop);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 10) == 1) {
+      char b[16];
+      ssize_t n = recv(fd, b, sizeof(b), 0);
+      if (n <= 0) return 1;
+    }
+  }
+  return 0;
+}
+
+/* Case A: the old netcore never reads the ServerClose (its I/O thread is
+ * stopped), so the new one holds the server listening: libnc's ServerClose
+ * sent again closes it there. The close callback and 'close' come once, the
+ * port is free, and a connection made to the closed server meanwhile (the
+ * old netcore accepted it, or the new one did from the backlog, and the
+ * resumed session announces it) is destroyed, never given to the user. */
+static void test_client_liveness_takeover_server_close_in_flight(void **state) {
+  (void)state;
+  nct_netcore_t d;
+  sc_t t = {0};
+  nct_netcore_start(&d, (const char *const[]){"--handoff-ms", "5000", NULL});
+  nc_loop_t *loop = nct_loop(&d);
+  int port = 0;
+  nc_server_t *srv = sc_listen(loop, &t, &port);
+
+  pid_t io = io_thread_of(d.pid);
+  thread_stop(io);
+  assert_int_equal(nc_server_close(srv, sc_close_cb), 0);
+  for (int i = 0; i < 10; i++) { /* out of libnc, into the kernel */
+    nc_loop_process(loop);
+    usleep(10000);
+  }
+  int late = nct_tcp_connect(port); /* the old netcore still listens */
+  sc_takeover(&d, io);
+
+  tk_until(loop, &t.close_cbs, 1);
+  assert_int_equal(t.close_events, 1);
+  assert_true(sc_peer_ends(loop, late));
+  close(late);
+  sc_spin(loop, 300); /* nothing more comes */
+  assert_int_equal(t.close_cbs, 1);
+  assert_int_equal(t.close_events, 1);
+  assert_int_equal(t.errors, 0);
+  assert_int_equal(t.connections, 0);
+  assert_true(sc_refused(port));
+  nc_loop_free(loop);
+  nct_netcore_stop(&d);
+}
+
+static int sc_stats_done;
+static void sc_stats(nc_loop_t *loop, int status, const nc_stats_t *stats, void *arg) {
+  (void)loop;
+  (void)stats;
+  (void)arg;
+  assert_int_equal(status, 0);
+  sc_stats_done++;
+}
+
+/* Case B: the old netcore read the ServerClose (a Stats asked after it was
+ * answered, and netcore runs commands in order), but a connection is open,
+ * so its ServerClosed was still to come when the takeover shipped the
+ * session: the connection goes on, the closing server goes nowhere. libnc's
+ * ServerClose sent again meets EBADF (the new netcore does not know the id),
+ * and the close completes then, once, without an error; the connection
+ * still works. */
+static void test_client_liveness_takeover_server_closed_lost(void **state) {
+  (void)state;
+  nct_netcore_t d;
+  sc_t t = {0};
+  tk_t c = {0};
+  nct_netcore_start(&d, (const char *const[]){"--handoff-ms", "5000", NULL});
+  nc_loop_t *loop = nct_loop(&d);
+  int port = 0;
+  nc_server_t *srv = sc_listen(loop, &t, &port);
+  sc_conn = NULL;
+  int peer = nct_tcp_connect(port);
+  tk_until(loop, &t.connections, 1);
+  nc_socket_set_data(sc_conn, &c);
+  nc_socket_events_t ev = {.on_data = tk_data, .on_error = tk_error, .on_close = tk_close};
+  nc_socket_set_events(sc_conn, &ev);
+
+  assert_int_equal(nc_server_close(srv, sc_close_cb), 0);
+  sc_stats_done = 0;
+  assert_int_equal(nc_loop_stats(loop, sc_stats, NULL), 0);
+  tk_until(loop, &sc_stats_done, 1);
+  assert_true(sc_refused(port)); /* netcore closed the listener... */
+  sc_spin(loop, 100);
+  assert_int_equal(t.close_cbs, 0); /* ...and waits for the connection */
+  sc_takeover(&d, 0);
+
+  tk_until(loop, &t.close_cbs, 1);
+  assert_int_equal(t.close_events, 1);
+  nct_write_all(peer, "hi", 2);
+  uint64_t deadline = nct_now_ms() + 15000;
+  while (c.got_len < 2 && nct_now_ms() < deadline) sc_spin(loop, 10);
+  assert_int_equal((int)c.got_len, 2);
+  assert_memory_equal(c.got, "hi", 2);
+  sc_spin(loop, 300);
+  assert_int_equal(t.close_cbs, 1);
+  assert_int_equal(t.close_events, 1);
+  assert_int_equal(t.errors, 0);
+  assert_int_equal(c.errors + c.closes, 0);
+  assert_true(sc_refused(port));
+  close(peer);
+  nc_loop_free(loop);
+  nct_netcore_stop(&d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_client_liveness_not_running),
@@ -635,6 +835,8 @@ int main(void) {
       cmocka_unit_test(test_client_liveness_relisten_fails),
       cmocka_unit_test(test_client_liveness_takeover_resumes),
       cmocka_unit_test(test_client_liveness_takeover_commands_in_flight),
+      cmocka_unit_test(test_client_liveness_takeover_server_close_in_flight),
+      cmocka_unit_test(test_client_liveness_takeover_server_closed_lost),
   };
   return cmocka_run_group_tests_name("client_liveness", tests, NULL, NULL);
 }

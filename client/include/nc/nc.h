@@ -364,7 +364,12 @@ NC_EXTERN int nc_server_pause(nc_server_t *server, unsigned msecs);
 /* server.close([cb]): stop accepting now; 'close' (and cb, if not NULL) once
  * every connection of the server has closed; then the server is freed. A
  * server that is not listening closes on the next loop turn. Calling it
- * twice is harmless (the second cb is ignored). */
+ * twice is harmless (the second cb is ignored). No on_connection runs after
+ * it: a connection netcore reports for the closed server is destroyed. A
+ * close that crosses a netcore takeover (the session resumed, PROTOCOL.md
+ * 16.1) completes too, once: the ServerClose goes again to the new netcore,
+ * which closes the server or no longer knows it (its close was done on the
+ * old one). */
 NC_EXTERN int nc_server_close(nc_server_t *server, nc_server_cb cb);
 
 /* server.address(): the bound address. NC_ERR_SERVER_NOT_RUNNING if the

@@ -148,6 +148,9 @@ struct nc_server_s {
   char *group;
   unsigned max_connections, connections;
   int close_requested;
+  uint64_t close_on_last; /* closed with the old netcore (EBADF after a resume):
+                             the incarnation id whose last connection's close
+                             completes the close (0: none) */
   nc_address_t addr;
   ncc_cmd req;  /* the last Listen (endpoint fields; host/path owned), for a relisten */
 };
@@ -166,6 +169,7 @@ struct nc_socket_s {
   nc__sk_state_t state;
   uint64_t id;
   nc_server_t *server;
+  uint64_t server_id;  /* the server incarnation it was accepted under */
   int allow_half_open;
   int ended_local;    /* End sent (our FIN is queued) */
   int ended_remote;   /* 'end' delivered (or queued) */
@@ -309,6 +313,10 @@ NCC_HIDDEN void nc__server_error_event(nc_server_t *s, int err, const char *msg)
  * ERR_SERVER_NOT_RUNNING about a closing one (a ServerClose sent again after
  * a resume, PROTOCOL.md 16.1), which waits for its ServerClosed. */
 NCC_HIDDEN void nc__server_refused(nc_server_t *s, int err, const char *msg);
+/* A connection accepted by s has closed: a close that waits for the last
+ * connection of its incarnation (close_on_last) completes on the next turn
+ * once none is left. */
+NCC_HIDDEN void nc__server_conn_closed(nc_server_t *s);
 /* The link was lost (reconnection on): a listening server forgets its id and
  * waits in NC__SV_RELISTEN; 1 if it does, 0 if it was not listening. */
 NCC_HIDDEN int nc__server_link_lost(nc_server_t *s);

@@ -215,13 +215,37 @@ void nc__server_error_event(nc_server_t *s, int err, const char *msg) {
   if (s->ev.on_error != NULL) s->ev.on_error(s, err, msg);
 }
 
+/* 1 if a connection accepted under s's incarnation id is still open. */
+static int has_open_conn(const nc_server_t *s, uint64_t id) {
+  nc_loop_t *loop = s->h.loop;
+  for (ncc_list *l = loop->sockets.next; l != &loop->sockets; l = l->next) {
+    const nc_socket_t *sock = ncc_container_of(l, nc_socket_t, h.all);
+    if (sock->server == s && sock->server_id == id && sock->state != NC__SK_CLOSED) return 1;
+  }
+  return 0;
+}
+
 void nc__server_refused(nc_server_t *s, int err, const char *msg) {
   /* A ServerClose sent again after a resume (nc__server_resumed) to a
    * netcore that is closing the server already: its ServerClosed follows. */
   if (s->state == NC__SV_CLOSING && err == NC_ERR_SERVER_NOT_RUNNING) return;
-  /* Anything else ends it; EBADF about a closing one (the old netcore
-   * closed it and its ServerClosed was lost) completes the close. */
+  /* EBADF about a closing one: the old netcore had it closing and did not
+   * ship it, but shipped its connections with the session. As in Node, the
+   * close completes when the last of them has closed (nc__server_conn_closed). */
+  if (s->state == NC__SV_CLOSING && err == NC_EBADF && s->id != 0 && has_open_conn(s, s->id)) {
+    s->close_on_last = s->id;
+    forget_id(s); /* dead in netcore; its connections keep s and the id */
+    return;
+  }
+  /* Anything else ends it; EBADF with no connection left (the old netcore
+   * closed it and its ServerClosed was lost) completes the close now. */
   nc__server_error_event(s, err, msg);
+}
+
+void nc__server_conn_closed(nc_server_t *s) {
+  if (s->close_on_last == 0 || (s->h.pending_flags & NC__P_CLOSE)) return;
+  if (has_open_conn(s, s->close_on_last)) return;
+  nc__pend(&s->h, NC__P_CLOSE); /* after the socket's own 'close', as Node */
 }
 
 void nc__server_event(nc_server_t *s, const ncc_event *ev) {

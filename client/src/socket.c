@@ -279,6 +279,7 @@ void nc__socket_accepted(nc_loop_t *loop, const ncc_event *ev) {
    * 16.1), is destroyed. */
   if (server != NULL && server->close_requested) server = NULL;
   s->server = server;
+  s->server_id = server != NULL ? ev->server_id : 0;
   s->last_seq = ev->seq;
   if (server == NULL) {
     nc_socket_destroy(s);
@@ -337,6 +338,7 @@ static int connect_common(nc_socket_t *s, ncc_cmd *cmd, nc_socket_cb cb) {
   }
   reset_connection(s);
   s->server = NULL;
+  s->server_id = 0;
   s->id = id;
   s->state = NC__SK_CONNECTING;
   s->connect_cb = cb;
@@ -672,6 +674,9 @@ static void finish_close(nc_socket_t *s, int had_error) {
   wlog_trim(&s->wlog, 0, 1);
   fail_writes(s);
   uncount(s);
+  /* A server whose close waits for its last connection (nc__server_refused)
+   * completes after this 'close'. */
+  if (s->server != NULL) nc__server_conn_closed(s->server);
   if (s->ev.on_close != NULL) s->ev.on_close(s, had_error);
   if (s->state == NC__SK_CLOSED) nc__socket_free(s);
 }

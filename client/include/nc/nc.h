@@ -368,8 +368,9 @@ NC_EXTERN int nc_server_pause(nc_server_t *server, unsigned msecs);
  * it: a connection netcore reports for the closed server is destroyed. A
  * close that crosses a netcore takeover (the session resumed, PROTOCOL.md
  * 16.1) completes too, once: the ServerClose goes again to the new netcore,
- * which closes the server or no longer knows it (its close was done on the
- * old one). */
+ * which closes the server or no longer knows it (the old one closed it, or
+ * had it closing and shipped only its connections: 'close' then comes once
+ * the last of them has closed, as always). */
 NC_EXTERN int nc_server_close(nc_server_t *server, nc_server_cb cb);
 
 /* server.address(): the bound address. NC_ERR_SERVER_NOT_RUNNING if the

@@ -233,6 +233,20 @@ class Server(EventEmitter):
         self._nc.send(cmd)
         return self
 
+    def _close_again(self, skip: Set[int]) -> None:
+        """The session resumed on a new netcore (PROTOCOL.md 16.1): every
+        closed incarnation still waiting for its ServerClosed (but those in
+        skip, whose ServerClose is about to go anyway) says ServerClose again.
+        netcore answers ServerClosed (it closes it now, or its last
+        connection closed), Error ERR_SERVER_NOT_RUNNING (closing already:
+        ServerClosed follows) or Error EBADF (it closed on the old netcore
+        and the ServerClosed was lost): _on_command_error."""
+        for sid in sorted(self._closing_ids):
+            if sid not in skip:
+                cmd = pb.Command()
+                cmd.server_close.server_id = sid
+                self._nc.send(cmd)
+
     def _closed_early(self) -> None:
         self._close_pending -= 1
         self._maybe_release()
@@ -353,7 +367,15 @@ class Server(EventEmitter):
 
     def _on_connection(self, m: Message, seq: int = 0, adopted: bool = False) -> None:
         """Connection, or Adopted (a connection of a handler that died or
-        left: 'connection' with sock.adopted True, PROTOCOL.md 13)."""
+        left: 'connection' with sock.adopted True, PROTOCOL.md 13). One for
+        an incarnation close() ended (it raced the ServerClose, or came from
+        a netcore that had not read it yet) is destroyed, unseen: a closed
+        server accepts nothing (Node's either)."""
+        if m.server_id in self._closing_ids:
+            s = Socket._adopt(self._nc, m.socket_id, m.local, m.remote, m.allow_half_open)
+            s._seq = seq
+            s.destroy()
+            return
         s = Socket._adopt(self._nc, m.socket_id, m.local, m.remote, m.allow_half_open,
                           server=self)
         s._seq = seq
@@ -410,6 +432,7 @@ class Server(EventEmitter):
         """The link is gone: closed incarnations will hear nothing more."""
         if self._closing_ids:
             self._closing_ids.clear()
+            self._maybe_release()
             call(self.emit, "close")
 
     def _lost(self, err: NetcoreError) -> None:
@@ -418,6 +441,7 @@ class Server(EventEmitter):
             return
         self._id = None
         self._state = "idle"
+        self._maybe_release()
         call(self.emit, "error", err)
         call(self.emit, "close")
 

@@ -647,12 +647,81 @@ class TestResume(unittest.TestCase):
         self.assertEqual(state["welcomes"], [False, True], "the session resumed")
 
     def test_server_closed_lost(self):
-        """The old netcore read the ServerClose and answered ServerClosed, and
-        the answer never reached the handler (made deterministic by dropping
-        it in the library's dispatch: the takeover's own race is not), then
-        a takeover: the library says ServerClose again, the new netcore does
-        not know the id (EBADF), and the close completes now, once; no error
-        reaches the application."""
+        """The old netcore read the ServerClose while a connection accepted
+        under that server id was open: the server is closing, its
+        ServerClosed waits for that connection. The takeover ships the
+        connection with the session but not the closing server, so that
+        ServerClosed can never come and the library's ServerClose again gets
+        EBADF. As Node, the close does not complete while the connection is
+        open (checked ~300 ms after the resume); it completes once, after the
+        socket's 'close', when the peer ends the connection."""
+        nc = net.Netcore(self.d.endpoint, name="closedlostconn")
+        seen = []
+        nc.on("error", lambda e: seen.append(("netcore error", e.code)))
+        state = {"welcomes": [], "errors": []}
+        nc.on("welcome", lambda w: state["welcomes"].append(bool(w.resumed)))
+        real = nc._dispatch_event
+
+        def dispatch(ev, payload):
+            if ev.WhichOneof("event") == "error":
+                state["errors"].append((ev.error.code, ev.error.server_id))
+            real(ev, payload)
+        nc._dispatch_event = dispatch
+
+        def main():
+            srv = net.create_server(netcore=nc)
+            state["srv"] = srv
+            srv.on("error", lambda e: seen.append(("server error", e.code)))
+            srv.on("close", lambda: seen.append("close"))
+            srv.on("connection", on_conn)
+            nc.hold(self)  # until drive() has seen what follows the close
+            srv.listen(0, "127.0.0.1", lambda: threading.Thread(target=drive).start())
+
+        def on_conn(c):
+            srv = state["srv"]
+            state["id"] = srv.id
+            state["conn"] = c
+            c.on("error", lambda e: seen.append(("conn error", e.code)))
+            c.on("close", lambda had_error: seen.append("conn close"))
+            srv.close(lambda err: seen.append(("close cb", err)))
+            # Commands are read in order: the client reading this means the
+            # old netcore read the ServerClose first.
+            c.write(b"x")
+
+        def drive():
+            port = state["srv"].address()["port"]
+            client = socket.create_connection(("127.0.0.1", port), timeout=10)
+            try:
+                state["client_got"] = client.recv(1)
+                self.takeover()
+                if self.wait_for(lambda: ("EBADF", state.get("id")) in state["errors"],
+                                 "no EBADF for the closed server: %r" % state["errors"]):
+                    time.sleep(0.3)  # the close must not complete now
+                    state["before"] = list(seen)
+                    state["conns_before"] = state["srv"].connections
+            finally:
+                client.close()  # the peer ends the connection
+            if self.wait_for(lambda: ("close cb", None) in seen,
+                             "the close callback never ran: %r" % seen):
+                time.sleep(0.3)  # a second 'close' or an error would come now
+            net.get_loop().call_soon_threadsafe(nc.release, self)
+
+        run_loop(main)
+        self.assertEqual(state.get("client_got"), b"x")
+        self.assertEqual(state["welcomes"], [False, True], "the session resumed")
+        self.assertIn(("EBADF", state.get("id")), state["errors"])
+        self.assertEqual(state.get("before"), [], "nothing completes while the connection is open")
+        self.assertEqual(state.get("conns_before"), 1)
+        self.assertEqual(seen, ["conn close", "close", ("close cb", None)], seen)
+
+    def test_server_closed_lost_idle(self):
+        """The old netcore read the ServerClose of a server with no
+        connection and answered ServerClosed, and the answer never reached
+        the handler (made deterministic by dropping it in the library's
+        dispatch: the takeover's own race is not), then a takeover: the
+        library says ServerClose again, the new netcore does not know the id
+        (EBADF), and the close completes now, once; no error reaches the
+        application."""
         nc = net.Netcore(self.d.endpoint, name="closedlost")
         seen = []
         nc.on("error", lambda e: seen.append(("netcore error", e.code)))
@@ -696,7 +765,7 @@ class TestResume(unittest.TestCase):
         self.assertEqual(seen, ["close", ("close cb", None)], seen)
 
     def test_closing_server_when_the_session_ends(self):
-        """As test_server_closed_lost, but the handler holds nothing else, so
+        """As test_server_closed_lost_idle, but the handler holds nothing else, so
         the old netcore ships no session and the new one starts a new one:
         the closed server's 'close' comes once, with the lost link, and
         run() ends (the server no longer keeps it going)."""

@@ -26,7 +26,8 @@ A lost link that may be a netcore takeover (not a Shutdown) first tries to
 resume the session (PROTOCOL.md 16.1): every object waits as it is, the Hello
 carries the session token and what each socket has seen, and a
 Welcome{resumed} lets everything go on (writes netcore never read are sent
-again; the application sees a pause). Without it (another netcore, or none
+again, and a ServerClose whose ServerClosed has not come; the application
+sees a pause). Without it (another netcore, or none
 within 5 s) the objects end as above. NETCORE_RESUME=0 turns this off.
 
 CURVE (tcp:// endpoints of a netcore with --curve-secret-file): server_key
@@ -470,6 +471,13 @@ class Netcore(EventEmitter):
                 sock._lost(NetcoreError("ERR_NETCORE_GONE",
                                         "the socket did not survive the netcore takeover"))
         held, self._held = self._held, []
+        # A ServerClose whose ServerClosed has not come goes again: the old
+        # netcore may never have read it, or its answer was lost with it
+        # (PROTOCOL.md 16.1). One said while resuming is among the held.
+        held_closes = {c.server_close.server_id for c in held
+                       if c.WhichOneof("command") == "server_close"}
+        for srv in list(dict.fromkeys(self._servers.values())):
+            srv._close_again(held_closes)
         for cmd in held:
             self.send(cmd)
         if self.listener_count("welcome"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import socket as _socket
-from typing import Any, Callable, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from . import _pipe
 from ._proto import pb
@@ -63,7 +63,8 @@ class Server(EventEmitter):
         self._listen_cb: Optional[Callable[..., Any]] = None
         self._address: Message = None
         self._max_connections = 0
-        self._conns: Set[Socket] = set()
+        self._conns: Dict[Socket, int] = {}  # live connections -> the server id they came under
+        self._draining: Set[int] = set()  # closing ids netcore forgot: 'close' when their last connection goes
         self._group = ""
         if connection_listener is not None:
             self.on("connection", connection_listener)
@@ -233,6 +234,22 @@ class Server(EventEmitter):
         self._nc.send(cmd)
         return self
 
+    def _close_again(self, skip: Set[int]) -> None:
+        """The session resumed on a new netcore (PROTOCOL.md 16.1): every
+        closed incarnation still waiting for its ServerClosed (but those in
+        skip, whose ServerClose is about to go anyway) says ServerClose again.
+        netcore answers ServerClosed (it closes it now, or its last
+        connection closed), Error ERR_SERVER_NOT_RUNNING (closing already:
+        ServerClosed follows) or Error EBADF (it closed on the old netcore
+        and the ServerClosed was lost, or the old netcore shipped the
+        closing server's connections but not the server: 'close' then waits
+        for the last of them): _on_command_error."""
+        for sid in sorted(self._closing_ids):
+            if sid not in skip:
+                cmd = pb.Command()
+                cmd.server_close.server_id = sid
+                self._nc.send(cmd)
+
     def _closed_early(self) -> None:
         self._close_pending -= 1
         self._maybe_release()
@@ -288,10 +305,7 @@ class Server(EventEmitter):
     def _on_server_error(self, m: Message) -> None:
         if m.server_id in self._closing_ids:
             # Closed before netcore refused it: that incarnation is over.
-            self._closing_ids.discard(m.server_id)
-            self._nc.unregister_server(self, m.server_id)
-            self._maybe_release()
-            self.emit("close")
+            self._close_done(m.server_id)
             return
         if m.server_id != self._id:
             return
@@ -330,10 +344,7 @@ class Server(EventEmitter):
         nc = self._nc
         if m.server_id in self._closing_ids:
             # An incarnation we closed: the server may be listening again.
-            self._closing_ids.discard(m.server_id)
-            nc.unregister_server(self, m.server_id)
-            self._maybe_release()
-            self.emit("close")
+            self._close_done(m.server_id)
             return
         if m.server_id != self._id:
             return
@@ -353,7 +364,15 @@ class Server(EventEmitter):
 
     def _on_connection(self, m: Message, seq: int = 0, adopted: bool = False) -> None:
         """Connection, or Adopted (a connection of a handler that died or
-        left: 'connection' with sock.adopted True, PROTOCOL.md 13)."""
+        left: 'connection' with sock.adopted True, PROTOCOL.md 13). One for
+        an incarnation close() ended (it raced the ServerClose, or came from
+        a netcore that had not read it yet) is destroyed, unseen: a closed
+        server accepts nothing (Node's either)."""
+        if m.server_id in self._closing_ids:
+            s = Socket._adopt(self._nc, m.socket_id, m.local, m.remote, m.allow_half_open)
+            s._seq = seq
+            s.destroy()
+            return
         s = Socket._adopt(self._nc, m.socket_id, m.local, m.remote, m.allow_half_open,
                           server=self)
         s._seq = seq
@@ -365,21 +384,38 @@ class Server(EventEmitter):
             s._acked_written = m.bytes_written
             s._adopted_written = m.bytes_written + m.queued_bytes
             _pipe.adopt(self._nc, s, m)  # a pipe inside netcore carries on (PROTOCOL.md 17)
-        self._conns.add(s)
+        self._conns[s] = m.server_id
         self.emit("connection", s)
 
     def _socket_closed(self, sock: Socket) -> None:
-        self._conns.discard(sock)
+        sid = self._conns.pop(sock, None)
+        if sid in self._draining and sid not in self._conns.values():
+            # Node: 'close' on the tick after the last connection's end.
+            self._nc.loop.call_soon(self._close_done, sid)
+
+    def _close_done(self, sid: int) -> None:
+        """A closed incarnation is over: 'close' (and the close callback),
+        once."""
+        if sid not in self._closing_ids:
+            return
+        self._closing_ids.discard(sid)
+        self._draining.discard(sid)
+        self._nc.unregister_server(self, sid)
+        self._maybe_release()
+        self.emit("close")
 
     def _on_command_error(self, err: NetcoreError, m: Message) -> None:
         if m.server_id in self._closing_ids:
             # A closed incarnation netcore does not know (its Listen was
             # refused, or it is gone already): no ServerClosed will come.
-            if err.code == "EBADF" or m.command == "listen":
-                self._closing_ids.discard(m.server_id)
-                self._nc.unregister_server(self, m.server_id)
-                self._maybe_release()
-                self.emit("close")
+            # EBADF after a resume: the old netcore did not ship a closing
+            # server but did ship its connections; as Node, 'close' waits
+            # for the last of them (_socket_closed).
+            if m.command == "listen" or (err.code == "EBADF"
+                                         and m.server_id not in self._conns.values()):
+                self._close_done(m.server_id)
+            elif err.code == "EBADF":
+                self._draining.add(m.server_id)
             return
         if err.code == "EBADF":
             return
@@ -410,6 +446,8 @@ class Server(EventEmitter):
         """The link is gone: closed incarnations will hear nothing more."""
         if self._closing_ids:
             self._closing_ids.clear()
+            self._draining.clear()
+            self._maybe_release()
             call(self.emit, "close")
 
     def _lost(self, err: NetcoreError) -> None:
@@ -418,6 +456,7 @@ class Server(EventEmitter):
             return
         self._id = None
         self._state = "idle"
+        self._maybe_release()
         call(self.emit, "error", err)
         call(self.emit, "close")
 

@@ -5,7 +5,8 @@ unknown key, EPROTO without keys, EINVAL for bad keys) and reconnection
 (netcore killed -9 or shut down and restarted on the same endpoint: sockets
 get ERR_NETCORE_GONE then 'close', servers listen again on their port and
 serve new clients; a handler blocked past its lease comes back; reconnect=False
-and NETCORE_RECONNECT=0 end everything instead).
+and NETCORE_RECONNECT=0 end everything instead) and takeovers (the session
+resumes; commands in flight, a server.close() among them, take effect once).
 
 usage: test_link.py --netcore PATH [unittest args]
 """
@@ -548,6 +549,253 @@ class TestResume(unittest.TestCase):
         self.assertEqual(sorted(x for x in seen if isinstance(x, str)),
                          ["connect2", "listening", "timeout"], seen)
         self.assertTrue(state.get("keepalive"), "set_keep_alive sent in flight is on")
+
+    def frozen_takeover(self, on_loop):
+        """Stops the old netcore's ZeroMQ I/O thread, runs on_loop(done) on the
+        event loop (it calls done() once what it sent has been sent), then
+        netcore --takeover while the old one reads nothing; returns once the
+        old one has exited 0. Call from a thread other than the loop's."""
+        tk_path = self.d.endpoint[len("ipc://"):] + ".takeover"
+        old = self.d.p
+        io = io_thread_stop(old.pid)
+        try:
+            sent = threading.Event()
+            net.get_loop().call_soon_threadsafe(on_loop, sent.set)
+            self.assertTrue(sent.wait(10))
+            log = open(self.d.err_path, "ab")
+            self.d.p = subprocess.Popen([NETCORE, "--bind", self.d.endpoint, "--log-level",
+                                         "info", "--handoff-ms", "5000", "--takeover"],
+                                        stderr=log)
+            log.close()
+            deadline = time.monotonic() + 10
+            while os.path.exists(tk_path) and time.monotonic() < deadline:
+                time.sleep(0.001)
+        finally:
+            io_thread_go(io)
+        self.assertEqual(old.wait(10), 0, self.d.log())
+
+    def wait_for(self, cond, what, timeout=10):
+        """From a test thread: until cond(), else the test fails (fatal)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not cond():
+            time.sleep(0.02)
+        if not cond():
+            net.get_loop().call_soon_threadsafe(_handler.fatal, AssertionError(what))
+            return False
+        return True
+
+    def test_server_close_in_flight(self):
+        """server.close() on a link that looked up, which the old netcore never
+        read (its ZeroMQ I/O thread is stopped), then a takeover: the library
+        says ServerClose again after Welcome{resumed}, the new netcore closes
+        the server, the close callback runs and 'close' comes once; a client
+        that connected meanwhile is never a 'connection' and is cut off; the
+        port is free afterwards."""
+        nc = net.Netcore(self.d.endpoint, name="closeinflight")
+        seen = []
+        nc.on("error", lambda e: seen.append(("netcore error", e.code)))
+        state = {"welcomes": []}
+        nc.on("welcome", lambda w: state["welcomes"].append(bool(w.resumed)))
+
+        def main():
+            srv = net.create_server(netcore=nc)
+            state["srv"] = srv
+            srv.on("connection", lambda c: seen.append("connection"))
+            srv.on("error", lambda e: seen.append(("server error", e.code)))
+            srv.on("close", lambda: seen.append("close"))
+            nc.hold(self)  # until drive() has looked at the port
+            srv.listen(0, "127.0.0.1", lambda: threading.Thread(target=drive).start())
+
+        def close_it(done):
+            state["srv"].close(lambda err: seen.append(("close cb", err)))
+            net.get_loop().call_later(0.2, done)
+
+        def drive():
+            port = state["srv"].address()["port"]
+            state["port"] = port
+
+            def close_and_connect(done):
+                def connected():
+                    # The listener is still open in the kernel: this lands
+                    # in its backlog, for the new netcore to accept or cut.
+                    state["client"] = socket.create_connection(("127.0.0.1", port), timeout=10)
+                    done()
+                close_it(lambda: threading.Thread(target=connected).start())
+            self.frozen_takeover(close_and_connect)
+            client = state["client"]
+            try:
+                state["client_got"] = client.recv(100)
+            except ConnectionResetError:
+                state["client_got"] = "reset"
+            except socket.timeout:
+                state["client_got"] = "timeout"
+            client.close()
+            if self.wait_for(lambda: ("close cb", None) in seen,
+                             "the close callback never ran: %r" % seen):
+                time.sleep(0.3)  # a second 'close' would come now
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+                    state["refused"] = False
+                except ConnectionRefusedError:
+                    state["refused"] = True
+            net.get_loop().call_soon_threadsafe(nc.release, self)
+
+        run_loop(main)
+        self.assertEqual(seen, ["close", ("close cb", None)], seen)
+        self.assertIn(state.get("client_got"), (b"", "reset"), state)
+        self.assertTrue(state.get("refused"), "a connect to the closed server's port is refused")
+        self.assertEqual(state["welcomes"], [False, True], "the session resumed")
+
+    def test_server_closed_lost(self):
+        """The old netcore read the ServerClose while a connection accepted
+        under that server id was open: the server is closing, its
+        ServerClosed waits for that connection. The takeover ships the
+        connection with the session but not the closing server, so that
+        ServerClosed can never come and the library's ServerClose again gets
+        EBADF. As Node, the close does not complete while the connection is
+        open (checked ~300 ms after the resume); it completes once, after the
+        socket's 'close', when the peer ends the connection."""
+        nc = net.Netcore(self.d.endpoint, name="closedlostconn")
+        seen = []
+        nc.on("error", lambda e: seen.append(("netcore error", e.code)))
+        state = {"welcomes": [], "errors": []}
+        nc.on("welcome", lambda w: state["welcomes"].append(bool(w.resumed)))
+        real = nc._dispatch_event
+
+        def dispatch(ev, payload):
+            if ev.WhichOneof("event") == "error":
+                state["errors"].append((ev.error.code, ev.error.server_id))
+            real(ev, payload)
+        nc._dispatch_event = dispatch
+
+        def main():
+            srv = net.create_server(netcore=nc)
+            state["srv"] = srv
+            srv.on("error", lambda e: seen.append(("server error", e.code)))
+            srv.on("close", lambda: seen.append("close"))
+            srv.on("connection", on_conn)
+            nc.hold(self)  # until drive() has seen what follows the close
+            srv.listen(0, "127.0.0.1", lambda: threading.Thread(target=drive).start())
+
+        def on_conn(c):
+            srv = state["srv"]
+            state["id"] = srv.id
+            state["conn"] = c
+            c.on("error", lambda e: seen.append(("conn error", e.code)))
+            c.on("close", lambda had_error: seen.append("conn close"))
+            srv.close(lambda err: seen.append(("close cb", err)))
+            # Commands are read in order: the client reading this means the
+            # old netcore read the ServerClose first.
+            c.write(b"x")
+
+        def drive():
+            port = state["srv"].address()["port"]
+            client = socket.create_connection(("127.0.0.1", port), timeout=10)
+            try:
+                state["client_got"] = client.recv(1)
+                self.takeover()
+                if self.wait_for(lambda: ("EBADF", state.get("id")) in state["errors"],
+                                 "no EBADF for the closed server: %r" % state["errors"]):
+                    time.sleep(0.3)  # the close must not complete now
+                    state["before"] = list(seen)
+                    state["conns_before"] = state["srv"].connections
+            finally:
+                client.close()  # the peer ends the connection
+            if self.wait_for(lambda: ("close cb", None) in seen,
+                             "the close callback never ran: %r" % seen):
+                time.sleep(0.3)  # a second 'close' or an error would come now
+            net.get_loop().call_soon_threadsafe(nc.release, self)
+
+        run_loop(main)
+        self.assertEqual(state.get("client_got"), b"x")
+        self.assertEqual(state["welcomes"], [False, True], "the session resumed")
+        self.assertIn(("EBADF", state.get("id")), state["errors"])
+        self.assertEqual(state.get("before"), [], "nothing completes while the connection is open")
+        self.assertEqual(state.get("conns_before"), 1)
+        self.assertEqual(seen, ["conn close", "close", ("close cb", None)], seen)
+
+    def test_server_closed_lost_idle(self):
+        """The old netcore read the ServerClose of a server with no
+        connection and answered ServerClosed, and the answer never reached
+        the handler (made deterministic by dropping it in the library's
+        dispatch: the takeover's own race is not), then a takeover: the
+        library says ServerClose again, the new netcore does not know the id
+        (EBADF), and the close completes now, once; no error reaches the
+        application."""
+        nc = net.Netcore(self.d.endpoint, name="closedlost")
+        seen = []
+        nc.on("error", lambda e: seen.append(("netcore error", e.code)))
+        state = {"welcomes": []}
+        nc.on("welcome", lambda w: state["welcomes"].append(bool(w.resumed)))
+        real = nc._dispatch_event
+
+        def dispatch(ev, payload):
+            if ev.WhichOneof("event") == "server_closed" and not state.get("dropped"):
+                state["dropped"] = ev.server_closed.server_id
+                threading.Thread(target=drive).start()
+                return
+            real(ev, payload)
+        nc._dispatch_event = dispatch
+
+        def main():
+            srv = net.create_server(netcore=nc)
+            state["srv"] = srv
+            srv.on("error", lambda e: seen.append(("server error", e.code)))
+            srv.on("close", lambda: seen.append("close"))
+
+            def on_listening():
+                state["id"] = srv.id
+                srv.close(lambda err: seen.append(("close cb", err)))
+            # A session that holds nothing is not shipped: this one keeps it.
+            keeper = net.create_server(netcore=nc)
+            state["keeper"] = keeper
+            keeper.on("error", lambda e: seen.append(("keeper error", e.code)))
+            keeper.listen(0, "127.0.0.1", lambda: srv.listen(0, "127.0.0.1", on_listening))
+
+        def drive():
+            self.takeover()
+            if self.wait_for(lambda: ("close cb", None) in seen,
+                             "the close callback never ran: %r" % seen):
+                time.sleep(0.3)  # a second 'close' or an error would come now
+            net.get_loop().call_soon_threadsafe(state["keeper"].close)
+
+        run_loop(main)
+        self.assertEqual(state.get("dropped"), state.get("id"))
+        self.assertEqual(state["welcomes"], [False, True], "the session resumed")
+        self.assertEqual(seen, ["close", ("close cb", None)], seen)
+
+    def test_closing_server_when_the_session_ends(self):
+        """As test_server_closed_lost_idle, but the handler holds nothing else, so
+        the old netcore ships no session and the new one starts a new one:
+        the closed server's 'close' comes once, with the lost link, and
+        run() ends (the server no longer keeps it going)."""
+        nc = net.Netcore(self.d.endpoint, name="closednosession")
+        seen = []
+        nc.on("error", lambda e: seen.append(("netcore error", e.code)))
+        state = {"welcomes": []}
+        nc.on("welcome", lambda w: state["welcomes"].append(bool(w.resumed)))
+        real = nc._dispatch_event
+
+        def dispatch(ev, payload):
+            if ev.WhichOneof("event") == "server_closed" and not state.get("dropped"):
+                state["dropped"] = True
+                threading.Thread(target=self.takeover).start()
+                return
+            real(ev, payload)
+        nc._dispatch_event = dispatch
+
+        def main():
+            srv = net.create_server(netcore=nc)
+            srv.on("error", lambda e: seen.append(("server error", e.code)))
+            srv.on("close", lambda: seen.append("close"))
+            srv.listen(0, "127.0.0.1",
+                       lambda: srv.close(lambda err: seen.append(("close cb", err))))
+
+        run_loop(main)
+        self.assertTrue(state.get("dropped"))
+        self.assertEqual(state["welcomes"], [False, False], "a new session")
+        self.assertEqual(seen, ["close", ("close cb", None)], seen)
+
 
 if __name__ == "__main__":
     if "--netcore" in sys.argv:

@@ -284,6 +284,8 @@ static void world_make(world *w, const char *srv_sub) {
   snprintf(w->sneaky, sizeof w->sneaky, "%s/../secret.sock", pub);
   w->lpub = nct_unix_listen(w->pub_sock);
   w->lsecret = nct_unix_listen(w->secret_sock);
+  if (w->la < 0 || w->lb < 0 || w->ln < 0 || w->lpub < 0 || w->lsecret < 0)
+    nct_fail("world_make: a listener of the test failed: %s", strerror(errno));
   snprintf(w->srv_dir, sizeof w->srv_dir, "%s/%s", w->dir, srv_sub);
   mkdir(w->srv_dir, 0700);
   snprintf(w->srv_ok, sizeof w->srv_ok, "%s/ok.sock", w->srv_dir);

@@ -272,7 +272,8 @@ class TestReconnect(unittest.TestCase):
                     self.d.kill()
                 else:
                     self.d.stop()
-                threading.Thread(target=back_later).start()
+                seen["starter"] = threading.Thread(target=back_later)
+                seen["starter"].start()
 
             def back_later():
                 time.sleep(0.3)
@@ -293,6 +294,8 @@ class TestReconnect(unittest.TestCase):
             srv.on("listening", on_listening)
             srv.listen(0, "127.0.0.1")
         run_loop(main)
+        # The handler may serve again before start() has seen netcore answer.
+        seen["starter"].join(10)
         self.assertEqual(len(seen["listening"]), 2)
         self.assertEqual(seen["listening"][0][1], seen["listening"][1][1], "the same port again")
         self.assertEqual(seen["server_errors"], [])

@@ -254,6 +254,20 @@ class Server extends EventEmitter {
     }
   }
 
+  // An Error about the ServerClose of incarnation id: true if it is the
+  // answer to a ServerClose said again after a takeover (Link onResumed,
+  // PROTOCOL.md 16.1). ERR_SERVER_NOT_RUNNING: netcore is closing it already
+  // (connections open), its ServerClosed will come. EBADF: netcore does not
+  // know the id, it closed on the old netcore and that ServerClosed was lost
+  // (or the old one shipped it closing, without its connections' server):
+  // the close completes now.
+  _onCloseError(code, id) {
+    if (code === 'ERR_SERVER_NOT_RUNNING') return true;
+    if (code !== 'EBADF') return false;
+    this._onClosingEvent('server_closed', {}, id);
+    return true;
+  }
+
   _maybeRelease(link) {
     if (this._state !== 'idle' && this._link === link) return;
     for (const l of this._closing.values()) if (l === link) return;

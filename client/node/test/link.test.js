@@ -419,7 +419,8 @@ test('takeover: commands the old netcore never read take effect on the new one',
 // ServerClose again on the resumed session for every closed server whose
 // ServerClosed has not come. netcore answers ServerClosed (it had not read
 // the close), or EBADF (the old netcore had closed it, or was closing it and
-// shipped its connections without it): either way the close completes once.
+// shipped its connections without it): either way the close completes once,
+// after the last connection accepted under that server id has closed.
 
 // Whether 127.0.0.1:port can be bound (nobody listens on it).
 function portFree(port) {
@@ -524,14 +525,23 @@ test('takeover: a server closing with a connection open closes once the session 
 
     // The old netcore ships c without its closing server: its ServerClosed
     // will never come; the new netcore answers the ServerClose again EBADF.
+    // As in Node, the close completes only once c has closed.
     proc2 = await takeOver(nc);
-    await until(() => seen.includes('cb ok'), 'the close callback');
     c.write('still\n');
-    await until(() => clientGot === 'still\n', 'the connection still serves');
+    await until(() => clientGot === 'still\n', 'the session resumed: c still serves');
+    await delay(300); // the EBADF came meanwhile; the close waits for c
+    assert.strictEqual(srv._draining.size, 1, 'netcore answered the ServerClose again EBADF');
+    c.write('open\n');
+    await until(() => clientGot === 'still\nopen\n', 'c still serves');
+    assert.deepStrictEqual(seen, ['connection']);
+
+    c.on('close', () => seen.push('c close'));
+    client.end(); // the peer ends c: c ends too (allowHalfOpen false), closes
+    await until(() => seen.includes('cb ok'), 'the close callback');
     await delay(300); // nothing more comes
-    assert.deepStrictEqual(seen, ['connection', 'close', 'cb ok']);
+    assert.deepStrictEqual(seen, ['connection', 'c close', 'close', 'cb ok']);
+    assert.strictEqual(srv._draining.size, 0);
     client.destroy();
-    c.destroy();
   } finally {
     await stopNetcore(proc2);
     fs.rmSync(nc.dir, { recursive: true, force: true });

@@ -774,6 +774,15 @@ class Link {
         sock._onLinkGone(err);
       }
     }
+    // A ServerClose sent and not answered by ServerClosed may have been lost
+    // with the old netcore, unread, or its answer may have been (PROTOCOL.md
+    // 16.1): it goes again; the server takes the answer (Server
+    // _onCloseError). One said while resuming is among the held ones.
+    const heldCloses = new Set();
+    for (const [cmd] of held) if (cmd.server_close) heldCloses.add(toBig(cmd.server_close.server_id));
+    for (const [id, srv] of this.servers) {
+      if (srv._closing.get(id) === this && !heldCloses.has(id)) this.send({ server_close: { server_id: toLong(id) } });
+    }
     for (const [cmd, payload] of held) this.send(cmd, payload);
     const ops = this.pending;
     this.pending = [];
@@ -812,6 +821,13 @@ class Link {
     const sid = toBig(e.socket_id);
     const vid = toBig(e.server_id);
     const target = (sid && this.sockets.get(sid)) || (vid && this.servers.get(vid));
+    if (target && !sid && target._closing.has(vid)) {
+      // About a server id close() gave up: the answer to its ServerClose.
+      if (target._onCloseError(code, vid)) {
+        if (target._refd === false) target._applyRef();
+        return;
+      }
+    }
     if (target) {
       target._onCommandError(ncError(code, { message: e.message }), e.command);
       return;

@@ -58,6 +58,8 @@ class Server extends EventEmitter {
     this._listenCb = null;
     this._request = null;
     this._closing = new Map(); // id -> link: closed incarnations awaiting ServerClosed
+    this._open = new Set(); // accepted sockets whose 'close' has not come (each knows its _serverId)
+    this._draining = new Set(); // closing ids netcore forgot (EBADF): they close with their last connection
     this._gen = 0; // listen() generation, so a stale queued Listen never goes out
     if (connectionListener) this.on('connection', connectionListener);
   }
@@ -247,11 +249,43 @@ class Server extends EventEmitter {
       link.send({ destroy: { socket_id: ev.socket_id } });
     } else if (kind === 'server_closed' || kind === 'server_error') {
       this._closing.delete(id);
+      this._draining.delete(id);
       link.servers.delete(id);
       if (this._state === 'closing' && this._closing.size === 0) this._state = 'idle';
       this._maybeRelease(link);
       this.emit('close');
     }
+  }
+
+  // An Error about the ServerClose of incarnation id: true if it is the
+  // answer to a ServerClose said again after a takeover (Link onResumed,
+  // PROTOCOL.md 16.1). ERR_SERVER_NOT_RUNNING: netcore is closing it already
+  // (connections open), its ServerClosed will come. EBADF: netcore does not
+  // know the id, it closed on the old netcore and that ServerClosed was lost
+  // (or the old one shipped it closing, without its connections' server):
+  // the close completes once every connection accepted under id has closed,
+  // as Node's does (_connectionClosed), at once if none is open.
+  _onCloseError(code, id) {
+    if (code === 'ERR_SERVER_NOT_RUNNING') return true;
+    if (code !== 'EBADF') return false;
+    if (this._openUnder(id)) this._draining.add(id);
+    else this._onClosingEvent('server_closed', {}, id);
+    return true;
+  }
+
+  _openUnder(id) {
+    for (const s of this._open) if (s._serverId === id) return true;
+    return false;
+  }
+
+  // An accepted socket emitted 'close' (socket.js _emitClose): a closing id
+  // netcore forgot completes with its last connection.
+  _connectionClosed(sock) {
+    this._open.delete(sock);
+    const id = sock._serverId;
+    if (!this._draining.has(id) || this._openUnder(id)) return;
+    this._draining.delete(id);
+    if (this._closing.has(id)) this._onClosingEvent('server_closed', {}, id);
   }
 
   _maybeRelease(link) {
@@ -264,6 +298,8 @@ class Server extends EventEmitter {
   // emitted as 'connection' with socket.adopted === true.
   _onConnection(ev, adopted) {
     const sock = Socket._accepted(this._link, ev, this, adopted);
+    sock._serverId = this._id;
+    this._open.add(sock);
     this._connections += 1;
     if (this._state !== 'listening') {
       // close() was called: Node accepts nothing after it.
@@ -316,6 +352,7 @@ class Server extends EventEmitter {
     const current = this._state === 'pending' || this._state === 'listening';
     const closing = this._closing.size > 0 || this._state === 'closing';
     this._closing.clear();
+    this._draining.clear();
     this._forget();
     if (current) this.emit('error', err);
     if (current || closing) this.emit('close');

@@ -728,7 +728,11 @@ class Socket extends Duplex {
     if (this._closeEmitted) return;
     this._closeEmitted = true;
     const hadError = this._hadError || Boolean(this._closedEv && this._closedEv.had_error);
-    process.nextTick(() => this.emit('close', hadError));
+    process.nextTick(() => {
+      this.emit('close', hadError);
+      // After its own 'close', as Node's server hears of it.
+      if (this.server && this.server._open) this.server._connectionClosed(this);
+    });
   }
 
   // ------------------------------------------------------------ Node API

@@ -415,6 +415,139 @@ test('takeover: commands the old netcore never read take effect on the new one',
   }
 });
 
+// A server.close() crossing a takeover (PROTOCOL.md 16.1): the library says
+// ServerClose again on the resumed session for every closed server whose
+// ServerClosed has not come. netcore answers ServerClosed (it had not read
+// the close), or EBADF (the old netcore had closed it, or was closing it and
+// shipped its connections without it): either way the close completes once,
+// after the last connection accepted under that server id has closed.
+
+// Whether 127.0.0.1:port can be bound (nobody listens on it).
+function portFree(port) {
+  return new Promise((resolve) => {
+    const s = nodeNet.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+// Runs `netcore --takeover` on nc's endpoint; resolves with the new process
+// once the old one has exited 0. beforeExit (given when the old one's I/O
+// thread is frozen) runs once the session is shipped.
+async function takeOver(nc, beforeExit) {
+  const tkPath = `${nc.endpoint.slice('ipc://'.length)}.takeover`;
+  assert.ok(fs.existsSync(tkPath));
+  const proc2 = spawn(NETCORE_BIN, ['--bind', nc.endpoint, '--log-level', 'warn', '--handoff-ms', '5000', '--takeover'],
+    { stdio: 'inherit' });
+  const exited = new Promise((r) => nc.proc.once('exit', (...a) => r(a)));
+  if (beforeExit) {
+    // The frozen old netcore exits only once beforeExit lets it go on (the new
+    // one makes the path again as soon as it runs: only a frozen old one
+    // leaves a moment without it).
+    await until(() => !fs.existsSync(tkPath), 'the old netcore shipped the session');
+    beforeExit();
+  }
+  const [code] = await exited;
+  assert.strictEqual(code, 0, 'the old netcore exits 0');
+  return proc2;
+}
+
+async function stopNetcore(proc) {
+  if (!proc || proc.exitCode !== null) return;
+  const done = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  await done;
+}
+
+test('takeover: a server.close() the old netcore never read closes the server on the new one', async () => {
+  const nc = await startNetcore(['--handoff-ms', '5000']);
+  let proc2 = null;
+  let freezer = null;
+  try {
+    const seen = [];
+    const srv = net.createServer({ endpoint: nc.endpoint }, () => seen.push('connection'));
+    srv.on('error', (e) => seen.push(`server error ${e.code}`));
+    srv.on('close', () => seen.push('close'));
+    await once(srv.listen(0, '127.0.0.1'), 'listening');
+    const port = srv.address().port;
+
+    freezer = spawn('/usr/bin/python3', [FREEZE, String(nc.proc.pid)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let said = '';
+    freezer.stdout.on('data', (d) => {
+      said += d;
+    });
+    await until(() => said.includes('stopped'), 'the old netcore reads nothing');
+    srv.close((err) => seen.push(`cb ${err ? err.code : 'ok'}`));
+    await delay(200); // out of the library, into the kernel
+    assert.strictEqual(await portFree(port), false, 'the old netcore never read the ServerClose');
+
+    proc2 = await takeOver(nc, () => freezer.stdin.end());
+    await until(() => seen.includes('cb ok'), 'the close callback');
+    await delay(300); // nothing more comes
+    assert.deepStrictEqual(seen, ['close', 'cb ok']);
+    assert.strictEqual(await portFree(port), true, 'the port is free');
+  } finally {
+    if (freezer && freezer.exitCode === null) freezer.kill('SIGKILL');
+    await stopNetcore(proc2);
+    fs.rmSync(nc.dir, { recursive: true, force: true });
+  }
+});
+
+test('takeover: a server closing with a connection open closes once the session resumed (EBADF)', async () => {
+  const nc = await startNetcore(['--handoff-ms', '5000']);
+  let proc2 = null;
+  try {
+    const seen = [];
+    let c = null;
+    const srv = net.createServer({ endpoint: nc.endpoint }, (s) => {
+      seen.push('connection');
+      c = s;
+    });
+    srv.on('error', (e) => seen.push(`server error ${e.code}`));
+    srv.on('close', () => seen.push('close'));
+    await once(srv.listen(0, '127.0.0.1'), 'listening');
+    const port = srv.address().port;
+    const client = nodeNet.createConnection(port, '127.0.0.1');
+    let clientGot = '';
+    client.on('data', (d) => {
+      clientGot += d;
+    });
+    await until(() => c !== null, 'the connection');
+    c.on('error', (e) => seen.push(`c error ${e.code}`));
+    srv.close((err) => seen.push(`cb ${err ? err.code : 'ok'}`));
+    // The old netcore read it: the port is free, the server waits for c.
+    const deadline = Date.now() + 20000;
+    while (!(await portFree(port))) {
+      assert.ok(Date.now() < deadline, 'the old netcore closed the listener');
+      await delay(20);
+    }
+    assert.deepStrictEqual(seen, ['connection']);
+
+    // The old netcore ships c without its closing server: its ServerClosed
+    // will never come; the new netcore answers the ServerClose again EBADF.
+    // As in Node, the close completes only once c has closed.
+    proc2 = await takeOver(nc);
+    c.write('still\n');
+    await until(() => clientGot === 'still\n', 'the session resumed: c still serves');
+    await delay(300); // the EBADF came meanwhile; the close waits for c
+    assert.strictEqual(srv._draining.size, 1, 'netcore answered the ServerClose again EBADF');
+    c.write('open\n');
+    await until(() => clientGot === 'still\nopen\n', 'c still serves');
+    assert.deepStrictEqual(seen, ['connection']);
+
+    c.on('close', () => seen.push('c close'));
+    client.end(); // the peer ends c: c ends too (allowHalfOpen false), closes
+    await until(() => seen.includes('cb ok'), 'the close callback');
+    await delay(300); // nothing more comes
+    assert.deepStrictEqual(seen, ['connection', 'c close', 'close', 'cb ok']);
+    assert.strictEqual(srv._draining.size, 0);
+    client.destroy();
+  } finally {
+    await stopNetcore(proc2);
+    fs.rmSync(nc.dir, { recursive: true, force: true });
+  }
+});
+
 // Write and Credit are packed by hand on the hot path (protocol.js): the bytes
 // must be exactly protobufjs's, for every id width and flag.
 test('hand-packed Write and Credit are the bytes protobufjs encodes', () => {

@@ -537,6 +537,29 @@ static void tk_listen_cb(nc_server_t *srv) {
   tk_listening++;
 }
 
+/* netcore --takeover on d's endpoint while this loop does nothing; io, if
+ * not 0, is the old netcore's stopped ZeroMQ I/O thread, which goes on once
+ * the old netcore has shipped everything (its connections then close with
+ * what they held unread). */
+static void frozen_takeover(nct_netcore_t *d, pid_t io) {
+  char tk_path[300];
+  snprintf(tk_path, sizeof(tk_path), "%s.takeover", d->endpoint + strlen("ipc://"));
+  assert_int_equal(access(tk_path, F_OK), 0);
+  pid_t old = d->pid;
+  d->pid = 0;
+  tk_restart_t r = {.d = d};
+  pthread_t th = nct_thread(tk_restart, &r);
+  uint64_t deadline = nct_now_ms() + 15000;
+  while (io != 0 && access(tk_path, F_OK) == 0 && nct_now_ms() < deadline) usleep(1000);
+  if (io != 0) thread_go(io);
+  pthread_join(th, NULL);
+  assert_true(r.done);
+  int status = 0;
+  waitpid(old, &status, 0);
+  nct_forget(old);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void test_client_liveness_takeover_commands_in_flight(void **state) {
   (void)state;
   nct_netcore_t d;
@@ -562,7 +585,7 @@ static void test_client_liveness_takeover_commands_in_flight(void **state) {
   tk_listening = 0;
 
   /* The old netcore reads nothing from now on; the link looks up. */
-  pid_t old = d.pid, io = io_thread_of(old);
+  pid_t io = io_thread_of(d.pid);
   thread_stop(io);
   assert_int_equal(nc_socket_set_timeout(s, 1500, NULL), 0);
   assert_int_equal(nc_socket_set_no_delay(s, 1), 0);
@@ -581,21 +604,7 @@ static void test_client_liveness_takeover_commands_in_flight(void **state) {
    * takeover listener (<endpoint>.takeover goes) and waits for ZeroMQ to
    * close; only then does its I/O thread go on, and its connections close
    * with what they held unread. The new netcore then serves. */
-  char tk_path[300];
-  snprintf(tk_path, sizeof(tk_path), "%s.takeover", d.endpoint + strlen("ipc://"));
-  assert_int_equal(access(tk_path, F_OK), 0);
-  d.pid = 0;
-  tk_restart_t r = {.d = &d};
-  pthread_t th = nct_thread(tk_restart, &r);
-  uint64_t deadline = nct_now_ms() + 15000;
-  while (access(tk_path, F_OK) == 0 && nct_now_ms() < deadline) usleep(1000);
-  thread_go(io);
-  pthread_join(th, NULL);
-  assert_true(r.done);
-  int status = 0;
-  waitpid(old, &status, 0);
-  nct_forget(old);
-  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  frozen_takeover(&d, io);
 
   /* Each command took effect on the new netcore. */
   tk_until(loop, &tk_listening, 1);
@@ -672,28 +681,6 @@ static nc_server_t *sc_listen(nc_loop_t *loop, sc_t *t, int *port) {
   return srv;
 }
 
-/* netcore --takeover on d's endpoint while this loop does nothing; io, if
- * not 0, is the old netcore's stopped ZeroMQ I/O thread, which goes on once
- * the old netcore has shipped everything (its connections then close with
- * what they held unread). */
-static void sc_takeover(nct_netcore_t *d, pid_t io) {
-  char tk_path[300];
-  snprintf(tk_path, sizeof(tk_path), "%s.takeover", d->endpoint + strlen("ipc://"));
-  assert_int_equal(access(tk_path, F_OK), 0);
-  pid_t old = d->pid;
-  d->pid = 0;
-  tk_restart_t r = {.d = d};
-  pthread_t th = nct_thread(tk_restart, &r);
-  uint64_t deadline = nct_now_ms() + 15000;
-  while (io != 0 && access(tk_path, F_OK) == 0 && nct_now_ms() < deadline) usleep(1000);
-  if (io != 0) thread_go(io);
-  pthread_join(th, NULL);
-  assert_true(r.done);
-  int status = 0;
-  waitpid(old, &status, 0);
-  nct_forget(old);
-  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
 
 /* 1 if a TCP connect to 127.0.0.1:port is refused (nothing listens). */
 static int sc_refused(int port) {
@@ -755,7 +742,7 @@ static void test_client_liveness_takeover_server_close_in_flight(void **state) {
     usleep(10000);
   }
   int late = nct_tcp_connect(port); /* the old netcore still listens */
-  sc_takeover(&d, io);
+  frozen_takeover(&d, io);
 
   tk_until(loop, &t.close_cbs, 1);
   assert_int_equal(t.close_events, 1);
@@ -812,7 +799,7 @@ static void test_client_liveness_takeover_server_closed_lost(void **state) {
   assert_true(sc_refused(port)); /* netcore closed the listener... */
   sc_spin(loop, 100);
   assert_int_equal(t.close_cbs, 0); /* ...and waits for the connection */
-  sc_takeover(&d, 0);
+  frozen_takeover(&d, 0);
 
   /* The session resumed: the connection works on the new netcore. */
   nct_write_all(peer, "hi", 2);

@@ -238,6 +238,21 @@ class TestCurve(unittest.TestCase):
             os.environ.update(old)
 
 
+def drop_first_server_closed(nc, state, then):
+    """The first ServerClosed nc receives never reaches its server (a lost
+    answer, made deterministic): state["dropped"] gets its server id, and
+    then() starts in a thread of its own."""
+    real = nc._dispatch_event
+
+    def dispatch(ev, payload):
+        if ev.WhichOneof("event") == "server_closed" and "dropped" not in state:
+            state["dropped"] = ev.server_closed.server_id
+            threading.Thread(target=then).start()
+            return
+        real(ev, payload)
+    nc._dispatch_event = dispatch
+
+
 class TestReconnect(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="nc-pyrelink-")
@@ -477,7 +492,6 @@ class TestResume(unittest.TestCase):
         self.addCleanup(peer.close)
         out_port = peer.getsockname()[1]
         state = {}
-        tk_path = self.d.endpoint[len("ipc://"):] + ".takeover"
 
         def main():
             out = net.create_connection(out_port, "127.0.0.1", netcore=nc)
@@ -485,7 +499,7 @@ class TestResume(unittest.TestCase):
             out.on("error", lambda e: seen.append(("out error", e.code)))
             out.on("connect", lambda: threading.Thread(target=drive).start())
 
-        def send_commands():
+        def send_commands(done):
             out = state["out"]
             out.set_timeout(1500, lambda: seen.append("timeout"))
             out.set_no_delay(True)
@@ -501,30 +515,14 @@ class TestResume(unittest.TestCase):
             out2.on("error", lambda e: seen.append(("out2 error", e.code)))
             out2.write("two|")
             out2.end()
-            net.get_loop().call_later(0.2, state["sent"].set)
+            net.get_loop().call_later(0.2, done)
 
         def drive():
             o, _ = peer.accept()
             self.addCleanup(o.close)
             state["port"] = o.getpeername()[1]
             self.assertFalse(keepalive_on(state["port"]))
-            old = self.d.p
-            io = io_thread_stop(old.pid)
-            try:
-                state["sent"] = threading.Event()
-                net.get_loop().call_soon_threadsafe(send_commands)
-                self.assertTrue(state["sent"].wait(10))
-                log = open(self.d.err_path, "ab")
-                self.d.p = subprocess.Popen([NETCORE, "--bind", self.d.endpoint, "--log-level",
-                                             "info", "--handoff-ms", "5000", "--takeover"],
-                                            stderr=log)
-                log.close()
-                deadline = time.monotonic() + 10
-                while os.path.exists(tk_path) and time.monotonic() < deadline:
-                    time.sleep(0.001)
-            finally:
-                io_thread_go(io)
-            self.assertEqual(old.wait(10), 0, self.d.log())
+            self.frozen_takeover(send_commands)
             o2, _ = peer.accept()
             self.addCleanup(o2.close)
             o2.settimeout(10)
@@ -730,15 +728,7 @@ class TestResume(unittest.TestCase):
         nc.on("error", lambda e: seen.append(("netcore error", e.code)))
         state = {"welcomes": []}
         nc.on("welcome", lambda w: state["welcomes"].append(bool(w.resumed)))
-        real = nc._dispatch_event
-
-        def dispatch(ev, payload):
-            if ev.WhichOneof("event") == "server_closed" and not state.get("dropped"):
-                state["dropped"] = ev.server_closed.server_id
-                threading.Thread(target=drive).start()
-                return
-            real(ev, payload)
-        nc._dispatch_event = dispatch
+        drop_first_server_closed(nc, state, lambda: drive())  # drive is defined below
 
         def main():
             srv = net.create_server(netcore=nc)
@@ -777,15 +767,7 @@ class TestResume(unittest.TestCase):
         nc.on("error", lambda e: seen.append(("netcore error", e.code)))
         state = {"welcomes": []}
         nc.on("welcome", lambda w: state["welcomes"].append(bool(w.resumed)))
-        real = nc._dispatch_event
-
-        def dispatch(ev, payload):
-            if ev.WhichOneof("event") == "server_closed" and not state.get("dropped"):
-                state["dropped"] = True
-                threading.Thread(target=self.takeover).start()
-                return
-            real(ev, payload)
-        nc._dispatch_event = dispatch
+        drop_first_server_closed(nc, state, self.takeover)
 
         def main():
             srv = net.create_server(netcore=nc)

@@ -450,6 +450,7 @@ class Socket extends Duplex {
   _connectAgain() {
     if (this._nc !== 'pending' || this._id === null || !this._target) return false;
     this._sendConnect();
+    if (this._ncPaused) this._link.send({ pause: { socket_id: toLong(this._id) } }); // the new netcore's socket is new
     if (this._timeoutMs) this._link.send({ set_timeout: { socket_id: toLong(this._id), msecs: Math.floor(this._timeoutMs) } });
     if (this._optNoDelay !== null && !this._deferred.has('nodelay')) {
       this._deferred.set('nodelay', { cmd: { set_no_delay: { enable: this._optNoDelay } }, needsConnection: true });
@@ -849,10 +850,14 @@ class Socket extends Duplex {
     return super.setEncoding(encoding);
   }
 
+  // Pause and Resume go as soon as netcore has the socket's id: netcore
+  // holds a Pause said while connecting, so a socket paused before 'connect'
+  // never reads (as Node's), not even the peer's reset (it hears of it from
+  // the next write or end, as Node does).
   pause() {
     if (!this._ncPaused) {
       this._ncPaused = true;
-      if (this._nc === 'open') this._link.send({ pause: { socket_id: toLong(this._id) } });
+      if (this._ncHasId()) this._link.send({ pause: { socket_id: toLong(this._id) } });
       else this._deferred.set('pause', true);
     }
     return super.pause();
@@ -862,12 +867,14 @@ class Socket extends Duplex {
     if (this._ncPaused) {
       this._ncPaused = false;
       this._deferred.delete('pause');
-      if (this._nc === 'open') {
-        this._link.send({ resume: { socket_id: toLong(this._id) } });
-        this._maybeGrant();
-      }
+      if (this._ncHasId()) this._link.send({ resume: { socket_id: toLong(this._id) } });
+      if (this._nc === 'open') this._maybeGrant();
     }
     return super.resume();
+  }
+
+  _ncHasId() {
+    return this._nc === 'open' || (this._nc === 'pending' && this._id !== null);
   }
 
   // As Node's setStreamTimeout: a destroyed socket ignores it; `timeout`
@@ -953,7 +960,6 @@ class Socket extends Duplex {
   _flushDeferred(connected) {
     for (const [name, d] of [...this._deferred]) {
       if (name === 'pause') {
-        if (!connected) continue;
         this._link.send({ pause: { socket_id: toLong(this._id) } });
       } else {
         if (d.needsConnection && !connected) continue;

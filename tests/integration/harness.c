@@ -1432,9 +1432,8 @@ int nct_tcp_listen(const char *ip, uint16_t *port) {
   int fam = make_addr(ip, *port, &ss, &len);
   if (fam < 0) return -1;
   int fd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  /* SO_REUSEADDR only to listen again on a given port. With it, bind(0) may
-   * hand out a port another SO_REUSEADDR socket holds bound, and listen()
-   * then fails EADDRINUSE (test_policy got fd -1 that way under ASan). */
+  /* SO_REUSEADDR only to listen again on a given port (past TIME_WAIT);
+   * bind(0) needs none. *port is in-out: callers must zero it. */
   int one = 1;
   if (*port != 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 128) != 0) {

@@ -271,6 +271,9 @@ typedef struct world {
 } world;
 
 static void world_make(world *w, const char *srv_sub) {
+  /* Zeroed first: the ports are in-out for nct_tcp_listen, and a stack
+   * leftover there asked for a port in use (CI: EADDRINUSE, fd -1). */
+  memset(w, 0, sizeof *w);
   make_dir(w->dir, sizeof w->dir);
   w->la = nct_tcp_listen("127.0.0.1", &w->pa);
   w->lb = nct_tcp_listen("127.0.0.1", &w->pb);

@@ -60,8 +60,14 @@ static void *push_main(void *arg) {
   return NULL;
 }
 
+/* The pusher running, if any: a failed test leaves its frame (and the
+ * pusher on it) before push_join; the teardown stops and joins it, so its
+ * thread never writes into a reused stack or a later test's fd. */
+static pusher *running;
+
 static void push_start(pusher *p, int fd, uint64_t total) {
   memset(p, 0, sizeof *p);
+  running = p;
   p->fd = fd;
   p->total = total;
   if (pthread_create(&p->th, NULL, push_main, p) != 0) nct_fail("pthread_create");
@@ -70,6 +76,12 @@ static void push_start(pusher *p, int fd, uint64_t total) {
 static void push_join(pusher *p) {
   atomic_store(&p->stop, 1);
   pthread_join(p->th, NULL);
+  running = NULL;
+}
+
+static int teardown(void **state) {
+  if (running) push_join(running);
+  return nct_env_teardown(state);
 }
 
 /* Waits until the peer made no progress for quiet_ms (it is blocked by the
@@ -150,7 +162,7 @@ static void test_backpressure_credit_stops_peer(void **state) {
   long rss0 = nct_rss_kib(e->d.pid);
 
   const uint64_t total = 1ull << 30;
-  pusher p;
+  static pusher p; /* static: see running */
   push_start(&p, peer, total);
   uint64_t blocked_at = wait_blocked(&p, h, 1000, 30000);
   long rss1 = nct_rss_kib(e->d.pid);
@@ -211,7 +223,7 @@ static void test_backpressure_full_pipe_stops_reading(void **state) {
   long rss0 = nct_rss_kib(e->d.pid);
 
   const uint64_t total = 256ull << 20;
-  pusher p;
+  static pusher p; /* static: see running */
   push_start(&p, peer, total);
   /* h reads nothing from here on. */
   uint64_t blocked_at = wait_blocked(&p, NULL, 1000, 30000);
@@ -245,7 +257,7 @@ static void test_backpressure_full_pipe_stops_reading(void **state) {
   nct_env_finish(e);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, nct_env_setup, nct_env_teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, nct_env_setup, teardown)
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {

@@ -312,7 +312,12 @@ class Netcore(EventEmitter):
 
     def keeps_alive(self) -> bool:
         """Whether a live object keeps run() going: one not unref()'d, or an
-        unref()'d one waiting for what Node's libuv requests wait for."""
+        unref()'d one waiting for what Node's libuv requests wait for. Not
+        once close() ended the link: nothing of it can hear from netcore
+        again (after close(handoff=True) its connections, and the acks of
+        their queued writes, are another handler's)."""
+        if self.state == "closed":
+            return False
         for o in self._live:
             keeps = getattr(o, "_keeps_alive", None)
             if keeps is None or keeps():

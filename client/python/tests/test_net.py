@@ -835,7 +835,10 @@ class TestAdoption(NetcoreCase):
     counts the old owner's writes (Adopted.bytes_written + queued_bytes), so
     a handler can tell a peer that was written to from one that was not."""
 
-    def _adopt(self, greeting):
+    def _adopt(self, greeting, big=0):
+        """big: the first handler also writes big bytes that the client,
+        reading nothing yet, cannot take, and hands over once netcore holds
+        them (Adopted.queued_bytes > 0)."""
         seen = {}
         loop = net.get_loop()
         client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -863,6 +866,10 @@ class TestAdoption(NetcoreCase):
             port = srv.address()["port"]
             client.connect(("127.0.0.1", port))
             await until(lambda: "written" in seen, "the first handler's connection")
+            if big:
+                seen["c"].write(b"b" * big)
+                while await self._write_queue() == 0:  # after the Writes: in order
+                    await asyncio.sleep(0.02)
 
             def on_heir_conn(c2):
                 seen["c2"] = c2
@@ -877,28 +884,48 @@ class TestAdoption(NetcoreCase):
             self.nc.close(handoff=True)
             seen["c"].unref()  # the first handler is gone: its objects are not told
             srv.unref()
+            if big:  # the heir's write is acked once the client reads
+                await until(lambda: "c2" in seen, "the adoption")
+            else:
+                await until(lambda: "heir_written" in seen, "the adopter's write")
+
+            def read_all():
+                client.settimeout(10)
+                got = b""
+                while len(got) < len(greeting) + big + 4:
+                    d = client.recv(65536)
+                    if not d:
+                        break
+                    got += d
+                return got
+            seen["got"] = await loop.run_in_executor(None, read_all)
             await until(lambda: "heir_written" in seen, "the adopter's write")
-            client.settimeout(10)
-            got = b""
-            while len(got) < len(greeting) + 4:
-                d = client.recv(64)
-                if not d:
-                    break
-                got += d
-            seen["got"] = got
             client.close()
             seen["c2"].destroy()
             srv2.close()
         self.run_loop(main)
         self.assertIsNone(seen["written"])
         self.assertIs(seen["adopted"], True)
-        self.assertEqual(seen["at_adoption"], len(greeting))
-        self.assertEqual(seen["after_write"], len(greeting) + 4)
+        self.assertEqual(seen["at_adoption"], len(greeting) + big)
+        self.assertEqual(seen["after_write"], len(greeting) + big + 4)
         self.assertIsNone(seen["heir_written"])
-        self.assertEqual(seen["got"], greeting + b"more")
+        self.assertEqual(seen["got"], greeting + b"b" * big + b"more")
+
+    async def _write_queue(self):
+        st = await self.nc.stats()
+        for f in st["families"]:
+            if f["name"] == "netcore_write_queue_bytes":
+                return f["samples"][0]["value"]
+        return 0
 
     def test_adopted_after_a_write(self):
         self._adopt(b"hello\r\n")
+
+    def test_adopted_with_bytes_still_queued(self):
+        """Adopted.queued_bytes > 0: netcore still held part of the first
+        handler's writes; bytes_written counts them and they reach the
+        client before the heir's."""
+        self._adopt(b"hello\r\n", 7 * 1024 * 1024)
 
     def test_adopted_before_any_write(self):
         self._adopt(b"")

@@ -762,6 +762,136 @@ static void test_client_bytes_read_written(void **state) {
   nc_loop_free(loop);
 }
 
+/* ----------------------------------------- adopted with bytes still queued */
+
+/* A connection of a handler that left with Bye{handoff} while netcore still
+ * held part of its writes (the peer read nothing): the heir's adopted socket
+ * counts them in bytes_written (Adopted.bytes_written + queued_bytes), and the
+ * peer gets them, then the heir's own. */
+enum { AQ_BIG = 7 * 1024 * 1024, AQ_GREETING = 7 };
+
+typedef struct {
+  nc_loop_t *a, *b;
+  nc_server_t *sa, *sb;
+  int port, fd, adopted;
+  uint64_t at_adoption, after_write;
+  char *big;
+  size_t got;
+  char *buf;
+} aq_t;
+
+static void aq_listening(nc_server_t *s) {
+  aq_t *t = nc_server_get_data(s);
+  nc_address_t addr;
+  nc_server_address(s, &addr);
+  t->port = addr.port;
+  nc_loop_stop(nc_server_loop(s));
+}
+
+/* Stops once netcore's write queue holds some of the bytes: the Stats was
+ * asked after the Writes, and netcore takes commands in order. */
+static void aq_stats(nc_loop_t *loop, int status, const nc_stats_t *st, void *arg) {
+  (void)arg;
+  assert_int_equal(status, 0);
+  if (nc_stats_value(st, "netcore_write_queue_bytes", NULL, NULL) > 0)
+    nc_loop_stop(loop);
+  else
+    assert_int_equal(nc_loop_stats(loop, aq_stats, NULL), 0);
+}
+
+static void aq_first_connection(nc_server_t *s, nc_socket_t *c) {
+  aq_t *t = nc_server_get_data(s);
+  assert_int_equal(nc_socket_write(c, "hello\r\n", AQ_GREETING, NULL, NULL), 1);
+  nc_socket_write(c, t->big, AQ_BIG, NULL, NULL); /* 0: over the high-water mark */
+  assert_int_equal(nc_loop_stats(nc_server_loop(s), aq_stats, NULL), 0);
+}
+
+static void aq_heir_close(nc_socket_t *c, int had_error) {
+  aq_t *t = nc_socket_get_data(c);
+  (void)had_error;
+  nc_server_close(t->sb, NULL);
+}
+
+static void aq_heir_connection(nc_server_t *s, nc_socket_t *c) {
+  aq_t *t = nc_server_get_data(s);
+  nc_socket_events_t ev = {.on_close = aq_heir_close};
+  nc_socket_set_data(c, t);
+  nc_socket_set_events(c, &ev);
+  t->adopted = nc_socket_adopted(c);
+  t->at_adoption = nc_socket_bytes_written(c);
+  nc_socket_write(c, "more", 4, NULL, NULL);
+  t->after_write = nc_socket_bytes_written(c);
+  nc_socket_end(c, NULL, 0);
+}
+
+static void *aq_reader(void *arg) {
+  aq_t *t = arg;
+  t->got = nct_read_all(t->fd, t->buf, AQ_GREETING + AQ_BIG + 4 + 1, 10000);
+  shutdown(t->fd, SHUT_WR); /* the heir's socket then closes */
+  return NULL;
+}
+
+static void aq_guard_fired(nc_timer_t *timer) {
+  (void)timer;
+  fail_msg("the loop was not stopped within 20 s (a hang)");
+}
+
+/* nc_loop_run() until a callback calls nc_loop_stop(), failing past 20 s
+ * (nct_run drives the loop from outside and ends only when nothing is left). */
+static void aq_run_until_stop(nc_loop_t *loop) {
+  nc_timer_t *guard;
+  assert_int_equal(nc_timer_new(loop, &guard), 0);
+  assert_int_equal(nc_timer_start(guard, aq_guard_fired, 20000, 0), 0);
+  assert_int_equal(nc_loop_run(loop), 0);
+  nc_timer_close(guard);
+}
+
+static nc_server_t *aq_listen(nc_loop_t *loop, aq_t *t, int port,
+                              void (*on_connection)(nc_server_t *, nc_socket_t *)) {
+  nc_server_options_t o = {.group = "g"};
+  nc_server_t *s;
+  nc_server_events_t ev = {.on_connection = on_connection, .on_listening = aq_listening};
+  assert_int_equal(nc_server_new(loop, &o, NULL, &s), 0);
+  nc_server_set_data(s, t);
+  nc_server_set_events(s, &ev);
+  assert_int_equal(nc_server_listen(s, port, "127.0.0.1", NULL), 0);
+  aq_run_until_stop(loop);
+  return s;
+}
+
+static void test_client_adopted_with_bytes_queued(void **state) {
+  (void)state;
+  aq_t t = {0};
+  t.big = malloc(AQ_BIG);
+  t.buf = malloc(AQ_GREETING + AQ_BIG + 4 + 1);
+  assert_non_null(t.big);
+  assert_non_null(t.buf);
+  memset(t.big, 'b', AQ_BIG);
+  t.a = nct_loop(&nct_daemon);
+  t.b = nct_loop(&nct_daemon);
+  t.sa = aq_listen(t.a, &t, 0, aq_first_connection);
+  t.fd = nct_tcp_connect(t.port); /* reads nothing until the first handler left */
+  aq_run_until_stop(t.a); /* its connection, the writes, netcore holding them */
+  /* The heir joins the group only now: it must not be the one accepting. */
+  t.sb = aq_listen(t.b, &t, t.port, aq_heir_connection);
+  nc_loop_leave(t.a, 1);
+  pthread_t th = nct_thread(aq_reader, &t);
+  assert_int_equal(nct_run(t.b, 20000), 0); /* the adoption, "more", the end */
+  pthread_join(th, NULL);
+  close(t.fd);
+  assert_true(t.adopted);
+  assert_int_equal(t.at_adoption, AQ_GREETING + AQ_BIG);
+  assert_int_equal(t.after_write, AQ_GREETING + AQ_BIG + 4);
+  assert_int_equal(t.got, AQ_GREETING + AQ_BIG + 4);
+  assert_memory_equal(t.buf, "hello\r\n", AQ_GREETING);
+  assert_memory_equal(t.buf + AQ_GREETING, t.big, AQ_BIG);
+  assert_memory_equal(t.buf + AQ_GREETING + AQ_BIG, "more", 4);
+  nc_loop_free(t.a);
+  nc_loop_free(t.b);
+  free(t.big);
+  free(t.buf);
+}
+
 /* ------------------------------------------------------------ fd passing */
 
 typedef struct {
@@ -994,6 +1124,7 @@ int main(void) {
       cmocka_unit_test(test_client_connect_variants_and_refused),
       cmocka_unit_test(test_client_encodings_end_to_end),
       cmocka_unit_test(test_client_bytes_read_written),
+      cmocka_unit_test(test_client_adopted_with_bytes_queued),
       cmocka_unit_test(test_client_fd_passing),
       cmocka_unit_test(test_client_loop_run_timers_and_stop),
       cmocka_unit_test(test_client_batches_under_lowest_max_batch),

@@ -147,6 +147,21 @@ int nct_run(nc_loop_t *loop, unsigned max_ms) {
   }
 }
 
+static void stop_guard_fired(nc_timer_t *timer) {
+  fail_msg("the loop was not stopped within %u ms (a hang)",
+           (unsigned)(uintptr_t)nc_timer_get_data(timer));
+}
+
+void nct_run_until_stop(nc_loop_t *loop, unsigned max_ms) {
+  nc_timer_t *guard;
+  if (nc_timer_new(loop, &guard) != 0) fail_msg("nc_timer_new failed");
+  nc_timer_set_data(guard, (void *)(uintptr_t)max_ms);
+  if (nc_timer_start(guard, stop_guard_fired, max_ms, 0) != 0) fail_msg("nc_timer_start failed");
+  int rv = nc_loop_run(loop);
+  nc_timer_close(guard);
+  if (rv != 0) fail_msg("the loop ended (%s) before it was stopped", nc_err_name(rv));
+}
+
 int nct_tcp_connect(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};

@@ -54,6 +54,9 @@ nc_loop_t *nct_loop(const nct_netcore_t *d);
 /* Runs the loop; fails the test if it has not returned after max_ms (a
  * hang). Returns nc_loop_run's result. */
 int nct_run(nc_loop_t *loop, unsigned max_ms);
+/* nc_loop_run() until a callback calls nc_loop_stop() (nct_run ends only
+ * when nothing is left); fails the test if that takes over max_ms. */
+void nct_run_until_stop(nc_loop_t *loop, unsigned max_ms);
 
 /* Blocking plain sockets on 127.0.0.1 / a UNIX path. */
 int nct_tcp_connect(int port);

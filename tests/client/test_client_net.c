@@ -772,7 +772,7 @@ enum { AQ_BIG = 7 * 1024 * 1024, AQ_GREETING = 7 };
 
 typedef struct {
   nc_loop_t *a, *b;
-  nc_server_t *sa, *sb;
+  nc_server_t *sb;
   int port, fd, adopted;
   uint64_t at_adoption, after_write;
   char *big;
@@ -831,21 +831,6 @@ static void *aq_reader(void *arg) {
   return NULL;
 }
 
-static void aq_guard_fired(nc_timer_t *timer) {
-  (void)timer;
-  fail_msg("the loop was not stopped within 20 s (a hang)");
-}
-
-/* nc_loop_run() until a callback calls nc_loop_stop(), failing past 20 s
- * (nct_run drives the loop from outside and ends only when nothing is left). */
-static void aq_run_until_stop(nc_loop_t *loop) {
-  nc_timer_t *guard;
-  assert_int_equal(nc_timer_new(loop, &guard), 0);
-  assert_int_equal(nc_timer_start(guard, aq_guard_fired, 20000, 0), 0);
-  assert_int_equal(nc_loop_run(loop), 0);
-  nc_timer_close(guard);
-}
-
 static nc_server_t *aq_listen(nc_loop_t *loop, aq_t *t, int port,
                               void (*on_connection)(nc_server_t *, nc_socket_t *)) {
   nc_server_options_t o = {.group = "g"};
@@ -855,7 +840,7 @@ static nc_server_t *aq_listen(nc_loop_t *loop, aq_t *t, int port,
   nc_server_set_data(s, t);
   nc_server_set_events(s, &ev);
   assert_int_equal(nc_server_listen(s, port, "127.0.0.1", NULL), 0);
-  aq_run_until_stop(loop);
+  nct_run_until_stop(loop, 20000);
   return s;
 }
 
@@ -869,9 +854,9 @@ static void test_client_adopted_with_bytes_queued(void **state) {
   memset(t.big, 'b', AQ_BIG);
   t.a = nct_loop(&nct_daemon);
   t.b = nct_loop(&nct_daemon);
-  t.sa = aq_listen(t.a, &t, 0, aq_first_connection);
+  aq_listen(t.a, &t, 0, aq_first_connection);
   t.fd = nct_tcp_connect(t.port); /* reads nothing until the first handler left */
-  aq_run_until_stop(t.a); /* its connection, the writes, netcore holding them */
+  nct_run_until_stop(t.a, 20000); /* its connection, the writes, netcore holding them */
   /* The heir joins the group only now: it must not be the one accepting. */
   t.sb = aq_listen(t.b, &t, t.port, aq_heir_connection);
   nc_loop_leave(t.a, 1);
